@@ -1,0 +1,5 @@
+"""`python -m mlplab` is the same as the `mlplab` command."""
+
+from mlplab.cli.main import main
+
+raise SystemExit(main())

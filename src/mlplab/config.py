@@ -1,0 +1,246 @@
+"""Typed run configuration: four small dataclasses, presets, and TOML/dict round-trips.
+
+Every field has exactly one CLI flag (`--batch-size` is `train.batch_size`), so field
+names are unique across the sections. A resolved config is plain data: `to_dict` gives
+builtins only (it goes into checkpoints loaded with ``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from mlplab.errors import MlplabError
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how they are split and scaled."""
+
+    dataset: str = "mnist"  # mnist | fashion-mnist | kmnist
+    data_dir: str | None = None  # folder holding the four IDX files (raw or .gz)
+    cache_dir: str | None = None  # download cache; default: $MLPLAB_CACHE_DIR or ~/.cache/mlplab
+    download: bool = True  # fetch from the mirrors when no local copy is found
+    normalize: str = "standard"  # standard (dataset mean/std) | unit ([0, 1]) | symmetric ([-1, 1])
+    val_split: str = "last"  # last (last val_size of train) | random (seeded) | none
+    val_size: int = 10_000  # images held out of the 60k training set for validation
+    drop_last: bool = False  # drop the last partial training batch (evaluation never drops)
+
+
+@dataclass
+class ModelConfig:
+    """The network: an MLP over flattened 28x28 images."""
+
+    hidden: tuple[int, ...] = (16, 32, 24)  # hidden layer widths; () is logistic regression
+    activation: str = "relu"  # relu | sigmoid | tanh | gelu | leaky_relu | elu
+    output: str = "logits"  # logits | log_softmax
+    dropout: float = 0.0  # dropout probability after each hidden activation
+    init: str = "default"  # default (PyTorch's) | uniform (U(-init_range, init_range)) | xavier | kaiming
+    init_range: float = 0.1  # a in U(-a, a) for init=uniform
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and learning-rate schedule."""
+
+    optimizer: str = "sgd"  # sgd | adam | adamw | rmsprop | adagrad
+    lr: float = 0.01  # learning rate (peak rate for onecycle)
+    momentum: float = 0.0  # sgd and rmsprop momentum
+    nesterov: bool = False  # sgd Nesterov momentum (needs momentum > 0)
+    weight_decay: float = 0.0  # L2 penalty (decoupled for adamw)
+    scheduler: str = "none"  # none | exponential | step | cosine | onecycle
+    gamma: float = 0.9  # lr decay factor per epoch (exponential) or per step_size epochs (step)
+    step_size: int = 1  # epochs between decays for scheduler=step
+
+
+@dataclass
+class TrainConfig:
+    """The loop: loss, batches, epochs, seed, device and where results go."""
+
+    loss: str = "cross_entropy"  # cross_entropy | nll | quadratic | ccql | mse
+    beta: float = 1.0  # extra weight on the correct class's residual for loss=ccql
+    batch_size: int = 64  # training batch size
+    eval_batch_size: int = 1000  # evaluation batch size (never drops samples)
+    epochs: int = 3
+    seed: int = 0  # drives the split, initialisation, shuffling and dropout
+    device: str = "auto"  # auto | cpu | cuda | mps
+    out: str | None = None  # run directory; default runs/<dataset>-<preset or mlp>-<time>
+    log_batches: bool = False  # also record every training batch's loss (batches.csv)
+    progress: bool = True  # tqdm bar (only shown on a terminal)
+
+
+@dataclass
+class Config:
+    """A whole run: data, model, optimizer and loop settings."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    preset: str | None = None  # the lab recipe this config started from, if any
+
+
+SECTIONS = ("data", "model", "optim", "train")
+SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "train": TrainConfig}
+
+# Lab recipes: overrides of the defaults above, keyed by field name.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The MLP lab: 784-16-32-24-10 with log-softmax output and NLL loss.
+    "lab": dict(hidden=(16, 32, 24), output="log_softmax", loss="nll",
+                optimizer="sgd", lr=0.05, momentum=0.9, batch_size=64, epochs=3),
+    # A two-hidden-layer net, 784-32-16-10.
+    "twolayer": dict(hidden=(32, 16), optimizer="sgd", lr=0.05, momentum=0.9,
+                     batch_size=64, epochs=3),
+    # The tutorial's wider net, 784-120-256-10, trained with Adam.
+    "tutorial": dict(hidden=(120, 256), optimizer="adam", lr=1e-3, batch_size=64, epochs=3),
+    # nn.Sequential lab net, 784-64-64-10.
+    "seq": dict(hidden=(64, 64), optimizer="sgd", lr=0.1, momentum=0.9, batch_size=64, epochs=3),
+    # Logistic regression 784-10 as in "What is torch.nn really?": lr 0.5, batch 64, 2 epochs.
+    "logistic": dict(hidden=(), optimizer="sgd", lr=0.5, batch_size=64, epochs=2,
+                     normalize="unit"),
+}
+
+
+def field_owner() -> dict[str, str]:
+    """Map every field name to the section that owns it (``"lr" -> "optim"``)."""
+    return {f.name: section for section, kind in SECTION_TYPES.items() for f in fields(kind)}
+
+
+def field_types() -> dict[str, Any]:
+    """Map every field name to its dataclass field (for types and defaults)."""
+    return {f.name: f for kind in SECTION_TYPES.values() for f in fields(kind)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Check and convert a value read from TOML/JSON/CLI to the field's type."""
+    f = field_types()[name]
+    default = f.default if f.default is not dataclasses.MISSING else None
+    kind = str(f.type)
+    if name == "hidden":
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split()]
+        try:
+            widths = tuple(int(v) for v in value)
+        except (TypeError, ValueError):
+            raise MlplabError(f"hidden must be a list of layer widths like 16,32,24; got {value!r}")
+        if any(w <= 0 for w in widths):
+            raise MlplabError(f"hidden layer widths must be positive; got {value!r}")
+        return widths
+    if value is None:
+        if "None" in kind:
+            return None
+        raise MlplabError(f"{name} needs a value")
+    if isinstance(default, bool) or kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise MlplabError(f"{name} must be true or false; got {value!r}")
+    if "int" in kind and "float" not in kind:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise MlplabError(f"{name} must be an integer; got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise MlplabError(f"{name} must be an integer; got {value!r}")
+    if "float" in kind:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise MlplabError(f"{name} must be a number; got {value!r}")
+    return str(value)
+
+
+def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
+    """Return a copy of ``config`` with flat ``{field: value}`` overrides applied and checked."""
+    owner = field_owner()
+    sections = {s: dataclasses.asdict(getattr(config, s)) for s in SECTIONS}
+    preset = config.preset
+    for name, value in overrides.items():
+        name = name.replace("-", "_")
+        if name == "preset":
+            preset = value
+            continue
+        if name not in owner:
+            raise MlplabError(f"unknown config field {name!r}; see `mlplab train --help` for the fields")
+        sections[owner[name]][name] = _coerce(name, value)
+    return Config(preset=preset, **{s: SECTION_TYPES[s](**sections[s]) for s in SECTIONS})
+
+
+def from_preset(name: str) -> Config:
+    """The config of a lab recipe; unknown names list the choices."""
+    if name not in PRESETS:
+        raise MlplabError(f"unknown preset {name!r}; choose one of: {', '.join(sorted(PRESETS))}")
+    return apply_overrides(Config(preset=name), PRESETS[name])
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    """Nested builtins (tuples become lists) for JSON, TOML and checkpoints."""
+    result: dict[str, Any] = {"preset": config.preset}
+    for section in SECTIONS:
+        values = dataclasses.asdict(getattr(config, section))
+        result[section] = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+    return result
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Inverse of `to_dict`; also accepts a flat ``{field: value}`` mapping."""
+    flat: dict[str, Any] = {}
+    base = Config()
+    for key, value in data.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise MlplabError(f"config section [{key}] must be a table of fields")
+            flat.update(value)
+        elif key == "preset":
+            if value is not None:
+                base = from_preset(value)
+        else:
+            flat[key] = value
+    return apply_overrides(base, flat)
+
+
+def load_toml(path: str | Path) -> Config:
+    """Read a config file written by `save_toml` (sections) or by hand (flat keys)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise MlplabError(f"config file {path} does not exist")
+    except tomllib.TOMLDecodeError as error:
+        raise MlplabError(f"config file {path} is not valid TOML: {error}")
+    return from_dict(data)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def to_toml(config: Config) -> str:
+    """TOML text of the resolved config; fields that are None are left out."""
+    data = to_dict(config)
+    lines = [] if data["preset"] is None else [f"preset = {_toml_value(data['preset'])}", ""]
+    for section in SECTIONS:
+        lines.append(f"[{section}]")
+        for key, value in data[section].items():
+            if value is not None:
+                lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def model_fields(config: Config) -> dict[str, Any]:
+    """The settings that fix the architecture (a resume must match these)."""
+    return {"dataset": config.data.dataset, **to_dict(config)["model"]}

@@ -1,0 +1,39 @@
+"""Shared fixtures. Tests never download: MNIST comes from a local verified copy.
+
+The copy is found through mlplab's own environment variable MLPLAB_DATA_DIR (CI sets it);
+when unset, the checkout's sibling folder ../shared/data/mnist is used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _mnist_dir() -> Path:
+    configured = os.environ.get("MLPLAB_DATA_DIR")
+    path = Path(configured) if configured else REPO.parent / "shared" / "data" / "mnist"
+    return path.resolve()
+
+
+MNIST_DIR = _mnist_dir()
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """Folder holding the four real MNIST IDX files (.gz)."""
+    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").exists() and not (
+        MNIST_DIR / "train-images-idx3-ubyte"
+    ).exists():
+        pytest.fail(f"no MNIST copy at {MNIST_DIR}: set MLPLAB_DATA_DIR to a folder with the four IDX files")
+    return MNIST_DIR
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep every test's download cache out of the user's home."""
+    monkeypatch.setenv("MLPLAB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
