@@ -37,3 +37,18 @@ def mnist_dir() -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep every test's download cache out of the user's home."""
     monkeypatch.setenv("MLPLAB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def make_config(mnist_dir, tmp_path):
+    """Build a Config on the real MNIST copy, CPU, quiet, writing into a temp run directory."""
+    from mlplab.config import Config, apply_overrides, from_preset
+
+    def make(preset: str | None = None, **overrides):
+        base = from_preset(preset) if preset else Config()
+        fields = {"data_dir": str(mnist_dir), "device": "cpu", "progress": False, "download": False,
+                  "out": str(tmp_path / "run")}
+        fields.update(overrides)
+        return apply_overrides(base, fields)
+
+    return make

@@ -16,60 +16,66 @@ from typing import Any
 from mlplab.errors import MlplabError
 
 
+def setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A config field whose help text and allowed values feed the CLI and validation."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
 @dataclass
 class DataConfig:
     """Where the images come from and how they are split and scaled."""
 
-    dataset: str = "mnist"  # mnist | fashion-mnist | kmnist
-    data_dir: str | None = None  # folder holding the four IDX files (raw or .gz)
-    cache_dir: str | None = None  # download cache; default: $MLPLAB_CACHE_DIR or ~/.cache/mlplab
-    download: bool = True  # fetch from the mirrors when no local copy is found
-    normalize: str = "standard"  # standard (dataset mean/std) | unit ([0, 1]) | symmetric ([-1, 1])
-    val_split: str = "last"  # last (last val_size of train) | random (seeded) | none
-    val_size: int = 10_000  # images held out of the 60k training set for validation
-    drop_last: bool = False  # drop the last partial training batch (evaluation never drops)
+    dataset: str = setting("mnist", "mnist | fashion-mnist | kmnist", choices=('mnist', 'fashion-mnist', 'kmnist'))
+    data_dir: str | None = setting(None, "folder holding the four IDX files (raw or .gz)")
+    cache_dir: str | None = setting(None, "download cache; default: $MLPLAB_CACHE_DIR or ~/.cache/mlplab")
+    download: bool = setting(True, "fetch from the mirrors when no local copy is found")
+    normalize: str = setting("standard", "standard (dataset mean/std) | unit ([0, 1]) | symmetric ([-1, 1])", choices=('standard', 'unit', 'symmetric'))
+    val_split: str = setting("last", "last (last val_size of train) | random (seeded) | none", choices=('last', 'random', 'none'))
+    val_size: int = setting(10_000, "images held out of the 60k training set for validation")
+    drop_last: bool = setting(False, "drop the last partial training batch (evaluation never drops)")
 
 
 @dataclass
 class ModelConfig:
     """The network: an MLP over flattened 28x28 images."""
 
-    hidden: tuple[int, ...] = (16, 32, 24)  # hidden layer widths; () is logistic regression
-    activation: str = "relu"  # relu | sigmoid | tanh | gelu | leaky_relu | elu
-    output: str = "logits"  # logits | log_softmax
-    dropout: float = 0.0  # dropout probability after each hidden activation
-    init: str = "default"  # default (PyTorch's) | uniform (U(-init_range, init_range)) | xavier | kaiming
-    init_range: float = 0.1  # a in U(-a, a) for init=uniform
+    hidden: tuple[int, ...] = setting((16, 32, 24), "hidden layer widths; () is logistic regression")
+    activation: str = setting("relu", "relu | sigmoid | tanh | gelu | leaky_relu | elu", choices=('relu', 'sigmoid', 'tanh', 'gelu', 'leaky_relu', 'elu'))
+    output: str = setting("logits", "logits | log_softmax", choices=('logits', 'log_softmax'))
+    dropout: float = setting(0.0, "dropout probability after each hidden activation")
+    init: str = setting("default", "default (PyTorch's) | uniform (U(-init_range, init_range)) | xavier | kaiming",
+                        choices=("default", "uniform", "xavier", "kaiming"))
+    init_range: float = setting(0.1, "a in U(-a, a) for init=uniform")
 
 
 @dataclass
 class OptimConfig:
     """Optimizer and learning-rate schedule."""
 
-    optimizer: str = "sgd"  # sgd | adam | adamw | rmsprop | adagrad
-    lr: float = 0.01  # learning rate (peak rate for onecycle)
-    momentum: float = 0.0  # sgd and rmsprop momentum
-    nesterov: bool = False  # sgd Nesterov momentum (needs momentum > 0)
-    weight_decay: float = 0.0  # L2 penalty (decoupled for adamw)
-    scheduler: str = "none"  # none | exponential | step | cosine | onecycle
-    gamma: float = 0.9  # lr decay factor per epoch (exponential) or per step_size epochs (step)
-    step_size: int = 1  # epochs between decays for scheduler=step
+    optimizer: str = setting("sgd", "sgd | adam | adamw | rmsprop | adagrad", choices=('sgd', 'adam', 'adamw', 'rmsprop', 'adagrad'))
+    lr: float = setting(0.01, "learning rate (peak rate for onecycle)")
+    momentum: float = setting(0.0, "sgd and rmsprop momentum")
+    nesterov: bool = setting(False, "sgd Nesterov momentum (needs momentum > 0)")
+    weight_decay: float = setting(0.0, "L2 penalty (decoupled for adamw)")
+    scheduler: str = setting("none", "none | exponential | step | cosine | onecycle", choices=('none', 'exponential', 'step', 'cosine', 'onecycle'))
+    gamma: float = setting(0.9, "lr decay factor per epoch (exponential) or per step_size epochs (step)")
+    step_size: int = setting(1, "epochs between decays for scheduler=step")
 
 
 @dataclass
 class TrainConfig:
     """The loop: loss, batches, epochs, seed, device and where results go."""
 
-    loss: str = "cross_entropy"  # cross_entropy | nll | quadratic | ccql | mse
-    beta: float = 1.0  # extra weight on the correct class's residual for loss=ccql
-    batch_size: int = 64  # training batch size
-    eval_batch_size: int = 1000  # evaluation batch size (never drops samples)
-    epochs: int = 3
-    seed: int = 0  # drives the split, initialisation, shuffling and dropout
-    device: str = "auto"  # auto | cpu | cuda | mps
-    out: str | None = None  # run directory; default runs/<dataset>-<preset or mlp>-<time>
-    log_batches: bool = False  # also record every training batch's loss (batches.csv)
-    progress: bool = True  # tqdm bar (only shown on a terminal)
+    loss: str = setting("cross_entropy", "cross_entropy | nll | quadratic | ccql | mse", choices=('cross_entropy', 'nll', 'quadratic', 'ccql', 'mse'))
+    beta: float = setting(1.0, "extra weight on the correct class's residual for loss=ccql")
+    batch_size: int = setting(64, "training batch size")
+    eval_batch_size: int = setting(1000, "evaluation batch size (never drops samples)")
+    epochs: int = setting(3, "number of passes over the training split")
+    seed: int = setting(0, "drives the split, initialisation, shuffling and dropout")
+    device: str = setting("auto", "auto | cpu | cuda | mps", choices=('auto', 'cpu', 'cuda', 'mps'))
+    out: str | None = setting(None, "run directory; default runs/<dataset>-<preset or mlp>-<time>")
+    log_batches: bool = setting(False, "also record every training batch's loss (batches.csv)")
+    progress: bool = setting(True, "tqdm bar (only shown on a terminal)")
 
 
 @dataclass
@@ -121,7 +127,8 @@ def _coerce(name: str, value: Any) -> Any:
     kind = str(f.type)
     if name == "hidden":
         if isinstance(value, str):
-            value = [v for v in value.replace(",", " ").split()]
+            text = value.strip().lower()
+            value = [] if text in ("none", "()", "[]") else value.replace(",", " ").split()
         try:
             widths = tuple(int(v) for v in value)
         except (TypeError, ValueError):
@@ -154,7 +161,11 @@ def _coerce(name: str, value: Any) -> Any:
             return float(value)
         except (TypeError, ValueError):
             raise MlplabError(f"{name} must be a number; got {value!r}")
-    return str(value)
+    text = str(value)
+    choices = f.metadata.get("choices")
+    if choices and text not in choices:
+        raise MlplabError(f"{name} must be one of: {', '.join(choices)}; got {text!r}")
+    return text
 
 
 def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:

@@ -1,0 +1,48 @@
+"""The `mlplab` command: subcommands, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mlplab import __version__
+from mlplab.cli import data_cmd, eval_cmd, export_cmd, train_cmd
+from mlplab.cli.parser import EXIT_USER_ERROR, Parser
+from mlplab.errors import MlplabError
+
+
+def build_parser() -> Parser:
+    """The whole command line."""
+    parser = Parser(prog="mlplab", description="Train, inspect and understand MLPs on MNIST-family data.")
+    parser.add_argument("--version", action="version", version=f"mlplab {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    train_cmd.register(subparsers)
+    eval_cmd.register(subparsers)
+    export_cmd.register(subparsers)
+    data_cmd.register(subparsers)
+    presets = subparsers.add_parser("presets", help="list the lab recipes usable with --preset")
+    presets.set_defaults(func=_list_presets)
+    return parser
+
+
+def _list_presets(args: argparse.Namespace) -> int:
+    from mlplab.config import PRESETS
+
+    for name, settings in sorted(PRESETS.items()):
+        print(f"{name:<9} " + " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
+                                       for k, v in settings.items()))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except MlplabError as error:
+        print(f"mlplab: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("mlplab: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,102 @@
+"""`mlplab train`: flags map one to one onto the config fields; a preset or a TOML file sets the base."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from mlplab.cli.report import TrainReporter
+from mlplab.config import (PRESETS, SECTION_TYPES, Config, apply_overrides, from_dict, from_preset,
+                           load_toml, to_toml)
+from mlplab.errors import MlplabError
+
+SECTION_TITLES = {"data": "data", "model": "model", "optim": "optimizer and schedule", "train": "training loop"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `train` command."""
+    parser = subparsers.add_parser(
+        "train", help="train an MLP and write a run directory",
+        description="Train an MLP. Settings come from the defaults, then --preset, then --config, "
+                    "then the flags below (later wins).",
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="start from a lab's recipe (see `mlplab presets`)")
+    parser.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (e.g. a run's config.toml)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
+    for section, kind in SECTION_TYPES.items():
+        group = parser.add_argument_group(SECTION_TITLES[section])
+        for field in dataclasses.fields(kind):
+            _add_field_flag(group, field)
+    parser.set_defaults(func=run)
+
+
+def _add_field_flag(group: argparse._ArgumentGroup, field: dataclasses.Field) -> None:
+    flag = "--" + field.name.replace("_", "-")
+    default = field.default
+    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+    help_text = f"{field.metadata.get('help', '')} (default: {shown})"
+    if isinstance(default, bool):
+        group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        return
+    kind: Any = str
+    if field.name != "hidden" and isinstance(default, int):
+        kind = int
+    elif isinstance(default, float):
+        kind = float
+    metavar = "W1,W2,..." if field.name == "hidden" else None
+    group.add_argument(flag, dest=field.name, type=kind, default=None, metavar=metavar,
+                       choices=field.metadata.get("choices"), help=help_text)
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    """Defaults, then the resumed run's / preset's config, then --config, then flags."""
+    if args.resume:
+        from mlplab.training import load_checkpoint
+
+        config = from_dict(load_checkpoint(Path(args.resume) / "last.pt")["config"])
+    elif args.preset:
+        config = from_preset(args.preset)
+    else:
+        config = Config()
+    if args.config:
+        file_config = load_toml(args.config)
+        config = apply_overrides(config, _changed_fields(file_config)) if args.preset else file_config
+    flags = {name: getattr(args, name) for name in _field_names() if getattr(args, name, None) is not None}
+    if args.resume:
+        if flags.get("out") not in (None, args.resume):
+            raise MlplabError("--out cannot move a resumed run; it continues in the --resume directory")
+        flags["out"] = args.resume
+    return apply_overrides(config, flags)
+
+
+def _field_names() -> list[str]:
+    return [f.name for kind in SECTION_TYPES.values() for f in dataclasses.fields(kind)]
+
+
+def _changed_fields(config: Config) -> dict[str, Any]:
+    """The fields of ``config`` that differ from the defaults (a file layered over a preset)."""
+    default = Config()
+    return {f.name: getattr(getattr(config, s), f.name) for s, kind in SECTION_TYPES.items()
+            for f in dataclasses.fields(kind)
+            if getattr(getattr(config, s), f.name) != getattr(getattr(default, s), f.name)}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Resolve the config, then train (or print it)."""
+    config = resolve_config(args)
+    if args.print_config:
+        sys.stdout.write(to_toml(config))
+        return 0
+    from mlplab.training import fit
+
+    reporter = TrainReporter(config, progress=config.train.progress)
+    try:
+        fit(config, callbacks=[reporter], resume=bool(args.resume))
+    except KeyboardInterrupt:
+        reporter.interrupted()
+        return 130
+    return 0

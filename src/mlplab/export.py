@@ -1,0 +1,54 @@
+"""Export trained weights to safetensors (no pickle), with the config in the file's metadata."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mlplab.config import from_dict
+from mlplab.errors import MlplabError
+from mlplab.models import MLP, build_model
+from mlplab.training.checkpoint import load_checkpoint
+from mlplab.training.files import atomic_write
+
+FORMAT = "mlplab.mlp"
+
+
+def export_safetensors(checkpoint_path: str | Path, out: str | Path) -> Path:
+    """Write the model weights of a checkpoint to ``out`` (.safetensors); returns the path."""
+    from safetensors.torch import save
+
+    checkpoint = load_checkpoint(checkpoint_path)
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in checkpoint["model"].items()}
+    metadata = {
+        "format": FORMAT,
+        "config": json.dumps(checkpoint["config"]),
+        "model_info": json.dumps(checkpoint["model_info"]),
+        "epoch": str(checkpoint["epoch"]),
+    }
+    out = Path(out)
+    atomic_write(out, lambda handle: handle.write(save(tensors, metadata=metadata)))
+    return out
+
+
+def load_safetensors(path: str | Path) -> MLP:
+    """Rebuild an MLP from a file written by `export_safetensors`, in eval mode."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise MlplabError(f"no file at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(path))
+    except Exception as error:  # safetensors raises its own error types for malformed headers
+        raise MlplabError(f"{path} is not a readable safetensors file ({error})")
+    if metadata.get("format") != FORMAT:
+        raise MlplabError(f"{path} was not written by `mlplab export` (no '{FORMAT}' metadata)")
+    config = from_dict(json.loads(metadata["config"]))
+    info = json.loads(metadata["model_info"])
+    model = build_model(config.model, in_features=info["in_features"], num_classes=info["num_classes"])
+    model.load_state_dict(tensors)
+    return model.eval()

@@ -1,0 +1,76 @@
+"""Training history as plain data: one dict of numbers per epoch, saved as JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlplab.training.files import atomic_write_text
+
+# The columns of every epoch record, in the order they are written.
+EPOCH_FIELDS = ("epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
+
+
+@dataclass
+class History:
+    """Per-epoch records (skorch style) and, optionally, every training batch's loss."""
+
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    batch_losses: list[float] = field(default_factory=list)
+    run_dir: Path | None = None  # where fit() wrote the run, if anywhere
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Add one epoch's record."""
+        self.epochs.append(dict(record))
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.epochs[index]
+
+    def column(self, name: str) -> list[Any]:
+        """One field across epochs, e.g. ``history.column("val_accuracy")``."""
+        return [record.get(name) for record in self.epochs]
+
+    def best_epoch(self, key: str = "val_accuracy") -> dict[str, Any] | None:
+        """The record with the highest ``key`` (the earliest on ties), or None."""
+        scored = [r for r in self.epochs if r.get(key) is not None]
+        return max(scored, key=lambda r: (r[key], -r["epoch"])) if scored else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Builtins only, for JSON and checkpoints."""
+        return {"epochs": [dict(r) for r in self.epochs], "batch_losses": list(self.batch_losses)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "History":
+        """Inverse of `to_dict`."""
+        return cls(epochs=[dict(r) for r in data.get("epochs", [])], batch_losses=list(data.get("batch_losses", [])))
+
+    def save(self, run_dir: Path) -> None:
+        """Write history.json, history.csv and (when logged) batches.csv into ``run_dir``."""
+        atomic_write_text(run_dir / "history.json", json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(run_dir / "history.csv", _csv(EPOCH_FIELDS, [[r.get(k) for k in EPOCH_FIELDS] for r in self.epochs]))
+        if self.batch_losses:
+            rows = [[step, loss] for step, loss in enumerate(self.batch_losses, start=1)]
+            atomic_write_text(run_dir / "batches.csv", _csv(("step", "loss"), rows))
+
+    @classmethod
+    def load(cls, path: Path) -> "History":
+        """Read history.json (or the history.json inside a run directory)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "history.json"
+        return cls.from_dict(json.loads(path.read_text()))
+
+
+def _csv(header: tuple[str, ...], rows: list[list[Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(["" if v is None else v for v in row] for row in rows)
+    return buffer.getvalue()

@@ -1,0 +1,212 @@
+"""The training loop: `train_epoch`, `evaluate` and `fit`, in the order they run.
+
+Extension points are plain callbacks: any object with some of ``on_fit_start(setup,
+run_dir)``, ``on_epoch_start(epoch, num_batches)``, ``on_batch_end(loss)``, ``on_epoch_end(record)`` and
+``on_fit_end(metrics)``. The CLI uses them for the progress bar and the summary lines;
+nothing here prints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mlplab.config import Config, from_dict, model_fields, to_dict
+from mlplab.errors import MlplabError
+from mlplab.optim import Schedule
+from mlplab.training.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint, versions
+from mlplab.training.history import History
+from mlplab.training.metrics import AverageMeter, confusion_matrix, correct_count, per_class_accuracy
+from mlplab.training.rundir import check_resumable, create_run_dir, write_config, write_json
+from mlplab.training.setup import Setup, prepare
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def train_epoch(
+    model: nn.Module,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule | None = None,
+    on_batch_end: Sequence[Callable[[Tensor], None]] = (),
+) -> dict[str, Any]:
+    """One pass over ``batches``; returns mean loss, accuracy and every batch's loss."""
+    model.train()
+    loss_meter = AverageMeter()
+    correct: list[Tensor] = []
+    for images, labels in batches:
+        optimizer.zero_grad(set_to_none=True)
+        outputs = model(images)  # (B, C) logits or log-probabilities
+        loss = loss_fn(outputs, labels)  # mean over the batch
+        loss.backward()
+        optimizer.step()
+        if schedule is not None:
+            schedule.step_batch()
+        # Kept as tensors: summed once at the end, so no per-batch device sync.
+        loss_meter.update(loss.detach(), labels.shape[0])
+        correct.append(correct_count(outputs.detach(), labels))
+        for hook in on_batch_end:
+            hook(loss)
+    return {
+        "loss": loss_meter.avg,
+        "accuracy": int(torch.stack(correct).sum()) / loss_meter.count if correct else float("nan"),
+        "batch_losses": loss_meter.values(),
+    }
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], loss_fn: LossFn,
+             num_classes: int = 10) -> dict[str, Any]:
+    """Loss, accuracy, per-class accuracy and confusion matrix over every sample of ``batches``."""
+    model.eval()
+    loss_meter = AverageMeter()
+    predictions, targets = [], []
+    for images, labels in batches:
+        outputs = model(images)
+        loss_meter.update(loss_fn(outputs, labels), labels.shape[0])
+        predictions.append(outputs.argmax(dim=1))
+        targets.append(labels)
+    confusion = confusion_matrix(torch.cat(predictions), torch.cat(targets), num_classes).cpu()
+    return {
+        "loss": loss_meter.avg,
+        "accuracy": int(confusion.trace()) / loss_meter.count,
+        "count": loss_meter.count,
+        "per_class_accuracy": per_class_accuracy(confusion),
+        "confusion": confusion.tolist(),
+    }
+
+
+def fit(config: Config, *, callbacks: Sequence[Any] = (), loss_fn: LossFn | None = None,
+        resume: bool = False) -> History:
+    """Train ``config`` end to end and write its run directory; returns the history.
+
+    Args:
+        config: the resolved run config (see `mlplab.config`).
+        callbacks: objects with any of on_epoch_start / on_batch_end / on_epoch_end / on_fit_end.
+        loss_fn: a custom ``(outputs, labels) -> mean loss`` callable used instead of ``config.train.loss``.
+        resume: continue the run in ``config.train.out`` from its last.pt, bit-identically.
+    """
+    if config.train.epochs < 1:
+        raise MlplabError(f"epochs must be at least 1; got {config.train.epochs}")
+    run = prepare(config, loss_fn)
+    if resume:
+        run_dir = Path(config.train.out)
+        state = _resume(run_dir, run)
+    else:
+        run_dir = create_run_dir(config)
+        state = {"epoch": 0, "step": 0, "best": None, "history": History()}
+    write_config(run_dir, config)
+    history: History = state["history"]
+    history.run_dir = run_dir
+    _call(callbacks, "on_fit_start", run, run_dir)
+    batch_hooks = [cb.on_batch_end for cb in callbacks if hasattr(cb, "on_batch_end")]
+
+    for epoch in range(state["epoch"] + 1, config.train.epochs + 1):
+        _call(callbacks, "on_epoch_start", epoch, len(run.train_batches))
+        started = time.perf_counter()
+        lr = run.optimizer.param_groups[0]["lr"]
+        run.train_batches.set_epoch(epoch)
+        train = train_epoch(run.model, run.train_batches, run.loss_fn, run.optimizer, run.schedule, batch_hooks)
+        val = evaluate(run.model, run.val_batches, run.loss_fn, run.num_classes) if run.val_batches else None
+        run.schedule.step_epoch()
+        if not math.isfinite(train["loss"]):
+            raise MlplabError(f"training diverged: the loss is {train['loss']} in epoch {epoch}; "
+                              f"lower --lr (now {config.optim.lr}) or pick another --loss/--optimizer")
+        state["step"] += len(run.train_batches)
+        record = {
+            "epoch": epoch, "step": state["step"], "lr": lr,
+            "train_loss": train["loss"], "train_accuracy": train["accuracy"],
+            "val_loss": val["loss"] if val else None, "val_accuracy": val["accuracy"] if val else None,
+            "seconds": time.perf_counter() - started,
+        }
+        history.append(record)
+        if config.train.log_batches:
+            history.batch_losses.extend(train["batch_losses"])
+        _save_epoch(run, run_dir, epoch, state, history, record)
+        _call(callbacks, "on_epoch_end", record)
+
+    metrics = _final_metrics(run, state, history)
+    write_json(run_dir / "metrics.json", metrics)
+    _call(callbacks, "on_fit_end", metrics)
+    return history
+
+
+def _save_epoch(run: Setup, run_dir: Path, epoch: int, state: dict[str, Any], history: History,
+                record: dict[str, Any]) -> None:
+    """Write last.pt, best.pt on a new best, and the history files."""
+    # "Best" is judged on validation accuracy, or on training accuracy without a validation split.
+    metric = "val_accuracy" if record["val_accuracy"] is not None else "train_accuracy"
+    is_best = state["best"] is None or record[metric] > state["best"]["score"]
+    if is_best:
+        state["best"] = {"epoch": epoch, "score": record[metric], "metric": metric}
+    checkpoint = _checkpoint(run, epoch, state, history)
+    save_checkpoint(run_dir / "last.pt", checkpoint)
+    if is_best:
+        save_checkpoint(run_dir / "best.pt", checkpoint)
+    history.save(run_dir)
+
+
+def _final_metrics(run: Setup, state: dict[str, Any], history: History) -> dict[str, Any]:
+    """Test-set metrics of the final model, for metrics.json."""
+    test = evaluate(run.model, run.test_batches, run.loss_fn, run.num_classes)
+    return {
+        "test_loss": test["loss"], "test_accuracy": test["accuracy"], "test_count": test["count"],
+        "per_class_accuracy": dict(zip(run.data.spec.classes, test["per_class_accuracy"])),
+        "confusion": test["confusion"], "epochs": len(history), "best": state["best"],
+        "device": str(run.device), "versions": versions(),
+    }
+
+
+def _call(callbacks: Sequence[Any], name: str, *args: Any) -> None:
+    for callback in callbacks:
+        method = getattr(callback, name, None)
+        if method is not None:
+            method(*args)
+
+
+def _checkpoint(run: Setup, epoch: int, state: dict[str, Any], history: History) -> dict[str, Any]:
+    """The self-describing dict saved as last.pt / best.pt (tensors and builtins only)."""
+    return {
+        "config": to_dict(run.config),
+        "model": run.model.state_dict(),
+        "model_info": {"in_features": run.data.train.images[0].numel(), "num_classes": run.num_classes,
+                       "classes": list(run.data.spec.classes), "output": run.model.output},
+        "optimizer": run.optimizer.state_dict(),
+        "schedule": run.schedule.state_dict(),
+        "epoch": epoch,
+        "step": state["step"],
+        "best": state["best"],
+        "history": history.to_dict(),
+        "rng": rng_state(),
+        "data_order": {"seed": run.config.train.seed, "next_epoch": epoch + 1},
+    }
+
+
+def _resume(run_dir: Path, run: Setup) -> dict[str, Any]:
+    """Load last.pt into the freshly built objects; refuse a checkpoint that does not match."""
+    path = run_dir / "last.pt"
+    checkpoint = load_checkpoint(path, map_location=run.device)
+    saved = from_dict(checkpoint["config"])
+    if model_fields(saved) != model_fields(run.config):
+        raise MlplabError(f"cannot resume {path}: it holds a {model_fields(saved)} model but the config asks for "
+                          f"{model_fields(run.config)}; drop the model flags or start a new run")
+    check_resumable(saved, run.config, path)
+    if checkpoint["epoch"] >= run.config.train.epochs:
+        raise MlplabError(f"{run_dir} already finished {checkpoint['epoch']} epochs; "
+                          f"pass --epochs N with N > {checkpoint['epoch']} to train further")
+    if saved.train.epochs != run.config.train.epochs and saved.optim.scheduler in ("cosine", "onecycle"):
+        raise MlplabError(f"cannot change --epochs when resuming a {saved.optim.scheduler} schedule: "
+                          f"it was laid out for {saved.train.epochs} epochs")
+    run.model.load_state_dict(checkpoint["model"])
+    run.optimizer.load_state_dict(checkpoint["optimizer"])
+    run.schedule.load_state_dict(checkpoint["schedule"])
+    restore_rng_state(checkpoint["rng"])
+    return {"epoch": checkpoint["epoch"], "step": checkpoint["step"], "best": checkpoint["best"],
+            "history": History.from_dict(checkpoint["history"])}

@@ -1,0 +1,94 @@
+"""CLI smoke runs and user mistakes: exit status 2, one line, no traceback."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mlplab.cli.main import main
+
+
+def _cli(*args, env_extra=None):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "mlplab", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_train_eval_export_smoke(mnist_dir, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    status = main(["train", "--preset", "lab", "--epochs", "1", "--data-dir", str(mnist_dir),
+                   "--out", str(run_dir), "--device", "cpu", "--no-progress"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "784-16-32-24-10" in out and "epoch 1/1" in out and "test loss" in out
+    assert (run_dir / "best.pt").exists()
+
+    assert main(["eval", str(run_dir), "--json", "--data-dir", str(mnist_dir)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert result["count"] == 10_000
+    assert result["accuracy"] == pytest.approx(metrics["test_accuracy"])  # one epoch: best == last
+
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "w.safetensors")]) == 0
+    from mlplab.export import load_safetensors
+    from mlplab.training import load_model
+
+    exported, saved = load_safetensors(tmp_path / "w.safetensors"), load_model(run_dir / "best.pt")
+    for (name, a), (_, b) in zip(exported.state_dict().items(), saved.state_dict().items()):
+        assert (a == b).all(), name
+
+
+def test_resume_from_the_command_line(mnist_dir, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    common = ["--data-dir", str(mnist_dir), "--device", "cpu", "--no-progress"]
+    assert main(["train", "--hidden", "8", "--epochs", "1", "--out", str(run_dir), *common]) == 0
+    assert main(["train", "--resume", str(run_dir), "--epochs", "2", *common]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 2/2" in out
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_print_config_applies_preset_then_file_then_flags(tmp_path, capsys):
+    config_file = tmp_path / "c.toml"
+    config_file.write_text("[optim]\nlr = 0.3\nmomentum = 0.5\n")
+    assert main(["train", "--preset", "lab", "--config", str(config_file), "--momentum", "0.7", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "lr = 0.3" in out and "momentum = 0.7" in out and 'output = "log_softmax"' in out
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "--preset", "nope"], "invalid choice: 'nope'"),
+    (["train", "--lr", "fast"], "invalid float value"),
+    (["train", "--hidden", "16,x", "--print-config"], "hidden must be a list"),
+    (["train", "--data-dir", "/nonexistent/mnist", "--no-download", "--epochs", "1"], "/nonexistent/mnist"),
+    (["eval", "/nonexistent/run"], "no checkpoint"),
+    (["train", "--resume", "/nonexistent/run"], "no checkpoint"),
+])
+def test_user_mistakes_exit_2_with_one_line(args, fragment):
+    result = _cli(*args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_wrong_checkpoint_file_exits_2(tmp_path):
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"this is not a checkpoint")
+    result = _cli("eval", str(path))
+    assert result.returncode == 2 and "not a readable checkpoint" in result.stderr
+
+
+def test_nll_on_logits_is_refused_with_advice(mnist_dir, tmp_path):
+    result = _cli("train", "--loss", "nll", "--output", "logits", "--epochs", "1", "--data-dir", str(mnist_dir),
+                  "--out", str(tmp_path / "r"))
+    assert result.returncode == 2
+    assert "log_softmax" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_presets_command_lists_recipes(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("lab") and "logistic" in out

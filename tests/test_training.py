@@ -1,0 +1,129 @@
+"""The loop: determinism, exact resume, refusals, run-directory contents."""
+
+import json
+
+import pytest
+import torch
+
+from mlplab.errors import MlplabError
+from mlplab.training import History, fit, load_checkpoint, load_model
+
+
+def _weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def _without_seconds(history):
+    return [{k: v for k, v in record.items() if k != "seconds"} for record in history.epochs]
+
+
+def test_run_directory_holds_config_history_checkpoints_metrics(make_config):
+    config = make_config(epochs=1, hidden="16", log_batches=True)
+    history = fit(config)
+    run_dir = history.run_dir
+    for name in ("config.toml", "config.json", "history.json", "history.csv", "batches.csv",
+                 "last.pt", "best.pt", "metrics.json"):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test_count"] == 10_000
+    assert 0.0 < metrics["test_accuracy"] <= 1.0
+    assert len(metrics["per_class_accuracy"]) == 10
+    assert sum(map(sum, metrics["confusion"])) == 10_000
+    assert len(history.batch_losses) == 782  # ceil(50000 / 64): the partial batch is kept
+    assert History.load(run_dir).epochs == history.epochs
+    record = history[0]
+    assert record["step"] == 782 and record["val_accuracy"] is not None
+
+
+def test_same_seed_same_history_and_weights(make_config, tmp_path):
+    first = fit(make_config(epochs=2, dropout=0.2, out=str(tmp_path / "a")))
+    second = fit(make_config(epochs=2, dropout=0.2, out=str(tmp_path / "b")))
+    assert _without_seconds(first) == _without_seconds(second)
+    for name, tensor in _weights(first.run_dir / "last.pt").items():
+        assert torch.equal(tensor, _weights(second.run_dir / "last.pt")[name])
+
+
+def test_other_seed_differs(make_config, tmp_path):
+    first = fit(make_config(epochs=1, out=str(tmp_path / "a")))
+    second = fit(make_config(epochs=1, seed=1, out=str(tmp_path / "b")))
+    assert _without_seconds(first) != _without_seconds(second)
+
+
+class StopAfter:
+    """A callback that interrupts training like Ctrl-C once an epoch is saved."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, record):
+        if record["epoch"] == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(optimizer="sgd", momentum=0.9, scheduler="exponential", gamma=0.7, dropout=0.1),
+    dict(optimizer="adam", lr=1e-3, scheduler="onecycle"),
+])
+def test_interrupted_then_resumed_run_is_bit_identical(make_config, tmp_path, overrides):
+    straight = fit(make_config(epochs=3, out=str(tmp_path / "straight"), **overrides))
+    config = make_config(epochs=3, out=str(tmp_path / "resumed"), **overrides)
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, callbacks=[StopAfter(2)])
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 2
+    resumed = fit(config, resume=True)
+    assert _without_seconds(resumed) == _without_seconds(straight)
+    for name, tensor in _weights(straight.run_dir / "last.pt").items():
+        assert torch.equal(tensor, _weights(resumed.run_dir / "last.pt")[name]), name
+    straight_metrics = json.loads((straight.run_dir / "metrics.json").read_text())
+    resumed_metrics = json.loads((resumed.run_dir / "metrics.json").read_text())
+    assert resumed_metrics["test_loss"] == straight_metrics["test_loss"]
+
+
+def test_extending_epochs_on_resume_matches_a_longer_run(make_config, tmp_path):
+    straight = fit(make_config(epochs=3, momentum=0.9, out=str(tmp_path / "straight")))
+    fit(make_config(epochs=2, momentum=0.9, out=str(tmp_path / "resumed")))
+    resumed = fit(make_config(epochs=3, momentum=0.9, out=str(tmp_path / "resumed")), resume=True)
+    assert _without_seconds(resumed) == _without_seconds(straight)
+
+
+def test_resume_with_another_model_is_refused(make_config, tmp_path):
+    fit(make_config(epochs=1))
+    with pytest.raises(MlplabError, match="cannot resume"):
+        fit(make_config(epochs=2, hidden="64,64"), resume=True)
+    with pytest.raises(MlplabError, match="lr"):
+        fit(make_config(epochs=2, lr=0.5), resume=True)
+
+
+def test_resume_without_checkpoint_fails_loudly(make_config):
+    with pytest.raises(MlplabError, match="no checkpoint"):
+        fit(make_config(epochs=1), resume=True)
+
+
+def test_fresh_run_never_overwrites_an_existing_run(make_config):
+    fit(make_config(epochs=1))
+    with pytest.raises(MlplabError, match="already holds a run"):
+        fit(make_config(epochs=1))
+
+
+def test_best_checkpoint_is_the_best_validation_epoch(make_config):
+    history = fit(make_config(epochs=3, lr=0.05))
+    best = history.best_epoch("val_accuracy")
+    assert load_checkpoint(history.run_dir / "best.pt")["epoch"] == best["epoch"]
+    model = load_model(history.run_dir / "best.pt")
+    assert not model.training
+
+
+def test_custom_loss_callable_is_used(make_config):
+    calls = []
+
+    def loss_fn(outputs, labels):
+        calls.append(len(labels))
+        return torch.nn.functional.cross_entropy(outputs, labels)
+
+    fit(make_config(epochs=1, hidden="8"), loss_fn=loss_fn)
+    assert sum(calls[:782]) == 50_000
+
+
+def test_divergence_is_a_clear_error(make_config):
+    with pytest.raises(MlplabError, match="diverged"):
+        fit(make_config(epochs=1, lr=1e6, momentum=0.9))
