@@ -9,6 +9,7 @@ from __future__ import annotations
 import pickle
 import platform
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ SCHEMA_VERSION = 1
 
 def versions() -> dict[str, str]:
     """The software that wrote a checkpoint or a run."""
-    return {"mlplab": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    # str(): torch.__version__ is a TorchVersion, which weights_only loading does not allow.
+    return {"mlplab": __version__, "torch": str(torch.__version__), "python": platform.python_version()}
 
 
 def rng_state() -> dict[str, Any]:
@@ -56,10 +58,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         path = path / "last.pt"
     if not path.is_file():
         raise MlplabError(f"no checkpoint at {path}: give a run directory or a .pt file written by `mlplab train`")
+    if not zipfile.is_zipfile(path):  # torch.save always writes a zip archive
+        raise MlplabError(f"{path} is not a readable checkpoint (not a torch.save archive); it may be truncated or another kind of file")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unsupported content"
+        lines = [line.strip() for line in str(error).splitlines() if "Unsupported" in line or "GLOBAL" in line]
+        first_line = lines[0].split(" was not ")[0] if lines else "unsupported content"
         raise MlplabError(
             f"refusing to load {path}: it holds objects that safe (weights_only) loading rejects ({first_line}); "
             "only load checkpoints written by mlplab"

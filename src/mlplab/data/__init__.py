@@ -1,0 +1,59 @@
+"""Datasets: find or download MNIST-family IDX files, verify them, and hold splits as tensors.
+
+Modules, in the order data flows through them:
+    registry  dataset specs: files, checksums, mirrors, classes, mean/std
+    download  the only code that touches the network (mirrors, checksums, atomic writes)
+    source    where the files are: --data-dir, $MLPLAB_DATA_DIR, the cache
+    idx       the IDX file format, read and written
+    verify    checksum rules (MD5 of the .gz, or SHA-256 of the content)
+    arrays    the four files as verified uint8 arrays, cached in-process
+    loading   splits as normalised tensors on the device (`load_data`)
+    batches   mini-batches by index (`Batches`)
+    vision    torchvision-compatible `MNIST`, `FashionMNIST`, `KMNIST`
+    info      per-split statistics (`describe`)
+
+Names are imported on first use, so ``import mlplab.data`` does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "DatasetSpec": "registry", "FileRecord": "registry", "get_spec": "registry", "DATASETS": "registry",
+    "read_idx": "idx", "write_idx": "idx", "IDXError": "idx",
+    "default_cache_dir": "download",
+    "locate": "source",
+    "load_data": "loading", "DataBundle": "loading", "TensorSplit": "loading", "normalize": "loading",
+    "Batches": "batches",
+    "MNIST": "vision", "FashionMNIST": "vision", "KMNIST": "vision",
+    "describe": "info",
+}
+__all__ = [
+    "DatasetSpec", "FileRecord", "get_spec", "DATASETS", "read_idx", "write_idx", "IDXError",
+    "default_cache_dir", "locate", "load_data", "DataBundle", "TensorSplit", "normalize", "Batches",
+    "MNIST", "FashionMNIST", "KMNIST", "describe",
+]
+
+if TYPE_CHECKING:
+    from mlplab.data.batches import Batches
+    from mlplab.data.download import default_cache_dir
+    from mlplab.data.idx import IDXError, read_idx, write_idx
+    from mlplab.data.info import describe
+    from mlplab.data.loading import DataBundle, TensorSplit, load_data, normalize
+    from mlplab.data.registry import DATASETS, DatasetSpec, FileRecord, get_spec
+    from mlplab.data.source import locate
+    from mlplab.data.vision import KMNIST, MNIST, FashionMNIST
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

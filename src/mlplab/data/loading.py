@@ -1,0 +1,131 @@
+"""Whole splits as tensors: read once, normalise once on the CPU, move to the device once.
+
+The 60k training images are split into train and validation (the last ``val_size``
+images, like mnist.pkl.gz's 50k/10k, or a seeded random subset, or no validation);
+the 10k test images are kept whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mlplab.config import DataConfig
+from mlplab.data.arrays import read_dataset, shared_tensor
+from mlplab.data.registry import DatasetSpec, get_spec
+from mlplab.data.source import locate
+from mlplab.errors import MlplabError
+
+NORMALIZATIONS = ("standard", "unit", "symmetric")
+VAL_SPLITS = ("last", "random", "none")
+
+
+@dataclass
+class TensorSplit:
+    """One split held whole on the training device."""
+
+    images: torch.Tensor  # (N, 1, 28, 28) float32, normalised, contiguous
+    labels: torch.Tensor  # (N,) int64, same device
+    name: str  # "train" | "val" | "test"
+    indices: torch.Tensor | None = None  # (N,) int64 on the CPU: positions in the source file's split
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+
+@dataclass
+class DataBundle:
+    """A dataset's train, validation and test splits, with where they came from."""
+
+    spec: DatasetSpec
+    train: TensorSplit
+    val: TensorSplit | None
+    test: TensorSplit
+    source: Path  # folder the files were read from
+    normalize: str = "standard"  # how the images were scaled (see `normalize`)
+
+
+def check_choice(what: str, value: str, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``, else a one-line error listing them."""
+    if value not in choices:
+        raise MlplabError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
+    return value
+
+
+def normalize(images_uint8: torch.Tensor, kind: str, spec: DatasetSpec) -> torch.Tensor:
+    """Scale uint8 pixels to float32: ``standard`` ((x/255 - mean)/std), ``unit`` [0, 1] or ``symmetric`` [-1, 1]."""
+    check_choice("normalization", kind, NORMALIZATIONS)
+    images = images_uint8.to(torch.float32).div_(255.0)  # a new tensor: the in-place ops below are safe
+    if kind == "standard":
+        return images.sub_(spec.mean).div_(spec.std)
+    if kind == "symmetric":
+        return images.mul_(2.0).sub_(1.0)
+    return images
+
+
+def split_indices(total: int, val_split: str, val_size: int,
+                  seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Sorted positions (int64) of the training and validation images among ``total``."""
+    check_choice("validation split", val_split, VAL_SPLITS)
+    every = torch.arange(total)
+    if val_split == "none":
+        return every, None
+    if isinstance(val_size, bool) or not isinstance(val_size, int) or not 0 < val_size < total:
+        raise MlplabError(f"val_size must be a whole number between 1 and {total - 1} "
+                          f"(the training set has {total} images); got {val_size!r}")
+    if val_split == "last":
+        return every[: total - val_size], every[total - val_size:]
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    # Sorted, so a split is a choice of images, not an order: shuffling is the batcher's job.
+    return order[val_size:].sort().values, order[:val_size].sort().values
+
+
+def load_data(config: DataConfig, device: torch.device | str = "cpu", seed: int = 0,
+              progress: bool = False) -> DataBundle:
+    """Find (or download), verify and read a dataset, and return its splits as tensors on ``device``.
+
+    Args:
+        config: dataset, folders, normalisation and validation split.
+        device: where the tensors will live (the training device).
+        seed: drives the ``random`` validation split.
+        progress: show a download progress bar on a terminal.
+    """
+    spec = get_spec(config.dataset)
+    check_choice("normalization", config.normalize, NORMALIZATIONS)
+    check_choice("validation split", config.val_split, VAL_SPLITS)
+    folder = locate(spec, config.data_dir, config.cache_dir, config.download, progress)
+    raw = read_dataset(spec, folder)
+    device = torch.device(device)
+    train_index, val_index = split_indices(len(raw.train_labels), config.val_split, config.val_size, seed)
+    train_images, train_labels = _to_tensors(raw.train_images, raw.train_labels, config.normalize, spec)
+    test_images, test_labels = _to_tensors(raw.test_images, raw.test_labels, config.normalize, spec)
+
+    return DataBundle(
+        spec=spec,
+        train=_take("train", train_images, train_labels, train_index, device),
+        val=_take("val", train_images, train_labels, val_index, device) if val_index is not None else None,
+        test=_take("test", test_images, test_labels, torch.arange(len(test_labels)), device),
+        source=folder,
+        normalize=config.normalize,
+    )
+
+
+def _to_tensors(images: np.ndarray, labels: np.ndarray, kind: str,
+                spec: DatasetSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 1, 28, 28) normalised float32 images and (N,) int64 labels on the CPU."""
+    pixels = normalize(shared_tensor(images), kind, spec)  # normalize allocates the float tensor
+    return pixels.unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
+
+
+def _take(name: str, images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor,
+          device: torch.device) -> TensorSplit:
+    """The rows ``index`` (sorted) of a CPU split, moved to ``device`` in one copy."""
+    start, stop = int(index[0]), int(index[-1]) + 1
+    if stop - start == len(index):  # a run of rows: a view, still contiguous, no copy on the CPU
+        images, labels = images[start:stop], labels[start:stop]
+    else:
+        images, labels = images.index_select(0, index), labels.index_select(0, index)
+    return TensorSplit(images.to(device), labels.to(device), name, index)
