@@ -26,8 +26,8 @@ class DataConfig:
     """Where the images come from and how they are split and scaled."""
 
     dataset: str = setting("mnist", "mnist | fashion-mnist | kmnist", choices=('mnist', 'fashion-mnist', 'kmnist'))
-    data_dir: str | None = setting(None, "folder holding the four IDX files (raw or .gz)")
-    cache_dir: str | None = setting(None, "download cache; default: $MLPLAB_CACHE_DIR or ~/.cache/mlplab")
+    data_dir: str | None = setting(None, "folder holding the four IDX files (raw or .gz); default: $MLPLAB_DATA_DIR, else the download cache")
+    cache_dir: str | None = setting(None, "download cache; default: $MLPLAB_CACHE_DIR, else ~/.cache/mlplab")
     download: bool = setting(True, "fetch from the mirrors when no local copy is found")
     normalize: str = setting("standard", "standard (dataset mean/std) | unit ([0, 1]) | symmetric ([-1, 1])", choices=('standard', 'unit', 'symmetric'))
     val_split: str = setting("last", "last (last val_size of train) | random (seeded) | none", choices=('last', 'random', 'none'))
@@ -96,14 +96,14 @@ SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig,
 PRESETS: dict[str, dict[str, Any]] = {
     # The MLP lab: 784-16-32-24-10 with log-softmax output and NLL loss.
     "lab": dict(hidden=(16, 32, 24), output="log_softmax", loss="nll",
-                optimizer="sgd", lr=0.05, momentum=0.9, batch_size=64, epochs=3),
+                optimizer="sgd", lr=0.01, momentum=0.9, batch_size=64, epochs=3),
     # A two-hidden-layer net, 784-32-16-10.
-    "twolayer": dict(hidden=(32, 16), optimizer="sgd", lr=0.05, momentum=0.9,
+    "twolayer": dict(hidden=(32, 16), optimizer="sgd", lr=0.01, momentum=0.9,
                      batch_size=64, epochs=3),
     # The tutorial's wider net, 784-120-256-10, trained with Adam.
     "tutorial": dict(hidden=(120, 256), optimizer="adam", lr=1e-3, batch_size=64, epochs=3),
     # nn.Sequential lab net, 784-64-64-10.
-    "seq": dict(hidden=(64, 64), optimizer="sgd", lr=0.1, momentum=0.9, batch_size=64, epochs=3),
+    "seq": dict(hidden=(64, 64), optimizer="sgd", lr=0.01, momentum=0.9, batch_size=64, epochs=3),
     # Logistic regression 784-10 as in "What is torch.nn really?": lr 0.5, batch 64, 2 epochs.
     "logistic": dict(hidden=(), optimizer="sgd", lr=0.5, batch_size=64, epochs=2,
                      normalize="unit"),

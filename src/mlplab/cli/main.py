@@ -30,9 +30,15 @@ def _list_presets(args: argparse.Namespace) -> int:
     from mlplab.config import PRESETS
 
     for name, settings in sorted(PRESETS.items()):
-        print(f"{name:<9} " + " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
+        print(f"{name:<9} " + " ".join(f"{k}={_show(v)}"
                                        for k, v in settings.items()))
     return 0
+
+
+def _show(value: object) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) if value else "none"
+    return str(value)
 
 
 def main(argv: list[str] | None = None) -> int:

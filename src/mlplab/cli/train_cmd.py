@@ -38,7 +38,7 @@ def _add_field_flag(group: argparse._ArgumentGroup, field: dataclasses.Field) ->
     flag = "--" + field.name.replace("_", "-")
     default = field.default
     shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-    help_text = f"{field.metadata.get('help', '')} (default: {shown})"
+    help_text = field.metadata.get("help", "") + (f" (default: {shown})" if default is not None else "")
     if isinstance(default, bool):
         group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         return

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from mlplab.config import Config, from_dict, model_fields, to_dict
 from mlplab.errors import MlplabError
-from mlplab.optim import Schedule
+from mlplab.optim import Schedule, load_optimizer_state
 from mlplab.training.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint, versions
 from mlplab.training.history import History
 from mlplab.training.metrics import AverageMeter, confusion_matrix, correct_count, per_class_accuracy
@@ -205,7 +205,7 @@ def _resume(run_dir: Path, run: Setup) -> dict[str, Any]:
         raise MlplabError(f"cannot change --epochs when resuming a {saved.optim.scheduler} schedule: "
                           f"it was laid out for {saved.train.epochs} epochs")
     run.model.load_state_dict(checkpoint["model"])
-    run.optimizer.load_state_dict(checkpoint["optimizer"])
+    load_optimizer_state(run.optimizer, checkpoint["optimizer"])
     run.schedule.load_state_dict(checkpoint["schedule"])
     restore_rng_state(checkpoint["rng"])
     return {"epoch": checkpoint["epoch"], "step": checkpoint["step"], "best": checkpoint["best"],

@@ -1,0 +1,139 @@
+"""Classification losses: (B, C) model outputs and (B,) int64 labels in, the batch mean out.
+
+Every loss is told what the model outputs (``output="logits"`` or ``"log_softmax"``,
+the `MLP.output` attribute) so that it can turn outputs into class probabilities
+correctly. Probabilities are always ``exp(log_softmax(.))``, never ``softmax`` of raw
+exponentials, so large logits cannot overflow. `build_loss` picks one by name.
+
+Notation in the docstrings: p = class probabilities (B, C), y = labels (B,),
+e_y = one-hot row of y, mean = mean over the B samples unless stated otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mlplab.errors import MlplabError
+from mlplab.models.mlp import OUTPUTS
+
+LossFunction = Callable[[Tensor, Tensor], Tensor]
+
+LOSSES = ("cross_entropy", "nll", "quadratic", "ccql", "mse")
+
+
+def _check(outputs: Tensor, targets: Tensor, output: str) -> None:
+    """Raise a one-line MlplabError unless outputs is (B, C), targets (B,) int64, output known."""
+    if output not in OUTPUTS:
+        raise MlplabError(f"unknown model output {output!r}; choose one of: {', '.join(OUTPUTS)}")
+    if targets.dtype != torch.int64:
+        raise MlplabError(f"targets must be int64 class indices; got dtype {targets.dtype} (use targets.long())")
+    if outputs.dim() != 2 or targets.shape != outputs.shape[:1]:
+        raise MlplabError(
+            f"losses take outputs of shape (B, C) and targets of shape (B,); "
+            f"got {tuple(outputs.shape)} and {tuple(targets.shape)}"
+        )
+
+
+def _nll_needs_log_probs(output: str) -> None:
+    if output == "logits":
+        raise MlplabError(
+            "loss 'nll' expects log-probabilities but the model outputs logits; "
+            "use --output log_softmax or --loss cross_entropy"
+        )
+
+
+def _residual(outputs: Tensor, targets: Tensor, output: str) -> Tensor:
+    """p - e_y, shape (B, C), with p computed stably from the model's outputs."""
+    log_probs = outputs if output == "log_softmax" else F.log_softmax(outputs, dim=1)
+    probs = log_probs.exp()
+    one_hot = torch.zeros_like(probs).scatter_(1, targets.unsqueeze(1), 1.0)
+    return probs - one_hot
+
+
+def cross_entropy(outputs: Tensor, targets: Tensor, *, output: str) -> Tensor:
+    """Mean of -log p_y.
+
+    Computed as ``F.cross_entropy(outputs)``, which applies log_softmax first. That is
+    also right for log-probability outputs: log_softmax of log-probabilities returns
+    them unchanged (their logsumexp is log 1 = 0), so both output kinds are accepted.
+    """
+    _check(outputs, targets, output)
+    return F.cross_entropy(outputs, targets)
+
+
+def nll(outputs: Tensor, targets: Tensor, *, output: str) -> Tensor:
+    """Mean of -log p_y, reading log p straight from the outputs (needs ``output="log_softmax"``)."""
+    _check(outputs, targets, output)
+    _nll_needs_log_probs(output)
+    return F.nll_loss(outputs, targets)
+
+
+def quadratic(outputs: Tensor, targets: Tensor, *, output: str) -> Tensor:
+    """Quadratic loss QL = 1/2 * mean of ||e_y - p||^2.
+
+    Example: p = [0.3, 0.2, 0.4, 0.1], y = 2 gives 1/2 * (0.09 + 0.04 + 0.36 + 0.01) = 0.25.
+    """
+    _check(outputs, targets, output)
+    residual = _residual(outputs, targets, output)  # (B, C)
+    return 0.5 * residual.square().sum(dim=1).mean()
+
+
+def ccql(outputs: Tensor, targets: Tensor, *, output: str, beta: float = 1.0) -> Tensor:
+    """Correct-class quadratic loss: mean of [1/2 * ||e_y - p||^2 + 1/2 * beta * (1 - p_y)^2].
+
+    The quadratic loss plus an extra penalty, weighted by beta >= 0, on the residual of
+    the correct class; beta = 0 is the plain quadratic loss.
+    """
+    _check(outputs, targets, output)
+    residual = _residual(outputs, targets, output)  # (B, C)
+    correct = residual.gather(1, targets.unsqueeze(1)).squeeze(1)  # (B,) p_y - 1
+    return 0.5 * (residual.square().sum(dim=1) + beta * correct.square()).mean()
+
+
+def mse(outputs: Tensor, targets: Tensor, *, output: str) -> Tensor:
+    """Mean squared error between p and e_y over all B*C elements: mean of (p - e_y)^2.
+
+    Equal to 2 / C times the quadratic loss.
+    """
+    _check(outputs, targets, output)
+    return _residual(outputs, targets, output).square().mean()
+
+
+_FUNCTIONS: dict[str, Callable[..., Tensor]] = {
+    "cross_entropy": cross_entropy,
+    "nll": nll,
+    "quadratic": quadratic,
+    "ccql": ccql,
+    "mse": mse,
+}
+
+
+def build_loss(name: str | LossFunction, output: str = "logits", beta: float = 1.0) -> LossFunction:
+    """The loss ``(outputs (B, C), targets (B,) int64) -> mean over the batch`` called ``name``.
+
+    Args:
+        name: one of `LOSSES`, or a callable ``(outputs, targets) -> scalar``, which is
+            returned unchanged (custom losses through the API).
+        output: what the model outputs, ``"logits"`` or ``"log_softmax"`` (`MLP.output`).
+        beta: weight of the correct-class penalty for ``ccql`` (>= 0); ignored otherwise.
+
+    Mismatches are reported here, before any training: ``nll`` on logits, unknown names.
+    """
+    if callable(name):
+        return name
+    if not isinstance(name, str) or name not in _FUNCTIONS:
+        raise MlplabError(f"unknown loss {name!r}; choose one of: {', '.join(LOSSES)}")
+    if output not in OUTPUTS:
+        raise MlplabError(f"unknown model output {output!r}; choose one of: {', '.join(OUTPUTS)}")
+    if name == "nll":
+        _nll_needs_log_probs(output)
+    if name == "ccql":
+        if not beta >= 0:
+            raise MlplabError(f"beta must be >= 0 (weight of ccql's correct-class penalty); got {beta}")
+        return functools.partial(ccql, output=output, beta=beta)
+    return functools.partial(_FUNCTIONS[name], output=output)
