@@ -40,6 +40,18 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
+def one_thread():
+    """Run on one thread: with tiny tensors, a second OpenMP thread only adds waits, and on
+    a busy 2-core machine those waits grow to milliseconds per op."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def make_config(mnist_dir, tmp_path):
     """Build a Config on the real MNIST copy, CPU, quiet, writing into a temp run directory."""
     from mlplab.config import Config, apply_overrides, from_preset

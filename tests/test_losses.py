@@ -10,15 +10,7 @@ from mlplab.errors import MlplabError
 from mlplab.losses import LOSSES, build_loss
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Run on one thread: with tiny tensors, a second OpenMP thread only adds waits, and on
-    a busy 2-core machine those waits grow to milliseconds per op."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Two samples, four classes, given as probabilities; hand-computed values below use these.
 PROBS = np.array([[0.3, 0.2, 0.4, 0.1], [0.1, 0.6, 0.2, 0.1]])

@@ -16,15 +16,7 @@ from mlplab.models import MLP
 from mlplab.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_schedule, load_optimizer_state
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Run on one thread: with tiny tensors, a second OpenMP thread only adds waits, and on
-    a busy 2-core machine those waits grow to milliseconds per op."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Settings that exercise every option an optimizer takes.
 SETTINGS = {

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from mlplab.config import Config, from_dict
 from mlplab.data import Batches, DataBundle, load_data
+from mlplab.errors import MlplabError
 from mlplab.losses import build_loss
 from mlplab.models import MLP, build_model
 from mlplab.optim import Schedule, build_optimizer, build_schedule
@@ -44,6 +45,10 @@ class Setup:
 def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
     """Seed, load the data onto the device, build the model, loss, batches, optimizer and schedule."""
     device = resolve_device(config.train.device)
+    if config.train.threads is not None:
+        if config.train.threads < 1:
+            raise MlplabError(f"threads must be at least 1; got {config.train.threads}")
+        torch.set_num_threads(config.train.threads)
     torch.manual_seed(config.train.seed)  # one seed: split, initialisation, shuffling, dropout
     data = load_data(config.data, device=device, seed=config.train.seed, progress=config.train.progress)
     model = build_model(config.model, in_features=data.train.images[0].numel(),
