@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from mlplab.errors import MlplabError
+from mlplab.errors import MlplabError, check_choice
 
 
 def setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
@@ -187,8 +187,7 @@ def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
 
 def from_preset(name: str) -> Config:
     """The config of a lab recipe; unknown names list the choices."""
-    if name not in PRESETS:
-        raise MlplabError(f"unknown preset {name!r}; choose one of: {', '.join(sorted(PRESETS))}")
+    check_choice("preset", name, sorted(PRESETS))
     return apply_overrides(Config(preset=name), PRESETS[name])
 
 

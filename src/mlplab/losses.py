@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mlplab.errors import MlplabError
+from mlplab.errors import MlplabError, check_choice
 from mlplab.models.mlp import OUTPUTS
 
 LossFunction = Callable[[Tensor, Tensor], Tensor]
@@ -28,8 +28,7 @@ LOSSES = ("cross_entropy", "nll", "quadratic", "ccql", "mse")
 
 def _check(outputs: Tensor, targets: Tensor, output: str) -> None:
     """Raise a one-line MlplabError unless outputs is (B, C), targets (B,) int64, output known."""
-    if output not in OUTPUTS:
-        raise MlplabError(f"unknown model output {output!r}; choose one of: {', '.join(OUTPUTS)}")
+    check_choice("model output", output, OUTPUTS)
     if targets.dtype != torch.int64:
         raise MlplabError(f"targets must be int64 class indices; got dtype {targets.dtype} (use targets.long())")
     if outputs.dim() != 2 or targets.shape != outputs.shape[:1]:
@@ -126,10 +125,8 @@ def build_loss(name: str | LossFunction, output: str = "logits", beta: float = 1
     """
     if callable(name):
         return name
-    if not isinstance(name, str) or name not in _FUNCTIONS:
-        raise MlplabError(f"unknown loss {name!r}; choose one of: {', '.join(LOSSES)}")
-    if output not in OUTPUTS:
-        raise MlplabError(f"unknown model output {output!r}; choose one of: {', '.join(OUTPUTS)}")
+    check_choice("loss", name, LOSSES)
+    check_choice("model output", output, OUTPUTS)
     if name == "nll":
         _nll_needs_log_probs(output)
     if name == "ccql":

@@ -32,7 +32,7 @@ from torch.optim.lr_scheduler import (
 )
 
 from mlplab.config import OptimConfig
-from mlplab.errors import MlplabError
+from mlplab.errors import MlplabError, check_choice
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 _CLASSES: dict[str, type[Optimizer]] = {
@@ -52,8 +52,7 @@ _FOREACH_DEVICES = ("cpu", "cuda")  # where the multi-tensor path is known to wo
 def _check_optimizer(config: OptimConfig) -> None:
     """Raise a one-line MlplabError for any setting the optimizer cannot take."""
     name = config.optimizer
-    if name not in OPTIMIZERS:
-        raise MlplabError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    check_choice("optimizer", name, OPTIMIZERS)
     if not (config.lr > 0 and math.isfinite(config.lr)):
         raise MlplabError(f"lr must be a positive number; got {config.lr}")
     if not config.momentum >= 0:
@@ -198,8 +197,7 @@ class Schedule:
 
 def _check_schedule(config: OptimConfig, epochs: int, steps_per_epoch: int) -> None:
     """Raise a one-line MlplabError for any setting the schedule cannot take."""
-    if config.scheduler not in SCHEDULERS:
-        raise MlplabError(f"unknown scheduler {config.scheduler!r}; choose one of: {', '.join(SCHEDULERS)}")
+    check_choice("scheduler", config.scheduler, SCHEDULERS)
     if not 0 < config.gamma <= 1:
         raise MlplabError(f"gamma must be in (0, 1] (lr decay factor); got {config.gamma}")
     if config.step_size < 1:

@@ -17,7 +17,7 @@ from mlplab.config import DataConfig
 from mlplab.data.arrays import read_dataset, shared_tensor
 from mlplab.data.registry import DatasetSpec, get_spec
 from mlplab.data.source import locate
-from mlplab.errors import MlplabError
+from mlplab.errors import MlplabError, check_choice
 
 NORMALIZATIONS = ("standard", "unit", "symmetric")
 VAL_SPLITS = ("last", "random", "none")
@@ -46,13 +46,6 @@ class DataBundle:
     test: TensorSplit
     source: Path  # folder the files were read from
     normalize: str = "standard"  # how the images were scaled (see `normalize`)
-
-
-def check_choice(what: str, value: str, choices: tuple[str, ...]) -> str:
-    """``value`` if it is one of ``choices``, else a one-line error listing them."""
-    if value not in choices:
-        raise MlplabError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
-    return value
 
 
 def normalize(images_uint8: torch.Tensor, kind: str, spec: DatasetSpec) -> torch.Tensor:

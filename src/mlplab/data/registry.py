@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
-from mlplab.errors import MlplabError
+from mlplab.errors import MlplabError, check_choice
 
 # The four files of every MNIST-family dataset, in the order they are listed and fetched.
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
@@ -140,6 +140,5 @@ def get_spec(name: str) -> DatasetSpec:
     """The spec of a dataset by name (case-insensitive, aliases accepted); unknown names list the choices."""
     key = str(name).strip().lower()
     key = ALIASES.get(key, key)
-    if key not in DATASETS:
-        raise MlplabError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    check_choice("dataset", key, DATASETS)
     return DATASETS[key]

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mlplab.config import ModelConfig
-from mlplab.errors import MlplabError
+from mlplab.errors import MlplabError, check_choice
 
 # Called as functions in forward: cheaper than one module call per layer.
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -29,13 +29,6 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 }
 OUTPUTS = ("logits", "log_softmax")
 INITS = ("default", "uniform", "xavier", "kaiming")
-
-
-def _choose(kind: str, value: str, choices: Sequence[str]) -> str:
-    """Return ``value`` if it is one of ``choices``, else raise an error listing them."""
-    if value not in choices:
-        raise MlplabError(f"unknown {kind} {value!r}; choose one of: {', '.join(choices)}")
-    return value
 
 
 def _widths(in_features: int, hidden: Sequence[int], num_classes: int) -> tuple[int, ...]:
@@ -87,9 +80,9 @@ class MLP(nn.Module):
             raise MlplabError(f"dropout must be in [0, 1); got {dropout}")
         if not init_range > 0.0:
             raise MlplabError(f"init_range must be > 0; got {init_range}")
-        self.activation = _choose("activation", activation, tuple(ACTIVATIONS))
-        self.output = _choose("output", output, OUTPUTS)
-        self.init = _choose("init", init, INITS)
+        self.activation = check_choice("activation", activation, tuple(ACTIVATIONS))
+        self.output = check_choice("output", output, OUTPUTS)
+        self.init = check_choice("init", init, INITS)
         self.init_range = init_range
         self.widths = widths  # e.g. (784, 16, 32, 24, 10)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
