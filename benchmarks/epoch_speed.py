@@ -10,7 +10,8 @@ on the same 50,000 MNIST training images, one epoch each, in this one process:
   sklearn     sklearn.neural_network.MLPClassifier, solver="sgd", same layers and batch size,
               given float32 inputs (its fastest path), one epoch (max_iter=1)
 
-Each entry is the median of --repeats epochs after a warm-up. Targets (issue 2): mlplab at
+Each entry is the median of --repeats epochs after a warm-up, each contender measured in a
+fresh process of its own. Targets (issue 2): mlplab at
 batch 64 and 256 is >= 10x faster than dataloader and >= 1.5x faster than sklearn.
 
     pip install -e ".[bench]"
@@ -22,8 +23,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import time
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -32,14 +36,16 @@ from torch import nn
 from mlplab.config import Config, apply_overrides
 from mlplab.data import MNIST
 from mlplab.training import prepare, train_epoch
+from mlplab.training.device import using_threads
 
 HIDDEN = (16, 32, 24)
 LR, MOMENTUM = 0.01, 0.9
 MEAN, STD = 0.1307, 0.3081
+CONTENDERS = ("mlplab", "dataloader", "sklearn")
 
 
-def median_seconds(run_epoch, repeats: int) -> float:
-    """Median wall time of ``repeats`` calls, after one untimed warm-up call."""
+def median_seconds(run_epoch: Callable[[], None], repeats: int) -> float:
+    """Median wall time of ``repeats`` epochs, after one untimed warm-up epoch."""
     run_epoch()
     times = []
     for _ in range(repeats):
@@ -49,9 +55,10 @@ def median_seconds(run_epoch, repeats: int) -> float:
     return statistics.median(times)
 
 
-def time_mlplab(batch_size: int, repeats: int, data_dir: str | None) -> float:
+def mlplab_epoch(batch_size: int, data_dir: str | None, threads: int | None) -> Callable[[], None]:
+    """One epoch of mlplab's own loop, with the thread count `mlplab train` would use."""
     overrides = {"hidden": HIDDEN, "lr": LR, "momentum": MOMENTUM, "batch_size": batch_size,
-                 "device": "cpu", "progress": False}
+                 "device": "cpu", "progress": False, "threads": threads}
     if data_dir:
         overrides["data_dir"] = data_dir
     run = prepare(apply_overrides(Config(), overrides))
@@ -59,9 +66,10 @@ def time_mlplab(batch_size: int, repeats: int, data_dir: str | None) -> float:
 
     def run_epoch():
         run.train_batches.set_epoch(next(epoch))
-        train_epoch(run.model, run.train_batches, run.loss_fn, run.optimizer)
+        with using_threads(run.threads):
+            train_epoch(run.model, run.train_batches, run.loss_fn, run.optimizer)
 
-    return median_seconds(run_epoch, repeats)
+    return run_epoch
 
 
 class LabMNIST(torch.utils.data.Dataset):
@@ -99,7 +107,7 @@ def lab_model() -> nn.Module:
     return nn.Sequential(*layers, nn.Linear(width, 10))
 
 
-def time_dataloader(images: np.ndarray, labels: np.ndarray, batch_size: int, repeats: int) -> float:
+def dataloader_epoch(images: np.ndarray, labels: np.ndarray, batch_size: int) -> Callable[[], None]:
     torch.manual_seed(0)
     loader = torch.utils.data.DataLoader(LabMNIST(images, labels, lab_transform), batch_size=batch_size, shuffle=True)
     model = lab_model()
@@ -114,10 +122,10 @@ def time_dataloader(images: np.ndarray, labels: np.ndarray, batch_size: int, rep
             loss.backward()
             optimizer.step()
 
-    return median_seconds(run_epoch, repeats)
+    return run_epoch
 
 
-def time_sklearn(images: np.ndarray, labels: np.ndarray, batch_size: int, repeats: int) -> float:
+def sklearn_epoch(images: np.ndarray, labels: np.ndarray, batch_size: int) -> Callable[[], None]:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 
@@ -130,7 +138,32 @@ def time_sklearn(images: np.ndarray, labels: np.ndarray, batch_size: int, repeat
             warnings.simplefilter("ignore", ConvergenceWarning)
             classifier.fit(inputs, labels)
 
-    return median_seconds(run_epoch, repeats)
+    return run_epoch
+
+
+def measure(contender: str, batch_size: int, repeats: int, data_dir: str | None, threads: int | None) -> float:
+    """Seconds per epoch of one contender, measured in this process."""
+    if contender == "mlplab":
+        return median_seconds(mlplab_epoch(batch_size, data_dir, threads), repeats)
+    # The baselines get the raw uint8 images of the same 50k training split.
+    train = MNIST(data_dir or os.environ.get("MLPLAB_DATA_DIR", "data"), train=True, download=True)
+    images, labels = train.data[:50_000].numpy(), train.targets[:50_000].numpy()
+    make = dataloader_epoch if contender == "dataloader" else sklearn_epoch
+    return median_seconds(make(images, labels, batch_size), repeats)
+
+
+def measure_apart(contender: str, batch_size: int, args: argparse.Namespace) -> float:
+    """`measure` in a fresh Python process: no thread pool or cache left over from another contender.
+
+    (sklearn's OpenBLAS threads keep spinning for a while after each call, which slows
+    PyTorch's threads on a small machine if both live in one process.)
+    """
+    command = [sys.executable, __file__, "--only", contender, "--batch-sizes", str(batch_size),
+               "--repeats", str(args.repeats)]
+    command += ["--data-dir", args.data_dir] if args.data_dir else []
+    command += ["--threads", str(args.threads)] if args.threads else []
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return float(result.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -138,21 +171,27 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="4,64,256", help="comma-separated (default: 4,64,256)")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per entry (default: 3)")
     parser.add_argument("--data-dir", help="folder with the MNIST IDX files (default: MLPLAB_DATA_DIR)")
+    parser.add_argument("--threads", type=int,
+                        help="torch CPU threads for every contender (default: each one's own default; "
+                             "mlplab uses 1 below batch 128)")
     parser.add_argument("--skip", default="", help="comma-separated baselines to skip: dataloader,sklearn")
+    parser.add_argument("--only", choices=CONTENDERS, help=argparse.SUPPRESS)  # internal: one measurement
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.only:
+        print(measure(args.only, int(args.batch_sizes), args.repeats, args.data_dir, args.threads))
+        return
 
-    # The baselines get the raw uint8 images of the same 50k training split.
-    train = MNIST(args.data_dir or os.environ.get("MLPLAB_DATA_DIR", "data"), train=True, download=True)
-    images, labels = train.data[:50_000].numpy(), train.targets[:50_000].numpy()
     skip = set(filter(None, args.skip.split(",")))
-
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(labels)} training images; "
-          f"net 784-{'-'.join(map(str, HIDDEN))}-10, SGD lr {LR} momentum {MOMENTUM}; median of {args.repeats}")
+    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads by default); 50000 training images; "
+          f"net 784-{'-'.join(map(str, HIDDEN))}-10, SGD lr {LR} momentum {MOMENTUM}; median of {args.repeats}, "
+          "each contender in its own process")
     print(f"{'batch':>5} {'mlplab s':>9} {'dataloader s':>12} {'sklearn s':>9} {'vs dataloader':>13} {'vs sklearn':>10}")
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-        ours = time_mlplab(batch_size, args.repeats, args.data_dir)
-        loader = time_dataloader(images, labels, batch_size, args.repeats) if "dataloader" not in skip else float("nan")
-        sk = time_sklearn(images, labels, batch_size, args.repeats) if "sklearn" not in skip else float("nan")
+        seconds = {name: measure_apart(name, batch_size, args) if name not in skip else float("nan")
+                   for name in CONTENDERS}
+        ours, loader, sk = seconds["mlplab"], seconds["dataloader"], seconds["sklearn"]
         print(f"{batch_size:>5} {ours:>9.3f} {loader:>12.3f} {sk:>9.3f} {loader / ours:>12.1f}x {sk / ours:>9.2f}x",
               flush=True)
 

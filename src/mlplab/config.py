@@ -72,7 +72,7 @@ class TrainConfig:
     eval_batch_size: int = setting(1000, "evaluation batch size (never drops samples)")
     epochs: int = setting(3, "number of passes over the training split")
     seed: int = setting(0, "drives the split, initialisation, shuffling and dropout")
-    threads: int | None = setting(None, "CPU threads for PyTorch; default: PyTorch's choice (one per core)")
+    threads: int | None = setting(None, "CPU threads for PyTorch while training; default: 1 for CPU batches under 128 (tiny ops gain nothing from a second thread), else PyTorch's choice")
     device: str = setting("auto", "auto | cpu | cuda | mps", choices=('auto', 'cpu', 'cuda', 'mps'))
     out: str | None = setting(None, "run directory; default runs/<dataset>-<preset or mlp>-<time>")
     log_batches: bool = setting(False, "also record every training batch's loss (batches.csv)")

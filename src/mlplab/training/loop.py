@@ -1,8 +1,8 @@
 """The training loop: `train_epoch`, `evaluate` and `fit`, in the order they run.
 
-Extension points are plain callbacks: any object with some of ``on_fit_start(setup,
-run_dir)``, ``on_epoch_start(epoch, num_batches)``, ``on_batch_end(loss)``, ``on_epoch_end(record)`` and
-``on_fit_end(metrics)``. The CLI uses them for the progress bar and the summary lines;
+Extension points are plain callbacks: any object with some of
+``on_fit_start(setup, run_dir)``, ``on_epoch_start(epoch, num_batches)``,
+``on_batch_end(loss)``, ``on_epoch_end(record)`` and ``on_fit_end(metrics)``. The CLI uses them for the progress bar and the summary lines;
 nothing here prints.
 """
 
@@ -21,12 +21,11 @@ from mlplab.config import Config, from_dict, model_fields, to_dict
 from mlplab.errors import MlplabError
 from mlplab.optim import Schedule, load_optimizer_state
 from mlplab.training.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint, versions
+from mlplab.training.device import using_threads
 from mlplab.training.history import History
 from mlplab.training.metrics import AverageMeter, confusion_matrix, correct_count, per_class_accuracy
 from mlplab.training.rundir import check_resumable, create_run_dir, write_config, write_json
-from mlplab.training.setup import Setup, prepare
-
-LossFn = Callable[[Tensor, Tensor], Tensor]
+from mlplab.training.setup import LossFn, Setup, prepare
 
 
 def train_epoch(
@@ -106,8 +105,19 @@ def fit(config: Config, *, callbacks: Sequence[Any] = (), loss_fn: LossFn | None
     history: History = state["history"]
     history.run_dir = run_dir
     _call(callbacks, "on_fit_start", run, run_dir)
-    batch_hooks = [cb.on_batch_end for cb in callbacks if hasattr(cb, "on_batch_end")]
+    with using_threads(run.threads):
+        _train_epochs(run, run_dir, state, history, callbacks)
+    metrics = _final_metrics(run, state, history)
+    write_json(run_dir / "metrics.json", metrics)
+    _call(callbacks, "on_fit_end", metrics)
+    return history
 
+
+def _train_epochs(run: Setup, run_dir: Path, state: dict[str, Any], history: History,
+                  callbacks: Sequence[Any]) -> None:
+    """The epoch loop: train, validate, step the schedule, record, checkpoint."""
+    config = run.config
+    batch_hooks = [cb.on_batch_end for cb in callbacks if hasattr(cb, "on_batch_end")]
     for epoch in range(state["epoch"] + 1, config.train.epochs + 1):
         _call(callbacks, "on_epoch_start", epoch, len(run.train_batches))
         started = time.perf_counter()
@@ -131,11 +141,6 @@ def fit(config: Config, *, callbacks: Sequence[Any] = (), loss_fn: LossFn | None
             history.batch_losses.extend(train["batch_losses"])
         _save_epoch(run, run_dir, epoch, state, history, record)
         _call(callbacks, "on_epoch_end", record)
-
-    metrics = _final_metrics(run, state, history)
-    write_json(run_dir / "metrics.json", metrics)
-    _call(callbacks, "on_fit_end", metrics)
-    return history
 
 
 def _save_epoch(run: Setup, run_dir: Path, epoch: int, state: dict[str, Any], history: History,
@@ -194,9 +199,12 @@ def _resume(run_dir: Path, run: Setup) -> dict[str, Any]:
     path = run_dir / "last.pt"
     checkpoint = load_checkpoint(path, map_location=run.device)
     saved = from_dict(checkpoint["config"])
-    if model_fields(saved) != model_fields(run.config):
-        raise MlplabError(f"cannot resume {path}: it holds a {model_fields(saved)} model but the config asks for "
-                          f"{model_fields(run.config)}; drop the model flags or start a new run")
+    saved_model, asked_model = model_fields(saved), model_fields(run.config)
+    changed = [f"{name}={saved_model[name]!r} but you asked for {name}={asked_model[name]!r}"
+               for name in saved_model if saved_model[name] != asked_model[name]]
+    if changed:
+        raise MlplabError(f"cannot resume {path}: its model has {'; '.join(changed)}; "
+                          "drop the model flags, or start a new run with another --out")
     check_resumable(saved, run.config, path)
     if checkpoint["epoch"] >= run.config.train.epochs:
         raise MlplabError(f"{run_dir} already finished {checkpoint['epoch']} epochs; "

@@ -11,12 +11,11 @@ from torch import Tensor
 
 from mlplab.config import Config, from_dict
 from mlplab.data import Batches, DataBundle, load_data
-from mlplab.errors import MlplabError
 from mlplab.losses import build_loss
 from mlplab.models import MLP, build_model
 from mlplab.optim import Schedule, build_optimizer, build_schedule
 from mlplab.training.checkpoint import load_checkpoint
-from mlplab.training.device import resolve_device
+from mlplab.training.device import cpu_threads, resolve_device
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -35,6 +34,7 @@ class Setup:
     test_batches: Batches
     optimizer: torch.optim.Optimizer
     schedule: Schedule
+    threads: int  # CPU threads to train with (see `cpu_threads`)
 
     @property
     def num_classes(self) -> int:
@@ -45,10 +45,6 @@ class Setup:
 def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
     """Seed, load the data onto the device, build the model, loss, batches, optimizer and schedule."""
     device = resolve_device(config.train.device)
-    if config.train.threads is not None:
-        if config.train.threads < 1:
-            raise MlplabError(f"threads must be at least 1; got {config.train.threads}")
-        torch.set_num_threads(config.train.threads)
     torch.manual_seed(config.train.seed)  # one seed: split, initialisation, shuffling, dropout
     data = load_data(config.data, device=device, seed=config.train.seed, progress=config.train.progress)
     model = build_model(config.model, in_features=data.train.images[0].numel(),
@@ -67,6 +63,7 @@ def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
         test_batches=Batches(data.test, config.train.eval_batch_size),
         optimizer=optimizer,
         schedule=build_schedule(optimizer, config.optim, config.train.epochs, len(train_batches)),
+        threads=cpu_threads(config.train.threads, config.train.batch_size, device),
     )
 
 
