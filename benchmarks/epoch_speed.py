@@ -9,9 +9,12 @@ on the same 50,000 MNIST training images, one epoch each, in this one process:
               (torchvision's own code path, restated here because torchvision is not a dependency)
   sklearn     sklearn.neural_network.MLPClassifier, solver="sgd", same layers and batch size,
               given float32 inputs (its fastest path), one epoch (max_iter=1)
+  ceiling     (with --ceiling) a hand-written PyTorch epoch with no autograd, meters or module
+              calls: the fastest any PyTorch loop could be on this machine
 
-Each entry is the median of --repeats epochs after a warm-up, each contender measured in a
-fresh process of its own. Targets (issue 2): mlplab at
+Each entry is the median over --rounds rounds of --repeats epochs (after a warm-up epoch);
+in each round every contender runs in a fresh process of its own, one after the other, so
+no thread pool is shared and a slow spell of a shared machine falls on all of them. Targets (issue 2): mlplab at
 batch 64 and 256 is >= 10x faster than dataloader and >= 1.5x faster than sklearn.
 
     pip install -e ".[bench]"
@@ -21,6 +24,7 @@ batch 64 and 256 is >= 10x faster than dataloader and >= 1.5x faster than sklear
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -41,18 +45,18 @@ from mlplab.training.device import using_threads
 HIDDEN = (16, 32, 24)
 LR, MOMENTUM = 0.01, 0.9
 MEAN, STD = 0.1307, 0.3081
-CONTENDERS = ("mlplab", "dataloader", "sklearn")
+CONTENDERS = ("mlplab", "dataloader", "sklearn", "handwritten")
 
 
-def median_seconds(run_epoch: Callable[[], None], repeats: int) -> float:
-    """Median wall time of ``repeats`` epochs, after one untimed warm-up epoch."""
+def epoch_seconds(run_epoch: Callable[[], None], repeats: int) -> list[float]:
+    """Wall times of ``repeats`` epochs, after one untimed warm-up epoch."""
     run_epoch()
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         run_epoch()
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return times
 
 
 def mlplab_epoch(batch_size: int, data_dir: str | None, threads: int | None) -> Callable[[], None]:
@@ -90,13 +94,18 @@ class LabMNIST(torch.utils.data.Dataset):
 
 
 def lab_transform(image) -> torch.Tensor:
-    """transforms.Compose([ToTensor(), Normalize((0.1307,), (0.3081,))]) as torchvision runs it."""
+    """transforms.Compose([ToTensor(), Normalize((0.1307,), (0.3081,))]), step by step as torchvision runs them."""
+    # ToTensor: PIL "L" image -> uint8 HxWx1 -> 1xHxW -> float in [0, 1].
     array = np.array(image, dtype=np.uint8, copy=True)
     tensor = torch.from_numpy(array).view(image.size[1], image.size[0], 1).permute(2, 0, 1).contiguous()
     tensor = tensor.to(torch.float32).div(255)
-    mean = torch.as_tensor((MEAN,), dtype=tensor.dtype).view(-1, 1, 1)
-    std = torch.as_tensor((STD,), dtype=tensor.dtype).view(-1, 1, 1)
-    return tensor.sub_(mean).div_(std)
+    # Normalize (inplace=False): copy, per-channel mean/std tensors, a zero-std check, then subtract and divide.
+    tensor = tensor.clone()
+    mean = torch.as_tensor((MEAN,), dtype=tensor.dtype)
+    std = torch.as_tensor((STD,), dtype=tensor.dtype)
+    if not bool((std != 0).all()):
+        raise ValueError("std evaluated to zero")
+    return tensor.sub_(mean.view(-1, 1, 1)).div_(std.view(-1, 1, 1))
 
 
 def lab_model() -> nn.Module:
@@ -141,18 +150,58 @@ def sklearn_epoch(images: np.ndarray, labels: np.ndarray, batch_size: int) -> Ca
     return run_epoch
 
 
-def measure(contender: str, batch_size: int, repeats: int, data_dir: str | None, threads: int | None) -> float:
+def handwritten_epoch(batch_size: int, data_dir: str | None) -> Callable[[], None]:
+    """The fastest PyTorch epoch we know how to write, as a ceiling for any torch-based loop.
+
+    No autograd (gradients by hand), no meters, no module calls, and the fused SGD kernel
+    called directly: what is left is the arithmetic and PyTorch's per-op dispatch.
+    """
+    overrides = {"hidden": HIDDEN, "batch_size": batch_size, "device": "cpu", "progress": False}
+    run = prepare(apply_overrides(Config(), {**overrides, **({"data_dir": data_dir} if data_dir else {})}))
+    images, labels = run.data.train.images.reshape(len(run.data.train), -1), run.data.train.labels
+    weights = [layer.weight.detach() for layer in run.model.linears()]
+    biases = [layer.bias.detach() for layer in run.model.linears()]
+    parameters = [t for pair in zip(weights, biases) for t in pair]
+    buffers = [torch.zeros_like(p) for p in parameters]
+    last = len(weights) - 1
+
+    def run_epoch():
+        for index in torch.randperm(len(labels)).split(batch_size):
+            x, y = images.index_select(0, index), labels.index_select(0, index)
+            activations = [x]
+            for i, (W, b) in enumerate(zip(weights, biases)):  # forward: h = relu(h W^T + b)
+                h = torch.addmm(b, activations[-1], W.t())
+                activations.append(h.relu_() if i < last else h)
+            g = torch.softmax(activations[-1], dim=1)  # dL/dz of mean cross-entropy: (p - onehot) / B
+            g[torch.arange(len(y)), y] -= 1
+            g /= len(y)
+            grads: list[torch.Tensor] = [g] * len(parameters)
+            for i in range(last, -1, -1):  # backward: dW = g^T h, db = sum g, g <- (g W) * [h > 0]
+                grads[2 * i], grads[2 * i + 1] = g.t().mm(activations[i]), g.sum(0)
+                if i > 0:
+                    g = g.mm(weights[i]).mul_(activations[i] > 0)
+            torch._fused_sgd_(parameters, grads, buffers, weight_decay=0.0, momentum=MOMENTUM, lr=LR,
+                              dampening=0.0, nesterov=False, maximize=False, is_first_step=False,
+                              grad_scale=None, found_inf=None)
+
+    return run_epoch
+
+
+def measure(contender: str, batch_size: int, repeats: int, data_dir: str | None, threads: int | None) -> list[float]:
     """Seconds per epoch of one contender, measured in this process."""
     if contender == "mlplab":
-        return median_seconds(mlplab_epoch(batch_size, data_dir, threads), repeats)
+        return epoch_seconds(mlplab_epoch(batch_size, data_dir, threads), repeats)
+    if contender == "handwritten":
+        with using_threads(threads or (1 if batch_size < 128 else torch.get_num_threads())):
+            return epoch_seconds(handwritten_epoch(batch_size, data_dir), repeats)
     # The baselines get the raw uint8 images of the same 50k training split.
     train = MNIST(data_dir or os.environ.get("MLPLAB_DATA_DIR", "data"), train=True, download=True)
     images, labels = train.data[:50_000].numpy(), train.targets[:50_000].numpy()
     make = dataloader_epoch if contender == "dataloader" else sklearn_epoch
-    return median_seconds(make(images, labels, batch_size), repeats)
+    return epoch_seconds(make(images, labels, batch_size), repeats)
 
 
-def measure_apart(contender: str, batch_size: int, args: argparse.Namespace) -> float:
+def measure_apart(contender: str, batch_size: int, args: argparse.Namespace) -> list[float]:
     """`measure` in a fresh Python process: no thread pool or cache left over from another contender.
 
     (sklearn's OpenBLAS threads keep spinning for a while after each call, which slows
@@ -163,37 +212,47 @@ def measure_apart(contender: str, batch_size: int, args: argparse.Namespace) -> 
     command += ["--data-dir", args.data_dir] if args.data_dir else []
     command += ["--threads", str(args.threads)] if args.threads else []
     result = subprocess.run(command, capture_output=True, text=True, check=True)
-    return float(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", default="4,64,256", help="comma-separated (default: 4,64,256)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed epochs per entry (default: 3)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of one fresh process per contender (default: 3)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed epochs per process (default: 2)")
     parser.add_argument("--data-dir", help="folder with the MNIST IDX files (default: MLPLAB_DATA_DIR)")
     parser.add_argument("--threads", type=int,
                         help="torch CPU threads for every contender (default: each one's own default; "
                              "mlplab uses 1 below batch 128)")
     parser.add_argument("--skip", default="", help="comma-separated baselines to skip: dataloader,sklearn")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also time a hand-written, autograd-free PyTorch epoch: the most any torch loop could do")
     parser.add_argument("--only", choices=CONTENDERS, help=argparse.SUPPRESS)  # internal: one measurement
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.only:
-        print(measure(args.only, int(args.batch_sizes), args.repeats, args.data_dir, args.threads))
+        print(json.dumps(measure(args.only, int(args.batch_sizes), args.repeats, args.data_dir, args.threads)))
         return
 
-    skip = set(filter(None, args.skip.split(",")))
+    skip = set(filter(None, args.skip.split(","))) | (set() if args.ceiling else {"handwritten"})
     print(f"torch {torch.__version__} ({torch.get_num_threads()} threads by default); 50000 training images; "
-          f"net 784-{'-'.join(map(str, HIDDEN))}-10, SGD lr {LR} momentum {MOMENTUM}; median of {args.repeats}, "
-          "each contender in its own process")
-    print(f"{'batch':>5} {'mlplab s':>9} {'dataloader s':>12} {'sklearn s':>9} {'vs dataloader':>13} {'vs sklearn':>10}")
+          f"net 784-{'-'.join(map(str, HIDDEN))}-10, SGD lr {LR} momentum {MOMENTUM}; median of "
+          f"{args.rounds} rounds x {args.repeats} epochs, each round a fresh process per contender")
+    print(f"{'batch':>5} {'mlplab s':>9} {'dataloader s':>12} {'sklearn s':>9} {'vs dataloader':>13} {'vs sklearn':>10}"
+          + (f" {'ceiling s':>9} {'ceiling vs sklearn':>18}" if args.ceiling else ""))
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-        seconds = {name: measure_apart(name, batch_size, args) if name not in skip else float("nan")
-                   for name in CONTENDERS}
+        times: dict[str, list[float]] = {name: [] for name in CONTENDERS if name not in skip}
+        for _ in range(args.rounds):  # contenders take turns, so a slow spell of the machine hits all
+            for name in times:
+                times[name] += measure_apart(name, batch_size, args)
+        seconds = {name: float("nan") for name in CONTENDERS} | {n: statistics.median(t) for n, t in times.items()}
         ours, loader, sk = seconds["mlplab"], seconds["dataloader"], seconds["sklearn"]
-        print(f"{batch_size:>5} {ours:>9.3f} {loader:>12.3f} {sk:>9.3f} {loader / ours:>12.1f}x {sk / ours:>9.2f}x",
-              flush=True)
+        line = f"{batch_size:>5} {ours:>9.3f} {loader:>12.3f} {sk:>9.3f} {loader / ours:>12.1f}x {sk / ours:>9.2f}x"
+        if args.ceiling:
+            line += f" {seconds['handwritten']:>9.3f} {sk / seconds['handwritten']:>17.2f}x"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":
