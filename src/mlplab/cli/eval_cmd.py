@@ -23,14 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print."""
-    from pathlib import Path
-
     from mlplab.errors import MlplabError
     from mlplab.training import evaluate, load_checkpoint, prepare
+    from mlplab.training.checkpoint import best_or_last
 
-    path = Path(args.checkpoint)
-    if path.is_dir():
-        path = path / "best.pt" if (path / "best.pt").exists() else path / "last.pt"
+    path = best_or_last(args.checkpoint)
     checkpoint = load_checkpoint(path)
     overrides = {"device": args.device, "progress": False}
     if args.data_dir:

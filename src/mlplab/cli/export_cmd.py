@@ -17,10 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Export and say where."""
     from mlplab.export import export_safetensors
+    from mlplab.training.checkpoint import best_or_last
 
-    path = Path(args.checkpoint)
-    if path.is_dir():
-        path = path / "best.pt" if (path / "best.pt").exists() else path / "last.pt"
+    path = best_or_last(args.checkpoint)
     out = Path(args.out) if args.out else path.parent / "model.safetensors"
     export_safetensors(path, out)
     print(f"wrote {out} ({out.stat().st_size} bytes) from {path}")

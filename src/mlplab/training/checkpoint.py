@@ -51,6 +51,14 @@ def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
     atomic_write(Path(path), lambda handle: torch.save(payload, handle))
 
 
+def best_or_last(path: str | Path) -> Path:
+    """A run directory's best.pt (else its last.pt); a file path is returned as it is."""
+    path = Path(path)
+    if path.is_dir():
+        return path / "best.pt" if (path / "best.pt").exists() else path / "last.pt"
+    return path
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by `save_checkpoint`; refuses pickles that would run code."""
     path = Path(path)
