@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print."""
+    from mlplab.data import Batches
     from mlplab.errors import MlplabError
     from mlplab.training import evaluate, load_checkpoint, prepare
     from mlplab.training.checkpoint import best_or_last
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     run = prepare(config)
     run.model.load_state_dict(checkpoint["model"])
     batches = {"test": run.test_batches, "val": run.val_batches,
-               "train": type(run.test_batches)(run.data.train, config.train.eval_batch_size)}[args.split]
+               "train": Batches(run.data.train, config.train.eval_batch_size)}[args.split]
     if batches is None:
         raise MlplabError("this run has no validation split (--val-split none); use --split test or train")
     result = evaluate(run.model, batches, run.loss_fn, run.num_classes)

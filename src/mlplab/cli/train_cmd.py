@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from mlplab.cli.report import TrainReporter
-from mlplab.config import (PRESETS, SECTION_TYPES, Config, apply_overrides, from_dict, from_preset,
-                           load_toml, to_toml)
+from mlplab.config import (PRESETS, SECTION_TYPES, Config, apply_overrides, field_types, from_dict,
+                           from_preset, load_toml, to_toml)
 from mlplab.errors import MlplabError
 
 SECTION_TITLES = {"data": "data", "model": "model", "optim": "optimizer and schedule", "train": "training loop"}
@@ -65,16 +65,12 @@ def resolve_config(args: argparse.Namespace) -> Config:
     if args.config:
         file_config = load_toml(args.config)
         config = apply_overrides(config, _changed_fields(file_config)) if args.preset else file_config
-    flags = {name: getattr(args, name) for name in _field_names() if getattr(args, name, None) is not None}
+    flags = {name: getattr(args, name) for name in field_types() if getattr(args, name, None) is not None}
     if args.resume:
         if flags.get("out") not in (None, args.resume):
             raise MlplabError("--out cannot move a resumed run; it continues in the --resume directory")
         flags["out"] = args.resume
     return apply_overrides(config, flags)
-
-
-def _field_names() -> list[str]:
-    return [f.name for kind in SECTION_TYPES.values() for f in dataclasses.fields(kind)]
 
 
 def _changed_fields(config: Config) -> dict[str, Any]:

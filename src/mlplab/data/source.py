@@ -65,13 +65,18 @@ def locate(spec: DatasetSpec | str, data_dir: str | Path | None = None, cache_di
             return _from_data_folder(spec, root, "MLPLAB_DATA_DIR")
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     folder = folder / spec.name
-    missing = [role for role, record in spec.files.items() if find_file(folder, record) is None]
-    if missing and not download:
+    if missing_files(spec, folder) and not download:
         raise MlplabError(f"no local copy of {spec.name} (looked in {folder}) and downloading is off; "
                           f"drop --no-download to fetch it, or {local_copy_hint(spec)}")
-    for role in missing:
-        download_file(spec, role, folder, timeout=timeout, progress=progress)
+    fetch_missing(spec, folder, timeout=timeout, progress=progress)
     return folder
+
+
+def fetch_missing(spec: DatasetSpec, folder: Path, timeout: float = DEFAULT_TIMEOUT, progress: bool = False) -> None:
+    """Download into ``folder`` each of the dataset's files it holds in neither form."""
+    for role, record in spec.files.items():
+        if find_file(folder, record) is None:
+            download_file(spec, role, folder, timeout=timeout, progress=progress)
 
 
 def _from_data_folder(spec: DatasetSpec, root: Path, origin: str) -> Path:

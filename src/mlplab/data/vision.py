@@ -18,9 +18,8 @@ import torch
 from torch.utils.data import Dataset
 
 from mlplab.data.arrays import read_dataset
-from mlplab.data.download import download_file
 from mlplab.data.registry import DatasetSpec, get_spec
-from mlplab.data.source import candidate_folders, find_folder, missing_files
+from mlplab.data.source import candidate_folders, fetch_missing, find_folder, missing_files
 from mlplab.errors import MlplabError
 
 
@@ -86,9 +85,7 @@ class MNIST(Dataset[tuple[Any, Any]]):
             looked = ", ".join(str(folder) for folder in candidate_folders(self.spec, root))
             raise MlplabError(f"{self.spec.title} files not found (looked in {looked}); pass download=True "
                               f"or copy {', '.join(missing_files(self.spec, raw))} into {raw}")
-        for role, record in self.spec.files.items():
-            if record.name in missing_files(self.spec, raw):
-                download_file(self.spec, role, raw)
+        fetch_missing(self.spec, raw)
         return raw
 
 
