@@ -1,21 +1,25 @@
 """Seconds per training epoch: mlplab vs a lab-style DataLoader pipeline vs scikit-learn.
 
-All three train the same 784-16-32-24-10 ReLU net with plain SGD (momentum 0.9, lr 0.01)
-on the same 50,000 MNIST training images, one epoch each, in this one process:
+All contenders train the same 784-16-32-24-10 ReLU net with SGD (momentum 0.9, lr 0.01)
+on the same 50,000 MNIST training images:
 
-  mlplab      the whole split as one tensor, batches drawn by index (mlplab.training.train_epoch)
-  dataloader  torch.utils.data.Dataset + DataLoader written the way the labs do with
-              torchvision: uint8 image -> PIL image -> ToTensor -> Normalize, per sample
-              (torchvision's own code path, restated here because torchvision is not a dependency)
-  sklearn     sklearn.neural_network.MLPClassifier, solver="sgd", same layers and batch size,
-              given float32 inputs (its fastest path), one epoch (max_iter=1)
-  ceiling     (with --ceiling) a hand-written PyTorch epoch with no autograd, meters or module
-              calls: the fastest any PyTorch loop could be on this machine
+  mlplab       `mlplab train`'s loop as it runs by default: the whole split as one tensor,
+               batches drawn by index, gradients from the manual engine (engine="auto")
+  autograd     the same loop with engine="autograd": zero grad, forward, loss.backward(), step
+  dataloader   torch.utils.data.Dataset + DataLoader written the way the labs do with
+               torchvision: uint8 image -> PIL image -> ToTensor -> Normalize, per sample
+               (torchvision's own code path, restated here because torchvision is not a dependency)
+  sklearn      sklearn.neural_network.MLPClassifier, solver="sgd", same layers and batch size,
+               given float32 inputs (its fastest path), one epoch (max_iter=1)
+  handwritten  (with --ceiling) a hand-written PyTorch epoch with no autograd, meters or module
+               calls: about the fastest any PyTorch loop can be on this machine
 
-Each entry is the median over --rounds rounds of --repeats epochs (after a warm-up epoch);
-in each round every contender runs in a fresh process of its own, one after the other, so
-no thread pool is shared and a slow spell of a shared machine falls on all of them. Targets (issue 2): mlplab at
-batch 64 and 256 is >= 10x faster than dataloader and >= 1.5x faster than sklearn.
+In each of --rounds rounds every contender runs in a fresh process of its own, one after the
+other (no thread pool is shared), and times --repeats epochs after a warm-up epoch. Seconds
+are medians over the rounds; each ratio is the median over the rounds of that round's ratio,
+so a slow spell of a shared machine, which falls on one round, cancels out.
+Targets (issue 2): mlplab at batch 64 and 256 is >= 10x faster than dataloader and >= 1.5x
+faster than sklearn.
 
     pip install -e ".[bench]"
     MLPLAB_DATA_DIR=/path/to/mnist python benchmarks/epoch_speed.py
@@ -45,7 +49,7 @@ from mlplab.training.device import using_threads
 HIDDEN = (16, 32, 24)
 LR, MOMENTUM = 0.01, 0.9
 MEAN, STD = 0.1307, 0.3081
-CONTENDERS = ("mlplab", "dataloader", "sklearn", "handwritten")
+CONTENDERS = ("mlplab", "autograd", "dataloader", "sklearn", "handwritten")
 
 
 def epoch_seconds(run_epoch: Callable[[], None], repeats: int) -> list[float]:
@@ -59,10 +63,11 @@ def epoch_seconds(run_epoch: Callable[[], None], repeats: int) -> list[float]:
     return times
 
 
-def mlplab_epoch(batch_size: int, data_dir: str | None, threads: int | None) -> Callable[[], None]:
-    """One epoch of mlplab's own loop, with the thread count `mlplab train` would use."""
+def mlplab_epoch(batch_size: int, data_dir: str | None, threads: int | None,
+                 engine: str = "auto") -> Callable[[], None]:
+    """One epoch of mlplab's own loop, with the thread count and engine `mlplab train` would use."""
     overrides = {"hidden": HIDDEN, "lr": LR, "momentum": MOMENTUM, "batch_size": batch_size,
-                 "device": "cpu", "progress": False, "threads": threads}
+                 "device": "cpu", "progress": False, "threads": threads, "engine": engine}
     if data_dir:
         overrides["data_dir"] = data_dir
     run = prepare(apply_overrides(Config(), overrides))
@@ -71,7 +76,7 @@ def mlplab_epoch(batch_size: int, data_dir: str | None, threads: int | None) -> 
     def run_epoch():
         run.train_batches.set_epoch(next(epoch))
         with using_threads(run.threads):
-            train_epoch(run.model, run.train_batches, run.loss_fn, run.optimizer)
+            train_epoch(run.model, run.train_batches, run.loss_fn, run.optimizer, engine=run.engine)
 
     return run_epoch
 
@@ -191,6 +196,8 @@ def measure(contender: str, batch_size: int, repeats: int, data_dir: str | None,
     """Seconds per epoch of one contender, measured in this process."""
     if contender == "mlplab":
         return epoch_seconds(mlplab_epoch(batch_size, data_dir, threads), repeats)
+    if contender == "autograd":
+        return epoch_seconds(mlplab_epoch(batch_size, data_dir, threads, engine="autograd"), repeats)
     if contender == "handwritten":
         with using_threads(threads or (1 if batch_size < 128 else torch.get_num_threads())):
             return epoch_seconds(handwritten_epoch(batch_size, data_dir), repeats)
@@ -218,14 +225,15 @@ def measure_apart(contender: str, batch_size: int, args: argparse.Namespace) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", default="4,64,256", help="comma-separated (default: 4,64,256)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds of one fresh process per contender (default: 3)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rounds of one fresh process per contender (default: 5)")
     parser.add_argument("--repeats", type=int, default=2, help="timed epochs per process (default: 2)")
     parser.add_argument("--data-dir", help="folder with the MNIST IDX files (default: MLPLAB_DATA_DIR)")
     parser.add_argument("--threads", type=int,
                         help="torch CPU threads for every contender (default: each one's own default; "
                              "mlplab uses 1 below batch 128)")
-    parser.add_argument("--skip", default="", help="comma-separated baselines to skip: dataloader,sklearn")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated contenders to skip: autograd,dataloader,sklearn")
     parser.add_argument("--ceiling", action="store_true",
                         help="also time a hand-written, autograd-free PyTorch epoch: the most any torch loop could do")
     parser.add_argument("--only", choices=CONTENDERS, help=argparse.SUPPRESS)  # internal: one measurement
@@ -238,20 +246,22 @@ def main() -> None:
 
     skip = set(filter(None, args.skip.split(","))) | (set() if args.ceiling else {"handwritten"})
     print(f"torch {torch.__version__} ({torch.get_num_threads()} threads by default); 50000 training images; "
-          f"net 784-{'-'.join(map(str, HIDDEN))}-10, SGD lr {LR} momentum {MOMENTUM}; median of "
-          f"{args.rounds} rounds x {args.repeats} epochs, each round a fresh process per contender")
-    print(f"{'batch':>5} {'mlplab s':>9} {'dataloader s':>12} {'sklearn s':>9} {'vs dataloader':>13} {'vs sklearn':>10}"
-          + (f" {'ceiling s':>9} {'ceiling vs sklearn':>18}" if args.ceiling else ""))
+          f"net 784-{'-'.join(map(str, HIDDEN))}-10, SGD lr {LR} momentum {MOMENTUM}; {args.rounds} rounds x "
+          f"{args.repeats} epochs, each round a fresh process per contender; seconds are medians, ratios are "
+          "medians of each round's ratio")
+    names = [name for name in CONTENDERS if name not in skip]
+    print(f"{'batch':>5} " + " ".join(f"{name + ' s':>{max(9, len(name) + 2)}}" for name in names)
+          + "".join(f" {'vs ' + name:>{max(9, len(name) + 3)}}" for name in names if name != "mlplab"))
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-        times: dict[str, list[float]] = {name: [] for name in CONTENDERS if name not in skip}
+        times: dict[str, list[float]] = {name: [] for name in names}
         for _ in range(args.rounds):  # contenders take turns, so a slow spell of the machine hits all
-            for name in times:
-                times[name] += measure_apart(name, batch_size, args)
-        seconds = {name: float("nan") for name in CONTENDERS} | {n: statistics.median(t) for n, t in times.items()}
-        ours, loader, sk = seconds["mlplab"], seconds["dataloader"], seconds["sklearn"]
-        line = f"{batch_size:>5} {ours:>9.3f} {loader:>12.3f} {sk:>9.3f} {loader / ours:>12.1f}x {sk / ours:>9.2f}x"
-        if args.ceiling:
-            line += f" {seconds['handwritten']:>9.3f} {sk / seconds['handwritten']:>17.2f}x"
+            for name in names:
+                times[name].append(statistics.median(measure_apart(name, batch_size, args)))
+        line = f"{batch_size:>5} " + " ".join(f"{statistics.median(times[n]):>{max(9, len(n) + 2)}.3f}" for n in names)
+        for name in names:
+            if name != "mlplab":  # > 1: mlplab is that many times faster; paired within each round
+                ratio = statistics.median(other / ours for other, ours in zip(times[name], times["mlplab"]))
+                line += f" {ratio:>{max(9, len(name) + 3) - 1}.2f}x"
         print(line, flush=True)
 
 

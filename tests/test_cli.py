@@ -64,6 +64,8 @@ def test_print_config_applies_preset_then_file_then_flags(tmp_path, capsys):
     (["train", "--data-dir", "/nonexistent/mnist", "--no-download", "--epochs", "1"], "/nonexistent/mnist"),
     (["eval", "/nonexistent/run"], "no checkpoint"),
     (["train", "--resume", "/nonexistent/run"], "no checkpoint"),
+    (["train", "--engine", "manual", "--dropout", "0.2", "--epochs", "1"], "does not implement dropout"),
+    (["train", "--engine", "fastest"], "invalid choice: 'fastest'"),
 ])
 def test_user_mistakes_exit_2_with_one_line(args, fragment):
     result = _cli(*args)
@@ -92,3 +94,20 @@ def test_presets_command_lists_recipes(capsys):
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("lab") and "logistic" in out
+
+
+def test_closed_output_pipe_stops_quietly_and_keeps_finished_epochs(mnist_dir, tmp_path):
+    """`mlplab train | head -2`: no BrokenPipeError traceback; what finished is on disk."""
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlplab", "train", "--hidden", "8", "--epochs", "3", "--data-dir", str(mnist_dir),
+         "--out", str(run_dir), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stdout.readline()
+    while "epoch 1/3" not in first:  # read up to the first epoch's line, then hang up
+        first = process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == 141
+    assert "Traceback" not in stderr, stderr
+    assert (run_dir / "last.pt").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 
 import pytest
 import torch
@@ -274,3 +275,59 @@ def test_loading_optimizer_state_keeps_this_devices_fast_path():
     load_optimizer_state(plain, through_checkpoint(fused.state_dict()))
     assert not plain.param_groups[0]["fused"] and plain.param_groups[0]["lr"] == fused.param_groups[0]["lr"]
     assert torch.equal(plain.state_dict()["state"][0]["sum"], fused.state_dict()["state"][0]["sum"])
+
+
+@pytest.mark.parametrize("settings", [
+    dict(lr=0.1, momentum=0.0),
+    dict(lr=0.1, momentum=0.9),
+    dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+], ids=["plain", "momentum", "nesterov-decay"])
+def test_optimizer_step_is_bit_identical_to_step(settings):
+    """`optimizer_step` calls the fused SGD kernel itself: same weights and state as `.step()`, bit for bit."""
+    def train(step):
+        torch.manual_seed(0)
+        model = MLP(in_features=12, hidden=(6,), num_classes=3)
+        optimizer = build_optimizer(model.parameters(), OptimConfig(optimizer="sgd", **settings))
+        schedule = build_schedule(optimizer, OptimConfig(scheduler="onecycle", lr=settings["lr"]), 1, 20)
+        generator = torch.Generator().manual_seed(1)
+        for index in range(20):
+            inputs, targets = torch.randn(8, 12, generator=generator), torch.randint(0, 3, (8,), generator=generator)
+            optimizer.zero_grad()
+            F.cross_entropy(model(inputs), targets).backward()
+            step(optimizer, index)
+            schedule.step_batch()
+        return model.state_dict(), optimizer.state_dict()["state"]
+
+    direct_steps = []
+
+    def fast(optimizer, index):
+        direct_steps.append(optim._direct_sgd(optimizer))
+        optim.optimizer_step(optimizer, direct=index > 0)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. the LR scheduler's "step() before optimizer.step()"
+        fast_weights, fast_state = train(fast)
+    weights, state = train(lambda optimizer, index: optimizer.step())
+    assert all(direct_steps[1:])  # the direct path is what ran after the first step
+    for name, tensor in weights.items():
+        assert torch.equal(fast_weights[name], tensor), name
+    for index, entry in state.items():
+        for key, value in entry.items():
+            assert value is None or torch.equal(fast_state[index][key], value)
+
+
+def test_optimizer_step_takes_the_fast_path_only_where_it_is_the_same_update():
+    model = MLP(in_features=12, hidden=(6,), num_classes=3)
+    sgd = build_optimizer(model.parameters(), OptimConfig(optimizer="sgd", momentum=0.9))
+    assert not optim._direct_sgd(sgd)  # no momentum buffers yet: PyTorch's step creates them
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    optim.optimizer_step(sgd, direct=False)
+    assert optim._direct_sgd(sgd)
+    handle = sgd.register_step_pre_hook(lambda optimizer, args, kwargs: None)
+    assert not optim._direct_sgd(sgd)  # hooks run only through .step()
+    handle.remove()
+    adam = build_optimizer(model.parameters(), OptimConfig(optimizer="adam", lr=1e-3))
+    assert not optim._direct_sgd(adam)
+    plain = torch.optim.SGD(model.parameters(), lr=0.1)  # not fused: a different kernel
+    assert not optim._direct_sgd(plain)

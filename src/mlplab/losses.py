@@ -11,8 +11,8 @@ e_y = one-hot row of y, mean = mean over the B samples unless stated otherwise.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -112,6 +112,24 @@ _FUNCTIONS: dict[str, Callable[..., Tensor]] = {
 }
 
 
+@dataclass(frozen=True)
+class Loss:
+    """A built-in loss bound to the model's output kind: ``loss(outputs, targets)`` is the batch mean.
+
+    Keeps its name and settings readable, so the manual engine
+    (`mlplab.training.manual`) can write out the same loss's gradient by hand.
+    """
+
+    name: str
+    output: str = "logits"
+    beta: float = 1.0  # ccql only
+
+    def __call__(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        if self.name == "ccql":
+            return ccql(outputs, targets, output=self.output, beta=self.beta)
+        return _FUNCTIONS[self.name](outputs, targets, output=self.output)
+
+
 def build_loss(name: str | LossFunction, output: str = "logits", beta: float = 1.0) -> LossFunction:
     """The loss ``(outputs (B, C), targets (B,) int64) -> mean over the batch`` called ``name``.
 
@@ -122,6 +140,7 @@ def build_loss(name: str | LossFunction, output: str = "logits", beta: float = 1
         beta: weight of the correct-class penalty for ``ccql`` (>= 0); ignored otherwise.
 
     Mismatches are reported here, before any training: ``nll`` on logits, unknown names.
+    A built-in name gives a `Loss`.
     """
     if callable(name):
         return name
@@ -129,8 +148,6 @@ def build_loss(name: str | LossFunction, output: str = "logits", beta: float = 1
     check_choice("model output", output, OUTPUTS)
     if name == "nll":
         _nll_needs_log_probs(output)
-    if name == "ccql":
-        if not beta >= 0:
-            raise MlplabError(f"beta must be >= 0 (weight of ccql's correct-class penalty); got {beta}")
-        return functools.partial(ccql, output=output, beta=beta)
-    return functools.partial(_FUNCTIONS[name], output=output)
+    if name == "ccql" and not beta >= 0:
+        raise MlplabError(f"beta must be >= 0 (weight of ccql's correct-class penalty); got {beta}")
+    return Loss(name, output, float(beta) if name == "ccql" else 1.0)

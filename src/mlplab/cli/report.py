@@ -46,7 +46,7 @@ class TrainReporter:
             f"model: {architecture(data.train.images[0].numel(), model.hidden, run.num_classes)} MLP, "
             f"{model.activation}, output {model.output}, {sum(p.numel() for p in run.model.parameters())} parameters; "
             f"loss {self.config.train.loss}; {self.config.optim.optimizer} lr {self.config.optim.lr}; "
-            f"batch {self.config.train.batch_size}; device {run.device}; seed {self.config.train.seed}"
+            f"batch {self.config.train.batch_size}; device {run.device}; engine {run.engine}; seed {self.config.train.seed}"
         )
         self._print(f"run directory: {run_dir}")
 

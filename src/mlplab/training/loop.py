@@ -23,9 +23,10 @@ from mlplab.optim import Schedule, load_optimizer_state
 from mlplab.training.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint, versions
 from mlplab.training.device import using_threads
 from mlplab.training.history import History
-from mlplab.training.metrics import AverageMeter, confusion_matrix, correct_count, per_class_accuracy
+from mlplab.training.metrics import AverageMeter, confusion_matrix, per_class_accuracy
 from mlplab.training.rundir import check_resumable, create_run_dir, write_config, write_json
 from mlplab.training.setup import LossFn, Setup, prepare
+from mlplab.training.steps import make_step
 
 
 def train_epoch(
@@ -35,27 +36,31 @@ def train_epoch(
     optimizer: torch.optim.Optimizer,
     schedule: Schedule | None = None,
     on_batch_end: Sequence[Callable[[Tensor], None]] = (),
+    engine: str = "autograd",
 ) -> dict[str, Any]:
-    """One pass over ``batches``; returns mean loss, accuracy and every batch's loss."""
+    """One pass over ``batches``; returns mean loss, accuracy and every batch's loss.
+
+    ``engine`` (see `mlplab.training.steps`) decides how gradients are computed:
+    ``autograd``, ``manual`` (the MLP's backprop written out by hand) or ``auto``.
+    """
     model.train()
+    step = make_step(engine, model, loss_fn, optimizer)
     loss_meter = AverageMeter()
-    correct: list[Tensor] = []
+    predictions, targets = [], []
     for images, labels in batches:
-        optimizer.zero_grad(set_to_none=True)
-        outputs = model(images)  # (B, C) logits or log-probabilities
-        loss = loss_fn(outputs, labels)  # mean over the batch
-        loss.backward()
-        optimizer.step()
+        outputs, loss = step(images, labels)  # zero grad, forward, loss, backward, optimizer step
         if schedule is not None:
             schedule.step_batch()
-        # Kept as tensors: summed once at the end, so no per-batch device sync.
-        loss_meter.update(loss.detach(), labels.shape[0])
-        correct.append(correct_count(outputs.detach(), labels))
+        # Kept as tensors and compared once at the end: no per-batch device sync.
+        loss_meter.update(loss, labels.shape[0])
+        predictions.append(outputs.argmax(dim=1))
+        targets.append(labels)
         for hook in on_batch_end:
             hook(loss)
+    correct = int((torch.cat(predictions) == torch.cat(targets)).sum()) if targets else 0
     return {
         "loss": loss_meter.avg,
-        "accuracy": int(torch.stack(correct).sum()) / loss_meter.count if correct else float("nan"),
+        "accuracy": correct / loss_meter.count if targets else float("nan"),
         "batch_losses": loss_meter.values(),
     }
 
@@ -123,7 +128,8 @@ def _train_epochs(run: Setup, run_dir: Path, state: dict[str, Any], history: His
         started = time.perf_counter()
         lr = run.optimizer.param_groups[0]["lr"]
         run.train_batches.set_epoch(epoch)
-        train = train_epoch(run.model, run.train_batches, run.loss_fn, run.optimizer, run.schedule, batch_hooks)
+        train = train_epoch(run.model, run.train_batches, run.loss_fn, run.optimizer, run.schedule, batch_hooks,
+                            engine=run.engine)
         val = evaluate(run.model, run.val_batches, run.loss_fn, run.num_classes) if run.val_batches else None
         run.schedule.step_epoch()
         if not math.isfinite(train["loss"]):
@@ -165,7 +171,7 @@ def _final_metrics(run: Setup, state: dict[str, Any], history: History) -> dict[
         "test_loss": test["loss"], "test_accuracy": test["accuracy"], "test_count": test["count"],
         "per_class_accuracy": dict(zip(run.data.spec.classes, test["per_class_accuracy"])),
         "confusion": test["confusion"], "epochs": len(history), "best": state["best"],
-        "device": str(run.device), "versions": versions(),
+        "device": str(run.device), "engine": run.engine, "versions": versions(),
     }
 
 

@@ -16,6 +16,7 @@ from mlplab.models import MLP, build_model
 from mlplab.optim import Schedule, build_optimizer, build_schedule
 from mlplab.training.checkpoint import load_checkpoint
 from mlplab.training.device import cpu_threads, resolve_device
+from mlplab.training.steps import resolve_engine
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -35,6 +36,7 @@ class Setup:
     optimizer: torch.optim.Optimizer
     schedule: Schedule
     threads: int  # CPU threads to train with (see `cpu_threads`)
+    engine: str  # "autograd" or "manual": how gradients are computed (see `mlplab.training.steps`)
 
     @property
     def num_classes(self) -> int:
@@ -45,6 +47,8 @@ class Setup:
 def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
     """Seed, load the data onto the device, build the model, loss, batches, optimizer and schedule."""
     device = resolve_device(config.train.device)
+    loss = build_loss(loss_fn or config.train.loss, config.model.output, config.train.beta)
+    resolve_engine(config.train.engine, config.model, loss)  # a bad --engine fails before the data loads
     torch.manual_seed(config.train.seed)  # one seed: split, initialisation, shuffling, dropout
     data = load_data(config.data, device=device, seed=config.train.seed, progress=config.train.progress)
     model = build_model(config.model, in_features=data.train.images[0].numel(),
@@ -57,13 +61,14 @@ def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
         device=device,
         data=data,
         model=model,
-        loss_fn=build_loss(loss_fn or config.train.loss, model.output, config.train.beta),
+        loss_fn=loss,
         train_batches=train_batches,
         val_batches=Batches(data.val, config.train.eval_batch_size) if data.val is not None else None,
         test_batches=Batches(data.test, config.train.eval_batch_size),
         optimizer=optimizer,
         schedule=build_schedule(optimizer, config.optim, config.train.epochs, len(train_batches)),
         threads=cpu_threads(config.train.threads, config.train.batch_size, device),
+        engine=resolve_engine(config.train.engine, model, loss),
     )
 
 
