@@ -66,7 +66,7 @@ def unsupported(model: nn.Module | ModelConfig, loss_fn: object) -> str | None:
 
 
 class ManualStep:
-    """One SGD-family training step on a batch, gradients by hand: ``step(images, labels) -> (logits, loss)``.
+    """One training step on a batch with gradients by hand: ``step(images, labels) -> (logits, loss)``.
 
     Args:
         model: an `MLP` without dropout.
