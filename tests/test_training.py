@@ -35,9 +35,12 @@ def test_run_directory_holds_config_history_checkpoints_metrics(make_config):
     assert record["step"] == 782 and record["val_accuracy"] is not None
 
 
-def test_same_seed_same_history_and_weights(make_config, tmp_path):
-    first = fit(make_config(epochs=2, dropout=0.2, out=str(tmp_path / "a")))
-    second = fit(make_config(epochs=2, dropout=0.2, out=str(tmp_path / "b")))
+@pytest.mark.parametrize("overrides", [dict(dropout=0.2), dict(momentum=0.9)], ids=["autograd", "manual"])
+def test_same_seed_same_history_and_weights(make_config, tmp_path, overrides):
+    first = fit(make_config(epochs=2, out=str(tmp_path / "a"), **overrides))
+    second = fit(make_config(epochs=2, out=str(tmp_path / "b"), **overrides))
+    engine = json.loads((first.run_dir / "metrics.json").read_text())["engine"]
+    assert engine == ("autograd" if "dropout" in overrides else "manual")
     assert _without_seconds(first) == _without_seconds(second)
     for name, tensor in _weights(first.run_dir / "last.pt").items():
         assert torch.equal(tensor, _weights(second.run_dir / "last.pt")[name])
