@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
-from mlplab.errors import MlplabError, check_choice
+from mlplab.errors import check_choice
 
 # The four files of every MNIST-family dataset, in the order they are listed and fetched.
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
