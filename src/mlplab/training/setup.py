@@ -48,7 +48,7 @@ def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
     """Seed, load the data onto the device, build the model, loss, batches, optimizer and schedule."""
     device = resolve_device(config.train.device)
     loss = build_loss(loss_fn or config.train.loss, config.model.output, config.train.beta)
-    resolve_engine(config.train.engine, config.model, loss)  # a bad --engine fails before the data loads
+    engine = resolve_engine(config.train.engine, config.model, loss)  # a bad --engine fails before the data loads
     torch.manual_seed(config.train.seed)  # one seed: split, initialisation, shuffling, dropout
     data = load_data(config.data, device=device, seed=config.train.seed, progress=config.train.progress)
     model = build_model(config.model, in_features=data.train.images[0].numel(),
@@ -68,7 +68,7 @@ def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
         optimizer=optimizer,
         schedule=build_schedule(optimizer, config.optim, config.train.epochs, len(train_batches)),
         threads=cpu_threads(config.train.threads, config.train.batch_size, device),
-        engine=resolve_engine(config.train.engine, model, loss),
+        engine=engine,
     )
 
 
