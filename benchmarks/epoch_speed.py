@@ -14,11 +14,13 @@ on the same 50,000 MNIST training images:
   handwritten  (with --ceiling) a hand-written PyTorch epoch with no autograd, meters or module
                calls: about the fastest any PyTorch loop can be on this machine
 
-In each of --rounds rounds every contender runs in a fresh process of its own, one after the
-other (no thread pool is shared), times --repeats epochs after a warm-up epoch and keeps the
-fastest (as timeit does: on a shared machine the others only add other tenants' noise).
-Seconds are medians over the rounds; each ratio is the median over the rounds of that round's
-ratio, so a slow spell, which falls on one round, cancels out.
+Each contender lives in a worker process of its own (no thread pool is shared), set up and
+warmed up by one untimed epoch. Then the workers take turns, one epoch each, for --rounds
+rounds, with a short pause between turns so the last one's idle threads have gone to sleep;
+the order rotates every round. This small VM's speed swings by up to 2x within seconds (a
+pure-Python loop on an idle machine takes 0.06 to 0.12 s), so only epochs run close together
+compare fairly: each ratio is the median over rounds of that round's ratio, printed with its
+quartiles; seconds are medians over rounds.
 Targets (issue 2): mlplab at batch 64 and 256 is >= 10x faster than dataloader and >= 1.5x
 faster than sklearn.
 
@@ -29,7 +31,7 @@ faster than sklearn.
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
 import statistics
 import subprocess
@@ -51,17 +53,6 @@ HIDDEN = (16, 32, 24)
 LR, MOMENTUM = 0.01, 0.9
 MEAN, STD = 0.1307, 0.3081
 CONTENDERS = ("mlplab", "autograd", "dataloader", "sklearn", "handwritten")
-
-
-def epoch_seconds(run_epoch: Callable[[], None], repeats: int) -> list[float]:
-    """Wall times of ``repeats`` epochs, after one untimed warm-up epoch."""
-    run_epoch()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run_epoch()
-        times.append(time.perf_counter() - started)
-    return times
 
 
 def mlplab_epoch(batch_size: int, data_dir: str | None, threads: int | None,
@@ -193,43 +184,81 @@ def handwritten_epoch(batch_size: int, data_dir: str | None) -> Callable[[], Non
     return run_epoch
 
 
-def measure(contender: str, batch_size: int, repeats: int, data_dir: str | None, threads: int | None) -> list[float]:
-    """Seconds per epoch of one contender, measured in this process."""
-    if contender == "mlplab":
-        return epoch_seconds(mlplab_epoch(batch_size, data_dir, threads), repeats)
-    if contender == "autograd":
-        return epoch_seconds(mlplab_epoch(batch_size, data_dir, threads, engine="autograd"), repeats)
+def make_epoch(contender: str, batch_size: int, data_dir: str | None, threads: int | None) -> Callable[[], None]:
+    """One contender's epoch, set up in this process: call it to train one epoch."""
+    if contender in ("mlplab", "autograd"):
+        return mlplab_epoch(batch_size, data_dir, threads, engine="auto" if contender == "mlplab" else "autograd")
     if contender == "handwritten":
-        with using_threads(threads or (1 if batch_size < 128 else torch.get_num_threads())):
-            return epoch_seconds(handwritten_epoch(batch_size, data_dir), repeats)
+        return handwritten_epoch(batch_size, data_dir)
     # The baselines get the raw uint8 images of the same 50k training split.
     train = MNIST(data_dir or os.environ.get("MLPLAB_DATA_DIR", "data"), train=True, download=True)
     images, labels = train.data[:50_000].numpy(), train.targets[:50_000].numpy()
     make = dataloader_epoch if contender == "dataloader" else sklearn_epoch
-    return epoch_seconds(make(images, labels, batch_size), repeats)
+    return make(images, labels, batch_size)
 
 
-def measure_apart(contender: str, batch_size: int, args: argparse.Namespace) -> list[float]:
-    """`measure` in a fresh Python process: no thread pool or cache left over from another contender.
+def serve(contender: str, batch_size: int, data_dir: str | None, threads: int | None) -> None:
+    """Worker: set up, train one untimed epoch, say "ready"; then time one epoch per line read."""
+    if threads is None and contender == "handwritten":  # as mlplab does: one thread for small batches
+        threads = 1 if batch_size < 128 else torch.get_num_threads()
+    with using_threads(threads) if threads else contextlib.nullcontext():
+        run_epoch = make_epoch(contender, batch_size, data_dir, threads)
+        run_epoch()
+        print("ready", flush=True)
+        for _ in sys.stdin:
+            started = time.perf_counter()
+            run_epoch()
+            print(time.perf_counter() - started, flush=True)
 
-    (sklearn's OpenBLAS threads keep spinning for a while after each call, which slows
-    PyTorch's threads on a small machine if both live in one process.)
-    """
-    command = [sys.executable, __file__, "--only", contender, "--batch-sizes", str(batch_size),
-               "--repeats", str(args.repeats)]
-    command += ["--data-dir", args.data_dir] if args.data_dir else []
-    command += ["--threads", str(args.threads)] if args.threads else []
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+
+class Worker:
+    """One contender in a process of its own, training an epoch whenever asked."""
+
+    def __init__(self, contender: str, batch_size: int, args: argparse.Namespace) -> None:
+        command = [sys.executable, __file__, "--serve", contender, "--batch-sizes", str(batch_size)]
+        command += ["--data-dir", args.data_dir] if args.data_dir else []
+        command += ["--threads", str(args.threads)] if args.threads else []
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.process.stdout.readline().strip() != "ready":
+            raise SystemExit(f"the {contender} worker failed to start (exit status {self.process.wait()})")
+
+    def epoch(self) -> float:
+        """Seconds the worker took for one more epoch."""
+        self.process.stdin.write("epoch\n")
+        self.process.stdin.flush()
+        return float(self.process.stdout.readline())
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def paired_ratios(theirs: list[float], ours: list[float]) -> list[float]:
+    """Each round's ratio of their seconds to ours (> 1: ours is that many times faster), sorted."""
+    return sorted(other / mine for other, mine in zip(theirs, ours, strict=True))
+
+
+def take_turns(names: list[str], batch_size: int, args: argparse.Namespace) -> dict[str, list[float]]:
+    """Seconds per epoch of each contender, one epoch per turn, the order rotating every round."""
+    workers = {name: Worker(name, batch_size, args) for name in names}
+    times: dict[str, list[float]] = {name: [] for name in names}
+    try:
+        for round_ in range(args.rounds):
+            for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+                time.sleep(args.pause)  # let the previous turn's spinning BLAS/OpenMP threads go to sleep
+                times[name].append(workers[name].epoch())
+    finally:
+        for worker in workers.values():
+            worker.close()
+    return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", default="4,64,256", help="comma-separated (default: 4,64,256)")
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="rounds of one fresh process per contender (default: 5)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timed epochs per process, the fastest kept (default: 3)")
+    parser.add_argument("--rounds", type=int, default=9,
+                        help="epochs timed per contender, one per round (default: 9)")
+    parser.add_argument("--pause", type=float, default=0.25, help="seconds of rest before each turn (default: 0.25)")
     parser.add_argument("--data-dir", help="folder with the MNIST IDX files (default: MLPLAB_DATA_DIR)")
     parser.add_argument("--threads", type=int,
                         help="torch CPU threads for every contender (default: each one's own default; "
@@ -238,32 +267,28 @@ def main() -> None:
                         help="comma-separated contenders to skip: autograd,dataloader,sklearn")
     parser.add_argument("--ceiling", action="store_true",
                         help="also time a hand-written, autograd-free PyTorch epoch: the most any torch loop could do")
-    parser.add_argument("--only", choices=CONTENDERS, help=argparse.SUPPRESS)  # internal: one measurement
+    parser.add_argument("--serve", choices=CONTENDERS, help=argparse.SUPPRESS)  # internal: a worker process
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.only:
-        print(json.dumps(measure(args.only, int(args.batch_sizes), args.repeats, args.data_dir, args.threads)))
+    if args.serve:
+        serve(args.serve, int(args.batch_sizes), args.data_dir, args.threads)
         return
 
     skip = set(filter(None, args.skip.split(","))) | (set() if args.ceiling else {"handwritten"})
     print(f"torch {torch.__version__} ({torch.get_num_threads()} threads by default); 50000 training images; "
-          f"net 784-{'-'.join(map(str, HIDDEN))}-10, SGD lr {LR} momentum {MOMENTUM}; {args.rounds} rounds x "
-          f"{args.repeats} epochs (fastest kept), a fresh process per contender and round; seconds are medians "
-          "over rounds, ratios are medians of each round's ratio")
+          f"net 784-{'-'.join(map(str, HIDDEN))}-10, SGD lr {LR} momentum {MOMENTUM}; {args.rounds} rounds, "
+          "one epoch per contender each; seconds: median over rounds; ratios: median of each round's "
+          "ratio (quartiles)")
     names = [name for name in CONTENDERS if name not in skip]
+    others = [name for name in names if name != "mlplab"]
     print(f"{'batch':>5} " + " ".join(f"{name + ' s':>{max(9, len(name) + 2)}}" for name in names)
-          + "".join(f" {'vs ' + name:>{max(9, len(name) + 3)}}" for name in names if name != "mlplab"))
+          + "".join(f" {'vs ' + name:>20}" for name in others))
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-        times: dict[str, list[float]] = {name: [] for name in names}
-        for _ in range(args.rounds):  # contenders take turns, so a slow spell of the machine hits all
-            for name in names:
-                times[name].append(min(measure_apart(name, batch_size, args)))
+        times = take_turns(names, batch_size, args)
         line = f"{batch_size:>5} " + " ".join(f"{statistics.median(times[n]):>{max(9, len(n) + 2)}.3f}" for n in names)
-        for name in names:
-            if name != "mlplab":  # > 1: mlplab is that many times faster; paired within each round
-                ratio = statistics.median(other / ours for other, ours in zip(times[name], times["mlplab"]))
-                line += f" {ratio:>{max(9, len(name) + 3) - 1}.2f}x"
+        for name in others:
+            ratios = paired_ratios(times[name], times["mlplab"])
+            low, middle, high = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+            line += f" {f'{statistics.median(ratios):.2f}x ({low:.2f}-{high:.2f})':>20}"
         print(line, flush=True)
 
 

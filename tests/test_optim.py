@@ -283,7 +283,7 @@ def test_loading_optimizer_state_keeps_this_devices_fast_path():
     dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
 ], ids=["plain", "momentum", "nesterov-decay"])
 def test_optimizer_step_is_bit_identical_to_step(settings):
-    """`optimizer_step` calls the fused SGD kernel itself: same weights and state as `.step()`, bit for bit."""
+    """`OptimizerStep` calls the fused SGD kernel itself: same weights and state as `.step()`, bit for bit."""
     def train(step):
         torch.manual_seed(0)
         model = MLP(in_features=12, hidden=(6,), num_classes=3)
@@ -298,11 +298,11 @@ def test_optimizer_step_is_bit_identical_to_step(settings):
             schedule.step_batch()
         return model.state_dict(), optimizer.state_dict()["state"]
 
-    direct_steps = []
+    direct_steps, steppers = [], {}
 
     def fast(optimizer, index):
         direct_steps.append(optim._direct_sgd(optimizer))
-        optim.optimizer_step(optimizer, direct=index > 0)
+        steppers.setdefault(id(optimizer), optim.OptimizerStep(optimizer))()
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. the LR scheduler's "step() before optimizer.step()"
@@ -322,7 +322,7 @@ def test_optimizer_step_takes_the_fast_path_only_where_it_is_the_same_update():
     assert not optim._direct_sgd(sgd)  # no momentum buffers yet: PyTorch's step creates them
     for p in model.parameters():
         p.grad = torch.ones_like(p)
-    optim.optimizer_step(sgd, direct=False)
+    optim.OptimizerStep(sgd)()
     assert optim._direct_sgd(sgd)
     handle = sgd.register_step_pre_hook(lambda optimizer, args, kwargs: None)
     assert not optim._direct_sgd(sgd)  # hooks run only through .step()
@@ -331,3 +331,30 @@ def test_optimizer_step_takes_the_fast_path_only_where_it_is_the_same_update():
     assert not optim._direct_sgd(adam)
     plain = torch.optim.SGD(model.parameters(), lr=0.1)  # not fused: a different kernel
     assert not optim._direct_sgd(plain)
+
+
+def test_optimizer_step_reuses_its_lists_only_while_the_tensors_are_current():
+    """Gradients written in place, then a load_state_dict mid-run: still `.step()`, bit for bit."""
+    def train(fast):
+        torch.manual_seed(0)
+        model = MLP(in_features=12, hidden=(6,), num_classes=3)
+        optimizer = build_optimizer(model.parameters(), OptimConfig(optimizer="sgd", lr=0.1, momentum=0.9))
+        stepper = optim.OptimizerStep(optimizer)
+        grads = [torch.zeros_like(p) for p in model.parameters()]
+        generator = torch.Generator().manual_seed(1)
+        for index in range(12):
+            for grad in grads:  # the same gradient tensors every step, as the manual engine keeps them
+                grad.copy_(torch.randn(grad.shape, generator=generator))
+            for parameter, grad in zip(model.parameters(), grads):
+                parameter.grad = grad
+            stepper() if fast else optimizer.step()
+            if index == 5:  # new momentum buffers: the cached ones must not be used again
+                state = optimizer.state_dict()
+                for entry in state["state"].values():
+                    entry["momentum_buffer"] = entry["momentum_buffer"] * 0.5
+                optim.load_optimizer_state(optimizer, state)
+        return model.state_dict()
+
+    fast, reference = train(fast=True), train(fast=False)
+    for name, tensor in reference.items():
+        assert torch.equal(fast[name], tensor), name

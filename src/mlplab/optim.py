@@ -135,30 +135,50 @@ def build_optimizer(parameters: Iterable[Any], config: OptimConfig) -> Optimizer
     return kind(groups, **options, **_fast_path(config.optimizer, groups))
 
 
-def optimizer_step(optimizer: Optimizer, direct: bool = True) -> None:
-    """``optimizer.step()``, calling the fused SGD kernel directly when that is the same update.
+class OptimizerStep:
+    """``step()``: ``optimizer.step()``, calling the fused SGD kernel directly when that is the same update.
 
     ``torch.optim.SGD(fused=True).step()`` spends about 40 µs per call on the lab net
     gathering parameters, gradients and state before one ``torch._fused_sgd_`` call that
-    takes 8 µs (2-core CPU). Here the same kernel gets the same arguments, so the
-    result is bit-identical (see tests/test_optim.py), without the bookkeeping. Anything
-    else goes through ``optimizer.step()``: other optimizers, several param groups,
-    tensor learning rates, step hooks, the first momentum step (which creates the
-    momentum buffers, as PyTorch does), and any call with ``direct=False``. Callers pass
-    that for their first step, so that what PyTorch does on a first step happens as usual
-    (an LR scheduler checks that ``optimizer.step()`` ran before it).
+    takes 5-8 µs (2-core CPU). Here the same kernel gets the same arguments, so the
+    result is bit-identical (see tests/test_optim.py), without the bookkeeping; the lists
+    it passes are kept between calls while the same gradient and momentum tensors are
+    in place (autograd's ``zero_grad(set_to_none=True)`` makes new gradients every
+    step; the manual engine reuses its own). Anything else goes through
+    ``optimizer.step()``: other optimizers, several param groups, tensor learning rates,
+    step hooks, and the first call, which creates the momentum buffers as PyTorch does
+    and lets an LR scheduler see that ``optimizer.step()`` ran before it.
     """
-    if not (direct and _direct_sgd(optimizer)):
-        optimizer.step()
-        return
-    group = optimizer.param_groups[0]
-    params = [p for p in group["params"] if p.grad is not None]
-    momentum = group["momentum"]
-    buffers = [optimizer.state[p]["momentum_buffer"] for p in params] if momentum != 0 else []
-    torch._fused_sgd_(params, [p.grad for p in params], buffers, weight_decay=group["weight_decay"],
-                      momentum=momentum, lr=group["lr"], dampening=group["dampening"],
-                      nesterov=group["nesterov"], maximize=group["maximize"], is_first_step=False,
-                      grad_scale=None, found_inf=None)
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        self.optimizer = optimizer
+        self.steps = 0  # taken so far
+        self._tensors: tuple[Any, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] | None = None
+
+    def __call__(self) -> None:
+        if self.steps > 0 and _direct_sgd(self.optimizer):
+            group = self.optimizer.param_groups[0]
+            params, grads, buffers = self._kernel_tensors(group)
+            torch._fused_sgd_(params, grads, buffers, weight_decay=group["weight_decay"],
+                              momentum=group["momentum"], lr=group["lr"], dampening=group["dampening"],
+                              nesterov=group["nesterov"], maximize=group["maximize"], is_first_step=False,
+                              grad_scale=None, found_inf=None)
+        else:
+            self.optimizer.step()
+        self.steps += 1
+
+    def _kernel_tensors(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """Parameters with a gradient, their gradients and momentum buffers: reused while still current."""
+        state = self.optimizer.state  # load_state_dict replaces it, and with it every buffer
+        if self._tensors is not None and self._tensors[0] is state:
+            _, params, grads, buffers = self._tensors
+            if len(params) == len(group["params"]) and all(p.grad is g for p, g in zip(params, grads)):
+                return params, grads, buffers
+        params = [p for p in group["params"] if p.grad is not None]
+        grads = [p.grad for p in params]
+        buffers = [state[p]["momentum_buffer"] for p in params] if group["momentum"] != 0 else []
+        self._tensors = (state, params, grads, buffers)
+        return params, grads, buffers
 
 
 def _direct_sgd(optimizer: Optimizer) -> bool:

@@ -76,7 +76,8 @@ class Batches:
             yield images[start:start + size], labels[start:start + size]
 
     def _gathers(self, order: torch.Tensor, stop: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        images, labels, size = self.split.images, self.split.labels, self.batch_size
-        for start in range(0, min(stop, len(labels)), size):
-            index = order[start:start + size]
-            yield images.index_select(0, index), labels.index_select(0, index)
+        order = order[:stop]
+        # The labels are tiny: gathered for the whole epoch at once, then sliced (views).
+        labels = self.split.labels.index_select(0, order).split(self.batch_size)
+        for index, batch_labels in zip(order.split(self.batch_size), labels):
+            yield self.split.images.index_select(0, index), batch_labels

@@ -46,18 +46,18 @@ def train_epoch(
     model.train()
     step = make_step(engine, model, loss_fn, optimizer)
     loss_meter = AverageMeter()
-    predictions, targets = [], []
+    all_outputs, targets = [], []
     for images, labels in batches:
         outputs, loss = step(images, labels)  # zero grad, forward, loss, backward, optimizer step
         if schedule is not None:
             schedule.step_batch()
-        # Kept as tensors and compared once at the end: no per-batch device sync.
+        # Kept as tensors and scored once at the end: no per-batch device sync or argmax.
         loss_meter.update(loss, labels.shape[0])
-        predictions.append(outputs.argmax(dim=1))
+        all_outputs.append(outputs)
         targets.append(labels)
         for hook in on_batch_end:
             hook(loss)
-    correct = int((torch.cat(predictions) == torch.cat(targets)).sum()) if targets else 0
+    correct = int((torch.cat(all_outputs).argmax(dim=1) == torch.cat(targets)).sum()) if targets else 0
     return {
         "loss": loss_meter.avg,
         "accuracy": correct / loss_meter.count if targets else float("nan"),

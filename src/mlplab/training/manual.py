@@ -2,8 +2,8 @@
 
 The lab's nets are so small that a training step costs per-operation overhead rather
 than arithmetic, and autograd's graph (recorded in the forward pass, walked in the
-backward pass) is a large part of it. `ManualStep` takes the same step under
-``torch.no_grad()``, with the gradients the labs derive on paper:
+backward pass) is a large part of it. `ManualStep` takes the same step with no graph
+recorded, with the gradients the labs derive on paper:
 
     forward    h_0 = x                                 (B, n_0)  flattened images
                z_i = h_{i-1} W_i^T + b_i               (B, n_i)  layers i = 1..L
@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from mlplab.config import ModelConfig
 from mlplab.losses import Loss
 from mlplab.models.mlp import ACTIVATIONS, MLP
-from mlplab.optim import optimizer_step
+from mlplab.optim import OptimizerStep
 
 aten = torch.ops.aten
 
@@ -79,12 +79,18 @@ class ManualStep:
         if reason is not None:
             raise ValueError(f"ManualStep cannot train this model: {reason}")
         self.loss = loss_fn
-        self.optimizer = optimizer
-        self.steps = 0  # taken so far; the first goes through optimizer.step() (see `optimizer_step`)
+        self.optimizer_step = OptimizerStep(optimizer)
         layers = model.linears()
-        # The Parameter objects themselves (load_state_dict copies into them in place).
-        self.weights = [layer.weight for layer in layers]  # W_i, (n_i, n_{i-1})
-        self.biases = [layer.bias for layer in layers]  # b_i, (n_i,)
+        # The step computes with detached aliases of the parameters: the same memory (the
+        # optimizer's in-place updates and load_state_dict show through), but no autograd
+        # graph is recorded, without the cost of entering torch.no_grad() every step.
+        self.weights = [layer.weight.detach() for layer in layers]  # W_i, (n_i, n_{i-1})
+        self.biases = [layer.bias.detach() for layer in layers]  # b_i, (n_i,)
+        self.hidden_layers = list(zip(self.weights[:-1], self.biases[:-1]))
+        self.output_bias = self.biases[-1].unsqueeze(1)  # b_L as a column (C, 1)
+        # The gradients are written into each parameter's .grad, created here once.
+        self.parameters = [p for layer in layers for p in (layer.weight, layer.bias)]
+        self.grads = [torch.empty_like(p) for p in self.parameters]  # dW_1, db_1, ..., dW_L, db_L
         self.activate = ACTIVATIONS[model.activation]
         self.activation_gradient = ACTIVATION_GRADIENTS[model.activation]
         self._rows = torch.arange(0)  # 0..B-1, grown on demand: row indices for p[rows, y]
@@ -92,23 +98,26 @@ class ManualStep:
 
     def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """Forward, loss, backward, optimizer step; returns the logits (B, C) and the batch-mean loss."""
-        with torch.no_grad():
-            z, h = self.forward(images.flatten(1))
-            loss, dz = self.output_gradient(z[-1], labels)
-            self.backward(z, h, dz)
-        optimizer_step(self.optimizer, direct=self.steps > 0)
-        self.steps += 1
+        z, h = self.forward(images.flatten(1))
+        loss, dz = self.output_gradient(z[-1], labels)
+        self.backward(z, h, dz)
+        for parameter, grad in zip(self.parameters, self.grads):
+            if parameter.grad is not grad:  # first step, or zero_grad(set_to_none=True) ran
+                parameter.grad = grad
+        self.optimizer_step()
         return z[-1], loss
 
     def forward(self, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         """Pre-activations ``z`` (z_1..z_L, z_L the logits) and inputs ``h`` (h_0 = x .. h_{L-1}) of every layer."""
         z: list[Tensor] = []
         h = [x]
-        last = len(self.weights) - 1
-        for i, (W, b) in enumerate(zip(self.weights, self.biases)):
-            z.append(torch.addmm(b, h[-1], W.t()))  # z_i = h_{i-1} W_i^T + b_i, (B, n_i)
-            if i < last:
-                h.append(self.activate(z[-1]))  # h_i = f(z_i)
+        for W, b in self.hidden_layers:
+            z.append(F.linear(h[-1], W, b))  # z_i = h_{i-1} W_i^T + b_i, (B, n_i)
+            h.append(self.activate(z[-1]))  # h_i = f(z_i)
+        # The output layer is computed class-major, z_L^T = W_L h_{L-1}^T + b_L (C, B), and
+        # kept as its (B, C) view: softmax and sums over the classes then run along
+        # contiguous memory (see `output_gradient`).
+        z.append(torch.addmm(self.output_bias, self.weights[-1], h[-1].t()).t())
         return z, h
 
     def output_gradient(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -126,8 +135,9 @@ class ManualStep:
         count = labels.shape[0]
         # log_softmax over the 10 classes runs 3-10x faster on class-major data (C, B) than
         # along the short last dim of (B, C) (10 µs against 2 at B = 64; 34 against 3 at
-        # B = 256, on a 2-core CPU). log_p below is a (B, C) view of the class-major result.
-        log_p = torch.log_softmax(logits.t().contiguous(), dim=0).t()  # (B, C)
+        # B = 256, on a 2-core CPU). `forward` leaves the logits class-major, so logits.t()
+        # is contiguous; log_p below is a (B, C) view of the class-major result.
+        log_p = torch.log_softmax(logits.t(), dim=0).t()  # (B, C)
         if self.loss.name in ("cross_entropy", "nll"):
             loss = F.nll_loss(log_p, labels)  # mean of -log p_y
             dz = self._minus_one_hot(log_p.exp_(), labels)  # p - e_y, in place of log p
@@ -148,13 +158,12 @@ class ManualStep:
         return loss, dz
 
     def backward(self, z: list[Tensor], h: list[Tensor], dz: Tensor) -> None:
-        """From dLoss/dz_L down to the first layer, writing dW_i and db_i into the parameters' ``.grad``."""
+        """From dLoss/dz_L down to the first layer, writing dW_i and db_i into `grads`."""
         for i in range(len(self.weights) - 1, -1, -1):
-            W, b = self.weights[i], self.biases[i]
-            torch.mm(dz.t(), h[i], out=_grad(W))  # dW_i = dz_i^T h_{i-1}, (n_i, n_{i-1})
-            torch.sum(dz, dim=0, out=_grad(b))  # db_i, (n_i,)
-            if i > 0:
-                dz = self.activation_gradient(dz.mm(W), z[i - 1], h[i])  # dz_{i-1} = (dz_i W_i) * f'(z_{i-1})
+            torch.mm(dz.t(), h[i], out=self.grads[2 * i])  # dW_i = dz_i^T h_{i-1}, (n_i, n_{i-1})
+            torch.sum(dz, dim=0, out=self.grads[2 * i + 1])  # db_i, (n_i,)
+            if i > 0:  # dz_{i-1} = (dz_i W_i) * f'(z_{i-1})
+                dz = self.activation_gradient(dz.mm(self.weights[i]), z[i - 1], h[i])
 
     def _minus_one_hot(self, p: Tensor, labels: Tensor) -> Tensor:
         """``p - e_y`` computed in place of ``p`` (B, C): subtract 1 at each row's label."""
@@ -165,9 +174,3 @@ class ManualStep:
             self._minus_one = torch.tensor(-1.0, dtype=p.dtype, device=p.device)
         return p.index_put_((self._rows[:count], labels), self._minus_one, accumulate=True)
 
-
-def _grad(parameter: Tensor) -> Tensor:
-    """The parameter's ``.grad`` tensor, created on first use and then overwritten every step."""
-    if parameter.grad is None:
-        parameter.grad = torch.empty_like(parameter)
-    return parameter.grad

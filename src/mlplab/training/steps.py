@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from mlplab.config import ModelConfig
 from mlplab.errors import MlplabError, check_choice
-from mlplab.optim import optimizer_step
+from mlplab.optim import OptimizerStep
 from mlplab.training.manual import ManualStep, unsupported
 
 ENGINES = ("auto", "autograd", "manual")
@@ -32,15 +32,14 @@ class AutogradStep:
     def __init__(self, model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
                  optimizer: torch.optim.Optimizer) -> None:
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
-        self.steps = 0  # taken so far; the first goes through optimizer.step() (see `optimizer_step`)
+        self.optimizer_step = OptimizerStep(optimizer)
 
     def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         self.optimizer.zero_grad(set_to_none=True)
         outputs = self.model(images)  # (B, C) logits or log-probabilities
         loss = self.loss_fn(outputs, labels)  # mean over the batch
         loss.backward()
-        optimizer_step(self.optimizer, direct=self.steps > 0)
-        self.steps += 1
+        self.optimizer_step()
         return outputs.detach(), loss.detach()
 
 
