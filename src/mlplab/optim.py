@@ -182,7 +182,7 @@ class OptimizerStep:
 
 
 def _direct_sgd(optimizer: Optimizer) -> bool:
-    """Whether `optimizer_step` may call the fused SGD kernel itself (see there)."""
+    """Whether `OptimizerStep` may call the fused SGD kernel itself (see there)."""
     if type(optimizer) is not torch.optim.SGD or len(optimizer.param_groups) != 1:
         return False
     group = optimizer.param_groups[0]
