@@ -6,6 +6,7 @@ on the same 50,000 MNIST training images:
   mlplab       `mlplab train`'s loop as it runs by default: the whole split as one tensor,
                batches drawn by index, gradients from the manual engine (engine="auto")
   autograd     the same loop with engine="autograd": zero grad, forward, loss.backward(), step
+  scratch      the same loop with engine="scratch": the step computed in NumPy by mlplab.scratch
   dataloader   torch.utils.data.Dataset + DataLoader written the way the labs do with
                torchvision: uint8 image -> PIL image -> ToTensor -> Normalize, per sample
                (torchvision's own code path, restated here because torchvision is not a dependency)
@@ -21,8 +22,9 @@ the order rotates every round. This small VM's speed swings by up to 2x within s
 pure-Python loop on an idle machine takes 0.06 to 0.12 s), so only epochs run close together
 compare fairly: each ratio is the median over rounds of that round's ratio, printed with its
 quartiles; seconds are medians over rounds.
-Targets (issue 2): mlplab at batch 64 and 256 is >= 10x faster than dataloader and >= 1.5x
-faster than sklearn.
+Targets: mlplab at batch 64 and 256 is >= 10x faster than dataloader and >= 1.5x faster than
+sklearn (issue 2); scratch is within 3x of the torch engines at batch 256 (issue 3), i.e. its
+"vs scratch" ratio (scratch seconds / mlplab seconds) is at most 3.
 
     pip install -e ".[bench]"
     MLPLAB_DATA_DIR=/path/to/mnist python benchmarks/epoch_speed.py
@@ -52,7 +54,7 @@ from mlplab.training.device import using_threads
 HIDDEN = (16, 32, 24)
 LR, MOMENTUM = 0.01, 0.9
 MEAN, STD = 0.1307, 0.3081
-CONTENDERS = ("mlplab", "autograd", "dataloader", "sklearn", "handwritten")
+CONTENDERS = ("mlplab", "autograd", "scratch", "dataloader", "sklearn", "handwritten")
 
 
 def mlplab_epoch(batch_size: int, data_dir: str | None, threads: int | None,
@@ -67,7 +69,7 @@ def mlplab_epoch(batch_size: int, data_dir: str | None, threads: int | None,
 
     def run_epoch():
         run.train_batches.set_epoch(next(epoch))
-        with using_threads(run.threads):
+        with using_threads(run.threads, numpy_blas=run.engine == "scratch"):
             train_epoch(run.model, run.train_batches, run.loss_fn, run.optimizer, engine=run.engine)
 
     return run_epoch
@@ -186,8 +188,8 @@ def handwritten_epoch(batch_size: int, data_dir: str | None) -> Callable[[], Non
 
 def make_epoch(contender: str, batch_size: int, data_dir: str | None, threads: int | None) -> Callable[[], None]:
     """One contender's epoch, set up in this process: call it to train one epoch."""
-    if contender in ("mlplab", "autograd"):
-        return mlplab_epoch(batch_size, data_dir, threads, engine="auto" if contender == "mlplab" else "autograd")
+    if contender in ("mlplab", "autograd", "scratch"):
+        return mlplab_epoch(batch_size, data_dir, threads, engine="auto" if contender == "mlplab" else contender)
     if contender == "handwritten":
         return handwritten_epoch(batch_size, data_dir)
     # The baselines get the raw uint8 images of the same 50k training split.
@@ -264,7 +266,7 @@ def main() -> None:
                         help="torch CPU threads for every contender (default: each one's own default; "
                              "mlplab uses 1 below batch 128)")
     parser.add_argument("--skip", default="",
-                        help="comma-separated contenders to skip: autograd,dataloader,sklearn")
+                        help="comma-separated contenders to skip: autograd,scratch,dataloader,sklearn")
     parser.add_argument("--ceiling", action="store_true",
                         help="also time a hand-written, autograd-free PyTorch epoch: the most any torch loop could do")
     parser.add_argument("--serve", choices=CONTENDERS, help=argparse.SUPPRESS)  # internal: a worker process

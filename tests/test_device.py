@@ -28,6 +28,20 @@ def test_using_threads_restores_the_previous_setting():
     assert torch.get_num_threads() == before
 
 
+def test_the_scratch_engines_threads_go_to_numpys_blas():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    before, blas_before = torch.get_num_threads(), blas_threads()
+    with using_threads(1, numpy_blas=True):
+        assert torch.get_num_threads() == 1 and blas_threads() == {1}
+    with using_threads(3, numpy_blas=True):
+        assert torch.get_num_threads() == 1 and blas_threads() == {3}
+    assert torch.get_num_threads() == before and blas_threads() == blas_before
+
+
 def test_fit_leaves_the_thread_setting_as_it_found_it(make_config):
     from mlplab.training import fit
 

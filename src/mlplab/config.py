@@ -73,7 +73,7 @@ class TrainConfig:
     epochs: int = setting(3, "number of passes over the training split")
     seed: int = setting(0, "drives the split, initialisation, shuffling and dropout")
     threads: int | None = setting(None, "CPU threads for PyTorch while training; default: 1 for CPU batches under 128 (tiny ops gain nothing from a second thread), else PyTorch's choice")
-    engine: str = setting("auto", "auto | autograd | manual: how gradients are computed; manual writes the MLP's backprop out by hand (the same gradients, faster on small nets), auto uses it wherever it applies (no dropout, a built-in loss)", choices=('auto', 'autograd', 'manual'))
+    engine: str = setting("auto", "auto | autograd | manual | scratch: how gradients are computed; manual writes the MLP's backprop out by hand (the same gradients, faster on small nets), auto uses it wherever it applies (no dropout, a built-in loss); scratch computes the whole step in NumPy (mlplab.scratch, CPU only)", choices=('auto', 'autograd', 'manual', 'scratch'))
     device: str = setting("auto", "auto | cpu | cuda | mps", choices=('auto', 'cpu', 'cuda', 'mps'))
     out: str | None = setting(None, "run directory; default runs/<dataset>-<preset or mlp>-<time>")
     log_batches: bool = setting(False, "also record every training batch's loss (batches.csv)")

@@ -110,7 +110,7 @@ def fit(config: Config, *, callbacks: Sequence[Any] = (), loss_fn: LossFn | None
     history: History = state["history"]
     history.run_dir = run_dir
     _call(callbacks, "on_fit_start", run, run_dir)
-    with using_threads(run.threads):
+    with using_threads(run.threads, numpy_blas=run.engine == "scratch"):
         _train_epochs(run, run_dir, state, history, callbacks)
     metrics = _final_metrics(run, state, history)
     write_json(run_dir / "metrics.json", metrics)

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from mlplab.config import Config, from_dict
 from mlplab.data import Batches, DataBundle, load_data
+from mlplab.errors import MlplabError
 from mlplab.losses import build_loss
 from mlplab.models import MLP, build_model
 from mlplab.optim import Schedule, build_optimizer, build_schedule
@@ -36,7 +37,7 @@ class Setup:
     optimizer: torch.optim.Optimizer
     schedule: Schedule
     threads: int  # CPU threads to train with (see `cpu_threads`)
-    engine: str  # "autograd" or "manual": how gradients are computed (see `mlplab.training.steps`)
+    engine: str  # "autograd", "manual" or "scratch": how gradients are computed (see `mlplab.training.steps`)
 
     @property
     def num_classes(self) -> int:
@@ -46,9 +47,10 @@ class Setup:
 
 def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
     """Seed, load the data onto the device, build the model, loss, batches, optimizer and schedule."""
-    device = resolve_device(config.train.device)
     loss = build_loss(loss_fn or config.train.loss, config.model.output, config.train.beta)
-    engine = resolve_engine(config.train.engine, config.model, loss)  # a bad --engine fails before the data loads
+    # A bad --engine fails before the data loads.
+    engine = resolve_engine(config.train.engine, config.model, loss, config.optim.optimizer)
+    device = resolve_device(_device_name(config.train.device, engine))
     torch.manual_seed(config.train.seed)  # one seed: split, initialisation, shuffling, dropout
     data = load_data(config.data, device=device, seed=config.train.seed, progress=config.train.progress)
     model = build_model(config.model, in_features=data.train.images[0].numel(),
@@ -70,6 +72,13 @@ def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
         threads=cpu_threads(config.train.threads, config.train.batch_size, device),
         engine=engine,
     )
+
+
+def _device_name(device: str, engine: str) -> str:
+    """The --device setting to resolve: the scratch engine computes in NumPy, on the CPU."""
+    if engine != "scratch" or device in ("auto", "cpu"):
+        return "cpu" if engine == "scratch" else device
+    raise MlplabError(f"--engine scratch computes in NumPy on the CPU, not on {device}; use --device cpu or auto")
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> MLP:

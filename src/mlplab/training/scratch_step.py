@@ -1,0 +1,118 @@
+"""The scratch engine in `mlplab train`: each batch's step computed by `mlplab.scratch` in NumPy.
+
+The torch model stays the run's model: the scratch network is built on NumPy views of
+its parameter tensors (`mlplab.scratch.from_torch` with ``share=True``), so every update
+the NumPy optimizer makes lands in the torch model. Evaluation, checkpoints, resume and
+``mlplab eval`` then work unchanged. The optimizer's state is shared the same way: its
+momentum and Adam moments live in the torch optimizer's state tensors, under PyTorch's
+own names, so checkpoints carry them and a resumed run continues exactly. The learning
+rate is read from the torch optimizer before every step, so every schedule works.
+
+It needs the CPU (NumPy computes there), an MLP without dropout or GELU, a built-in
+loss, and SGD, Adam or AdamW.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mlplab import scratch
+from mlplab.config import ModelConfig
+from mlplab.losses import Loss
+from mlplab.models.mlp import MLP
+
+OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+_STATE_KEYS = {"sgd": ("momentum_buffer",), "adam": ("step", "exp_avg", "exp_avg_sq"),
+               "adamw": ("step", "exp_avg", "exp_avg_sq")}
+
+
+def unsupported(model: MLP | ModelConfig, loss_fn: object, optimizer: str | torch.optim.Optimizer) -> str | None:
+    """Why the scratch engine cannot train this model, loss and optimizer (a name or a torch optimizer); None if it can."""
+    if isinstance(model, ModelConfig):
+        activation, dropout = model.activation, model.dropout > 0
+    elif isinstance(model, MLP):
+        activation, dropout = model.activation, model.dropout is not None
+    else:
+        return f"it builds mlplab's MLP only, not {type(model).__name__}"
+    name = optimizer if isinstance(optimizer, str) else _optimizer_name(optimizer)
+    if dropout:
+        return "it has no dropout (set --dropout 0)"
+    if activation not in scratch.ACTIVATIONS:
+        return f"it has no activation {activation!r} (it has {', '.join(scratch.ACTIVATIONS)})"
+    if not isinstance(loss_fn, Loss):
+        return "a custom loss function needs autograd to differentiate it"
+    if name not in OPTIMIZERS:
+        return f"it implements {', '.join(OPTIMIZERS)}, not {name}"
+    return None
+
+
+def _optimizer_name(optimizer: torch.optim.Optimizer) -> str | None:
+    return next((name for name, kind in OPTIMIZERS.items() if type(optimizer) is kind), None)
+
+
+class ScratchStep:
+    """One training step by `mlplab.scratch`: ``step(images, labels) -> (outputs, loss)``.
+
+    Args:
+        model: a CPU `MLP` without dropout; trained in place.
+        loss_fn: a built-in `Loss`.
+        optimizer: the run's torch SGD, Adam or AdamW over ``model.parameters()``: its
+            hyperparameters, learning rate (read every step) and state tensors are used; it never steps itself.
+    """
+
+    def __init__(self, model: MLP, loss_fn: Loss, optimizer: torch.optim.Optimizer) -> None:
+        reason = unsupported(model, loss_fn, optimizer)
+        if reason is not None:
+            raise ValueError(f"the scratch engine cannot train this run: {reason}")
+        parameters = list(model.parameters())
+        group_parameters = optimizer.param_groups[0]["params"]
+        if len(optimizer.param_groups) != 1 or len(group_parameters) != len(parameters) or any(
+                a is not b for a, b in zip(group_parameters, parameters)):
+            raise ValueError("the scratch engine needs one optimizer param group holding model.parameters() in order")
+        self.network = scratch.from_torch(model, share=True)  # views of the model's tensors
+        self.loss_fn = scratch.loss_for(loss_fn.name, loss_fn.beta)
+        self.torch_optimizer = optimizer
+        self.optimizer = _shared_optimizer(optimizer, self.network, parameters)
+
+    def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, float]:
+        """Forward, loss, backward and update in NumPy; returns the outputs (B, C) as a tensor and the batch-mean loss."""
+        self.optimizer.lr = self.torch_optimizer.param_groups[0]["lr"]  # schedules change it between steps
+        outputs, loss = scratch.train_step(self.network, self.loss_fn, self.optimizer, images.numpy(), labels.numpy())
+        # The torch optimizer never steps itself; tell LR schedulers that a step happened, as
+        # optimizer.step() would, or their first step warns that it came before any step.
+        self.torch_optimizer._opt_called = True  # type: ignore[attr-defined]
+        return torch.from_numpy(outputs), loss
+
+
+def _shared_optimizer(optimizer: torch.optim.Optimizer, network: scratch.Sequential,
+                      parameters: list[torch.nn.Parameter]) -> scratch.SGD | scratch.Adam:
+    """The scratch optimizer with the torch optimizer's settings, its state arrays views of the torch state."""
+    name = _optimizer_name(optimizer)
+    group = optimizer.param_groups[0]
+    keys = _STATE_KEYS[name] if name != "sgd" or group["momentum"] else ()
+    state = [{key: _state_tensor(optimizer, parameter, key).numpy() for key in keys} for parameter in parameters]
+    if name == "sgd":
+        if group["dampening"] or group["maximize"]:
+            raise ValueError("the scratch engine's SGD has no dampening or maximize")
+        return scratch.SGD(network.parameters(), group["lr"], group["momentum"], group["weight_decay"],
+                           group["nesterov"], state=state)
+    if group["amsgrad"] or group["maximize"]:
+        raise ValueError("the scratch engine's Adam has no amsgrad or maximize")
+    return scratch.Adam(network.parameters(), group["lr"], group["betas"], group["eps"], group["weight_decay"],
+                        decoupled=name == "adamw", state=state)
+
+
+def _state_tensor(optimizer: torch.optim.Optimizer, parameter: torch.nn.Parameter, key: str) -> Tensor:
+    """``optimizer.state[parameter][key]``, created as PyTorch would at its first step if missing.
+
+    Zeros are PyTorch's first step exactly: momentum 0 * v + g is g, and Adam starts its
+    moments at 0. The step count is a float32 0-d tensor, as PyTorch keeps it.
+    """
+    state: dict[str, Any] = optimizer.state[parameter]
+    if state.get(key) is None:
+        state[key] = torch.zeros((), dtype=torch.float32) if key == "step" else torch.zeros_like(parameter.detach())
+    return state[key]
+
