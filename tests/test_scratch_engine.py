@@ -166,3 +166,23 @@ def test_scratch_engine_reaches_the_torch_engines_accuracy(make_config, tmp_path
         accuracy[engine] = json.loads((history.run_dir / "metrics.json").read_text())["test_accuracy"]
     assert accuracy["scratch"] >= {"lab": 0.93, "tutorial": 0.96}[preset]
     assert abs(accuracy["scratch"] - accuracy["auto"]) <= 0.005, accuracy
+
+
+def test_gradcheck_command_reports_every_parameter(capsys):
+    assert main(["gradcheck", "--preset", "lab", "--entries", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "784-16-32-24-10 relu MLP -> log_softmax" in out and "loss nll" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith("layers.")]
+    assert [row[0] for row in rows] == [f"layers.{i}.{kind}" for i in range(4) for kind in ("weight", "bias")]
+    assert all(float(row[2]) <= 1e-10 and float(row[3]) <= 1e-6 for row in rows)
+    assert out.rstrip().endswith("and the finite differences")
+
+
+def test_gradcheck_command_fails_on_a_wrong_backward_rule(monkeypatch, capsys):
+    """A ReLU whose backward lets every gradient through (the indicator forgotten) is caught both ways."""
+    monkeypatch.setattr(scratch.ReLU, "backward", lambda self, grad_out: grad_out)
+    assert main(["gradcheck", "--hidden", "6,5", "--entries", "0"]) == 1
+    out = capsys.readouterr().out
+    assert "layers.0.weight" in out and "FAILED" in out.splitlines()[-1]
+    assert main(["gradcheck", "--activation", "gelu"]) == 2
+    assert "no activation 'gelu'" in capsys.readouterr().err

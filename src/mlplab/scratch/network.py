@@ -56,12 +56,15 @@ class Sequential:
         """Every parameter with its gradient array: W_1, b_1, ..., W_L, b_L."""
         return [parameter for layer in self.layers for parameter in layer.parameters()]
 
+    def named_parameters(self) -> list[tuple[str, Parameter]]:
+        """`parameters` under the torch MLP's names: ``layers.0.weight``, ``layers.0.bias``, ..."""
+        names = {"W": "weight", "b": "bias"}
+        return [(f"layers.{index}.{names[parameter.name]}", parameter)
+                for index, layer in enumerate(self.linears()) for parameter in layer.parameters()]
+
     def state_dict(self) -> dict[str, np.ndarray]:
         """``{"layers.0.weight": W_1, "layers.0.bias": b_1, ...}``: the torch MLP's keys, the arrays themselves."""
-        state = {}
-        for index, layer in enumerate(self.linears()):
-            state[f"layers.{index}.weight"], state[f"layers.{index}.bias"] = layer.W, layer.b
-        return state
+        return {name: parameter.value for name, parameter in self.named_parameters()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Copy weights in from a `state_dict` (NumPy arrays or CPU tensors), checking every shape."""
