@@ -5,7 +5,8 @@ Each layer keeps its forward computation and backward rule side by side
 outputs (`mlplab.scratch.losses`); `Sequential` chains the layers and runs their
 backward rules in reverse; `SGD` and `Adam` update the arrays in place; `gradcheck`
 compares any of them with finite differences. Nothing here imports torch, except
-`to_torch`, which copies weights into a torch model.
+`to_torch`, which copies weights into a torch model, and `mlplab.scratch.reference`
+(not imported by default), which checks the gradients against autograd.
 
     from mlplab import scratch
     net = scratch.mlp((784, 16, 32, 24, 10), "relu", "log_softmax", dtype=np.float64)
