@@ -186,3 +186,13 @@ def test_gradcheck_command_fails_on_a_wrong_backward_rule(monkeypatch, capsys):
     assert "layers.0.weight" in out and "FAILED" in out.splitlines()[-1]
     assert main(["gradcheck", "--activation", "gelu"]) == 2
     assert "no activation 'gelu'" in capsys.readouterr().err
+
+
+def test_train_command_with_the_scratch_engine_on_logistic_regression(mnist_dir, tmp_path, capsys):
+    """A network of one Linear layer: the first layer is also the last, and its dx is skipped."""
+    run_dir = tmp_path / "logistic"
+    assert main(["train", "--preset", "logistic", "--engine", "scratch", "--epochs", "1", "--data-dir", str(mnist_dir),
+                 "--out", str(run_dir), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "model: 784-10 logistic regression, output logits" in out and "engine scratch" in out
+    assert json.loads((run_dir / "metrics.json").read_text())["test_accuracy"] > 0.88

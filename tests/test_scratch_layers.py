@@ -89,6 +89,18 @@ def test_losses_on_hand_computed_examples():
     np.testing.assert_allclose(ccql.backward(), [[0.125, -0.375], [0.375, -1.125]])  # correct class x (1 + beta)
 
 
+def test_softmax_losses_are_stable_for_huge_logits():
+    """Logits of +-10^4 overflow a naive exp(z) / sum(exp(z)): no overflow, no inf, no nan here."""
+    z, y = np.array([[1e4, 0.0], [-1e4, 0.0]]), np.array([0, 0])
+    with np.errstate(over="raise", divide="raise", invalid="raise"):  # underflow to 0 is harmless
+        loss = scratch.SoftmaxCrossEntropy()
+        assert loss.forward(z, y) == pytest.approx(1e4 / 2)  # -log p_0 is 0 for row 1, 10^4 for row 2
+        np.testing.assert_allclose(loss.backward(), [[0.0, 0.0], [-0.5, 0.5]])
+        composed = scratch.OnSoftmax(scratch.Quadratic(1.0))
+        assert composed.forward(z, y) == pytest.approx(0.5 * (0 + 2 + 1) / 2)  # row 2: r = [-1, 1], p_y - 1 = -1
+        assert np.isfinite(composed.backward()).all()
+
+
 def test_every_layer_and_loss_passes_gradcheck():
     x = RNG.standard_normal((5, 4))
     x[0, 0] = 0.5  # keep every input clear of the ReLU kinks at 0

@@ -42,9 +42,10 @@ class TrainReporter:
             f"{self.config.data.dataset}: {sizes} images from {data.source} "
             f"(normalize={self.config.data.normalize})"
         )
+        widths = architecture(data.train.images[0].numel(), model.hidden, run.num_classes)
+        kind = f"{widths} MLP, {model.activation}" if model.hidden else f"{widths} logistic regression"
         self._print(
-            f"model: {architecture(data.train.images[0].numel(), model.hidden, run.num_classes)} MLP, "
-            f"{model.activation}, output {model.output}, {sum(p.numel() for p in run.model.parameters())} parameters; "
+            f"model: {kind}, output {model.output}, {sum(p.numel() for p in run.model.parameters())} parameters; "
             f"loss {self.config.train.loss}; {self.config.optim.optimizer} lr {self.config.optim.lr}; "
             f"batch {self.config.train.batch_size}; device {run.device}; engine {run.engine}; seed {self.config.train.seed}"
         )
