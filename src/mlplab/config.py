@@ -77,6 +77,9 @@ class TrainConfig:
     device: str = setting("auto", "auto | cpu | cuda | mps", choices=('auto', 'cpu', 'cuda', 'mps'))
     out: str | None = setting(None, "run directory; default runs/<dataset>-<preset or mlp>-<time>")
     log_batches: bool = setting(False, "also record every training batch's loss (batches.csv)")
+    tensorboard: bool = setting(False, "also write TensorBoard logs into RUN_DIR/tensorboard (needs the tensorboard extra)")
+    wandb: bool = setting(False, "also log to Weights & Biases, online or with WANDB_MODE=offline (needs the wandb extra)")
+    wandb_project: str = setting("mlplab", "Weights & Biases project for --wandb")
     progress: bool = setting(True, "tqdm bar (only shown on a terminal)")
 
 

@@ -12,7 +12,8 @@ from mlplab.errors import MlplabError
 from mlplab.training.files import atomic_write_text
 
 # Fields a resume may change: they move the run or extend it but cannot change its result.
-RESUMABLE_CHANGES = ("epochs", "device", "out", "progress", "data_dir", "cache_dir", "download")
+RESUMABLE_CHANGES = ("epochs", "device", "out", "progress", "data_dir", "cache_dir", "download",
+                     "tensorboard", "wandb", "wandb_project")
 
 
 def default_run_dir(config: Config, root: Path = Path("runs")) -> Path:

@@ -1,0 +1,83 @@
+"""`mlplab plot RUN_DIR`, `mlplab show samples` and `mlplab report RUN_DIR`: pictures of runs and data."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `plot`, `show` and `report` commands."""
+    plot = subparsers.add_parser("plot", help="draw every figure of a run into RUN_DIR/figures",
+                                 description="Draw a run's figures from its files (history, metrics, last.pt): "
+                                             "training curves, per-batch loss, confusion matrix, per-class accuracy, "
+                                             "first-layer weights, predictions and the most confident mistakes.")
+    plot.add_argument("run_dir", help="a directory written by `mlplab train`")
+    plot.add_argument("--format", default="png", help="png, svg or png,svg (default: png)")
+    plot.add_argument("--out", help="folder for the figures (default: RUN_DIR/figures)")
+    plot.add_argument("--data-dir", help="folder holding the dataset's IDX files (default: as in training)")
+    plot.set_defaults(func=run_plot)
+
+    show = subparsers.add_parser("show", help="draw a dataset's images: `mlplab show samples`")
+    what = show.add_subparsers(dest="what", metavar="WHAT")
+    what.required = True
+    samples = what.add_parser("samples", help="a grid of images with their labels",
+                              description="Draw a grid of a dataset split's images with their labels.")
+    samples.add_argument("--dataset", default="mnist", choices=("mnist", "fashion-mnist", "kmnist"),
+                         help="dataset (default: mnist)")
+    samples.add_argument("--split", default="train", choices=("train", "val", "test"), help="split (default: train)")
+    samples.add_argument("--n", type=int, default=40, help="number of images (default: 40)")
+    samples.add_argument("--class", dest="label", help="only this class: a label (3) or a name (three, Trouser)")
+    samples.add_argument("--seed", type=int, help="draw the images at random with this seed (default: the first ones)")
+    samples.add_argument("--data-dir", help="folder holding the IDX files (default: $MLPLAB_DATA_DIR, else the cache)")
+    samples.add_argument("--out", default="samples.png", help="output .png or .svg (default: samples.png)")
+    samples.set_defaults(func=run_samples)
+
+    report = subparsers.add_parser("report", help="write one self-contained HTML page for a run",
+                                   description="Write RUN_DIR/report.html: config, metrics, per-class table and "
+                                               "every figure embedded; it opens offline in any browser.")
+    report.add_argument("run_dir", help="a directory written by `mlplab train`")
+    report.add_argument("--out", help="output file (default: RUN_DIR/report.html)")
+    report.add_argument("--data-dir", help="folder holding the dataset's IDX files (default: as in training)")
+    report.set_defaults(func=run_report)
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    """Draw and list the figures (and any that could not be drawn, with why)."""
+    from mlplab.errors import MlplabError
+    from mlplab.plots import plot_run
+
+    formats = tuple(kind.strip().lower() for kind in args.format.split(",") if kind.strip())
+    if not formats or any(kind not in ("png", "svg") for kind in formats):
+        raise MlplabError(f"--format takes png, svg or png,svg; got {args.format!r}")
+    figures = plot_run(args.run_dir, formats, data_dir=args.data_dir, out_dir=args.out)
+    for name, paths in figures.written.items():
+        print(f"{name:<12} {', '.join(map(str, paths))}")
+    for name, reason in figures.skipped.items():
+        print(f"{name:<12} not drawn: {reason}")
+    return 0
+
+
+def run_samples(args: argparse.Namespace) -> int:
+    """Draw the grid and say where it went."""
+    from mlplab.config import DataConfig
+    from mlplab.plots import sample_figure, save
+
+    config = DataConfig(dataset=args.dataset, data_dir=args.data_dir)
+    path = Path(args.out)
+    if path.suffix.lower() not in (".png", ".svg"):
+        from mlplab.errors import MlplabError
+
+        raise MlplabError(f"--out must name a .png or .svg file; got {args.out}")
+    save(sample_figure(config, args.split, args.n, args.label, args.seed), path)
+    print(f"wrote {path}")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Write the page and say where it went."""
+    from mlplab.plots.report import write_report
+
+    path = write_report(args.run_dir, data_dir=args.data_dir, out=args.out)
+    print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB, self-contained: open it in a browser)")
+    return 0

@@ -1,0 +1,114 @@
+"""One self-contained HTML page per run: config, metrics, per-class table and every figure, embedded.
+
+The page has no external resources (styles inline, figures as base64 PNG data URIs), so
+it opens offline and can be handed in as a single file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mlplab.config import to_dict
+from mlplab.plots.run import read_run, plot_run
+from mlplab.training.files import atomic_write_text
+
+CAPTIONS = {
+    "curves": ("Training curves", "Loss and accuracy per epoch on the training and validation images; "
+               "the dashed line marks the epoch with the best validation accuracy."),
+    "batch_loss": ("Per-batch loss", "The loss of every training batch, with a moving average; dotted lines end epochs."),
+    "confusion": ("Confusion matrix", "Test images counted by true class (rows) and predicted class (columns)."),
+    "per_class": ("Per-class accuracy", "The share of each class's test images classified correctly."),
+    "weights": ("First-layer weights", "Each unit's 784 input weights drawn as a 28x28 image: red pixels raise "
+                "the unit's input, blue ones lower it."),
+    "predictions": ("Predictions", "The final model's predictions on the first test images; mistakes in red."),
+    "mistakes": ("Most confident mistakes", "Misclassified test images the model was surest about."),
+}
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{margin-bottom:.2em}.sub{color:#555;margin-top:0}table{border-collapse:collapse;margin:.5em 0 1.5em}
+td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f3f3f3}td.k,th.k{text-align:left}
+figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{color:#444}
+.metric{font-size:1.6em;font-weight:600}.grid{display:flex;gap:3em;flex-wrap:wrap}"""
+
+
+def write_report(run_dir: str | Path, data_dir: str | None = None, out: str | Path | None = None) -> Path:
+    """Write ``RUN_DIR/report.html`` (or ``out``) for the run in ``run_dir``; returns its path."""
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    with tempfile.TemporaryDirectory() as scratch_dir:  # the PNGs only live inside the page
+        figures = plot_run(run_dir, ("png",), data_dir=data_dir, out_dir=scratch_dir)
+        embedded = {name: base64.b64encode(paths[0].read_bytes()).decode("ascii")
+                    for name, paths in figures.written.items()}
+    path = Path(out) if out else run_dir / "report.html"
+    atomic_write_text(path, _page(run, embedded, figures.skipped))
+    return path
+
+
+def _page(run: dict[str, Any], figures: dict[str, str], skipped: dict[str, str]) -> str:
+    config, metrics, records = run["config"], run["metrics"], run["history"]["epochs"]
+    info = run["checkpoint"]["model_info"]
+    widths = "-".join(map(str, (info["in_features"], *config.model.hidden, info["num_classes"])))
+    best = metrics.get("best") or {}
+    parts = [
+        f"<h1>{_e(run['dir'].name)}</h1>",
+        f"<p class=sub>{_e(config.data.dataset)}, {widths} MLP ({_e(config.model.activation)}), loss "
+        f"{_e(config.train.loss)}, {_e(config.optim.optimizer)} lr {config.optim.lr:g}, "
+        f"{metrics['epochs']} epochs, engine {_e(metrics.get('engine', '?'))}, device {_e(metrics.get('device', '?'))}</p>",
+        "<div class=grid>",
+        f"<div><div class=metric>{100 * metrics['test_accuracy']:.2f}%</div>test accuracy "
+        f"({metrics['test_count']} images)</div>",
+        f"<div><div class=metric>{metrics['test_loss']:.4f}</div>test loss</div>",
+        f"<div><div class=metric>{best.get('epoch', '-')}</div>best epoch ({_e(best.get('metric', ''))})</div>",
+        f"<div><div class=metric>{sum(r['seconds'] for r in records):.1f} s</div>training time</div>",
+        "</div>",
+        "<h2>History</h2>", _history_table(records),
+        "<h2>Per-class test accuracy</h2>", _per_class_table(metrics),
+    ]
+    for name, (title, caption) in CAPTIONS.items():
+        if name in figures:
+            parts.append(f'<figure><h2>{title}</h2><img alt="{title}" src="data:image/png;base64,{figures[name]}">'
+                         f"<figcaption>{caption}</figcaption></figure>")
+        elif name in skipped:
+            parts.append(f"<h2>{title}</h2><p><i>Not drawn: {_e(skipped[name])}.</i></p>")
+    parts += ["<h2>Configuration</h2>", _config_table(to_dict(config)),
+              f"<p class=sub>versions: {_e(json.dumps(metrics.get('versions', {})))}</p>"]
+    body = "\n".join(parts)
+    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>mlplab run {_e(run['dir'].name)}"
+            f"</title><style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def _history_table(records: list[dict[str, Any]]) -> str:
+    header = "<tr><th>epoch</th><th>train loss</th><th>train acc</th><th>val loss</th><th>val acc</th><th>lr</th><th>s</th></tr>"
+    rows = [f"<tr><td>{r['epoch']}</td><td>{r['train_loss']:.4f}</td><td>{_percent(r['train_accuracy'])}</td>"
+            f"<td>{_number(r['val_loss'])}</td><td>{_percent(r['val_accuracy'])}</td><td>{r['lr']:.4g}</td>"
+            f"<td>{r['seconds']:.1f}</td></tr>" for r in records]
+    return "<table>" + header + "".join(rows) + "</table>"
+
+
+def _per_class_table(metrics: dict[str, Any]) -> str:
+    counts = [sum(row) for row in metrics["confusion"]]
+    rows = [f"<tr><td class=k>{_e(name)}</td><td>{_percent(accuracy)}</td><td>{count}</td></tr>"
+            for (name, accuracy), count in zip(metrics["per_class_accuracy"].items(), counts)]
+    return "<table><tr><th class=k>class</th><th>accuracy</th><th>images</th></tr>" + "".join(rows) + "</table>"
+
+
+def _config_table(config: dict[str, Any]) -> str:
+    rows = [f"<tr><td class=k>{_e(section)}</td><td class=k>{_e(key)}</td><td class=k>{_e(value)}</td></tr>"
+            for section, values in config.items() if isinstance(values, dict) for key, value in values.items()]
+    return "<table><tr><th class=k>section</th><th class=k>setting</th><th class=k>value</th></tr>" + "".join(rows) + "</table>"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))

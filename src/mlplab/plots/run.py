@@ -1,0 +1,174 @@
+"""Every figure of a run, drawn from its directory: history.json, metrics.json and last.pt.
+
+Plots never see live training state. The figures of the model's predictions evaluate
+last.pt (the model metrics.json describes) on the test split, loaded as the run's
+config says (``data_dir`` overrides where the files are).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mlplab.config import from_dict
+from mlplab.errors import MlplabError
+from mlplab.plots import charts, images
+from mlplab.plots.backend import save
+
+FIGURES = ("curves", "batch_loss", "confusion", "per_class", "weights", "predictions", "mistakes")
+WEIGHT_UNITS = 16  # hidden units drawn from the first layer of an MLP
+PREDICTIONS = 30  # test images in the predictions grid
+MISTAKES = 20  # most confident mistakes shown
+
+
+@dataclass
+class RunFigures:
+    """What `plot_run` wrote, and what it could not draw and why."""
+
+    written: dict[str, list[Path]] = field(default_factory=dict)  # figure name -> its files (.png, .svg)
+    skipped: dict[str, str] = field(default_factory=dict)  # figure name -> reason
+
+
+def plot_run(run_dir: str | Path, formats: tuple[str, ...] = ("png",), data_dir: str | None = None,
+             out_dir: str | Path | None = None) -> RunFigures:
+    """Write every figure of the run in ``run_dir`` into ``out_dir`` (default ``RUN_DIR/figures``).
+
+    Args:
+        run_dir: a directory written by ``mlplab train``.
+        formats: file formats, ``png`` and/or ``svg``.
+        data_dir: where the dataset's files are, if not where the run found them.
+        out_dir: where the figures go.
+    """
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    out = Path(out_dir) if out_dir else run_dir / "figures"
+    result = RunFigures()
+    for name, draw in figure_drawers(run, data_dir).items():
+        try:
+            figure = draw()
+        except SkipFigure as reason:
+            result.skipped[name] = str(reason)
+            continue
+        result.written[name] = save(figure, *(out / f"{name}.{kind}" for kind in formats))
+    return result
+
+
+class SkipFigure(Exception):
+    """A figure the run has no data for (e.g. no per-batch losses without --log-batches)."""
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    """The run's config, history, metrics and final checkpoint; a one-line error if it is not a finished run."""
+    missing = [name for name in ("history.json", "metrics.json", "last.pt") if not (run_dir / name).exists()]
+    if missing:
+        raise MlplabError(f"{run_dir} is not a finished run (no {', '.join(missing)}); "
+                          "give a directory written by `mlplab train`")
+    from mlplab.training import load_checkpoint
+
+    checkpoint = load_checkpoint(run_dir / "last.pt")
+    return {
+        "dir": run_dir,
+        "config": from_dict(checkpoint["config"]),
+        "history": json.loads((run_dir / "history.json").read_text()),
+        "metrics": json.loads((run_dir / "metrics.json").read_text()),
+        "checkpoint": checkpoint,
+    }
+
+
+def figure_drawers(run: dict[str, Any], data_dir: str | None = None) -> dict[str, Any]:
+    """Each figure's drawing function (no arguments, returns a Figure), in `FIGURES` order.
+
+    A function raises `SkipFigure` when the run lacks what it needs; the test split is
+    loaded and evaluated once, by the first figure that needs it.
+    """
+    config, history, metrics = run["config"], run["history"], run["metrics"]
+    classes = run["checkpoint"]["model_info"]["classes"]
+    loss_name = config.train.loss
+    evaluation: dict[str, Any] = {}
+
+    def predictions() -> dict[str, Any]:
+        if not evaluation:
+            evaluation.update(_evaluate_test_split(run, data_dir))
+        return evaluation
+
+    def curves() -> Any:
+        best = metrics.get("best") or {}
+        best_by = "validation accuracy" if best.get("metric") == "val_accuracy" else "training accuracy"
+        return charts.training_curves(history["epochs"], best.get("epoch"), loss_name, best_by)
+
+    def batch_loss() -> Any:
+        losses = history.get("batch_losses") or []
+        if not losses:
+            raise SkipFigure("the run logged no per-batch losses: train with --log-batches")
+        steps_per_epoch = history["epochs"][0]["step"] if history["epochs"] else None
+        return charts.batch_loss_curve(losses, steps_per_epoch, loss_name)
+
+    def confusion() -> Any:
+        accuracy = 100 * metrics["test_accuracy"]
+        return charts.confusion_heatmap(metrics["confusion"], classes,
+                                        f"Confusion matrix, test split ({metrics['test_count']} images, "
+                                        f"{accuracy:.2f}% on the diagonal)")
+
+    def per_class() -> Any:
+        return charts.per_class_bars(list(metrics["per_class_accuracy"].values()), classes,
+                                     "Test accuracy per class", overall=metrics["test_accuracy"])
+
+    def weights() -> Any:
+        weight = run["checkpoint"]["model"]["layers.0.weight"].float().numpy()  # (n_1, 784)
+        if weight.shape[1] != 784:
+            raise SkipFigure(f"first-layer weights have {weight.shape[1]} inputs, not 28x28 = 784")
+        if len(config.model.hidden) == 0:  # logistic regression: one template per class
+            return images.weight_images(weight, classes, "Weights of each class (logistic regression): "
+                                        "red pixels raise its score, blue lower it", columns=5)
+        count = min(WEIGHT_UNITS, len(weight))
+        return images.weight_images(weight[:count], [f"unit {i}" for i in range(count)],
+                                    f"First-layer weights of hidden units 0-{count - 1} "
+                                    f"(of {len(weight)}): what each unit looks for")
+
+    def predictions_grid() -> Any:
+        found = predictions()
+        shown = slice(0, PREDICTIONS)
+        wrong = int((found["predicted"][shown] != found["labels"][shown]).sum())
+        return images.predictions_grid(found["images"][shown], found["labels"][shown], found["predicted"][shown],
+                                       classes, f"Predictions on the first {PREDICTIONS} test images "
+                                       f"({wrong} wrong, in red)")
+
+    def mistakes() -> Any:
+        found = predictions()
+        wrong = np.flatnonzero(found["predicted"] != found["labels"])
+        order = wrong[np.argsort(-found["confidence"][wrong], kind="stable")][:MISTAKES]
+        return images.confident_mistakes(found["images"][order], found["labels"][order], found["predicted"][order],
+                                         found["confidence"][order], classes,
+                                         f"The {len(order)} most confident mistakes of {len(wrong)} "
+                                         "(predicted class and its probability)")
+
+    return {"curves": curves, "batch_loss": batch_loss, "confusion": confusion, "per_class": per_class,
+            "weights": weights, "predictions": predictions_grid, "mistakes": mistakes}
+
+
+@torch.no_grad()
+def _evaluate_test_split(run: dict[str, Any], data_dir: str | None) -> dict[str, np.ndarray]:
+    """The final model's predicted class and its probability for every test image."""
+    from mlplab.data import load_data
+    from mlplab.models import build_model
+
+    config = run["config"]
+    data_config = replace(config.data, data_dir=data_dir) if data_dir else config.data
+    try:
+        data = load_data(data_config, seed=config.train.seed)
+    except MlplabError as error:
+        raise SkipFigure(f"the test images could not be loaded ({error}); pass --data-dir") from None
+    info = run["checkpoint"]["model_info"]
+    model = build_model(config.model, info["in_features"], info["num_classes"])
+    model.load_state_dict(run["checkpoint"]["model"])
+    model.eval()
+    outputs = torch.cat([model(batch) for batch in data.test.images.split(1000)])
+    probabilities = outputs.exp() if model.output == "log_softmax" else outputs.softmax(dim=1)
+    confidence, predicted = probabilities.max(dim=1)
+    return {"images": data.test.images.numpy(), "labels": data.test.labels.numpy(),
+            "predicted": predicted.numpy(), "confidence": confidence.numpy()}
