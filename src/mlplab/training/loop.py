@@ -27,6 +27,7 @@ from mlplab.training.metrics import AverageMeter, confusion_matrix, per_class_ac
 from mlplab.training.rundir import check_resumable, create_run_dir, write_config, write_json
 from mlplab.training.setup import LossFn, Setup, prepare
 from mlplab.training.steps import make_step
+from mlplab.training.tracking import trackers
 
 
 def train_epoch(
@@ -99,6 +100,17 @@ def fit(config: Config, *, callbacks: Sequence[Any] = (), loss_fn: LossFn | None
     """
     if config.train.epochs < 1:
         raise MlplabError(f"epochs must be at least 1; got {config.train.epochs}")
+    tracking = trackers(config)  # built first: a missing extra fails before any data loads
+    try:
+        return _fit(config, [*callbacks, *tracking], loss_fn, resume)
+    finally:
+        # Close event files and wandb runs even when training fails or is interrupted.
+        for tracker in tracking:
+            tracker.close()
+
+
+def _fit(config: Config, callbacks: Sequence[Any], loss_fn: LossFn | None, resume: bool) -> History:
+    """The body of `fit`: prepare, (re)open the run directory, train, test."""
     run = prepare(config, loss_fn)
     if resume:
         run_dir = Path(config.train.out)
