@@ -133,6 +133,11 @@ def test_plot_command_lists_files_and_rejects_bad_input(run_dir, tmp_path, capsy
     assert main(["plot", str(run_dir), "--format", "svg", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert all(f"{name}.svg" in printed for name in FIGURES) and len(list(out.glob("*.svg"))) == len(FIGURES)
+    assert main(["plot", str(run_dir), "--units", "5", "--out", str(tmp_path / "five")]) == 0
+    figure = figure_drawers(read_run(run_dir), weight_units=5)["weights"]()
+    assert [axis.get_xlabel() for axis in figure.axes if axis.get_images()] == [f"unit {i}" for i in range(5)]
+    assert _pixels(tmp_path / "five" / "weights.png").shape[1] == int(100 * (5 * 1.25 + 1.2))
+    pyplot().close(figure)
     assert main(["plot", str(run_dir), "--format", "jpg"]) == 2
     assert "--format takes png, svg" in capsys.readouterr().err
     assert main(["plot", str(tmp_path)]) == 2

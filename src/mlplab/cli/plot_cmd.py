@@ -15,6 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plot.add_argument("run_dir", help="a directory written by `mlplab train`")
     plot.add_argument("--format", default="png", help="png, svg or png,svg (default: png)")
     plot.add_argument("--out", help="folder for the figures (default: RUN_DIR/figures)")
+    plot.add_argument("--units", type=int, default=16,
+                      help="hidden units whose first-layer weights are drawn (default: 16; logistic regression: all 10)")
     plot.add_argument("--data-dir", help="folder holding the dataset's IDX files (default: as in training)")
     plot.set_defaults(func=run_plot)
 
@@ -50,7 +52,7 @@ def run_plot(args: argparse.Namespace) -> int:
     formats = tuple(kind.strip().lower() for kind in args.format.split(",") if kind.strip())
     if not formats or any(kind not in ("png", "svg") for kind in formats):
         raise MlplabError(f"--format takes png, svg or png,svg; got {args.format!r}")
-    figures = plot_run(args.run_dir, formats, data_dir=args.data_dir, out_dir=args.out)
+    figures = plot_run(args.run_dir, formats, data_dir=args.data_dir, out_dir=args.out, weight_units=args.units)
     for name, paths in figures.written.items():
         print(f"{name:<12} {', '.join(map(str, paths))}")
     for name, reason in figures.skipped.items():

@@ -35,7 +35,7 @@ class RunFigures:
 
 
 def plot_run(run_dir: str | Path, formats: tuple[str, ...] = ("png",), data_dir: str | None = None,
-             out_dir: str | Path | None = None) -> RunFigures:
+             out_dir: str | Path | None = None, weight_units: int = WEIGHT_UNITS) -> RunFigures:
     """Write every figure of the run in ``run_dir`` into ``out_dir`` (default ``RUN_DIR/figures``).
 
     Args:
@@ -43,12 +43,15 @@ def plot_run(run_dir: str | Path, formats: tuple[str, ...] = ("png",), data_dir:
         formats: file formats, ``png`` and/or ``svg``.
         data_dir: where the dataset's files are, if not where the run found them.
         out_dir: where the figures go.
+        weight_units: how many of an MLP's first hidden units to draw the weights of.
     """
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     out = Path(out_dir) if out_dir else run_dir / "figures"
     result = RunFigures()
-    for name, draw in figure_drawers(run, data_dir).items():
+    if weight_units < 1:
+        raise MlplabError(f"the number of hidden units to draw must be at least 1; got {weight_units}")
+    for name, draw in figure_drawers(run, data_dir, weight_units).items():
         try:
             figure = draw()
         except SkipFigure as reason:
@@ -80,7 +83,8 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def figure_drawers(run: dict[str, Any], data_dir: str | None = None) -> dict[str, Any]:
+def figure_drawers(run: dict[str, Any], data_dir: str | None = None,
+                   weight_units: int = WEIGHT_UNITS) -> dict[str, Any]:
     """Each figure's drawing function (no arguments, returns a Figure), in `FIGURES` order.
 
     A function raises `SkipFigure` when the run lacks what it needs; the test split is
@@ -125,7 +129,7 @@ def figure_drawers(run: dict[str, Any], data_dir: str | None = None) -> dict[str
         if len(config.model.hidden) == 0:  # logistic regression: one template per class
             return images.weight_images(weight, classes, "Weights of each class (logistic regression): "
                                         "red pixels raise its score, blue lower it", columns=5)
-        count = min(WEIGHT_UNITS, len(weight))
+        count = min(weight_units, len(weight))
         return images.weight_images(weight[:count], [f"unit {i}" for i in range(count)],
                                     f"First-layer weights of hidden units 0-{count - 1} "
                                     f"(of {len(weight)}): what each unit looks for")
