@@ -111,3 +111,9 @@ def test_closed_output_pipe_stops_quietly_and_keeps_finished_epochs(mnist_dir, t
     assert process.wait(timeout=300) == 141
     assert "Traceback" not in stderr, stderr
     assert (run_dir / "last.pt").exists()
+
+
+def test_the_command_line_starts_without_importing_torch():
+    """Every command's flags are built at start; torch (about 1.5 s) is imported only by what runs."""
+    code = "import sys, mlplab.cli.main; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -7,7 +7,7 @@ import os
 import sys
 
 from mlplab import __version__
-from mlplab.cli import data_cmd, eval_cmd, export_cmd, gradcheck_cmd, plot_cmd, train_cmd
+from mlplab.cli import data_cmd, eval_cmd, experiment_cmd, export_cmd, gradcheck_cmd, plot_cmd, train_cmd
 from mlplab.cli.parser import EXIT_USER_ERROR, Parser
 from mlplab.errors import MlplabError
 
@@ -24,6 +24,7 @@ def build_parser() -> Parser:
     data_cmd.register(subparsers)
     gradcheck_cmd.register(subparsers)
     plot_cmd.register(subparsers)
+    experiment_cmd.register(subparsers)
     presets = subparsers.add_parser("presets", help="list the lab recipes usable with --preset")
     presets.set_defaults(func=_list_presets)
     return parser
