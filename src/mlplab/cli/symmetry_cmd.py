@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
 
 from mlplab.experiments.symmetry_config import ACTIVATIONS, OPTIMIZERS, SCHEDULERS, SymmetryConfig
 
@@ -75,7 +76,7 @@ def _print_summary(name: str, summary: dict) -> None:
     steps = summary["sweeps_to_solve"]
     if steps:
         found = summary["structure"]
-        print(f"  sweeps to solve: median {steps[len(steps) // 2]:,}, fastest {steps[0]:,}, slowest {steps[-1]:,}")
+        print(f"  sweeps to solve: median {statistics.median(steps):,.0f}, fastest {steps[0]:,}, slowest {steps[-1]:,}")
         print(f"  paper's structure (mirror weights opposite, sizes 1:2:4): {found['matching']} of {found['checked']} "
               "solved seeds; median ratios 1 : {:.2f} : {:.2f}".format(*found["median_ratios"]))
     for kind, count in summary["unsolved"]["kinds"].items():
