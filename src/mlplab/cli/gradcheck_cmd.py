@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import math
 
-from mlplab.cli.train_cmd import _add_field_flag
+from mlplab.cli.train_cmd import add_field_flag
 from mlplab.config import PRESETS, Config, ModelConfig, TrainConfig, apply_overrides, from_preset
 
 AUTOGRAD_TOLERANCE = 1e-10  # relative, float64: what the tests hold the scratch engine to
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group = parser.add_argument_group("network and loss")
     for field in (*dataclasses.fields(ModelConfig), *dataclasses.fields(TrainConfig)):
         if field.name in _FLAGS:
-            _add_field_flag(group, field)
+            add_field_flag(group, field)
     parser.add_argument("--batch-size", type=int, default=8, help="random images in the batch (default: 8)")
     parser.add_argument("--entries", type=int, default=200,
                         help="finite-difference entries checked per parameter, drawn at random; 0 checks all (default: 200)")

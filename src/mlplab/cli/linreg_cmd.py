@@ -7,7 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from mlplab.cli.train_cmd import _add_field_flag
+from mlplab.cli.train_cmd import add_field_flag
 from mlplab.errors import MlplabError
 from mlplab.experiments.linreg import LinregConfig, LinregResult
 
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     group = parser.add_argument_group("data and SGD")
     for field in dataclasses.fields(LinregConfig):
-        _add_field_flag(group, field)
+        add_field_flag(group, field)
     parser.add_argument("--out", default="runs/linreg", metavar="DIR",
                         help="folder for linreg.json and the figure (default: runs/linreg)")
     parser.add_argument("--format", default="png", help="figure format: png, svg or png,svg (default: png)")

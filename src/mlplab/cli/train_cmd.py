@@ -30,11 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for section, kind in SECTION_TYPES.items():
         group = parser.add_argument_group(SECTION_TITLES[section])
         for field in dataclasses.fields(kind):
-            _add_field_flag(group, field)
+            add_field_flag(group, field)
     parser.set_defaults(func=run)
 
 
-def _add_field_flag(group: argparse._ArgumentGroup, field: dataclasses.Field) -> None:
+def add_field_flag(group: argparse._ArgumentGroup, field: dataclasses.Field) -> None:
+    """Add the flag of one config field (``lr`` -> ``--lr``), typed, with its help, choices and default."""
     flag = "--" + field.name.replace("_", "-")
     default = field.default
     shown = ",".join(map(str, default)) if isinstance(default, tuple) else default

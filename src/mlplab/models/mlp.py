@@ -155,3 +155,12 @@ def build_model(config: ModelConfig, in_features: int = 784, num_classes: int = 
         init=config.init,
         init_range=config.init_range,
     )
+
+
+def activation_and_dropout(model: object) -> tuple[str, bool] | None:
+    """The activation and whether dropout is on, for an `MLP` or a `ModelConfig`; None for anything else."""
+    if isinstance(model, ModelConfig):
+        return model.activation, model.dropout > 0
+    if isinstance(model, MLP):
+        return model.activation, model.dropout is not None
+    return None

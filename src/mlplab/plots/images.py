@@ -31,12 +31,7 @@ def image_grid(images: np.ndarray, captions: Sequence[str], title: str, *, color
     height = CELL + 0.18 * (caption_lines - 1)
     figure, axes = plt.subplots(rows, columns, figsize=(columns * CELL, rows * height + 0.6), squeeze=False)
     low, high = (float(images.min()), float(images.max())) if len(images) else (0.0, 1.0)
-    for index, axis in enumerate(axes.flat):
-        axis.set_xticks([])
-        axis.set_yticks([])
-        if index >= len(images):
-            axis.axis("off")
-            continue
+    for index, axis in _cells(axes, len(images)):
         axis.imshow(images[index], cmap="gray", vmin=low, vmax=high)
         axis.set_xlabel(captions[index], fontsize=9, color=colors[index] if colors else "black", labelpad=2)
         marked = frame is not None and frame[index]
@@ -48,6 +43,19 @@ def image_grid(images: np.ndarray, captions: Sequence[str], title: str, *, color
     figure.suptitle(title, fontsize=12)
     figure.tight_layout()
     return figure
+
+
+def _cells(axes: Any, count: int) -> list[tuple[int, Any]]:
+    """The first ``count`` cells of a grid of axes, without ticks; the cells after them are hidden."""
+    used = []
+    for index, axis in enumerate(axes.flat):
+        axis.set_xticks([])
+        axis.set_yticks([])
+        if index < count:
+            used.append((index, axis))
+        else:
+            axis.axis("off")
+    return used
 
 
 def sample_grid(images: np.ndarray, labels: np.ndarray, classes: Sequence[str], title: str) -> Any:
@@ -86,12 +94,7 @@ def weight_images(weights: np.ndarray, captions: Sequence[str], title: str, colu
     figure, axes = plt.subplots(rows, columns, figsize=(columns * CELL + 1.2, rows * CELL + 0.6), squeeze=False)
     limit = float(np.abs(weights).max()) or 1.0  # symmetric limits put 0 at the colour map's white centre
     image = None
-    for index, axis in enumerate(axes.flat):
-        axis.set_xticks([])
-        axis.set_yticks([])
-        if index >= len(weights):
-            axis.axis("off")
-            continue
+    for index, axis in _cells(axes, len(weights)):
         image = axis.imshow(weights[index], cmap="RdBu_r", vmin=-limit, vmax=limit)
         axis.set_xlabel(captions[index], fontsize=9, labelpad=2)
     figure.suptitle(title, fontsize=12)

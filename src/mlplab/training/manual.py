@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from mlplab.config import ModelConfig
 from mlplab.losses import Loss
-from mlplab.models.mlp import ACTIVATIONS, MLP
+from mlplab.models.mlp import ACTIVATIONS, MLP, activation_and_dropout
 from mlplab.optim import OptimizerStep
 
 aten = torch.ops.aten
@@ -50,12 +50,10 @@ ACTIVATION_GRADIENTS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
 
 def unsupported(model: nn.Module | ModelConfig, loss_fn: object) -> str | None:
     """Why `ManualStep` cannot train ``model`` (or the MLP a `ModelConfig` describes) with ``loss_fn``; None if it can."""
-    if isinstance(model, ModelConfig):
-        activation, dropout = model.activation, model.dropout > 0
-    elif isinstance(model, MLP):
-        activation, dropout = model.activation, model.dropout is not None
-    else:
+    traits = activation_and_dropout(model)
+    if traits is None:
         return f"it writes out the backward pass of mlplab's MLP only, not of {type(model).__name__}"
+    activation, dropout = traits
     if dropout:
         return "it does not implement dropout (set --dropout 0)"
     if activation not in ACTIVATION_GRADIENTS:

@@ -22,7 +22,7 @@ from torch import Tensor
 from mlplab import scratch
 from mlplab.config import ModelConfig
 from mlplab.losses import Loss
-from mlplab.models.mlp import MLP
+from mlplab.models.mlp import MLP, activation_and_dropout
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 _STATE_KEYS = {"sgd": ("momentum_buffer",), "adam": ("step", "exp_avg", "exp_avg_sq"),
@@ -31,12 +31,10 @@ _STATE_KEYS = {"sgd": ("momentum_buffer",), "adam": ("step", "exp_avg", "exp_avg
 
 def unsupported(model: MLP | ModelConfig, loss_fn: object, optimizer: str | torch.optim.Optimizer) -> str | None:
     """Why the scratch engine cannot train this model, loss and optimizer (a name or a torch optimizer); None if it can."""
-    if isinstance(model, ModelConfig):
-        activation, dropout = model.activation, model.dropout > 0
-    elif isinstance(model, MLP):
-        activation, dropout = model.activation, model.dropout is not None
-    else:
+    traits = activation_and_dropout(model)
+    if traits is None:
         return f"it builds mlplab's MLP only, not {type(model).__name__}"
+    activation, dropout = traits
     name = optimizer if isinstance(optimizer, str) else _optimizer_name(optimizer)
     if dropout:
         return "it has no dropout (set --dropout 0)"
