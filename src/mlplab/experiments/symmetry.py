@@ -19,7 +19,6 @@ H = 2 hidden units, I = 6 inputs.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -51,12 +50,8 @@ class Weights:
     def tensors(self) -> list[Tensor]:
         return [self.W1, self.b1, self.W2, self.b2]
 
-    def seed(self, index: int) -> Weights:
-        """The weights of one network, still with a seed dimension of 1."""
-        return Weights(*(t[index:index + 1].clone() for t in self.tensors()))
 
-
-# The paper's Figure 1, as printed: each hidden unit has weights of size 14.2, 7.2 and 3.6
+# The values of the paper's Figure 1: each hidden unit has weights of size 14.2, 7.2 and 3.6
 # on the three mirror pairs of inputs, with opposite signs on the two sides of the middle,
 # and bias -1.1; both hidden-to-output weights are -8.8 and the output bias is +6.4. Which
 # pair carries which size does not change what the net computes (the 1:2:4 sizes encode
@@ -170,7 +165,3 @@ def _optimizer(config: SymmetryConfig, parameters: list[Tensor]) -> tuple[torch.
         return optimizer, torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.gamma)
     return optimizer, None
 
-
-def sweeps_per_second(training: Training) -> float:
-    """Network-sweeps per second: seeds times sweeps over the wall time."""
-    return len(training.solved_at) * training.config.total_sweeps() / max(training.seconds, math.ulp(1.0))
