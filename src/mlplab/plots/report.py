@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplab.config import to_dict
-from mlplab.plots.run import read_run, plot_run
+from mlplab.plots.run import draw_run, read_run
 from mlplab.training.files import atomic_write_text
 
 CAPTIONS = {
@@ -40,7 +40,7 @@ def write_report(run_dir: str | Path, data_dir: str | None = None, out: str | Pa
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     with tempfile.TemporaryDirectory() as scratch_dir:  # the PNGs only live inside the page
-        figures = plot_run(run_dir, ("png",), data_dir=data_dir, out_dir=scratch_dir)
+        figures = draw_run(run, Path(scratch_dir), ("png",), data_dir=data_dir)  # the run is read once
         embedded = {name: base64.b64encode(paths[0].read_bytes()).decode("ascii")
                     for name, paths in figures.written.items()}
     path = Path(out) if out else run_dir / "report.html"

@@ -46,8 +46,13 @@ def plot_run(run_dir: str | Path, formats: tuple[str, ...] = ("png",), data_dir:
         weight_units: how many of an MLP's first hidden units to draw the weights of.
     """
     run_dir = Path(run_dir)
-    run = read_run(run_dir)
     out = Path(out_dir) if out_dir else run_dir / "figures"
+    return draw_run(read_run(run_dir), out, formats, data_dir, weight_units)
+
+
+def draw_run(run: dict[str, Any], out: Path, formats: tuple[str, ...] = ("png",), data_dir: str | None = None,
+             weight_units: int = WEIGHT_UNITS) -> RunFigures:
+    """`plot_run` for a run already read by `read_run`: every figure into the folder ``out``."""
     result = RunFigures()
     if weight_units < 1:
         raise MlplabError(f"the number of hidden units to draw must be at least 1; got {weight_units}")
