@@ -1,12 +1,9 @@
-"""Shared fixtures. Tests never download: MNIST comes from a local verified copy.
-
-The copy is found through mlplab's own environment variable MLPLAB_DATA_DIR (CI sets it);
-when unset, the checkout's sibling folder ../shared/data/mnist is used.
+"""Shared fixtures. Tests never download and need no data variable: MNIST is the copy
+bundled inside the package (src/mlplab/data/bundled/mnist/), found as a user's run finds it.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,29 +11,23 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _mnist_dir() -> Path:
-    configured = os.environ.get("MLPLAB_DATA_DIR")
-    path = Path(configured) if configured else REPO.parent / "shared" / "data" / "mnist"
-    return path.resolve()
-
-
-MNIST_DIR = _mnist_dir()
-
-
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    """Folder holding the four real MNIST IDX files (.gz)."""
-    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").exists() and not (
-        MNIST_DIR / "train-images-idx3-ubyte"
-    ).exists():
-        pytest.fail(f"no MNIST copy at {MNIST_DIR}: set MLPLAB_DATA_DIR to a folder with the four IDX files")
-    return MNIST_DIR
+    """Folder holding the four real MNIST IDX files (.gz): the copy bundled with mlplab."""
+    from mlplab.data import bundled_folder, get_spec
+
+    folder = bundled_folder(get_spec("mnist"))
+    if folder is None:
+        pytest.fail("this mlplab install has no bundled MNIST copy (src/mlplab/data/bundled/mnist/)")
+    return folder
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Keep every test's download cache out of the user's home."""
+def _isolated_data(tmp_path_factory, monkeypatch):
+    """Keep every test's download cache out of the user's home, and the user's own data folder
+    ($MLPLAB_DATA_DIR) out of the tests: a test that wants one sets it."""
     monkeypatch.setenv("MLPLAB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("MLPLAB_DATA_DIR", raising=False)
 
 
 @pytest.fixture
@@ -52,13 +43,14 @@ def one_thread():
 
 
 @pytest.fixture
-def make_config(mnist_dir, tmp_path):
-    """Build a Config on the real MNIST copy, CPU, quiet, writing into a temp run directory."""
+def make_config(tmp_path):
+    """Build a Config on the real MNIST copy (found as `mlplab train` finds it: the bundled one),
+    CPU, quiet, never downloading, writing into a temp run directory."""
     from mlplab.config import Config, apply_overrides, from_preset
 
     def make(preset: str | None = None, **overrides):
         base = from_preset(preset) if preset else Config()
-        fields = {"data_dir": str(mnist_dir), "device": "cpu", "progress": False, "download": False,
+        fields = {"device": "cpu", "progress": False, "download": False,
                   "out": str(tmp_path / "run")}
         fields.update(overrides)
         return apply_overrides(base, fields)

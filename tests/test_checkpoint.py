@@ -7,11 +7,11 @@ import torch
 
 from mlplab.errors import MlplabError
 from mlplab.training import fit, load_checkpoint, save_checkpoint
-from mlplab.training.files import atomic_write
+from mlplab.files import atomic_write
 
 
 def test_checkpoint_is_self_describing(make_config):
-    history = fit(make_config(epochs=1, hidden="8"))
+    history = fit(make_config(epochs=1, hidden="8", batch_size=64))
     checkpoint = load_checkpoint(history.run_dir / "last.pt")
     for key in ("format", "schema_version", "config", "model", "optimizer", "schedule", "epoch", "step",
                 "history", "rng", "data_order", "versions", "model_info", "best"):

@@ -42,7 +42,7 @@ def test_train_eval_export_smoke(mnist_dir, tmp_path, capsys):
 def test_resume_from_the_command_line(mnist_dir, tmp_path, capsys):
     run_dir = tmp_path / "run"
     common = ["--data-dir", str(mnist_dir), "--device", "cpu", "--no-progress"]
-    assert main(["train", "--hidden", "8", "--epochs", "1", "--out", str(run_dir), *common]) == 0
+    assert main(["train", "--hidden", "8", "--scheduler", "none", "--epochs", "1", "--out", str(run_dir), *common]) == 0
     assert main(["train", "--resume", str(run_dir), "--epochs", "2", *common]) == 0
     out = capsys.readouterr().out
     assert "epoch 2/2" in out
@@ -92,8 +92,14 @@ def test_nll_on_logits_is_refused_with_advice(mnist_dir, tmp_path):
 
 def test_presets_command_lists_recipes(capsys):
     assert main(["presets"]) == 0
-    out = capsys.readouterr().out
-    assert out.splitlines()[0].startswith("lab") and "logistic" in out
+    lines = capsys.readouterr().out.splitlines()
+    # The default recipe first, then every preset with the settings its lab chose (switched-off ones left out).
+    assert lines[0].split() == ["(default)", "hidden=512", "optimizer=sgd", "lr=0.2", "momentum=0.9", "nesterov=true",
+                                "scheduler=onecycle", "batch_size=256", "epochs=4", "output=logits",
+                                "loss=cross_entropy", "normalize=standard"]
+    assert [line.split()[0] for line in lines[1:]] == ["lab", "logistic", "seq", "tutorial", "twolayer"]
+    lab = next(line for line in lines if line.startswith("lab "))
+    assert "hidden=16,32,24" in lab and "momentum=0.9" in lab and "loss=nll" in lab and "scheduler" not in lab
 
 
 def test_closed_output_pipe_stops_quietly_and_keeps_finished_epochs(mnist_dir, tmp_path):

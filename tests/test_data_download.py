@@ -11,6 +11,7 @@ import pytest
 from data_helpers import Route, refused_url, serve
 
 from mlplab.data import default_cache_dir, get_spec, locate
+from mlplab.data import source
 from mlplab.data.arrays import read_dataset
 from mlplab.data.download import download_file
 from mlplab.data.idx import encode_idx
@@ -21,10 +22,12 @@ LABELS = "t10k-labels-idx1-ubyte.gz"  # the smallest file (4.5 kB) for the fallb
 
 @pytest.fixture(autouse=True)
 def _offline_world(monkeypatch):
-    """No proxy between us and 127.0.0.1, and no data folder that would make downloading unnecessary."""
+    """No proxy between us and 127.0.0.1, and no data folder or bundled copy that would make
+    downloading unnecessary (as in an install without package data)."""
     monkeypatch.setenv("no_proxy", "*")
     monkeypatch.setenv("NO_PROXY", "*")
     monkeypatch.delenv("MLPLAB_DATA_DIR", raising=False)
+    monkeypatch.setattr(source, "BUNDLED_ROOT", None)
 
 
 @pytest.fixture(scope="module")

@@ -70,6 +70,6 @@ def test_cli_table(mnist_dir, capsys):
 def test_cli_errors_are_mlplab_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("MLPLAB_DATA_DIR", raising=False)
     with pytest.raises(MlplabError, match="--no-download"):
-        run_cli(["data", "info", "--cache-dir", str(tmp_path), "--no-download"])
+        run_cli(["data", "info", "--dataset", "fashion-mnist", "--cache-dir", str(tmp_path), "--no-download"])
     with pytest.raises(MlplabError, match="unknown dataset"):
         run_cli(["data", "info", "--dataset", "svhn"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import hashlib
 import re
 
 import pytest
@@ -35,10 +37,18 @@ def test_specs_are_complete(name):
     hash(spec)  # specs key the in-process array cache
 
 
-def test_mnist_sha256_matches_the_verified_copy(mnist_dir):
-    sums = dict(reversed(line.split()) for line in (mnist_dir / "SHA256SUMS").read_text().splitlines() if line)
+def test_mnist_sha256_matches_the_bundled_copy_and_its_readme(mnist_dir):
     spec = get_spec("mnist")
-    assert {record.raw_name: record.sha256 for _, record in spec.files.items()} == sums
+    recorded = {record.name: record.sha256 for _, record in spec.files.items()}
+    computed = {name: hashlib.sha256(gzip.decompress((mnist_dir / name).read_bytes())).hexdigest()
+                for name in recorded}
+    assert computed == recorded
+    # The README beside the files lists the same checksums (and names the authors and licence).
+    readme = (mnist_dir / "README.md").read_text()
+    listed = dict(re.findall(r"^\| `(\S+\.gz)` \|.*\| `([0-9a-f]{64})` \|$", readme, flags=re.MULTILINE))
+    assert listed == recorded
+    for credit in ("Yann LeCun", "Corinna Cortes", "Christopher J. C. Burges", "CC BY-SA 3.0"):
+        assert credit in readme
     assert spec.mirrors[0] == "https://ossci-datasets.s3.amazonaws.com/mnist/"
 
 

@@ -88,10 +88,13 @@ def test_wrong_dataset_is_a_checksum_error(mnist_dir):
 
 
 def test_offline_with_nothing_cached(tmp_path):
-    message = one_line_error(locate, MNIST, cache_dir=tmp_path, download=False)
-    assert str(tmp_path / "mnist") in message and "--no-download" in message
+    # Fashion-MNIST is not bundled: offline with an empty cache, there is nothing to read.
+    fashion = get_spec("fashion-mnist")
+    message = one_line_error(locate, fashion, cache_dir=tmp_path, download=False)
+    assert str(tmp_path / "fashion-mnist") in message and "--no-download" in message
     assert "--data-dir DIR" in message and "MLPLAB_DATA_DIR=DIR" in message
-    message = one_line_error(load_data, DataConfig(download=False))  # default cache: the conftest's temp dir
+    # default cache: the conftest's temp dir
+    message = one_line_error(load_data, DataConfig(dataset="fashion-mnist", download=False))
     assert "MLPLAB_DATA_DIR=DIR" in message
 
 

@@ -12,10 +12,11 @@ from mlplab.losses import LOSSES, build_loss
 from mlplab.models import MLP
 from mlplab.models.mlp import ACTIVATIONS
 from mlplab.optim import build_optimizer
-from mlplab.config import OptimConfig
 from mlplab.training import fit, load_checkpoint
 from mlplab.training.manual import ManualStep
 from mlplab.training.steps import AutogradStep, make_step, resolve_engine
+
+from helpers import plain_optim
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -91,8 +92,8 @@ def _train(step_kind, steps, optimizer_config):
 
 
 @pytest.mark.parametrize("optimizer_config", [
-    OptimConfig(optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
-    OptimConfig(optimizer="adam", lr=1e-3),
+    plain_optim(optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    plain_optim(optimizer="adam", lr=1e-3),
 ], ids=["sgd-nesterov", "adam"])
 def test_training_steps_follow_autograd(optimizer_config):
     """Fifty optimizer steps from the same weights on the same batches end at the same weights (float64)."""
@@ -123,7 +124,7 @@ def test_manual_steps_survive_zero_grad_between_them():
     def train(clear):
         torch.manual_seed(0)
         model = MLP(hidden=(8,))
-        optimizer = build_optimizer(model.parameters(), OptimConfig(optimizer="sgd", lr=0.1, momentum=0.9))
+        optimizer = build_optimizer(model.parameters(), plain_optim(optimizer="sgd", lr=0.1, momentum=0.9))
         step = ManualStep(model, build_loss("cross_entropy"), optimizer)
         for index in range(5):
             step(*_batch(torch.float32, seed=index))

@@ -10,11 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mlplab.config import OptimConfig
 from mlplab.errors import MlplabError
 from mlplab import optim
 from mlplab.models import MLP
 from mlplab.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_schedule, load_optimizer_state
+
+from helpers import plain_optim
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -44,7 +45,7 @@ def quadratic_loss(weights: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_one_step_lowers_a_quadratic(name, dtype):
     weights = torch.zeros(5, dtype=dtype, requires_grad=True)
-    optimizer = build_optimizer([weights], OptimConfig(optimizer=name, **SETTINGS[name]))
+    optimizer = build_optimizer([weights], plain_optim(optimizer=name, **SETTINGS[name]))
     before = quadratic_loss(weights)
     before.backward()
     optimizer.step()
@@ -67,7 +68,7 @@ def test_matches_pytorch_default_implementation(name):
             optimizer.step()
         return torch.cat([p.flatten() for p in model.parameters()])
 
-    config = OptimConfig(optimizer=name, **SETTINGS[name])
+    config = plain_optim(optimizer=name, **SETTINGS[name])
     ours = train(lambda params: build_optimizer(params, config))
     theirs = train(lambda params: REFERENCE[name](params, **SETTINGS[name], foreach=False))
     torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-14)
@@ -75,19 +76,19 @@ def test_matches_pytorch_default_implementation(name):
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_cpu_uses_a_fast_path(name):
-    optimizer = build_optimizer(MLP().parameters(), OptimConfig(optimizer=name))
+    optimizer = build_optimizer(MLP().parameters(), plain_optim(optimizer=name))
     assert optimizer.defaults.get("fused") or optimizer.defaults.get("foreach")
 
 
 def test_falls_back_to_foreach_without_a_fused_kernel(monkeypatch):
     monkeypatch.setattr(optim, "_fused_works", lambda name, device, dtype: False)
-    optimizer = build_optimizer(MLP().parameters(), OptimConfig(optimizer="adam"))
+    optimizer = build_optimizer(MLP().parameters(), plain_optim(optimizer="adam"))
     assert optimizer.defaults["foreach"] and not optimizer.defaults["fused"]
 
 
 def test_falls_back_to_the_default_where_no_fast_path_applies():
     weights = torch.zeros(3, device="meta", requires_grad=True)  # no fused or foreach kernels on meta
-    optimizer = build_optimizer([weights], OptimConfig(optimizer="adam"))
+    optimizer = build_optimizer([weights], plain_optim(optimizer="adam"))
     assert not optimizer.defaults["fused"] and not optimizer.defaults["foreach"]
 
 
@@ -95,7 +96,7 @@ def test_param_groups_are_accepted():
     model = MLP(in_features=4, hidden=(3,), num_classes=2)
     first, last = model.linears()
     groups = [{"params": first.parameters()}, {"params": last.parameters(), "lr": 0.5}]
-    optimizer = build_optimizer(groups, OptimConfig(optimizer="sgd", lr=0.1))
+    optimizer = build_optimizer(groups, plain_optim(optimizer="sgd", lr=0.1))
     assert [group["lr"] for group in optimizer.param_groups] == [0.1, 0.5]
     assert [len(group["params"]) for group in optimizer.param_groups] == [2, 2]
 
@@ -115,14 +116,14 @@ def test_param_groups_are_accepted():
 )
 def test_bad_optimizer_settings_raise_one_line_errors(settings, message):
     with pytest.raises(MlplabError, match=message) as error:
-        build_optimizer([torch.zeros(2, requires_grad=True)], OptimConfig(**settings))
+        build_optimizer([torch.zeros(2, requires_grad=True)], plain_optim(**settings))
     assert "\n" not in str(error.value)
 
 
 def lr_per_step(scheduler: str, epochs: int, steps_per_epoch: int, **settings) -> list[list[float]]:
     """The lr every optimizer step used, grouped by epoch, driving the schedule like the loop does."""
     weights = torch.zeros(2, requires_grad=True)
-    config = OptimConfig(optimizer="sgd", lr=0.1, scheduler=scheduler, **settings)
+    config = plain_optim(optimizer="sgd", lr=0.1, scheduler=scheduler, **settings)
     optimizer = build_optimizer([weights], config)
     schedule = build_schedule(optimizer, config, epochs, steps_per_epoch)
     rates = []
@@ -169,7 +170,7 @@ def test_onecycle_rises_to_the_peak_then_falls_per_batch():
 
 
 def test_onecycle_leaves_momentum_alone():
-    config = OptimConfig(optimizer="sgd", lr=0.1, momentum=0.9, scheduler="onecycle")
+    config = plain_optim(optimizer="sgd", lr=0.1, momentum=0.9, scheduler="onecycle")
     optimizer = build_optimizer([torch.zeros(2, requires_grad=True)], config)
     schedule = build_schedule(optimizer, config, epochs=1, steps_per_epoch=5)
     optimizer.step()
@@ -187,16 +188,16 @@ def test_onecycle_leaves_momentum_alone():
     ],
 )
 def test_bad_schedule_settings_raise(settings, message):
-    config = OptimConfig(**settings)
+    config = plain_optim(**settings)
     optimizer = build_optimizer([torch.zeros(2, requires_grad=True)], config)
     with pytest.raises(MlplabError, match=message):
         build_schedule(optimizer, config, epochs=3, steps_per_epoch=4)
 
 
 def test_loading_another_schedules_state_fails_loudly():
-    optimizer = build_optimizer([torch.zeros(2, requires_grad=True)], OptimConfig())
-    saved = build_schedule(optimizer, OptimConfig(scheduler="cosine"), 3, 4).state_dict()
-    schedule = build_schedule(optimizer, OptimConfig(scheduler="step"), 3, 4)
+    optimizer = build_optimizer([torch.zeros(2, requires_grad=True)], plain_optim())
+    saved = build_schedule(optimizer, plain_optim(scheduler="cosine"), 3, 4).state_dict()
+    schedule = build_schedule(optimizer, plain_optim(scheduler="step"), 3, 4)
     with pytest.raises(MlplabError, match="checkpoint's scheduler is 'cosine' but the config asks for 'step'"):
         schedule.load_state_dict(saved)
 
@@ -218,7 +219,7 @@ class Run:
     def __init__(self, name: str, scheduler: str, dtype: torch.dtype, seed: int = 0) -> None:
         torch.manual_seed(seed)
         self.model = MLP(in_features=10, hidden=(6,), num_classes=3).to(dtype)
-        self.config = OptimConfig(optimizer=name, scheduler=scheduler, gamma=0.7, step_size=2, **SETTINGS[name])
+        self.config = plain_optim(optimizer=name, scheduler=scheduler, gamma=0.7, step_size=2, **SETTINGS[name])
         self.optimizer = build_optimizer(self.model.parameters(), self.config)
         self.schedule = build_schedule(self.optimizer, self.config, EPOCHS, STEPS)
         generator = torch.Generator().manual_seed(5)
@@ -268,7 +269,7 @@ def test_resume_from_checkpoint_is_bit_identical(name, scheduler, dtype):
 def test_loading_optimizer_state_keeps_this_devices_fast_path():
     """A checkpoint from a fused CPU run must not force fused kernels where they may not exist."""
     weights = torch.zeros(5, requires_grad=True)
-    fused = build_optimizer([weights], OptimConfig(optimizer="adagrad"))
+    fused = build_optimizer([weights], plain_optim(optimizer="adagrad"))
     quadratic_loss(weights).backward()
     fused.step()
     plain = torch.optim.Adagrad([torch.zeros(5, requires_grad=True)], lr=0.01)  # as on a device without fused
@@ -287,8 +288,8 @@ def test_optimizer_step_is_bit_identical_to_step(settings):
     def train(step):
         torch.manual_seed(0)
         model = MLP(in_features=12, hidden=(6,), num_classes=3)
-        optimizer = build_optimizer(model.parameters(), OptimConfig(optimizer="sgd", **settings))
-        schedule = build_schedule(optimizer, OptimConfig(scheduler="onecycle", lr=settings["lr"]), 1, 20)
+        optimizer = build_optimizer(model.parameters(), plain_optim(optimizer="sgd", **settings))
+        schedule = build_schedule(optimizer, plain_optim(scheduler="onecycle", lr=settings["lr"]), 1, 20)
         generator = torch.Generator().manual_seed(1)
         for index in range(20):
             inputs, targets = torch.randn(8, 12, generator=generator), torch.randint(0, 3, (8,), generator=generator)
@@ -318,7 +319,7 @@ def test_optimizer_step_is_bit_identical_to_step(settings):
 
 def test_optimizer_step_takes_the_fast_path_only_where_it_is_the_same_update():
     model = MLP(in_features=12, hidden=(6,), num_classes=3)
-    sgd = build_optimizer(model.parameters(), OptimConfig(optimizer="sgd", momentum=0.9))
+    sgd = build_optimizer(model.parameters(), plain_optim(optimizer="sgd", momentum=0.9))
     assert not optim._direct_sgd(sgd)  # no momentum buffers yet: PyTorch's step creates them
     for p in model.parameters():
         p.grad = torch.ones_like(p)
@@ -327,7 +328,7 @@ def test_optimizer_step_takes_the_fast_path_only_where_it_is_the_same_update():
     handle = sgd.register_step_pre_hook(lambda optimizer, args, kwargs: None)
     assert not optim._direct_sgd(sgd)  # hooks run only through .step()
     handle.remove()
-    adam = build_optimizer(model.parameters(), OptimConfig(optimizer="adam", lr=1e-3))
+    adam = build_optimizer(model.parameters(), plain_optim(optimizer="adam", lr=1e-3))
     assert not optim._direct_sgd(adam)
     plain = torch.optim.SGD(model.parameters(), lr=0.1)  # not fused: a different kernel
     assert not optim._direct_sgd(plain)
@@ -338,7 +339,7 @@ def test_optimizer_step_reuses_its_lists_only_while_the_tensors_are_current():
     def train(fast):
         torch.manual_seed(0)
         model = MLP(in_features=12, hidden=(6,), num_classes=3)
-        optimizer = build_optimizer(model.parameters(), OptimConfig(optimizer="sgd", lr=0.1, momentum=0.9))
+        optimizer = build_optimizer(model.parameters(), plain_optim(optimizer="sgd", lr=0.1, momentum=0.9))
         stepper = optim.OptimizerStep(optimizer)
         grads = [torch.zeros_like(p) for p in model.parameters()]
         generator = torch.Generator().manual_seed(1)

@@ -11,7 +11,7 @@ import torch
 
 from mlplab import scratch
 from mlplab.cli.main import main
-from mlplab.config import DataConfig, OptimConfig
+from mlplab.config import DataConfig
 from mlplab.data import Batches, load_data
 from mlplab.data.loading import TensorSplit
 from mlplab.errors import MlplabError
@@ -21,6 +21,8 @@ from mlplab.optim import build_optimizer, build_schedule
 from mlplab.training import fit, load_checkpoint, load_model, train_epoch
 from mlplab.training.scratch_step import ScratchStep
 from mlplab.training.steps import AutogradStep
+
+from helpers import plain_optim
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -42,7 +44,7 @@ def test_one_epoch_of_sgd_ends_at_the_torch_engines_weights(float64_train_split)
     torch.manual_seed(0)
     model = MLP(hidden=(16, 32, 24), output="log_softmax").double()
     network = scratch.from_torch(model)  # a copy of the starting weights
-    config = OptimConfig(optimizer="sgd", lr=0.01, momentum=0.9)
+    config = plain_optim(optimizer="sgd", lr=0.01, momentum=0.9)
     batches = Batches(float64_train_split, 64, shuffle=True, seed=0)
 
     loss_fn = scratch.NLL()
@@ -68,7 +70,7 @@ def test_the_scratch_step_trains_the_model_as_autograd_does(float64_train_split)
     for engine in ("scratch", "autograd"):
         torch.manual_seed(0)
         model = MLP(hidden=(16, 32, 24)).double()
-        optimizer = build_optimizer(model.parameters(), OptimConfig(lr=0.01, momentum=0.9, nesterov=True))
+        optimizer = build_optimizer(model.parameters(), plain_optim(lr=0.01, momentum=0.9, nesterov=True))
         batches = Batches(float64_train_split, 256, shuffle=True, seed=1)
         record = train_epoch(model, batches, build_loss("cross_entropy"), optimizer, engine=engine)
         buffers = [optimizer.state[p]["momentum_buffer"] for p in model.parameters()]
@@ -90,7 +92,7 @@ def test_scratch_step_follows_adam_and_the_learning_rate_schedule(optimizer_name
     for step_kind in (ScratchStep, AutogradStep):
         torch.manual_seed(0)
         model = MLP(hidden=(12,)).double()
-        config = OptimConfig(optimizer=optimizer_name, lr=0.01, weight_decay=0.01, scheduler="onecycle")
+        config = plain_optim(optimizer=optimizer_name, lr=0.01, weight_decay=0.01, scheduler="onecycle")
         optimizer = build_optimizer(model.parameters(), config)
         schedule = build_schedule(optimizer, config, epochs=1, steps_per_epoch=30)
         step = step_kind(model, build_loss("cross_entropy"), optimizer)

@@ -18,7 +18,7 @@ def _without_seconds(history):
 
 
 def test_run_directory_holds_config_history_checkpoints_metrics(make_config):
-    config = make_config(epochs=1, hidden="16", log_batches=True)
+    config = make_config(epochs=1, hidden="16", batch_size=64, log_batches=True)
     history = fit(config)
     run_dir = history.run_dir
     for name in ("config.toml", "config.json", "history.json", "history.csv", "batches.csv",
@@ -83,10 +83,20 @@ def test_interrupted_then_resumed_run_is_bit_identical(make_config, tmp_path, ov
 
 
 def test_extending_epochs_on_resume_matches_a_longer_run(make_config, tmp_path):
-    straight = fit(make_config(epochs=3, momentum=0.9, out=str(tmp_path / "straight")))
-    fit(make_config(epochs=2, momentum=0.9, out=str(tmp_path / "resumed")))
-    resumed = fit(make_config(epochs=3, momentum=0.9, out=str(tmp_path / "resumed")), resume=True)
+    settings = dict(hidden="16,32,24", scheduler="exponential", lr=0.05)  # a schedule defined epoch by epoch
+    straight = fit(make_config(epochs=3, out=str(tmp_path / "straight"), **settings))
+    fit(make_config(epochs=2, out=str(tmp_path / "resumed"), **settings))
+    resumed = fit(make_config(epochs=3, out=str(tmp_path / "resumed"), **settings), resume=True)
     assert _without_seconds(resumed) == _without_seconds(straight)
+
+
+def test_a_finished_onecycle_run_says_how_to_train_longer(make_config, tmp_path):
+    fit(make_config(epochs=1, hidden="8", scheduler="onecycle"))
+    with pytest.raises(MlplabError, match="onecycle schedule cannot be extended: train a new run") as error:
+        fit(make_config(epochs=1, hidden="8", scheduler="onecycle"), resume=True)
+    assert "--epochs N" not in str(error.value)  # that advice would only lead to the next refusal
+    with pytest.raises(MlplabError, match="laid out for 1 epochs; resume with --epochs 1"):
+        fit(make_config(epochs=2, hidden="8", scheduler="onecycle"), resume=True)
 
 
 def test_resume_with_another_model_is_refused(make_config, tmp_path):
@@ -123,8 +133,8 @@ def test_custom_loss_callable_is_used(make_config):
         calls.append(len(labels))
         return torch.nn.functional.cross_entropy(outputs, labels)
 
-    fit(make_config(epochs=1, hidden="8"), loss_fn=loss_fn)
-    assert sum(calls[:782]) == 50_000
+    fit(make_config(epochs=1, hidden="8", batch_size=64), loss_fn=loss_fn)
+    assert sum(calls[:782]) == 50_000  # ceil(50000 / 64) training batches, then evaluation
 
 
 def test_divergence_is_a_clear_error(make_config):

@@ -26,9 +26,9 @@ class DataConfig:
     """Where the images come from and how they are split and scaled."""
 
     dataset: str = setting("mnist", "mnist | fashion-mnist | kmnist", choices=('mnist', 'fashion-mnist', 'kmnist'))
-    data_dir: str | None = setting(None, "folder holding the four IDX files (raw or .gz); default: $MLPLAB_DATA_DIR, else the download cache")
+    data_dir: str | None = setting(None, "folder holding the four IDX files (raw or .gz); default: $MLPLAB_DATA_DIR, else the download cache, else the copy bundled with mlplab (MNIST), else the mirrors")
     cache_dir: str | None = setting(None, "download cache; default: $MLPLAB_CACHE_DIR, else ~/.cache/mlplab")
-    download: bool = setting(True, "fetch from the mirrors when no local copy is found")
+    download: bool = setting(True, "fetch from the mirrors when no local copy is found (MNIST never needs to: mlplab bundles it)")
     normalize: str = setting("standard", "standard (dataset mean/std) | unit ([0, 1]) | symmetric ([-1, 1])", choices=('standard', 'unit', 'symmetric'))
     val_split: str = setting("last", "last (last val_size of train) | random (seeded) | none", choices=('last', 'random', 'none'))
     val_size: int = setting(10_000, "images held out of the 60k training set for validation")
@@ -39,7 +39,7 @@ class DataConfig:
 class ModelConfig:
     """The network: an MLP over flattened 28x28 images."""
 
-    hidden: tuple[int, ...] = setting((16, 32, 24), "hidden layer widths; () is logistic regression")
+    hidden: tuple[int, ...] = setting((512,), "hidden layer widths; () is logistic regression")
     activation: str = setting("relu", "relu | sigmoid | tanh | gelu | leaky_relu | elu", choices=('relu', 'sigmoid', 'tanh', 'gelu', 'leaky_relu', 'elu'))
     output: str = setting("logits", "logits | log_softmax", choices=('logits', 'log_softmax'))
     dropout: float = setting(0.0, "dropout probability after each hidden activation")
@@ -53,11 +53,11 @@ class OptimConfig:
     """Optimizer and learning-rate schedule."""
 
     optimizer: str = setting("sgd", "sgd | adam | adamw | rmsprop | adagrad", choices=('sgd', 'adam', 'adamw', 'rmsprop', 'adagrad'))
-    lr: float = setting(0.01, "learning rate (peak rate for onecycle)")
-    momentum: float = setting(0.0, "sgd and rmsprop momentum")
-    nesterov: bool = setting(False, "sgd Nesterov momentum (needs momentum > 0)")
+    lr: float = setting(0.2, "learning rate (peak rate for onecycle)")
+    momentum: float = setting(0.9, "sgd and rmsprop momentum")
+    nesterov: bool = setting(True, "sgd Nesterov momentum (needs momentum > 0)")
     weight_decay: float = setting(0.0, "L2 penalty (decoupled for adamw)")
-    scheduler: str = setting("none", "none | exponential | step | cosine | onecycle", choices=('none', 'exponential', 'step', 'cosine', 'onecycle'))
+    scheduler: str = setting("onecycle", "none | exponential | step | cosine | onecycle", choices=('none', 'exponential', 'step', 'cosine', 'onecycle'))
     gamma: float = setting(0.9, "lr decay factor per epoch (exponential) or per step_size epochs (step)")
     step_size: int = setting(1, "epochs between decays for scheduler=step")
 
@@ -68,9 +68,9 @@ class TrainConfig:
 
     loss: str = setting("cross_entropy", "cross_entropy | nll | quadratic | ccql | mse", choices=('cross_entropy', 'nll', 'quadratic', 'ccql', 'mse'))
     beta: float = setting(1.0, "extra weight on the correct class's residual for loss=ccql")
-    batch_size: int = setting(64, "training batch size")
+    batch_size: int = setting(256, "training batch size")
     eval_batch_size: int = setting(1000, "evaluation batch size (never drops samples)")
-    epochs: int = setting(3, "number of passes over the training split")
+    epochs: int = setting(4, "number of passes over the training split")
     seed: int = setting(0, "drives the split, initialisation, shuffling and dropout")
     threads: int | None = setting(None, "CPU threads for PyTorch while training; default: 1 for CPU batches under 128 (tiny ops gain nothing from a second thread), else PyTorch's choice")
     engine: str = setting("auto", "auto | autograd | manual | scratch: how gradients are computed; manual writes the MLP's backprop out by hand (the same gradients, faster on small nets), auto uses it wherever it applies (no dropout, a built-in loss); scratch computes the whole step in NumPy (mlplab.scratch, CPU only)", choices=('auto', 'autograd', 'manual', 'scratch'))
@@ -97,21 +97,27 @@ class Config:
 SECTIONS = ("data", "model", "optim", "train")
 SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "train": TrainConfig}
 
-# Lab recipes: overrides of the defaults above, keyed by field name.
+# The defaults above are mlplab's own recipe, chosen for a first run: 784-512-10, SGD with
+# Nesterov momentum 0.9, a one-cycle schedule peaking at lr 0.2, batch 256, 4 epochs. It
+# reaches 98.3% test accuracy on MNIST in about 3.5 s of training on 2 CPU cores (README).
+
+# What every lab recipe shares, whatever the defaults: plain SGD steps of a fixed rate.
+_LAB = dict(hidden=(16, 32, 24), optimizer="sgd", lr=0.01, momentum=0.0, nesterov=False,
+            scheduler="none", batch_size=64, epochs=3)
+
+# Lab recipes: overrides of the defaults above, keyed by field name; each states every
+# setting of its lab, so changing mlplab's defaults never changes a lab's recipe.
 PRESETS: dict[str, dict[str, Any]] = {
     # The MLP lab: 784-16-32-24-10 with log-softmax output and NLL loss.
-    "lab": dict(hidden=(16, 32, 24), output="log_softmax", loss="nll",
-                optimizer="sgd", lr=0.01, momentum=0.9, batch_size=64, epochs=3),
+    "lab": {**_LAB, **dict(hidden=(16, 32, 24), output="log_softmax", loss="nll", momentum=0.9)},
     # A two-hidden-layer net, 784-32-16-10.
-    "twolayer": dict(hidden=(32, 16), optimizer="sgd", lr=0.01, momentum=0.9,
-                     batch_size=64, epochs=3),
+    "twolayer": {**_LAB, **dict(hidden=(32, 16), momentum=0.9)},
     # The tutorial's wider net, 784-120-256-10, trained with Adam.
-    "tutorial": dict(hidden=(120, 256), optimizer="adam", lr=1e-3, batch_size=64, epochs=3),
+    "tutorial": {**_LAB, **dict(hidden=(120, 256), optimizer="adam", lr=1e-3)},
     # nn.Sequential lab net, 784-64-64-10.
-    "seq": dict(hidden=(64, 64), optimizer="sgd", lr=0.01, momentum=0.9, batch_size=64, epochs=3),
+    "seq": {**_LAB, **dict(hidden=(64, 64), momentum=0.9)},
     # Logistic regression 784-10 as in "What is torch.nn really?": lr 0.5, batch 64, 2 epochs.
-    "logistic": dict(hidden=(), optimizer="sgd", lr=0.5, batch_size=64, epochs=2,
-                     normalize="unit"),
+    "logistic": {**_LAB, **dict(hidden=(), lr=0.5, epochs=2, normalize="unit")},
 }
 
 
@@ -173,19 +179,31 @@ def _coerce(name: str, value: Any) -> Any:
     return text
 
 
+# Settings only some optimizers take, with their "off" value. An override that switches the
+# optimizer drops inherited values the new one cannot take (`--optimizer adam` on the default
+# recipe), while a value the same overrides set is kept and checked (`--optimizer adam
+# --momentum 0.9` is still an error).
+OPTIMIZER_ONLY = {"momentum": (("sgd", "rmsprop"), 0.0), "nesterov": (("sgd",), False)}
+
+
 def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
     """Return a copy of ``config`` with flat ``{field: value}`` overrides applied and checked."""
     owner = field_owner()
     sections = {s: dataclasses.asdict(getattr(config, s)) for s in SECTIONS}
     preset = config.preset
-    for name, value in overrides.items():
-        name = name.replace("-", "_")
+    named = {name.replace("-", "_"): value for name, value in overrides.items()}
+    for name, value in named.items():
         if name == "preset":
             preset = value
             continue
         if name not in owner:
             raise MlplabError(f"unknown config field {name!r}; see `mlplab train --help` for the fields")
         sections[owner[name]][name] = _coerce(name, value)
+    if "optimizer" in named:
+        optim = sections["optim"]
+        for name, (takers, off) in OPTIMIZER_ONLY.items():
+            if name not in named and optim["optimizer"] not in takers:
+                optim[name] = off
     return Config(preset=preset, **{s: SECTION_TYPES[s](**sections[s]) for s in SECTIONS})
 
 

@@ -9,7 +9,7 @@ from mlplab.config import from_dict
 from mlplab.errors import MlplabError
 from mlplab.models import MLP, build_model
 from mlplab.training.checkpoint import load_checkpoint
-from mlplab.training.files import atomic_write
+from mlplab.files import atomic_write
 
 FORMAT = "mlplab.mlp"
 

@@ -22,7 +22,8 @@ def register(subparsers: Any) -> None:
     info.add_argument("--dataset", default=_DEFAULTS.dataset, metavar="NAME",
                       help=f"mnist | fashion-mnist | kmnist (default: {_DEFAULTS.dataset})")
     info.add_argument("--data-dir", default=None, metavar="DIR",
-                      help="folder holding the four IDX files, raw or .gz (default: $MLPLAB_DATA_DIR, then the cache)")
+                      help="folder holding the four IDX files, raw or .gz (default: $MLPLAB_DATA_DIR, then the cache, "
+                           "then the copy bundled with mlplab for MNIST, then the mirrors)")
     info.add_argument("--cache-dir", default=None, metavar="DIR",
                       help="download cache (default: $MLPLAB_CACHE_DIR or ~/.cache/mlplab)")
     info.add_argument("--normalize", default=_DEFAULTS.normalize, metavar="KIND",
@@ -53,7 +54,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 def format_summary(summary: dict[str, Any]) -> str:
     """The summary from `describe` as a readable table."""
-    lines = [f"{summary['title']} from {summary['source']}",
+    lines = [f"{summary['title']} from {summary['source']} ({summary['origin_description']})",
              f"normalize: {summary['normalize']}; {len(summary['classes'])} classes: {', '.join(summary['classes'])}",
              "",
              f"{'split':<6} {'size':>6}  {'shape':<16} {'min':>8} {'max':>8} {'mean':>8} {'std':>8}"

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from mlplab.experiments.linreg import run as run_experiment
     from mlplab.plots import save
     from mlplab.plots.linreg import loss_curve
-    from mlplab.training.files import atomic_write_text
+    from mlplab.files import atomic_write_text
 
     formats = tuple(kind.strip().lower() for kind in args.format.split(",") if kind.strip())
     if not formats or any(kind not in ("png", "svg") for kind in formats):

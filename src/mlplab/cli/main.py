@@ -25,24 +25,33 @@ def build_parser() -> Parser:
     gradcheck_cmd.register(subparsers)
     plot_cmd.register(subparsers)
     experiment_cmd.register(subparsers)
-    presets = subparsers.add_parser("presets", help="list the lab recipes usable with --preset")
+    presets = subparsers.add_parser("presets", help="list mlplab's default recipe and the lab recipes usable with --preset")
     presets.set_defaults(func=_list_presets)
     return parser
 
 
-def _list_presets(args: argparse.Namespace) -> int:
-    from mlplab.config import PRESETS
+# What `mlplab presets` lists of each recipe, in this order; switched-off settings are left out.
+_RECIPE_FIELDS = ("hidden", "optimizer", "lr", "momentum", "nesterov", "scheduler", "batch_size", "epochs",
+                  "output", "loss", "normalize")
+_OFF = (False, 0.0, "none")
 
-    for name, settings in sorted(PRESETS.items()):
-        print(f"{name:<9} " + " ".join(f"{k}={_show(v)}"
-                                       for k, v in settings.items()))
+
+def _list_presets(args: argparse.Namespace) -> int:
+    from mlplab.config import PRESETS, Config, field_owner, from_preset
+
+    owner = field_owner()
+    for name, config in [("(default)", Config()), *((n, from_preset(n)) for n in sorted(PRESETS))]:
+        values = {field: getattr(getattr(config, owner[field]), field) for field in _RECIPE_FIELDS}
+        shown = [f"{field}={_show(values[field])}" for field in _RECIPE_FIELDS
+                 if field == "hidden" or values[field] not in _OFF]
+        print(f"{name:<9} " + " ".join(shown))
     return 0
 
 
 def _show(value: object) -> str:
     if isinstance(value, tuple):
         return ",".join(map(str, value)) if value else "none"
-    return str(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,7 +40,7 @@ class TrainReporter:
         sizes = f"{len(data.train)} train / {len(data.val) if data.val is not None else 0} val / {len(data.test)} test"
         self._print(
             f"{self.config.data.dataset}: {sizes} images from {data.source} "
-            f"(normalize={self.config.data.normalize})"
+            f"({data.origin_description}; normalize={self.config.data.normalize})"
         )
         widths = architecture(data.train.images[0].numel(), model.hidden, run.num_classes)
         kind = f"{widths} MLP, {model.activation}" if model.hidden else f"{widths} logistic regression"

@@ -3,7 +3,8 @@
 Modules, in the order data flows through them:
     registry  dataset specs: files, checksums, mirrors, classes, mean/std
     download  the only code that touches the network (mirrors, checksums, atomic writes)
-    source    where the files are: --data-dir, $MLPLAB_DATA_DIR, the cache
+    source    where the files are: --data-dir, $MLPLAB_DATA_DIR, the cache, the bundled copy
+    bundled/  MNIST's four files, shipped as package data (CC BY-SA 3.0)
     idx       the IDX file format, read and written
     verify    checksum rules (MD5 of the .gz, or SHA-256 of the content)
     arrays    the four files as verified uint8 arrays, cached in-process
@@ -24,7 +25,7 @@ _EXPORTS = {
     "DatasetSpec": "registry", "FileRecord": "registry", "get_spec": "registry", "DATASETS": "registry",
     "read_idx": "idx", "write_idx": "idx", "IDXError": "idx",
     "default_cache_dir": "download",
-    "locate": "source",
+    "locate": "source", "find_source": "source", "DataSource": "source", "bundled_folder": "source",
     "load_data": "loading", "DataBundle": "loading", "TensorSplit": "loading", "normalize": "loading",
     "Batches": "batches",
     "MNIST": "vision", "FashionMNIST": "vision", "KMNIST": "vision",
@@ -32,7 +33,7 @@ _EXPORTS = {
 }
 __all__ = [
     "DatasetSpec", "FileRecord", "get_spec", "DATASETS", "read_idx", "write_idx", "IDXError",
-    "default_cache_dir", "locate", "load_data", "DataBundle", "TensorSplit", "normalize", "Batches",
+    "default_cache_dir", "locate", "find_source", "DataSource", "bundled_folder", "load_data", "DataBundle", "TensorSplit", "normalize", "Batches",
     "MNIST", "FashionMNIST", "KMNIST", "describe",
 ]
 
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from mlplab.data.info import describe
     from mlplab.data.loading import DataBundle, TensorSplit, load_data, normalize
     from mlplab.data.registry import DATASETS, DatasetSpec, FileRecord, get_spec
-    from mlplab.data.source import locate
+    from mlplab.data.source import DataSource, bundled_folder, find_source, locate
     from mlplab.data.vision import KMNIST, MNIST, FashionMNIST
 
 

@@ -17,11 +17,13 @@ import torch
 
 from mlplab.data.idx import IDXError, decode_stored, is_gzip_name, parse_idx, read_stored
 from mlplab.data.registry import DatasetSpec, FileRecord
-from mlplab.data.source import find_file, missing_files
+from mlplab.data.source import find_file, is_bundled, missing_files
 from mlplab.data.verify import checksum_problem
 from mlplab.errors import MlplabError
 
 IMAGE_SHAPE = (28, 28)
+_REINSTALL = ("the copy bundled with mlplab is damaged: reinstall mlplab (pip install --force-reinstall mlplab), "
+              "or pass --data-dir DIR with a good copy")
 
 
 @dataclass(frozen=True)
@@ -75,14 +77,20 @@ def _read_cached(spec: DatasetSpec, key: tuple[tuple[str, str, int, int], ...]) 
 
 def _read_verified(spec: DatasetSpec, record: FileRecord, path: Path) -> np.ndarray:
     """One file decoded (structural checks first: they say more) and then checked against its checksums."""
-    stored = read_stored(path)
-    content = decode_stored(stored, path)
-    array = parse_idx(content, path, expect_ndim=record.ndim)
-    problem = checksum_problem(record, stored, is_gzip_name(path), lambda: content)
+    try:
+        stored = read_stored(path)
+        content = decode_stored(stored, path)
+        array = parse_idx(content, path, expect_ndim=record.ndim)
+        problem = checksum_problem(record, stored, is_gzip_name(path), lambda: content)
+    except IDXError as error:
+        if is_bundled(spec, path):
+            raise IDXError(f"{error}; {_REINSTALL}") from None
+        raise
     if problem is not None:
-        raise MlplabError(f"{path} does not match {spec.name}'s checksum for {record.raw_name} ({problem}); "
-                          f"is it another dataset's file, or damaged? point --data-dir at the {spec.title} "
-                          "files, or delete it if it is a damaged download")
+        advice = (_REINSTALL if is_bundled(spec, path) else
+                  f"is it another dataset's file, or damaged? point --data-dir at the {spec.title} "
+                  "files, or delete it if it is a damaged download")
+        raise MlplabError(f"{path} does not match {spec.name}'s checksum for {record.raw_name} ({problem}); {advice}")
     return array
 
 

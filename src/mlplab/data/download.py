@@ -1,7 +1,7 @@
 """Fetch dataset files from their mirrors: the only module in mlplab that touches the network.
 
 A file is streamed into a temporary file beside its destination and moved into place
-(`os.replace`, atomic) only after its checksum passes, so the cache never holds a
+(`mlplab.files.atomic_write`) only after its checksum passes, so the cache never holds a
 partial or corrupt download. Mirrors are tried in order; any network error or checksum
 mismatch moves on to the next one.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.client
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,6 +22,7 @@ from mlplab.data.idx import IDXError, decode_stored
 from mlplab.data.registry import DatasetSpec, FileRecord
 from mlplab.data.verify import checksum_problem
 from mlplab.errors import MlplabError
+from mlplab.files import atomic_write
 
 DEFAULT_TIMEOUT = 30.0  # seconds to wait for a connection or for the next chunk
 CHUNK_BYTES = 1 << 16
@@ -83,21 +83,19 @@ def download_file(spec: DatasetSpec, role: str, folder: str | Path, *,
 
 def _fetch_verified(url: str, record: FileRecord, target: Path, timeout: float, progress: bool) -> None:
     """Stream ``url`` to a temporary file beside ``target``; move it into place only if it verifies."""
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            _stream(url, out, timeout, progress, record.name)
-        stored = Path(temporary).read_bytes()
+
+    def write(out: BinaryIO) -> None:
+        _stream(url, out, timeout, progress, record.name)
+        out.seek(0)
+        stored = out.read()
         try:
             problem = checksum_problem(record, stored, True, lambda: decode_stored(stored, record.name))
         except IDXError:
             problem = "not a valid gzip file"
         if problem is not None:
             raise _MirrorError(f"checksum mismatch ({problem})")
-        os.chmod(temporary, 0o644)  # mkstemp makes files private; the cache is ordinary data
-        os.replace(temporary, target)
-    finally:
-        Path(temporary).unlink(missing_ok=True)  # a no-op once replaced
+
+    atomic_write(target, write)
 
 
 def _stream(url: str, out: BinaryIO, timeout: float, progress: bool, label: str) -> None:

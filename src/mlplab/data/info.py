@@ -36,7 +36,8 @@ def describe_split(split: TensorSplit, num_classes: int, scale: float, shift: fl
 
 
 def describe(bundle: DataBundle) -> dict[str, Any]:
-    """A JSON-ready summary of a bundle: dataset, source, normalisation and per-split statistics."""
+    """A JSON-ready summary of a bundle: dataset, source (folder and how it was found), normalisation
+    and per-split statistics."""
     scale, shift = pixel_affine(bundle)
     classes = list(bundle.spec.classes)
     splits = [s for s in (bundle.train, bundle.val, bundle.test) if s is not None]
@@ -44,6 +45,8 @@ def describe(bundle: DataBundle) -> dict[str, Any]:
         "dataset": bundle.spec.name,
         "title": bundle.spec.title,
         "source": str(bundle.source),
+        "origin": bundle.origin,
+        "origin_description": bundle.origin_description,
         "normalize": bundle.normalize,
         "classes": classes,
         "splits": {s.name: describe_split(s, len(classes), scale, shift) for s in splits},

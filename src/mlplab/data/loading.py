@@ -16,7 +16,7 @@ import torch
 from mlplab.config import DataConfig
 from mlplab.data.arrays import read_dataset, shared_tensor
 from mlplab.data.registry import DatasetSpec, get_spec
-from mlplab.data.source import locate
+from mlplab.data.source import ORIGINS, find_source
 from mlplab.errors import MlplabError, check_choice
 
 NORMALIZATIONS = ("standard", "unit", "symmetric")
@@ -46,6 +46,12 @@ class DataBundle:
     test: TensorSplit
     source: Path  # folder the files were read from
     normalize: str = "standard"  # how the images were scaled (see `normalize`)
+    origin: str = "data_dir"  # how `source` was chosen: a key of `mlplab.data.source.ORIGINS`
+
+    @property
+    def origin_description(self) -> str:
+        """How the files were found, in words (``"bundled with mlplab"``)."""
+        return ORIGINS[self.origin]
 
 
 def normalize(images_uint8: torch.Tensor, kind: str, spec: DatasetSpec) -> torch.Tensor:
@@ -89,8 +95,8 @@ def load_data(config: DataConfig, device: torch.device | str = "cpu", seed: int 
     spec = get_spec(config.dataset)
     check_choice("normalization", config.normalize, NORMALIZATIONS)
     check_choice("validation split", config.val_split, VAL_SPLITS)
-    folder = locate(spec, config.data_dir, config.cache_dir, config.download, progress)
-    raw = read_dataset(spec, folder)
+    source = find_source(spec, config.data_dir, config.cache_dir, config.download, progress)
+    raw = read_dataset(spec, source.folder)
     device = torch.device(device)
     train_index, val_index = split_indices(len(raw.train_labels), config.val_split, config.val_size, seed)
     train_images, train_labels = _to_tensors(raw.train_images, raw.train_labels, config.normalize, spec)
@@ -101,8 +107,9 @@ def load_data(config: DataConfig, device: torch.device | str = "cpu", seed: int 
         train=_take("train", train_images, train_labels, train_index, device),
         val=_take("val", train_images, train_labels, val_index, device) if val_index is not None else None,
         test=_take("test", test_images, test_labels, torch.arange(len(test_labels)), device),
-        source=folder,
+        source=source.folder,
         normalize=config.normalize,
+        origin=source.origin,
     )
 
 

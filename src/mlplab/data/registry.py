@@ -2,7 +2,8 @@
 
 MD5s are those torchvision records for the published ``.gz`` files. Mirrors sometimes
 re-compress the files, which changes the MD5 but not the content, so a spec may also
-record the SHA-256 of each decompressed file; either check is enough to accept a file.
+record the SHA-256 of each decompressed file; where it does, that is the check (see
+`mlplab.data.verify`).
 """
 
 from __future__ import annotations

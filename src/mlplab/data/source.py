@@ -1,7 +1,8 @@
 """Find a dataset's four files on disk, downloading them into the cache when allowed.
 
 Search order: an explicit ``data_dir``, then ``$MLPLAB_DATA_DIR``, then the cache folder
-``<cache>/<dataset>/``. A data folder may hold the files directly, in a subfolder named
+``<cache>/<dataset>/``, then the copy bundled inside the package (MNIST only, under
+``mlplab/data/bundled/``), then the mirrors (into the cache). A data folder may hold the files directly, in a subfolder named
 after the dataset (``DIR/fashion-mnist/``) or in torchvision's layout
 (``DIR/FashionMNIST/raw/``), so existing torchvision downloads are reused. Each file may
 be ``.gz`` or raw. Checksums are checked when the files are read (`arrays.read_dataset`).
@@ -10,11 +11,41 @@ be ``.gz`` or raw. Checksums are checked when the files are read (`arrays.read_d
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from mlplab.data.download import DEFAULT_TIMEOUT, default_cache_dir, download_file, local_copy_hint
 from mlplab.data.registry import DatasetSpec, FileRecord, get_spec
 from mlplab.errors import MlplabError
+from mlplab.files import atomic_copy
+
+# Datasets shipped as package data, one folder each (``bundled/mnist/``). A Traversable that
+# is not a folder on disk (a zipped install) offers no bundled copy.
+_PACKAGE_DATA = resources.files(__package__) / "bundled"
+BUNDLED_ROOT: Path | None = _PACKAGE_DATA if isinstance(_PACKAGE_DATA, Path) else None
+
+# How a data folder was chosen -> how `mlplab data info` and the train header say it.
+ORIGINS = {
+    "data_dir": "from --data-dir",
+    "env": "from $MLPLAB_DATA_DIR",
+    "cache": "from the download cache",
+    "bundled": "bundled with mlplab",
+    "download": "downloaded into the cache",
+}
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """The folder holding a dataset's four files, and how it was chosen (a key of `ORIGINS`)."""
+
+    folder: Path
+    origin: str
+
+    @property
+    def description(self) -> str:
+        """How the folder was chosen, in words (``"bundled with mlplab"``)."""
+        return ORIGINS[self.origin]
 
 
 def find_file(folder: Path, record: FileRecord) -> Path | None:
@@ -41,9 +72,26 @@ def find_folder(spec: DatasetSpec, root: Path) -> Path | None:
     return next((folder for folder in candidate_folders(spec, root) if not missing_files(spec, folder)), None)
 
 
-def locate(spec: DatasetSpec | str, data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-           download: bool = True, progress: bool = False, timeout: float = DEFAULT_TIMEOUT) -> Path:
-    """The folder holding the dataset's four files, downloading missing ones into the cache if allowed.
+def bundled_folder(spec: DatasetSpec) -> Path | None:
+    """The copy of the dataset shipped inside mlplab (MNIST), or None if this install has none."""
+    if BUNDLED_ROOT is None:
+        return None
+    folder = BUNDLED_ROOT / spec.name
+    return folder if folder.is_dir() and not missing_files(spec, folder) else None
+
+
+def is_bundled(spec: DatasetSpec, path: Path) -> bool:
+    """Whether ``path`` is one of the dataset's bundled files (its errors then advise a reinstall)."""
+    folder = bundled_folder(spec)
+    return folder is not None and Path(path).parent == folder
+
+
+def find_source(spec: DatasetSpec | str, data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+                download: bool = True, progress: bool = False, timeout: float = DEFAULT_TIMEOUT) -> DataSource:
+    """Where the dataset's four files are, downloading missing ones into the cache if it comes to that.
+
+    Looks in ``data_dir``, else ``$MLPLAB_DATA_DIR``, else the cache, else the bundled copy
+    (MNIST), and only then downloads.
 
     Args:
         spec: the dataset (or its name).
@@ -55,27 +103,46 @@ def locate(spec: DatasetSpec | str, data_dir: str | Path | None = None, cache_di
     """
     spec = get_spec(spec) if isinstance(spec, str) else spec
     if data_dir is not None:
-        return _from_data_folder(spec, Path(data_dir).expanduser(), "--data-dir")
+        return DataSource(_from_data_folder(spec, Path(data_dir).expanduser(), "--data-dir"), "data_dir")
     configured = os.environ.get("MLPLAB_DATA_DIR")
     if configured:
         root = Path(configured).expanduser()
         # A shared data folder may simply not hold this dataset: then the cache is used. Having
         # some of its files but not all is a mistake worth reporting.
         if not root.is_dir() or any(len(missing_files(spec, f)) < 4 for f in candidate_folders(spec, root)):
-            return _from_data_folder(spec, root, "MLPLAB_DATA_DIR")
+            return DataSource(_from_data_folder(spec, root, "MLPLAB_DATA_DIR"), "env")
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     folder = folder / spec.name
-    if missing_files(spec, folder) and not download:
+    if not missing_files(spec, folder):
+        return DataSource(folder, "cache")
+    bundled = bundled_folder(spec)
+    if bundled is not None:
+        return DataSource(bundled, "bundled")
+    if not download:
         raise MlplabError(f"no local copy of {spec.name} (looked in {folder}) and downloading is off; "
                           f"drop --no-download to fetch it, or {local_copy_hint(spec)}")
     fetch_missing(spec, folder, timeout=timeout, progress=progress)
-    return folder
+    return DataSource(folder, "download")
+
+
+def locate(spec: DatasetSpec | str, data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+           download: bool = True, progress: bool = False, timeout: float = DEFAULT_TIMEOUT) -> Path:
+    """The folder holding the dataset's four files: `find_source` without the origin."""
+    return find_source(spec, data_dir, cache_dir, download, progress, timeout).folder
 
 
 def fetch_missing(spec: DatasetSpec, folder: Path, timeout: float = DEFAULT_TIMEOUT, progress: bool = False) -> None:
-    """Download into ``folder`` each of the dataset's files it holds in neither form."""
+    """Put into ``folder`` each of the dataset's files it holds in neither form.
+
+    Files come from the bundled copy when mlplab ships one (no network), else from the mirrors.
+    """
+    bundled = bundled_folder(spec)
     for role, record in spec.files.items():
-        if find_file(folder, record) is None:
+        if find_file(folder, record) is not None:
+            continue
+        if bundled is not None:
+            atomic_copy(bundled / record.name, folder / record.name)
+        else:
             download_file(spec, role, folder, timeout=timeout, progress=progress)
 
 

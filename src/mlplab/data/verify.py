@@ -1,8 +1,9 @@
 """Decide whether a file's bytes are the published file of a dataset.
 
-A ``.gz`` is accepted when its MD5 is the recorded one, or, when the spec records it,
-when the SHA-256 of its decompressed content matches (mirrors may re-compress). A raw
-file is checked by SHA-256 when one is recorded, else only structurally by the reader.
+When the spec records the SHA-256 of a file's decompressed content (MNIST), that is the
+check, for ``.gz`` and raw files alike: it holds whatever gzip container a mirror or a
+copy uses. Otherwise a ``.gz`` must have the recorded MD5, and a raw file is checked only
+structurally by the reader.
 """
 
 from __future__ import annotations
@@ -31,21 +32,14 @@ def checksum_problem(record: FileRecord, stored: bytes, compressed: bool,
         record: what the file should be.
         stored: the file's bytes as stored (compressed for a ``.gz``).
         compressed: whether ``stored`` is gzip data.
-        content: returns the decompressed bytes; only called when the SHA-256 is needed.
+        content: returns the decompressed bytes; only called when a ``.gz`` is checked by SHA-256.
     """
-    if compressed:
-        md5 = md5_hex(stored)
-        if md5 == record.md5:
-            return None
-        if record.sha256 is None:
-            return f"MD5 {md5}, expected {record.md5}"
-        sha256 = sha256_hex(content())
+    if record.sha256 is not None:
+        sha256 = sha256_hex(content() if compressed else stored)
         if sha256 == record.sha256:
             return None
-        return f"MD5 {md5}, expected {record.md5}; content SHA-256 {sha256[:16]}..., expected {record.sha256[:16]}..."
-    if record.sha256 is None:
+        return f"content SHA-256 {sha256[:16]}..., expected {record.sha256[:16]}..."
+    if not compressed:
         return None  # raw file and no content checksum on record: the IDX reader's checks stand alone
-    sha256 = sha256_hex(stored)
-    if sha256 == record.sha256:
-        return None
-    return f"SHA-256 {sha256[:16]}..., expected {record.sha256[:16]}..."
+    md5 = md5_hex(stored)
+    return None if md5 == record.md5 else f"MD5 {md5}, expected {record.md5}"

@@ -17,7 +17,7 @@ from typing import Any
 
 from mlplab.experiments.symmetry import PAPER, SymmetryConfig, Training, train
 from mlplab.experiments.symmetry_analysis import structure, summarize
-from mlplab.training.files import atomic_write_text
+from mlplab.files import atomic_write_text
 
 # Each changes one thing of the base configuration; the report measures whether it helps.
 WORKAROUNDS: list[tuple[str, dict[str, Any]]] = [

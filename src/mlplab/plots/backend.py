@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplab.errors import MlplabError
-from mlplab.training.files import atomic_write
+from mlplab.files import atomic_write
 
 FORMATS = ("png", "svg")
 DPI = 100  # pixels per inch: a figure of 8 x 5 inches is an 800 x 500 PNG

@@ -15,7 +15,7 @@ from typing import Any
 
 from mlplab.config import to_dict
 from mlplab.plots.run import draw_run, read_run
-from mlplab.training.files import atomic_write_text
+from mlplab.files import atomic_write_text
 
 CAPTIONS = {
     "curves": ("Training curves", "Loss and accuracy per epoch on the training and validation images; "

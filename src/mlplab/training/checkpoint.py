@@ -17,7 +17,7 @@ import torch
 
 from mlplab import __version__
 from mlplab.errors import MlplabError
-from mlplab.training.files import atomic_write
+from mlplab.files import atomic_write
 
 FORMAT = "mlplab.checkpoint"
 SCHEMA_VERSION = 1

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlplab.training.files import atomic_write_text
+from mlplab.files import atomic_write_text
 
 # The columns of every epoch record, in the order they are written.
 EPOCH_FIELDS = ("epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")

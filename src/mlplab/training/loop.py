@@ -224,12 +224,16 @@ def _resume(run_dir: Path, run: Setup) -> dict[str, Any]:
         raise MlplabError(f"cannot resume {path}: its model has {'; '.join(changed)}; "
                           "drop the model flags, or start a new run with another --out")
     check_resumable(saved, run.config, path)
+    fixed = saved.optim.scheduler in ("cosine", "onecycle")  # the lr curve is laid out for the whole run
     if checkpoint["epoch"] >= run.config.train.epochs:
-        raise MlplabError(f"{run_dir} already finished {checkpoint['epoch']} epochs; "
-                          f"pass --epochs N with N > {checkpoint['epoch']} to train further")
-    if saved.train.epochs != run.config.train.epochs and saved.optim.scheduler in ("cosine", "onecycle"):
+        further = (f"its {saved.optim.scheduler} schedule cannot be extended: train a new run with more --epochs "
+                   "and another --out" if fixed else
+                   f"pass --epochs N with N > {checkpoint['epoch']} to train further")
+        raise MlplabError(f"{run_dir} already finished {checkpoint['epoch']} epochs; {further}")
+    if saved.train.epochs != run.config.train.epochs and fixed:
         raise MlplabError(f"cannot change --epochs when resuming a {saved.optim.scheduler} schedule: "
-                          f"it was laid out for {saved.train.epochs} epochs")
+                          f"it was laid out for {saved.train.epochs} epochs; resume with --epochs "
+                          f"{saved.train.epochs}, or train a new run with another --out")
     run.model.load_state_dict(checkpoint["model"])
     load_optimizer_state(run.optimizer, checkpoint["optimizer"])
     run.schedule.load_state_dict(checkpoint["schedule"])

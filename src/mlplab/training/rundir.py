@@ -9,7 +9,7 @@ from typing import Any
 
 from mlplab.config import Config, to_dict, to_toml
 from mlplab.errors import MlplabError
-from mlplab.training.files import atomic_write_text
+from mlplab.files import atomic_write_text
 
 # Fields a resume may change: they move the run or extend it but cannot change its result.
 RESUMABLE_CHANGES = ("epochs", "device", "out", "progress", "data_dir", "cache_dir", "download",

@@ -1,0 +1,79 @@
+"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+
+Every file mlplab writes (run files, checkpoints, figures, reports, exports, downloads)
+goes through `atomic_write`, and gets the mode ``open(path, "w")`` would leave: a new
+file 0666 less the process's umask (applied by the kernel when the temporary file is
+created; 0644 under the usual umask 022), an existing file the mode it had. Results are
+as readable as any other file the user writes. `tempfile.mkstemp` is not used: it makes
+files private (0600).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+_CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+_ATTEMPTS = 100  # names are random (32 bits); a clash means a stale file with the same name
+
+
+def temporary_beside(path: Path) -> tuple[BinaryIO, Path]:
+    """A new, empty file ``.<name>.<random>.tmp`` in ``path``'s folder, opened for reading and writing.
+
+    Created with ``O_EXCL`` (never someone else's file) and mode 0666 less the umask.
+    """
+    for _ in range(_ATTEMPTS):
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            descriptor = os.open(temporary, _CREATE_FLAGS, 0o666)
+        except FileExistsError:
+            continue
+        return os.fdopen(descriptor, "w+b"), temporary
+    raise FileExistsError(f"could not create a temporary file beside {path}")
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
+
+    ``file`` is opened ``w+b``: ``write`` may read back what it wrote (to verify it) and
+    may raise to abandon the write, in which case ``path`` is left as it was and the
+    temporary file is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = temporary_beside(path)
+    try:
+        with handle:
+            _keep_mode(path, handle)
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _keep_mode(path: Path, handle: BinaryIO) -> None:
+    """Give the temporary file the mode of the file it will replace, if there is one (as ``open`` keeps it)."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return
+    os.chmod(handle.fileno(), mode)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def atomic_copy(source: Path, path: Path) -> None:
+    """Copy the file ``source`` to ``path`` atomically (the copy gets the umask's mode, like a new file)."""
+    with open(source, "rb") as original:
+        atomic_write(path, lambda handle: shutil.copyfileobj(original, handle))
