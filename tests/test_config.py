@@ -60,3 +60,24 @@ def test_broken_toml_is_a_clear_error(tmp_path):
     path.write_text("lr = = 1\n")
     with pytest.raises(MlplabError, match="not valid TOML"):
         load_toml(path)
+
+
+def test_switching_the_optimizer_drops_inherited_settings_it_cannot_take():
+    adam = apply_overrides(Config(), {"optimizer": "adam", "lr": 1e-3})
+    assert (adam.optim.momentum, adam.optim.nesterov) == (0.0, False)
+    rmsprop = apply_overrides(Config(), {"optimizer": "rmsprop"})
+    assert (rmsprop.optim.momentum, rmsprop.optim.nesterov) == (0.9, False)  # rmsprop takes momentum
+    # What the same overrides ask for is kept, and refused later as the mistake it is.
+    assert apply_overrides(Config(), {"optimizer": "adam", "momentum": 0.9}).optim.momentum == 0.9
+    # Without a switch nothing is dropped, and a preset's own optimizer settings stand.
+    assert apply_overrides(Config(), {"lr": 0.1}).optim.nesterov is True
+    assert from_preset("lab").optim.momentum == 0.9 and from_preset("tutorial").optim.momentum == 0.0
+
+
+def test_presets_do_not_depend_on_the_defaults():
+    """Each lab recipe states its optimizer, schedule, batch and epochs: the default recipe's
+    Nesterov momentum and one-cycle schedule never leak into a lab."""
+    for name in PRESETS:
+        config = from_preset(name)
+        assert config.optim.scheduler == "none" and config.optim.nesterov is False, name
+        assert config.train.batch_size == 64 and config.model.hidden != Config().model.hidden, name

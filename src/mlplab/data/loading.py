@@ -45,8 +45,8 @@ class DataBundle:
     val: TensorSplit | None
     test: TensorSplit
     source: Path  # folder the files were read from
+    origin: str  # how `source` was chosen: a key of `mlplab.data.source.ORIGINS` ("bundled", "cache", ...)
     normalize: str = "standard"  # how the images were scaled (see `normalize`)
-    origin: str = "data_dir"  # how `source` was chosen: a key of `mlplab.data.source.ORIGINS`
 
     @property
     def origin_description(self) -> str:
@@ -108,8 +108,8 @@ def load_data(config: DataConfig, device: torch.device | str = "cpu", seed: int 
         val=_take("val", train_images, train_labels, val_index, device) if val_index is not None else None,
         test=_take("test", test_images, test_labels, torch.arange(len(test_labels)), device),
         source=source.folder,
-        normalize=config.normalize,
         origin=source.origin,
+        normalize=config.normalize,
     )
 
 

@@ -2,10 +2,10 @@
 
 Search order: an explicit ``data_dir``, then ``$MLPLAB_DATA_DIR``, then the cache folder
 ``<cache>/<dataset>/``, then the copy bundled inside the package (MNIST only, under
-``mlplab/data/bundled/``), then the mirrors (into the cache). A data folder may hold the files directly, in a subfolder named
-after the dataset (``DIR/fashion-mnist/``) or in torchvision's layout
-(``DIR/FashionMNIST/raw/``), so existing torchvision downloads are reused. Each file may
-be ``.gz`` or raw. Checksums are checked when the files are read (`arrays.read_dataset`).
+``mlplab/data/bundled/``), then the mirrors (into the cache). A data folder may hold the
+files directly, in a subfolder named after the dataset (``DIR/fashion-mnist/``) or in
+torchvision's layout (``DIR/FashionMNIST/raw/``), so existing torchvision downloads are
+reused. Each file may be ``.gz`` or raw. Checksums are checked when the files are read (`arrays.read_dataset`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from mlplab.files import atomic_copy
 _PACKAGE_DATA = resources.files(__package__) / "bundled"
 BUNDLED_ROOT: Path | None = _PACKAGE_DATA if isinstance(_PACKAGE_DATA, Path) else None
 
-# How a data folder was chosen -> how `mlplab data info` and the train header say it.
+# How a data folder was chosen -> how `mlplab data info` and the train header say it
+# (`DataBundle.origin_description`).
 ORIGINS = {
     "data_dir": "from --data-dir",
     "env": "from $MLPLAB_DATA_DIR",
@@ -41,11 +42,6 @@ class DataSource:
 
     folder: Path
     origin: str
-
-    @property
-    def description(self) -> str:
-        """How the folder was chosen, in words (``"bundled with mlplab"``)."""
-        return ORIGINS[self.origin]
 
 
 def find_file(folder: Path, record: FileRecord) -> Path | None:
