@@ -73,5 +73,70 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
 
     with pytest.raises(RuntimeError):
         atomic_write(path, explode)
-    assert load_checkpoint(path)["epoch"] == 1
+    assert torch.load(path, weights_only=True)["epoch"] == 1  # the old file, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+@pytest.fixture
+def trained(make_config):
+    """A finished tiny run: its directory."""
+    return fit(make_config(epochs=1, hidden="8", batch_size=1000)).run_dir
+
+
+def _flip_tensor_bytes(path, tensor, count=32):
+    """Flip ``count`` bytes of ``tensor``'s data where torch.save stored them inside ``path``."""
+    data = bytearray(path.read_bytes())
+    raw = tensor.contiguous().view(torch.uint8).numpy().tobytes()
+    start = data.find(raw[:256])
+    assert start > 0, "tensor data not found in the archive"
+    for offset in range(start + 100, start + 100 + count):
+        data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_flipped_bytes_in_a_tensor_are_caught_by_the_checksum(trained, tmp_path, capsys):
+    from mlplab.cli.main import main
+
+    path = trained / "best.pt"
+    _flip_tensor_bytes(path, load_checkpoint(path)["model"]["layers.0.weight"])
+    with pytest.raises(MlplabError, match="is damaged: its tensors do not match the checksum"):
+        load_checkpoint(path)
+    for command in (["eval", str(path)], ["export", str(path), "--out", str(tmp_path / "w.safetensors")]):
+        assert main(command) == 2
+        assert "is damaged" in capsys.readouterr().err
+    assert not (tmp_path / "w.safetensors").exists()  # export refuses what eval refuses
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda c: c.pop("model_info"), "is incomplete: it has no model_info"),
+    (lambda c: c["model"].pop("layers.1.bias"), "holds weights .* but its config describes"),
+    (lambda c: c["model"].__setitem__("layers.0.weight", torch.zeros(8, 700)),
+     r"holds layers.0.weight of \(8, 700\) torch.float32 where its config describes \(8, 784\)"),
+    (lambda c: c["model"].__setitem__("layers.0.bias", torch.zeros(8, dtype=torch.float64)),
+     "holds layers.0.bias of .* torch.float64 where its config describes .* torch.float32"),
+    (lambda c: c["config"]["model"].__setitem__("hidden", [16]), "holds layers.0.weight of"),
+])
+def test_a_checkpoint_that_does_not_fit_its_config_is_refused_in_one_line(trained, damage, message):
+    checkpoint = load_checkpoint(trained / "last.pt")
+    damage(checkpoint)
+    save_checkpoint(trained / "last.pt", {k: v for k, v in checkpoint.items() if k not in ("tensor_sha256",)})
+    with pytest.raises(MlplabError, match=message) as error:
+        load_checkpoint(trained / "last.pt")
+    assert "\n" not in str(error.value)
+
+
+def test_loading_draws_nothing_from_the_random_generator(trained):
+    state = torch.get_rng_state()
+    load_checkpoint(trained / "last.pt")
+    assert torch.equal(torch.get_rng_state(), state)  # resume restores the RNG after loading: keep it untouched
+
+
+def test_resume_from_a_checkpoint_with_foreign_optimizer_state_is_one_line(make_config):
+    config = make_config(epochs=1, hidden="8", batch_size=1000, scheduler="none")
+    run_dir = fit(config).run_dir
+    checkpoint = load_checkpoint(run_dir / "last.pt")
+    checkpoint["optimizer"]["param_groups"][0]["params"] = [0]  # one parameter where the net has four
+    save_checkpoint(run_dir / "last.pt", {k: v for k, v in checkpoint.items() if k != "tensor_sha256"})
+    with pytest.raises(MlplabError, match="optimizer, schedule or random state does not fit this run") as error:
+        fit(make_config(epochs=2, hidden="8", batch_size=1000, scheduler="none"), resume=True)
+    assert "\n" not in str(error.value)

@@ -1,6 +1,7 @@
 """The loop: determinism, exact resume, refusals, run-directory contents."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -138,5 +139,79 @@ def test_custom_loss_callable_is_used(make_config):
 
 
 def test_divergence_is_a_clear_error(make_config):
-    with pytest.raises(MlplabError, match="diverged"):
+    with pytest.raises(MlplabError, match="diverged in epoch 1: the training loss is nan") as error:
         fit(make_config(epochs=1, lr=1e6, momentum=0.9))
+    assert "lower --lr (now 1000000.0) or --momentum (now 0.9)" in str(error.value)
+    assert not (Path(make_config().train.out) / "last.pt").exists()
+
+
+class BreakWeightsInEpoch:
+    """Sets one weight to nan after the last batch of an epoch, whose batch losses all stayed finite."""
+
+    def __init__(self, epoch):
+        self.epoch, self.model, self.batches = epoch, None, 0
+
+    def on_fit_start(self, run, run_dir):
+        self.model, self.batches = run.model, self.epoch * len(run.train_batches)
+
+    def on_batch_end(self, loss):
+        self.batches -= 1
+        if self.batches == 0:
+            with torch.no_grad():
+                self.model.layers[0].weight[0, 0] = float("nan")
+
+
+def test_non_finite_weights_are_never_saved(make_config):
+    """A weight that turns nan in the epoch's last step is caught before last.pt or best.pt is written."""
+    config = make_config(epochs=2, hidden="8", batch_size=5000, scheduler="none")
+    with pytest.raises(MlplabError, match="diverged in epoch 2: .*parameters layers.0.weight hold inf or nan") as error:
+        fit(config, callbacks=[BreakWeightsInEpoch(2)])
+    assert "validation loss is nan" in str(error.value)
+    assert load_checkpoint(Path(config.train.out) / "last.pt")["epoch"] == 1
+    assert torch.isfinite(load_model(Path(config.train.out) / "best.pt").layers[0].weight).all()
+
+
+def test_a_second_writer_is_refused_with_the_holders_pid(make_config, tmp_path):
+    """A process holding the run directory's lock (as `mlplab train` does while it trains) keeps others out."""
+    import subprocess
+    import sys
+
+    config = make_config(epochs=1, hidden="8", batch_size=1000)
+    run_dir = Path(config.train.out)
+    run_dir.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, pathlib; from mlplab.training.rundir import locked\n"
+         "with locked(pathlib.Path(sys.argv[1])):\n    print('locked', flush=True); sys.stdin.read()", str(run_dir)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for resume in (False, True):
+            with pytest.raises(MlplabError, match=f"is in use: another mlplab process \\(PID {holder.pid}\\)"):
+                fit(config, resume=resume)
+        assert sorted(p.name for p in run_dir.iterdir()) == [".lock"]  # nothing written
+    finally:
+        holder.communicate("", timeout=30)  # the holder exits: the kernel releases the lock
+    assert fit(config).run_dir == run_dir
+
+
+def test_a_folder_with_any_run_file_is_never_overwritten(make_config):
+    config = make_config(epochs=1, hidden="8", batch_size=1000)
+    run_dir = Path(config.train.out)
+    run_dir.mkdir()
+    for name in ("best.pt", "metrics.json"):
+        (run_dir / name).write_text("someone's work")
+    with pytest.raises(MlplabError, match=r"already holds a run \(best.pt, metrics.json\); choose another --out"):
+        fit(config)
+    assert (run_dir / "best.pt").read_text() == "someone's work"
+
+
+def test_the_next_writer_removes_temporaries_a_killed_one_left(make_config):
+    config = make_config(epochs=1, hidden="8", batch_size=1000, scheduler="none")
+    run_dir = fit(config).run_dir
+    stray = [run_dir / ".last.pt.0a1b2c3d.tmp", run_dir / ".history.json.deadbeef.tmp"]
+    for path in stray:
+        path.write_bytes(b"half")
+    mine = run_dir / ".notes.txt.0a1b2c3d.tmp"  # not a run file's temporary: left alone
+    mine.write_bytes(b"mine")
+    fit(make_config(epochs=2, hidden="8", batch_size=1000, scheduler="none"), resume=True)
+    assert not any(path.exists() for path in stray) and mine.exists()

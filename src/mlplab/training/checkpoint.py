@@ -1,11 +1,16 @@
 """Self-describing checkpoints: one dict of tensors and builtins, written atomically.
 
 Loading always uses ``torch.load(weights_only=True)``: a file that would need arbitrary
-pickled objects (and so could run code) is refused before anything in it runs.
+pickled objects (and so could run code) is refused before anything in it runs. Since
+schema 2 a checkpoint records the SHA-256 of every tensor it holds (``tensor_sha256``),
+checked on load, so flipped bytes on disk are caught instead of silently evaluated or
+resumed; and every checkpoint is checked against its own config (the keys, shapes and
+dtypes of the network it describes) before anything uses it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import platform
 import random
@@ -16,11 +21,15 @@ from typing import Any
 import torch
 
 from mlplab import __version__
+from mlplab.config import from_dict
 from mlplab.errors import MlplabError
 from mlplab.files import atomic_write
 
 FORMAT = "mlplab.checkpoint"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: tensor_sha256 recorded and checked
+DIGEST_KEY = "tensor_sha256"
+# What every checkpoint written by the training loop holds (besides format, schema and versions).
+REQUIRED_KEYS = ("config", "model", "model_info", "optimizer", "schedule", "epoch", "step", "best", "history", "rng")
 
 
 def versions() -> dict[str, str]:
@@ -45,9 +54,30 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def tensor_digest(data: Any) -> str:
+    """SHA-256 over every tensor in nested dicts and lists: its place, dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    for place, tensor in _tensors(data, ""):
+        digest.update(f"{place}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def _tensors(data: Any, place: str) -> list[tuple[str, torch.Tensor]]:
+    """``(place, tensor)`` pairs in a fixed order (dict keys sorted by their text)."""
+    if isinstance(data, torch.Tensor):
+        return [(place, data)]
+    if isinstance(data, dict):
+        return [pair for key in sorted(data, key=str) for pair in _tensors(data[key], f"{place}/{key}")]
+    if isinstance(data, (list, tuple)):
+        return [pair for index, item in enumerate(data) for pair in _tensors(item, f"{place}/{index}")]
+    return []
+
+
 def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
     """Write ``checkpoint`` (built by the training loop) to ``path`` via a temporary file and a rename."""
     payload = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "versions": versions(), **checkpoint}
+    payload[DIGEST_KEY] = tensor_digest(payload)
     atomic_write(Path(path), lambda handle: torch.save(payload, handle))
 
 
@@ -86,4 +116,46 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} has checkpoint schema {checkpoint['schema_version']}, newer than this mlplab reads "
             f"({SCHEMA_VERSION}); upgrade mlplab"
         )
+    _check_digest(checkpoint, path)
+    check_contents(checkpoint, path)
     return checkpoint
+
+
+def _check_digest(checkpoint: dict[str, Any], path: Path) -> None:
+    """Refuse a checkpoint whose tensors are not the ones it was written with (schema 2 on)."""
+    if checkpoint.get("schema_version", 0) < 2:
+        return  # written before checksums were recorded
+    recorded = checkpoint.get(DIGEST_KEY)
+    actual = tensor_digest({key: value for key, value in checkpoint.items() if key != DIGEST_KEY})
+    if recorded != actual:
+        raise MlplabError(f"{path} is damaged: its tensors do not match the checksum recorded when it was written "
+                          "(bytes changed on disk); use another checkpoint (best.pt or last.pt) or train again")
+
+
+def check_contents(checkpoint: dict[str, Any], path: Path) -> None:
+    """Refuse a checkpoint that lacks a key or whose weights do not fit the network its config describes."""
+    from mlplab.models import build_model  # here: the models module needs torch.nn, the rest of this file not
+
+    missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
+    if missing:
+        raise MlplabError(f"{path} is incomplete: it has no {', '.join(missing)}; use a last.pt or best.pt "
+                          "written by `mlplab train`")
+    try:
+        config = from_dict(checkpoint["config"])
+        info = checkpoint["model_info"]
+        with torch.device("meta"):  # shapes and dtypes only: no memory, no draw from the RNG
+            expected = build_model(config.model, in_features=info["in_features"],
+                                   num_classes=info["num_classes"]).state_dict()
+    except (MlplabError, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise MlplabError(f"{path} describes no network mlplab can build ({error}); use a last.pt or best.pt "
+                          "written by `mlplab train`") from None
+    weights = checkpoint["model"]
+    if not isinstance(weights, dict) or set(weights) != set(expected):
+        found = sorted(weights) if isinstance(weights, dict) else type(weights).__name__
+        raise MlplabError(f"{path} holds weights {found} but its config describes {sorted(expected)}")
+    for name, want in expected.items():
+        got = weights[name]
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape or got.dtype != want.dtype:
+            shape = f"{tuple(got.shape)} {got.dtype}" if isinstance(got, torch.Tensor) else type(got).__name__
+            raise MlplabError(f"{path} holds {name} of {shape} where its config describes "
+                              f"{tuple(want.shape)} {want.dtype}")

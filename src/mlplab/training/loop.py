@@ -8,6 +8,7 @@ nothing here prints.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -24,7 +25,7 @@ from mlplab.training.checkpoint import load_checkpoint, restore_rng_state, rng_s
 from mlplab.training.device import using_threads
 from mlplab.training.history import History
 from mlplab.training.metrics import AverageMeter, confusion_matrix, per_class_accuracy
-from mlplab.training.rundir import check_resumable, create_run_dir, write_config, write_json
+from mlplab.training.rundir import check_fresh, check_resumable, create_run_dir, locked, write_config, write_json
 from mlplab.training.setup import LossFn, Setup, prepare
 from mlplab.training.steps import make_step
 from mlplab.training.tracking import trackers
@@ -112,20 +113,22 @@ def fit(config: Config, *, callbacks: Sequence[Any] = (), loss_fn: LossFn | None
 def _fit(config: Config, callbacks: Sequence[Any], loss_fn: LossFn | None, resume: bool) -> History:
     """The body of `fit`: prepare, (re)open the run directory, train, test."""
     run = prepare(config, loss_fn)
-    if resume:
-        run_dir = Path(config.train.out)
-        state = _resume(run_dir, run)
-    else:
-        run_dir = create_run_dir(config)
-        state = {"epoch": 0, "step": 0, "best": None, "history": History()}
-    write_config(run_dir, config)
-    history: History = state["history"]
-    history.run_dir = run_dir
-    _call(callbacks, "on_fit_start", run, run_dir)
-    with using_threads(run.threads, numpy_blas=run.engine == "scratch"):
-        _train_epochs(run, run_dir, state, history, callbacks)
-    metrics = _final_metrics(run, state, history)
-    write_json(run_dir / "metrics.json", metrics)
+    run_dir = Path(config.train.out) if resume else create_run_dir(config)
+    # A resume of a folder that does not exist fails in _resume, with the "no checkpoint" advice.
+    with locked(run_dir) if run_dir.is_dir() else contextlib.nullcontext():
+        if resume:
+            state = _resume(run_dir, run)
+        else:
+            check_fresh(run_dir)  # under the lock: no other writer can be at work in it
+            state = {"epoch": 0, "step": 0, "best": None, "history": History()}
+        write_config(run_dir, config)
+        history: History = state["history"]
+        history.run_dir = run_dir
+        _call(callbacks, "on_fit_start", run, run_dir)
+        with using_threads(run.threads, numpy_blas=run.engine == "scratch"):
+            _train_epochs(run, run_dir, state, history, callbacks)
+        metrics = _final_metrics(run, state, history)
+        write_json(run_dir / "metrics.json", metrics)
     _call(callbacks, "on_fit_end", metrics)
     return history
 
@@ -144,9 +147,7 @@ def _train_epochs(run: Setup, run_dir: Path, state: dict[str, Any], history: His
                             engine=run.engine)
         val = evaluate(run.model, run.val_batches, run.loss_fn, run.num_classes) if run.val_batches else None
         run.schedule.step_epoch()
-        if not math.isfinite(train["loss"]):
-            raise MlplabError(f"training diverged: the loss is {train['loss']} in epoch {epoch}; "
-                              f"lower --lr (now {config.optim.lr}) or pick another --loss/--optimizer")
+        _check_finite(run, epoch, train["loss"], val["loss"] if val else None)
         state["step"] += len(run.train_batches)
         record = {
             "epoch": epoch, "step": state["step"], "lr": lr,
@@ -159,6 +160,30 @@ def _train_epochs(run: Setup, run_dir: Path, state: dict[str, Any], history: His
             history.batch_losses.extend(train["batch_losses"])
         _save_epoch(run, run_dir, epoch, state, history, record)
         _call(callbacks, "on_epoch_end", record)
+
+
+def _check_finite(run: Setup, epoch: int, train_loss: float, val_loss: float | None) -> None:
+    """Refuse to go on (and so to save) when the losses or any weight stopped being finite numbers."""
+    problems = [f"the training loss is {train_loss}"] if not math.isfinite(train_loss) else []
+    if val_loss is not None and not math.isfinite(val_loss):
+        problems.append(f"the validation loss is {val_loss}")
+    broken = [name for name, parameter in run.model.named_parameters() if not bool(torch.isfinite(parameter).all())]
+    if broken:
+        problems.append(f"parameters {', '.join(broken)} hold inf or nan")
+    if problems:
+        raise MlplabError(f"training diverged in epoch {epoch}: {'; '.join(problems)}; nothing of this epoch was "
+                          f"saved; {_divergence_advice(run.config)}")
+
+
+def _divergence_advice(config: Config) -> str:
+    """The settings that matter for a diverging run, with their values, for the optimizer in use."""
+    optim = config.optim
+    advice = f"lower --lr (now {optim.lr})"
+    if optim.optimizer in ("sgd", "rmsprop") and optim.momentum > 0:
+        advice += f" or --momentum (now {optim.momentum})"
+    if optim.scheduler == "onecycle":
+        advice += " (onecycle peaks at --lr)"
+    return advice + ", or pick another --loss/--optimizer"
 
 
 def _save_epoch(run: Setup, run_dir: Path, epoch: int, state: dict[str, Any], history: History,
@@ -234,9 +259,14 @@ def _resume(run_dir: Path, run: Setup) -> dict[str, Any]:
         raise MlplabError(f"cannot change --epochs when resuming a {saved.optim.scheduler} schedule: "
                           f"it was laid out for {saved.train.epochs} epochs; resume with --epochs "
                           f"{saved.train.epochs}, or train a new run with another --out")
-    run.model.load_state_dict(checkpoint["model"])
-    load_optimizer_state(run.optimizer, checkpoint["optimizer"])
-    run.schedule.load_state_dict(checkpoint["schedule"])
-    restore_rng_state(checkpoint["rng"])
+    try:
+        run.model.load_state_dict(checkpoint["model"])
+        load_optimizer_state(run.optimizer, checkpoint["optimizer"])
+        run.schedule.load_state_dict(checkpoint["schedule"])
+        restore_rng_state(checkpoint["rng"])
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as error:
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise MlplabError(f"cannot resume {path}: its optimizer, schedule or random state does not fit this run "
+                          f"({reason}); start a new run with another --out") from None
     return {"epoch": checkpoint["epoch"], "step": checkpoint["step"], "best": checkpoint["best"],
             "history": History.from_dict(checkpoint["history"])}

@@ -1,9 +1,19 @@
-"""The run directory: resolved config in, history, checkpoints and metrics out."""
+"""The run directory: resolved config in, history, checkpoints and metrics out.
+
+One process at a time trains in a run directory: it holds an exclusive OS lock on
+``RUN_DIR/.lock`` (released by the kernel when the process dies, however it dies), and a
+second writer is refused with the holder's PID. Where the OS has no ``fcntl`` (Windows)
+the lock is skipped.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +36,60 @@ def default_run_dir(config: Config, root: Path = Path("runs")) -> Path:
     return candidate
 
 
+# The files a training run writes; any of them in a folder means a run (or part of one) is there.
+RUN_FILES = ("config.toml", "config.json", "history.json", "history.csv", "batches.csv", "last.pt", "best.pt",
+             "metrics.json")
+LOCK_NAME = ".lock"
+
+
 def create_run_dir(config: Config) -> Path:
-    """Make a fresh run directory; refuses one that already holds a run, so nothing is overwritten."""
+    """Make the folder of a fresh run (``--out``, or a new name under runs/); `fit` then takes its
+    lock and calls `check_fresh`, so a folder in use is refused with its holder's PID."""
     run_dir = Path(config.train.out) if config.train.out else default_run_dir(config)
-    if (run_dir / "last.pt").exists():
-        raise MlplabError(
-            f"{run_dir} already holds a run; continue it with `mlplab train --resume {run_dir}` "
-            "or choose another --out"
-        )
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+def check_fresh(run_dir: Path) -> None:
+    """Refuse a folder that already holds any file of a run, so nothing is ever overwritten."""
+    found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if found:
+        advice = (f"continue it with `mlplab train --resume {run_dir}` or choose another --out"
+                  if "last.pt" in found else "choose another --out (or move those files away)")
+        raise MlplabError(f"{run_dir} already holds a run ({', '.join(found)}); {advice}")
+
+
+@contextlib.contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold the run directory's lock while the body runs; a second writer gets a one-line error."""
+    try:
+        import fcntl
+    except ImportError:  # no fcntl (Windows): one writer is the user's own care there
+        yield
+        return
+    descriptor = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise MlplabError(f"{run_dir} is in use: another mlplab process (PID {holder}) is training in it; "
+                              "wait for it to finish, or choose another --out") from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        remove_stray_temporaries(run_dir)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
+def remove_stray_temporaries(run_dir: Path) -> list[Path]:
+    """Delete the temporary files a killed writer left beside the run files (only safe under the lock)."""
+    pattern = re.compile(r"^\.(" + "|".join(re.escape(name) for name in RUN_FILES) + r")\.[0-9a-f]{8}\.tmp$")
+    stray = [path for path in run_dir.iterdir() if pattern.match(path.name)]
+    for path in stray:
+        path.unlink(missing_ok=True)
+    return stray
 
 
 def write_config(run_dir: Path, config: Config) -> None:
