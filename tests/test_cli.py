@@ -90,6 +90,14 @@ def test_nll_on_logits_is_refused_with_advice(mnist_dir, tmp_path):
     assert "log_softmax" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_train_help_states_each_range(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "sgd and rmsprop momentum (in [0, 1); default: 0.9)" in text
+    assert "(in [0, 2**63 - 1]; default: 0)" in text and "training batch size (>= 1; default: 256)" in text
+
+
 def test_presets_command_lists_recipes(capsys):
     assert main(["presets"]) == 0
     lines = capsys.readouterr().out.splitlines()

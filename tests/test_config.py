@@ -2,7 +2,8 @@
 
 import pytest
 
-from mlplab.config import PRESETS, Config, apply_overrides, from_dict, from_preset, load_toml, to_dict, to_toml
+from mlplab.config import (PRESETS, Bounds, Config, apply_overrides, field_types, from_dict, from_preset, load_toml,
+                           to_dict, to_toml)
 from mlplab.errors import MlplabError
 
 
@@ -36,6 +37,14 @@ def test_overrides_coerce_strings_like_the_cli():
     ({"hidden": "16,0"}, "positive"),
     ({"loss": "hinge"}, "loss must be one of"),
     ({"colour": "red"}, "unknown config field"),
+    ({"hidden": "16,,32"}, "hidden has an empty entry in '16,,32'"),
+    ({"hidden": [16.5]}, "hidden must be a list"),
+    ({"lr": True}, "lr must be a number"),
+    ({"momentum": 2}, r"momentum must be a number in \[0, 1\); got 2.0"),
+    ({"seed": -1}, r"seed must be a whole number in \[0, 2\*\*63 - 1\]; got -1"),
+    ({"epochs": "0"}, "epochs must be a whole number >= 1; got 0"),
+    ({"lr": "nan"}, "lr must be a finite number > 0"),
+    ({"init_range": 1e308}, r"init_range must be a number in \(0, 10\]"),
 ])
 def test_bad_values_are_one_line_errors(overrides, fragment):
     with pytest.raises(MlplabError, match=fragment) as info:
@@ -81,3 +90,37 @@ def test_presets_do_not_depend_on_the_defaults():
         config = from_preset(name)
         assert config.optim.scheduler == "none" and config.optim.nesterov is False, name
         assert config.train.batch_size == 64 and config.model.hidden != Config().model.hidden, name
+
+
+def test_every_number_field_states_its_bounds_and_its_default_meets_them():
+    """One definition of each range: the metadata, which the CLI help and `apply_overrides` both read."""
+    for name, field in field_types().items():
+        if name != "hidden" and ("int" in str(field.type) or "float" in str(field.type)):
+            bounds = field.metadata["bounds"]
+            assert isinstance(bounds, Bounds), name
+            assert field.default is None or bounds.admits(field.default), name
+
+
+def test_bounds_read_like_the_maths():
+    assert str(Bounds(0, 1, high_open=True)) == "in [0, 1)" and str(Bounds(0, low_open=True)) == "> 0"
+    assert str(Bounds(0, 2**63 - 1)) == "in [0, 2**63 - 1]" and str(Bounds(1)) == ">= 1"
+    unit = Bounds(0, 1, high_open=True)
+    assert unit.admits(0.0) and unit.admits(0.99) and not unit.admits(1.0) and not unit.admits(float("nan"))
+    assert not Bounds(0).admits(float("inf"))
+
+
+def test_an_unknown_toml_section_names_the_known_ones(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text("[optimizer]\nlr = 0.1\n")
+    with pytest.raises(MlplabError) as info:
+        load_toml(path)
+    assert str(info.value) == ("unknown config section [optimizer] (did you mean [optim]?); "
+                               "the sections are [data], [model], [optim], [train]")
+
+
+def test_hidden_accepts_spaces_and_none_but_no_empty_entry():
+    assert apply_overrides(Config(), {"hidden": " 16 , 32 "}).model.hidden == (16, 32)
+    assert apply_overrides(Config(), {"hidden": []}).model.hidden == ()
+    for text in ("16,", ",16", "16,,32", ""):
+        with pytest.raises(MlplabError, match="hidden"):
+            apply_overrides(Config(), {"hidden": text})

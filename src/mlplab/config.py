@@ -8,6 +8,8 @@ builtins only (it goes into checkpoints loaded with ``weights_only=True``).
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -15,10 +17,68 @@ from typing import Any
 
 from mlplab.errors import MlplabError, check_choice
 
+# The largest integer any field takes: TOML integers, JSON readers and torch's int64 all hold it.
+INT64_MAX = 2**63 - 1
 
-def setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    """A config field whose help text and allowed values feed the CLI and validation."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+# The widest U(-a, a) for init=uniform: 280 times PyTorch's default bound on 784 inputs
+# (1/sqrt(784) = 0.036), far past anything that trains, yet a forward pass through six
+# hidden layers of 512 stays finite in float32 (outputs near 1e14 on MNIST). 1e308 made
+# torch fail with a traceback: the bound does not fit in a float32.
+MAX_INIT_RANGE = 10.0
+
+# The most CPU threads per CPU of the machine: more only wait on each other, and far more
+# break PyTorch's OpenMP pool (4096 hung and 100000 crashed the process on 2 cores). The
+# limit depends on the machine, so it is checked where training starts
+# (`mlplab.training.device.check_threads`): a run's config stays loadable on any machine.
+THREADS_PER_CPU = 4
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The values a number field takes: ``low`` to ``high`` (None: no upper limit), each end included unless open.
+
+    Every number must also be finite: nan and inf are never a setting.
+    """
+
+    low: float
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def admits(self, value: float) -> bool:
+        """Whether ``value`` is finite and within the bounds."""
+        if isinstance(value, float) and not math.isfinite(value):  # ints are finite (and may not fit a float)
+            return False
+        if value <= self.low if self.low_open else value < self.low:
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self, whole: bool) -> str:
+        """``a whole number >= 1``, ``a finite number > 0``, ``a number in [0, 1)``: for error messages."""
+        kind = "a whole number" if whole else "a number" if self.high is not None else "a finite number"
+        return f"{kind} {self}"
+
+    def __str__(self) -> str:
+        """``>= 1``, ``> 0``, ``in [0, 1)``, ``in [0, 2**63 - 1]``: how the CLI help and errors state them."""
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {_number(self.low)}"
+        return (f"in {'(' if self.low_open else '['}{_number(self.low)}, "
+                f"{_number(self.high)}{')' if self.high_open else ']'}")
+
+
+def _number(value: float) -> str:
+    return "2**63 - 1" if value == INT64_MAX else f"{value:g}"
+
+
+AT_LEAST_ONE = Bounds(1)  # counts and sizes
+POSITIVE = Bounds(0, low_open=True)
+NON_NEGATIVE = Bounds(0)
+FRACTION = Bounds(0, 1, high_open=True)  # dropout 1 zeroes every unit; momentum 1 never forgets a step
+
+
+def setting(default: Any, help: str, choices: tuple[str, ...] | None = None, bounds: Bounds | None = None) -> Any:
+    """A config field whose help text, allowed values and numeric bounds feed the CLI and validation."""
+    return field(default=default, metadata={"help": help, "choices": choices, "bounds": bounds})
 
 
 @dataclass
@@ -31,7 +91,7 @@ class DataConfig:
     download: bool = setting(True, "fetch from the mirrors when no local copy is found (MNIST never needs to: mlplab bundles it)")
     normalize: str = setting("standard", "standard (dataset mean/std) | unit ([0, 1]) | symmetric ([-1, 1])", choices=('standard', 'unit', 'symmetric'))
     val_split: str = setting("last", "last (last val_size of train) | random (seeded) | none", choices=('last', 'random', 'none'))
-    val_size: int = setting(10_000, "images held out of the 60k training set for validation")
+    val_size: int = setting(10_000, "images held out of the 60k training set for validation", bounds=AT_LEAST_ONE)
     drop_last: bool = setting(False, "drop the last partial training batch (evaluation never drops)")
 
 
@@ -39,13 +99,13 @@ class DataConfig:
 class ModelConfig:
     """The network: an MLP over flattened 28x28 images."""
 
-    hidden: tuple[int, ...] = setting((512,), "hidden layer widths; () is logistic regression")
+    hidden: tuple[int, ...] = setting((512,), "hidden layer widths, comma-separated, each >= 1; none is logistic regression")
     activation: str = setting("relu", "relu | sigmoid | tanh | gelu | leaky_relu | elu", choices=('relu', 'sigmoid', 'tanh', 'gelu', 'leaky_relu', 'elu'))
     output: str = setting("logits", "logits | log_softmax", choices=('logits', 'log_softmax'))
-    dropout: float = setting(0.0, "dropout probability after each hidden activation")
+    dropout: float = setting(0.0, "dropout probability after each hidden activation", bounds=FRACTION)
     init: str = setting("default", "default (PyTorch's) | uniform (U(-init_range, init_range)) | xavier | kaiming",
                         choices=("default", "uniform", "xavier", "kaiming"))
-    init_range: float = setting(0.1, "a in U(-a, a) for init=uniform")
+    init_range: float = setting(0.1, "a in U(-a, a) for init=uniform", bounds=Bounds(0, MAX_INIT_RANGE, low_open=True))
 
 
 @dataclass
@@ -53,13 +113,14 @@ class OptimConfig:
     """Optimizer and learning-rate schedule."""
 
     optimizer: str = setting("sgd", "sgd | adam | adamw | rmsprop | adagrad", choices=('sgd', 'adam', 'adamw', 'rmsprop', 'adagrad'))
-    lr: float = setting(0.2, "learning rate (peak rate for onecycle)")
-    momentum: float = setting(0.9, "sgd and rmsprop momentum")
+    lr: float = setting(0.2, "learning rate (peak rate for onecycle)", bounds=POSITIVE)
+    momentum: float = setting(0.9, "sgd and rmsprop momentum", bounds=FRACTION)
     nesterov: bool = setting(True, "sgd Nesterov momentum (needs momentum > 0)")
-    weight_decay: float = setting(0.0, "L2 penalty (decoupled for adamw)")
+    weight_decay: float = setting(0.0, "L2 penalty (decoupled for adamw)", bounds=NON_NEGATIVE)
     scheduler: str = setting("onecycle", "none | exponential | step | cosine | onecycle", choices=('none', 'exponential', 'step', 'cosine', 'onecycle'))
-    gamma: float = setting(0.9, "lr decay factor per epoch (exponential) or per step_size epochs (step)")
-    step_size: int = setting(1, "epochs between decays for scheduler=step")
+    gamma: float = setting(0.9, "lr decay factor per epoch (exponential) or per step_size epochs (step)",
+                           bounds=Bounds(0, 1, low_open=True))
+    step_size: int = setting(1, "epochs between decays for scheduler=step", bounds=AT_LEAST_ONE)
 
 
 @dataclass
@@ -67,12 +128,12 @@ class TrainConfig:
     """The loop: loss, batches, epochs, seed, device and where results go."""
 
     loss: str = setting("cross_entropy", "cross_entropy | nll | quadratic | ccql | mse", choices=('cross_entropy', 'nll', 'quadratic', 'ccql', 'mse'))
-    beta: float = setting(1.0, "extra weight on the correct class's residual for loss=ccql")
-    batch_size: int = setting(256, "training batch size")
-    eval_batch_size: int = setting(1000, "evaluation batch size (never drops samples)")
-    epochs: int = setting(4, "number of passes over the training split")
-    seed: int = setting(0, "drives the split, initialisation, shuffling and dropout")
-    threads: int | None = setting(None, "CPU threads for PyTorch while training; default: 1 for CPU batches under 128 (tiny ops gain nothing from a second thread), else PyTorch's choice")
+    beta: float = setting(1.0, "extra weight on the correct class's residual for loss=ccql", bounds=NON_NEGATIVE)
+    batch_size: int = setting(256, "training batch size", bounds=AT_LEAST_ONE)
+    eval_batch_size: int = setting(1000, "evaluation batch size (never drops samples)", bounds=AT_LEAST_ONE)
+    epochs: int = setting(4, "number of passes over the training split", bounds=AT_LEAST_ONE)
+    seed: int = setting(0, "drives the split, initialisation, shuffling and dropout", bounds=Bounds(0, INT64_MAX))
+    threads: int | None = setting(None, f"CPU threads for PyTorch while training, at most {THREADS_PER_CPU} per CPU; default: 1 for CPU batches under 128 (tiny ops gain nothing from a second thread), else PyTorch's choice", bounds=AT_LEAST_ONE)
     engine: str = setting("auto", "auto | autograd | manual | scratch: how gradients are computed; manual writes the MLP's backprop out by hand (the same gradients, faster on small nets), auto uses it wherever it applies (no dropout, a built-in loss); scratch computes the whole step in NumPy (mlplab.scratch, CPU only)", choices=('auto', 'autograd', 'manual', 'scratch'))
     device: str = setting("auto", "auto | cpu | cuda | mps", choices=('auto', 'cpu', 'cuda', 'mps'))
     out: str | None = setting(None, "run directory; default runs/<dataset>-<preset or mlp>-<time>")
@@ -132,48 +193,93 @@ def field_types() -> dict[str, Any]:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    """Check and convert a value read from TOML/JSON/CLI to the field's type."""
+    """Check and convert a value read from TOML/JSON/CLI to the field's type and bounds."""
     f = field_types()[name]
-    default = f.default if f.default is not dataclasses.MISSING else None
     kind = str(f.type)
     if name == "hidden":
-        if isinstance(value, str):
-            text = value.strip().lower()
-            value = [] if text in ("none", "()", "[]") else value.replace(",", " ").split()
-        try:
-            widths = tuple(int(v) for v in value)
-        except (TypeError, ValueError):
-            raise MlplabError(f"hidden must be a list of layer widths like 16,32,24; got {value!r}")
-        if any(w <= 0 for w in widths):
-            raise MlplabError(f"hidden layer widths must be positive; got {value!r}")
-        return widths
+        return _hidden(value)
     if value is None:
         if "None" in kind:
             return None
         raise MlplabError(f"{name} needs a value")
-    if isinstance(default, bool) or kind == "bool":
-        if isinstance(value, bool):
-            return value
-        text = str(value).lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-        raise MlplabError(f"{name} must be true or false; got {value!r}")
+    if isinstance(f.default, bool) or kind == "bool":
+        return _boolean(name, value)
     if "int" in kind and "float" not in kind:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise MlplabError(f"{name} must be an integer; got {value!r}")
         try:
-            return int(value)
+            number: float = _integer(value)
         except (TypeError, ValueError):
             raise MlplabError(f"{name} must be an integer; got {value!r}")
-    if "float" in kind:
+    elif "float" in kind:
         try:
-            return float(value)
+            number = float(_not_bool(value))
         except (TypeError, ValueError):
             raise MlplabError(f"{name} must be a number; got {value!r}")
+    else:
+        return _choice(name, value, f.metadata.get("choices"))
+    bounds = f.metadata.get("bounds")
+    if bounds is not None and not bounds.admits(number):
+        raise MlplabError(f"{name} must be {bounds.describe(whole=isinstance(number, int))}; got {number!r}")
+    _check_int64(name, number)
+    return number
+
+
+def _not_bool(value: Any) -> Any:
+    """``value``, unless it is a bool (``True`` is an int to Python but never a number setting)."""
+    if isinstance(value, bool):
+        raise TypeError("a bool is not a number")
+    return value
+
+
+def _integer(value: Any) -> int:
+    """An int from an int, a whole float or a string of digits; else ValueError/TypeError."""
+    if isinstance(_not_bool(value), float) and not value.is_integer():
+        raise ValueError("not a whole number")
+    return int(value)
+
+
+def _check_int64(name: str, number: float) -> None:
+    """Refuse an integer that TOML and torch's int64 cannot hold (beyond that torch fails with a traceback)."""
+    if isinstance(number, int) and abs(number) > INT64_MAX:
+        raise MlplabError(f"{name} must be at most 2**63 - 1; got {number}")
+
+
+def _hidden(value: Any) -> tuple[int, ...]:
+    """Layer widths from ``"16,32,24"``, ``"none"`` or a list; an empty entry (``16,,32``) is an error."""
+    entries = value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("none", "()", "[]"):
+            return ()
+        if not text:
+            raise MlplabError("hidden needs layer widths like 16,32,24, or none for no hidden layer")
+        entries = [entry.strip() for entry in text.split(",")]
+        if "" in entries:
+            raise MlplabError(f"hidden has an empty entry in {value!r}; give widths like 16,32,24, "
+                              "or none for no hidden layer")
+        entries = [width for entry in entries for width in entry.split()]  # "16 32" also works
+    try:
+        widths = tuple(_integer(width) for width in entries)
+    except (TypeError, ValueError):
+        raise MlplabError(f"hidden must be a list of layer widths like 16,32,24; got {value!r}")
+    if any(width <= 0 for width in widths):
+        raise MlplabError(f"hidden layer widths must be positive; got {value!r}")
+    _check_int64("a hidden layer width", max(widths, default=0))
+    return widths
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise MlplabError(f"{name} must be true or false; got {value!r}")
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...] | None) -> str:
     text = str(value)
-    choices = f.metadata.get("choices")
     if choices and text not in choices:
         raise MlplabError(f"{name} must be one of: {', '.join(choices)}; got {text!r}")
     return text
@@ -234,9 +340,19 @@ def from_dict(data: dict[str, Any]) -> Config:
         elif key == "preset":
             if value is not None:
                 base = from_preset(value)
+        elif isinstance(value, dict):
+            raise MlplabError(_unknown_section(key))
         else:
             flat[key] = value
     return apply_overrides(base, flat)
+
+
+def _unknown_section(name: str) -> str:
+    """The error for a TOML table mlplab does not read, naming the ones it does."""
+    known = ", ".join(f"[{section}]" for section in SECTIONS)
+    close = difflib.get_close_matches(name, SECTIONS, n=1)
+    hint = f" (did you mean [{close[0]}]?)" if close else ""
+    return f"unknown config section [{name}]{hint}; the sections are {known}"
 
 
 def load_toml(path: str | Path) -> Config:

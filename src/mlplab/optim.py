@@ -58,8 +58,10 @@ def _check_optimizer(config: OptimConfig) -> None:
         raise MlplabError(f"lr must be a positive number; got {config.lr}")
     if not config.momentum >= 0:
         raise MlplabError(f"momentum must be >= 0; got {config.momentum}")
-    if not config.weight_decay >= 0:
-        raise MlplabError(f"weight_decay must be >= 0; got {config.weight_decay}")
+    if not config.momentum < 1:  # at 1 no gradient is ever forgotten: the steps grow without end
+        raise MlplabError(f"momentum must be below 1 (0.9 is usual); got {config.momentum}")
+    if not (config.weight_decay >= 0 and math.isfinite(config.weight_decay)):
+        raise MlplabError(f"weight_decay must be >= 0 and finite; got {config.weight_decay}")
     if config.momentum > 0 and name not in _USES_MOMENTUM:
         raise MlplabError(
             f"momentum applies only to sgd and rmsprop, not {name}; set --momentum 0 or change --optimizer"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
@@ -71,3 +72,34 @@ def main(argv: list[str] | None = None) -> int:
         # final flush at exit cannot raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE
+    except OSError as error:
+        # The disk is full, a path is read-only or names a file where a folder belongs: the
+        # user can fix these, so they get one line, not a traceback.
+        print(f"mlplab: error: {describe_os_error(error)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+# Errors that only writing raises; any other OS error is reported against the path it names.
+_EDQUOT = getattr(errno, "EDQUOT", errno.ENOSPC)  # disk quota exceeded; Windows has no such code
+_WRITE_ERRORS = {errno.ENOSPC, _EDQUOT, errno.EFBIG, errno.EROFS}
+_ADVICE = {
+    _EDQUOT: "your disk quota is used up; free some space, or write somewhere else",
+    errno.ENOSPC: "free some disk space, or write somewhere else",
+    errno.EROFS: "that file system is read-only; write somewhere else",
+    errno.EACCES: "check its permissions, or use another path",
+    errno.EPERM: "check its permissions, or use another path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EEXIST: "something already has that name; remove it or use another path",
+    errno.EISDIR: "that is a folder, not a file",
+}
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line for an OS error: ``<what failed>: <reason> (<path>); <advice>``."""
+    if error.strerror is None:  # raised with a message of its own, e.g. FileExistsError("could not ...")
+        return " ".join(str(error).split()) or type(error).__name__
+    paths = [str(name) for name in (error.filename, error.filename2) if name is not None]
+    what = "cannot write" if error.errno in _WRITE_ERRORS else "cannot use that path" if paths else "system error"
+    line = f"{what}: {error.strerror}" + (f" ({' -> '.join(paths)})" if paths else "")
+    advice = _ADVICE.get(error.errno)
+    return f"{line}; {advice}" if advice else line

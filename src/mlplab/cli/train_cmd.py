@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,9 @@ def add_field_flag(group: argparse._ArgumentGroup, field: dataclasses.Field) -> 
     flag = "--" + field.name.replace("_", "-")
     default = field.default
     shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-    help_text = field.metadata.get("help", "") + (f" (default: {shown})" if default is not None else "")
+    notes = [str(field.metadata["bounds"])] if field.metadata.get("bounds") else []
+    notes += [f"default: {shown}"] if default is not None else []
+    help_text = field.metadata.get("help", "") + (f" ({'; '.join(notes)})" if notes else "")
     if isinstance(default, bool):
         group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         return
@@ -59,6 +62,11 @@ def resolve_config(args: argparse.Namespace) -> Config:
         from mlplab.training import load_checkpoint
 
         config = from_dict(load_checkpoint(Path(args.resume) / "last.pt")["config"])
+        if args.preset and args.preset != config.preset:
+            # The checkpoint's config is the base of a resume: a preset would be ignored.
+            saved = f"preset {config.preset}" if config.preset else "no preset"
+            raise MlplabError(f"--preset cannot change a resumed run: {args.resume} continues with its "
+                              f"checkpoint's config ({saved}); drop --preset, or start a new run with another --out")
     elif args.preset:
         config = from_preset(args.preset)
     else:
@@ -89,6 +97,12 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(to_toml(config))
         return 0
     from mlplab.training import fit
+    from mlplab.training.device import check_threads
+
+    # Refuse what would fail later before any data loads or anything is written.
+    check_run_dir(Path(config.train.out or "runs"))
+    if config.train.threads is not None:
+        check_threads(config.train.threads)
 
     reporter = TrainReporter(config, progress=config.train.progress)
     try:
@@ -96,4 +110,25 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         reporter.interrupted()
         return 130
+    except OSError as error:
+        # A write through an open file (a full disk) names no path: name the run directory.
+        if error.filename is None and reporter.run_dir is not None and not isinstance(error, BrokenPipeError):
+            error.filename = str(reporter.run_dir)
+        raise
     return 0
+
+
+def check_run_dir(path: Path) -> None:
+    """Refuse an --out that cannot become a run directory: a file, or a place that cannot be written.
+
+    Nothing is created: the nearest folder that exists must be writable (a read-only file
+    system counts). Places the kernel refuses anyway (/proc) fail at creation, as one line.
+    """
+    existing = next(folder for folder in (path, *path.parents) if folder.exists() or folder == Path("."))
+    if existing == path and not path.is_dir():
+        raise MlplabError(f"--out {path} is a file, not a folder; choose another --out")
+    if not existing.is_dir():
+        raise MlplabError(f"--out {path} cannot be created: {existing} is a file, not a folder; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise MlplabError(f"--out {path} cannot be written: {existing} is read-only or not yours to write; "
+                          "choose another --out")

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mlplab.config import ModelConfig
+from mlplab.config import MAX_INIT_RANGE, ModelConfig
 from mlplab.errors import MlplabError, check_choice
 
 # Called as functions in forward: cheaper than one module call per layer.
@@ -57,7 +57,7 @@ class MLP(nn.Module):
         init: ``default`` (PyTorch's), ``uniform`` (weights and biases U(-a, a) with
             a = init_range), ``xavier`` (Glorot uniform, gain 1) or ``kaiming`` (He
             normal, fan-in, ReLU gain); xavier and kaiming set the biases to 0.
-        init_range: a in U(-a, a) for ``init="uniform"``.
+        init_range: a in U(-a, a) for ``init="uniform"``; 0 < a <= `MAX_INIT_RANGE` (10).
 
     Initialisation draws from the global torch RNG: seed it before building.
     State-dict keys are ``layers.<i>.weight`` / ``layers.<i>.bias``, i = 0 at the input.
@@ -78,8 +78,8 @@ class MLP(nn.Module):
         widths = _widths(in_features, hidden, num_classes)
         if not 0.0 <= dropout < 1.0:
             raise MlplabError(f"dropout must be in [0, 1); got {dropout}")
-        if not init_range > 0.0:
-            raise MlplabError(f"init_range must be > 0; got {init_range}")
+        if not 0.0 < init_range <= MAX_INIT_RANGE:
+            raise MlplabError(f"init_range must be > 0 and at most {MAX_INIT_RANGE:g}; got {init_range}")
         self.activation = check_choice("activation", activation, tuple(ACTIVATIONS))
         self.output = check_choice("output", output, OUTPUTS)
         self.init = check_choice("init", init, INITS)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import torch
 
+from mlplab.config import THREADS_PER_CPU
 from mlplab.errors import MlplabError
 
 
@@ -33,12 +35,21 @@ def resolve_device(name: str = "auto") -> torch.device:
 SINGLE_THREAD_BELOW = 128
 
 
+def check_threads(requested: int) -> int:
+    """``requested`` if it is at least 1 and at most `THREADS_PER_CPU` per CPU of this machine."""
+    if requested < 1:
+        raise MlplabError(f"threads must be at least 1; got {requested}")
+    cpus = os.cpu_count() or 1
+    if requested > THREADS_PER_CPU * cpus:
+        raise MlplabError(f"threads must be at most {THREADS_PER_CPU * cpus} on this machine "
+                          f"({THREADS_PER_CPU} per CPU, {cpus} CPUs); got {requested}")
+    return requested
+
+
 def cpu_threads(requested: int | None, batch_size: int, device: torch.device) -> int:
     """Threads to train with: ``requested`` if given, else 1 for small CPU batches, else PyTorch's default."""
     if requested is not None:
-        if requested < 1:
-            raise MlplabError(f"threads must be at least 1; got {requested}")
-        return requested
+        return check_threads(requested)
     if device.type == "cpu" and batch_size < SINGLE_THREAD_BELOW:
         return 1
     return torch.get_num_threads()

@@ -1,0 +1,167 @@
+"""User mistakes on `mlplab train`: exit status 2, one line on stderr, no traceback, no run directory.
+
+Every bad number is refused while the config is resolved, before any data loads; OS errors
+(a file where a folder belongs, a place the kernel refuses, a full disk) become one line
+at the CLI's edge.
+"""
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from mlplab.cli.main import main
+
+QUICK = ["--device", "cpu", "--no-progress"]
+TINY = ["--hidden", "8", "--epochs", "1", "--batch-size", "512", *QUICK]  # one epoch in about a second
+
+
+def _one_line_error(capsys) -> str:
+    """The single stderr line of a refused command (a traceback would have failed the test already)."""
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("mlplab: error: "), lines[0]
+    return lines[0]
+
+
+def _too_many_threads() -> str:
+    return str(4 * (os.cpu_count() or 1) + 1)
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--seed", "-1"], "seed must be a whole number in [0, 2**63 - 1]"),
+    (["--seed", str(2**63)], "seed must be a whole number in [0, 2**63 - 1]"),
+    (["--seed", str(2**64 + 1)], "seed must be a whole number in [0, 2**63 - 1]"),
+    (["--threads", "0"], "threads must be a whole number >= 1"),
+    (["--threads", "100000"], "threads must be at most"),
+    (["--threads", _too_many_threads()], "per CPU"),
+    (["--init", "uniform", "--init-range", "1e308"], "init_range must be a number in (0, 10]"),
+    (["--init-range", "0"], "init_range must be a number in (0, 10]"),
+    (["--init-range", "nan"], "init_range"),
+    (["--momentum", "2"], "momentum must be a number in [0, 1); got 2.0"),
+    (["--momentum", "1"], "momentum must be a number in [0, 1)"),
+    (["--momentum", "-0.1"], "momentum must be a number in [0, 1)"),
+    (["--dropout", "1"], "dropout must be a number in [0, 1)"),
+    (["--dropout", "-0.5"], "dropout must be a number in [0, 1)"),
+    (["--batch-size", "0"], "batch_size must be a whole number >= 1"),
+    (["--batch-size", str(10**20)], "batch_size must be at most 2**63 - 1"),
+    (["--eval-batch-size", "-1"], "eval_batch_size must be a whole number >= 1"),
+    (["--epochs", "0"], "epochs must be a whole number >= 1"),
+    (["--val-size", "0"], "val_size must be a whole number >= 1"),
+    (["--step-size", "0"], "step_size must be a whole number >= 1"),
+    (["--gamma", "0"], "gamma must be a number in (0, 1]"),
+    (["--gamma", "-1"], "gamma must be a number in (0, 1]"),
+    (["--lr", "0"], "lr must be a finite number > 0"),
+    (["--lr", "-0.1"], "lr must be a finite number > 0"),
+    (["--lr", "inf"], "lr must be a finite number > 0"),
+    (["--lr", "nan"], "lr must be a finite number > 0"),
+    (["--weight-decay=-1e-4"], "weight_decay must be a finite number >= 0"),
+    (["--weight-decay", "inf"], "weight_decay must be a finite number >= 0"),
+    (["--beta", "nan"], "beta must be a finite number >= 0"),
+    (["--beta", "inf"], "beta must be a finite number >= 0"),
+    (["--hidden", "16,0"], "hidden layer widths must be positive"),
+    (["--hidden", "16,,32"], "hidden has an empty entry in '16,,32'"),
+    (["--hidden", "16,"], "hidden has an empty entry"),
+    (["--hidden", ",16"], "hidden has an empty entry"),
+    (["--hidden", ""], "hidden needs layer widths"),
+])
+def test_bad_numbers_are_refused_before_anything_is_written(flags, fragment, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, *flags, "--out", str(out)]) == 2
+    assert fragment in _one_line_error(capsys)
+    assert not out.exists()
+
+
+def test_an_out_that_is_a_file_is_refused(tmp_path, capsys):
+    out = tmp_path / "results.txt"
+    out.write_text("mine")
+    assert main(["train", *TINY, "--out", str(out)]) == 2
+    assert f"--out {out} is a file, not a folder" in _one_line_error(capsys)
+    assert out.read_text() == "mine"
+
+
+def test_an_out_under_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "run"
+    assert main(["train", *TINY, "--out", str(out)]) == 2
+    assert f"{tmp_path / 'file'} is a file, not a folder" in _one_line_error(capsys)
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="no /proc on this system")
+def test_an_out_the_kernel_refuses_is_one_line(mnist_dir, capsys):
+    """Root may write /proc by its mode bits, so only creating the folder fails: the edge reports it."""
+    out = Path("/proc/mlplab-run")
+    assert main(["train", *TINY, "--data-dir", str(mnist_dir), "--out", str(out)]) == 2
+    assert "(/proc/mlplab-run)" in _one_line_error(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("code, advice", [
+    (errno.ENOSPC, "free some disk space"),
+    (errno.EACCES, "check its permissions"),
+    (errno.EROFS, "read-only"),
+    (errno.ENOTDIR, "a part of the path is a file"),
+    (errno.EEXIST, "already has that name"),
+    (errno.EIO, ""),
+])
+def test_os_errors_are_one_line(code, advice, monkeypatch, tmp_path, capsys):
+    import mlplab.training
+
+    path = tmp_path / "run" / "last.pt"
+
+    def failing_fit(*args, **kwargs):
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(mlplab.training, "fit", failing_fit)
+    assert main(["train", *TINY, "--out", str(tmp_path / "run")]) == 2
+    line = _one_line_error(capsys)
+    assert f": {os.strerror(code)} ({path})" in line and advice in line
+
+
+def test_a_full_disk_during_training_is_one_line(mnist_dir, monkeypatch, tmp_path, capsys):
+    """The first checkpoint hits a full disk: one line naming the run directory, no temporary file left."""
+    import mlplab.files
+
+    real = mlplab.files.temporary_beside
+
+    class FullDisk:
+        """A temporary file whose writes fail as they do on a full disk (no path in the error)."""
+
+        def __init__(self, handle):
+            self.handle = handle
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exception):
+            self.handle.close()
+
+    def temporary_beside(path):
+        handle, temporary = real(path)
+        return (FullDisk(handle) if path.suffix == ".pt" else handle), temporary
+
+    monkeypatch.setattr(mlplab.files, "temporary_beside", temporary_beside)
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--data-dir", str(mnist_dir), "--out", str(out)]) == 2
+    line = _one_line_error(capsys)
+    assert line == (f"mlplab: error: cannot write: No space left on device ({out}); "
+                    "free some disk space, or write somewhere else")
+    assert not (out / "last.pt").exists()
+    assert not [name for name in os.listdir(out) if name.endswith(".tmp")]
+
+
+def test_resume_refuses_another_preset(mnist_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--data-dir", str(mnist_dir), "--out", str(out)]) == 0
+    before = sorted(os.listdir(out))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--preset", "tutorial", "--epochs", "2", *QUICK]) == 2
+    assert "--preset cannot change a resumed run" in _one_line_error(capsys)
+    assert sorted(os.listdir(out)) == before
