@@ -86,3 +86,31 @@ def test_wrong_kind_labels_where_images_expected(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(IDXError, match="does not exist"):
         read_idx(tmp_path / "nope-idx1-ubyte")
+
+
+def test_multi_member_gzip_with_nul_padding_reads_like_gzip_module(tmp_path):
+    # gzip.decompress reads concatenated members and skips NUL padding after one; so does the streamed reader.
+    payload = _good_bytes()
+    stored = gzip.compress(payload[:700]) + bytes(5) + gzip.compress(payload[700:]) + bytes(3)
+    assert gzip.decompress(stored) == payload
+    path = tmp_path / "images-idx3-ubyte.gz"
+    path.write_bytes(stored)
+    assert encode_idx(read_idx(path)) == payload
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_max_bytes_refuses_a_header_declaring_more(tmp_path, suffix):
+    array = np.zeros((3, 28, 28), dtype=np.uint8)
+    path = write_idx(tmp_path / f"images-idx3-ubyte{suffix}", array)
+    assert read_idx(path, max_bytes=16 + array.size).shape == (3, 28, 28)  # exactly at the bound
+    with pytest.raises(IDXError) as caught:
+        read_idx(path, max_bytes=16 + array.size - 1)
+    assert str(path) in str(caught.value) and "declares 3x28x28 uint8 values" in str(caught.value)
+
+
+def test_header_numpy_cannot_shape_is_an_idx_error(tmp_path):
+    # No values (one dimension is 0), but more dimensions than numpy arrays can have.
+    path = tmp_path / "odd-idx"
+    path.write_bytes(bytes([0, 0, 8, 70]) + bytes(4 * 70))
+    with pytest.raises(IDXError, match="numpy cannot hold"):
+        read_idx(path)

@@ -18,7 +18,7 @@ import torch
 from mlplab.data.idx import IDXError, decode_stored, is_gzip_name, parse_idx, read_stored
 from mlplab.data.registry import DatasetSpec, FileRecord
 from mlplab.data.source import find_file, is_bundled, missing_files
-from mlplab.data.verify import checksum_problem
+from mlplab.data.verify import checksum_problem, max_content_bytes
 from mlplab.errors import MlplabError
 
 IMAGE_SHAPE = (28, 28)
@@ -77,9 +77,10 @@ def _read_cached(spec: DatasetSpec, key: tuple[tuple[str, str, int, int], ...]) 
 
 def _read_verified(spec: DatasetSpec, record: FileRecord, path: Path) -> np.ndarray:
     """One file decoded (structural checks first: they say more) and then checked against its checksums."""
+    limit = max_content_bytes(record)  # refuses a gzip bomb or an absurd header before it costs memory
     try:
-        stored = read_stored(path)
-        content = decode_stored(stored, path)
+        stored = read_stored(path, limit)
+        content = decode_stored(stored, path, limit)
         array = parse_idx(content, path, expect_ndim=record.ndim)
         problem = checksum_problem(record, stored, is_gzip_name(path), lambda: content)
     except IDXError as error:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from mlplab.data.idx import IDXError, decode_stored
 from mlplab.data.registry import DatasetSpec, FileRecord
-from mlplab.data.verify import checksum_problem
+from mlplab.data.verify import checksum_problem, max_content_bytes
 from mlplab.errors import MlplabError
 from mlplab.files import atomic_write
 
@@ -88,10 +88,11 @@ def _fetch_verified(url: str, record: FileRecord, target: Path, timeout: float, 
         _stream(url, out, timeout, progress, record.name)
         out.seek(0)
         stored = out.read()
+        limit = max_content_bytes(record)  # a gzip bomb is refused, not decompressed whole
         try:
-            problem = checksum_problem(record, stored, True, lambda: decode_stored(stored, record.name))
-        except IDXError:
-            problem = "not a valid gzip file"
+            problem = checksum_problem(record, stored, True, lambda: decode_stored(stored, record.name, limit))
+        except IDXError:  # a broken gzip stream, or IDX content of the wrong kind or size (a gzip bomb)
+            problem = "not a valid gzip file, or not the IDX data expected"
         if problem is not None:
             raise _MirrorError(f"checksum mismatch ({problem})")
 

@@ -4,6 +4,9 @@ When the spec records the SHA-256 of a file's decompressed content (MNIST), that
 check, for ``.gz`` and raw files alike: it holds whatever gzip container a mirror or a
 copy uses. Otherwise a ``.gz`` must have the recorded MD5, and a raw file is checked only
 structurally by the reader.
+
+Before any of that, `max_content_bytes` bounds how much a file may decompress to, so that
+a gzip bomb or an absurd header is refused before it costs gigabytes.
 """
 
 from __future__ import annotations
@@ -12,6 +15,15 @@ import hashlib
 from collections.abc import Callable
 
 from mlplab.data.registry import FileRecord
+
+MAX_EXAMPLES = 60_000  # the most images (or labels) in any MNIST-family file: the training split's
+PIXELS = 28 * 28  # per image, uint8
+
+
+def max_content_bytes(record: FileRecord) -> int:
+    """The most bytes a dataset file's decompressed IDX content may hold: header, then 60,000 images or labels."""
+    header = 4 + 4 * record.ndim
+    return header + MAX_EXAMPLES * (PIXELS if record.ndim == 3 else 1)
 
 
 def md5_hex(data: bytes) -> str:
