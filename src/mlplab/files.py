@@ -53,10 +53,36 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        fault_point(f"{path.name}:before-rename")
         os.replace(temporary, path)
+        fault_point(f"{path.name}:after-rename")
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+# Fault injection, for the crash-consistency tests only: MLPLAB_FAULT="POINT@N:SIGNAL" makes
+# the process send itself SIGNAL (KILL or INT) the Nth time it reaches POINT, e.g.
+# "last.pt:before-rename@2:KILL". Points: "<file name>:before-rename" and ":after-rename" for
+# every atomic write, and "best.pt:before-rename" when a new best is published.
+FAULT_ENV = "MLPLAB_FAULT"
+_fault_counts: dict[str, int] = {}  # how often each point was reached in this process
+
+
+def fault_point(name: str) -> None:
+    """A named moment a test may kill the process at (see `FAULT_ENV`); a no-op otherwise."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    point, _, rest = spec.partition("@")
+    if point != name:
+        return
+    count, _, signal_name = rest.partition(":")
+    _fault_counts[name] = _fault_counts.get(name, 0) + 1
+    if _fault_counts[name] == int(count or 1):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL if signal_name == "KILL" else signal.SIGINT)
 
 
 def _keep_mode(path: Path, handle: BinaryIO) -> None:

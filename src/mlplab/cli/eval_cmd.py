@@ -26,9 +26,9 @@ def run(args: argparse.Namespace) -> int:
     from mlplab.data import Batches
     from mlplab.errors import MlplabError
     from mlplab.training import evaluate, load_checkpoint, prepare
-    from mlplab.training.checkpoint import best_or_last
+    from mlplab.training.rundir import best_checkpoint
 
-    path = best_or_last(args.checkpoint)
+    path = best_checkpoint(args.checkpoint)
     checkpoint = load_checkpoint(path)
     overrides = {"device": args.device, "progress": False}
     if args.data_dir:

@@ -17,9 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Export and say where."""
     from mlplab.export import export_safetensors
-    from mlplab.training.checkpoint import best_or_last
+    from mlplab.training.rundir import best_checkpoint
 
-    path = best_or_last(args.checkpoint)
+    path = best_checkpoint(args.checkpoint)
     out = Path(args.out) if args.out else path.parent / "model.safetensors"
     export_safetensors(path, out)
     print(f"wrote {out} ({out.stat().st_size} bytes) from {path}")

@@ -29,7 +29,6 @@ class TrainReporter:
         self.stream = stream or sys.stdout
         self.bar: Any = None
         self.run_dir: Path | None = None
-        self.last_epoch = 0
 
     def _print(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -67,7 +66,6 @@ class TrainReporter:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        self.last_epoch = record["epoch"]
         line = (f"epoch {record['epoch']:>{len(str(self.config.train.epochs))}}/{self.config.train.epochs}  "
                 f"train loss {record['train_loss']:.4f} acc {100 * record['train_accuracy']:6.2f}%")
         if record["val_loss"] is not None:
@@ -85,8 +83,20 @@ class TrainReporter:
         """Ctrl-C: say what was kept and how to continue."""
         if self.bar is not None:
             self.bar.close()
-        if self.run_dir is not None and self.last_epoch:
-            self._print(f"interrupted: epoch {self.last_epoch} is saved in {self.run_dir}/last.pt; "
+        saved = _saved_epoch(self.run_dir) if self.run_dir is not None else 0
+        if saved:
+            self._print(f"interrupted: epoch {saved} is saved in {self.run_dir}/last.pt; "
                         f"continue with `mlplab train --resume {self.run_dir}`")
         else:
             self._print("interrupted before the first epoch finished; nothing was saved")
+
+
+def _saved_epoch(run_dir: Path) -> int:
+    """The epoch last.pt holds (what a resume continues from), read from disk: the one true answer."""
+    from mlplab.errors import MlplabError
+    from mlplab.training import load_checkpoint
+
+    try:
+        return int(load_checkpoint(run_dir / "last.pt")["epoch"])
+    except MlplabError:
+        return 0

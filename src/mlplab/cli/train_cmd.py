@@ -60,8 +60,9 @@ def resolve_config(args: argparse.Namespace) -> Config:
     """Defaults, then the resumed run's / preset's config, then --config, then flags."""
     if args.resume:
         from mlplab.training import load_checkpoint
+        from mlplab.training.rundir import last_checkpoint
 
-        config = from_dict(load_checkpoint(Path(args.resume) / "last.pt")["config"])
+        config = from_dict(load_checkpoint(last_checkpoint(Path(args.resume)))["config"])
         if args.preset and args.preset != config.preset:
             # The checkpoint's config is the base of a resume: a preset would be ignored.
             saved = f"preset {config.preset}" if config.preset else "no preset"

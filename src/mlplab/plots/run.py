@@ -72,11 +72,15 @@ class SkipFigure(Exception):
 
 def read_run(run_dir: Path) -> dict[str, Any]:
     """The run's config, history, metrics and final checkpoint; a one-line error if it is not a finished run."""
+    from mlplab.training import load_checkpoint
+    from mlplab.training.rundir import repair_run_dir
+
+    repair_run_dir(run_dir)  # views a killed run left behind, in line with its last.pt
     missing = [name for name in ("history.json", "metrics.json", "last.pt") if not (run_dir / name).exists()]
     if missing:
-        raise MlplabError(f"{run_dir} is not a finished run (no {', '.join(missing)}); "
-                          "give a directory written by `mlplab train`")
-    from mlplab.training import load_checkpoint
+        advice = (f"finish it with `mlplab train --resume {run_dir}`" if (run_dir / "last.pt").exists()
+                  else "give a directory written by `mlplab train`")
+        raise MlplabError(f"{run_dir} is not a finished run (no {', '.join(missing)}); {advice}")
 
     checkpoint = load_checkpoint(run_dir / "last.pt")
     return {

@@ -52,12 +52,15 @@ class History:
         return cls(epochs=[dict(r) for r in data.get("epochs", [])], batch_losses=list(data.get("batch_losses", [])))
 
     def save(self, run_dir: Path) -> None:
-        """Write history.json, history.csv and (when logged) batches.csv into ``run_dir``."""
-        atomic_write_text(run_dir / "history.json", json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write history.csv, batches.csv (when logged) and, last, history.json into ``run_dir``.
+
+        history.json comes last: when it holds this history, so do the CSV files.
+        """
         atomic_write_text(run_dir / "history.csv", _csv(EPOCH_FIELDS, [[r.get(k) for k in EPOCH_FIELDS] for r in self.epochs]))
         if self.batch_losses:
             rows = [[step, loss] for step, loss in enumerate(self.batch_losses, start=1)]
             atomic_write_text(run_dir / "batches.csv", _csv(("step", "loss"), rows))
+        atomic_write_text(run_dir / "history.json", json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> "History":

@@ -25,7 +25,8 @@ from mlplab.training.checkpoint import load_checkpoint, restore_rng_state, rng_s
 from mlplab.training.device import using_threads
 from mlplab.training.history import History
 from mlplab.training.metrics import AverageMeter, confusion_matrix, per_class_accuracy
-from mlplab.training.rundir import check_fresh, check_resumable, create_run_dir, locked, write_config, write_json
+from mlplab.training.rundir import (NEXT_BEST, check_fresh, check_resumable, create_run_dir, last_checkpoint, locked,
+                                   publish, write_config)
 from mlplab.training.setup import LossFn, Setup, prepare
 from mlplab.training.steps import make_step
 from mlplab.training.tracking import trackers
@@ -128,7 +129,7 @@ def _fit(config: Config, callbacks: Sequence[Any], loss_fn: LossFn | None, resum
         with using_threads(run.threads, numpy_blas=run.engine == "scratch"):
             _train_epochs(run, run_dir, state, history, callbacks)
         metrics = _final_metrics(run, state, history)
-        write_json(run_dir / "metrics.json", metrics)
+        _commit(run, run_dir, state, history, metrics=metrics)  # finished: in the same step as its metrics
     _call(callbacks, "on_fit_end", metrics)
     return history
 
@@ -158,7 +159,8 @@ def _train_epochs(run: Setup, run_dir: Path, state: dict[str, Any], history: His
         history.append(record)
         if config.train.log_batches:
             history.batch_losses.extend(train["batch_losses"])
-        _save_epoch(run, run_dir, epoch, state, history, record)
+        state["epoch"] = epoch
+        _commit(run, run_dir, state, history, new_best=_update_best(state, record))
         _call(callbacks, "on_epoch_end", record)
 
 
@@ -186,19 +188,28 @@ def _divergence_advice(config: Config) -> str:
     return advice + ", or pick another --loss/--optimizer"
 
 
-def _save_epoch(run: Setup, run_dir: Path, epoch: int, state: dict[str, Any], history: History,
-                record: dict[str, Any]) -> None:
-    """Write last.pt, best.pt on a new best, and the history files."""
+def _update_best(state: dict[str, Any], record: dict[str, Any]) -> bool:
+    """Record the epoch as the best so far if it is; returns whether it is."""
     # "Best" is judged on validation accuracy, or on training accuracy without a validation split.
     metric = "val_accuracy" if record["val_accuracy"] is not None else "train_accuracy"
-    is_best = state["best"] is None or record[metric] > state["best"]["score"]
-    if is_best:
-        state["best"] = {"epoch": epoch, "score": record[metric], "metric": metric}
-    checkpoint = _checkpoint(run, epoch, state, history)
+    if state["best"] is not None and record[metric] <= state["best"]["score"]:
+        return False
+    state["best"] = {"epoch": record["epoch"], "score": record[metric], "metric": metric}
+    return True
+
+
+def _commit(run: Setup, run_dir: Path, state: dict[str, Any], history: History, new_best: bool = False,
+            metrics: dict[str, Any] | None = None) -> None:
+    """End an epoch (or the run, with its test ``metrics``) in one step: the rename of last.pt.
+
+    A new best is staged first (`rundir.NEXT_BEST`); `publish` then brings best.pt, the history
+    files and metrics.json in line with last.pt. See `mlplab.training.rundir`.
+    """
+    checkpoint = _checkpoint(run, state["epoch"], state, history, metrics)
+    if new_best:
+        save_checkpoint(run_dir / NEXT_BEST, checkpoint)
     save_checkpoint(run_dir / "last.pt", checkpoint)
-    if is_best:
-        save_checkpoint(run_dir / "best.pt", checkpoint)
-    history.save(run_dir)
+    publish(run_dir, checkpoint)
 
 
 def _final_metrics(run: Setup, state: dict[str, Any], history: History) -> dict[str, Any]:
@@ -219,7 +230,8 @@ def _call(callbacks: Sequence[Any], name: str, *args: Any) -> None:
             method(*args)
 
 
-def _checkpoint(run: Setup, epoch: int, state: dict[str, Any], history: History) -> dict[str, Any]:
+def _checkpoint(run: Setup, epoch: int, state: dict[str, Any], history: History,
+                metrics: dict[str, Any] | None = None) -> dict[str, Any]:
     """The self-describing dict saved as last.pt / best.pt (tensors and builtins only)."""
     return {
         "config": to_dict(run.config),
@@ -232,6 +244,7 @@ def _checkpoint(run: Setup, epoch: int, state: dict[str, Any], history: History)
         "step": state["step"],
         "best": state["best"],
         "history": history.to_dict(),
+        "metrics": metrics,  # the test metrics once the run is finished, else None
         "rng": rng_state(),
         "data_order": {"seed": run.config.train.seed, "next_epoch": epoch + 1},
     }
@@ -239,8 +252,9 @@ def _checkpoint(run: Setup, epoch: int, state: dict[str, Any], history: History)
 
 def _resume(run_dir: Path, run: Setup) -> dict[str, Any]:
     """Load last.pt into the freshly built objects; refuse a checkpoint that does not match."""
-    path = run_dir / "last.pt"
+    path = last_checkpoint(run_dir)
     checkpoint = load_checkpoint(path, map_location=run.device)
+    publish(run_dir, checkpoint)  # views a killed writer left behind, in line with last.pt
     saved = from_dict(checkpoint["config"])
     saved_model, asked_model = model_fields(saved), model_fields(run.config)
     changed = [f"{name}={saved_model[name]!r} but you asked for {name}={asked_model[name]!r}"
@@ -250,7 +264,10 @@ def _resume(run_dir: Path, run: Setup) -> dict[str, Any]:
                           "drop the model flags, or start a new run with another --out")
     check_resumable(saved, run.config, path)
     fixed = saved.optim.scheduler in ("cosine", "onecycle")  # the lr curve is laid out for the whole run
-    if checkpoint["epoch"] >= run.config.train.epochs:
+    # Finished: its metrics are in last.pt (or, for runs written before they were, in metrics.json).
+    finished = checkpoint.get("metrics") is not None or ("metrics" not in checkpoint
+                                                         and (run_dir / "metrics.json").exists())
+    if checkpoint["epoch"] > run.config.train.epochs or (checkpoint["epoch"] == run.config.train.epochs and finished):
         further = (f"its {saved.optim.scheduler} schedule cannot be extended: train a new run with more --epochs "
                    "and another --out" if fixed else
                    f"pass --epochs N with N > {checkpoint['epoch']} to train further")

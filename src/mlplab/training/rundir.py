@@ -1,14 +1,31 @@
 """The run directory: resolved config in, history, checkpoints and metrics out.
 
+**last.pt decides.** Every file is written atomically, and an epoch ends in one step: the
+rename of last.pt, which carries the whole state of the run (weights, optimizer, history,
+the best epoch so far and, once the run is finished, its test metrics). Everything else is
+a view of it, written after it by `publish`:
+
+- best.pt: a new best epoch's checkpoint is first written as ``.best-next.pt``; once last.pt
+  names that epoch as the best, `publish` renames it over best.pt. Until then the old
+  best.pt stays, so a kill at any moment leaves either the old best or the new one in reach;
+- history.json, history.csv and batches.csv: the history inside last.pt;
+- metrics.json: the test metrics inside last.pt, once the run is finished.
+
+Whatever moment a process dies, the directory holds one consistent state: the one last.pt
+describes. The views a kill left behind are brought in line by `repair_run_dir` the next
+time anything opens the directory (resume, eval, export, plot, report), which also removes
+temporary files a killed writer left.
+
 One process at a time trains in a run directory: it holds an exclusive OS lock on
 ``RUN_DIR/.lock`` (released by the kernel when the process dies, however it dies), and a
-second writer is refused with the holder's PID. Where the OS has no ``fcntl`` (Windows)
-the lock is skipped.
+second writer is refused with the holder's PID. Readers repair only when they can take the
+lock. Where the OS has no ``fcntl`` (Windows) the lock is skipped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -19,7 +36,8 @@ from typing import Any
 
 from mlplab.config import Config, to_dict, to_toml
 from mlplab.errors import MlplabError
-from mlplab.files import atomic_write_text
+from mlplab.files import atomic_write_text, fault_point
+from mlplab.training.history import History
 
 # Fields a resume may change: they move the run or extend it but cannot change its result.
 RESUMABLE_CHANGES = ("epochs", "device", "out", "progress", "data_dir", "cache_dir", "download",
@@ -36,10 +54,15 @@ def default_run_dir(config: Config, root: Path = Path("runs")) -> Path:
     return candidate
 
 
-# The files a training run writes; any of them in a folder means a run (or part of one) is there.
-RUN_FILES = ("config.toml", "config.json", "history.json", "history.csv", "batches.csv", "last.pt", "best.pt",
-             "metrics.json")
+NEXT_BEST = ".best-next.pt"  # a new best epoch's checkpoint, until last.pt commits that epoch
+# The files that hold a run's work: any of them in a folder means a run (or part of one) is there.
+WORK_FILES = ("last.pt", "best.pt", NEXT_BEST, "history.json", "history.csv", "batches.csv", "metrics.json")
+RUN_FILES = ("config.toml", "config.json", *WORK_FILES)  # everything a training run writes
 LOCK_NAME = ".lock"
+
+
+class RunDirInUse(MlplabError):
+    """Another process holds the run directory's lock: it is training there."""
 
 
 def create_run_dir(config: Config) -> Path:
@@ -51,8 +74,11 @@ def create_run_dir(config: Config) -> Path:
 
 
 def check_fresh(run_dir: Path) -> None:
-    """Refuse a folder that already holds any file of a run, so nothing is ever overwritten."""
-    found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    """Refuse a folder that already holds any work of a run, so nothing is ever overwritten.
+
+    A config alone (a run killed before its first epoch was saved) is no work: it is written again.
+    """
+    found = [name for name in WORK_FILES if (run_dir / name).exists()]
     if found:
         advice = (f"continue it with `mlplab train --resume {run_dir}` or choose another --out"
                   if "last.pt" in found else "choose another --out (or move those files away)")
@@ -73,7 +99,7 @@ def locked(run_dir: Path) -> Iterator[None]:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise MlplabError(f"{run_dir} is in use: another mlplab process (PID {holder}) is training in it; "
+            raise RunDirInUse(f"{run_dir} is in use: another mlplab process (PID {holder}) is training in it; "
                               "wait for it to finish, or choose another --out") from None
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
@@ -90,6 +116,83 @@ def remove_stray_temporaries(run_dir: Path) -> list[Path]:
     for path in stray:
         path.unlink(missing_ok=True)
     return stray
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    """``run_dir/last.pt``, the checkpoint a resume continues; a run stopped before it saved one is
+    told how to start again."""
+    path = Path(run_dir) / "last.pt"
+    if not path.exists() and (Path(run_dir) / "config.toml").exists():
+        raise MlplabError(f"{run_dir} has no saved epoch yet (it was stopped during its first epoch); start it "
+                          f"again with `mlplab train --config {Path(run_dir) / 'config.toml'} --out {run_dir}`")
+    return path
+
+
+def publish(run_dir: Path, last: dict[str, Any]) -> None:
+    """Bring best.pt, the history files and metrics.json in line with ``last`` (last.pt's contents).
+
+    Idempotent: what already agrees is not written again. Only the lock holder calls it.
+    """
+    from mlplab.training.checkpoint import load_checkpoint  # checkpoint imports config, which is light; torch is not
+
+    best = last.get("best") or {}
+    staged = run_dir / NEXT_BEST
+    if staged.exists():
+        if load_checkpoint(staged).get("epoch") == best.get("epoch"):
+            fault_point("best.pt:before-rename")
+            os.replace(staged, run_dir / "best.pt")  # the epoch last.pt names as the best: it is committed
+        else:
+            staged.unlink()  # an epoch last.pt never committed: a resume trains it again
+    history = History.from_dict(last["history"])
+    if _read_json(run_dir / "history.json") != history.to_dict():  # written last of the history files
+        history.save(run_dir)
+    if "metrics" not in last:
+        return  # written before checkpoints carried the metrics: metrics.json stands on its own
+    metrics = last["metrics"]
+    if metrics is None:
+        (run_dir / "metrics.json").unlink(missing_ok=True)  # not finished (any more: its epochs were extended)
+    elif _read_json(run_dir / "metrics.json") != metrics:
+        write_json(run_dir / "metrics.json", metrics)
+
+
+def repair_run_dir(run_dir: Path) -> bool:
+    """What every reader does first: if no process trains in ``run_dir``, bring its views in line
+    with last.pt and remove stray temporary files. Returns whether it could look (False: in use,
+    read-only, or no run there)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "last.pt").is_file():
+        return False
+    from mlplab.training.checkpoint import load_checkpoint
+
+    try:
+        with locked(run_dir):
+            publish(run_dir, load_checkpoint(run_dir / "last.pt"))
+    except RunDirInUse:
+        return False  # the trainer publishes its own epochs
+    except PermissionError:
+        return False  # a folder we may read but not write: nothing a reader can mend
+    except OSError as error:
+        if error.errno == errno.EROFS:
+            return False
+        raise
+    return True
+
+
+def best_checkpoint(path: str | Path) -> Path:
+    """The checkpoint to evaluate or export: a run directory's best.pt (else its last.pt),
+    after `repair_run_dir`; a file path is returned as it is."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    repair_run_dir(path)
+    return path / "best.pt" if (path / "best.pt").exists() else path / "last.pt"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def write_config(run_dir: Path, config: Config) -> None:
