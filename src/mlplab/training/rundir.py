@@ -56,8 +56,8 @@ def default_run_dir(config: Config, root: Path = Path("runs")) -> Path:
 
 NEXT_BEST = ".best-next.pt"  # a new best epoch's checkpoint, until last.pt commits that epoch
 # The files that hold a run's work: any of them in a folder means a run (or part of one) is there.
-WORK_FILES = ("last.pt", "best.pt", NEXT_BEST, "history.json", "history.csv", "batches.csv", "metrics.json")
-RUN_FILES = ("config.toml", "config.json", *WORK_FILES)  # everything a training run writes
+WORK_FILES = ("last.pt", "best.pt", "history.json", "history.csv", "batches.csv", "metrics.json")
+RUN_FILES = ("config.toml", "config.json", NEXT_BEST, *WORK_FILES)  # everything a training run writes
 LOCK_NAME = ".lock"
 
 
@@ -103,16 +103,19 @@ def locked(run_dir: Path) -> Iterator[None]:
                               "wait for it to finish, or choose another --out") from None
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
-        remove_stray_temporaries(run_dir)
+        remove_leftovers(run_dir)
         yield
     finally:
         os.close(descriptor)  # closing releases the lock
 
 
-def remove_stray_temporaries(run_dir: Path) -> list[Path]:
-    """Delete the temporary files a killed writer left beside the run files (only safe under the lock)."""
+def remove_leftovers(run_dir: Path) -> list[Path]:
+    """Delete what a killed writer left that no state holds (only safe under the lock): temporary
+    files beside the run files, and a staged best of a run that never committed an epoch."""
     pattern = re.compile(r"^\.(" + "|".join(re.escape(name) for name in RUN_FILES) + r")\.[0-9a-f]{8}\.tmp$")
     stray = [path for path in run_dir.iterdir() if pattern.match(path.name)]
+    if not (run_dir / "last.pt").exists() and (run_dir / NEXT_BEST).exists():
+        stray.append(run_dir / NEXT_BEST)
     for path in stray:
         path.unlink(missing_ok=True)
     return stray
@@ -156,17 +159,18 @@ def publish(run_dir: Path, last: dict[str, Any]) -> None:
 
 
 def repair_run_dir(run_dir: Path) -> bool:
-    """What every reader does first: if no process trains in ``run_dir``, bring its views in line
-    with last.pt and remove stray temporary files. Returns whether it could look (False: in use,
-    read-only, or no run there)."""
+    """What every reader does first: if no process trains in ``run_dir``, remove what a killed
+    writer left (`remove_leftovers`) and bring the views in line with last.pt. Returns whether it
+    could look (False: in use, read-only, or no run there)."""
     run_dir = Path(run_dir)
-    if not (run_dir / "last.pt").is_file():
-        return False
+    if not any((run_dir / name).is_file() for name in ("last.pt", "config.toml")):
+        return False  # not a run directory: nothing to lock or mend
     from mlplab.training.checkpoint import load_checkpoint
 
     try:
         with locked(run_dir):
-            publish(run_dir, load_checkpoint(run_dir / "last.pt"))
+            if (run_dir / "last.pt").is_file():
+                publish(run_dir, load_checkpoint(run_dir / "last.pt"))
     except RunDirInUse:
         return False  # the trainer publishes its own epochs
     except PermissionError:
