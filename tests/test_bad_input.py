@@ -165,3 +165,33 @@ def test_resume_refuses_another_preset(mnist_dir, tmp_path, capsys):
     assert main(["train", "--resume", str(out), "--preset", "tutorial", "--epochs", "2", *QUICK]) == 2
     assert "--preset cannot change a resumed run" in _one_line_error(capsys)
     assert sorted(os.listdir(out)) == before
+
+
+def test_a_run_stopped_by_a_full_disk_resumes_once_there_is_space(monkeypatch, tmp_path, capsys):
+    """The disk fills up in epoch 2: one line; with space again, --resume ends where an unstopped run does."""
+    import mlplab.files
+    from mlplab.training import load_checkpoint
+
+    common = ["--hidden", "8", "--batch-size", "2000", "--epochs", "3", "--scheduler", "none", *QUICK]
+    assert main(["train", *common, "--out", str(tmp_path / "straight")]) == 0
+    real, writes = mlplab.files.temporary_beside, []
+
+    def full_from_the_third_checkpoint(path):
+        handle, temporary = real(path)
+        if path.suffix == ".pt":
+            writes.append(path.name)
+            if len(writes) >= 3:  # epoch 1 wrote .best-next.pt and last.pt; epoch 2's first one fails
+                handle.close()
+                temporary.unlink()
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return handle, temporary
+
+    monkeypatch.setattr(mlplab.files, "temporary_beside", full_from_the_third_checkpoint)
+    out = tmp_path / "run"
+    assert main(["train", *common, "--out", str(out)]) == 2
+    assert "No space left on device" in _one_line_error(capsys)
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+    monkeypatch.setattr(mlplab.files, "temporary_beside", real)  # space again
+    assert main(["train", "--resume", str(out), *QUICK]) == 0
+    for name, tensor in load_checkpoint(tmp_path / "straight" / "last.pt")["model"].items():
+        assert (load_checkpoint(out / "last.pt")["model"][name] == tensor).all(), name
