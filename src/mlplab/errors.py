@@ -18,3 +18,9 @@ def check_choice(what: str, value: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise MlplabError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
     return value
+
+
+def one_line(error: BaseException, limit: int = 200) -> str:
+    """An exception's message on one line (a value's repr may span several), cut to ``limit``
+    characters; its type name when it has no message. For the reason inside a user-facing error."""
+    return " ".join(str(error).split())[:limit] or type(error).__name__

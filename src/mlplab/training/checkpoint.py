@@ -22,7 +22,7 @@ import torch
 
 from mlplab import __version__
 from mlplab.config import from_dict
-from mlplab.errors import MlplabError
+from mlplab.errors import MlplabError, one_line
 from mlplab.files import atomic_write
 
 FORMAT = "mlplab.checkpoint"
@@ -81,14 +81,6 @@ def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
     atomic_write(Path(path), lambda handle: torch.save(payload, handle))
 
 
-def best_or_last(path: str | Path) -> Path:
-    """A run directory's best.pt (else its last.pt); a file path is returned as it is."""
-    path = Path(path)
-    if path.is_dir():
-        return path / "best.pt" if (path / "best.pt").exists() else path / "last.pt"
-    return path
-
-
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by `save_checkpoint`; refuses pickles that would run code."""
     path = Path(path)
@@ -107,14 +99,22 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"refusing to load {path}: it holds objects that safe (weights_only) loading rejects ({first_line}); "
             "only load checkpoints written by mlplab"
         )
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise MlplabError(f"{path} is not a readable checkpoint ({type(error).__name__}); it may be truncated or not a torch file")
+    except Exception as error:
+        # Broad on purpose: torch wraps only UnpicklingError, and its pure-Python safe unpickler lets a
+        # damaged pickle raise whatever its opcodes trip (IndexError popping an empty stack, KeyError
+        # on a memo slot, struct.error, TypeError from an allowed constructor); the zip reader and
+        # the storage checks add RuntimeError, OSError and EOFError. None of these runs code.
+        raise MlplabError(f"{path} is not a readable checkpoint ({type(error).__name__}); it may be truncated "
+                          "or not a torch file; use a last.pt or best.pt written by `mlplab train`") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise MlplabError(f"{path} is not an mlplab checkpoint (no '{FORMAT}' marker); use a last.pt or best.pt from `mlplab train`")
-    if checkpoint.get("schema_version", 0) > SCHEMA_VERSION:
+    schema = checkpoint.get("schema_version", 0)
+    if type(schema) is not int:  # not isinstance: True is an int too, but never a schema
+        raise MlplabError(f"{path} has a schema_version of type {type(schema).__name__}, not a whole number; "
+                          "use a last.pt or best.pt written by `mlplab train`")
+    if schema > SCHEMA_VERSION:
         raise MlplabError(
-            f"{path} has checkpoint schema {checkpoint['schema_version']}, newer than this mlplab reads "
-            f"({SCHEMA_VERSION}); upgrade mlplab"
+            f"{path} has checkpoint schema {schema}, newer than this mlplab reads ({SCHEMA_VERSION}); upgrade mlplab"
         )
     _check_digest(checkpoint, path)
     check_contents(checkpoint, path)
@@ -123,10 +123,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def _check_digest(checkpoint: dict[str, Any], path: Path) -> None:
     """Refuse a checkpoint whose tensors are not the ones it was written with (schema 2 on)."""
-    if checkpoint.get("schema_version", 0) < 2:
-        return  # written before checksums were recorded
+    if checkpoint.get("schema_version", 0) < 2 and DIGEST_KEY not in checkpoint:
+        return  # written before checksums were recorded (one that is recorded is always checked)
     recorded = checkpoint.get(DIGEST_KEY)
-    actual = tensor_digest({key: value for key, value in checkpoint.items() if key != DIGEST_KEY})
+    try:
+        actual = tensor_digest({key: value for key, value in checkpoint.items() if key != DIGEST_KEY})
+    except RuntimeError as error:  # a sparse, nested, meta or conjugate tensor; RecursionError: nesting too deep
+        reason = one_line(error)
+        raise MlplabError(f"{path} holds contents no mlplab checkpoint has, so its checksum cannot be computed "
+                          f"({reason}); use a last.pt or best.pt written by `mlplab train`") from None
     if recorded != actual:
         raise MlplabError(f"{path} is damaged: its tensors do not match the checksum recorded when it was written "
                           "(bytes changed on disk); use another checkpoint (best.pt or last.pt) or train again")
@@ -134,28 +139,56 @@ def _check_digest(checkpoint: dict[str, Any], path: Path) -> None:
 
 def check_contents(checkpoint: dict[str, Any], path: Path) -> None:
     """Refuse a checkpoint that lacks a key or whose weights do not fit the network its config describes."""
+    import json
+
     from mlplab.models import build_model  # here: the models module needs torch.nn, the rest of this file not
 
     missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
     if missing:
         raise MlplabError(f"{path} is incomplete: it has no {', '.join(missing)}; use a last.pt or best.pt "
                           "written by `mlplab train`")
+    for key in ("epoch", "step"):  # counts a resume compares and adds to
+        count = checkpoint[key]
+        if type(count) is not int or count < 0:  # not isinstance: True is an int too
+            kind = "a negative number" if type(count) is int else type(count).__name__
+            raise MlplabError(f"{path} records its {key} as {kind}, not a whole number >= 0; use a last.pt or "
+                              "best.pt written by `mlplab train`")
+    try:  # plain data, as `to_dict` writes it: `mlplab export` stores both as JSON
+        json.dumps([checkpoint["config"], checkpoint["model_info"]])
+    except (TypeError, ValueError, RuntimeError) as error:  # RuntimeError: RecursionError, nesting too deep
+        reason = one_line(error)
+        raise MlplabError(f"{path} has a config or model_info that is not plain data ({reason}); use a last.pt or "
+                          "best.pt written by `mlplab train`") from None
     try:
         config = from_dict(checkpoint["config"])
         info = checkpoint["model_info"]
         with torch.device("meta"):  # shapes and dtypes only: no memory, no draw from the RNG
             expected = build_model(config.model, in_features=info["in_features"],
                                    num_classes=info["num_classes"]).state_dict()
-    except (MlplabError, KeyError, TypeError, ValueError, AttributeError) as error:
-        raise MlplabError(f"{path} describes no network mlplab can build ({error}); use a last.pt or best.pt "
+    # Config values of any type reach plain conversions here: float(10**400) overflows, int() of a
+    # many-element tensor and str() of a deeply nested list raise RuntimeError, a tensor indexed by
+    # a name raises IndexError.
+    except (MlplabError, LookupError, TypeError, ValueError, AttributeError, ArithmeticError, RuntimeError) as error:
+        reason = one_line(error)
+        raise MlplabError(f"{path} describes no network mlplab can build ({reason}); use a last.pt or best.pt "
                           "written by `mlplab train`") from None
     weights = checkpoint["model"]
     if not isinstance(weights, dict) or set(weights) != set(expected):
-        found = sorted(weights) if isinstance(weights, dict) else type(weights).__name__
+        # Other keys by their type: a damaged file's keys need not sort together, nor print in one line
+        found = (sorted(key if isinstance(key, str) else f"<{type(key).__name__}>" for key in weights)
+                 if isinstance(weights, dict) else type(weights).__name__)
         raise MlplabError(f"{path} holds weights {found} but its config describes {sorted(expected)}")
     for name, want in expected.items():
         got = weights[name]
-        if not isinstance(got, torch.Tensor) or got.shape != want.shape or got.dtype != want.dtype:
-            shape = f"{tuple(got.shape)} {got.dtype}" if isinstance(got, torch.Tensor) else type(got).__name__
-            raise MlplabError(f"{path} holds {name} of {shape} where its config describes "
-                              f"{tuple(want.shape)} {want.dtype}")
+        if not isinstance(got, torch.Tensor):
+            found = type(got).__name__
+        elif got.is_nested:  # checked first: a nested tensor has no .shape
+            found = "a nested tensor"
+        elif got.is_meta or got.layout != torch.strided:  # no data, or not a dense array of it
+            found = "a meta tensor (no data)" if got.is_meta else f"a {got.layout} tensor"
+        elif got.shape != want.shape or got.dtype != want.dtype:
+            found = f"{tuple(got.shape)} {got.dtype}"
+        else:
+            continue
+        raise MlplabError(f"{path} holds {name} of {found} where its config describes "
+                          f"{tuple(want.shape)} {want.dtype}")

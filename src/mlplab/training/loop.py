@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from mlplab.config import Config, from_dict, model_fields, to_dict
-from mlplab.errors import MlplabError
+from mlplab.errors import MlplabError, one_line
 from mlplab.optim import Schedule, load_optimizer_state
 from mlplab.training.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint, versions
 from mlplab.training.device import using_threads
@@ -282,7 +282,7 @@ def _resume(run_dir: Path, run: Setup) -> dict[str, Any]:
         run.schedule.load_state_dict(checkpoint["schedule"])
         restore_rng_state(checkpoint["rng"])
     except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as error:
-        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        reason = one_line(error)
         raise MlplabError(f"cannot resume {path}: its optimizer, schedule or random state does not fit this run "
                           f"({reason}); start a new run with another --out") from None
     return {"epoch": checkpoint["epoch"], "step": checkpoint["step"], "best": checkpoint["best"],
