@@ -177,3 +177,27 @@ def test_a_missing_matplotlib_is_a_one_line_error_naming_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(MlplabError, match=r'pip install "mlplab\[plots\]"'):
         pyplot()
+
+
+@pytest.mark.parametrize("damage", [b"", b'{"epochs": [', b"\x00\xff\xfe binary", b"[1, 2]"],
+                         ids=["empty", "truncated", "binary", "not-a-record"])
+def test_damaged_run_files_are_rewritten_from_last_pt_or_refused_in_one_line(run_dir, tmp_path, damage, capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    for name in ("history.json", "metrics.json"):
+        (copy / name).write_bytes(damage)
+    assert main(["report", str(copy)]) == 0  # the views are rewritten from last.pt before reading
+    assert json.loads((copy / "history.json").read_text()) == json.loads((run_dir / "history.json").read_text())
+    capsys.readouterr()
+    # A run directory whose last.pt cannot mend it (written before checkpoints held the metrics).
+    from mlplab.training.checkpoint import load_checkpoint, save_checkpoint
+
+    old = load_checkpoint(copy / "last.pt")
+    del old["metrics"]
+    save_checkpoint(copy / "last.pt", {k: v for k, v in old.items() if k not in ("tensor_sha256",)})
+    (copy / "metrics.json").write_bytes(damage)
+    assert main(["report", str(copy)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "metrics.json" in error

@@ -86,10 +86,22 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     return {
         "dir": run_dir,
         "config": from_dict(checkpoint["config"]),
-        "history": json.loads((run_dir / "history.json").read_text()),
-        "metrics": json.loads((run_dir / "metrics.json").read_text()),
+        "history": _read_record(run_dir / "history.json"),
+        "metrics": _read_record(run_dir / "metrics.json"),
         "checkpoint": checkpoint,
     }
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    """A run's JSON file as a dict, or a one-line error when it is damaged (and could not be repaired)."""
+    try:
+        record = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
+        raise MlplabError(f"{path} is damaged ({type(error).__name__}) and last.pt could not rewrite it (a run "
+                          "from an older mlplab, or a folder mlplab cannot write); retrain the run") from None
+    if not isinstance(record, dict):
+        raise MlplabError(f"{path} holds a {type(record).__name__}, not a record of mlplab's; retrain the run")
+    return record
 
 
 def figure_drawers(run: dict[str, Any], data_dir: str | None = None,
