@@ -20,7 +20,8 @@ def check_choice(what: str, value: str, choices: Sequence[str]) -> str:
     return value
 
 
-def one_line(error: BaseException, limit: int = 200) -> str:
+def one_line(error: BaseException, limit: int | None = 200) -> str:
     """An exception's message on one line (a value's repr may span several), cut to ``limit``
-    characters; its type name when it has no message. For the reason inside a user-facing error."""
+    characters (None: whole); its type name when it has no message. For the reason inside a
+    user-facing error."""
     return " ".join(str(error).split())[:limit] or type(error).__name__

@@ -10,7 +10,7 @@ import sys
 from mlplab import __version__
 from mlplab.cli import data_cmd, eval_cmd, experiment_cmd, export_cmd, gradcheck_cmd, plot_cmd, train_cmd
 from mlplab.cli.parser import EXIT_USER_ERROR, Parser
-from mlplab.errors import MlplabError
+from mlplab.errors import MlplabError, one_line
 
 
 def build_parser() -> Parser:
@@ -97,7 +97,7 @@ _ADVICE = {
 def describe_os_error(error: OSError) -> str:
     """One line for an OS error: ``<what failed>: <reason> (<path>); <advice>``."""
     if error.strerror is None:  # raised with a message of its own, e.g. FileExistsError("could not ...")
-        return " ".join(str(error).split()) or type(error).__name__
+        return one_line(error, limit=None)
     paths = [str(name) for name in (error.filename, error.filename2) if name is not None]
     what = "cannot write" if error.errno in _WRITE_ERRORS else "cannot use that path" if paths else "system error"
     line = f"{what}: {error.strerror}" + (f" ({' -> '.join(paths)})" if paths else "")

@@ -209,7 +209,7 @@ def _commit(run: Setup, run_dir: Path, state: dict[str, Any], history: History, 
     if new_best:
         save_checkpoint(run_dir / NEXT_BEST, checkpoint)
     save_checkpoint(run_dir / "last.pt", checkpoint)
-    publish(run_dir, checkpoint)
+    publish(run_dir, checkpoint, staged_epoch=state["epoch"] if new_best else None)
 
 
 def _final_metrics(run: Setup, state: dict[str, Any], history: History) -> dict[str, Any]:

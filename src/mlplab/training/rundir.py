@@ -131,17 +131,21 @@ def last_checkpoint(run_dir: Path) -> Path:
     return path
 
 
-def publish(run_dir: Path, last: dict[str, Any]) -> None:
+def publish(run_dir: Path, last: dict[str, Any], staged_epoch: int | None = None) -> None:
     """Bring best.pt, the history files and metrics.json in line with ``last`` (last.pt's contents).
 
-    Idempotent: what already agrees is not written again. Only the lock holder calls it.
+    ``staged_epoch``: the epoch of the .best-next.pt the caller has just written, if it has (the
+    training loop); otherwise it is read from the file. Idempotent: what already agrees is not
+    written again. Only the lock holder calls it.
     """
     from mlplab.training.checkpoint import load_checkpoint  # checkpoint imports config, which is light; torch is not
 
     best = last.get("best") or {}
     staged = run_dir / NEXT_BEST
     if staged.exists():
-        if load_checkpoint(staged).get("epoch") == best.get("epoch"):
+        if staged_epoch is None:
+            staged_epoch = load_checkpoint(staged).get("epoch")
+        if staged_epoch == best.get("epoch"):
             fault_point("best.pt:before-rename")
             os.replace(staged, run_dir / "best.pt")  # the epoch last.pt names as the best: it is committed
         else:
