@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from mlplab.errors import MlplabError
-from mlplab.training import fit, load_checkpoint, save_checkpoint
+from mlplab.training import train, load_checkpoint, save_checkpoint
 from mlplab.files import atomic_write
 
 
 def test_checkpoint_is_self_describing(make_config):
-    history = fit(make_config(epochs=1, hidden="8", batch_size=64))
+    history = train(make_config(epochs=1, hidden="8", batch_size=64))
     checkpoint = load_checkpoint(history.run_dir / "last.pt")
     for key in ("format", "schema_version", "config", "model", "optimizer", "schedule", "epoch", "step",
                 "history", "rng", "data_order", "versions", "model_info", "best"):
@@ -80,7 +80,7 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
 @pytest.fixture
 def trained(make_config):
     """A finished tiny run: its directory."""
-    return fit(make_config(epochs=1, hidden="8", batch_size=1000)).run_dir
+    return train(make_config(epochs=1, hidden="8", batch_size=1000)).run_dir
 
 
 def _flip_tensor_bytes(path, tensor, count=32):
@@ -133,10 +133,10 @@ def test_loading_draws_nothing_from_the_random_generator(trained):
 
 def test_resume_from_a_checkpoint_with_foreign_optimizer_state_is_one_line(make_config):
     config = make_config(epochs=1, hidden="8", batch_size=1000, scheduler="none")
-    run_dir = fit(config).run_dir
+    run_dir = train(config).run_dir
     checkpoint = load_checkpoint(run_dir / "last.pt")
     checkpoint["optimizer"]["param_groups"][0]["params"] = [0]  # one parameter where the net has four
     save_checkpoint(run_dir / "last.pt", {k: v for k, v in checkpoint.items() if k != "tensor_sha256"})
     with pytest.raises(MlplabError, match="optimizer, schedule or random state does not fit this run") as error:
-        fit(make_config(epochs=2, hidden="8", batch_size=1000, scheduler="none"), resume=True)
+        train(make_config(epochs=2, hidden="8", batch_size=1000, scheduler="none"), resume=True)
     assert "\n" not in str(error.value)

@@ -40,7 +40,8 @@ from mlplab.config import Config, apply_overrides
 from mlplab.errors import MlplabError
 from mlplab.export import export_safetensors
 from mlplab.models import MLP
-from mlplab.training import fit, load_checkpoint, load_model, save_checkpoint
+from mlplab.training import train, load_checkpoint, save_checkpoint
+from mlplab.run import load_model
 from mlplab.training.checkpoint import DIGEST_KEY
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None)
@@ -102,7 +103,7 @@ def real(tmp_path_factory) -> Real:
     with pytest.MonkeyPatch.context() as patch:  # as conftest's _isolated_data, which is per test
         patch.setenv("MLPLAB_CACHE_DIR", str(folder / "cache"))
         patch.delenv("MLPLAB_DATA_DIR", raising=False)
-        path = fit(apply_overrides(Config(), fields)).run_dir / "last.pt"
+        path = train(apply_overrides(Config(), fields)).run_dir / "last.pt"
     data = path.read_bytes()
     with zipfile.ZipFile(path) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}

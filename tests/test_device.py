@@ -43,10 +43,10 @@ def test_the_scratch_engines_threads_go_to_numpys_blas():
 
 
 def test_fit_leaves_the_thread_setting_as_it_found_it(make_config):
-    from mlplab.training import fit
+    from mlplab.training import train
 
     before = torch.get_num_threads()
-    fit(make_config(epochs=1, hidden="8", batch_size=32))
+    train(make_config(epochs=1, hidden="8", batch_size=32))
     assert torch.get_num_threads() == before
 
 

@@ -57,9 +57,9 @@ def test_an_abandoned_write_leaves_the_old_file_and_no_temporary(tmp_path, umask
 
 def test_a_run_its_figures_report_and_export_are_readable_by_others(make_config, umask):
     from mlplab.plots import plot_run
-    from mlplab.training import fit
+    from mlplab.training import train
 
-    run_dir = fit(make_config(epochs=1, hidden="8", batch_size=512, log_batches=True)).run_dir
+    run_dir = train(make_config(epochs=1, hidden="8", batch_size=512, log_batches=True)).run_dir
     plot_run(run_dir, ("png", "svg"))
     assert main(["report", str(run_dir)]) == 0
     assert main(["export", str(run_dir), "--out", str(run_dir / "model.safetensors")]) == 0

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mlplab.training import fit
+from mlplab.training import train
 
 THRESHOLDS = {"lab": 0.93, "twolayer": 0.94, "tutorial": 0.96, "seq": 0.95, "logistic": 0.90}
 
@@ -17,7 +17,7 @@ def test_the_default_recipe_reaches_97_percent(make_config):
     """`mlplab train` with no flags: a first run worth having (784-512-10, Nesterov SGD, one-cycle)."""
     config = make_config()
     assert config.model.hidden == (512,) and config.optim.scheduler == "onecycle" and config.preset is None
-    history = fit(config)
+    history = train(config)
     metrics = json.loads((history.run_dir / "metrics.json").read_text())
     assert len(history) == config.train.epochs == 4
     assert metrics["test_accuracy"] >= 0.97, f"default recipe: {metrics['test_accuracy']:.4f}"
@@ -27,7 +27,7 @@ def test_the_default_recipe_reaches_97_percent(make_config):
 @pytest.mark.parametrize("preset", sorted(THRESHOLDS))
 def test_preset_reaches_its_accuracy(make_config, preset):
     config = make_config(preset)
-    history = fit(config)
+    history = train(config)
     metrics = json.loads((history.run_dir / "metrics.json").read_text())
     assert len(history) == config.train.epochs
     assert metrics["test_accuracy"] >= THRESHOLDS[preset], f"{preset}: {metrics['test_accuracy']:.4f}"
@@ -40,5 +40,5 @@ def test_quadratic_and_ccql_losses_learn(make_config):
     for loss in ("quadratic", "ccql"):
         config = make_config("lab", loss=loss, output="logits", epochs=2, lr=0.05, momentum=0.9,
                              out=str(make_config().train.out) + f"-{loss}")
-        metrics = json.loads((fit(config).run_dir / "metrics.json").read_text())
+        metrics = json.loads((train(config).run_dir / "metrics.json").read_text())
         assert metrics["test_accuracy"] >= 0.85, f"{loss}: {metrics['test_accuracy']:.4f}"

@@ -12,9 +12,8 @@ from mlplab.losses import LOSSES, build_loss
 from mlplab.models import MLP
 from mlplab.models.mlp import ACTIVATIONS
 from mlplab.optim import build_optimizer
-from mlplab.training import fit, load_checkpoint
-from mlplab.training.manual import ManualStep
-from mlplab.training.steps import AutogradStep, make_step, resolve_engine
+from mlplab.training import train, load_checkpoint
+from mlplab.engines import AutogradStep, ManualStep, make_step, manual, resolve_engine
 
 from helpers import plain_optim
 
@@ -44,8 +43,8 @@ def _manual_gradients(model, loss_fn, images, labels):
     z, h = step.forward(images.flatten(1))
     loss, dz = step.output_gradient(z[-1], labels)
     step.backward(z, h, dz)
-    assert all(p.grad is None for p in model.parameters())  # attached by the step's __call__ only
-    return loss, [grad.clone() for grad in step.grads]
+    assert all(p.grad is g for p, g in zip(model.parameters(), step.grads))  # backward writes each .grad
+    return loss, [p.grad.clone() for p in model.parameters()]
 
 
 def _relative_error(got, want):
@@ -138,11 +137,11 @@ def test_manual_steps_survive_zero_grad_between_them():
 
 def test_auto_picks_manual_where_it_applies_else_autograd():
     model, loss_fn = MLP(hidden=(8,)), build_loss("cross_entropy")
-    assert resolve_engine("auto", model, loss_fn) == "manual"
-    assert resolve_engine("autograd", model, loss_fn) == "autograd"
-    assert resolve_engine("auto", MLP(hidden=(8,), dropout=0.5), loss_fn) == "autograd"
-    assert resolve_engine("auto", model, lambda outputs, labels: outputs.sum()) == "autograd"
-    assert resolve_engine("auto", torch.nn.Linear(784, 10), loss_fn) == "autograd"
+    assert resolve_engine("auto", model, loss_fn).name == "manual"
+    assert resolve_engine("autograd", model, loss_fn).name == "autograd"
+    assert resolve_engine("auto", MLP(hidden=(8,), dropout=0.5), loss_fn).name == "autograd"
+    assert resolve_engine("auto", model, lambda outputs, labels: outputs.sum()).name == "autograd"
+    assert resolve_engine("auto", torch.nn.Linear(784, 10), loss_fn).name == "autograd"
     assert isinstance(make_step("auto", model, loss_fn, torch.optim.SGD(model.parameters(), lr=0.1)), ManualStep)
 
 
@@ -162,7 +161,7 @@ def test_fit_records_the_engine_and_both_engines_learn_alike(make_config, tmp_pa
     """One epoch of the lab preset with each engine: the same accuracy to rounding, engine in metrics."""
     results = {}
     for engine in ("manual", "autograd"):
-        history = fit(make_config("lab", epochs=1, engine=engine, out=str(tmp_path / engine)))
+        history = train(make_config("lab", epochs=1, engine=engine, out=str(tmp_path / engine)))
         metrics = json.loads((history.run_dir / "metrics.json").read_text())
         assert metrics["engine"] == engine
         results[engine] = (history[0], metrics, load_checkpoint(history.run_dir / "last.pt")["model"])
@@ -175,3 +174,34 @@ def test_fit_records_the_engine_and_both_engines_learn_alike(make_config, tmp_pa
     # over 100%). Exact agreement is checked in float64 above.
     for name, tensor in weights.items():
         assert _relative_error(manual_weights[name], tensor) <= 0.1, name
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_without_the_internal_kernels_the_public_formulas_give_the_same_gradients(activation, monkeypatch):
+    """The forced fallback: every ``torch.ops.aten.*_backward`` kernel gone, each derivative is its public
+    formula, equal to autograd's and to the kernel's to 1e-12 in float64, and training still learns."""
+    torch.manual_seed(0)
+    model = MLP(hidden=(16, 32, 24), activation=activation).double()
+    loss_fn = build_loss("cross_entropy")
+    images, labels = _batch(torch.float64)
+    _, with_kernels = _manual_gradients(model, loss_fn, images, labels)
+
+    def missing(*args):
+        raise AttributeError("no such op in this torch")
+
+    manual.activation_gradient.cache_clear()
+    monkeypatch.setattr(manual, "_aten", lambda name: missing)
+    try:
+        assert manual.activation_gradient(activation) is manual.PUBLIC_GRADIENTS[activation]
+        _, with_formulas = _manual_gradients(model, loss_fn, images, labels)
+    finally:
+        manual.activation_gradient.cache_clear()
+    _, want = _autograd_gradients(model, loss_fn, images, labels)
+    for (name, _), public, kernel, w in zip(model.named_parameters(), with_formulas, with_kernels, want):
+        assert _relative_error(public, w) <= 1e-12, name
+        assert _relative_error(public, kernel) <= 1e-12, name
+
+
+def test_the_internal_kernels_are_used_where_they_agree():
+    for activation in ACTIVATIONS:
+        assert manual.activation_gradient(activation) is manual.KERNEL_GRADIENTS[activation]

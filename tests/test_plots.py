@@ -18,7 +18,8 @@ from mlplab.errors import MlplabError
 from mlplab.plots import FIGURES, images, plot_run, sample_figure
 from mlplab.plots.backend import pyplot
 from mlplab.plots.run import figure_drawers, read_run
-from mlplab.training import fit, load_model
+from mlplab.training import train
+from mlplab.run import load_model
 
 # Pixel sizes at 100 dpi, from each figure's size in inches.
 SIZES = {"curves": (1100, 420), "batch_loss": (1000, 420), "confusion": (750, 650), "per_class": (900, 450),
@@ -32,7 +33,7 @@ def run_dir(mnist_dir, tmp_path_factory):
     config = apply_overrides(Config(), {"data_dir": str(mnist_dir), "device": "cpu", "progress": False,
                                         "download": False, "out": str(out), "hidden": (20,), "epochs": 2,
                                         "batch_size": 256, "log_batches": True})
-    fit(config)
+    train(config)
     return out
 
 
@@ -122,7 +123,7 @@ def test_weight_images_use_a_colour_scale_centred_on_zero():
 
 
 def test_batch_loss_is_skipped_with_a_reason_when_not_logged(make_config, tmp_path):
-    history = fit(make_config(epochs=1, hidden=(8,), batch_size=512))
+    history = train(make_config(epochs=1, hidden=(8,), batch_size=512))
     result = plot_run(history.run_dir)
     assert result.skipped == {"batch_loss": "the run logged no per-batch losses: train with --log-batches"}
     assert set(result.written) == set(FIGURES) - {"batch_loss"}

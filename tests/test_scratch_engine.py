@@ -18,9 +18,9 @@ from mlplab.errors import MlplabError
 from mlplab.losses import build_loss
 from mlplab.models import MLP
 from mlplab.optim import build_optimizer, build_schedule
-from mlplab.training import fit, load_checkpoint, load_model, train_epoch
-from mlplab.training.scratch_step import ScratchStep
-from mlplab.training.steps import AutogradStep
+from mlplab.training import train, load_checkpoint, train_epoch
+from mlplab.run import load_model
+from mlplab.engines import AutogradStep, ScratchStep
 
 from helpers import plain_optim
 
@@ -111,7 +111,7 @@ def test_scratch_step_follows_adam_and_the_learning_rate_schedule(optimizer_name
 
 def test_fit_with_the_scratch_engine_writes_a_run_that_eval_and_resume_read(make_config, tmp_path):
     config = make_config("tutorial", engine="scratch", epochs=2, hidden=(32,), out=str(tmp_path / "straight"))
-    history = fit(config)
+    history = train(config)
     metrics = json.loads((history.run_dir / "metrics.json").read_text())
     assert metrics["engine"] == "scratch" and metrics["device"] == "cpu" and metrics["test_accuracy"] > 0.9
     assert [record["epoch"] for record in history] == [1, 2]
@@ -126,9 +126,9 @@ def test_fit_with_the_scratch_engine_writes_a_run_that_eval_and_resume_read(make
     # One epoch, then a resume to two: the same weights and Adam state bit for bit.
     first = copy.deepcopy(config)
     first.train.epochs, first.train.out = 1, str(tmp_path / "resumed")
-    fit(first)
+    train(first)
     first.train.epochs = 2
-    resumed = fit(first, resume=True)
+    resumed = train(first, resume=True)
     assert [r["train_loss"] for r in resumed] == [r["train_loss"] for r in history]
     resumed_state = load_checkpoint(resumed.run_dir / "last.pt")
     for name, tensor in checkpoint["model"].items():
@@ -145,7 +145,7 @@ def test_fit_with_the_scratch_engine_writes_a_run_that_eval_and_resume_read(make
 def test_what_the_scratch_engine_cannot_do_is_a_one_line_error(make_config, capsys, overrides, message):
     config = make_config("lab", engine="scratch", **overrides)
     with pytest.raises(MlplabError, match=message) as error:
-        fit(config)
+        train(config)
     assert "\n" not in str(error.value)
     flags = [f"--{key.replace('_', '-')}={value}" for key, value in overrides.items()]
     assert main(["train", "--preset", "lab", "--engine", "scratch", *flags, "--data-dir", config.data.data_dir,
@@ -155,7 +155,7 @@ def test_what_the_scratch_engine_cannot_do_is_a_one_line_error(make_config, caps
 
 def test_a_custom_loss_needs_autograd(make_config):
     with pytest.raises(MlplabError, match="custom loss"):
-        fit(make_config("lab", engine="scratch"), loss_fn=lambda outputs, labels: outputs.sum())
+        train(make_config("lab", engine="scratch"), loss_fn=lambda outputs, labels: outputs.sum())
 
 
 @pytest.mark.learning
@@ -164,7 +164,7 @@ def test_scratch_engine_reaches_the_torch_engines_accuracy(make_config, tmp_path
     """Within half a point of the torch engine's test accuracy, trained for the preset's epochs."""
     accuracy = {}
     for engine in ("scratch", "auto"):
-        history = fit(make_config(preset, engine=engine, out=str(tmp_path / engine)))
+        history = train(make_config(preset, engine=engine, out=str(tmp_path / engine)))
         accuracy[engine] = json.loads((history.run_dir / "metrics.json").read_text())["test_accuracy"]
     assert accuracy["scratch"] >= {"lab": 0.93, "tutorial": 0.96}[preset]
     assert abs(accuracy["scratch"] - accuracy["auto"]) <= 0.005, accuracy

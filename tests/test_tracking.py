@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlplab.errors import MlplabError
-from mlplab.training import fit
+from mlplab.training import Callback, train
 
 SMALL = dict(epochs=2, hidden=(8,), batch_size=256, scheduler="none")  # ~1 s on a CPU; resumable to more epochs
 
@@ -35,19 +35,19 @@ def _scalars(events, tag):
     return {event.step: event.value for event in events.Scalars(tag)}
 
 
-class FailAtEpoch:
+class FailAtEpoch(Callback):
     """A callback that makes training fail when ``epoch`` starts, after the earlier epochs are logged."""
 
     def __init__(self, epoch):
         self.epoch = epoch
 
-    def on_epoch_start(self, epoch, num_batches):
+    def on_epoch_start(self, state, epoch):
         if epoch == self.epoch:
             raise RuntimeError("training failed")
 
 
 def test_tensorboard_logs_match_history_and_metrics(make_config):
-    run_dir = fit(make_config(tensorboard=True, **SMALL)).run_dir
+    run_dir = train(make_config(tensorboard=True, **SMALL)).run_dir
     events = _tensorboard_events(run_dir)
     history, metrics = _history(run_dir), _metrics(run_dir)
     for tag, key in [("loss/train", "train_loss"), ("accuracy/train", "train_accuracy"),
@@ -70,7 +70,7 @@ def test_tensorboard_logs_match_history_and_metrics(make_config):
 
 
 def test_tensorboard_skips_val_without_a_split(make_config):
-    run_dir = fit(make_config(tensorboard=True, val_split="none", **SMALL)).run_dir
+    run_dir = train(make_config(tensorboard=True, val_split="none", **SMALL)).run_dir
     tags = set(_tensorboard_events(run_dir).Tags()["scalars"])
     assert {"loss/train", "accuracy/train", "lr"} <= tags
     assert not tags & {"loss/val", "accuracy/val"}
@@ -89,7 +89,7 @@ def test_tensorboard_writer_is_closed_when_training_fails(make_config, monkeypat
     monkeypatch.setattr(SummaryWriter, "close", counting_close)
     config = make_config(tensorboard=True, **SMALL)
     with pytest.raises(RuntimeError, match="training failed"):
-        fit(config, callbacks=[FailAtEpoch(2)])
+        train(config, callbacks=[FailAtEpoch(2)])
     run_dir = Path(config.train.out)
     assert closed == [str(run_dir / "tensorboard")]
     events = _tensorboard_events(run_dir)
@@ -98,8 +98,8 @@ def test_tensorboard_writer_is_closed_when_training_fails(make_config, monkeypat
 
 
 def test_tensorboard_turned_on_when_resuming_logs_the_new_epochs(make_config):
-    fit(make_config(**{**SMALL, "epochs": 1}))
-    run_dir = fit(make_config(tensorboard=True, **SMALL), resume=True).run_dir
+    train(make_config(**{**SMALL, "epochs": 1}))
+    run_dir = train(make_config(tensorboard=True, **SMALL), resume=True).run_dir
     events = _tensorboard_events(run_dir)
     assert set(_scalars(events, "loss/train")) == {2}  # global step = epoch, so epoch 1 is not re-logged
     assert _scalars(events, "loss/train")[2] == pytest.approx(_history(run_dir)[1]["train_loss"], rel=1e-6)
@@ -117,10 +117,10 @@ def test_missing_extra_is_a_one_line_error_before_training(make_config, monkeypa
     def no_data(*args):
         raise AssertionError("the data was loaded before the missing extra was reported")
 
-    monkeypatch.setattr("mlplab.training.loop.prepare", no_data)
+    monkeypatch.setattr("mlplab.training.runner.prepare", no_data)
     config = make_config(**{flag: True}, **SMALL)
     with pytest.raises(MlplabError) as error:
-        fit(config)
+        train(config)
     assert str(error.value) == f'--{flag} needs the {flag} package: pip install "mlplab[{flag}]"'
     assert not Path(config.train.out).exists()
 
@@ -197,7 +197,7 @@ def _wandb_exit_code(records):
 
 
 def test_wandb_offline_run_holds_history_and_test_metrics(make_config, wandb_offline):
-    run_dir = fit(make_config(wandb=True, wandb_project="mlplab-tests", **SMALL)).run_dir
+    run_dir = train(make_config(wandb=True, wandb_project="mlplab-tests", **SMALL)).run_dir
     records = _wandb_records(run_dir)
     (run,) = [record.run for record in records if record.WhichOneof("record_type") == "run"]
     assert (run.project, run.display_name) == ("mlplab-tests", run_dir.name)
@@ -222,7 +222,7 @@ def test_wandb_offline_run_holds_history_and_test_metrics(make_config, wandb_off
 def test_wandb_run_is_marked_failed_when_training_fails(make_config, wandb_offline):
     config = make_config(wandb=True, **SMALL)
     with pytest.raises(RuntimeError, match="training failed"):
-        fit(config, callbacks=[FailAtEpoch(2)])
+        train(config, callbacks=[FailAtEpoch(2)])
     records = _wandb_records(Path(config.train.out))
     assert sorted(_wandb_history(records)) == [1]
     assert _wandb_exit_code(records) == 1
@@ -236,4 +236,4 @@ def test_wandb_that_cannot_start_is_a_one_line_error(make_config, wandb_offline,
 
     monkeypatch.setattr(wandb, "init", no_login)
     with pytest.raises(MlplabError, match=r"^--wandb could not start a run \(No API key configured.*WANDB_MODE=offline"):
-        fit(make_config(wandb=True, **SMALL))
+        train(make_config(wandb=True, **SMALL))

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from mlplab.errors import MlplabError
-from mlplab.training import History, fit, load_checkpoint, load_model
+from mlplab.run import load_model
+from mlplab.training import Callback, History, load_checkpoint, train
 
 
 def _weights(path):
@@ -20,7 +21,7 @@ def _without_seconds(history):
 
 def test_run_directory_holds_config_history_checkpoints_metrics(make_config):
     config = make_config(epochs=1, hidden="16", batch_size=64, log_batches=True)
-    history = fit(config)
+    history = train(config)
     run_dir = history.run_dir
     for name in ("config.toml", "config.json", "history.json", "history.csv", "batches.csv",
                  "last.pt", "best.pt", "metrics.json"):
@@ -38,8 +39,8 @@ def test_run_directory_holds_config_history_checkpoints_metrics(make_config):
 
 @pytest.mark.parametrize("overrides", [dict(dropout=0.2), dict(momentum=0.9)], ids=["autograd", "manual"])
 def test_same_seed_same_history_and_weights(make_config, tmp_path, overrides):
-    first = fit(make_config(epochs=2, out=str(tmp_path / "a"), **overrides))
-    second = fit(make_config(epochs=2, out=str(tmp_path / "b"), **overrides))
+    first = train(make_config(epochs=2, out=str(tmp_path / "a"), **overrides))
+    second = train(make_config(epochs=2, out=str(tmp_path / "b"), **overrides))
     engine = json.loads((first.run_dir / "metrics.json").read_text())["engine"]
     assert engine == ("autograd" if "dropout" in overrides else "manual")
     assert _without_seconds(first) == _without_seconds(second)
@@ -48,18 +49,18 @@ def test_same_seed_same_history_and_weights(make_config, tmp_path, overrides):
 
 
 def test_other_seed_differs(make_config, tmp_path):
-    first = fit(make_config(epochs=1, out=str(tmp_path / "a")))
-    second = fit(make_config(epochs=1, seed=1, out=str(tmp_path / "b")))
+    first = train(make_config(epochs=1, out=str(tmp_path / "a")))
+    second = train(make_config(epochs=1, seed=1, out=str(tmp_path / "b")))
     assert _without_seconds(first) != _without_seconds(second)
 
 
-class StopAfter:
+class StopAfter(Callback):
     """A callback that interrupts training like Ctrl-C once an epoch is saved."""
 
     def __init__(self, epoch):
         self.epoch = epoch
 
-    def on_epoch_end(self, record):
+    def on_epoch_end(self, state, record):
         if record["epoch"] == self.epoch:
             raise KeyboardInterrupt
 
@@ -69,12 +70,12 @@ class StopAfter:
     dict(optimizer="adam", lr=1e-3, scheduler="onecycle"),
 ])
 def test_interrupted_then_resumed_run_is_bit_identical(make_config, tmp_path, overrides):
-    straight = fit(make_config(epochs=3, out=str(tmp_path / "straight"), **overrides))
+    straight = train(make_config(epochs=3, out=str(tmp_path / "straight"), **overrides))
     config = make_config(epochs=3, out=str(tmp_path / "resumed"), **overrides)
     with pytest.raises(KeyboardInterrupt):
-        fit(config, callbacks=[StopAfter(2)])
+        train(config, callbacks=[StopAfter(2)])
     assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 2
-    resumed = fit(config, resume=True)
+    resumed = train(config, resume=True)
     assert _without_seconds(resumed) == _without_seconds(straight)
     for name, tensor in _weights(straight.run_dir / "last.pt").items():
         assert torch.equal(tensor, _weights(resumed.run_dir / "last.pt")[name]), name
@@ -85,42 +86,42 @@ def test_interrupted_then_resumed_run_is_bit_identical(make_config, tmp_path, ov
 
 def test_extending_epochs_on_resume_matches_a_longer_run(make_config, tmp_path):
     settings = dict(hidden="16,32,24", scheduler="exponential", lr=0.05)  # a schedule defined epoch by epoch
-    straight = fit(make_config(epochs=3, out=str(tmp_path / "straight"), **settings))
-    fit(make_config(epochs=2, out=str(tmp_path / "resumed"), **settings))
-    resumed = fit(make_config(epochs=3, out=str(tmp_path / "resumed"), **settings), resume=True)
+    straight = train(make_config(epochs=3, out=str(tmp_path / "straight"), **settings))
+    train(make_config(epochs=2, out=str(tmp_path / "resumed"), **settings))
+    resumed = train(make_config(epochs=3, out=str(tmp_path / "resumed"), **settings), resume=True)
     assert _without_seconds(resumed) == _without_seconds(straight)
 
 
 def test_a_finished_onecycle_run_says_how_to_train_longer(make_config, tmp_path):
-    fit(make_config(epochs=1, hidden="8", scheduler="onecycle"))
+    train(make_config(epochs=1, hidden="8", scheduler="onecycle"))
     with pytest.raises(MlplabError, match="onecycle schedule cannot be extended: train a new run") as error:
-        fit(make_config(epochs=1, hidden="8", scheduler="onecycle"), resume=True)
+        train(make_config(epochs=1, hidden="8", scheduler="onecycle"), resume=True)
     assert "--epochs N" not in str(error.value)  # that advice would only lead to the next refusal
     with pytest.raises(MlplabError, match="laid out for 1 epochs; resume with --epochs 1"):
-        fit(make_config(epochs=2, hidden="8", scheduler="onecycle"), resume=True)
+        train(make_config(epochs=2, hidden="8", scheduler="onecycle"), resume=True)
 
 
 def test_resume_with_another_model_is_refused(make_config, tmp_path):
-    fit(make_config(epochs=1))
+    train(make_config(epochs=1))
     with pytest.raises(MlplabError, match="cannot resume"):
-        fit(make_config(epochs=2, hidden="64,64"), resume=True)
+        train(make_config(epochs=2, hidden="64,64"), resume=True)
     with pytest.raises(MlplabError, match="lr"):
-        fit(make_config(epochs=2, lr=0.5), resume=True)
+        train(make_config(epochs=2, lr=0.5), resume=True)
 
 
 def test_resume_without_checkpoint_fails_loudly(make_config):
     with pytest.raises(MlplabError, match="no checkpoint"):
-        fit(make_config(epochs=1), resume=True)
+        train(make_config(epochs=1), resume=True)
 
 
 def test_fresh_run_never_overwrites_an_existing_run(make_config):
-    fit(make_config(epochs=1))
+    train(make_config(epochs=1))
     with pytest.raises(MlplabError, match="already holds a run"):
-        fit(make_config(epochs=1))
+        train(make_config(epochs=1))
 
 
 def test_best_checkpoint_is_the_best_validation_epoch(make_config):
-    history = fit(make_config(epochs=3, lr=0.05))
+    history = train(make_config(epochs=3, lr=0.05))
     best = history.best_epoch("val_accuracy")
     assert load_checkpoint(history.run_dir / "best.pt")["epoch"] == best["epoch"]
     model = load_model(history.run_dir / "best.pt")
@@ -134,25 +135,25 @@ def test_custom_loss_callable_is_used(make_config):
         calls.append(len(labels))
         return torch.nn.functional.cross_entropy(outputs, labels)
 
-    fit(make_config(epochs=1, hidden="8", batch_size=64), loss_fn=loss_fn)
+    train(make_config(epochs=1, hidden="8", batch_size=64), loss_fn=loss_fn)
     assert sum(calls[:782]) == 50_000  # ceil(50000 / 64) training batches, then evaluation
 
 
 def test_divergence_is_a_clear_error(make_config):
     with pytest.raises(MlplabError, match="diverged in epoch 1: the training loss is nan") as error:
-        fit(make_config(epochs=1, lr=1e6, momentum=0.9))
+        train(make_config(epochs=1, lr=1e6, momentum=0.9))
     assert "lower --lr (now 1000000.0) or --momentum (now 0.9)" in str(error.value)
     assert not (Path(make_config().train.out) / "last.pt").exists()
 
 
-class BreakWeightsInEpoch:
+class BreakWeightsInEpoch(Callback):
     """Sets one weight to nan after the last batch of an epoch, whose batch losses all stayed finite."""
 
     def __init__(self, epoch):
         self.epoch, self.model, self.batches = epoch, None, 0
 
-    def on_fit_start(self, run, run_dir):
-        self.model, self.batches = run.model, self.epoch * len(run.train_batches)
+    def on_fit_start(self, state):
+        self.model, self.batches = state.model, self.epoch * state.num_batches
 
     def on_batch_end(self, loss):
         self.batches -= 1
@@ -165,7 +166,7 @@ def test_non_finite_weights_are_never_saved(make_config):
     """A weight that turns nan in the epoch's last step is caught before last.pt or best.pt is written."""
     config = make_config(epochs=2, hidden="8", batch_size=5000, scheduler="none")
     with pytest.raises(MlplabError, match="diverged in epoch 2: .*parameters layers.0.weight hold inf or nan") as error:
-        fit(config, callbacks=[BreakWeightsInEpoch(2)])
+        train(config, callbacks=[BreakWeightsInEpoch(2)])
     assert "validation loss is nan" in str(error.value)
     assert load_checkpoint(Path(config.train.out) / "last.pt")["epoch"] == 1
     assert torch.isfinite(load_model(Path(config.train.out) / "best.pt").layers[0].weight).all()
@@ -187,11 +188,11 @@ def test_a_second_writer_is_refused_with_the_holders_pid(make_config, tmp_path):
         assert holder.stdout.readline().strip() == "locked"
         for resume in (False, True):
             with pytest.raises(MlplabError, match=f"is in use: another mlplab process \\(PID {holder.pid}\\)"):
-                fit(config, resume=resume)
+                train(config, resume=resume)
         assert sorted(p.name for p in run_dir.iterdir()) == [".lock"]  # nothing written
     finally:
         holder.communicate("", timeout=30)  # the holder exits: the kernel releases the lock
-    assert fit(config).run_dir == run_dir
+    assert train(config).run_dir == run_dir
 
 
 def test_a_folder_with_any_run_file_is_never_overwritten(make_config):
@@ -201,17 +202,17 @@ def test_a_folder_with_any_run_file_is_never_overwritten(make_config):
     for name in ("best.pt", "metrics.json"):
         (run_dir / name).write_text("someone's work")
     with pytest.raises(MlplabError, match=r"already holds a run \(best.pt, metrics.json\); choose another --out"):
-        fit(config)
+        train(config)
     assert (run_dir / "best.pt").read_text() == "someone's work"
 
 
 def test_the_next_writer_removes_temporaries_a_killed_one_left(make_config):
     config = make_config(epochs=1, hidden="8", batch_size=1000, scheduler="none")
-    run_dir = fit(config).run_dir
+    run_dir = train(config).run_dir
     stray = [run_dir / ".last.pt.0a1b2c3d.tmp", run_dir / ".history.json.deadbeef.tmp"]
     for path in stray:
         path.write_bytes(b"half")
     mine = run_dir / ".notes.txt.0a1b2c3d.tmp"  # not a run file's temporary: left alone
     mine.write_bytes(b"mine")
-    fit(make_config(epochs=2, hidden="8", batch_size=1000, scheduler="none"), resume=True)
+    train(make_config(epochs=2, hidden="8", batch_size=1000, scheduler="none"), resume=True)
     assert not any(path.exists() for path in stray) and mine.exists()

@@ -1,3 +1,87 @@
-"""mlplab: train, inspect and understand multilayer perceptrons on MNIST-family data."""
+"""mlplab: train, inspect and understand multilayer perceptrons on MNIST-family data.
+
+The everyday names, imported on first use (``import mlplab`` itself loads no torch)::
+
+    data       MNIST, FashionMNIST, KMNIST (torchvision-style datasets), load_data, Batches
+    models     MLP
+    losses     the labs' losses (cross_entropy, nll, quadratic, ccql, mse), as ``mlplab.losses``
+    training   fit (any nn.Module), train_epoch, evaluate, Callback, Schedule, History,
+               AverageMeter, accuracy, confusion_matrix, per_class_accuracy
+    configs    Config, from_preset, train (a Config to a run directory, as ``mlplab train`` does)
+    runs       Run, open_run, load_model, save_checkpoint, load_checkpoint
+    sklearn    MLPClassifier (scikit-learn's estimator interface)
+
+A first run::
+
+    import mlplab
+    history = mlplab.train(mlplab.Config())          # 784-512-10 on MNIST, about 98.3%
+    run = mlplab.open_run(history.run_dir)
+    model = run.model()                               # the best epoch, in eval mode
+
+Training your own module::
+
+    train = mlplab.Batches(mlplab.load_data().train, batch_size=64, shuffle=True)
+    history = mlplab.fit(my_module, train, loss=my_loss, optimizer=my_optimizer, epochs=3)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# name -> the module that defines it
+_EXPORTS = {
+    "MNIST": "mlplab.data", "FashionMNIST": "mlplab.data", "KMNIST": "mlplab.data",
+    "load_data": "mlplab.data", "Batches": "mlplab.data",
+    "MLP": "mlplab.models",
+    "fit": "mlplab.training.loop", "train_epoch": "mlplab.training.loop", "evaluate": "mlplab.training.loop",
+    "Callback": "mlplab.training.callbacks", "FitState": "mlplab.training.callbacks",
+    "Schedule": "mlplab.optim",
+    "History": "mlplab.training.history",
+    "AverageMeter": "mlplab.training.metrics", "accuracy": "mlplab.training.metrics",
+    "confusion_matrix": "mlplab.training.metrics", "per_class_accuracy": "mlplab.training.metrics",
+    "Config": "mlplab.config", "from_preset": "mlplab.config", "load_config": "mlplab.config",
+    "train": "mlplab.training.runner",
+    "Run": "mlplab.run", "open_run": "mlplab.run", "load_model": "mlplab.run",
+    "save_checkpoint": "mlplab.training.checkpoint", "load_checkpoint": "mlplab.training.checkpoint",
+    "MLPClassifier": "mlplab.estimator",
+    "MlplabError": "mlplab.errors",
+}
+_MODULES = ("losses", "data", "models", "engines", "training", "scratch", "config", "choices")
+_RENAMED = {"load_config": "load_toml"}  # public name -> the name in its module
+
+__all__ = sorted([*_EXPORTS, *_MODULES])
+
+if TYPE_CHECKING:
+    from mlplab import choices, config, data, engines, losses, models, scratch, training
+    from mlplab.config import Config, from_preset
+    from mlplab.config import load_toml as load_config
+    from mlplab.data import KMNIST, MNIST, Batches, FashionMNIST, load_data
+    from mlplab.errors import MlplabError
+    from mlplab.estimator import MLPClassifier
+    from mlplab.models import MLP
+    from mlplab.optim import Schedule
+    from mlplab.run import Run, load_model, open_run
+    from mlplab.training.callbacks import Callback, FitState
+    from mlplab.training.checkpoint import load_checkpoint, save_checkpoint
+    from mlplab.training.history import History
+    from mlplab.training.loop import evaluate, fit, train_epoch
+    from mlplab.training.metrics import AverageMeter, accuracy, confusion_matrix, per_class_accuracy
+    from mlplab.training.runner import train
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), _RENAMED.get(name, name))
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

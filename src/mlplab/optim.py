@@ -9,9 +9,10 @@ multi-tensor (foreach) path takes about 110 µs against 143. Both are determinis
 the parameters' device and dtype (found by one trial step on a dummy), the optimizer
 uses foreach on CPU/CUDA and PyTorch's default implementation elsewhere.
 
-Schedules are stepped by the training loop through `Schedule.step_batch` (after every
-optimizer step) and `Schedule.step_epoch` (after every epoch); each schedule reacts only
-to its own interval, so the loop calls both unconditionally.
+A `Schedule` wraps any PyTorch LR scheduler with the interval it is stepped at;
+`mlplab.train_epoch` is the one place that steps it (`Schedule.step_batch` after every
+optimizer step, `Schedule.step_epoch` at the end of the pass), each schedule reacting only
+to its own interval.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-import torch.optim.optimizer as _optimizer_module
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import (
     CosineAnnealingLR,
+    CyclicLR,
     ExponentialLR,
-    LRScheduler,
     OneCycleLR,
+    ReduceLROnPlateau,
     StepLR,
 )
 
@@ -137,70 +138,6 @@ def build_optimizer(parameters: Iterable[Any], config: OptimConfig) -> Optimizer
     return kind(groups, **options, **_fast_path(config.optimizer, groups))
 
 
-class OptimizerStep:
-    """``step()``: ``optimizer.step()``, calling the fused SGD kernel directly when that is the same update.
-
-    ``torch.optim.SGD(fused=True).step()`` spends about 40 µs per call on the lab net
-    gathering parameters, gradients and state before one ``torch._fused_sgd_`` call that
-    takes 5-8 µs (2-core CPU). Here the same kernel gets the same arguments, so the
-    result is bit-identical (see tests/test_optim.py), without the bookkeeping; the lists
-    it passes are kept between calls while the same gradient and momentum tensors are
-    in place (autograd's ``zero_grad(set_to_none=True)`` makes new gradients every
-    step; the manual engine reuses its own). Anything else goes through
-    ``optimizer.step()``: other optimizers, several param groups, tensor learning rates,
-    step hooks, and the first call, which creates the momentum buffers as PyTorch does
-    and lets an LR scheduler see that ``optimizer.step()`` ran before it.
-    """
-
-    def __init__(self, optimizer: Optimizer) -> None:
-        self.optimizer = optimizer
-        self.steps = 0  # taken so far
-        self._tensors: tuple[Any, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] | None = None
-
-    def __call__(self) -> None:
-        if self.steps > 0 and _direct_sgd(self.optimizer):
-            group = self.optimizer.param_groups[0]
-            params, grads, buffers = self._kernel_tensors(group)
-            torch._fused_sgd_(params, grads, buffers, weight_decay=group["weight_decay"],
-                              momentum=group["momentum"], lr=group["lr"], dampening=group["dampening"],
-                              nesterov=group["nesterov"], maximize=group["maximize"], is_first_step=False,
-                              grad_scale=None, found_inf=None)
-        else:
-            self.optimizer.step()
-        self.steps += 1
-
-    def _kernel_tensors(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-        """Parameters with a gradient, their gradients and momentum buffers: reused while still current."""
-        state = self.optimizer.state  # load_state_dict replaces it, and with it every buffer
-        if self._tensors is not None and self._tensors[0] is state:
-            _, params, grads, buffers = self._tensors
-            if len(params) == len(group["params"]) and all(p.grad is g for p, g in zip(params, grads)):
-                return params, grads, buffers
-        params = [p for p in group["params"] if p.grad is not None]
-        grads = [p.grad for p in params]
-        buffers = [state[p]["momentum_buffer"] for p in params] if group["momentum"] != 0 else []
-        self._tensors = (state, params, grads, buffers)
-        return params, grads, buffers
-
-
-def _direct_sgd(optimizer: Optimizer) -> bool:
-    """Whether `OptimizerStep` may call the fused SGD kernel itself (see there)."""
-    if type(optimizer) is not torch.optim.SGD or len(optimizer.param_groups) != 1:
-        return False
-    group = optimizer.param_groups[0]
-    if not group.get("fused") or group.get("differentiable") or isinstance(group["lr"], torch.Tensor):
-        return False
-    if optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks:
-        return False
-    if _optimizer_module._global_optimizer_pre_hooks or _optimizer_module._global_optimizer_post_hooks:
-        return False
-    if getattr(optimizer, "grad_scale", None) is not None or getattr(optimizer, "found_inf", None) is not None:
-        return False
-    if group["momentum"] != 0:  # buffers exist after the first step; that one PyTorch takes
-        return all("momentum_buffer" in optimizer.state[p] for p in group["params"])
-    return True
-
-
 def load_optimizer_state(optimizer: Optimizer, state: dict[str, Any]) -> None:
     """``optimizer.load_state_dict(state)``, but keeping this optimizer's fused/foreach choice.
 
@@ -214,34 +151,55 @@ def load_optimizer_state(optimizer: Optimizer, state: dict[str, Any]) -> None:
         group.update(flags)
 
 
-class Schedule:
-    """A learning-rate schedule and the interval it is stepped at.
+# PyTorch schedulers that move the rate within an epoch: stepped after every optimizer step.
+PER_STEP_SCHEDULERS = (OneCycleLR, CyclicLR)
 
-    Attributes:
-        name: the `SCHEDULERS` entry it was built from.
-        interval: ``"step"`` (stepped after every optimizer step) or ``"epoch"``.
-        scheduler: the torch LR scheduler, or None for ``"none"``.
+
+class Schedule:
+    """A learning-rate scheduler and when it is stepped: the one place a training loop steps it.
+
+    `mlplab.train_epoch` calls `step_batch` after every optimizer step and `step_epoch` at
+    the end of its pass, so `fit` and a hand-written loop over `train_epoch` step a
+    schedule the same way. Each call advances only schedulers of its own interval.
+
+    Args:
+        scheduler: any PyTorch LR scheduler (``torch.optim.lr_scheduler``), or None for a
+            constant rate.
+        interval: ``"step"`` or ``"epoch"``; by default ``"step"`` for OneCycleLR and
+            CyclicLR, which are laid out in optimizer steps, and ``"epoch"`` for the others.
+            ReduceLROnPlateau is stepped per epoch with the epoch's mean training loss.
+        name: what checkpoints record (a resume must use the same kind); by default the
+            scheduler's class name.
+        optimizer: the optimizer, for `lr` when there is no scheduler.
     """
 
-    def __init__(self, name: str, optimizer: Optimizer, scheduler: LRScheduler | None, interval: str) -> None:
-        self.name = name
-        self.optimizer = optimizer
+    def __init__(self, scheduler: Any = None, interval: str | None = None, *, name: str | None = None,
+                 optimizer: Optimizer | None = None) -> None:
+        if interval is None:
+            interval = "step" if isinstance(scheduler, PER_STEP_SCHEDULERS) else "epoch"
+        check_choice("schedule interval", interval, ("step", "epoch"))
         self.scheduler = scheduler
         self.interval = interval
+        self.optimizer = optimizer if scheduler is None else scheduler.optimizer
+        self.name = name or ("none" if scheduler is None else type(scheduler).__name__)
 
     @property
-    def lr(self) -> float:
+    def lr(self) -> float | None:
         """The learning rate the next optimizer step will use (first param group)."""
-        return self.optimizer.param_groups[0]["lr"]
+        return None if self.optimizer is None else self.optimizer.param_groups[0]["lr"]
 
     def step_batch(self) -> None:
         """Call after every ``optimizer.step()``; advances only per-step schedules."""
         if self.interval == "step" and self.scheduler is not None:
             self.scheduler.step()
 
-    def step_epoch(self) -> None:
-        """Call after every epoch; advances only per-epoch schedules."""
-        if self.interval == "epoch" and self.scheduler is not None:
+    def step_epoch(self, train_loss: float | None = None) -> None:
+        """Call at the end of every epoch; advances only per-epoch schedules (ReduceLROnPlateau on ``train_loss``)."""
+        if self.interval != "epoch" or self.scheduler is None:
+            return
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step(train_loss)
+        else:
             self.scheduler.step()
 
     def state_dict(self) -> dict[str, Any]:
@@ -261,6 +219,16 @@ class Schedule:
 
     def __repr__(self) -> str:
         return f"Schedule({self.name!r}, interval={self.interval!r}, lr={self.lr:g})"
+
+
+def as_schedule(scheduler: Any, optimizer: Optimizer | None = None) -> Schedule | None:
+    """``scheduler`` as a `Schedule`: a `Schedule` as it is, a PyTorch scheduler wrapped, None kept."""
+    if scheduler is None or isinstance(scheduler, Schedule):
+        return scheduler
+    if not hasattr(scheduler, "step") or not hasattr(scheduler, "optimizer"):
+        raise TypeError(f"scheduler must be a torch.optim.lr_scheduler scheduler or an mlplab.Schedule, "
+                        f"not {type(scheduler).__name__}")
+    return Schedule(scheduler)
 
 
 def _check_schedule(config: OptimConfig, epochs: int, steps_per_epoch: int) -> None:
@@ -291,13 +259,13 @@ def build_schedule(optimizer: Optimizer, config: OptimConfig, epochs: int, steps
     _check_schedule(config, epochs, steps_per_epoch)
     name = config.scheduler
     if name == "none":
-        return Schedule(name, optimizer, None, "epoch")
+        return Schedule(None, name=name, optimizer=optimizer)
     if name == "exponential":
-        return Schedule(name, optimizer, ExponentialLR(optimizer, gamma=config.gamma), "epoch")
+        return Schedule(ExponentialLR(optimizer, gamma=config.gamma), name=name)
     if name == "step":
-        return Schedule(name, optimizer, StepLR(optimizer, step_size=config.step_size, gamma=config.gamma), "epoch")
+        return Schedule(StepLR(optimizer, step_size=config.step_size, gamma=config.gamma), name=name)
     if name == "cosine":
-        return Schedule(name, optimizer, CosineAnnealingLR(optimizer, T_max=epochs), "epoch")
+        return Schedule(CosineAnnealingLR(optimizer, T_max=epochs), name=name)
     total = epochs * steps_per_epoch  # optimizer steps in the whole run
     onecycle = OneCycleLR(optimizer, max_lr=config.lr, total_steps=total, cycle_momentum=False)
-    return Schedule(name, optimizer, onecycle, "step")
+    return Schedule(onecycle, name=name)

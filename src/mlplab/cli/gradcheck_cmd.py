@@ -38,14 +38,14 @@ def run(args: argparse.Namespace) -> int:
     from mlplab.losses import build_loss
     from mlplab.models import build_model
     from mlplab.scratch.reference import check_gradients
-    from mlplab.training.scratch_step import unsupported
+    from mlplab.engines import ENGINE_TABLE
 
     config = from_preset(args.preset) if args.preset else Config()
     config = apply_overrides(config, {name: getattr(args, name) for name in _FLAGS if getattr(args, name) is not None})
     if args.batch_size < 1 or args.entries < 0:
         raise MlplabError("--batch-size must be at least 1 and --entries at least 0")
     model, loss = config.model, config.train.loss
-    reason = unsupported(model, build_loss(loss, model.output, config.train.beta), "sgd")
+    reason = ENGINE_TABLE["scratch"].unsupported(model, build_loss(loss, model.output, config.train.beta), "sgd")
     if reason is not None:
         raise MlplabError(f"the scratch engine cannot build this network: {reason}")
     value, rows = check_gradients(model, loss, config.train.beta, batch_size=args.batch_size,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplab.config import Config
+from mlplab.training.callbacks import Callback, FitState
 
 
 def architecture(in_features: int, hidden: tuple[int, ...] | list[int], num_classes: int) -> str:
@@ -20,10 +21,20 @@ def per_class_table(per_class: dict[str, float]) -> str:
     return "\n".join(f"  {name:<{width}}  {100 * value:6.2f}%" for name, value in per_class.items())
 
 
-class TrainReporter:
-    """Training callbacks that print: a tqdm bar per epoch (terminal only) and a summary line."""
+class TrainReporter(Callback):
+    """Training callbacks that print: the run's header, a tqdm bar per epoch (terminal only) and a summary line.
+
+    Args:
+        config: the run's config.
+        progress: show the bar (only on a terminal).
+        stream: where lines go (stdout).
+
+    Set ``setup`` to the run's objects (`mlplab.training.runner.prepare`) before training: the
+    header describes its data, model and engine.
+    """
 
     def __init__(self, config: Config, progress: bool = True, stream: Any = None) -> None:
+        self.setup: Any = None
         self.config = config
         self.progress = progress
         self.stream = stream or sys.stdout
@@ -33,9 +44,10 @@ class TrainReporter:
     def _print(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
-    def on_fit_start(self, run: Any, run_dir: Path) -> None:
-        data, model = run.data, self.config.model
-        self.run_dir = run_dir
+    def on_fit_start(self, state: FitState) -> None:
+        run, model = self.setup, self.config.model
+        data = run.data
+        self.run_dir = run_dir = state.run_dir
         sizes = f"{len(data.train)} train / {len(data.val) if data.val is not None else 0} val / {len(data.test)} test"
         self._print(
             f"{self.config.data.dataset}: {sizes} images from {data.source} "
@@ -46,23 +58,23 @@ class TrainReporter:
         self._print(
             f"model: {kind}, output {model.output}, {sum(p.numel() for p in run.model.parameters())} parameters; "
             f"loss {self.config.train.loss}; {self.config.optim.optimizer} lr {self.config.optim.lr}; "
-            f"batch {self.config.train.batch_size}; device {run.device}; engine {run.engine}; seed {self.config.train.seed}"
+            f"batch {self.config.train.batch_size}; device {run.device}; engine {run.engine.name}; seed {self.config.train.seed}"
         )
         self._print(f"run directory: {run_dir}")
 
-    def on_epoch_start(self, epoch: int, num_batches: int) -> None:
+    def on_epoch_start(self, state: FitState, epoch: int) -> None:
         if self.progress:
             from tqdm import tqdm
 
             # disable=None: shown only when stderr is a terminal, so logs and CI stay clean.
-            self.bar = tqdm(total=num_batches, desc=f"epoch {epoch}/{self.config.train.epochs}",
+            self.bar = tqdm(total=state.num_batches, desc=f"epoch {epoch}/{self.config.train.epochs}",
                             unit="batch", leave=False, disable=None, mininterval=0.2)
 
     def on_batch_end(self, loss: Any) -> None:
         if self.bar is not None:
             self.bar.update(1)
 
-    def on_epoch_end(self, record: dict[str, Any]) -> None:
+    def on_epoch_end(self, state: FitState, record: dict[str, Any]) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -73,16 +85,21 @@ class TrainReporter:
         line += f"  lr {record['lr']:.4g}  {record['seconds']:.1f}s"
         self._print(line)
 
-    def on_fit_end(self, metrics: dict[str, Any]) -> None:
+    def on_fit_end(self, state: FitState) -> None:
+        metrics = state.metrics
         self._print(f"test loss {metrics['test_loss']:.4f}  accuracy {100 * metrics['test_accuracy']:.2f}% "
                     f"({metrics['test_count']} images)")
         self._print("per-class accuracy:\n" + per_class_table(metrics["per_class_accuracy"]))
         self._print(f"saved: {self.run_dir}/{{config.toml, history.json, history.csv, last.pt, best.pt, metrics.json}}")
 
-    def interrupted(self) -> None:
-        """Ctrl-C: say what was kept and how to continue."""
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
+
+    def interrupted(self) -> None:
+        """Ctrl-C: say what was kept and how to continue."""
+        self.close()
         saved = _saved_epoch(self.run_dir) if self.run_dir is not None else 0
         if saved:
             self._print(f"interrupted: epoch {saved} is saved in {self.run_dir}/last.pt; "

@@ -97,17 +97,20 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(to_toml(config))
         return 0
-    from mlplab.training import fit
     from mlplab.training.device import check_threads
+    from mlplab.training.runner import prepare, train_prepared
+    from mlplab.training.tracking import trackers
 
     # Refuse what would fail later before any data loads or anything is written.
     check_run_dir(Path(config.train.out or "runs"))
     if config.train.threads is not None:
         check_threads(config.train.threads)
+    tracking = trackers(config)  # a missing extra fails before any data loads
 
     reporter = TrainReporter(config, progress=config.train.progress)
     try:
-        fit(config, callbacks=[reporter], resume=bool(args.resume))
+        reporter.setup = prepare(config)
+        train_prepared(reporter.setup, callbacks=[reporter, *tracking], resume=bool(args.resume))
     except KeyboardInterrupt:
         reporter.interrupted()
         return 130

@@ -26,7 +26,7 @@ from mlplab.errors import MlplabError, one_line
 from mlplab.files import atomic_write
 
 FORMAT = "mlplab.checkpoint"
-SCHEMA_VERSION = 2  # 2: tensor_sha256 recorded and checked
+SCHEMA_VERSION = 3  # 2: tensor_sha256 recorded and checked; 3: config None for a model mlplab did not build
 DIGEST_KEY = "tensor_sha256"
 # What every checkpoint written by the training loop holds (besides format, schema and versions).
 REQUIRED_KEYS = ("config", "model", "model_info", "optimizer", "schedule", "epoch", "step", "best", "history", "rng")
@@ -159,6 +159,9 @@ def check_contents(checkpoint: dict[str, Any], path: Path) -> None:
         reason = one_line(error)
         raise MlplabError(f"{path} has a config or model_info that is not plain data ({reason}); use a last.pt or "
                           "best.pt written by `mlplab train`") from None
+    if checkpoint["config"] is None:  # a model fit() trained but mlplab did not build: the user rebuilds it
+        _check_weights_are_tensors(checkpoint["model"], path)
+        return
     try:
         config = from_dict(checkpoint["config"])
         info = checkpoint["model_info"]
@@ -192,3 +195,13 @@ def check_contents(checkpoint: dict[str, Any], path: Path) -> None:
             continue
         raise MlplabError(f"{path} holds {name} of {found} where its config describes "
                           f"{tuple(want.shape)} {want.dtype}")
+
+
+def _check_weights_are_tensors(weights: Any, path: Path) -> None:
+    """A state dict of a user's model: names to dense tensors with data (shapes are checked when loaded into it)."""
+    if not isinstance(weights, dict) or not all(isinstance(name, str) for name in weights):
+        raise MlplabError(f"{path} holds no state dict of named weights; use a last.pt or best.pt written by mlplab")
+    for name, tensor in weights.items():
+        if not isinstance(tensor, torch.Tensor) or tensor.is_nested or tensor.is_meta or tensor.layout != torch.strided:
+            raise MlplabError(f"{path} holds {name} as {type(tensor).__name__}, not a dense tensor with data; "
+                              "use a last.pt or best.pt written by mlplab")

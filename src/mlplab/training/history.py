@@ -22,6 +22,7 @@ class History:
     epochs: list[dict[str, Any]] = field(default_factory=list)
     batch_losses: list[float] = field(default_factory=list)
     run_dir: Path | None = None  # where fit() wrote the run, if anywhere
+    metrics: dict[str, Any] | None = None  # the test metrics fit() measured at the end, if it had test data
 
     def append(self, record: dict[str, Any]) -> None:
         """Add one epoch's record."""

@@ -1,14 +1,12 @@
 """The training loop: `train_epoch`, `evaluate` and `fit`, in the order they run.
 
-Extension points are plain callbacks: any object with some of
-``on_fit_start(setup, run_dir)``, ``on_epoch_start(epoch, num_batches)``,
-``on_batch_end(loss)``, ``on_epoch_end(record)`` and ``on_fit_end(metrics)``. The CLI uses them for the progress bar and the summary lines;
-nothing here prints.
+`fit` trains any ``nn.Module`` on any iterable of ``(images, labels)`` batches with any loss
+callable, torch optimizer and LR scheduler. Run-directory writing, progress bars and
+trackers are callbacks (`mlplab.training.callbacks`); nothing here prints or writes files.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -18,39 +16,53 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mlplab.config import Config, from_dict, model_fields, to_dict
-from mlplab.errors import MlplabError, one_line
-from mlplab.optim import Schedule, load_optimizer_state
-from mlplab.training.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint, versions
-from mlplab.training.device import using_threads
+from mlplab.engines import Engine, Step, resolve_engine
+from mlplab.errors import MlplabError
+from mlplab.losses import build_loss
+from mlplab.models import MLP
+from mlplab.optim import Schedule, as_schedule
+from mlplab.training.callbacks import Callback, FitState, check_callbacks
 from mlplab.training.history import History
 from mlplab.training.metrics import AverageMeter, confusion_matrix, per_class_accuracy
-from mlplab.training.rundir import (NEXT_BEST, check_fresh, check_resumable, create_run_dir, last_checkpoint, locked,
-                                   publish, write_config)
-from mlplab.training.setup import LossFn, Setup, prepare
-from mlplab.training.steps import make_step
-from mlplab.training.tracking import trackers
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+Batches = Iterable[tuple[Tensor, Tensor]]
 
 
 def train_epoch(
     model: nn.Module,
-    batches: Iterable[tuple[Tensor, Tensor]],
+    batches: Batches,
     loss_fn: LossFn,
     optimizer: torch.optim.Optimizer,
-    schedule: Schedule | None = None,
-    on_batch_end: Sequence[Callable[[Tensor], None]] = (),
-    engine: str = "autograd",
+    schedule: Any = None,
+    *,
+    engine: str | Engine = "autograd",
+    step: Step | None = None,
+    on_batch_end: Sequence[Callable[[Any], None]] = (),
 ) -> dict[str, Any]:
-    """One pass over ``batches``; returns mean loss, accuracy and every batch's loss.
+    """One pass over ``batches`` in train mode; returns its mean loss, accuracy and every batch's loss.
 
-    ``engine`` (see `mlplab.training.steps`) decides how gradients are computed:
-    ``autograd``, ``manual`` (the MLP's backprop written out by hand) or ``auto``.
+    Args:
+        model: the network; batches are moved to its device when they are elsewhere.
+        batches: any iterable of ``(images, labels)``: a ``DataLoader``, `mlplab.Batches`, a list.
+        loss_fn: ``(outputs, labels) -> batch-mean loss``.
+        optimizer: stepped once per batch.
+        schedule: an `mlplab.Schedule` or a PyTorch LR scheduler: stepped here and nowhere else,
+            after every optimizer step (per-step schedules) and at the end of the pass (the rest).
+        engine: how gradients are computed (`mlplab.engines`): by default the textbook autograd
+            step (zero grad, forward, loss, backward, optimizer step); ``auto``, ``manual``, ``scratch``.
+        step: a step an engine already built (`fit` builds one per run); overrides ``engine``.
+        on_batch_end: called with each batch's loss.
     """
     model.train()
-    step = make_step(engine, model, loss_fn, optimizer)
+    step = step or resolve_engine(engine, model, loss_fn, optimizer).step(model, loss_fn, optimizer)
+    schedule = as_schedule(schedule)
+    device = model_device(model)
     loss_meter = AverageMeter()
     all_outputs, targets = [], []
     for images, labels in batches:
+        if images.device != device:
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         outputs, loss = step(images, labels)  # zero grad, forward, loss, backward, optimizer step
         if schedule is not None:
             schedule.step_batch()
@@ -60,6 +72,8 @@ def train_epoch(
         targets.append(labels)
         for hook in on_batch_end:
             hook(loss)
+    if schedule is not None:
+        schedule.step_epoch(loss_meter.avg if targets else None)
     correct = int((torch.cat(all_outputs).argmax(dim=1) == torch.cat(targets)).sum()) if targets else 0
     return {
         "loss": loss_meter.avg,
@@ -69,17 +83,31 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], loss_fn: LossFn,
-             num_classes: int = 10) -> dict[str, Any]:
-    """Loss, accuracy, per-class accuracy and confusion matrix over every sample of ``batches``."""
+def evaluate(model: nn.Module, batches: Batches, loss_fn: LossFn | None = None,
+             num_classes: int | None = None) -> dict[str, Any]:
+    """Loss, accuracy, per-class accuracy and confusion matrix over every sample of ``batches``, in eval mode.
+
+    Args:
+        model: the network (its mode is left in eval).
+        batches: any iterable of ``(images, labels)``; nothing is dropped.
+        loss_fn: the loss to average; default cross-entropy on the model's outputs.
+        num_classes: the size of the confusion matrix; default the model's number of outputs.
+    """
     model.eval()
+    loss_fn = loss_fn or default_loss(model)
+    device = model_device(model)
     loss_meter = AverageMeter()
     predictions, targets = [], []
     for images, labels in batches:
+        if images.device != device:
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         outputs = model(images)
         loss_meter.update(loss_fn(outputs, labels), labels.shape[0])
         predictions.append(outputs.argmax(dim=1))
         targets.append(labels)
+        num_classes = num_classes or outputs.shape[1]
+    if not targets:
+        raise MlplabError("nothing to evaluate: the batches are empty")
     confusion = confusion_matrix(torch.cat(predictions), torch.cat(targets), num_classes).cpu()
     return {
         "loss": loss_meter.avg,
@@ -90,200 +118,217 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], loss_fn
     }
 
 
-def fit(config: Config, *, callbacks: Sequence[Any] = (), loss_fn: LossFn | None = None,
-        resume: bool = False) -> History:
-    """Train ``config`` end to end and write its run directory; returns the history.
+def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = None,
+        test_data: Batches | None = None, loss: LossFn | None = None, optimizer: Any = None,
+        scheduler: Any = None, epochs: int = 1, callbacks: Sequence[Callback] = (),
+        run_dir: str | Path | Callback | None = None, resume: bool = False, engine: str | Engine = "auto",
+        classes: Sequence[str] | None = None, log_batches: bool = False) -> History:
+    """Train ``model`` for ``epochs`` epochs; returns the `History` (one record per epoch).
 
     Args:
-        config: the resolved run config (see `mlplab.config`).
-        callbacks: objects with any of on_epoch_start / on_batch_end / on_epoch_end / on_fit_end.
-        loss_fn: a custom ``(outputs, labels) -> mean loss`` callable used instead of ``config.train.loss``.
-        resume: continue the run in ``config.train.out`` from its last.pt, bit-identically.
+        model: any ``nn.Module`` mapping a batch of images to (B, C) class scores.
+        train_data: any iterable of ``(images, labels)`` batches, walked once per epoch: a
+            ``DataLoader`` or `mlplab.Batches`. Batches move to the model's device.
+        val_data: batches scored after every epoch; the best epoch is the one with the highest
+            validation accuracy (training accuracy without validation data).
+        test_data: batches scored once at the end, with the best epoch's weights; the result
+            is ``history.metrics`` (and metrics.json in a run directory).
+        loss: any ``(outputs, labels) -> batch-mean loss`` callable (``nn.NLLLoss()``, your
+            own function); default cross-entropy (`mlplab.losses`).
+        optimizer: a ``torch.optim`` optimizer over ``model.parameters()``, or a function
+            making one from the parameters (``functools.partial(torch.optim.Adam, lr=1e-3)``);
+            default SGD with lr 0.05 and Nesterov momentum 0.9.
+        scheduler: any PyTorch LR scheduler of that optimizer, or an `mlplab.Schedule`;
+            stepped by `train_epoch` (per step for OneCycleLR and CyclicLR, else per epoch).
+        epochs: the epoch to train up to (a resume continues from its checkpoint's epoch).
+        callbacks: `mlplab.Callback` objects (progress, trackers, your own).
+        run_dir: a folder to write the run into (config, last.pt and best.pt, history,
+            metrics; see `mlplab.training.rundir`). None writes nothing.
+        resume: continue the run in ``run_dir`` from its last.pt, bit for bit: rebuild the
+            same model, optimizer, scheduler and data first; the checkpoint restores their
+            state, the random streams and the data order.
+        engine: how gradients are computed (`mlplab.engines`): ``auto`` (the hand-written
+            backprop for mlplab's MLP, autograd for anything else), ``autograd``, ``manual``
+            or ``scratch``.
+        classes: class names for per-class metrics; default the dataset's ``classes``.
+        log_batches: also record every training batch's loss in ``history.batch_losses``.
+
+    After `fit` the model holds the last epoch's weights (so training can go on); the best
+    epoch's are in best.pt (`mlplab.open_run(run_dir).model()`).
     """
-    if config.train.epochs < 1:
-        raise MlplabError(f"epochs must be at least 1; got {config.train.epochs}")
-    tracking = trackers(config)  # built first: a missing extra fails before any data loads
+    _check_arguments(model, epochs, resume, run_dir)
+    loss = loss or default_loss(model)
+    optimizer = _optimizer(model, optimizer)
+    schedule = as_schedule(scheduler)
+    chosen = resolve_engine(engine, model, loss, optimizer)
+    state = FitState(model=model, optimizer=optimizer, schedule=schedule, loss=loss, engine=chosen.name,
+                     epochs=epochs, train_data=train_data, device=model_device(model),
+                     num_batches=len(train_data) if hasattr(train_data, "__len__") else None,  # type: ignore[arg-type]
+                     classes=list(classes) if classes is not None else _classes(train_data))
+    callbacks = check_callbacks(callbacks)
+    if run_dir is not None:
+        from mlplab.training.writer import RunWriter
+
+        writer = run_dir if isinstance(run_dir, RunWriter) else RunWriter(run_dir, resume=resume)
+        callbacks = [writer, *callbacks]  # first: an epoch is saved before anyone hears it ended
     try:
-        return _fit(config, [*callbacks, *tracking], loss_fn, resume)
+        for callback in callbacks:
+            callback.on_fit_start(state)  # the writer of a resume restores the state here
+        step = chosen.step(model, loss, optimizer)  # after a resume: the scratch engine views the optimizer state
+        _train_epochs(state, step, val_data, callbacks, log_batches)
+        if test_data is not None:
+            state.metrics = final_metrics(state, test_data)
+        state.history.metrics = state.metrics
+        for callback in callbacks:
+            callback.on_fit_end(state)
     finally:
-        # Close event files and wandb runs even when training fails or is interrupted.
-        for tracker in tracking:
-            tracker.close()
+        for callback in callbacks:
+            callback.close()
+    return state.history
 
 
-def _fit(config: Config, callbacks: Sequence[Any], loss_fn: LossFn | None, resume: bool) -> History:
-    """The body of `fit`: prepare, (re)open the run directory, train, test."""
-    run = prepare(config, loss_fn)
-    run_dir = Path(config.train.out) if resume else create_run_dir(config)
-    # A resume of a folder that does not exist fails in _resume, with the "no checkpoint" advice.
-    with locked(run_dir) if run_dir.is_dir() else contextlib.nullcontext():
-        if resume:
-            state = _resume(run_dir, run)
-        else:
-            check_fresh(run_dir)  # under the lock: no other writer can be at work in it
-            state = {"epoch": 0, "step": 0, "best": None, "history": History()}
-        write_config(run_dir, config)
-        history: History = state["history"]
-        history.run_dir = run_dir
-        _call(callbacks, "on_fit_start", run, run_dir)
-        with using_threads(run.threads, numpy_blas=run.engine == "scratch"):
-            _train_epochs(run, run_dir, state, history, callbacks)
-        metrics = _final_metrics(run, state, history)
-        _commit(run, run_dir, state, history, metrics=metrics)  # finished: in the same step as its metrics
-    _call(callbacks, "on_fit_end", metrics)
-    return history
-
-
-def _train_epochs(run: Setup, run_dir: Path, state: dict[str, Any], history: History,
-                  callbacks: Sequence[Any]) -> None:
-    """The epoch loop: train, validate, step the schedule, record, checkpoint."""
-    config = run.config
-    batch_hooks = [cb.on_batch_end for cb in callbacks if hasattr(cb, "on_batch_end")]
-    for epoch in range(state["epoch"] + 1, config.train.epochs + 1):
-        _call(callbacks, "on_epoch_start", epoch, len(run.train_batches))
+def _train_epochs(state: FitState, step: Step, val_data: Batches | None, callbacks: list[Callback],
+                  log_batches: bool) -> None:
+    """The epoch loop: train, validate, record, let the callbacks save and report."""
+    batch_hooks = [callback.on_batch_end for callback in callbacks if callback.overrides("on_batch_end")]
+    for epoch in range(state.epoch + 1, state.epochs + 1):
+        for callback in callbacks:
+            callback.on_epoch_start(state, epoch)
         started = time.perf_counter()
-        lr = run.optimizer.param_groups[0]["lr"]
-        run.train_batches.set_epoch(epoch)
-        train = train_epoch(run.model, run.train_batches, run.loss_fn, run.optimizer, run.schedule, batch_hooks,
-                            engine=run.engine)
-        val = evaluate(run.model, run.val_batches, run.loss_fn, run.num_classes) if run.val_batches else None
-        run.schedule.step_epoch()
-        _check_finite(run, epoch, train["loss"], val["loss"] if val else None)
-        state["step"] += len(run.train_batches)
+        lr = state.optimizer.param_groups[0]["lr"]
+        set_epoch(state.train_data, epoch)
+        train = train_epoch(state.model, state.train_data, state.loss, state.optimizer, state.schedule,
+                            step=step, on_batch_end=batch_hooks)
+        val = evaluate(state.model, val_data, state.loss) if val_data is not None else None
+        check_finite(state, epoch, train["loss"], val["loss"] if val else None)
+        state.step += len(train["batch_losses"])
         record = {
-            "epoch": epoch, "step": state["step"], "lr": lr,
+            "epoch": epoch, "step": state.step, "lr": lr,
             "train_loss": train["loss"], "train_accuracy": train["accuracy"],
             "val_loss": val["loss"] if val else None, "val_accuracy": val["accuracy"] if val else None,
             "seconds": time.perf_counter() - started,
         }
-        history.append(record)
-        if config.train.log_batches:
-            history.batch_losses.extend(train["batch_losses"])
-        state["epoch"] = epoch
-        _commit(run, run_dir, state, history, new_best=_update_best(state, record))
-        _call(callbacks, "on_epoch_end", record)
+        state.history.append(record)
+        if log_batches:
+            state.history.batch_losses.extend(train["batch_losses"])
+        state.epoch = epoch
+        state.new_best = _update_best(state, record)
+        for callback in callbacks:
+            callback.on_epoch_end(state, record)
 
 
-def _check_finite(run: Setup, epoch: int, train_loss: float, val_loss: float | None) -> None:
+class TrainingDiverged(MlplabError):
+    """The loss or the weights stopped being finite numbers; nothing of that epoch was saved."""
+
+    def __init__(self, epoch: int, problems: list[str], advice: str) -> None:
+        self.epoch, self.problems = epoch, problems
+        super().__init__(f"training diverged in epoch {epoch}: {'; '.join(problems)}; nothing of this epoch "
+                         f"was saved; {advice}")
+
+
+def check_finite(state: FitState, epoch: int, train_loss: float, val_loss: float | None) -> None:
     """Refuse to go on (and so to save) when the losses or any weight stopped being finite numbers."""
     problems = [f"the training loss is {train_loss}"] if not math.isfinite(train_loss) else []
     if val_loss is not None and not math.isfinite(val_loss):
         problems.append(f"the validation loss is {val_loss}")
-    broken = [name for name, parameter in run.model.named_parameters() if not bool(torch.isfinite(parameter).all())]
+    broken = [name for name, parameter in state.model.named_parameters() if not bool(torch.isfinite(parameter).all())]
     if broken:
         problems.append(f"parameters {', '.join(broken)} hold inf or nan")
     if problems:
-        raise MlplabError(f"training diverged in epoch {epoch}: {'; '.join(problems)}; nothing of this epoch was "
-                          f"saved; {_divergence_advice(run.config)}")
+        group = state.optimizer.param_groups[0]
+        advice = f"lower the learning rate (now {group['lr']:g})"
+        if group.get("momentum"):
+            advice += f" or the momentum (now {group['momentum']:g})"
+        raise TrainingDiverged(epoch, problems, advice + ", or change the loss or optimizer")
 
 
-def _divergence_advice(config: Config) -> str:
-    """The settings that matter for a diverging run, with their values, for the optimizer in use."""
-    optim = config.optim
-    advice = f"lower --lr (now {optim.lr})"
-    if optim.optimizer in ("sgd", "rmsprop") and optim.momentum > 0:
-        advice += f" or --momentum (now {optim.momentum})"
-    if optim.scheduler == "onecycle":
-        advice += " (onecycle peaks at --lr)"
-    return advice + ", or pick another --loss/--optimizer"
-
-
-def _update_best(state: dict[str, Any], record: dict[str, Any]) -> bool:
-    """Record the epoch as the best so far if it is; returns whether it is."""
-    # "Best" is judged on validation accuracy, or on training accuracy without a validation split.
+def _update_best(state: FitState, record: dict[str, Any]) -> bool:
+    """Record the epoch as the best so far if it is (keeping its weights); returns whether it is."""
+    # "Best" is judged on validation accuracy, or on training accuracy without validation data.
     metric = "val_accuracy" if record["val_accuracy"] is not None else "train_accuracy"
-    if state["best"] is not None and record[metric] <= state["best"]["score"]:
+    if state.best is not None and record[metric] <= state.best["score"]:
         return False
-    state["best"] = {"epoch": record["epoch"], "score": record[metric], "metric": metric}
+    state.best = {"epoch": record["epoch"], "score": record[metric], "metric": metric}
+    state.best_weights = {name: tensor.detach().clone() for name, tensor in state.model.state_dict().items()}
     return True
 
 
-def _commit(run: Setup, run_dir: Path, state: dict[str, Any], history: History, new_best: bool = False,
-            metrics: dict[str, Any] | None = None) -> None:
-    """End an epoch (or the run, with its test ``metrics``) in one step: the rename of last.pt.
+def final_metrics(state: FitState, test_data: Batches) -> dict[str, Any]:
+    """Test-set metrics of the best epoch's weights (the model a run directory means), for metrics.json."""
+    from mlplab.training.checkpoint import versions
 
-    A new best is staged first (`rundir.NEXT_BEST`); `publish` then brings best.pt, the history
-    files and metrics.json in line with last.pt. See `mlplab.training.rundir`.
-    """
-    checkpoint = _checkpoint(run, state["epoch"], state, history, metrics)
-    if new_best:
-        save_checkpoint(run_dir / NEXT_BEST, checkpoint)
-    save_checkpoint(run_dir / "last.pt", checkpoint)
-    publish(run_dir, checkpoint, staged_epoch=state["epoch"] if new_best else None)
-
-
-def _final_metrics(run: Setup, state: dict[str, Any], history: History) -> dict[str, Any]:
-    """Test-set metrics of the final model, for metrics.json."""
-    test = evaluate(run.model, run.test_batches, run.loss_fn, run.num_classes)
+    model, tested = state.model, state.epoch
+    if state.best is not None and state.best["epoch"] != state.epoch and state.best_weights is not None:
+        current = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+        model.load_state_dict(state.best_weights)
+        tested = state.best["epoch"]
+    try:
+        test = evaluate(model, test_data, state.loss)
+    finally:
+        if tested != state.epoch:
+            model.load_state_dict(current)  # the model goes on holding the last epoch's weights
+    classes = state.classes or [str(index) for index in range(len(test["per_class_accuracy"]))]
     return {
         "test_loss": test["loss"], "test_accuracy": test["accuracy"], "test_count": test["count"],
-        "per_class_accuracy": dict(zip(run.data.spec.classes, test["per_class_accuracy"])),
-        "confusion": test["confusion"], "epochs": len(history), "best": state["best"],
-        "device": str(run.device), "engine": run.engine, "versions": versions(),
+        "per_class_accuracy": dict(zip(classes, test["per_class_accuracy"])),
+        "confusion": test["confusion"], "epochs": len(state.history), "tested_epoch": tested, "best": state.best,
+        "device": str(state.device), "engine": state.engine, "versions": versions(),
     }
 
 
-def _call(callbacks: Sequence[Any], name: str, *args: Any) -> None:
-    for callback in callbacks:
-        method = getattr(callback, name, None)
-        if method is not None:
-            method(*args)
+def default_loss(model: nn.Module) -> LossFn:
+    """Cross-entropy that knows what ``model`` outputs (an `MLP`'s ``output``; logits for anything else)."""
+    return build_loss("cross_entropy", model.output if isinstance(model, MLP) else "logits")
 
 
-def _checkpoint(run: Setup, epoch: int, state: dict[str, Any], history: History,
-                metrics: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The self-describing dict saved as last.pt / best.pt (tensors and builtins only)."""
-    return {
-        "config": to_dict(run.config),
-        "model": run.model.state_dict(),
-        "model_info": {"in_features": run.data.train.images[0].numel(), "num_classes": run.num_classes,
-                       "classes": list(run.data.spec.classes), "output": run.model.output},
-        "optimizer": run.optimizer.state_dict(),
-        "schedule": run.schedule.state_dict(),
-        "epoch": epoch,
-        "step": state["step"],
-        "best": state["best"],
-        "history": history.to_dict(),
-        "metrics": metrics,  # the test metrics once the run is finished, else None
-        "rng": rng_state(),
-        "data_order": {"seed": run.config.train.seed, "next_epoch": epoch + 1},
-    }
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters are (the CPU for a model without any)."""
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
 
 
-def _resume(run_dir: Path, run: Setup) -> dict[str, Any]:
-    """Load last.pt into the freshly built objects; refuse a checkpoint that does not match."""
-    path = last_checkpoint(run_dir)
-    checkpoint = load_checkpoint(path, map_location=run.device)
-    publish(run_dir, checkpoint)  # views a killed writer left behind, in line with last.pt
-    saved = from_dict(checkpoint["config"])
-    saved_model, asked_model = model_fields(saved), model_fields(run.config)
-    changed = [f"{name}={saved_model[name]!r} but you asked for {name}={asked_model[name]!r}"
-               for name in saved_model if saved_model[name] != asked_model[name]]
-    if changed:
-        raise MlplabError(f"cannot resume {path}: its model has {'; '.join(changed)}; "
-                          "drop the model flags, or start a new run with another --out")
-    check_resumable(saved, run.config, path)
-    fixed = saved.optim.scheduler in ("cosine", "onecycle")  # the lr curve is laid out for the whole run
-    # Finished: its metrics are in last.pt (or, for runs written before they were, in metrics.json).
-    finished = checkpoint.get("metrics") is not None or ("metrics" not in checkpoint
-                                                         and (run_dir / "metrics.json").exists())
-    if checkpoint["epoch"] > run.config.train.epochs or (checkpoint["epoch"] == run.config.train.epochs and finished):
-        further = (f"its {saved.optim.scheduler} schedule cannot be extended: train a new run with more --epochs "
-                   "and another --out" if fixed else
-                   f"pass --epochs N with N > {checkpoint['epoch']} to train further")
-        raise MlplabError(f"{run_dir} already finished {checkpoint['epoch']} epochs; {further}")
-    if saved.train.epochs != run.config.train.epochs and fixed:
-        raise MlplabError(f"cannot change --epochs when resuming a {saved.optim.scheduler} schedule: "
-                          f"it was laid out for {saved.train.epochs} epochs; resume with --epochs "
-                          f"{saved.train.epochs}, or train a new run with another --out")
-    try:
-        run.model.load_state_dict(checkpoint["model"])
-        load_optimizer_state(run.optimizer, checkpoint["optimizer"])
-        run.schedule.load_state_dict(checkpoint["schedule"])
-        restore_rng_state(checkpoint["rng"])
-    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as error:
-        reason = one_line(error)
-        raise MlplabError(f"cannot resume {path}: its optimizer, schedule or random state does not fit this run "
-                          f"({reason}); start a new run with another --out") from None
-    return {"epoch": checkpoint["epoch"], "step": checkpoint["step"], "best": checkpoint["best"],
-            "history": History.from_dict(checkpoint["history"])}
+def set_epoch(data: Any, epoch: int) -> None:
+    """Tell data that has epochs (`mlplab.Batches`, a DataLoader's DistributedSampler) which one starts."""
+    for target in (data, getattr(data, "sampler", None), getattr(data, "batch_sampler", None)):
+        if callable(getattr(target, "set_epoch", None)):
+            target.set_epoch(epoch)
+            return
+
+
+def _classes(data: Any) -> list[str] | None:
+    """Class names carried by the data: a DataLoader's dataset (through a ``Subset``) or mlplab's split."""
+    holder = data
+    for _ in range(4):  # DataLoader -> Subset -> MNIST, or Batches -> its split
+        classes = getattr(holder, "classes", None)
+        if classes is not None:
+            return [str(name) for name in classes]
+        holder = getattr(holder, "dataset", None) or getattr(holder, "split", None)
+    return None
+
+
+def _optimizer(model: nn.Module, optimizer: Any) -> torch.optim.Optimizer:
+    """The optimizer `fit` was given, made from the parameters if it is a factory; the default SGD if None."""
+    if optimizer is None:
+        from mlplab.config import OptimConfig
+        from mlplab.optim import build_optimizer
+
+        return build_optimizer(model.parameters(), OptimConfig(optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True,
+                                                               scheduler="none"))
+    if isinstance(optimizer, torch.optim.Optimizer):
+        return optimizer
+    if callable(optimizer):
+        made = optimizer(model.parameters())
+        if isinstance(made, torch.optim.Optimizer):
+            return made
+    raise TypeError("optimizer must be a torch.optim optimizer over model.parameters(), or a function making one "
+                    f"from them (functools.partial(torch.optim.Adam, lr=1e-3)); got {type(optimizer).__name__}")
+
+
+def _check_arguments(model: Any, epochs: Any, resume: bool, run_dir: Any) -> None:
+    if not isinstance(model, nn.Module):
+        hint = (" (to train a Config, use mlplab.train(config))" if type(model).__name__ == "Config" else "")
+        raise TypeError(f"fit trains an nn.Module; got {type(model).__name__}{hint}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise MlplabError(f"epochs must be a whole number of at least 1; got {epochs!r}")
+    if resume and run_dir is None:
+        raise MlplabError("resume=True needs the run_dir to continue")

@@ -13,6 +13,7 @@ from typing import Any
 
 from mlplab.config import Config, to_dict
 from mlplab.errors import MlplabError
+from mlplab.training.callbacks import Callback, FitState
 
 
 def epoch_scalars(record: dict[str, Any]) -> dict[str, float]:
@@ -35,7 +36,7 @@ def _missing_extra(flag: str, extra: str) -> MlplabError:
     return MlplabError(f'--{flag} needs the {extra} package: pip install "mlplab[{extra}]"')
 
 
-class TensorBoardLogger:
+class TensorBoardLogger(Callback):
     """Writes per-epoch scalars, weight and bias histograms, and test metrics into RUN_DIR/tensorboard."""
 
     def __init__(self) -> None:
@@ -48,21 +49,21 @@ class TensorBoardLogger:
         self.model: Any = None
         self.epochs = 0
 
-    def on_fit_start(self, setup: Any, run_dir: Path) -> None:
-        self.writer = self._writer_class(str(run_dir / "tensorboard"))
-        self.model = setup.model
+    def on_fit_start(self, state: FitState) -> None:
+        self.writer = self._writer_class(str(_run_dir(state, "--tensorboard") / "tensorboard"))
+        self.model = state.model
 
-    def on_epoch_end(self, record: dict[str, Any]) -> None:
+    def on_epoch_end(self, state: FitState, record: dict[str, Any]) -> None:
         epoch = self.epochs = record["epoch"]  # global step = epoch, so resumed runs line up
         for tag, value in epoch_scalars(record).items():
             self.writer.add_scalar(tag, value, epoch)
-        for index, layer in enumerate(self.model.linears()):
-            self.writer.add_histogram(f"weights/layers.{index}.weight", layer.weight.detach().cpu(), epoch)
-            self.writer.add_histogram(f"weights/layers.{index}.bias", layer.bias.detach().cpu(), epoch)
+        for name, parameter in self.model.named_parameters():  # layers.0.weight, layers.0.bias, ...
+            self.writer.add_histogram(f"weights/{name}", parameter.detach().cpu(), epoch)
 
-    def on_fit_end(self, metrics: dict[str, Any]) -> None:
-        for tag, value in final_scalars(metrics).items():
-            self.writer.add_scalar(tag, value, metrics["epochs"])
+    def on_fit_end(self, state: FitState) -> None:
+        if state.metrics is not None:
+            for tag, value in final_scalars(state.metrics).items():
+                self.writer.add_scalar(tag, value, state.metrics["epochs"])
         self.close()
 
     def close(self) -> None:
@@ -72,26 +73,29 @@ class TensorBoardLogger:
             self.writer = None
 
 
-class WandbLogger:
+class WandbLogger(Callback):
     """Logs per-epoch scalars to a Weights & Biases run and the test metrics to its summary.
 
     The mode comes from the environment: online after ``wandb login``, or ``WANDB_MODE=offline``
     to write RUN_DIR/wandb/offline-run-* for a later ``wandb sync``.
     """
 
-    def __init__(self, project: str) -> None:
+    def __init__(self, project: str, config: Config | None = None) -> None:
         try:
             import wandb
         except ImportError:
             raise _missing_extra("wandb", "wandb") from None
         self._wandb = wandb
         self.project = project
+        self.config = config
         self.run: Any = None
 
-    def on_fit_start(self, setup: Any, run_dir: Path) -> None:
+    def on_fit_start(self, state: FitState) -> None:
+        run_dir = _run_dir(state, "--wandb")
         try:
             self.run = self._wandb.init(
-                project=self.project, dir=str(run_dir), config=to_dict(setup.config), name=run_dir.name,
+                project=self.project, dir=str(run_dir), name=run_dir.name,
+                config=to_dict(self.config) if self.config is not None else None,
                 # fit may be called several times in one process (notebooks, tests): one wandb run per fit.
                 reinit="finish_previous",
             )
@@ -101,11 +105,12 @@ class WandbLogger:
             raise MlplabError(f"--wandb could not start a run ({reason}); to log without an account or network, "
                               "set WANDB_MODE=offline and `wandb sync` the run later") from error
 
-    def on_epoch_end(self, record: dict[str, Any]) -> None:
+    def on_epoch_end(self, state: FitState, record: dict[str, Any]) -> None:
         self.run.log(epoch_scalars(record), step=record["epoch"])
 
-    def on_fit_end(self, metrics: dict[str, Any]) -> None:
-        self.run.summary.update(final_scalars(metrics))
+    def on_fit_end(self, state: FitState) -> None:
+        if state.metrics is not None:
+            self.run.summary.update(final_scalars(state.metrics))
         self.run.finish()
         self.run = None
 
@@ -116,11 +121,18 @@ class WandbLogger:
             self.run = None
 
 
+def _run_dir(state: FitState, flag: str) -> Path:
+    """The run directory trackers write into: fit must have one."""
+    if state.run_dir is None:
+        raise MlplabError(f"{flag} logs into the run directory: give fit a run_dir")
+    return state.run_dir
+
+
 def trackers(config: Config) -> list[TensorBoardLogger | WandbLogger]:
     """The trackers ``config`` asks for (--tensorboard, --wandb); a missing extra fails here."""
     chosen: list[TensorBoardLogger | WandbLogger] = []
     if config.train.tensorboard:
         chosen.append(TensorBoardLogger())
     if config.train.wandb:
-        chosen.append(WandbLogger(config.train.wandb_project))
+        chosen.append(WandbLogger(config.train.wandb_project, config))
     return chosen

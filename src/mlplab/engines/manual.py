@@ -19,36 +19,77 @@ float64 and trains both engines side by side). They are written into each parame
 ``.grad``, then the run's own optimizer steps, so optimizers, schedules, checkpoints and
 resume are the same whichever engine computed the gradients. It covers `MLP` models
 without dropout, trained with a built-in loss; anything else needs autograd.
+
+The activation derivatives use the kernels autograd itself runs (``torch.ops.aten.*_backward``).
+Those are PyTorch internals, so each is tried once against its formula written with public
+operations (`PUBLIC_GRADIENTS`), and the formula is used wherever the kernel is missing or disagrees.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mlplab.config import ModelConfig
+from mlplab.engines.base import Engine
+from mlplab.engines.optimizer_step import OptimizerStep
 from mlplab.losses import Loss
 from mlplab.models.mlp import ACTIVATIONS, MLP, activation_and_dropout
-from mlplab.optim import OptimizerStep
 
-aten = torch.ops.aten
+ActivationGradient = Callable[[Tensor, Tensor, Tensor], Tensor]  # (grad, z, h) -> grad * f'(z), h = f(z)
 
-# f'(z) times the incoming gradient, given z (pre-activation) and h = f(z). These are the
-# kernels autograd itself runs for each activation, one call each.
-ACTIVATION_GRADIENTS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
-    "relu": lambda grad, z, h: aten.threshold_backward(grad, h, 0),  # grad * [h > 0]
-    "sigmoid": lambda grad, z, h: aten.sigmoid_backward(grad, h),  # grad * h (1 - h)
-    "tanh": lambda grad, z, h: aten.tanh_backward(grad, h),  # grad * (1 - h^2)
-    "leaky_relu": lambda grad, z, h: aten.leaky_relu_backward(grad, z, 0.01, False),  # grad * (1 or 0.01)
-    "elu": lambda grad, z, h: aten.elu_backward(grad, 1.0, 1, 1, True, h),  # grad * (1 or h + 1)
-    "gelu": lambda grad, z, h: aten.gelu_backward(grad, z),  # grad * (Phi(z) + z phi(z))
+
+def _aten(name: str) -> Callable[..., Tensor]:
+    """``torch.ops.aten.<name>``, looked up at call time (a missing one raises, and the probe catches it)."""
+    return lambda *args: getattr(torch.ops.aten, name)(*args)
+
+
+# f'(z) times the incoming gradient, given z (pre-activation) and h = f(z): the kernels
+# autograd itself runs for each activation, one call each.
+KERNEL_GRADIENTS: dict[str, ActivationGradient] = {
+    "relu": lambda grad, z, h: _aten("threshold_backward")(grad, h, 0),
+    "sigmoid": lambda grad, z, h: _aten("sigmoid_backward")(grad, h),
+    "tanh": lambda grad, z, h: _aten("tanh_backward")(grad, h),
+    "leaky_relu": lambda grad, z, h: _aten("leaky_relu_backward")(grad, z, 0.01, False),
+    "elu": lambda grad, z, h: _aten("elu_backward")(grad, 1.0, 1, 1, True, h),
+    "gelu": lambda grad, z, h: _aten("gelu_backward")(grad, z),
+}
+
+# The same derivatives written with public operations: the fallback.
+PUBLIC_GRADIENTS: dict[str, ActivationGradient] = {
+    "relu": lambda grad, z, h: grad * (h > 0),  # grad * [z > 0]
+    "sigmoid": lambda grad, z, h: grad * h * (1 - h),  # grad * h (1 - h)
+    "tanh": lambda grad, z, h: grad * (1 - h * h),  # grad * (1 - h^2)
+    "leaky_relu": lambda grad, z, h: torch.where(z > 0, grad, grad * 0.01),  # grad * (1 or 0.01)
+    "elu": lambda grad, z, h: torch.where(z > 0, grad, grad * (h + 1)),  # grad * (1 or h + 1)
+    # grad * (Phi(z) + z phi(z)), Phi and phi the standard normal CDF and density
+    "gelu": lambda grad, z, h: grad * (0.5 * (1 + torch.erf(z * 0.5 ** 0.5))
+                                       + z * torch.exp(-0.5 * z * z) * (2 * torch.pi) ** -0.5),
 }
 
 
-def unsupported(model: nn.Module | ModelConfig, loss_fn: object) -> str | None:
+@functools.cache
+def activation_gradient(activation: str) -> ActivationGradient:
+    """The kernel for ``activation``'s derivative if it exists and agrees with `PUBLIC_GRADIENTS`, else the formula."""
+    generator = torch.Generator().manual_seed(0)
+    z = torch.randn(64, dtype=torch.float64, generator=generator) * 3
+    grad = torch.randn(64, dtype=torch.float64, generator=generator)
+    h = ACTIVATIONS[activation](z)
+    public = PUBLIC_GRADIENTS[activation]
+    try:
+        kernel = KERNEL_GRADIENTS[activation]
+        if torch.allclose(kernel(grad, z, h), public(grad, z, h), rtol=1e-10, atol=1e-12):
+            return kernel
+    except Exception:  # noqa: BLE001 - a renamed or changed internal kernel: use the public formula
+        pass
+    return public
+
+
+def _unsupported(model: Any, loss_fn: object) -> str | None:
     """Why `ManualStep` cannot train ``model`` (or the MLP a `ModelConfig` describes) with ``loss_fn``; None if it can."""
     traits = activation_and_dropout(model)
     if traits is None:
@@ -56,11 +97,23 @@ def unsupported(model: nn.Module | ModelConfig, loss_fn: object) -> str | None:
     activation, dropout = traits
     if dropout:
         return "it does not implement dropout (set --dropout 0)"
-    if activation not in ACTIVATION_GRADIENTS:
+    if activation not in PUBLIC_GRADIENTS:
         return f"it has no gradient for activation {activation!r}"
     if not isinstance(loss_fn, Loss):
         return "a custom loss function needs autograd to differentiate it"
     return None
+
+
+class ManualEngine(Engine):
+    """Gradients by the MLP's backprop written out (`ManualStep`)."""
+
+    name = "manual"
+
+    def unsupported(self, model: Any, loss: Any, optimizer: Any) -> str | None:
+        return _unsupported(model, loss)
+
+    def step(self, model: MLP, loss: Loss, optimizer: torch.optim.Optimizer) -> ManualStep:
+        return ManualStep(model, loss, optimizer)
 
 
 class ManualStep:
@@ -73,7 +126,7 @@ class ManualStep:
     """
 
     def __init__(self, model: MLP, loss_fn: Loss, optimizer: torch.optim.Optimizer) -> None:
-        reason = unsupported(model, loss_fn)
+        reason = _unsupported(model, loss_fn)
         if reason is not None:
             raise ValueError(f"ManualStep cannot train this model: {reason}")
         self.loss = loss_fn
@@ -90,18 +143,18 @@ class ManualStep:
         self.parameters = [p for layer in layers for p in (layer.weight, layer.bias)]
         self.grads = [torch.empty_like(p) for p in self.parameters]  # dW_1, db_1, ..., dW_L, db_L
         self.activate = ACTIVATIONS[model.activation]
-        self.activation_gradient = ACTIVATION_GRADIENTS[model.activation]
+        self.activation_gradient = activation_gradient(model.activation)
         self._rows = torch.arange(0)  # 0..B-1, grown on demand: row indices for p[rows, y]
         self._minus_one = torch.tensor(-1.0)
 
     def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        """Forward, loss, backward, optimizer step; returns the logits (B, C) and the batch-mean loss."""
+        """Forward, loss, backward, optimizer step; returns the logits (B, C) and the batch-mean loss.
+
+        No zero_grad: `backward` overwrites every gradient, it never adds to them.
+        """
         z, h = self.forward(images.flatten(1))
         loss, dz = self.output_gradient(z[-1], labels)
         self.backward(z, h, dz)
-        for parameter, grad in zip(self.parameters, self.grads):
-            if parameter.grad is not grad:  # first step, or zero_grad(set_to_none=True) ran
-                parameter.grad = grad
         self.optimizer_step()
         return z[-1], loss
 
@@ -156,7 +209,10 @@ class ManualStep:
         return loss, dz
 
     def backward(self, z: list[Tensor], h: list[Tensor], dz: Tensor) -> None:
-        """From dLoss/dz_L down to the first layer, writing dW_i and db_i into `grads`."""
+        """From dLoss/dz_L down to the first layer, writing dW_i and db_i into each parameter's ``.grad``."""
+        for parameter, grad in zip(self.parameters, self.grads):
+            if parameter.grad is not grad:  # first step, or zero_grad(set_to_none=True) ran
+                parameter.grad = grad
         for i in range(len(self.weights) - 1, -1, -1):
             torch.mm(dz.t(), h[i], out=self.grads[2 * i])  # dW_i = dz_i^T h_{i-1}, (n_i, n_{i-1})
             torch.sum(dz, dim=0, out=self.grads[2 * i + 1])  # db_i, (n_i,)

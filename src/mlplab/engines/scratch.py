@@ -1,4 +1,4 @@
-"""The scratch engine in `mlplab train`: each batch's step computed by `mlplab.scratch` in NumPy.
+"""The scratch engine: each batch's step computed by `mlplab.scratch` in NumPy.
 
 The torch model stays the run's model: the scratch network is built on NumPy views of
 its parameter tensors (`mlplab.scratch.from_torch` with ``share=True``), so every update
@@ -20,16 +20,17 @@ import torch
 from torch import Tensor
 
 from mlplab import scratch
-from mlplab.config import ModelConfig
+from mlplab.engines.base import Engine
 from mlplab.losses import Loss
 from mlplab.models.mlp import MLP, activation_and_dropout
 
-OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+# The torch optimizers whose update `mlplab.scratch` implements, by name.
+SCRATCH_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 _STATE_KEYS = {"sgd": ("momentum_buffer",), "adam": ("step", "exp_avg", "exp_avg_sq"),
                "adamw": ("step", "exp_avg", "exp_avg_sq")}
 
 
-def unsupported(model: MLP | ModelConfig, loss_fn: object, optimizer: str | torch.optim.Optimizer) -> str | None:
+def _unsupported(model: Any, loss_fn: object, optimizer: str | torch.optim.Optimizer) -> str | None:
     """Why the scratch engine cannot train this model, loss and optimizer (a name or a torch optimizer); None if it can."""
     traits = activation_and_dropout(model)
     if traits is None:
@@ -42,13 +43,25 @@ def unsupported(model: MLP | ModelConfig, loss_fn: object, optimizer: str | torc
         return f"it has no activation {activation!r} (it has {', '.join(scratch.ACTIVATIONS)})"
     if not isinstance(loss_fn, Loss):
         return "a custom loss function needs autograd to differentiate it"
-    if name not in OPTIMIZERS:
-        return f"it implements {', '.join(OPTIMIZERS)}, not {name}"
+    if name not in SCRATCH_OPTIMIZERS:
+        return f"it implements {', '.join(SCRATCH_OPTIMIZERS)}, not {name or type(optimizer).__name__}"
     return None
 
 
 def _optimizer_name(optimizer: torch.optim.Optimizer) -> str | None:
-    return next((name for name, kind in OPTIMIZERS.items() if type(optimizer) is kind), None)
+    return next((name for name, kind in SCRATCH_OPTIMIZERS.items() if type(optimizer) is kind), None)
+
+
+class ScratchEngine(Engine):
+    """The whole step in NumPy by `mlplab.scratch` (`ScratchStep`)."""
+
+    name = "scratch"
+
+    def unsupported(self, model: Any, loss: Any, optimizer: Any) -> str | None:
+        return _unsupported(model, loss, optimizer)
+
+    def step(self, model: MLP, loss: Loss, optimizer: torch.optim.Optimizer) -> ScratchStep:
+        return ScratchStep(model, loss, optimizer)
 
 
 class ScratchStep:
@@ -62,7 +75,7 @@ class ScratchStep:
     """
 
     def __init__(self, model: MLP, loss_fn: Loss, optimizer: torch.optim.Optimizer) -> None:
-        reason = unsupported(model, loss_fn, optimizer)
+        reason = _unsupported(model, loss_fn, optimizer)
         if reason is not None:
             raise ValueError(f"the scratch engine cannot train this run: {reason}")
         parameters = list(model.parameters())
@@ -74,14 +87,16 @@ class ScratchStep:
         self.loss_fn = scratch.loss_for(loss_fn.name, loss_fn.beta)
         self.torch_optimizer = optimizer
         self.optimizer = _shared_optimizer(optimizer, self.network, parameters)
+        # The torch optimizer never steps the weights, but an LR scheduler warns when its step
+        # comes before any optimizer.step(). One step with no gradients tells it a step ran, and
+        # changes nothing: optimizers skip parameters whose .grad is None.
+        optimizer.zero_grad(set_to_none=True)
+        optimizer.step()
 
     def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, float]:
         """Forward, loss, backward and update in NumPy; returns the outputs (B, C) as a tensor and the batch-mean loss."""
         self.optimizer.lr = self.torch_optimizer.param_groups[0]["lr"]  # schedules change it between steps
         outputs, loss = scratch.train_step(self.network, self.loss_fn, self.optimizer, images.numpy(), labels.numpy())
-        # The torch optimizer never steps itself; tell LR schedulers that a step happened, as
-        # optimizer.step() would, or their first step warns that it came before any step.
-        self.torch_optimizer._opt_called = True  # type: ignore[attr-defined]
         return torch.from_numpy(outputs), loss
 
 

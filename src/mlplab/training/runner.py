@@ -1,0 +1,146 @@
+"""The config runner: build a run's objects from a `Config` and train them with `fit`.
+
+``mlplab train`` is this module: `prepare` seeds and builds the device, data, model, loss,
+batches, optimizer, schedule and engine in a fixed order from one seed; `train_prepared`
+hands them to the same `mlplab.fit` a notebook calls, with the run directory's writer and
+the trackers the config asks for. `train` does both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from mlplab.config import Config
+from mlplab.data import Batches, DataBundle, load_data
+from mlplab.engines import Engine, resolve_engine
+from mlplab.errors import MlplabError
+from mlplab.losses import build_loss
+from mlplab.models import MLP, build_model
+from mlplab.optim import Schedule, build_optimizer, build_schedule
+from mlplab.training.callbacks import Callback
+from mlplab.training.device import cpu_threads, resolve_device, using_threads
+from mlplab.training.history import History
+from mlplab.training.loop import TrainingDiverged, fit
+from mlplab.training.rundir import create_run_dir
+from mlplab.training.tracking import trackers
+from mlplab.training.writer import RunWriter
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass
+class Setup:
+    """The objects of one run, built in a fixed order from one seed."""
+
+    config: Config
+    device: torch.device
+    data: DataBundle
+    model: MLP
+    loss_fn: LossFn
+    train_batches: Batches
+    val_batches: Batches | None
+    test_batches: Batches
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    threads: int  # CPU threads to train with (see `cpu_threads`)
+    engine: Engine  # how gradients are computed (see `mlplab.engines`), resolved once
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes of the dataset."""
+        return len(self.data.spec.classes)
+
+    def model_info(self) -> dict[str, object]:
+        """What rebuilding the model needs besides the config, as checkpoints store it."""
+        return {"in_features": self.data.train.images[0].numel(), "num_classes": self.num_classes,
+                "classes": list(self.data.spec.classes), "output": self.model.output}
+
+
+def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
+    """Seed, load the data onto the device, build the model, loss, batches, optimizer, schedule and engine."""
+    loss = build_loss(loss_fn or config.train.loss, config.model.output, config.train.beta)
+    # A bad --engine fails before the data loads.
+    engine = resolve_engine(config.train.engine, config.model, loss, config.optim.optimizer)
+    device = resolve_device(_device_name(config.train.device, engine.name))
+    torch.manual_seed(config.train.seed)  # one seed: split, initialisation, shuffling, dropout
+    data = load_data(config.data, device=device, seed=config.train.seed, progress=config.train.progress)
+    model = build_model(config.model, in_features=data.train.images[0].numel(),
+                        num_classes=len(data.spec.classes)).to(device)
+    train_batches = Batches(data.train, config.train.batch_size, shuffle=True,
+                            drop_last=config.data.drop_last, seed=config.train.seed)
+    optimizer = build_optimizer(model.parameters(), config.optim)
+    return Setup(
+        config=config,
+        device=device,
+        data=data,
+        model=model,
+        loss_fn=loss,
+        train_batches=train_batches,
+        val_batches=Batches(data.val, config.train.eval_batch_size) if data.val is not None else None,
+        test_batches=Batches(data.test, config.train.eval_batch_size),
+        optimizer=optimizer,
+        schedule=build_schedule(optimizer, config.optim, config.train.epochs, len(train_batches)),
+        threads=cpu_threads(config.train.threads, config.train.batch_size, device),
+        engine=engine,
+    )
+
+
+def train(config: Config, *, callbacks: Sequence[Callback] = (), loss_fn: LossFn | None = None,
+          resume: bool = False) -> History:
+    """Train the run ``config`` describes end to end and write its run directory; returns the history.
+
+    Args:
+        config: the resolved run config (see `mlplab.config`; ``Config()`` is mlplab's default recipe).
+        callbacks: `mlplab.Callback` objects (the CLI's progress bar is one).
+        loss_fn: a custom ``(outputs, labels) -> mean loss`` callable used instead of ``config.train.loss``.
+        resume: continue the run in ``config.train.out`` from its last.pt, bit for bit.
+    """
+    if config.train.epochs < 1:
+        raise MlplabError(f"epochs must be at least 1; got {config.train.epochs}")
+    tracking = trackers(config)  # built first: a missing extra fails before any data loads
+    try:
+        setup = prepare(config, loss_fn)
+    except BaseException:
+        for tracker in tracking:
+            tracker.close()
+        raise
+    return train_prepared(setup, callbacks=[*callbacks, *tracking], resume=resume)
+
+
+def train_prepared(setup: Setup, *, callbacks: Sequence[Callback] = (), resume: bool = False) -> History:
+    """Train a run built by `prepare` with `fit`, writing its run directory (``--out``, or a new one under runs/)."""
+    config = setup.config
+    run_dir = Path(config.train.out) if resume else create_run_dir(config)
+    writer = RunWriter(run_dir, config=config, model_info=setup.model_info(), resume=resume)
+    try:
+        with using_threads(setup.threads, numpy_blas=setup.engine.name == "scratch"):
+            return fit(setup.model, setup.train_batches, val_data=setup.val_batches, test_data=setup.test_batches,
+                       loss=setup.loss_fn, optimizer=setup.optimizer, scheduler=setup.schedule,
+                       epochs=config.train.epochs, callbacks=callbacks, run_dir=writer, engine=setup.engine,
+                       classes=setup.data.spec.classes, log_batches=config.train.log_batches)
+    except TrainingDiverged as error:
+        raise MlplabError(f"training diverged in epoch {error.epoch}: {'; '.join(error.problems)}; nothing of this "
+                          f"epoch was saved; {divergence_advice(config)}") from None
+
+
+def divergence_advice(config: Config) -> str:
+    """The settings that matter for a diverging run, with their values, for the optimizer in use."""
+    optim = config.optim
+    advice = f"lower --lr (now {optim.lr})"
+    if optim.optimizer in ("sgd", "rmsprop") and optim.momentum > 0:
+        advice += f" or --momentum (now {optim.momentum})"
+    if optim.scheduler == "onecycle":
+        advice += " (onecycle peaks at --lr)"
+    return advice + ", or pick another --loss/--optimizer"
+
+
+def _device_name(device: str, engine: str) -> str:
+    """The --device setting to resolve: the scratch engine computes in NumPy, on the CPU."""
+    if engine != "scratch" or device in ("auto", "cpu"):
+        return "cpu" if engine == "scratch" else device
+    raise MlplabError(f"--engine scratch computes in NumPy on the CPU, not on {device}; use --device cpu or auto")

@@ -1,0 +1,196 @@
+"""`RunWriter`: the callback that writes a run directory as `fit` trains, and restores it on resume.
+
+It follows the protocol of `mlplab.training.rundir` (last.pt decides; best.pt, the history
+files and metrics.json are its views) and holds the run directory's lock from the start of
+training until `close`, so no second process trains in the same folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mlplab.config import Config, from_dict, model_fields, to_dict
+from mlplab.errors import MlplabError, one_line
+from mlplab.optim import load_optimizer_state
+from mlplab.training.callbacks import Callback, FitState
+from mlplab.training.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from mlplab.training.history import History
+from mlplab.training.rundir import (NEXT_BEST, check_fresh, check_resumable, last_checkpoint, locked, publish,
+                                   write_config)
+
+# Schedules laid out for the whole run: a resume cannot change their number of epochs.
+FIXED_LENGTH = ("cosine", "onecycle", "OneCycleLR", "CosineAnnealingLR")
+
+
+class RunWriter(Callback):
+    """Writes ``run_dir`` while training: last.pt and the history every epoch, best.pt on a new best,
+    metrics.json at the end; with ``resume``, first restores the run from its last.pt.
+
+    Args:
+        run_dir: the run directory (created if missing, unless resuming).
+        config: the run's `Config` when it was built from one (`mlplab.train`): written as
+            config.toml/json, stored in the checkpoints, and checked against on resume.
+        model_info: what rebuilding the model needs besides the config (widths, classes).
+        resume: continue the run in ``run_dir`` instead of starting a fresh one.
+    """
+
+    def __init__(self, run_dir: str | Path, *, config: Config | None = None,
+                 model_info: dict[str, Any] | None = None, resume: bool = False) -> None:
+        self.run_dir = Path(run_dir)
+        self.config = config
+        self.model_info = model_info
+        self.resume = resume
+        self._lock = contextlib.ExitStack()
+        # The random streams and data order as the last epoch ended. The finishing commit keeps
+        # them: scoring the test data in between may draw from the RNG (a DataLoader draws a
+        # seed for every iterator), and a run extended later must go on as if it had not.
+        self._epoch_end: dict[str, Any] | None = None
+
+    def on_fit_start(self, state: FitState) -> None:
+        if self.resume:
+            last_checkpoint(self.run_dir)  # a folder with no saved epoch is told how to start again
+        else:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        # A resume of a folder that does not exist fails in _restore, with the "no checkpoint" advice.
+        if self.run_dir.is_dir():
+            self._lock.enter_context(locked(self.run_dir))
+        if self.resume:
+            self._restore(state)
+        else:
+            check_fresh(self.run_dir)  # under the lock: no other writer can be at work in it
+        if self.config is not None:
+            write_config(self.run_dir, self.config)
+        state.run_dir = state.history.run_dir = self.run_dir
+
+    def on_epoch_end(self, state: FitState, record: dict[str, Any]) -> None:
+        self._epoch_end = {"rng": rng_state(), "data_order": data_order(state.train_data, state.epoch + 1)}
+        self._commit(state, new_best=state.new_best)
+
+    def on_fit_end(self, state: FitState) -> None:
+        if state.metrics is not None:
+            self._commit(state)  # finished: in the same step as its metrics
+
+    def close(self) -> None:
+        self._lock.close()
+
+    def _commit(self, state: FitState, new_best: bool = False) -> None:
+        """End an epoch (or the run, with its test metrics) in one step: the rename of last.pt.
+
+        A new best is staged first (`rundir.NEXT_BEST`); `publish` then brings best.pt, the
+        history files and metrics.json in line with last.pt.
+        """
+        checkpoint = self.checkpoint(state)
+        if new_best:
+            save_checkpoint(self.run_dir / NEXT_BEST, checkpoint)
+        save_checkpoint(self.run_dir / "last.pt", checkpoint)
+        publish(self.run_dir, checkpoint, staged_epoch=state.epoch if new_best else None)
+
+    def checkpoint(self, state: FitState) -> dict[str, Any]:
+        """The self-describing dict saved as last.pt / best.pt (tensors and builtins only)."""
+        model = state.model
+        info = self.model_info or {"class": f"{type(model).__module__}.{type(model).__qualname__}",
+                                   "classes": state.classes}
+        return {
+            "config": to_dict(self.config) if self.config is not None else None,
+            "model": model.state_dict(),
+            "model_info": info,
+            "optimizer": state.optimizer.state_dict(),
+            "schedule": state.schedule.state_dict() if state.schedule is not None else None,
+            "epoch": state.epoch,
+            "step": state.step,
+            "best": state.best,
+            "history": state.history.to_dict(),
+            "metrics": state.metrics,  # the test metrics once the run is finished, else None
+            **(self._epoch_end or {"rng": rng_state(), "data_order": data_order(state.train_data, state.epoch + 1)}),
+        }
+
+    def _restore(self, state: FitState) -> None:
+        """Load last.pt into the freshly built objects; refuse a checkpoint that does not match them."""
+        path = last_checkpoint(self.run_dir)
+        checkpoint = load_checkpoint(path, map_location=state.device)
+        publish(self.run_dir, checkpoint)  # views a killed writer left behind, in line with last.pt
+        self._check_resumable(checkpoint, path, state.epochs)
+        try:
+            state.model.load_state_dict(checkpoint["model"])
+            load_optimizer_state(state.optimizer, checkpoint["optimizer"])
+            if (checkpoint["schedule"] is None) != (state.schedule is None):
+                raise ValueError("one of them has a learning-rate schedule, the other none")
+            if state.schedule is not None:
+                state.schedule.load_state_dict(checkpoint["schedule"])
+            restore_rng_state(checkpoint["rng"])
+            restore_data_order(state.train_data, checkpoint.get("data_order") or {})
+        except MlplabError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as error:
+            reason = one_line(error)
+            raise MlplabError(f"cannot resume {path}: its model, optimizer, schedule or random state does not fit "
+                              f"this run ({reason}); start a new run in another folder") from None
+        self._epoch_end = {"rng": checkpoint["rng"], "data_order": checkpoint.get("data_order")}
+        state.epoch, state.step, state.best = checkpoint["epoch"], checkpoint["step"], checkpoint["best"]
+        state.history = History.from_dict(checkpoint["history"])
+        if state.best is not None and state.best["epoch"] != state.epoch and (self.run_dir / "best.pt").is_file():
+            state.best_weights = load_checkpoint(self.run_dir / "best.pt", map_location=state.device)["model"]
+
+    def _check_resumable(self, checkpoint: dict[str, Any], path: Path, epochs: int) -> None:
+        """Refuse a resume that would not continue the same run, or has nothing left to train."""
+        saved = from_dict(checkpoint["config"]) if checkpoint["config"] is not None else None
+        if (saved is None) != (self.config is None):
+            how = "with `mlplab train --resume`" if saved is not None else "by calling fit with your model"
+            raise MlplabError(f"cannot resume {path} this way: it was trained {'from a config' if saved else 'with fit'}; "
+                              f"resume it {how}")
+        if saved is not None and self.config is not None:
+            _check_same_config(saved, self.config, path)
+        schedule = (checkpoint["schedule"] or {}).get("name")
+        fixed = schedule in FIXED_LENGTH
+        finished = checkpoint.get("metrics") is not None or ("metrics" not in checkpoint
+                                                             and (self.run_dir / "metrics.json").exists())
+        if checkpoint["epoch"] > epochs or (checkpoint["epoch"] == epochs and finished):
+            cli = self.config is not None  # resumed by `mlplab train --resume`: say it in flags
+            more, elsewhere = ("--epochs", "another --out") if cli else ("epochs", "another run_dir")
+            further = (f"its {schedule} schedule cannot be extended: train a new run with more {more} and {elsewhere}"
+                       if fixed else f"pass {more} N with N > {checkpoint['epoch']} to train further")
+            raise MlplabError(f"{self.run_dir} already finished {checkpoint['epoch']} epochs; {further}")
+        if saved is not None and saved.train.epochs != epochs and fixed:
+            raise MlplabError(f"cannot change --epochs when resuming a {schedule} schedule: it was laid out for "
+                              f"{saved.train.epochs} epochs; resume with --epochs {saved.train.epochs}, or train a "
+                              "new run with another --out")
+
+
+def _check_same_config(saved: Config, asked: Config, path: Path) -> None:
+    """A resume from a config must ask for the same model, and change nothing but `RESUMABLE_CHANGES`."""
+    saved_model, asked_model = model_fields(saved), model_fields(asked)
+    changed = [f"{name}={saved_model[name]!r} but you asked for {name}={asked_model[name]!r}"
+               for name in saved_model if saved_model[name] != asked_model[name]]
+    if changed:
+        raise MlplabError(f"cannot resume {path}: its model has {'; '.join(changed)}; "
+                          "drop the model flags, or start a new run with another --out")
+    check_resumable(saved, asked, path)
+
+
+def _generator(data: Any) -> torch.Generator | None:
+    """The generator a DataLoader (or its sampler) shuffles with, when it was given one."""
+    for holder in (data, getattr(data, "sampler", None)):
+        generator = getattr(holder, "generator", None)
+        if isinstance(generator, torch.Generator):
+            return generator
+    return None
+
+
+def data_order(data: Any, next_epoch: int) -> dict[str, Any]:
+    """What a resume needs to visit the data in the same order: the next epoch (`mlplab.Batches`
+    derive their order from it and their seed) and the state of a DataLoader's own generator.
+    A DataLoader without one shuffles from the global torch RNG, which checkpoints carry anyway."""
+    generator = _generator(data)
+    return {"seed": getattr(data, "seed", None), "next_epoch": next_epoch,
+            "generator": generator.get_state() if generator is not None else None}
+
+
+def restore_data_order(data: Any, order: dict[str, Any]) -> None:
+    """Inverse of `data_order` (the epoch itself is set by `fit` before each pass)."""
+    generator = _generator(data)
+    if generator is not None and order.get("generator") is not None:
+        generator.set_state(order["generator"])
