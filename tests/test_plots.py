@@ -18,8 +18,8 @@ from mlplab.errors import MlplabError
 from mlplab.plots import FIGURES, images, plot_run, sample_figure
 from mlplab.plots.backend import pyplot
 from mlplab.plots.run import figure_drawers, read_run
+from mlplab.run import load_model, open_run
 from mlplab.training import train
-from mlplab.run import load_model
 
 # Pixel sizes at 100 dpi, from each figure's size in inches.
 SIZES = {"curves": (1100, 420), "batch_loss": (1000, 420), "confusion": (750, 650), "per_class": (900, 450),
@@ -78,10 +78,11 @@ def test_figures_land_in_the_run_directory_and_name_their_content(run_dir, figur
 
 
 def test_most_confident_mistakes_are_the_models_surest_wrong_answers(run_dir, mnist_dir):
-    """The captions name the wrong predictions of highest probability, most confident first."""
+    """The captions name the wrong predictions of highest probability, most confident first, of the
+    best model (the run's model, as every reader takes it)."""
     figure = figure_drawers(read_run(run_dir))["mistakes"]()
     captions = [axis.get_xlabel() for axis in figure.axes if axis.get_images()]
-    model = load_model(run_dir / "last.pt")
+    model = open_run(run_dir).model()
     from mlplab.data import load_data
 
     data = load_data(DataConfig(data_dir=str(mnist_dir), download=False))
@@ -143,7 +144,7 @@ def test_plot_command_lists_files_and_rejects_bad_input(run_dir, tmp_path, capsy
     assert "--format takes png, svg" in capsys.readouterr().err
     assert main(["plot", str(tmp_path)]) == 2
     error = capsys.readouterr().err
-    assert "is not a finished run" in error and len(error.strip().splitlines()) == 1
+    assert "is not a run directory" in error and len(error.strip().splitlines()) == 1
 
 
 def test_show_samples_filters_by_class(mnist_dir, tmp_path, capsys):

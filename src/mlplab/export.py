@@ -8,17 +8,24 @@ from pathlib import Path
 from mlplab.config import from_dict
 from mlplab.errors import MlplabError
 from mlplab.models import MLP, build_model
-from mlplab.training.checkpoint import load_checkpoint
 from mlplab.files import atomic_write
+from mlplab.run import checkpoint_file
+from mlplab.training.checkpoint import load_checkpoint
 
 FORMAT = "mlplab.mlp"
 
 
-def export_safetensors(checkpoint_path: str | Path, out: str | Path) -> Path:
-    """Write the model weights of a checkpoint to ``out`` (.safetensors); returns the path."""
+def export_safetensors(checkpoint_path: str | Path, out: str | Path, which: str = "best") -> Path:
+    """Write the model weights of a checkpoint to ``out`` (.safetensors); returns the path.
+
+    Args:
+        checkpoint_path: a .pt file, or a run directory: its checkpoint ``which`` (see `mlplab.run`).
+        out: the file to write.
+        which: for a run directory, ``"best"`` (best.pt, else last.pt) or ``"last"``.
+    """
     from safetensors.torch import save
 
-    checkpoint = load_checkpoint(checkpoint_path)
+    checkpoint = load_checkpoint(checkpoint_file(checkpoint_path, which))
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in checkpoint["model"].items()}
     metadata = {
         "format": FORMAT,
@@ -47,8 +54,11 @@ def load_safetensors(path: str | Path) -> MLP:
         raise MlplabError(f"{path} is not a readable safetensors file ({error})")
     if metadata.get("format") != FORMAT:
         raise MlplabError(f"{path} was not written by `mlplab export` (no '{FORMAT}' metadata)")
-    config = from_dict(json.loads(metadata["config"]))
-    info = json.loads(metadata["model_info"])
+    config, info = json.loads(metadata["config"]), json.loads(metadata["model_info"])
+    if config is None:  # a user-defined module's weights: mlplab cannot rebuild the class
+        raise MlplabError(f"{path} holds a user-defined model ({info.get('class')}); build the module and load the "
+                          "weights into it: module.load_state_dict(safetensors.torch.load_file(path))")
+    config = from_dict(config)
     model = build_model(config.model, in_features=info["in_features"], num_classes=info["num_classes"])
     model.load_state_dict(tensors)
     return model.eval()

@@ -9,7 +9,8 @@ from pathlib import Path
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `plot`, `show` and `report` commands."""
     plot = subparsers.add_parser("plot", help="draw every figure of a run into RUN_DIR/figures",
-                                 description="Draw a run's figures from its files (history, metrics, last.pt): "
+                                 description="Draw a run's figures from its files (history and test metrics from last.pt; "
+                                             "the model figures from its best checkpoint, as `mlplab eval` reads it): "
                                              "training curves, per-batch loss, confusion matrix, per-class accuracy, "
                                              "first-layer weights, predictions and the most confident mistakes.")
     plot.add_argument("run_dir", help="a directory written by `mlplab train`")

@@ -15,6 +15,7 @@ from typing import Any
 
 from mlplab.config import to_dict
 from mlplab.plots.run import draw_run, read_run
+from mlplab.run import Run
 from mlplab.files import atomic_write_text
 
 CAPTIONS = {
@@ -25,7 +26,7 @@ CAPTIONS = {
     "per_class": ("Per-class accuracy", "The share of each class's test images classified correctly."),
     "weights": ("First-layer weights", "Each unit's 784 input weights drawn as a 28x28 image: red pixels raise "
                 "the unit's input, blue ones lower it."),
-    "predictions": ("Predictions", "The final model's predictions on the first test images; mistakes in red."),
+    "predictions": ("Predictions", "The best model's predictions on the first test images; mistakes in red."),
     "mistakes": ("Most confident mistakes", "Misclassified test images the model was surest about."),
 }
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -48,16 +49,13 @@ def write_report(run_dir: str | Path, data_dir: str | None = None, out: str | Pa
     return path
 
 
-def _page(run: dict[str, Any], figures: dict[str, str], skipped: dict[str, str]) -> str:
-    config, metrics, records = run["config"], run["metrics"], run["history"]["epochs"]
-    info = run["checkpoint"]["model_info"]
-    widths = "-".join(map(str, (info["in_features"], *config.model.hidden, info["num_classes"])))
+def _page(run: Run, figures: dict[str, str], skipped: dict[str, str]) -> str:
+    config, metrics, records = run.config, run.metrics, run.history.epochs
     best = metrics.get("best") or {}
     parts = [
-        f"<h1>{_e(run['dir'].name)}</h1>",
-        f"<p class=sub>{_e(config.data.dataset)}, {widths} MLP ({_e(config.model.activation)}), loss "
-        f"{_e(config.train.loss)}, {_e(config.optim.optimizer)} lr {config.optim.lr:g}, "
-        f"{metrics['epochs']} epochs, engine {_e(metrics.get('engine', '?'))}, device {_e(metrics.get('device', '?'))}</p>",
+        f"<h1>{_e(run.path.name)}</h1>",
+        f"<p class=sub>{_e(_recipe(run))}, {metrics['epochs']} epochs, engine {_e(metrics.get('engine', '?'))}, "
+        f"device {_e(metrics.get('device', '?'))}</p>",
         "<div class=grid>",
         f"<div><div class=metric>{100 * metrics['test_accuracy']:.2f}%</div>test accuracy "
         f"({metrics['test_count']} images)</div>",
@@ -74,11 +72,22 @@ def _page(run: dict[str, Any], figures: dict[str, str], skipped: dict[str, str])
                          f"<figcaption>{caption}</figcaption></figure>")
         elif name in skipped:
             parts.append(f"<h2>{title}</h2><p><i>Not drawn: {_e(skipped[name])}.</i></p>")
-    parts += ["<h2>Configuration</h2>", _config_table(to_dict(config)),
-              f"<p class=sub>versions: {_e(json.dumps(metrics.get('versions', {})))}</p>"]
+    if config is not None:
+        parts += ["<h2>Configuration</h2>", _config_table(to_dict(config))]
+    parts.append(f"<p class=sub>versions: {_e(json.dumps(metrics.get('versions', {})))}</p>")
     body = "\n".join(parts)
-    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>mlplab run {_e(run['dir'].name)}"
+    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>mlplab run {_e(run.path.name)}"
             f"</title><style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def _recipe(run: Run) -> str:
+    """``mnist, 784-16-10 MLP (relu), loss nll, sgd lr 0.01``; a user-defined model by its class."""
+    config, info = run.config, run.checkpoint()["model_info"]
+    if config is None:
+        return f"{info.get('class', 'user-defined')} (a user-defined model)"
+    widths = "-".join(map(str, (info["in_features"], *config.model.hidden, info["num_classes"])))
+    return (f"{config.data.dataset}, {widths} MLP ({config.model.activation}), loss {config.train.loss}, "
+            f"{config.optim.optimizer} lr {config.optim.lr:g}")
 
 
 def _history_table(records: list[dict[str, Any]]) -> str:

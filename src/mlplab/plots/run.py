@@ -1,13 +1,14 @@
-"""Every figure of a run, drawn from its directory: history.json, metrics.json and last.pt.
+"""Every figure of a run, drawn from its directory through `mlplab.run.Run`.
 
-Plots never see live training state. The figures of the model's predictions evaluate
-last.pt (the model metrics.json describes) on the test split, loaded as the run's
-config says (``data_dir`` overrides where the files are).
+Plots never see live training state. The run's history and test metrics come from its
+record (last.pt); the figures of the model itself (first-layer weights, predictions,
+mistakes) use the run's **best** checkpoint, as every reader does (see `mlplab.run`): the
+model its test metrics describe. Predictions are made on the test split, loaded as the
+run's config says (``data_dir`` overrides where the files are).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlplab.config import from_dict
 from mlplab.errors import MlplabError
 from mlplab.plots import charts, images
 from mlplab.plots.backend import save
+from mlplab.run import Run
 
 FIGURES = ("curves", "batch_loss", "confusion", "per_class", "weights", "predictions", "mistakes")
 WEIGHT_UNITS = 16  # hidden units drawn from the first layer of an MLP
@@ -50,7 +51,7 @@ def plot_run(run_dir: str | Path, formats: tuple[str, ...] = ("png",), data_dir:
     return draw_run(read_run(run_dir), out, formats, data_dir, weight_units)
 
 
-def draw_run(run: dict[str, Any], out: Path, formats: tuple[str, ...] = ("png",), data_dir: str | None = None,
+def draw_run(run: Run, out: Path, formats: tuple[str, ...] = ("png",), data_dir: str | None = None,
              weight_units: int = WEIGHT_UNITS) -> RunFigures:
     """`plot_run` for a run already read by `read_run`: every figure into the folder ``out``."""
     result = RunFigures()
@@ -70,50 +71,26 @@ class SkipFigure(Exception):
     """A figure the run has no data for (e.g. no per-batch losses without --log-batches)."""
 
 
-def read_run(run_dir: Path) -> dict[str, Any]:
-    """The run's config, history, metrics and final checkpoint; a one-line error if it is not a finished run."""
-    from mlplab.training import load_checkpoint
-    from mlplab.training.rundir import repair_run_dir
-
-    repair_run_dir(run_dir)  # views a killed run left behind, in line with its last.pt
-    missing = [name for name in ("history.json", "metrics.json", "last.pt") if not (run_dir / name).exists()]
-    if missing:
-        advice = (f"finish it with `mlplab train --resume {run_dir}`" if (run_dir / "last.pt").exists()
-                  else "give a directory written by `mlplab train`")
-        raise MlplabError(f"{run_dir} is not a finished run (no {', '.join(missing)}); {advice}")
-
-    checkpoint = load_checkpoint(run_dir / "last.pt")
-    return {
-        "dir": run_dir,
-        "config": from_dict(checkpoint["config"]),
-        "history": _read_record(run_dir / "history.json"),
-        "metrics": _read_record(run_dir / "metrics.json"),
-        "checkpoint": checkpoint,
-    }
+def read_run(run_dir: str | Path) -> Run:
+    """The finished run in ``run_dir``, opened (`mlplab.run.Run`); a one-line error if it is not finished."""
+    run = Run(run_dir)
+    run.checkpoint_path("last")  # a run with no saved epoch is told how to start again
+    if not run.finished:
+        raise MlplabError(f"{run.path} is not a finished run ({run.epochs} epochs saved, no test metrics yet); "
+                          f"finish it with `mlplab train --resume {run.path}`")
+    return run
 
 
-def _read_record(path: Path) -> dict[str, Any]:
-    """A run's JSON file as a dict, or a one-line error when it is damaged (and could not be repaired)."""
-    try:
-        record = json.loads(path.read_bytes())
-    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
-        raise MlplabError(f"{path} is damaged ({type(error).__name__}) and last.pt could not rewrite it (a run "
-                          "from an older mlplab, or a folder mlplab cannot write); retrain the run") from None
-    if not isinstance(record, dict):
-        raise MlplabError(f"{path} holds a {type(record).__name__}, not a record of mlplab's; retrain the run")
-    return record
-
-
-def figure_drawers(run: dict[str, Any], data_dir: str | None = None,
+def figure_drawers(run: Run, data_dir: str | None = None,
                    weight_units: int = WEIGHT_UNITS) -> dict[str, Any]:
     """Each figure's drawing function (no arguments, returns a Figure), in `FIGURES` order.
 
     A function raises `SkipFigure` when the run lacks what it needs; the test split is
     loaded and evaluated once, by the first figure that needs it.
     """
-    config, history, metrics = run["config"], run["history"], run["metrics"]
-    classes = run["checkpoint"]["model_info"]["classes"]
-    loss_name = config.train.loss
+    config, history, metrics = run.config, run.history, run.metrics
+    classes = run.checkpoint()["model_info"]["classes"]
+    loss_name = config.train.loss if config else "loss"  # no config: a user-defined model (see mlplab.run)
     evaluation: dict[str, Any] = {}
 
     def predictions() -> dict[str, Any]:
@@ -124,14 +101,13 @@ def figure_drawers(run: dict[str, Any], data_dir: str | None = None,
     def curves() -> Any:
         best = metrics.get("best") or {}
         best_by = "validation accuracy" if best.get("metric") == "val_accuracy" else "training accuracy"
-        return charts.training_curves(history["epochs"], best.get("epoch"), loss_name, best_by)
+        return charts.training_curves(history.epochs, best.get("epoch"), loss_name, best_by)
 
     def batch_loss() -> Any:
-        losses = history.get("batch_losses") or []
-        if not losses:
+        if not history.batch_losses:
             raise SkipFigure("the run logged no per-batch losses: train with --log-batches")
-        steps_per_epoch = history["epochs"][0]["step"] if history["epochs"] else None
-        return charts.batch_loss_curve(losses, steps_per_epoch, loss_name)
+        steps_per_epoch = history.epochs[0]["step"] if history.epochs else None
+        return charts.batch_loss_curve(history.batch_losses, steps_per_epoch, loss_name)
 
     def confusion() -> Any:
         accuracy = 100 * metrics["test_accuracy"]
@@ -144,7 +120,9 @@ def figure_drawers(run: dict[str, Any], data_dir: str | None = None,
                                      "Test accuracy per class", overall=metrics["test_accuracy"])
 
     def weights() -> Any:
-        weight = run["checkpoint"]["model"]["layers.0.weight"].float().numpy()  # (n_1, 784)
+        if config is None:
+            raise SkipFigure(_USER_MODEL)
+        weight = run.checkpoint()["model"]["layers.0.weight"].float().numpy()  # (n_1, 784), the best epoch's
         if weight.shape[1] != 784:
             raise SkipFigure(f"first-layer weights have {weight.shape[1]} inputs, not 28x28 = 784")
         if len(config.model.hidden) == 0:  # logistic regression: one template per class
@@ -176,22 +154,24 @@ def figure_drawers(run: dict[str, Any], data_dir: str | None = None,
             "weights": weights, "predictions": predictions_grid, "mistakes": mistakes}
 
 
-@torch.no_grad()
-def _evaluate_test_split(run: dict[str, Any], data_dir: str | None) -> dict[str, np.ndarray]:
-    """The final model's predicted class and its probability for every test image."""
-    from mlplab.data import load_data
-    from mlplab.models import build_model
+# Why a user-defined model's run has no model figures: its config does not describe the network.
+_USER_MODEL = "a user-defined model: its run records no dataset or MLP to rebuild it from"
 
-    config = run["config"]
+
+@torch.no_grad()
+def _evaluate_test_split(run: Run, data_dir: str | None) -> dict[str, np.ndarray]:
+    """The best model's predicted class and its probability for every test image."""
+    from mlplab.data import load_data
+
+    config = run.config
+    if config is None:
+        raise SkipFigure(_USER_MODEL)
     data_config = replace(config.data, data_dir=data_dir) if data_dir else config.data
     try:
         data = load_data(data_config, seed=config.train.seed)
     except MlplabError as error:
         raise SkipFigure(f"the test images could not be loaded ({error}); pass --data-dir") from None
-    info = run["checkpoint"]["model_info"]
-    model = build_model(config.model, info["in_features"], info["num_classes"])
-    model.load_state_dict(run["checkpoint"]["model"])
-    model.eval()
+    model = run.model()
     outputs = torch.cat([model(batch) for batch in data.test.images.split(1000)])
     probabilities = outputs.exp() if model.output == "log_softmax" else outputs.softmax(dim=1)
     confidence, predicted = probabilities.max(dim=1)

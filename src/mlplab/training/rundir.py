@@ -186,16 +186,6 @@ def repair_run_dir(run_dir: Path) -> bool:
     return True
 
 
-def best_checkpoint(path: str | Path) -> Path:
-    """The checkpoint to evaluate or export: a run directory's best.pt (else its last.pt),
-    after `repair_run_dir`; a file path is returned as it is."""
-    path = Path(path)
-    if not path.is_dir():
-        return path
-    repair_run_dir(path)
-    return path / "best.pt" if (path / "best.pt").exists() else path / "last.pt"
-
-
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())

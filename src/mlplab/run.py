@@ -1,0 +1,242 @@
+"""A run directory opened for reading: `Run`, `open_run` and `load_model`.
+
+**The rule.** A run directory means its **best** checkpoint: ``best.pt``, the epoch with the
+highest validation accuracy (training accuracy when the run has no validation split); before
+any best.pt exists, ``last.pt``. ``which="last"`` is the newest epoch, the one
+``mlplab train --resume`` continues. Every reader follows it: ``mlplab eval``,
+``mlplab export``, ``mlplab plot``, ``mlplab report`` and `load_model`.
+
+The run's record (config, history, best epoch, test metrics) is read from last.pt, the one
+file that decides what the run is (see `mlplab.training.rundir`); opening a directory first
+brings its views (best.pt, history files, metrics.json) in line with it.
+
+Importing this module does not import torch: `Run`'s methods import it when they load a
+checkpoint, so ``mlplab`` and its command line start fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlplab.config import Config, from_dict, load_toml
+from mlplab.errors import MlplabError, check_choice, one_line
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from mlplab.training.history import History
+
+WHICH = ("best", "last")  # the checkpoints of a run directory a reader may ask for
+
+
+class Run:
+    """A run directory (written by ``mlplab train`` or `fit`) opened for reading.
+
+    A run directory means its **best** checkpoint: best.pt, the epoch with the highest
+    validation accuracy (training accuracy without a validation split); before any best.pt
+    exists, last.pt. ``which="last"`` asks for the newest epoch instead, the one
+    ``mlplab train --resume`` continues.
+
+    Args:
+        path: the run directory. Opening it first repairs what a killed writer left
+            (`mlplab.training.rundir.repair_run_dir`).
+
+    Each checkpoint file is read once, on first use: open the directory again to see epochs
+    saved since.
+
+    Example::
+
+        run = open_run("runs/lab")
+        run.history.column("val_accuracy"), run.metrics["test_accuracy"]
+        model = run.model()              # the best epoch's MLP, in eval mode
+        newest = run.model("last")
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        from mlplab.training.rundir import repair_run_dir  # the training package imports torch
+
+        self.path = Path(path)
+        if not any((self.path / name).is_file() for name in ("last.pt", "config.toml")):
+            raise MlplabError(_not_a_run_dir(self.path))
+        repair_run_dir(self.path)
+        self._loaded: dict[tuple[Path, str], dict[str, Any]] = {}
+
+    @property
+    def _record(self) -> dict[str, Any] | None:
+        """last.pt's contents (the run's state), or None before its first epoch was saved."""
+        return self.checkpoint("last") if (self.path / "last.pt").is_file() else None
+
+    @property
+    def config(self) -> Config | None:
+        """The run's resolved config; None for a run of a user-defined model (see `model`)."""
+        record = self._record
+        if record is None:
+            return load_toml(self.path / "config.toml")  # stopped before its first epoch was saved
+        return None if record["config"] is None else from_dict(record["config"])
+
+    @property
+    def history(self) -> History:
+        """The per-epoch records of every saved epoch (``run_dir`` set to this directory)."""
+        from mlplab.training.history import History
+
+        record = self._record
+        history = History.from_dict(record["history"]) if record is not None else History()
+        history.run_dir = self.path
+        return history
+
+    @property
+    def metrics(self) -> dict[str, Any] | None:
+        """The test metrics (what metrics.json holds) once the run is finished, else None."""
+        record = self._record
+        if record is None:
+            return None
+        if "metrics" in record:
+            return record["metrics"]
+        # Written before checkpoints carried the metrics: metrics.json is the only record of them.
+        return _read_json_record(self.path / "metrics.json") if (self.path / "metrics.json").exists() else None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run trained all its epochs and measured its test metrics."""
+        return self.metrics is not None
+
+    @property
+    def epochs(self) -> int:
+        """How many epochs are saved (last.pt's epoch; 0 before the first)."""
+        record = self._record
+        return 0 if record is None else record["epoch"]
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The best epoch so far, ``{"epoch", "score", "metric"}``; None before the first epoch."""
+        record = self._record
+        return None if record is None else record["best"]
+
+    def checkpoint_path(self, which: str = "best") -> Path:
+        """The file ``which`` names: ``"best"`` (best.pt, else last.pt) or ``"last"`` (last.pt)."""
+        from mlplab.training.rundir import last_checkpoint
+
+        check_choice("checkpoint", which, WHICH)
+        if which == "best" and (self.path / "best.pt").is_file():
+            return self.path / "best.pt"
+        return last_checkpoint(self.path)  # a run with no saved epoch is told how to start again
+
+    def checkpoint(self, which: str = "best", map_location: str | torch.device = "cpu") -> dict[str, Any]:
+        """The contents of `checkpoint_path` ``(which)``, loaded safely once per device (see
+        `mlplab.training.checkpoint.load_checkpoint`)."""
+        from mlplab.training.checkpoint import load_checkpoint
+
+        path = self.checkpoint_path(which)
+        key = (path, str(map_location))
+        if key not in self._loaded:
+            self._loaded[key] = load_checkpoint(path, map_location=map_location)
+        return self._loaded[key]
+
+    def model(self, which: str = "best", *, into: nn.Module | None = None,
+              device: str | torch.device = "cpu") -> nn.Module:
+        """The network of checkpoint ``which``, on ``device`` and in eval mode.
+
+        Args:
+            which: ``"best"`` (the rule above) or ``"last"``.
+            into: a module to load the weights into (strictly: every key and shape must match);
+                required for a run of a user-defined model, which mlplab cannot rebuild.
+            device: where the returned network lives.
+        """
+        return model_from_checkpoint(self.checkpoint(which), self.checkpoint_path(which), into=into, device=device)
+
+    def __repr__(self) -> str:
+        try:
+            return f"Run({str(self.path)!r}, {self._summary()})"
+        except MlplabError as error:  # a repr never raises: say what is wrong instead
+            return f"Run({str(self.path)!r}, unreadable: {error})"
+
+    def _summary(self) -> str:
+        """``mnist, 784-512-10, 4/4 epochs, best epoch 4, test accuracy 98.34%``."""
+        record, config = self._record, self.config
+        if record is None:
+            return f"{config.data.dataset}, no epoch saved yet" if config else "no epoch saved yet"
+        info = record["model_info"]
+        if config is None:
+            parts = [info.get("class", "a user-defined model"), f"{record['epoch']} epochs"]
+        else:
+            widths = "-".join(map(str, (info["in_features"], *config.model.hidden, info["num_classes"])))
+            parts = [config.data.dataset, widths, f"{record['epoch']}/{config.train.epochs} epochs"]
+        if record["best"]:
+            parts.append(f"best epoch {record['best']['epoch']}")
+        metrics = self.metrics
+        parts.append(f"test accuracy {100 * metrics['test_accuracy']:.2f}%" if metrics else "not finished")
+        return ", ".join(parts)
+
+
+def open_run(path: str | Path) -> Run:
+    """Open the run directory ``path`` for reading (see `Run`)."""
+    return Run(path)
+
+
+def checkpoint_file(path: str | Path, which: str = "best") -> Path:
+    """The checkpoint a path means: a run directory's by the rule (see `Run`), or the file itself."""
+    path = Path(path)
+    return Run(path).checkpoint_path(which) if path.is_dir() else path
+
+
+def load_model(path: str | Path, which: str = "best", map_location: str | torch.device = "cpu") -> nn.Module:
+    """The trained MLP of a run directory (checkpoint ``which``, see `Run`) or of a .pt file, in eval mode.
+
+    Args:
+        path: a run directory, or a checkpoint file (best.pt, last.pt) written by mlplab.
+        which: for a run directory, ``"best"`` (the rule) or ``"last"``; a file is itself.
+        map_location: the device the network is returned on.
+    """
+    if Path(path).is_dir():
+        return Run(path).model(which, device=map_location)
+    from mlplab.training.checkpoint import load_checkpoint
+
+    check_choice("checkpoint", which, WHICH)
+    return model_from_checkpoint(load_checkpoint(path, map_location=map_location), Path(path), device=map_location)
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any], path: Path, *, into: nn.Module | None = None,
+                          device: str | torch.device = "cpu") -> nn.Module:
+    """The network a loaded checkpoint holds: rebuilt from its config (an MLP), or its weights loaded
+    strictly into ``into``; on ``device``, in eval mode. ``path`` names the file in errors."""
+    info = checkpoint["model_info"]
+    if into is None:
+        if checkpoint["config"] is None:
+            name = info.get("class", "a user-defined module")
+            raise MlplabError(f"{path} holds a user-defined model ({name}) that mlplab cannot rebuild; build "
+                              f"the module again and pass it: open_run(...).model(into=...)")
+        from mlplab.models import build_model
+
+        into = build_model(from_dict(checkpoint["config"]).model, in_features=info["in_features"],
+                           num_classes=info["num_classes"])
+    try:
+        into.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:  # missing, unexpected or misshapen keys: a message over many lines
+        raise MlplabError(f"{path} holds weights that do not fit the {type(into).__name__} given "
+                          f"({one_line(error)}); pass a module built as the run's was") from None
+    return into.to(device).eval()
+
+
+def _not_a_run_dir(path: Path) -> str:
+    """The one-line error for a path that is no run directory, with what to give instead."""
+    if path.is_file():
+        return (f"{path} is a file, not a run directory; open the folder that holds it ({path.parent}), "
+                "or load a single checkpoint with mlplab.run.load_model")
+    found = "does not exist" if not path.exists() else "has no last.pt and no config.toml"
+    return f"{path} is not a run directory ({found}); give a folder written by `mlplab train`"
+
+
+def _read_json_record(path: Path) -> dict[str, Any]:
+    """A run's JSON file as a dict, or a one-line error when it is damaged (and could not be repaired)."""
+    import json
+
+    try:
+        record = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
+        raise MlplabError(f"{path} is damaged ({type(error).__name__}) and last.pt could not rewrite it (a run "
+                          "from an older mlplab, or a folder mlplab cannot write); retrain the run") from None
+    if not isinstance(record, dict):
+        raise MlplabError(f"{path} holds a {type(record).__name__}, not a record of mlplab's; retrain the run")
+    return record
