@@ -66,13 +66,14 @@ def mlplab_epoch(batch_size: int, data_dir: str | None, threads: int | None,
                  "engine": engine}
     if data_dir:
         overrides["data_dir"] = data_dir
-    run = prepare(apply_overrides(Config(), overrides))
+    setup = prepare(apply_overrides(Config(), overrides))
+    step = setup.engine.step(setup.model, setup.loss_fn, setup.optimizer)  # built once per run, as fit does
     epoch = iter(range(1, 10**6))
 
     def run_epoch():
-        run.train_batches.set_epoch(next(epoch))
-        with using_threads(run.threads, numpy_blas=run.engine == "scratch"):
-            train_epoch(run.model, run.train_batches, run.loss_fn, run.optimizer, engine=run.engine)
+        setup.train_batches.set_epoch(next(epoch))
+        with using_threads(setup.threads, numpy_blas=setup.engine.name == "scratch"):
+            train_epoch(setup.model, setup.train_batches, setup.loss_fn, setup.optimizer, step=step)
 
     return run_epoch
 
@@ -158,10 +159,10 @@ def handwritten_epoch(batch_size: int, data_dir: str | None) -> Callable[[], Non
     called directly: what is left is the arithmetic and PyTorch's per-op dispatch.
     """
     overrides = {**LAB_NET, "batch_size": batch_size, "device": "cpu", "progress": False}
-    run = prepare(apply_overrides(Config(), {**overrides, **({"data_dir": data_dir} if data_dir else {})}))
-    images, labels = run.data.train.images.reshape(len(run.data.train), -1), run.data.train.labels
-    weights = [layer.weight.detach() for layer in run.model.linears()]
-    biases = [layer.bias.detach() for layer in run.model.linears()]
+    setup = prepare(apply_overrides(Config(), {**overrides, **({"data_dir": data_dir} if data_dir else {})}))
+    images, labels = setup.data.train.images.reshape(len(setup.data.train), -1), setup.data.train.labels
+    weights = [layer.weight.detach() for layer in setup.model.linears()]
+    biases = [layer.bias.detach() for layer in setup.model.linears()]
     parameters = [t for pair in zip(weights, biases) for t in pair]
     buffers = [torch.zeros_like(p) for p in parameters]
     last = len(weights) - 1

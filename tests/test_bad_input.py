@@ -106,14 +106,14 @@ def test_an_out_the_kernel_refuses_is_one_line(mnist_dir, capsys):
     (errno.EIO, ""),
 ])
 def test_os_errors_are_one_line(code, advice, monkeypatch, tmp_path, capsys):
-    import mlplab.training
+    import mlplab.training.runner
 
     path = tmp_path / "run" / "last.pt"
 
     def failing_fit(*args, **kwargs):
         raise OSError(code, os.strerror(code), str(path))
 
-    monkeypatch.setattr(mlplab.training, "fit", failing_fit)
+    monkeypatch.setattr(mlplab.training.runner, "fit", failing_fit)
     assert main(["train", *TINY, "--out", str(tmp_path / "run")]) == 2
     line = _one_line_error(capsys)
     assert f": {os.strerror(code)} ({path})" in line and advice in line

@@ -45,20 +45,20 @@ class TrainReporter(Callback):
         print(text, file=self.stream, flush=True)
 
     def on_fit_start(self, state: FitState) -> None:
-        run, model = self.setup, self.config.model
-        data = run.data
+        setup, model = self.setup, self.config.model
+        data = setup.data
         self.run_dir = run_dir = state.run_dir
         sizes = f"{len(data.train)} train / {len(data.val) if data.val is not None else 0} val / {len(data.test)} test"
         self._print(
             f"{self.config.data.dataset}: {sizes} images from {data.source} "
             f"({data.origin_description}; normalize={self.config.data.normalize})"
         )
-        widths = architecture(data.train.images[0].numel(), model.hidden, run.num_classes)
+        widths = architecture(data.train.images[0].numel(), model.hidden, setup.num_classes)
         kind = f"{widths} MLP, {model.activation}" if model.hidden else f"{widths} logistic regression"
         self._print(
-            f"model: {kind}, output {model.output}, {sum(p.numel() for p in run.model.parameters())} parameters; "
+            f"model: {kind}, output {model.output}, {sum(p.numel() for p in setup.model.parameters())} parameters; "
             f"loss {self.config.train.loss}; {self.config.optim.optimizer} lr {self.config.optim.lr}; "
-            f"batch {self.config.train.batch_size}; device {run.device}; engine {run.engine.name}; seed {self.config.train.seed}"
+            f"batch {self.config.train.batch_size}; device {setup.device}; engine {setup.engine.name}; seed {self.config.train.seed}"
         )
         self._print(f"run directory: {run_dir}")
 

@@ -13,14 +13,38 @@ Modules, in the order a run uses them:
     device      device and CPU-thread choice
 """
 
-from mlplab.training.callbacks import Callback, FitState
-from mlplab.training.checkpoint import load_checkpoint, save_checkpoint
-from mlplab.training.history import History
-from mlplab.training.loop import evaluate, fit, train_epoch
-from mlplab.training.metrics import AverageMeter, accuracy, confusion_matrix, per_class_accuracy
-from mlplab.training.runner import Setup, prepare, train
+from __future__ import annotations
 
-__all__ = [
-    "AverageMeter", "Callback", "FitState", "History", "Setup", "accuracy", "confusion_matrix", "evaluate", "fit",
-    "load_checkpoint", "per_class_accuracy", "prepare", "save_checkpoint", "train", "train_epoch",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Names imported on first use: the CLI imports the callbacks module, and starts without torch.
+_EXPORTS = {
+    "Callback": "callbacks", "FitState": "callbacks",
+    "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
+    "History": "history",
+    "evaluate": "loop", "fit": "loop", "train_epoch": "loop",
+    "AverageMeter": "metrics", "accuracy": "metrics", "confusion_matrix": "metrics", "per_class_accuracy": "metrics",
+    "Setup": "runner", "prepare": "runner", "train": "runner",
+}
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from mlplab.training.callbacks import Callback, FitState
+    from mlplab.training.checkpoint import load_checkpoint, save_checkpoint
+    from mlplab.training.history import History
+    from mlplab.training.loop import evaluate, fit, train_epoch
+    from mlplab.training.metrics import AverageMeter, accuracy, confusion_matrix, per_class_accuracy
+    from mlplab.training.runner import Setup, prepare, train
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

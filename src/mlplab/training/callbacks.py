@@ -20,12 +20,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from mlplab.training.history import History
+
+if TYPE_CHECKING:  # the CLI's callbacks import this module, and the CLI starts without torch
+    import torch
+    from torch import nn
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplab.config import Config, to_dict
-from mlplab.errors import MlplabError
+from mlplab.errors import MlplabError, one_line
 from mlplab.training.callbacks import Callback, FitState
 
 
@@ -101,7 +101,7 @@ class WandbLogger(Callback):
             )
         except self._wandb.errors.Error as error:
             # Usually no API key on a machine without a terminal: a hint instead of wandb's traceback.
-            reason = " ".join(str(error).split())
+            reason = one_line(error, limit=None)
             raise MlplabError(f"--wandb could not start a run ({reason}); to log without an account or network, "
                               "set WANDB_MODE=offline and `wandb sync` the run later") from error
 
