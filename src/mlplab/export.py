@@ -11,7 +11,7 @@ from mlplab.models import MLP, build_model
 from mlplab.training.checkpoint import load_checkpoint
 from mlplab.files import atomic_write
 
-FORMAT = "mlplab.mlp"
+EXPORT_FORMAT = "mlplab.mlp"
 
 
 def export_safetensors(checkpoint_path: str | Path, out: str | Path) -> Path:
@@ -21,7 +21,7 @@ def export_safetensors(checkpoint_path: str | Path, out: str | Path) -> Path:
     checkpoint = load_checkpoint(checkpoint_path)
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in checkpoint["model"].items()}
     metadata = {
-        "format": FORMAT,
+        "format": EXPORT_FORMAT,
         "config": json.dumps(checkpoint["config"]),
         "model_info": json.dumps(checkpoint["model_info"]),
         "epoch": str(checkpoint["epoch"]),
@@ -45,8 +45,8 @@ def load_safetensors(path: str | Path) -> MLP:
         tensors = load_file(str(path))
     except Exception as error:  # safetensors raises its own error types for malformed headers
         raise MlplabError(f"{path} is not a readable safetensors file ({error})")
-    if metadata.get("format") != FORMAT:
-        raise MlplabError(f"{path} was not written by `mlplab export` (no '{FORMAT}' metadata)")
+    if metadata.get("format") != EXPORT_FORMAT:
+        raise MlplabError(f"{path} was not written by `mlplab export` (no '{EXPORT_FORMAT}' metadata)")
     config = from_dict(json.loads(metadata["config"]))
     info = json.loads(metadata["model_info"])
     model = build_model(config.model, in_features=info["in_features"], num_classes=info["num_classes"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from mlplab.choices import DEVICES, SPLITS
 from mlplab.cli.report import per_class_table
 from mlplab.config import apply_overrides, from_dict
 
@@ -14,9 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a checkpoint on the test (or val/train) split",
                                    description="Evaluate a checkpoint (a .pt file, or a run directory: its best.pt).")
     parser.add_argument("checkpoint", help="best.pt / last.pt, or a run directory")
-    parser.add_argument("--split", choices=("test", "val", "train"), default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--split", choices=SPLITS, default="test", help="split to evaluate (default: test)")
     parser.add_argument("--data-dir", help="folder holding the dataset's IDX files (default: as in training)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="device (default: auto)")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="device (default: auto)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.set_defaults(func=run)
 
