@@ -19,7 +19,7 @@ from data_helpers import NAMES, link_files, refused_url
 from mlplab.cli.main import main
 from mlplab.config import DataConfig
 from mlplab.data import MNIST, get_spec, load_data, source
-from mlplab.data.registry import DATASETS
+from mlplab.data.registry import DATASET_SPECS
 from mlplab.errors import MlplabError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 def offline(monkeypatch, tmp_path):
     """No data variable, an empty cache, and MNIST's mirrors on a closed local port."""
     monkeypatch.setenv("MLPLAB_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setitem(DATASETS, "mnist", dataclasses.replace(DATASETS["mnist"], mirrors=(refused_url(),)))
+    monkeypatch.setitem(DATASET_SPECS, "mnist", dataclasses.replace(DATASET_SPECS["mnist"], mirrors=(refused_url(),)))
     return tmp_path / "cache"
 
 

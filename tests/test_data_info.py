@@ -1,4 +1,4 @@
-"""describe() and `mlplab data info`: the numbers the labs print."""
+"""bundle_statistics() and `mlplab data info`: the numbers the labs print."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from data_helpers import pixel_stats
 
 from mlplab.cli import data_cmd
 from mlplab.config import DataConfig
-from mlplab.data import describe, get_spec, load_data
+from mlplab.data import bundle_statistics, get_spec, load_data
 from mlplab.data.arrays import read_dataset
 from mlplab.errors import MlplabError
 
@@ -23,7 +23,7 @@ def bundle(mnist_dir):
 
 def test_describe_counts_and_stats(bundle, mnist_dir):
     raw = read_dataset(get_spec("mnist"), mnist_dir)
-    summary = describe(bundle)
+    summary = bundle_statistics(bundle)
     splits = summary["splits"]
     assert list(splits) == ["train", "val", "test"]
     for split in splits.values():
@@ -41,7 +41,7 @@ def test_describe_counts_and_stats(bundle, mnist_dir):
 
 
 def test_describe_unit_raw_equals_normalised(mnist_dir):
-    split = describe(load_data(DataConfig(data_dir=str(mnist_dir), normalize="unit", val_split="none")))["splits"]
+    split = bundle_statistics(load_data(DataConfig(data_dir=str(mnist_dir), normalize="unit", val_split="none")))["splits"]
     assert "val" not in split
     assert split["train"]["raw_mean"] == pytest.approx(split["train"]["mean"])
     assert split["train"]["min"] == 0.0 and split["train"]["max"] == 1.0

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from mlplab.data import DATASETS, get_spec
+from mlplab.data import DATASET_SPECS, get_spec
 from mlplab.data.registry import ROLES
 from mlplab.errors import MlplabError
 
@@ -26,9 +26,9 @@ def test_unknown_name_lists_choices():
         get_spec("emnist")
 
 
-@pytest.mark.parametrize("name", list(DATASETS))
+@pytest.mark.parametrize("name", list(DATASET_SPECS))
 def test_specs_are_complete(name):
-    spec = DATASETS[name]
+    spec = DATASET_SPECS[name]
     assert [role for role, _ in spec.files.items()] == list(ROLES)
     assert all(re.fullmatch(r"[0-9a-f]{32}", record.md5) for _, record in spec.files.items())
     assert len(spec.classes) == 10 and len(set(spec.classes)) == 10

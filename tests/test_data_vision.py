@@ -72,7 +72,7 @@ def test_download_into_torchvision_layout(tmp_path, mnist_dir, monkeypatch):
     monkeypatch.setenv("no_proxy", "*")
     routes = {f"/m/{name}": Route((mnist_dir / name).read_bytes()) for name in NAMES}
     with serve(routes) as (base, _):
-        monkeypatch.setitem(registry.DATASETS, "mnist", dataclasses.replace(get_spec("mnist"), mirrors=[base + "/m/"]))
+        monkeypatch.setitem(registry.DATASET_SPECS, "mnist", dataclasses.replace(get_spec("mnist"), mirrors=[base + "/m/"]))
         dataset = MNIST(tmp_path / "data", train=False, download=True)
     assert len(dataset) == 10000
     assert sorted(p.name for p in (tmp_path / "data" / "MNIST" / "raw").iterdir()) == sorted(NAMES)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from mlplab.choices import LOSSES
 from mlplab.errors import MlplabError
-from mlplab.losses import LOSSES, build_loss
+from mlplab.losses import build_loss
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
+from mlplab.choices import ACTIVATIONS, LOSSES
 from mlplab.errors import MlplabError
-from mlplab.losses import LOSSES, build_loss
+from mlplab.losses import build_loss
 from mlplab.models import MLP
-from mlplab.models.mlp import ACTIVATIONS
 from mlplab.optim import build_optimizer
 from mlplab.training import train, load_checkpoint
 from mlplab.engines import AutogradStep, ManualStep, make_step, manual, resolve_engine

@@ -8,7 +8,8 @@ from torch import nn
 
 from mlplab.config import PRESETS, ModelConfig, from_preset
 from mlplab.errors import MlplabError
-from mlplab.models import ACTIVATIONS, MLP, build_model
+from mlplab.choices import ACTIVATIONS
+from mlplab.models import MLP, build_model
 
 ARCHITECTURES = [(16, 32, 24), (32, 16), (120, 256), (64, 64), ()]
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mlplab.errors import MlplabError
 from mlplab import optim
+from mlplab.choices import OPTIMIZERS, SCHEDULERS
+from mlplab.errors import MlplabError
 from mlplab.models import MLP
-from mlplab.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_schedule, load_optimizer_state
+from mlplab.optim import build_optimizer, build_schedule, load_optimizer_state
 
 from helpers import plain_optim
 

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from mlplab import scratch
-from mlplab.losses import LOSSES, build_loss
+from mlplab.choices import LOSSES
+from mlplab.losses import build_loss
 from mlplab.models import MLP
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -41,7 +42,7 @@ def test_each_layer_matches_autograd(name):
         W_t, b_t = torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)
         y_t = F.linear(x_t, W_t, b_t)
     else:
-        layer = {"softmax": scratch.Softmax, "log_softmax": scratch.LogSoftmax}.get(name, scratch.ACTIVATIONS.get(name))()
+        layer = {"softmax": scratch.Softmax, "log_softmax": scratch.LogSoftmax}.get(name, scratch.ACTIVATION_LAYERS.get(name))()
         function = {"softmax": lambda t: torch.softmax(t, 1), "log_softmax": lambda t: torch.log_softmax(t, 1)}
         y_t = function.get(name, TORCH_ACTIVATIONS.get(name))(x_t)
     y = layer.forward(x)

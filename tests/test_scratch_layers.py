@@ -105,7 +105,7 @@ def test_every_layer_and_loss_passes_gradcheck():
     x = RNG.standard_normal((5, 4))
     x[0, 0] = 0.5  # keep every input clear of the ReLU kinks at 0
     layers = [scratch.Linear(RNG.standard_normal((3, 4)), RNG.standard_normal(3)), scratch.Softmax(),
-              scratch.LogSoftmax(), *(kind() for kind in scratch.ACTIVATIONS.values())]
+              scratch.LogSoftmax(), *(kind() for kind in scratch.ACTIVATION_LAYERS.values())]
     for layer in layers:
         result = scratch.gradcheck(layer, x)
         assert result.ok, f"{layer!r}\n{result}"
@@ -130,7 +130,7 @@ def test_gradcheck_catches_a_wrong_backward_rule():
         scratch.gradcheck(scratch.Tanh(), np.zeros((2, 2), dtype=np.float32))
 
 
-@pytest.mark.parametrize("activation", sorted(scratch.ACTIVATIONS))
+@pytest.mark.parametrize("activation", sorted(scratch.ACTIVATION_LAYERS))
 @pytest.mark.parametrize("output", ["logits", "log_softmax"])
 def test_whole_networks_pass_gradcheck(activation, output):
     network = scratch.mlp((6, 5, 4, 3), activation, output, dtype=np.float64, seed=1)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from mlplab import choices
 from mlplab.errors import MlplabError, check_choice
 
 # The largest integer any field takes: TOML integers, JSON readers and torch's int64 all hold it.
@@ -53,7 +54,7 @@ class Bounds:
             return False
         return self.high is None or (value < self.high if self.high_open else value <= self.high)
 
-    def describe(self, whole: bool) -> str:
+    def requirement(self, whole: bool) -> str:
         """``a whole number >= 1``, ``a finite number > 0``, ``a number in [0, 1)``: for error messages."""
         kind = "a whole number" if whole else "a number" if self.high is not None else "a finite number"
         return f"{kind} {self}"
@@ -81,16 +82,22 @@ def setting(default: Any, help: str, choices: tuple[str, ...] | None = None, bou
     return field(default=default, metadata={"help": help, "choices": choices, "bounds": bounds})
 
 
+def one_of(default: str, names: tuple[str, ...], notes: dict[str, str] | None = None, more: str = "") -> Any:
+    """A `setting` that takes one of ``names``, a list from `mlplab.choices`: its help lists them
+    (``notes`` glosses some), then goes on with ``more``."""
+    return setting(default, choices.listing(names, notes) + more, choices=names)
+
+
 @dataclass
 class DataConfig:
     """Where the images come from and how they are split and scaled."""
 
-    dataset: str = setting("mnist", "mnist | fashion-mnist | kmnist", choices=('mnist', 'fashion-mnist', 'kmnist'))
+    dataset: str = one_of("mnist", choices.DATASETS)
     data_dir: str | None = setting(None, "folder holding the four IDX files (raw or .gz); default: $MLPLAB_DATA_DIR, else the download cache, else the copy bundled with mlplab (MNIST), else the mirrors")
     cache_dir: str | None = setting(None, "download cache; default: $MLPLAB_CACHE_DIR, else ~/.cache/mlplab")
     download: bool = setting(True, "fetch from the mirrors when no local copy is found (MNIST never needs to: mlplab bundles it)")
-    normalize: str = setting("standard", "standard (dataset mean/std) | unit ([0, 1]) | symmetric ([-1, 1])", choices=('standard', 'unit', 'symmetric'))
-    val_split: str = setting("last", "last (last val_size of train) | random (seeded) | none", choices=('last', 'random', 'none'))
+    normalize: str = one_of("standard", choices.NORMALIZATIONS, choices.NORMALIZATION_NOTES)
+    val_split: str = one_of("last", choices.VAL_SPLITS, choices.VAL_SPLIT_NOTES)
     val_size: int = setting(10_000, "images held out of the 60k training set for validation", bounds=AT_LEAST_ONE)
     drop_last: bool = setting(False, "drop the last partial training batch (evaluation never drops)")
 
@@ -100,11 +107,10 @@ class ModelConfig:
     """The network: an MLP over flattened 28x28 images."""
 
     hidden: tuple[int, ...] = setting((512,), "hidden layer widths, comma-separated, each >= 1; none is logistic regression")
-    activation: str = setting("relu", "relu | sigmoid | tanh | gelu | leaky_relu | elu", choices=('relu', 'sigmoid', 'tanh', 'gelu', 'leaky_relu', 'elu'))
-    output: str = setting("logits", "logits | log_softmax", choices=('logits', 'log_softmax'))
+    activation: str = one_of("relu", choices.ACTIVATIONS)
+    output: str = one_of("logits", choices.OUTPUTS)
     dropout: float = setting(0.0, "dropout probability after each hidden activation", bounds=FRACTION)
-    init: str = setting("default", "default (PyTorch's) | uniform (U(-init_range, init_range)) | xavier | kaiming",
-                        choices=("default", "uniform", "xavier", "kaiming"))
+    init: str = one_of("default", choices.INITS, choices.INIT_NOTES)
     init_range: float = setting(0.1, "a in U(-a, a) for init=uniform", bounds=Bounds(0, MAX_INIT_RANGE, low_open=True))
 
 
@@ -112,12 +118,12 @@ class ModelConfig:
 class OptimConfig:
     """Optimizer and learning-rate schedule."""
 
-    optimizer: str = setting("sgd", "sgd | adam | adamw | rmsprop | adagrad", choices=('sgd', 'adam', 'adamw', 'rmsprop', 'adagrad'))
+    optimizer: str = one_of("sgd", choices.OPTIMIZERS)
     lr: float = setting(0.2, "learning rate (peak rate for onecycle)", bounds=POSITIVE)
     momentum: float = setting(0.9, "sgd and rmsprop momentum", bounds=FRACTION)
     nesterov: bool = setting(True, "sgd Nesterov momentum (needs momentum > 0)")
     weight_decay: float = setting(0.0, "L2 penalty (decoupled for adamw)", bounds=NON_NEGATIVE)
-    scheduler: str = setting("onecycle", "none | exponential | step | cosine | onecycle", choices=('none', 'exponential', 'step', 'cosine', 'onecycle'))
+    scheduler: str = one_of("onecycle", choices.SCHEDULERS)
     gamma: float = setting(0.9, "lr decay factor per epoch (exponential) or per step_size epochs (step)",
                            bounds=Bounds(0, 1, low_open=True))
     step_size: int = setting(1, "epochs between decays for scheduler=step", bounds=AT_LEAST_ONE)
@@ -127,15 +133,18 @@ class OptimConfig:
 class TrainConfig:
     """The loop: loss, batches, epochs, seed, device and where results go."""
 
-    loss: str = setting("cross_entropy", "cross_entropy | nll | quadratic | ccql | mse", choices=('cross_entropy', 'nll', 'quadratic', 'ccql', 'mse'))
+    loss: str = one_of("cross_entropy", choices.LOSSES)
     beta: float = setting(1.0, "extra weight on the correct class's residual for loss=ccql", bounds=NON_NEGATIVE)
     batch_size: int = setting(256, "training batch size", bounds=AT_LEAST_ONE)
     eval_batch_size: int = setting(1000, "evaluation batch size (never drops samples)", bounds=AT_LEAST_ONE)
     epochs: int = setting(4, "number of passes over the training split", bounds=AT_LEAST_ONE)
     seed: int = setting(0, "drives the split, initialisation, shuffling and dropout", bounds=Bounds(0, INT64_MAX))
     threads: int | None = setting(None, f"CPU threads for PyTorch while training, at most {THREADS_PER_CPU} per CPU; default: 1 for CPU batches under 128 (tiny ops gain nothing from a second thread), else PyTorch's choice", bounds=AT_LEAST_ONE)
-    engine: str = setting("auto", "auto | autograd | manual | scratch: how gradients are computed; manual writes the MLP's backprop out by hand (the same gradients, faster on small nets), auto uses it wherever it applies (no dropout, a built-in loss); scratch computes the whole step in NumPy (mlplab.scratch, CPU only)", choices=('auto', 'autograd', 'manual', 'scratch'))
-    device: str = setting("auto", "auto | cpu | cuda | mps", choices=('auto', 'cpu', 'cuda', 'mps'))
+    engine: str = one_of("auto", choices.ENGINES, more=(
+        ": how gradients are computed; manual writes the MLP's backprop out by hand (the same gradients, faster on "
+        "small nets), auto uses it wherever it applies (no dropout, a built-in loss); scratch computes the whole step "
+        "in NumPy (mlplab.scratch, CPU only)"))
+    device: str = one_of("auto", choices.DEVICES)
     out: str | None = setting(None, "run directory; default runs/<dataset>-<preset or mlp>-<time>")
     log_batches: bool = setting(False, "also record every training batch's loss (batches.csv)")
     tensorboard: bool = setting(False, "also write TensorBoard logs into RUN_DIR/tensorboard (needs the tensorboard extra)")
@@ -218,7 +227,7 @@ def _coerce(name: str, value: Any) -> Any:
         return _choice(name, value, f.metadata.get("choices"))
     bounds = f.metadata.get("bounds")
     if bounds is not None and not bounds.admits(number):
-        raise MlplabError(f"{name} must be {bounds.describe(whole=isinstance(number, int))}; got {number!r}")
+        raise MlplabError(f"{name} must be {bounds.requirement(whole=isinstance(number, int))}; got {number!r}")
     _check_int64(name, number)
     return number
 

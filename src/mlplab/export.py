@@ -12,7 +12,7 @@ from mlplab.files import atomic_write
 from mlplab.run import checkpoint_file
 from mlplab.training.checkpoint import load_checkpoint
 
-FORMAT = "mlplab.mlp"
+EXPORT_FORMAT = "mlplab.mlp"
 
 
 def export_safetensors(checkpoint_path: str | Path, out: str | Path, which: str = "best") -> Path:
@@ -28,7 +28,7 @@ def export_safetensors(checkpoint_path: str | Path, out: str | Path, which: str 
     checkpoint = load_checkpoint(checkpoint_file(checkpoint_path, which))
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in checkpoint["model"].items()}
     metadata = {
-        "format": FORMAT,
+        "format": EXPORT_FORMAT,
         "config": json.dumps(checkpoint["config"]),
         "model_info": json.dumps(checkpoint["model_info"]),
         "epoch": str(checkpoint["epoch"]),
@@ -52,8 +52,8 @@ def load_safetensors(path: str | Path) -> MLP:
         tensors = load_file(str(path))
     except Exception as error:  # safetensors raises its own error types for malformed headers
         raise MlplabError(f"{path} is not a readable safetensors file ({error})")
-    if metadata.get("format") != FORMAT:
-        raise MlplabError(f"{path} was not written by `mlplab export` (no '{FORMAT}' metadata)")
+    if metadata.get("format") != EXPORT_FORMAT:
+        raise MlplabError(f"{path} was not written by `mlplab export` (no '{EXPORT_FORMAT}' metadata)")
     config, info = json.loads(metadata["config"]), json.loads(metadata["model_info"])
     if config is None:  # a user-defined module's weights: mlplab cannot rebuild the class
         raise MlplabError(f"{path} holds a user-defined model ({info.get('class')}); build the module and load the "

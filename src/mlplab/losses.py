@@ -18,12 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mlplab.choices import LOSSES, OUTPUTS
 from mlplab.errors import MlplabError, check_choice
-from mlplab.models.mlp import OUTPUTS
 
 LossFunction = Callable[[Tensor, Tensor], Tensor]
-
-LOSSES = ("cross_entropy", "nll", "quadratic", "ccql", "mse")
 
 
 def _check(outputs: Tensor, targets: Tensor, output: str) -> None:
@@ -103,6 +101,7 @@ def mse(outputs: Tensor, targets: Tensor, *, output: str) -> Tensor:
     return _residual(outputs, targets, output).square().mean()
 
 
+# Each of `mlplab.choices.LOSSES` as a function.
 _FUNCTIONS: dict[str, Callable[..., Tensor]] = {
     "cross_entropy": cross_entropy,
     "nll": nll,
@@ -113,11 +112,13 @@ _FUNCTIONS: dict[str, Callable[..., Tensor]] = {
 
 
 @dataclass(frozen=True)
-class Loss:
-    """A built-in loss bound to the model's output kind: ``loss(outputs, targets)`` is the batch mean.
+class NamedLoss:
+    """A built-in loss, by name, bound to the model's output kind: ``loss(outputs, targets)`` is the batch mean.
 
-    Keeps its name and settings readable, so the manual engine
-    (`mlplab.training.manual`) can write out the same loss's gradient by hand.
+    Keeps its name and settings readable, so the manual and scratch engines
+    (`mlplab.engines.manual`, `mlplab.engines.scratch`) can compute the same loss's
+    gradient themselves. Not to be confused with `mlplab.scratch.Loss`, the NumPy engine's
+    loss base class.
     """
 
     name: str
@@ -134,13 +135,13 @@ def build_loss(name: str | LossFunction, output: str = "logits", beta: float = 1
     """The loss ``(outputs (B, C), targets (B,) int64) -> mean over the batch`` called ``name``.
 
     Args:
-        name: one of `LOSSES`, or a callable ``(outputs, targets) -> scalar``, which is
+        name: one of `mlplab.choices.LOSSES`, or a callable ``(outputs, targets) -> scalar``, which is
             returned unchanged (custom losses through the API).
         output: what the model outputs, ``"logits"`` or ``"log_softmax"`` (`MLP.output`).
         beta: weight of the correct-class penalty for ``ccql`` (>= 0); ignored otherwise.
 
     Mismatches are reported here, before any training: ``nll`` on logits, unknown names.
-    A built-in name gives a `Loss`.
+    A built-in name gives a `NamedLoss`.
     """
     if callable(name):
         return name
@@ -150,4 +151,4 @@ def build_loss(name: str | LossFunction, output: str = "logits", beta: float = 1
         _nll_needs_log_probs(output)
     if name == "ccql" and not beta >= 0:
         raise MlplabError(f"beta must be >= 0 (weight of ccql's correct-class penalty); got {beta}")
-    return Loss(name, output, float(beta) if name == "ccql" else 1.0)
+    return NamedLoss(name, output, float(beta) if name == "ccql" else 1.0)

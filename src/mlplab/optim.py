@@ -33,10 +33,11 @@ from torch.optim.lr_scheduler import (
     StepLR,
 )
 
+from mlplab.choices import OPTIMIZERS, SCHEDULERS
 from mlplab.config import OptimConfig
 from mlplab.errors import MlplabError, check_choice
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+# Each of `mlplab.choices.OPTIMIZERS` as a torch optimizer class.
 _CLASSES: dict[str, type[Optimizer]] = {
     "sgd": torch.optim.SGD,
     "adam": torch.optim.Adam,
@@ -44,7 +45,6 @@ _CLASSES: dict[str, type[Optimizer]] = {
     "rmsprop": torch.optim.RMSprop,
     "adagrad": torch.optim.Adagrad,
 }
-SCHEDULERS = ("none", "exponential", "step", "cosine", "onecycle")
 
 _USES_MOMENTUM = ("sgd", "rmsprop")
 _FUSED = ("sgd", "adam", "adamw", "adagrad")  # optimizers with a fused kernel in recent torch

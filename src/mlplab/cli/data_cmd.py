@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from mlplab import choices
 from mlplab.config import DataConfig
 
 _DEFAULTS = DataConfig()
@@ -20,16 +21,17 @@ def register(subparsers: Any) -> None:
         description="Load a dataset as training would (download, verify, split, normalise) and "
                     "print sizes, value ranges, mean/std and class counts of each split.")
     info.add_argument("--dataset", default=_DEFAULTS.dataset, metavar="NAME",
-                      help=f"mnist | fashion-mnist | kmnist (default: {_DEFAULTS.dataset})")
+                      help=f"{choices.listing(choices.DATASETS)} (default: {_DEFAULTS.dataset})")
     info.add_argument("--data-dir", default=None, metavar="DIR",
                       help="folder holding the four IDX files, raw or .gz (default: $MLPLAB_DATA_DIR, then the cache, "
                            "then the copy bundled with mlplab for MNIST, then the mirrors)")
     info.add_argument("--cache-dir", default=None, metavar="DIR",
                       help="download cache (default: $MLPLAB_CACHE_DIR or ~/.cache/mlplab)")
     info.add_argument("--normalize", default=_DEFAULTS.normalize, metavar="KIND",
-                      help=f"standard | unit | symmetric (default: {_DEFAULTS.normalize})")
+                      help=f"{choices.listing(choices.NORMALIZATIONS, choices.NORMALIZATION_NOTES)} "
+                           f"(default: {_DEFAULTS.normalize})")
     info.add_argument("--val-split", default=_DEFAULTS.val_split, metavar="KIND",
-                      help=f"last | random | none (default: {_DEFAULTS.val_split})")
+                      help=f"{choices.listing(choices.VAL_SPLITS, choices.VAL_SPLIT_NOTES)} (default: {_DEFAULTS.val_split})")
     info.add_argument("--val-size", type=int, default=_DEFAULTS.val_size, metavar="N",
                       help=f"training images held out for validation (default: {_DEFAULTS.val_size})")
     info.add_argument("--seed", type=int, default=0, metavar="N",
@@ -42,18 +44,18 @@ def register(subparsers: Any) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     """Handler of ``mlplab data info``: prints the summary; errors are raised as MlplabError."""
-    from mlplab.data import describe, load_data  # imported here: keeps `mlplab --help` fast
+    from mlplab.data import bundle_statistics, load_data  # imported here: keeps `mlplab --help` fast
 
     config = DataConfig(dataset=args.dataset, data_dir=args.data_dir, cache_dir=args.cache_dir,
                         download=args.download, normalize=args.normalize, val_split=args.val_split,
                         val_size=args.val_size)
-    summary = describe(load_data(config, device="cpu", seed=args.seed, progress=True))
+    summary = bundle_statistics(load_data(config, device="cpu", seed=args.seed, progress=True))
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """The summary from `describe` as a readable table."""
+    """The summary from `bundle_statistics` as a readable table."""
     lines = [f"{summary['title']} from {summary['source']} ({summary['origin_description']})",
              f"normalize: {summary['normalize']}; {len(summary['classes'])} classes: {', '.join(summary['classes'])}",
              "",

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
+from mlplab.choices import DEVICES, SPLITS
 from mlplab.cli.report import per_class_table
 from mlplab.config import Config, apply_overrides, from_dict
 
@@ -19,9 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description="Evaluate a checkpoint (a .pt file, or a run directory: its best.pt, "
                                                "else its last.pt before any best epoch was saved).")
     parser.add_argument("checkpoint", help="best.pt / last.pt, or a run directory")
-    parser.add_argument("--split", choices=("test", "val", "train"), default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--split", choices=SPLITS, default="test", help="split to evaluate (default: test)")
     parser.add_argument("--data-dir", help="folder holding the dataset's IDX files (default: as in training)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="device (default: auto)")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="device (default: auto)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.set_defaults(func=run)
 

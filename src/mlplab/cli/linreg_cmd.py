@@ -7,8 +7,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from mlplab.cli.parser import FORMAT_HELP, figure_formats
 from mlplab.cli.train_cmd import add_field_flag
-from mlplab.errors import MlplabError
 from mlplab.experiments.linreg import LinregConfig, LinregResult
 
 
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         add_field_flag(group, field)
     parser.add_argument("--out", default="runs/linreg", metavar="DIR",
                         help="folder for linreg.json and the figure (default: runs/linreg)")
-    parser.add_argument("--format", default="png", help="figure format: png, svg or png,svg (default: png)")
+    parser.add_argument("--format", default="png", help=f"figure format: {FORMAT_HELP} (default: png)")
     parser.set_defaults(func=run)
 
 
@@ -36,9 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from mlplab.plots.linreg import loss_curve
     from mlplab.files import atomic_write_text
 
-    formats = tuple(kind.strip().lower() for kind in args.format.split(",") if kind.strip())
-    if not formats or any(kind not in ("png", "svg") for kind in formats):
-        raise MlplabError(f"--format takes png, svg or png,svg; got {args.format!r}")
+    formats = figure_formats(args.format)
     config = LinregConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(LinregConfig)
                              if getattr(args, field.name) is not None})
     result = run_experiment(config)

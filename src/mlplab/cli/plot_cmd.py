@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mlplab.choices import DATASETS, FIGURE_FORMATS, SPLITS
+from mlplab.cli.parser import FORMAT_HELP, figure_formats
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `plot`, `show` and `report` commands."""
@@ -14,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                              "training curves, per-batch loss, confusion matrix, per-class accuracy, "
                                              "first-layer weights, predictions and the most confident mistakes.")
     plot.add_argument("run_dir", help="a directory written by `mlplab train`")
-    plot.add_argument("--format", default="png", help="png, svg or png,svg (default: png)")
+    plot.add_argument("--format", default="png", help=f"{FORMAT_HELP} (default: png)")
     plot.add_argument("--out", help="folder for the figures (default: RUN_DIR/figures)")
     plot.add_argument("--units", type=int, default=16,
                       help="hidden units whose first-layer weights are drawn (default: 16; logistic regression: all 10)")
@@ -26,9 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     what.required = True
     samples = what.add_parser("samples", help="a grid of images with their labels",
                               description="Draw a grid of a dataset split's images with their labels.")
-    samples.add_argument("--dataset", default="mnist", choices=("mnist", "fashion-mnist", "kmnist"),
+    samples.add_argument("--dataset", default="mnist", choices=DATASETS,
                          help="dataset (default: mnist)")
-    samples.add_argument("--split", default="train", choices=("train", "val", "test"), help="split (default: train)")
+    samples.add_argument("--split", default="train", choices=SPLITS, help="split (default: train)")
     samples.add_argument("--n", type=int, default=40, help="number of images (default: 40)")
     samples.add_argument("--class", dest="label", help="only this class: a label (3) or a name (three, Trouser)")
     samples.add_argument("--seed", type=int, help="draw the images at random with this seed (default: the first ones)")
@@ -47,13 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_plot(args: argparse.Namespace) -> int:
     """Draw and list the figures (and any that could not be drawn, with why)."""
-    from mlplab.errors import MlplabError
     from mlplab.plots import plot_run
 
-    formats = tuple(kind.strip().lower() for kind in args.format.split(",") if kind.strip())
-    if not formats or any(kind not in ("png", "svg") for kind in formats):
-        raise MlplabError(f"--format takes png, svg or png,svg; got {args.format!r}")
-    figures = plot_run(args.run_dir, formats, data_dir=args.data_dir, out_dir=args.out, weight_units=args.units)
+    figures = plot_run(args.run_dir, figure_formats(args.format), data_dir=args.data_dir, out_dir=args.out,
+                       weight_units=args.units)
     for name, paths in figures.written.items():
         print(f"{name:<12} {', '.join(map(str, paths))}")
     for name, reason in figures.skipped.items():
@@ -68,7 +68,7 @@ def run_samples(args: argparse.Namespace) -> int:
 
     config = DataConfig(dataset=args.dataset, data_dir=args.data_dir)
     path = Path(args.out)
-    if path.suffix.lower() not in (".png", ".svg"):
+    if path.suffix.lower().removeprefix(".") not in FIGURE_FORMATS:
         from mlplab.errors import MlplabError
 
         raise MlplabError(f"--out must name a .png or .svg file; got {args.out}")

@@ -6,7 +6,8 @@ import argparse
 import dataclasses
 import statistics
 
-from mlplab.experiments.symmetry_config import ACTIVATIONS, OPTIMIZERS, SCHEDULERS, SymmetryConfig
+from mlplab.choices import SYMMETRY_ACTIVATIONS, SYMMETRY_OPTIMIZERS, SYMMETRY_SCHEDULERS
+from mlplab.experiments.symmetry_config import SymmetryConfig
 
 HELP = {
     "seeds": "networks trained at once (default: 100)",
@@ -21,7 +22,7 @@ HELP = {
     "scheduler": "none, cosine (eps to 0 over the long budget) or exponential (eps x gamma per sweep) (default: none)",
     "gamma": "per-sweep decay for --scheduler exponential (default: 0.9999)",
 }
-CHOICES = {"activation": ACTIVATIONS, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS}
+CHOICES = {"activation": SYMMETRY_ACTIVATIONS, "optimizer": SYMMETRY_OPTIMIZERS, "scheduler": SYMMETRY_SCHEDULERS}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

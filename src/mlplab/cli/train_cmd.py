@@ -51,9 +51,11 @@ def add_field_flag(group: argparse._ArgumentGroup, field: dataclasses.Field) -> 
         kind = int
     elif isinstance(default, float):
         kind = float
-    metavar = "W1,W2,..." if field.name == "hidden" else None
-    group.add_argument(flag, dest=field.name, type=kind, default=None, metavar=metavar,
-                       choices=field.metadata.get("choices"), help=help_text)
+    choices = field.metadata.get("choices")
+    # The help already lists a choice field's names: the metavar keeps argparse from listing them again.
+    metavar = "W1,W2,..." if field.name == "hidden" else field.name.upper() if choices else None
+    group.add_argument(flag, dest=field.name, type=kind, default=None, metavar=metavar, choices=choices,
+                       help=help_text)
 
 
 def resolve_config(args: argparse.Namespace) -> Config:

@@ -11,7 +11,7 @@ Modules, in the order data flows through them:
     loading   splits as normalised tensors on the device (`load_data`)
     batches   mini-batches by index (`Batches`)
     vision    torchvision-compatible `MNIST`, `FashionMNIST`, `KMNIST`
-    info      per-split statistics (`describe`)
+    info      per-split statistics (`bundle_statistics`)
 
 Names are imported on first use, so ``import mlplab.data`` does not import torch.
 """
@@ -22,28 +22,28 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "DatasetSpec": "registry", "FileRecord": "registry", "get_spec": "registry", "DATASETS": "registry",
+    "DatasetSpec": "registry", "FileRecord": "registry", "get_spec": "registry", "DATASET_SPECS": "registry",
     "read_idx": "idx", "write_idx": "idx", "IDXError": "idx",
     "default_cache_dir": "download",
     "locate": "source", "find_source": "source", "DataSource": "source", "bundled_folder": "source",
     "load_data": "loading", "DataBundle": "loading", "TensorSplit": "loading", "normalize": "loading",
     "Batches": "batches",
     "MNIST": "vision", "FashionMNIST": "vision", "KMNIST": "vision",
-    "describe": "info",
+    "bundle_statistics": "info",
 }
 __all__ = [
-    "DatasetSpec", "FileRecord", "get_spec", "DATASETS", "read_idx", "write_idx", "IDXError",
+    "DatasetSpec", "FileRecord", "get_spec", "DATASET_SPECS", "read_idx", "write_idx", "IDXError",
     "default_cache_dir", "locate", "find_source", "DataSource", "bundled_folder", "load_data", "DataBundle", "TensorSplit", "normalize", "Batches",
-    "MNIST", "FashionMNIST", "KMNIST", "describe",
+    "MNIST", "FashionMNIST", "KMNIST", "bundle_statistics",
 ]
 
 if TYPE_CHECKING:
     from mlplab.data.batches import Batches
     from mlplab.data.download import default_cache_dir
     from mlplab.data.idx import IDXError, read_idx, write_idx
-    from mlplab.data.info import describe
+    from mlplab.data.info import bundle_statistics
     from mlplab.data.loading import DataBundle, TensorSplit, load_data, normalize
-    from mlplab.data.registry import DATASETS, DatasetSpec, FileRecord, get_spec
+    from mlplab.data.registry import DATASET_SPECS, DatasetSpec, FileRecord, get_spec
     from mlplab.data.source import DataSource, bundled_folder, find_source, locate
     from mlplab.data.vision import KMNIST, MNIST, FashionMNIST
 

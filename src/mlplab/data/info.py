@@ -18,7 +18,7 @@ def pixel_affine(bundle: DataBundle) -> tuple[float, float]:
     return 1.0, 0.0
 
 
-def describe_split(split: TensorSplit, num_classes: int, scale: float, shift: float) -> dict[str, Any]:
+def split_statistics(split: TensorSplit, num_classes: int, scale: float, shift: float) -> dict[str, Any]:
     """Size, shape, value range, mean/std (normalised and raw [0, 1]) and class counts of one split."""
     low, high = torch.aminmax(split.images)
     std, mean = torch.std_mean(split.images, correction=0)  # population std; torch sums float32 accurately
@@ -35,7 +35,7 @@ def describe_split(split: TensorSplit, num_classes: int, scale: float, shift: fl
     }
 
 
-def describe(bundle: DataBundle) -> dict[str, Any]:
+def bundle_statistics(bundle: DataBundle) -> dict[str, Any]:
     """A JSON-ready summary of a bundle: dataset, source (folder and how it was found), normalisation
     and per-split statistics."""
     scale, shift = pixel_affine(bundle)
@@ -49,5 +49,5 @@ def describe(bundle: DataBundle) -> dict[str, Any]:
         "origin_description": bundle.origin_description,
         "normalize": bundle.normalize,
         "classes": classes,
-        "splits": {s.name: describe_split(s, len(classes), scale, shift) for s in splits},
+        "splits": {s.name: split_statistics(s, len(classes), scale, shift) for s in splits},
     }

@@ -13,14 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mlplab.choices import NORMALIZATIONS, VAL_SPLITS
 from mlplab.config import DataConfig
 from mlplab.data.arrays import read_dataset, shared_tensor
 from mlplab.data.registry import DatasetSpec, get_spec
 from mlplab.data.source import ORIGINS, find_source
 from mlplab.errors import MlplabError, check_choice
-
-NORMALIZATIONS = ("standard", "unit", "symmetric")
-VAL_SPLITS = ("last", "random", "none")
 
 
 @dataclass
@@ -29,7 +27,7 @@ class TensorSplit:
 
     images: torch.Tensor  # (N, 1, 28, 28) float32, normalised, contiguous
     labels: torch.Tensor  # (N,) int64, same device
-    name: str  # "train" | "val" | "test"
+    name: str  # one of `mlplab.choices.SPLITS`
     indices: torch.Tensor | None = None  # (N,) int64 on the CPU: positions in the source file's split
 
     def __len__(self) -> int:

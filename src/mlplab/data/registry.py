@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
+from mlplab.choices import DATASETS
 from mlplab.errors import check_choice
 
 # The four files of every MNIST-family dataset, in the order they are listed and fetched.
@@ -133,7 +134,8 @@ KMNIST_SPEC = DatasetSpec(
     torchvision_folder="KMNIST",
 )
 
-DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (MNIST_SPEC, FASHION_MNIST_SPEC, KMNIST_SPEC)}
+# The spec of each of `mlplab.choices.DATASETS`, by name.
+DATASET_SPECS: dict[str, DatasetSpec] = {spec.name: spec for spec in (MNIST_SPEC, FASHION_MNIST_SPEC, KMNIST_SPEC)}
 ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist"}
 
 
@@ -142,4 +144,4 @@ def get_spec(name: str) -> DatasetSpec:
     key = str(name).strip().lower()
     key = ALIASES.get(key, key)
     check_choice("dataset", key, DATASETS)
-    return DATASETS[key]
+    return DATASET_SPECS[key]

@@ -37,8 +37,8 @@ from torch import Tensor, nn
 
 from mlplab.engines.base import Engine
 from mlplab.engines.optimizer_step import OptimizerStep
-from mlplab.losses import Loss
-from mlplab.models.mlp import ACTIVATIONS, MLP, activation_and_dropout
+from mlplab.losses import NamedLoss
+from mlplab.models.mlp import ACTIVATION_FUNCTIONS, MLP, activation_and_dropout
 
 ActivationGradient = Callable[[Tensor, Tensor, Tensor], Tensor]  # (grad, z, h) -> grad * f'(z), h = f(z)
 
@@ -78,7 +78,7 @@ def activation_gradient(activation: str) -> ActivationGradient:
     generator = torch.Generator().manual_seed(0)
     z = torch.randn(64, dtype=torch.float64, generator=generator) * 3
     grad = torch.randn(64, dtype=torch.float64, generator=generator)
-    h = ACTIVATIONS[activation](z)
+    h = ACTIVATION_FUNCTIONS[activation](z)
     public = PUBLIC_GRADIENTS[activation]
     try:
         kernel = KERNEL_GRADIENTS[activation]
@@ -99,7 +99,7 @@ def _unsupported(model: Any, loss_fn: object) -> str | None:
         return "it does not implement dropout (set --dropout 0)"
     if activation not in PUBLIC_GRADIENTS:
         return f"it has no gradient for activation {activation!r}"
-    if not isinstance(loss_fn, Loss):
+    if not isinstance(loss_fn, NamedLoss):
         return "a custom loss function needs autograd to differentiate it"
     return None
 
@@ -112,7 +112,7 @@ class ManualEngine(Engine):
     def unsupported(self, model: Any, loss: Any, optimizer: Any) -> str | None:
         return _unsupported(model, loss)
 
-    def step(self, model: MLP, loss: Loss, optimizer: torch.optim.Optimizer) -> ManualStep:
+    def step(self, model: MLP, loss: NamedLoss, optimizer: torch.optim.Optimizer) -> ManualStep:
         return ManualStep(model, loss, optimizer)
 
 
@@ -121,11 +121,11 @@ class ManualStep:
 
     Args:
         model: an `MLP` without dropout.
-        loss_fn: a built-in `Loss` (from `mlplab.losses.build_loss`).
+        loss_fn: a built-in `NamedLoss` (from `mlplab.losses.build_loss`).
         optimizer: the optimizer over ``model.parameters()``; stepped after every batch.
     """
 
-    def __init__(self, model: MLP, loss_fn: Loss, optimizer: torch.optim.Optimizer) -> None:
+    def __init__(self, model: MLP, loss_fn: NamedLoss, optimizer: torch.optim.Optimizer) -> None:
         reason = _unsupported(model, loss_fn)
         if reason is not None:
             raise ValueError(f"ManualStep cannot train this model: {reason}")
@@ -142,7 +142,7 @@ class ManualStep:
         # The gradients are written into each parameter's .grad, created here once.
         self.parameters = [p for layer in layers for p in (layer.weight, layer.bias)]
         self.grads = [torch.empty_like(p) for p in self.parameters]  # dW_1, db_1, ..., dW_L, db_L
-        self.activate = ACTIVATIONS[model.activation]
+        self.activate = ACTIVATION_FUNCTIONS[model.activation]
         self.activation_gradient = activation_gradient(model.activation)
         self._rows = torch.arange(0)  # 0..B-1, grown on demand: row indices for p[rows, y]
         self._minus_one = torch.tensor(-1.0)

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from mlplab import scratch
 from mlplab.engines.base import Engine
-from mlplab.losses import Loss
+from mlplab.losses import NamedLoss
 from mlplab.models.mlp import MLP, activation_and_dropout
 
 # The torch optimizers whose update `mlplab.scratch` implements, by name.
@@ -39,9 +39,9 @@ def _unsupported(model: Any, loss_fn: object, optimizer: str | torch.optim.Optim
     name = optimizer if isinstance(optimizer, str) else _optimizer_name(optimizer)
     if dropout:
         return "it has no dropout (set --dropout 0)"
-    if activation not in scratch.ACTIVATIONS:
-        return f"it has no activation {activation!r} (it has {', '.join(scratch.ACTIVATIONS)})"
-    if not isinstance(loss_fn, Loss):
+    if activation not in scratch.ACTIVATION_LAYERS:
+        return f"it has no activation {activation!r} (it has {', '.join(scratch.ACTIVATION_LAYERS)})"
+    if not isinstance(loss_fn, NamedLoss):
         return "a custom loss function needs autograd to differentiate it"
     if name not in SCRATCH_OPTIMIZERS:
         return f"it implements {', '.join(SCRATCH_OPTIMIZERS)}, not {name or type(optimizer).__name__}"
@@ -60,7 +60,7 @@ class ScratchEngine(Engine):
     def unsupported(self, model: Any, loss: Any, optimizer: Any) -> str | None:
         return _unsupported(model, loss, optimizer)
 
-    def step(self, model: MLP, loss: Loss, optimizer: torch.optim.Optimizer) -> ScratchStep:
+    def step(self, model: MLP, loss: NamedLoss, optimizer: torch.optim.Optimizer) -> ScratchStep:
         return ScratchStep(model, loss, optimizer)
 
 
@@ -69,12 +69,12 @@ class ScratchStep:
 
     Args:
         model: a CPU `MLP` without dropout; trained in place.
-        loss_fn: a built-in `Loss`.
+        loss_fn: a built-in `NamedLoss`.
         optimizer: the run's torch SGD, Adam or AdamW over ``model.parameters()``: its
             hyperparameters, learning rate (read every step) and state tensors are used; it never steps itself.
     """
 
-    def __init__(self, model: MLP, loss_fn: Loss, optimizer: torch.optim.Optimizer) -> None:
+    def __init__(self, model: MLP, loss_fn: NamedLoss, optimizer: torch.optim.Optimizer) -> None:
         reason = _unsupported(model, loss_fn, optimizer)
         if reason is not None:
             raise ValueError(f"the scratch engine cannot train this run: {reason}")

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mlplab.experiments.symmetry_config import ACTIVATIONS, OPTIMIZERS, SCHEDULERS, SymmetryConfig
+from mlplab.experiments.symmetry_config import SymmetryConfig
 from mlplab.training.device import using_threads
 
-__all__ = ["ACTIVATIONS", "OPTIMIZERS", "PAPER", "SCHEDULERS", "SymmetryConfig", "Training", "Weights", "cases",
-           "error", "forward", "gradients", "initial_weights", "solved", "train"]
+__all__ = ["PAPER", "SymmetryConfig", "Training", "Weights", "cases", "error", "forward", "gradients",
+           "initial_weights", "solved", "train"]
 
 def cases(dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
     """All 64 inputs (64, 6) of 0s and 1s, in binary counting order, and their targets (64,): 1 if symmetric."""

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlplab.choices import SYMMETRY_ACTIVATIONS, SYMMETRY_OPTIMIZERS, SYMMETRY_SCHEDULERS
 from mlplab.errors import MlplabError, check_choice
-
-ACTIVATIONS = ("logistic", "tanh")
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULERS = ("none", "cosine", "exponential")
 
 
 @dataclass
@@ -29,9 +26,9 @@ class SymmetryConfig:
 
     def check(self) -> None:
         """Raise a one-line MlplabError for any setting the experiment cannot take."""
-        check_choice("activation", self.activation, ACTIVATIONS)
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("scheduler", self.scheduler, SCHEDULERS)
+        check_choice("activation", self.activation, SYMMETRY_ACTIVATIONS)
+        check_choice("optimizer", self.optimizer, SYMMETRY_OPTIMIZERS)
+        check_choice("scheduler", self.scheduler, SYMMETRY_SCHEDULERS)
         if self.seeds < 1 or self.sweeps < 1 or self.long_sweeps < self.sweeps:
             raise MlplabError(f"need seeds >= 1 and 1 <= sweeps <= long_sweeps; got {self.seeds}, {self.sweeps}, "
                               f"{self.long_sweeps}")

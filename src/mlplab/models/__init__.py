@@ -1,5 +1,5 @@
 """Networks: the MLP and the function that builds it from a `ModelConfig`."""
 
-from mlplab.models.mlp import ACTIVATIONS, INITS, MLP, OUTPUTS, build_model
+from mlplab.models.mlp import ACTIVATION_FUNCTIONS, MLP, build_model
 
-__all__ = ["ACTIVATIONS", "INITS", "MLP", "OUTPUTS", "build_model"]
+__all__ = ["ACTIVATION_FUNCTIONS", "MLP", "build_model"]

@@ -15,11 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mlplab.choices import ACTIVATIONS, INITS, OUTPUTS
 from mlplab.config import MAX_INIT_RANGE, ModelConfig
 from mlplab.errors import MlplabError, check_choice
 
-# Called as functions in forward: cheaper than one module call per layer.
-ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+# Each of `mlplab.choices.ACTIVATIONS` as a function: called in forward, cheaper than one
+# module call per layer.
+ACTIVATION_FUNCTIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": torch.relu,
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
@@ -27,8 +29,6 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "leaky_relu": F.leaky_relu,  # negative slope 0.01
     "elu": F.elu,  # alpha 1.0
 }
-OUTPUTS = ("logits", "log_softmax")
-INITS = ("default", "uniform", "xavier", "kaiming")
 
 
 def _widths(in_features: int, hidden: Sequence[int], num_classes: int) -> tuple[int, ...]:
@@ -50,7 +50,7 @@ class MLP(nn.Module):
         in_features: inputs per sample after flattening (784 for 28x28 images).
         hidden: hidden layer widths; ``()`` gives logistic regression (one Linear).
         num_classes: outputs per sample.
-        activation: one of `ACTIVATIONS`, applied after every hidden Linear.
+        activation: one of `mlplab.choices.ACTIVATIONS`, applied after every hidden Linear.
         output: ``"logits"`` (raw scores) or ``"log_softmax"`` (log-probabilities);
             losses read this attribute to know what they are given.
         dropout: probability of zeroing a hidden activation in train mode (0 = none).
@@ -80,14 +80,14 @@ class MLP(nn.Module):
             raise MlplabError(f"dropout must be in [0, 1); got {dropout}")
         if not 0.0 < init_range <= MAX_INIT_RANGE:
             raise MlplabError(f"init_range must be > 0 and at most {MAX_INIT_RANGE:g}; got {init_range}")
-        self.activation = check_choice("activation", activation, tuple(ACTIVATIONS))
+        self.activation = check_choice("activation", activation, ACTIVATIONS)
         self.output = check_choice("output", output, OUTPUTS)
         self.init = check_choice("init", init, INITS)
         self.init_range = init_range
         self.widths = widths  # e.g. (784, 16, 32, 24, 10)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else None
-        self._activate = ACTIVATIONS[activation]
+        self._activate = ACTIVATION_FUNCTIONS[activation]
         # nn.Linear already drew PyTorch's default init, in the same RNG order as an
         # nn.Sequential of the same Linears; the other schemes overwrite it.
         self._apply_init()

@@ -6,10 +6,10 @@ import io
 from pathlib import Path
 from typing import Any
 
+from mlplab.choices import FIGURE_FORMATS
 from mlplab.errors import MlplabError
 from mlplab.files import atomic_write
 
-FORMATS = ("png", "svg")
 DPI = 100  # pixels per inch: a figure of 8 x 5 inches is an 800 x 500 PNG
 
 
@@ -36,7 +36,7 @@ def save(figure: Any, *paths: str | Path) -> list[Path]:
     try:
         for path in map(Path, paths):
             kind = path.suffix.lstrip(".").lower()
-            if kind not in FORMATS:
+            if kind not in FIGURE_FORMATS:
                 raise MlplabError(f"cannot write a figure as {path.name}: use a .png or .svg file name")
             buffer = io.BytesIO()
             figure.savefig(buffer, format=kind, dpi=DPI)

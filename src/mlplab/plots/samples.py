@@ -6,11 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from mlplab.choices import SPLITS
 from mlplab.config import DataConfig
-from mlplab.errors import MlplabError
+from mlplab.errors import MlplabError, check_choice
 from mlplab.plots import images
-
-SPLITS = ("train", "val", "test")
 
 
 def resolve_class(value: str | int, classes: tuple[str, ...]) -> int:
@@ -27,8 +26,7 @@ def sample_figure(config: DataConfig, split: str = "train", count: int = 40, lab
     """``count`` images of ``split`` (of class ``label`` only, if given): the first ones, or a seeded random draw."""
     from mlplab.data import load_data
 
-    if split not in SPLITS:
-        raise MlplabError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+    check_choice("split", split, SPLITS)
     if count < 1:
         raise MlplabError(f"--n must be at least 1; got {count}")
     data = load_data(config)

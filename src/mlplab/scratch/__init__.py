@@ -17,7 +17,7 @@ compares any of them with finite differences. Nothing here imports torch, except
 
 from mlplab.scratch.gradcheck import GradcheckResult, gradcheck
 from mlplab.scratch.layers import (
-    ACTIVATIONS, ELU, Layer, LeakyReLU, Linear, LogSoftmax, Parameter, ReLU, Sigmoid, Softmax, Tanh,
+    ACTIVATION_LAYERS, ELU, Layer, LeakyReLU, Linear, LogSoftmax, Parameter, ReLU, Sigmoid, Softmax, Tanh,
     log_softmax, softmax,
 )
 from mlplab.scratch.loop import batches, evaluate, train_epoch, train_step
@@ -26,7 +26,7 @@ from mlplab.scratch.network import Sequential, from_config, from_torch, mlp, to_
 from mlplab.scratch.optim import SGD, Adam, AdamW
 
 __all__ = [
-    "ACTIVATIONS", "ELU", "MSE", "NLL", "SGD", "Adam", "AdamW", "GradcheckResult", "Layer", "LeakyReLU",
+    "ACTIVATION_LAYERS", "ELU", "MSE", "NLL", "SGD", "Adam", "AdamW", "GradcheckResult", "Layer", "LeakyReLU",
     "Linear", "LogSoftmax", "Loss", "OnSoftmax", "Parameter", "Quadratic", "ReLU", "Sequential", "Sigmoid",
     "Softmax", "SoftmaxCrossEntropy", "Tanh", "batches", "evaluate", "from_config", "from_torch", "gradcheck",
     "log_softmax", "loss_for", "mlp", "one_hot", "softmax", "to_torch", "train_epoch", "train_step",

@@ -192,7 +192,8 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / np.sum(e, axis=1, keepdims=True)
 
 
-ACTIVATIONS: dict[str, type[Layer]] = {
+# The activations the scratch engine has, as Layer classes: all of `mlplab.choices.ACTIVATIONS` but gelu.
+ACTIVATION_LAYERS: dict[str, type[Layer]] = {
     "relu": ReLU,
     "sigmoid": Sigmoid,
     "tanh": Tanh,

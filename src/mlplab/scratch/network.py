@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from mlplab.choices import INITS, OUTPUTS
 from mlplab.config import ModelConfig
-from mlplab.scratch.layers import ACTIVATIONS, Layer, Linear, LogSoftmax, Parameter
+from mlplab.scratch.layers import ACTIVATION_LAYERS, Layer, Linear, LogSoftmax, Parameter
 
 DTYPES = (np.float32, np.float64)
 
@@ -99,7 +100,7 @@ def mlp(widths: Sequence[int], activation: str = "relu", output: str = "logits",
 
     Args:
         widths: layer widths, input to output, e.g. ``(784, 16, 32, 24, 10)``; two widths give logistic regression.
-        activation: one of ``relu``, ``sigmoid``, ``tanh``, ``leaky_relu``, ``elu``.
+        activation: a key of `ACTIVATION_LAYERS` (``relu``, ``sigmoid``, ``tanh``, ``leaky_relu``, ``elu``).
         output: ``"logits"`` or ``"log_softmax"``.
         dtype: ``np.float32`` or ``np.float64``.
         init: as `mlplab.models.MLP`: ``default`` (PyTorch's), ``uniform`` (+-init_range), ``xavier``, ``kaiming``.
@@ -123,22 +124,22 @@ def _init_linear(n_in: int, n_out: int, init: str, init_range: float, rng: np.ra
     elif init == "kaiming":  # He normal, fan-in, ReLU gain sqrt(2)
         W, b = rng.normal(0.0, np.sqrt(2.0 / n_in), (n_out, n_in)), np.zeros(n_out)
     else:
-        raise ValueError(f"unknown init {init!r}; choose one of: default, uniform, xavier, kaiming")
+        raise ValueError(f"unknown init {init!r}; choose one of: {', '.join(INITS)}")
     return Linear(W.astype(dtype), b.astype(dtype))
 
 
 def _assemble(linears: list[Linear], activation: str, output: str) -> Sequential:
     """Interleave the Linears with the activation, and end with LogSoftmax if asked."""
-    if activation not in ACTIVATIONS:
+    if activation not in ACTIVATION_LAYERS:
         raise ValueError(f"the scratch engine has no activation {activation!r}; "
-                         f"choose one of: {', '.join(ACTIVATIONS)}")
-    if output not in ("logits", "log_softmax"):
-        raise ValueError(f"unknown output {output!r}; choose logits or log_softmax")
+                         f"choose one of: {', '.join(ACTIVATION_LAYERS)}")
+    if output not in OUTPUTS:
+        raise ValueError(f"unknown output {output!r}; choose one of: {', '.join(OUTPUTS)}")
     if any(layer.W.dtype not in DTYPES for layer in linears):
         raise ValueError(f"scratch networks compute in float32 or float64; got {linears[0].W.dtype}")
     layers: list[Layer] = []
     for linear in linears[:-1]:
-        layers += [linear, ACTIVATIONS[activation]()]
+        layers += [linear, ACTIVATION_LAYERS[activation]()]
     layers.append(linears[-1])
     if output == "log_softmax":
         layers.append(LogSoftmax())

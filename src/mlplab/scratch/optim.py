@@ -4,7 +4,7 @@ Each takes the network's `Parameter` list (value and gradient arrays) and, on ``
 moves every value against its gradient. The updates are PyTorch's, equation for equation,
 and the per-parameter state uses PyTorch's names (``momentum_buffer``; ``step``,
 ``exp_avg``, ``exp_avg_sq``), so a torch optimizer's state can be handed over as arrays
-(see `mlplab.training.scratch_step`). g is a gradient, w a parameter value, t the step count.
+(see `mlplab.engines.scratch`). g is a gradient, w a parameter value, t the step count.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from mlplab.config import from_dict
 from mlplab.errors import MlplabError, one_line
 from mlplab.files import atomic_write
 
-FORMAT = "mlplab.checkpoint"
+CHECKPOINT_FORMAT = "mlplab.checkpoint"
 SCHEMA_VERSION = 3  # 2: tensor_sha256 recorded and checked; 3: config None for a model mlplab did not build
 DIGEST_KEY = "tensor_sha256"
 # What every checkpoint written by the training loop holds (besides format, schema and versions).
@@ -76,7 +76,7 @@ def _tensors(data: Any, place: str) -> list[tuple[str, torch.Tensor]]:
 
 def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
     """Write ``checkpoint`` (built by the training loop) to ``path`` via a temporary file and a rename."""
-    payload = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "versions": versions(), **checkpoint}
+    payload = {"format": CHECKPOINT_FORMAT, "schema_version": SCHEMA_VERSION, "versions": versions(), **checkpoint}
     payload[DIGEST_KEY] = tensor_digest(payload)
     atomic_write(Path(path), lambda handle: torch.save(payload, handle))
 
@@ -106,8 +106,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         # the storage checks add RuntimeError, OSError and EOFError. None of these runs code.
         raise MlplabError(f"{path} is not a readable checkpoint ({type(error).__name__}); it may be truncated "
                           "or not a torch file; use a last.pt or best.pt written by `mlplab train`") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
-        raise MlplabError(f"{path} is not an mlplab checkpoint (no '{FORMAT}' marker); use a last.pt or best.pt from `mlplab train`")
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise MlplabError(f"{path} is not an mlplab checkpoint (no '{CHECKPOINT_FORMAT}' marker); "
+                          "use a last.pt or best.pt from `mlplab train`")
     schema = checkpoint.get("schema_version", 0)
     if type(schema) is not int:  # not isinstance: True is an int too, but never a schema
         raise MlplabError(f"{path} has a schema_version of type {type(schema).__name__}, not a whole number; "

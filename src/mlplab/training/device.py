@@ -8,12 +8,15 @@ from collections.abc import Iterator
 
 import torch
 
+from mlplab.choices import DEVICES
 from mlplab.config import THREADS_PER_CPU
-from mlplab.errors import MlplabError
+from mlplab.errors import MlplabError, check_choice
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; asking for a missing accelerator is an error."""
+    """The device named ``name``, one of `mlplab.choices.DEVICES`: ``auto`` picks cuda, then mps, then cpu;
+    asking for a missing accelerator is an error."""
+    check_choice("device", name, DEVICES)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -24,8 +27,6 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise MlplabError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu or auto")
     if name == "mps" and not torch.backends.mps.is_available():
         raise MlplabError("--device mps was asked for but this PyTorch has no MPS backend; use --device cpu or auto")
-    if name not in ("cpu", "cuda", "mps"):
-        raise MlplabError(f"unknown device {name!r}; choose one of: auto, cpu, cuda, mps")
     return torch.device(name)
 
 
