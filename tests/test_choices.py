@@ -142,9 +142,10 @@ def test_every_split_is_a_split_of_the_data():
 @pytest.mark.parametrize("engine", choices.ENGINES)
 def test_every_engine_is_resolved(engine):
     from mlplab.losses import build_loss
-    from mlplab.training.steps import resolve_engine
+    from mlplab.engines import ENGINE_TABLE, resolve_engine
 
-    assert resolve_engine(engine, ModelConfig(), build_loss("cross_entropy"), "sgd") in choices.ENGINES
+    resolved = resolve_engine(engine, ModelConfig(), build_loss("cross_entropy"), "sgd")
+    assert resolved is ENGINE_TABLE[resolved.name] and resolved.name in choices.ENGINES
 
 
 @pytest.mark.parametrize("name", choices.DEVICES)
@@ -253,3 +254,10 @@ def test_the_readme_shows_the_same_lists():
     for field in choice_fields():
         flag = "--" + field.name.replace("_", "-")
         assert f"`{flag} {{{','.join(field.metadata['choices'])}}}`" in readme
+
+
+def test_the_engine_table_is_the_engine_choices_but_auto():
+    from mlplab.engines import AUTO_ORDER, ENGINE_TABLE
+
+    assert set(ENGINE_TABLE) == set(choices.ENGINES) - {"auto"}
+    assert set(AUTO_ORDER) <= set(ENGINE_TABLE)

@@ -39,7 +39,7 @@ LOSSES = ("cross_entropy", "nll", "quadratic", "ccql", "mse")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 # Learning-rate schedules (`mlplab.optim.build_schedule`); none keeps lr fixed.
 SCHEDULERS = ("none", "exponential", "step", "cosine", "onecycle")
-# How a training step computes its gradients (`mlplab.training.steps`).
+# How a training step computes its gradients (`mlplab.engines`).
 ENGINES = ("auto", "autograd", "manual", "scratch")
 # Where training runs (`mlplab.training.device.resolve_device`); auto picks cuda, then mps, then cpu.
 DEVICES = ("auto", "cpu", "cuda", "mps")
