@@ -216,3 +216,26 @@ def test_the_next_writer_removes_temporaries_a_killed_one_left(make_config):
     mine.write_bytes(b"mine")
     train(make_config(epochs=2, hidden="8", batch_size=1000, scheduler="none"), resume=True)
     assert not any(path.exists() for path in stray) and mine.exists()
+
+
+class StopAtEpoch(Callback):
+    """Early stopping at its simplest: asks fit for no more epochs once ``epoch`` has ended."""
+
+    def __init__(self, epoch):
+        self.epoch, self.ended = epoch, False
+
+    def on_epoch_end(self, state, record):
+        state.stop = record["epoch"] == self.epoch
+
+    def on_fit_end(self, state):
+        self.ended = True
+
+
+def test_a_callback_ends_training_early_by_setting_state_stop():
+    from mlplab import MLP, fit
+
+    torch.manual_seed(0)
+    batches = [(torch.randn(8, 4), torch.randint(0, 3, (8,))) for _ in range(2)]
+    stopper = StopAtEpoch(2)
+    history = fit(MLP(4, (5,), 3), batches, epochs=10, callbacks=[stopper])
+    assert history.column("epoch") == [1, 2] and stopper.ended

@@ -11,7 +11,9 @@ this order::
     close()                                  always, last, also when training failed or was interrupted
 
 Callbacks run in the order given, after the run directory's writer (`mlplab.training.writer`):
-when a callback sees an epoch end, the epoch is already saved. Nothing in the loop prints:
+when a callback sees an epoch end, the epoch is already saved. A callback ends training early
+(early stopping) by setting ``state.stop = True`` in ``on_epoch_end``: no further epoch starts,
+and ``on_fit_end`` follows as usual. Nothing in the loop prints:
 the CLI's progress bar and summary lines are callbacks too.
 """
 
@@ -47,6 +49,7 @@ class FitState:
     best: dict[str, Any] | None = None  # {"epoch", "score", "metric"} of the best epoch so far
     best_weights: dict[str, torch.Tensor] | None = None  # its state dict, while it is not the model's own
     new_best: bool = False  # whether the epoch that just ended is the new best
+    stop: bool = False  # set by a callback's on_epoch_end to end training after this epoch
     history: History = field(default_factory=History)
     metrics: dict[str, Any] | None = None  # the test metrics, once training is over
     run_dir: Path | None = None  # where the run is written, if anywhere

@@ -141,7 +141,8 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
         scheduler: any PyTorch LR scheduler of that optimizer, or an `mlplab.Schedule`;
             stepped by `train_epoch` (per step for OneCycleLR and CyclicLR, else per epoch).
         epochs: the epoch to train up to (a resume continues from its checkpoint's epoch).
-        callbacks: `mlplab.Callback` objects (progress, trackers, your own).
+        callbacks: `mlplab.Callback` objects (progress, trackers, your own); one ends training
+            early by setting ``state.stop = True``.
         run_dir: a folder to write the run into (config, last.pt and best.pt, history,
             metrics; see `mlplab.training.rundir`). None writes nothing.
         resume: continue the run in ``run_dir`` from its last.pt, bit for bit: rebuild the
@@ -215,6 +216,8 @@ def _train_epochs(state: FitState, step: Step, val_data: Batches | None, callbac
         state.new_best = _update_best(state, record)
         for callback in callbacks:
             callback.on_epoch_end(state, record)
+        if state.stop:  # a callback (early stopping) asked for no more epochs
+            break
 
 
 class TrainingDiverged(MlplabError):
