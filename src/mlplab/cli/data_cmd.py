@@ -39,10 +39,10 @@ def register(subparsers: Any) -> None:
     info.add_argument("--no-download", dest="download", action="store_false",
                       help="never touch the network; fail if no local copy is found")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    info.set_defaults(func=run_info)
+    info.set_defaults(func=execute_info)
 
 
-def run_info(args: argparse.Namespace) -> int:
+def execute_info(args: argparse.Namespace) -> int:
     """Handler of ``mlplab data info``: prints the summary; errors are raised as MlplabError."""
     from mlplab.data import bundle_statistics, load_data  # imported here: keeps `mlplab --help` fast
 

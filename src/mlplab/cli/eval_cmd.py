@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from mlplab.choices import DEVICES, SPLITS
-from mlplab.cli.report import per_class_table
+from mlplab.cli.progress import per_class_table
 from mlplab.config import Config, apply_overrides, from_dict
 
 if TYPE_CHECKING:
@@ -24,10 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-dir", help="folder holding the dataset's IDX files (default: as in training)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="device (default: auto)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=execute)
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> int:
     """Evaluate and print."""
     from mlplab.run import checkpoint_file, model_from_checkpoint
     from mlplab.training import load_checkpoint

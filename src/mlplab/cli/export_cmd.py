@@ -11,10 +11,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("export", help="export a checkpoint's weights to safetensors")
     parser.add_argument("checkpoint", help="a .pt file, or a run directory (its best.pt, else its last.pt)")
     parser.add_argument("--out", help="output file (default: model.safetensors beside the checkpoint)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=execute)
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> int:
     """Export and say where."""
     from mlplab.export import export_safetensors
     from mlplab.run import checkpoint_file

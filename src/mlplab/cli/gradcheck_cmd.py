@@ -29,10 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="random images in the batch (default: 8)")
     parser.add_argument("--entries", type=int, default=200,
                         help="finite-difference entries checked per parameter, drawn at random; 0 checks all (default: 200)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=execute)
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> int:
     """Print one line per parameter; exit status 1 if any gradient disagrees."""
     from mlplab.errors import MlplabError
     from mlplab.losses import build_loss

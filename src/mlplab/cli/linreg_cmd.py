@@ -26,10 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="runs/linreg", metavar="DIR",
                         help="folder for linreg.json and the figure (default: runs/linreg)")
     parser.add_argument("--format", default="png", help=f"figure format: {FORMAT_HELP} (default: png)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=execute)
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> int:
     """Run the experiment, write the JSON and the figure, and print a summary."""
     from mlplab.experiments.linreg import run as run_experiment
     from mlplab.plots import save

@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plot.add_argument("--units", type=int, default=16,
                       help="hidden units whose first-layer weights are drawn (default: 16; logistic regression: all 10)")
     plot.add_argument("--data-dir", help="folder holding the dataset's IDX files (default: as in training)")
-    plot.set_defaults(func=run_plot)
+    plot.set_defaults(func=execute_plot)
 
     show = subparsers.add_parser("show", help="draw a dataset's images: `mlplab show samples`")
     what = show.add_subparsers(dest="what", metavar="WHAT")
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     samples.add_argument("--seed", type=int, help="draw the images at random with this seed (default: the first ones)")
     samples.add_argument("--data-dir", help="folder holding the IDX files (default: $MLPLAB_DATA_DIR, else the cache)")
     samples.add_argument("--out", default="samples.png", help="output .png or .svg (default: samples.png)")
-    samples.set_defaults(func=run_samples)
+    samples.set_defaults(func=execute_samples)
 
     report = subparsers.add_parser("report", help="write one self-contained HTML page for a run",
                                    description="Write RUN_DIR/report.html: config, metrics, per-class table and "
@@ -45,10 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("run_dir", help="a directory written by `mlplab train`")
     report.add_argument("--out", help="output file (default: RUN_DIR/report.html)")
     report.add_argument("--data-dir", help="folder holding the dataset's IDX files (default: as in training)")
-    report.set_defaults(func=run_report)
+    report.set_defaults(func=execute_report)
 
 
-def run_plot(args: argparse.Namespace) -> int:
+def execute_plot(args: argparse.Namespace) -> int:
     """Draw and list the figures (and any that could not be drawn, with why)."""
     from mlplab.plots import plot_run
 
@@ -61,7 +61,7 @@ def run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_samples(args: argparse.Namespace) -> int:
+def execute_samples(args: argparse.Namespace) -> int:
     """Draw the grid and say where it went."""
     from mlplab.config import DataConfig
     from mlplab.plots import sample_figure, save
@@ -77,7 +77,7 @@ def run_samples(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_report(args: argparse.Namespace) -> int:
+def execute_report(args: argparse.Namespace) -> int:
     """Write the page and say where it went."""
     from mlplab.plots.report import write_report
 

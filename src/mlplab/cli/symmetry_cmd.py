@@ -39,10 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--report", metavar="DIR", help="also train the workarounds and write DIR/report.md, "
                                                          "report.html, results.json and the figures")
     parser.add_argument("--no-workarounds", action="store_true", help="with --report: only the configuration given")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=execute)
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> int:
     """Train, print the summary, and write the report if asked."""
     from mlplab.experiments.symmetry import train
     from mlplab.experiments.symmetry_analysis import summarize

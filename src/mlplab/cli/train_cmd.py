@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mlplab.cli.report import TrainReporter
+from mlplab.cli.progress import TrainProgress
 from mlplab.config import (PRESETS, SECTION_TYPES, Config, apply_overrides, field_types, from_dict,
                            from_preset, load_toml, to_toml)
 from mlplab.errors import MlplabError
@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         group = parser.add_argument_group(SECTION_TITLES[section])
         for field in dataclasses.fields(kind):
             add_field_flag(group, field)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=execute)
 
 
 def add_field_flag(group: argparse._ArgumentGroup, field: dataclasses.Field) -> None:
@@ -93,7 +93,7 @@ def _changed_fields(config: Config) -> dict[str, Any]:
             if getattr(getattr(config, s), f.name) != getattr(getattr(default, s), f.name)}
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> int:
     """Resolve the config, then train (or print it)."""
     config = resolve_config(args)
     if args.print_config:
@@ -109,17 +109,17 @@ def run(args: argparse.Namespace) -> int:
         check_threads(config.train.threads)
     tracking = trackers(config)  # a missing extra fails before any data loads
 
-    reporter = TrainReporter(config, progress=config.train.progress)
+    printer = TrainProgress(config, progress=config.train.progress)
     try:
-        reporter.setup = prepare(config)
-        train_prepared(reporter.setup, callbacks=[reporter, *tracking], resume=bool(args.resume))
+        printer.setup = prepare(config)
+        train_prepared(printer.setup, callbacks=[printer, *tracking], resume=bool(args.resume))
     except KeyboardInterrupt:
-        reporter.interrupted()
+        printer.interrupted()
         return 130
     except OSError as error:
         # A write through an open file (a full disk) names no path: name the run directory.
-        if error.filename is None and reporter.run_dir is not None and not isinstance(error, BrokenPipeError):
-            error.filename = str(reporter.run_dir)
+        if error.filename is None and printer.run_dir is not None and not isinstance(error, BrokenPipeError):
+            error.filename = str(printer.run_dir)
         raise
     return 0
 

@@ -80,16 +80,22 @@ def split_indices(total: int, val_split: str, val_size: int,
     return order[val_size:].sort().values, order[:val_size].sort().values
 
 
-def load_data(config: DataConfig, device: torch.device | str = "cpu", seed: int = 0,
+def load_data(config: DataConfig | str | None = None, device: torch.device | str = "cpu", seed: int = 0,
               progress: bool = False) -> DataBundle:
     """Find (or download), verify and read a dataset, and return its splits as tensors on ``device``.
 
+    ``load_data()`` is MNIST as `mlplab train` uses it by default: 50,000 training, 10,000
+    validation (the last of the training file) and 10,000 test images, standardised.
+
     Args:
-        config: dataset, folders, normalisation and validation split.
+        config: dataset, folders, normalisation and validation split: a `DataConfig`, a
+            dataset name (``"fashion-mnist"``: the other settings as by default), or None (MNIST).
         device: where the tensors will live (the training device).
         seed: drives the ``random`` validation split.
         progress: show a download progress bar on a terminal.
     """
+    if config is None or isinstance(config, str):
+        config = DataConfig() if config is None else DataConfig(dataset=config)
     spec = get_spec(config.dataset)
     check_choice("normalization", config.normalize, NORMALIZATIONS)
     check_choice("validation split", config.val_split, VAL_SPLITS)

@@ -14,7 +14,7 @@ recorded, with the gradients the labs derive on paper:
                db_i = sum of dz_i over the batch       (n_i,)
                dz_{i-1} = (dz_i W_i) * f'(z_{i-1})     (B, n_{i-1})
 
-The gradients equal autograd's to rounding (tests/test_manual.py checks them to 1e-12 in
+The gradients equal autograd's to rounding (tests/engines/test_manual.py checks them to 1e-12 in
 float64 and trains both engines side by side). They are written into each parameter's
 ``.grad``, then the run's own optimizer steps, so optimizers, schedules, checkpoints and
 resume are the same whichever engine computed the gradients. It covers `MLP` models

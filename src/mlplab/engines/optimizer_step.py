@@ -26,6 +26,7 @@ import warnings
 from typing import Any
 
 import torch
+import torch.optim.optimizer as optimizer_module
 from torch.optim import Optimizer
 
 _KERNEL = "_fused_sgd_"  # torch._fused_sgd_: the fused SGD kernel behind SGD(fused=True)
@@ -37,11 +38,13 @@ def _kernel() -> Any:
 
 def _hooks_absent(optimizer: Optimizer) -> bool:
     """True only when no step hook is registered, on the optimizer or globally; False when unknowable."""
-    import torch.optim.optimizer as module
-
-    registries = [getattr(optimizer, name, None) for name in ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks")]
-    registries += [getattr(module, name, None) for name in ("_global_optimizer_pre_hooks", "_global_optimizer_post_hooks")]
-    return all(registry is not None and len(registry) == 0 for registry in registries)
+    for holder, name in ((optimizer, "_optimizer_step_pre_hooks"), (optimizer, "_optimizer_step_post_hooks"),
+                         (optimizer_module, "_global_optimizer_pre_hooks"),
+                         (optimizer_module, "_global_optimizer_post_hooks")):
+        registry = getattr(holder, name, None)
+        if registry is None or len(registry) != 0:
+            return False
+    return True
 
 
 def uses_fast_path(optimizer: Optimizer) -> bool:
@@ -61,10 +64,10 @@ def uses_fast_path(optimizer: Optimizer) -> bool:
 
 
 def _direct_update(optimizer: Optimizer, params: list[torch.Tensor], grads: list[torch.Tensor],
-                   buffers: list[torch.Tensor]) -> None:
+                   buffers: list[torch.Tensor], kernel: Any = None) -> None:
     """The fused kernel with the arguments ``SGD(fused=True).step()`` gives it after its first step."""
     group = optimizer.param_groups[0]
-    _kernel()(params, grads, buffers, weight_decay=group["weight_decay"], momentum=group["momentum"], lr=group["lr"],
+    (kernel or _kernel())(params, grads, buffers, weight_decay=group["weight_decay"], momentum=group["momentum"], lr=group["lr"],
               dampening=group["dampening"], nesterov=group["nesterov"], maximize=group["maximize"],
               is_first_step=False, grad_scale=None, found_inf=None)
 
@@ -121,12 +124,13 @@ class OptimizerStep:
         self.optimizer = optimizer
         self.steps = 0  # taken so far
         self.fast = fast_path_works()  # False: every step is optimizer.step()
+        self._kernel = _kernel() if self.fast else None  # looked up once: torch resolves it through __getattr__
         self._tensors: tuple[Any, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] | None = None
 
     def __call__(self) -> None:
         if self.fast and self.steps > 0 and uses_fast_path(self.optimizer):
             try:
-                _direct_update(self.optimizer, *self._kernel_tensors(self.optimizer.param_groups[0]))
+                _direct_update(self.optimizer, *self._kernel_tensors(self.optimizer.param_groups[0]), self._kernel)
             except Exception as error:  # noqa: BLE001 - raised before any update: take the public step
                 self.fast = False
                 _warn(f"{type(error).__name__}: {error}")

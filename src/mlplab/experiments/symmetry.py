@@ -10,7 +10,7 @@ momentum alpha and lr eps is this rule exactly), from weights uniform in [-0.3, 
 
 Many seeds train at once: every parameter carries a leading seed dimension S, and every
 operation is elementwise or a (batched) product over the 64 cases or a unit's inputs, never
-across seeds, so each seed trains as it would alone (tests/test_symmetry.py checks that the
+across seeds, so each seed trains as it would alone (tests/experiments/test_symmetry.py checks that the
 weights come out bit for bit the same). On one CPU thread, 100 seeds x 20,000 sweeps take
 about 6 s; a second thread only slows these small products down.
 The backward pass is written out (as the labs derive it); shapes: S seeds, P = 64 cases,

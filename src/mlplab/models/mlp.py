@@ -43,8 +43,15 @@ def _widths(in_features: int, hidden: Sequence[int], num_classes: int) -> tuple[
     return widths
 
 
+# The defaults of `MLP(...)` are those of `ModelConfig()`: mlplab's default recipe, 784-512-10.
+DEFAULT = ModelConfig()
+
+
 class MLP(nn.Module):
     """Fully connected net ``in_features -> *hidden -> num_classes``.
+
+    ``MLP()`` is mlplab's default recipe's net, 784-512-10 with ReLU (the defaults of
+    `ModelConfig`); ``MLP(hidden=(16, 32, 24))`` is the labs' net.
 
     Args:
         in_features: inputs per sample after flattening (784 for 28x28 images).
@@ -66,13 +73,13 @@ class MLP(nn.Module):
     def __init__(
         self,
         in_features: int = 784,
-        hidden: Sequence[int] = (16, 32, 24),
+        hidden: Sequence[int] = DEFAULT.hidden,
         num_classes: int = 10,
-        activation: str = "relu",
-        output: str = "logits",
-        dropout: float = 0.0,
-        init: str = "default",
-        init_range: float = 0.1,
+        activation: str = DEFAULT.activation,
+        output: str = DEFAULT.output,
+        dropout: float = DEFAULT.dropout,
+        init: str = DEFAULT.init,
+        init_range: float = DEFAULT.init_range,
     ) -> None:
         super().__init__()
         widths = _widths(in_features, hidden, num_classes)

@@ -21,7 +21,7 @@ def per_class_table(per_class: dict[str, float]) -> str:
     return "\n".join(f"  {name:<{width}}  {100 * value:6.2f}%" for name, value in per_class.items())
 
 
-class TrainReporter(Callback):
+class TrainProgress(Callback):
     """Training callbacks that print: the run's header, a tqdm bar per epoch (terminal only) and a summary line.
 
     Args:

@@ -22,7 +22,7 @@ from mlplab.data import MNIST, get_spec, load_data, source
 from mlplab.data.registry import DATASET_SPECS
 from mlplab.errors import MlplabError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

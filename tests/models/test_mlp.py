@@ -35,7 +35,14 @@ def test_shapes_and_parameter_count(hidden):
 def test_known_parameter_counts():
     assert MLP(hidden=(16, 32, 24)).num_parameters == 14_146
     assert MLP(hidden=()).num_parameters == 7_850
-    assert "14,146 parameters" in MLP().describe()
+    assert "14,146 parameters" in MLP(hidden=(16, 32, 24)).describe()
+
+
+def test_the_default_mlp_is_the_default_recipes_net():
+    from mlplab.config import Config
+
+    assert MLP().widths == build_model(Config().model).widths == (784, 512, 10)
+    assert MLP().describe() == "784-512-10 relu MLP -> logits, 407,050 parameters"
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
