@@ -2,7 +2,7 @@
 
 import pytest
 
-from mlplab.config import (PRESETS, Bounds, Config, apply_overrides, field_types, from_dict, from_preset, load_toml,
+from mlplab.config import (PRESETS, Bounds, Config, apply_overrides, field_types, from_dict, from_preset, load_config,
                            to_dict, to_toml)
 from mlplab.errors import MlplabError
 
@@ -12,7 +12,7 @@ def test_presets_round_trip_through_toml(name, tmp_path):
     config = from_preset(name)
     path = tmp_path / "config.toml"
     path.write_text(to_toml(config))
-    assert load_toml(path) == config
+    assert load_config(path) == config
     assert from_dict(to_dict(config)) == config
 
 
@@ -60,7 +60,7 @@ def test_unknown_preset_lists_choices():
 def test_flat_toml_file_is_accepted(tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text('preset = "lab"\nlr = 0.2\nepochs = 1\n')
-    config = load_toml(path)
+    config = load_config(path)
     assert config.preset == "lab" and config.optim.lr == 0.2 and config.model.output == "log_softmax"
 
 
@@ -68,7 +68,7 @@ def test_broken_toml_is_a_clear_error(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("lr = = 1\n")
     with pytest.raises(MlplabError, match="not valid TOML"):
-        load_toml(path)
+        load_config(path)
 
 
 def test_switching_the_optimizer_drops_inherited_settings_it_cannot_take():
@@ -113,7 +113,7 @@ def test_an_unknown_toml_section_names_the_known_ones(tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text("[optimizer]\nlr = 0.1\n")
     with pytest.raises(MlplabError) as info:
-        load_toml(path)
+        load_config(path)
     assert str(info.value) == ("unknown config section [optimizer] (did you mean [optim]?); "
                                "the sections are [data], [model], [optim], [train]")
 

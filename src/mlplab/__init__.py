@@ -26,8 +26,9 @@ Training your own module::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mlplab.lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -50,14 +51,12 @@ _EXPORTS = {
     "MlplabError": "mlplab.errors",
 }
 _MODULES = ("losses", "data", "models", "engines", "training", "scratch", "config", "choices")
-_RENAMED = {"load_config": "load_toml"}  # public name -> the name in its module
 
 __all__ = sorted([*_EXPORTS, *_MODULES])
 
 if TYPE_CHECKING:
     from mlplab import choices, config, data, engines, losses, models, scratch, training
-    from mlplab.config import Config, from_preset
-    from mlplab.config import load_toml as load_config
+    from mlplab.config import Config, from_preset, load_config
     from mlplab.data import KMNIST, MNIST, Batches, FashionMNIST, load_data
     from mlplab.errors import MlplabError
     from mlplab.estimator import MLPClassifier
@@ -72,16 +71,5 @@ if TYPE_CHECKING:
     from mlplab.training.runner import train
 
 
-def __getattr__(name: str) -> Any:
-    if name in _MODULES:
-        value = importlib.import_module(f"{__name__}.{name}")
-    elif name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), _RENAMED.get(name, name))
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*__all__, "__version__"])  # what tab completion offers: the public names only
+__getattr__, __dir__ = lazy_names(__name__, {**_EXPORTS, **{name: f"mlplab.{name}" for name in _MODULES}}, globals(),
+                                  [*__all__, "__version__"])

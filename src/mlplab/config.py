@@ -364,7 +364,7 @@ def _unknown_section(name: str) -> str:
     return f"unknown config section [{name}]{hint}; the sections are {known}"
 
 
-def load_toml(path: str | Path) -> Config:
+def load_config(path: str | Path) -> Config:
     """Read a config file written by `save_toml` (sections) or by hand (flat keys)."""
     path = Path(path)
     try:

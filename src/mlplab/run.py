@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlplab.config import Config, from_dict, load_toml
+from mlplab.config import Config, from_dict, load_config
 from mlplab.errors import MlplabError, check_choice, one_line
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class Run:
         """The run's resolved config; None for a run of a user-defined model (see `model`)."""
         record = self._record
         if record is None:
-            return load_toml(self.path / "config.toml")  # stopped before its first epoch was saved
+            return load_config(self.path / "config.toml")  # stopped before its first epoch was saved
         return None if record["config"] is None else from_dict(record["config"])
 
     @property

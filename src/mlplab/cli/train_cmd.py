@@ -11,7 +11,7 @@ from typing import Any
 
 from mlplab.cli.progress import TrainProgress
 from mlplab.config import (PRESETS, SECTION_TYPES, Config, apply_overrides, field_types, from_dict,
-                           from_preset, load_toml, to_toml)
+                           from_preset, load_config, to_toml)
 from mlplab.errors import MlplabError
 
 SECTION_TITLES = {"data": "data", "model": "model", "optim": "optimizer and schedule", "train": "training loop"}
@@ -75,7 +75,7 @@ def resolve_config(args: argparse.Namespace) -> Config:
     else:
         config = Config()
     if args.config:
-        file_config = load_toml(args.config)
+        file_config = load_config(args.config)
         config = apply_overrides(config, _changed_fields(file_config)) if args.preset else file_config
     flags = {name: getattr(args, name) for name in field_types() if getattr(args, name, None) is not None}
     if args.resume:

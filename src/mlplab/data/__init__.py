@@ -18,8 +18,9 @@ Names are imported on first use, so ``import mlplab.data`` does not import torch
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mlplab.lazy import lazy_names
 
 _EXPORTS = {
     "DatasetSpec": "registry", "FileRecord": "registry", "get_spec": "registry", "DATASET_SPECS": "registry",
@@ -48,13 +49,4 @@ if TYPE_CHECKING:
     from mlplab.data.vision import KMNIST, MNIST, FashionMNIST
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS, globals(), __all__)

@@ -15,8 +15,9 @@ Modules, in the order a run uses them:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mlplab.lazy import lazy_names
 
 # Names imported on first use: the CLI imports the callbacks module, and starts without torch.
 _EXPORTS = {
@@ -38,13 +39,4 @@ if TYPE_CHECKING:
     from mlplab.training.runner import Setup, prepare, train
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS, globals(), __all__)
