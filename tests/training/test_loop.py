@@ -221,3 +221,11 @@ def test_mlplabs_mlp_takes_the_manual_engine_by_itself():
     history = mlplab.fit(model, list(zip(images.split(32), labels.split(32))), test_data=[(images, labels)],
                          epochs=2)
     assert history.metrics["engine"] == "manual" and history.metrics["test_accuracy"] > 0.9
+
+
+def test_a_fresh_fit_never_overwrites_a_run_and_says_how_to_continue(tmp_path):
+    mlplab.fit(_net(), _loader(), epochs=1, run_dir=tmp_path / "run")
+    before = (tmp_path / "run" / "last.pt").read_bytes()
+    with pytest.raises(MlplabError, match=r"already holds a run .*continue it with fit\(\.\.\., resume=True\)"):
+        mlplab.fit(_net(), _loader(), epochs=1, run_dir=tmp_path / "run")
+    assert (tmp_path / "run" / "last.pt").read_bytes() == before

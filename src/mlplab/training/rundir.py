@@ -73,15 +73,18 @@ def create_run_dir(config: Config) -> Path:
     return run_dir
 
 
-def check_fresh(run_dir: Path) -> None:
+def check_fresh(run_dir: Path, command_line: bool = True) -> None:
     """Refuse a folder that already holds any work of a run, so nothing is ever overwritten.
 
     A config alone (a run killed before its first epoch was saved) is no work: it is written again.
+    ``command_line``: give the advice as `mlplab train` flags, else as `fit` arguments.
     """
     found = [name for name in WORK_FILES if (run_dir / name).exists()]
     if found:
-        advice = (f"continue it with `mlplab train --resume {run_dir}` or choose another --out"
-                  if "last.pt" in found else "choose another --out (or move those files away)")
+        resume, elsewhere = ((f"`mlplab train --resume {run_dir}`", "another --out") if command_line
+                             else ("fit(..., resume=True)", "another run_dir"))
+        advice = (f"continue it with {resume} or choose {elsewhere}"
+                  if "last.pt" in found else f"choose {elsewhere} (or move those files away)")
         raise MlplabError(f"{run_dir} already holds a run ({', '.join(found)}); {advice}")
 
 

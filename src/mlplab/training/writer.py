@@ -61,7 +61,7 @@ class RunWriter(Callback):
         if self.resume:
             self._restore(state)
         else:
-            check_fresh(self.run_dir)  # under the lock: no other writer can be at work in it
+            check_fresh(self.run_dir, command_line=self.config is not None)  # under the lock: no other writer
         if self.config is not None:
             write_config(self.run_dir, self.config)
         state.run_dir = state.history.run_dir = self.run_dir
