@@ -18,7 +18,7 @@ from data_helpers import NAMES, link_files, refused_url
 
 from mlplab.cli.main import main
 from mlplab.config import DataConfig
-from mlplab.data import MNIST, get_spec, load_data, source
+from mlplab.data import MNIST, load_data, source
 from mlplab.data.registry import DATASET_SPECS
 from mlplab.errors import MlplabError
 

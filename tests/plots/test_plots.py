@@ -18,7 +18,7 @@ from mlplab.errors import MlplabError
 from mlplab.plots import FIGURES, images, plot_run, sample_figure
 from mlplab.plots.backend import pyplot
 from mlplab.plots.run import figure_drawers, read_run
-from mlplab.run import load_model, open_run
+from mlplab.run import open_run
 from mlplab.training import train
 
 # Pixel sizes at 100 dpi, from each figure's size in inches.

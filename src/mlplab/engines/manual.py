@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mlplab.engines.base import Engine
 from mlplab.engines.optimizer_step import OptimizerStep

@@ -20,7 +20,7 @@ from mlplab.engines import Engine, Step, resolve_engine
 from mlplab.errors import MlplabError
 from mlplab.losses import build_loss
 from mlplab.models import MLP
-from mlplab.optim import Schedule, as_schedule
+from mlplab.optim import as_schedule
 from mlplab.training.callbacks import Callback, FitState, check_callbacks
 from mlplab.training.history import History
 from mlplab.training.metrics import AverageMeter, confusion_matrix, per_class_accuracy
