@@ -5,7 +5,7 @@ The everyday names, imported on first use (``import mlplab`` itself loads no tor
     data       MNIST, FashionMNIST, KMNIST (torchvision-style datasets), load_data, Batches
     models     MLP
     losses     the labs' losses (cross_entropy, nll, quadratic, ccql, mse), as ``mlplab.losses``
-    training   fit (any nn.Module), train_epoch, evaluate, Callback, Schedule, History,
+    training   fit (any nn.Module), train_epoch, evaluate, Callback, ProgressBar, Schedule, History,
                AverageMeter, accuracy, confusion_matrix, per_class_accuracy
     configs    Config, from_preset, train (a Config to a run directory, as ``mlplab train`` does)
     runs       Run, open_run, load_model, save_checkpoint, load_checkpoint
@@ -39,6 +39,7 @@ _EXPORTS = {
     "MLP": "mlplab.models",
     "fit": "mlplab.training.loop", "train_epoch": "mlplab.training.loop", "evaluate": "mlplab.training.loop",
     "Callback": "mlplab.training.callbacks", "FitState": "mlplab.training.callbacks",
+    "ProgressBar": "mlplab.training.progress",
     "Schedule": "mlplab.optim",
     "History": "mlplab.training.history",
     "AverageMeter": "mlplab.training.metrics", "accuracy": "mlplab.training.metrics",
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     from mlplab.optim import Schedule
     from mlplab.run import Run, load_model, open_run
     from mlplab.training.callbacks import Callback, FitState
+    from mlplab.training.progress import ProgressBar
     from mlplab.training.checkpoint import load_checkpoint, save_checkpoint
     from mlplab.training.history import History
     from mlplab.training.loop import evaluate, fit, train_epoch

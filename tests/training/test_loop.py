@@ -229,3 +229,15 @@ def test_a_fresh_fit_never_overwrites_a_run_and_says_how_to_continue(tmp_path):
     with pytest.raises(MlplabError, match=r"already holds a run .*continue it with fit\(\.\.\., resume=True\)"):
         mlplab.fit(_net(), _loader(), epochs=1, run_dir=tmp_path / "run")
     assert (tmp_path / "run" / "last.pt").read_bytes() == before
+
+
+def test_the_progress_bar_prints_a_line_per_epoch_and_the_test_result():
+    import io
+
+    stream = io.StringIO()
+    history = mlplab.fit(_net(), _loader(), val_data=_loader(seed=1), test_data=_loader(seed=2), epochs=2,
+                         callbacks=[mlplab.ProgressBar(bar=False, stream=stream)])
+    lines = stream.getvalue().splitlines()
+    assert [line.split("  ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2", "test loss " + lines[2][10:16]]
+    assert f"val loss {history[1]['val_loss']:.4f}" in lines[1]
+    assert f"accuracy {100 * history.metrics['test_accuracy']:.2f}%" in lines[2] and "256 images" in lines[2]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 from mlplab.config import Config
-from mlplab.training.callbacks import Callback, FitState
+from mlplab.training.callbacks import FitState
+from mlplab.training.progress import ProgressBar
 
 
 def architecture(in_features: int, hidden: tuple[int, ...] | list[int], num_classes: int) -> str:
@@ -21,8 +21,9 @@ def per_class_table(per_class: dict[str, float]) -> str:
     return "\n".join(f"  {name:<{width}}  {100 * value:6.2f}%" for name, value in per_class.items())
 
 
-class TrainProgress(Callback):
-    """Training callbacks that print: the run's header, a tqdm bar per epoch (terminal only) and a summary line.
+class TrainProgress(ProgressBar):
+    """What `mlplab train` prints: the run's header, a bar per epoch (terminal only), one line per
+    epoch, and the test result with its per-class table.
 
     Args:
         config: the run's config.
@@ -34,17 +35,17 @@ class TrainProgress(Callback):
     """
 
     def __init__(self, config: Config, progress: bool = True, stream: Any = None) -> None:
+        # None: shown only when stderr is a terminal, so logs and CI stay clean.
+        super().__init__(bar=None if progress else False, stream=stream)
         self.setup: Any = None
         self.config = config
-        self.progress = progress
-        self.stream = stream or sys.stdout
-        self.bar: Any = None
         self.run_dir: Path | None = None
 
     def _print(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        self.write(text)
 
     def on_fit_start(self, state: FitState) -> None:
+        super().on_fit_start(state)
         setup, model = self.setup, self.config.model
         data = setup.data
         self.run_dir = run_dir = state.run_dir
@@ -62,40 +63,12 @@ class TrainProgress(Callback):
         )
         self._print(f"run directory: {run_dir}")
 
-    def on_epoch_start(self, state: FitState, epoch: int) -> None:
-        if self.progress:
-            from tqdm import tqdm
-
-            # disable=None: shown only when stderr is a terminal, so logs and CI stay clean.
-            self.bar = tqdm(total=state.num_batches, desc=f"epoch {epoch}/{self.config.train.epochs}",
-                            unit="batch", leave=False, disable=None, mininterval=0.2)
-
-    def on_batch_end(self, loss: Any) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-
-    def on_epoch_end(self, state: FitState, record: dict[str, Any]) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        line = (f"epoch {record['epoch']:>{len(str(self.config.train.epochs))}}/{self.config.train.epochs}  "
-                f"train loss {record['train_loss']:.4f} acc {100 * record['train_accuracy']:6.2f}%")
-        if record["val_loss"] is not None:
-            line += f"  val loss {record['val_loss']:.4f} acc {100 * record['val_accuracy']:6.2f}%"
-        line += f"  lr {record['lr']:.4g}  {record['seconds']:.1f}s"
-        self._print(line)
-
     def on_fit_end(self, state: FitState) -> None:
         metrics = state.metrics
         self._print(f"test loss {metrics['test_loss']:.4f}  accuracy {100 * metrics['test_accuracy']:.2f}% "
                     f"({metrics['test_count']} images)")
         self._print("per-class accuracy:\n" + per_class_table(metrics["per_class_accuracy"]))
         self._print(f"saved: {self.run_dir}/{{config.toml, history.json, history.csv, last.pt, best.pt, metrics.json}}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
     def interrupted(self) -> None:
         """Ctrl-C: say what was kept and how to continue."""

@@ -1,0 +1,70 @@
+"""`ProgressBar`: the callback that shows training as it goes, for notebooks and the command line.
+
+It is the one place outside the CLI that prints, and only when asked for:
+``fit(..., callbacks=[mlplab.ProgressBar()])``. Bars are tqdm's (``tqdm.auto``: a widget in
+Jupyter, text in a terminal); the per-epoch lines go to ``stream``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from mlplab.training.callbacks import Callback, FitState
+
+
+def epoch_line(record: dict[str, Any], epochs: int) -> str:
+    """``epoch 2/3  train loss 0.2108 acc  93.57%  val loss ... acc ...  lr 0.01  1.9s``."""
+    line = (f"epoch {record['epoch']:>{len(str(epochs))}}/{epochs}  "
+            f"train loss {record['train_loss']:.4f} acc {100 * record['train_accuracy']:6.2f}%")
+    if record["val_loss"] is not None:
+        line += f"  val loss {record['val_loss']:.4f} acc {100 * record['val_accuracy']:6.2f}%"
+    return line + f"  lr {record['lr']:.4g}  {record['seconds']:.1f}s"
+
+
+class ProgressBar(Callback):
+    """A bar over each epoch's batches, then one line per epoch and the test result.
+
+    Args:
+        bar: show the per-batch bar (``None``: only where the output is a terminal or a notebook).
+        stream: where the lines go (stdout).
+    """
+
+    def __init__(self, bar: bool | None = True, stream: Any = None) -> None:
+        self.show_bar = bar
+        self.stream = stream or sys.stdout
+        self.bar: Any = None
+        self.epochs = 0
+
+    def write(self, text: str) -> None:
+        """Print one line to the stream, at once."""
+        print(text, file=self.stream, flush=True)
+
+    def on_fit_start(self, state: FitState) -> None:
+        self.epochs = state.epochs
+
+    def on_epoch_start(self, state: FitState, epoch: int) -> None:
+        if self.show_bar is not False:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=state.num_batches, desc=f"epoch {epoch}/{state.epochs}", unit="batch",
+                            leave=False, disable=None if self.show_bar is None else False, mininterval=0.2)
+
+    def on_batch_end(self, loss: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def on_epoch_end(self, state: FitState, record: dict[str, Any]) -> None:
+        self.close()
+        self.write(epoch_line(record, state.epochs))
+
+    def on_fit_end(self, state: FitState) -> None:
+        metrics = state.metrics
+        if metrics is not None:
+            self.write(f"test loss {metrics['test_loss']:.4f}  accuracy {100 * metrics['test_accuracy']:.2f}% "
+                       f"({metrics['test_count']} images, epoch {metrics['tested_epoch']})")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
