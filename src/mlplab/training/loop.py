@@ -252,7 +252,7 @@ def _update_best(state: FitState, record: dict[str, Any]) -> bool:
     if state.best is not None and record[metric] <= state.best["score"]:
         return False
     state.best = {"epoch": record["epoch"], "score": record[metric], "metric": metric}
-    state.best_weights = {name: tensor.detach().clone() for name, tensor in state.model.state_dict().items()}
+    state.best_weights = _copy_weights(state.model)
     return True
 
 
@@ -262,7 +262,7 @@ def final_metrics(state: FitState, test_data: Batches) -> dict[str, Any]:
 
     model, tested = state.model, state.epoch
     if state.best is not None and state.best["epoch"] != state.epoch and state.best_weights is not None:
-        current = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+        current = _copy_weights(model)
         model.load_state_dict(state.best_weights)
         tested = state.best["epoch"]
     try:
@@ -277,6 +277,11 @@ def final_metrics(state: FitState, test_data: Batches) -> dict[str, Any]:
         "confusion": test["confusion"], "epochs": len(state.history), "tested_epoch": tested, "best": state.best,
         "device": str(state.device), "engine": state.engine, "versions": versions(),
     }
+
+
+def _copy_weights(model: nn.Module) -> dict[str, Tensor]:
+    """A copy of the model's state dict that later training steps do not change."""
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
 
 
 def default_loss(model: nn.Module) -> LossFn:

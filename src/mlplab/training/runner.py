@@ -123,9 +123,8 @@ def train_prepared(setup: Setup, *, callbacks: Sequence[Callback] = (), resume: 
                        loss=setup.loss_fn, optimizer=setup.optimizer, scheduler=setup.schedule,
                        epochs=config.train.epochs, callbacks=callbacks, run_dir=writer, engine=setup.engine,
                        classes=setup.data.spec.classes, log_batches=config.train.log_batches)
-    except TrainingDiverged as error:
-        raise MlplabError(f"training diverged in epoch {error.epoch}: {'; '.join(error.problems)}; nothing of this "
-                          f"epoch was saved; {divergence_advice(config)}") from None
+    except TrainingDiverged as error:  # the same refusal, its advice in the command line's flags
+        raise TrainingDiverged(error.epoch, error.problems, divergence_advice(config)) from None
 
 
 def divergence_advice(config: Config) -> str:

@@ -67,7 +67,7 @@ class RunWriter(Callback):
         state.run_dir = state.history.run_dir = self.run_dir
 
     def on_epoch_end(self, state: FitState, record: dict[str, Any]) -> None:
-        self._epoch_end = {"rng": rng_state(), "data_order": data_order(state.train_data, state.epoch + 1)}
+        self._epoch_end = _position(state)
         self._commit(state, new_best=state.new_best)
 
     def on_fit_end(self, state: FitState) -> None:
@@ -105,7 +105,7 @@ class RunWriter(Callback):
             "best": state.best,
             "history": state.history.to_dict(),
             "metrics": state.metrics,  # the test metrics once the run is finished, else None
-            **(self._epoch_end or {"rng": rng_state(), "data_order": data_order(state.train_data, state.epoch + 1)}),
+            **(self._epoch_end or _position(state)),
         }
 
     def _restore(self, state: FitState) -> None:
@@ -169,6 +169,11 @@ def _check_same_config(saved: Config, asked: Config, path: Path) -> None:
         raise MlplabError(f"cannot resume {path}: its model has {'; '.join(changed)}; "
                           "drop the model flags, or start a new run with another --out")
     check_resumable(saved, asked, path)
+
+
+def _position(state: FitState) -> dict[str, Any]:
+    """Where the run's randomness stands now: the random streams and the data order of the next epoch."""
+    return {"rng": rng_state(), "data_order": data_order(state.train_data, state.epoch + 1)}
 
 
 def _generator(data: Any) -> torch.Generator | None:
