@@ -118,6 +118,27 @@ def test_autograd_then_manual_on_the_same_model():
     assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
 
 
+@pytest.mark.parametrize("optimizer_name", ["sgd", "adam"])
+def test_manual_then_autograd_on_the_same_model(optimizer_name):
+    """The manual step computes in inference mode, but leaves gradients, optimizer state and
+    parameters ordinary tensors: autograd and the optimizer's own step carry on from them."""
+    torch.manual_seed(0)
+    model = MLP(hidden=(8,))
+    loss_fn = build_loss("cross_entropy")
+    optimizer = build_optimizer(model.parameters(), plain_optim(optimizer=optimizer_name, lr=0.01,
+                                                                   momentum=0.9 if optimizer_name == "sgd" else 0.0))
+    images, labels = _batch(torch.float32)
+    outputs, loss = ManualStep(model, loss_fn, optimizer)(images, labels)
+    state = [tensor for per_parameter in optimizer.state.values() for tensor in per_parameter.values()
+             if isinstance(tensor, torch.Tensor)]
+    assert state and not any(t.is_inference() for t in state)
+    assert not any(p.is_inference() or p.grad.is_inference() for p in model.parameters())
+    assert torch.isfinite(loss) and outputs.shape == (len(labels), 10)
+    before = [p.detach().clone() for p in model.parameters()]
+    AutogradStep(model, loss_fn, optimizer)(images, labels)  # in-place updates of ordinary tensors
+    assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+
+
 def test_manual_steps_survive_zero_grad_between_them():
     """A callback's zero_grad(set_to_none=True) between steps: the step puts its gradients back."""
     def train(clear):
