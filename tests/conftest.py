@@ -69,3 +69,17 @@ def make_config(tmp_path):
         return apply_overrides(base, fields)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, mnist_dir) -> Path:
+    """A finished MNIST run directory, trained once per test session for the tests of what
+    reads runs (predict, serve, export): 784-256-10, 3 epochs, about 98% test accuracy, ~5 s."""
+    from mlplab.config import Config, apply_overrides
+    from mlplab.training import train
+
+    out = tmp_path_factory.mktemp("trained") / "run"
+    config = apply_overrides(Config(), {"hidden": (256,), "epochs": 3, "device": "cpu", "progress": False,
+                                        "download": False, "data_dir": str(mnist_dir), "out": str(out)})
+    train(config)
+    return out

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from mlplab.digits import Prediction
     from mlplab.training.history import History
 
 WHICH = ("best", "last")  # the checkpoints of a run directory a reader may ask for
@@ -145,6 +146,37 @@ class Run:
             device: where the returned network lives.
         """
         return model_from_checkpoint(self.checkpoint(which), self.checkpoint_path(which), into=into, device=device)
+
+    def predict(self, images: Any, which: str = "best", *, normalize: str | None = None,
+                dataset: str | None = None, into: nn.Module | None = None) -> list[Prediction]:
+        """What the run's model says of your own digits: one `mlplab.digits.Prediction` per image.
+
+        Each image (a path, bytes, a Pillow image or a NumPy array; PNG, JPEG, WebP, GIF, any
+        size, dark ink on light paper or light on dark) is made into an MNIST-style 28x28
+        (`mlplab.digits.to_mnist`), normalised as this run's training images were, and
+        classified. An unreadable or blank image gets ``error`` set and no prediction.
+
+        Args:
+            images: one image or a list of them.
+            which: the checkpoint (``"best"``, the rule above, or ``"last"``).
+            normalize, dataset: how the training images were scaled and which dataset they came
+                from; read from the run's config (give them for a run of a user-defined model).
+            into: the module to load a user-defined model's weights into (see `model`).
+
+        Example::
+
+            for p in open_run("runs/mnist").predict(["seven.png", "photo.jpg"]):
+                print(p.source, p.top(3) if p.found else p.error)
+        """
+        from mlplab.data import get_spec
+        from mlplab.digits import predict
+
+        config = self.config
+        if config is None and (normalize is None or dataset is None):
+            raise MlplabError(f"{self.path} is a run of a user-defined model: pass normalize= and dataset= "
+                              "(how its training images were scaled, e.g. normalize='standard', dataset='mnist')")
+        spec = get_spec(dataset or config.data.dataset)
+        return predict(self.model(which, into=into), images, normalize=normalize or config.data.normalize, spec=spec)
 
     def __repr__(self) -> str:
         try:

@@ -1,0 +1,419 @@
+"""Your own digits, made into what MNIST digits are.
+
+A model trained on MNIST has only ever seen digits made one way (LeCun's MNIST page): light
+strokes on a black background, the digit size-normalised to fit a 20x20 box keeping its
+aspect ratio, anti-aliased into grey levels, then placed in a 28x28 field with its centre
+of mass at the centre. A digit drawn on a white canvas or photographed on paper is none of
+that, and a model shown it raw guesses. `to_mnist` makes any image into that 28x28, one small
+step at a time, each with its reason:
+
+    load_image        any file, bytes or array -> a Pillow image (EXIF rotation applied)
+    to_gray           colour, grey or alpha -> grey levels in [0, 1]
+    ink_is_dark       which polarity: dark ink on light paper, or light on dark
+    remove_background the paper's level (even under uneven light) -> ink in [0, 1], background 0
+    find_ink          Otsu's threshold; too little contrast or ink: no digit (`NoDigitFound`)
+    ink_box           the ink's bounding box, ignoring a few stray specks
+    fit_box           crop, scale the longer side to 20 px (aspect kept), anti-aliased
+    center_by_mass    place it in 28x28 with its centre of mass at MNIST's centre
+
+Pillow does the decoding and resampling; the rest is a few NumPy lines. `to_mnist` returns
+the 28x28 as uint8, as MNIST stores its digits, so the run's own normalisation
+(`mlplab.data.normalize`) applies to it exactly as to the training images.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlplab.errors import MlplabError
+
+FIELD = 28  # MNIST's image size
+BOX = 20  # the box MNIST's digits were scaled to fit, keeping their aspect ratio
+# MNIST's centre of mass, (row, column) in pixel indices: the mean over the training digits is
+# (14.00, 14.01), spread 0.29 px (tests/test_digits.py checks it), half a pixel below and right
+# of the geometric centre 13.5.
+CENTER = (14.0, 14.0)
+# Stroke width of MNIST digits in the 28x28 field, from 2 x area / boundary of their ink
+# (> half intensity, `stroke_width`): the 10th to 90th percentile over the training set is
+# 2.2 to 3.9 px, the median 2.8. Strokes outside it are thickened or thinned into it.
+STROKE_RANGE = (2.2, 3.8)
+MIN_CONTRAST = 0.2  # the least difference between ink and background (on a 0-1 scale) that counts as a digit
+MIN_INK_FRACTION = 2e-4  # less ink than this share of the image is a speck, not a digit
+MAX_INK_FRACTION = 0.5  # more "ink" than background: a texture or a photo of something else
+MAX_PIXELS = 50_000_000  # a larger image is refused before decoding (a decompression bomb, or a mistake)
+WORK_SIZE = 4 * BOX  # the digit is cleaned (stroke width) at 4x its final size, then reduced
+
+
+class NoDigitFound(MlplabError):
+    """The image holds no digit: blank, uniform, or only noise. It is never classified."""
+
+
+class NotAnImage(MlplabError):
+    """The input cannot be read as an image."""
+
+
+def load_image(source: Any, name: str | None = None) -> Any:
+    """A Pillow image from a path, bytes, a binary file object, a Pillow image or a NumPy array.
+
+    Photos are turned upright by their EXIF orientation (phones store them sideways with a
+    tag). An animated GIF gives its first frame. Raises `NotAnImage` (one line) for anything
+    Pillow cannot decode, and for images over `MAX_PIXELS` pixels.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    label = name or (str(source) if isinstance(source, (str, Path)) else type(source).__name__)
+    if isinstance(source, Image.Image):
+        image = source
+    elif isinstance(source, np.ndarray):
+        return _image_from_array(source, label)
+    else:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            source = io.BytesIO(source)
+        try:
+            image = Image.open(source)
+            if image.width * image.height > MAX_PIXELS:
+                raise NotAnImage(f"{label}: {image.width}x{image.height} pixels is too large "
+                                 f"(at most {MAX_PIXELS:,}); scale it down first")
+            image.load()
+        except NotAnImage:
+            raise
+        except FileNotFoundError:
+            raise NotAnImage(f"{label}: no such file") from None
+        except IsADirectoryError:
+            raise NotAnImage(f"{label}: is a folder, not an image") from None
+        except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+            raise NotAnImage(f"{label}: not an image Pillow can read ({type(error).__name__})") from None
+        except (OSError, ValueError, SyntaxError) as error:  # truncated or corrupt data
+            raise NotAnImage(f"{label}: a damaged or unreadable image ({error})") from None
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - a broken EXIF block: keep the pixels as stored
+        return image
+
+
+def _image_from_array(array: np.ndarray, label: str) -> Any:
+    """A grey (H, W) or colour (H, W, 3|4) array as a Pillow image; floats are read as 0-1, else 0-255."""
+    from PIL import Image
+
+    if array.ndim == 1 and array.size == FIELD * FIELD:
+        array = array.reshape(FIELD, FIELD)
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)) or 0 in array.shape:
+        raise NotAnImage(f"{label}: an array of shape {array.shape} is not an image (need (H, W), (H, W, 3|4) or 784 values)")
+    values = array.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise NotAnImage(f"{label}: the array holds NaN or infinite values")
+    if np.issubdtype(array.dtype, np.floating) and values.max() <= 1.0:
+        values = values * 255.0
+    pixels = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    return Image.fromarray(pixels, mode={2: "L", 3: "RGB", 4: "RGBA"}[pixels.ndim if pixels.ndim == 2 else pixels.shape[2]])
+
+
+def to_gray(image: Any) -> np.ndarray:
+    """Grey levels (H, W) float32 in [0, 1] (0 black), by ITU-R 601 luma as Pillow computes it.
+
+    Transparency is composited away: onto white when the visible pixels are mostly dark
+    (black strokes on a transparent canvas), onto black when they are light. Pixels that are
+    transparent often store black, so simply dropping the alpha would hide dark strokes.
+    """
+    from PIL import Image
+
+    if image.mode in ("P", "PA") or (image.mode in ("L", "RGB") and "transparency" in image.info):
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+        gray = np.asarray(rgba.convert("RGB").convert("L"), dtype=np.float32) / 255.0
+        if alpha.min() < 1.0:
+            visible = alpha > 0.5
+            dark_content = visible.any() and float(np.median(gray[visible])) < 0.5
+            background = 1.0 if dark_content else 0.0
+            gray = alpha * gray + (1.0 - alpha) * background
+        return gray.astype(np.float32)
+    if image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")  # CMYK, YCbCr, I;16, I, F, 1 ...
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+
+def ink_is_dark(gray: np.ndarray) -> bool:
+    """True for dark ink on light paper (to be inverted), False for MNIST's light on dark.
+
+    The background is what the image's border mostly shows: a digit rarely covers the
+    edges of its canvas or photo, so the median of the outermost pixels is the paper.
+    """
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return float(np.median(border)) > 0.5
+
+
+def remove_background(gray: np.ndarray) -> np.ndarray:
+    """Ink strength (H, W) in [0, 1], light on dark, with the background brought to 0.
+
+    The image is inverted if its ink is dark (`ink_is_dark`). Then the background level is
+    estimated at every pixel, so that a photo lit from one side, darker in one corner than
+    the ink in the other, still separates: at a coarse scale (64 px) a grey-level opening
+    (minimum then maximum filter, 9 px wide) removes strokes and keeps the slowly varying
+    paper, which is smoothed, enlarged back and subtracted.
+    """
+    from PIL import Image, ImageFilter
+
+    light = 1.0 - gray if ink_is_dark(gray) else gray
+    height, width = light.shape
+    scale = 64.0 / max(height, width)
+    if scale < 1.0:  # only photos and big canvases need it; the opening is at a coarse scale
+        small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = Image.fromarray((light * 255).astype(np.uint8), mode="L").resize(small_size, Image.Resampling.BOX)
+    else:
+        small = Image.fromarray((light * 255).astype(np.uint8), mode="L")
+    opened = small.filter(ImageFilter.MinFilter(9)).filter(ImageFilter.MaxFilter(9))
+    smooth = opened.filter(ImageFilter.GaussianBlur(2)).resize((width, height), Image.Resampling.BILINEAR)
+    background = np.asarray(smooth, dtype=np.float32) / 255.0
+    return np.clip(light - background, 0.0, 1.0)
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of values in [0, 1]: the level that best splits them into two classes
+    (largest between-class variance). It needs no tuning, which is why scanners use it."""
+    counts, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
+    counts = counts.astype(np.float64)
+    centers = (edges[:-1] + edges[1:]) / 2
+    weight_low = np.cumsum(counts)
+    weight_high = weight_low[-1] - weight_low
+    mass_low = np.cumsum(counts * centers)
+    mean_low = mass_low / np.maximum(weight_low, 1e-12)
+    mean_high = (mass_low[-1] - mass_low) / np.maximum(weight_high, 1e-12)
+    between = weight_low * weight_high * (mean_low - mean_high) ** 2
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def find_ink(ink: np.ndarray) -> np.ndarray:
+    """The ink, cleaned: background exactly 0, strokes up to 1, anti-aliased edges kept.
+
+    Otsu's threshold splits ink from background. There is no digit (`NoDigitFound`) when
+    the two classes differ by less than `MIN_CONTRAST` (a blank canvas, a uniform photo,
+    JPEG noise), or when the ink is a speck or covers most of the image.
+    """
+    if float(ink.max()) < MIN_CONTRAST:
+        raise NoDigitFound("no digit found: the image is blank (no ink stands out from the background)")
+    threshold = otsu_threshold(ink)
+    strokes = ink > threshold
+    fraction = float(strokes.mean())
+    contrast = float(ink[strokes].mean() - ink[~strokes].mean()) if 0 < fraction < 1 else 0.0
+    if contrast < MIN_CONTRAST:
+        raise NoDigitFound("no digit found: nothing stands out from the background enough to be ink")
+    if fraction < MIN_INK_FRACTION:
+        raise NoDigitFound("no digit found: only a speck of ink")
+    if fraction > MAX_INK_FRACTION:
+        raise NoDigitFound("no digit found: the image is mostly ink (write a dark digit on light paper, or light on dark)")
+    floor = threshold / 2  # keep the soft edges of strokes, drop the background's noise
+    full = float(np.percentile(ink[strokes], 90))
+    return np.clip((ink - floor) / max(full - floor, 1e-6), 0.0, 1.0)
+
+
+def ink_box(ink: np.ndarray, trim: float = 0.002) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of the ink, bottom and right exclusive.
+
+    The box holds all but ``trim`` of the ink's mass on each side, so a stray dot of dust
+    or a JPEG speck far from the digit does not stretch the box and shrink the digit.
+    """
+    rows, cols = ink.sum(axis=1), ink.sum(axis=0)
+
+    def span(profile: np.ndarray) -> tuple[int, int]:
+        cumulative = np.cumsum(profile) / profile.sum()
+        start = int(np.searchsorted(cumulative, trim, side="right"))
+        stop = int(np.searchsorted(cumulative, 1.0 - trim, side="left")) + 1
+        return start, max(stop, start + 1)
+
+    (top, bottom), (left, right) = span(rows), span(cols)
+    return top, left, bottom, right
+
+
+def stroke_width(ink: np.ndarray) -> float:
+    """The typical stroke width in pixels: 2 x area / boundary of the ink over half intensity.
+
+    A stroke of width w and length L has area w L and a boundary of about 2 L pixels, so the
+    ratio recovers w without tracing the strokes (it reads 2 for one-pixel lines).
+    """
+    mask = ink > 0.5
+    area = int(mask.sum())
+    if area == 0:
+        return 0.0
+    padded = np.pad(mask, 1)
+    interior = (padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1]
+                & padded[1:-1, :-2] & padded[1:-1, 2:])
+    boundary = area - int(interior.sum())
+    return 2.0 * area / max(boundary, 1)
+
+
+def fit_box(ink: np.ndarray, box: tuple[int, int, int, int], size: int = BOX) -> np.ndarray:
+    """The ink inside ``box``, scaled so its longer side is ``size`` pixels (aspect kept), anti-aliased.
+
+    The crop is first resampled to 4x the final size, where its strokes are brought into
+    MNIST's width range (a thin pen on a big canvas would otherwise fade to a faint grey at
+    20 px, a marker would fill the digit's holes), then reduced by area averaging, which is
+    what anti-aliasing a reduction means. The result's brightest stroke is 1.
+    """
+    from PIL import Image, ImageFilter
+
+    top, left, bottom, right = box
+    crop = ink[top:bottom, left:right]
+    height, width = crop.shape
+    factor = WORK_SIZE / max(height, width)
+    work = (max(1, round(width * factor)), max(1, round(height * factor)))
+    image = Image.fromarray(crop.astype(np.float32), mode="F").resize(work, Image.Resampling.LANCZOS)
+    pixels = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+    # Stroke width at 4x scale against MNIST's at 4 x 20/28 of its 28x28 width.
+    low, high = (4 * BOX / FIELD * w for w in STROKE_RANGE)
+    width_now = stroke_width(pixels)
+    if 0 < width_now < low:
+        radius = min(round((low - width_now) / 2), 8)
+        if radius >= 1:
+            pixels = _filter(pixels, ImageFilter.MaxFilter(2 * radius + 1))  # thicken thin strokes
+    elif width_now > high:
+        radius = min(round((width_now - high) / 2), 8)
+        if radius >= 1:
+            thinned = _filter(pixels, ImageFilter.MinFilter(2 * radius + 1))  # thin a marker's strokes
+            if stroke_width(thinned) > 0:  # never erase the digit
+                pixels = thinned
+    final = (max(1, round(work[0] * size / WORK_SIZE)), max(1, round(work[1] * size / WORK_SIZE)))
+    reduced = Image.fromarray(pixels, mode="F").resize(final, Image.Resampling.BOX)
+    digit = np.clip(np.asarray(reduced, dtype=np.float32), 0.0, 1.0)
+    peak = float(digit.max())
+    return digit / peak if peak > 0 else digit
+
+
+def _filter(pixels: np.ndarray, kernel: Any) -> np.ndarray:
+    from PIL import Image
+
+    image = Image.fromarray(np.rint(pixels * 255).astype(np.uint8), mode="L").filter(kernel)
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def center_by_mass(digit: np.ndarray, size: int = FIELD, center: tuple[float, float] = CENTER) -> np.ndarray:
+    """The digit placed in a ``size`` x ``size`` black field with its centre of mass at ``center``.
+
+    MNIST translated each digit by whole pixels so that its centre of mass sits at the
+    field's centre; the shift is clamped so that no ink leaves the field.
+    """
+    height, width = digit.shape
+    total = float(digit.sum())
+    rows, cols = np.arange(height), np.arange(width)
+    mass_row = float((digit.sum(axis=1) * rows).sum() / total) if total else (height - 1) / 2
+    mass_col = float((digit.sum(axis=0) * cols).sum() / total) if total else (width - 1) / 2
+    top = int(np.clip(round(center[0] - mass_row), 0, size - height))
+    left = int(np.clip(round(center[1] - mass_col), 0, size - width))
+    field = np.zeros((size, size), dtype=np.float32)
+    field[top:top + height, left:left + width] = digit
+    return field
+
+
+def to_mnist(source: Any, name: str | None = None) -> np.ndarray:
+    """Any image of a digit -> an MNIST-style 28x28 uint8 array (light ink on black, centred).
+
+    Args:
+        source: a path, bytes, a binary file, a Pillow image, or a NumPy array: (H, W) grey,
+            (H, W, 3|4) colour, or 784 values (floats read as 0-1, integers as 0-255).
+        name: how errors name the input (default: the path).
+
+    Raises `NotAnImage` for unreadable input and `NoDigitFound` for an image without a digit,
+    each with a one-line message.
+    """
+    gray = to_gray(load_image(source, name))
+    ink = find_ink(remove_background(gray))
+    digit = fit_box(ink, ink_box(ink))
+    return np.rint(center_by_mass(digit) * 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a model says of one image: the top classes with their probabilities, and the
+    28x28 it saw; or, for an image it could not read or with no digit in it, the reason.
+
+    Attributes:
+        source: how the input was named (its path, or ``image 3``).
+        label: the most probable class index, or None when there is no prediction.
+        classes: the class names, index order (``"0"``..``"9"`` for MNIST).
+        probabilities: one per class, summing to 1 (empty when there is no prediction).
+        image: the MNIST-style 28x28 uint8 the model saw (None when the image was unreadable or blank).
+        error: why there is no prediction (``"no digit found: ..."``), else None.
+    """
+
+    source: str
+    label: int | None
+    classes: tuple[str, ...]
+    probabilities: tuple[float, ...]
+    image: np.ndarray | None = None
+    error: str | None = None
+
+    @property
+    def found(self) -> bool:
+        """Whether the image was classified."""
+        return self.label is not None
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` most probable classes as ``(name, probability)``, most probable first."""
+        order = sorted(range(len(self.probabilities)), key=lambda i: -self.probabilities[i])[:k]
+        return [(self.classes[i], self.probabilities[i]) for i in order]
+
+    def to_dict(self, k: int = 3) -> dict[str, Any]:
+        """A JSON-ready summary: source, label and its name, top ``k``, every probability, or the error."""
+        if not self.found:
+            return {"source": self.source, "found": False, "error": self.error}
+        return {"source": self.source, "found": True, "label": self.label, "name": self.classes[self.label],
+                "top": [{"name": n, "probability": p} for n, p in self.top(k)],
+                "probabilities": list(self.probabilities)}
+
+
+def predict(model: Any, sources: Any, *, normalize: str, spec: Any, names: list[str] | None = None,
+            device: Any = "cpu") -> list[Prediction]:
+    """`Prediction` of ``model`` for each image of ``sources`` (a list of anything `to_mnist` takes).
+
+    Each image is prepared by `to_mnist`, then normalised exactly as the training images were
+    (``normalize`` and the dataset ``spec``, `mlplab.data.normalize`); the prepared images go
+    through the model in one batch. An unreadable or blank image gets its error and no
+    prediction; the others are still predicted.
+    """
+    import torch
+
+    from mlplab.data.loading import normalize as normalize_images
+
+    if isinstance(sources, (str, Path, bytes)) or (isinstance(sources, np.ndarray) and sources.ndim == 2):
+        sources = [sources]
+    sources = list(sources)
+    names = names or [str(s) if isinstance(s, (str, Path)) else f"image {i + 1}" for i, s in enumerate(sources)]
+    classes = tuple(spec.classes)
+    prepared: dict[int, np.ndarray] = {}
+    results: list[Prediction | None] = [None] * len(sources)
+    for index, (source, name) in enumerate(zip(sources, names)):
+        try:
+            prepared[index] = to_mnist(source, name)
+        except NotAnImage as error:
+            results[index] = Prediction(name, None, classes, (), None, str(error))
+        except NoDigitFound as error:
+            results[index] = Prediction(name, None, classes, (), None, f"{name}: {error}")
+    if prepared:
+        indices = sorted(prepared)
+        pixels = torch.from_numpy(np.stack([prepared[i] for i in indices])).unsqueeze(1)  # (N, 1, 28, 28) uint8
+        inputs = normalize_images(pixels, normalize, spec).to(device)
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            probabilities = _probabilities(model(inputs)).cpu().double()
+        model.train(was_training)
+        for row, index in enumerate(indices):
+            p = tuple(float(v) for v in probabilities[row])
+            results[index] = Prediction(names[index], int(probabilities[row].argmax()), classes, p, prepared[index])
+    return [result for result in results if result is not None]
+
+
+def _probabilities(outputs: Any) -> Any:
+    """Class probabilities from a model's outputs: logits, or log-probabilities (a log_softmax model)."""
+    import torch
+
+    log_p = torch.log_softmax(outputs.double(), dim=1)  # log_softmax of log-probabilities returns them unchanged
+    return log_p.exp()
