@@ -45,6 +45,9 @@ ENGINES = ("auto", "autograd", "manual", "scratch")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # Figure files the plots write (`mlplab.plots.backend.save`); --format takes one or several, comma-separated.
 FIGURE_FORMATS = ("png", "svg")
+# What `mlplab export --format` writes: weights for PyTorch (`mlplab.export`), or a graph for any
+# ONNX runtime (`mlplab.onnx_export`).
+EXPORT_FORMATS = ("safetensors", "onnx")
 
 # The symmetry experiment's own lists (`mlplab experiment symmetry`): the paper's units and rules.
 SYMMETRY_ACTIVATIONS = ("logistic", "tanh")
