@@ -51,9 +51,9 @@ def user_digit(digit: np.ndarray, rng: np.random.Generator, height: int) -> Imag
     factor = side / max(crop.shape)
     size = (max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor)))
     image = Image.fromarray(crop).resize(size, Image.Resampling.BICUBIC)
-    image = Image.fromarray(np.pad(np.asarray(image), round(0.15 * side)))  # room to thicken and rotate
     change = rng.uniform(-0.4, 0.8) * factor * 20 / 28  # per side, in this image's pixels
     radius = round(abs(change))
+    image = Image.fromarray(np.pad(np.asarray(image), radius + round(0.2 * side)))  # room to thicken and rotate
     if radius >= 1:
         kernel = ImageFilter.MaxFilter if change > 0 else ImageFilter.MinFilter
         image = image.filter(kernel(2 * radius + 1))
@@ -171,7 +171,8 @@ def save_examples(result: dict, labels: np.ndarray, path: Path, count: int = 12)
     figure, axes = plt.subplots(2, count, figsize=(1.4 * count, 3.2))
     for column in range(count):
         prediction = result["predictions"][column]
-        axes[0, column].imshow(Image.open(io.BytesIO(result["files"][column])).convert("RGB"))
+        shown = Image.open(io.BytesIO(result["files"][column])).convert("RGBA")  # transparent canvases on white
+        axes[0, column].imshow(Image.alpha_composite(Image.new("RGBA", shown.size, "white"), shown).convert("RGB"))
         axes[1, column].imshow(prediction.image if prediction.found else np.zeros((28, 28)), cmap="gray",
                                vmin=0, vmax=255)
         said = prediction.classes[prediction.label].split(" ")[0] if prediction.found else "none"
@@ -195,6 +196,7 @@ def main() -> None:
 
     import mlplab
     from mlplab.config import Config, apply_overrides
+    from mlplab.data import bundled_folder, get_spec
 
     if args.run:
         run = mlplab.open_run(args.run)
@@ -205,7 +207,7 @@ def main() -> None:
         mlplab.train(config)
         print(f"trained {out} (784-512-10, 8 epochs) in {time.perf_counter() - started:.0f} s")
         run = mlplab.open_run(out)
-    test = mlplab.MNIST(train=False)
+    test = mlplab.MNIST(bundled_folder(get_spec("mnist")), train=False)  # the copy bundled with mlplab
     images, labels = test.data[:args.count].numpy(), test.targets[:args.count].numpy()
     result = score(run, images, labels, args.seed)
     print(f"model: {run}")

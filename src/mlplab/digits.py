@@ -9,8 +9,9 @@ step at a time, each with its reason:
 
     load_image        any file, bytes or array -> a Pillow image (EXIF rotation applied)
     to_gray           colour, grey or alpha -> grey levels in [0, 1]
+    paper_level       the background's level at each pixel, even under uneven light
     ink_is_dark       which polarity: dark ink on light paper, or light on dark
-    remove_background the paper's level (even under uneven light) -> ink in [0, 1], background 0
+    remove_background the image minus the paper, inverted if need be -> ink in [0, 1], background 0
     find_ink          Otsu's threshold; too little contrast or ink: no digit (`NoDigitFound`)
     ink_box           the ink's bounding box, ignoring a few stray specks
     fit_box           crop, thicken too-thin strokes, scale the longer side to 20 px (aspect kept), anti-aliased
@@ -45,7 +46,8 @@ CENTER = (14.0, 14.0)
 # are left alone: MNIST has bold digits too, and thinning them measurably lost accuracy.
 MIN_STROKE = 1.9
 SOLID_PERCENTILE = 70  # this percentile of a digit's ink is scaled to full intensity (`fit_box`)
-MIN_CONTRAST = 0.2  # the least difference between ink and background (on a 0-1 scale) that counts as a digit
+MIN_CONTRAST = 0.06  # the least difference between ink and background (on a 0-1 scale) that counts as a digit
+NOISE_MARGIN = 5.0  # ... and the least, in widths of the background's noise
 MIN_INK_FRACTION = 2e-4  # less ink than this share of the image is a speck, not a digit
 MAX_INK_FRACTION = 0.5  # more "ink" than background: a texture or a photo of something else
 MAX_PIXELS = 50_000_000  # a larger image is refused before decoding (a decompression bomb, or a mistake)
@@ -144,39 +146,73 @@ def to_gray(image: Any) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
 
 
-def ink_is_dark(gray: np.ndarray) -> bool:
-    """True for dark ink on light paper (to be inverted), False for MNIST's light on dark.
+def paper_level(gray: np.ndarray) -> np.ndarray:
+    """The background's grey level at every pixel (H, W): the paper, or the black canvas.
 
-    The background is what the image's border mostly shows: a digit rarely covers the
-    edges of its canvas or photo, so the median of the outermost pixels is the paper.
+    A photo lit from one side, or darker in its corners, has no single background level, so
+    a smooth surface is fitted (a quadratic in x and y holds a gradient and a vignette) at a
+    coarse scale (64 px), robustly: pixels far from the fit on either side (the ink, however
+    bold, dark or light) are left out and the fit repeated. On a clean canvas it is flat.
     """
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    return float(np.median(border)) > 0.5
+    from PIL import Image
+
+    height, width = gray.shape
+    scale = min(1.0, 64.0 / max(height, width))
+    small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = np.asarray(Image.fromarray(gray, mode="F").resize(small_size, Image.Resampling.BOX), dtype=np.float64)
+    c0, cx, cy, cxx, cxy, cyy = _surface_fit(small)
+    rows = np.linspace(-1.0, 1.0, height)[:, None]
+    cols = np.linspace(-1.0, 1.0, width)[None, :]
+    return (c0 + cx * cols + cy * rows + cxx * cols ** 2 + cxy * cols * rows + cyy * rows ** 2).astype(np.float32)
 
 
-def remove_background(gray: np.ndarray) -> np.ndarray:
-    """Ink strength (H, W) in [0, 1], light on dark, with the background brought to 0.
+def _surface_fit(values: np.ndarray, rounds: int = 5) -> np.ndarray:
+    """Coefficients of c0 + cx x + cy y + cxx x^2 + cxy x y + cyy y^2 (x, y in [-1, 1]) fitted to
+    the background of ``values``: least squares over the pixels near the median level, then
+    again over those within 2.5 robust standard deviations of the fit, a few rounds."""
+    height, width = values.shape
+    y, x = np.meshgrid(np.linspace(-1.0, 1.0, height), np.linspace(-1.0, 1.0, width), indexing="ij")
+    terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1).reshape(-1, 6)
+    flat = values.reshape(-1)
+    # Start from the pixels near the median level: the ink is a minority, so these are paper.
+    center = np.median(flat)
+    keep = np.abs(flat - center) <= 2.5 * 1.4826 * np.median(np.abs(flat - center)) + 1e-3
+    coefficients = np.array([center, 0, 0, 0, 0, 0], dtype=np.float64)
+    for _ in range(rounds):
+        if keep.sum() < 6:
+            break
+        coefficients = np.linalg.lstsq(terms[keep], flat[keep], rcond=None)[0]
+        residual = flat - terms @ coefficients
+        spread = 1.4826 * np.median(np.abs(residual[keep])) + 1e-3
+        keep = np.abs(residual) < 2.5 * spread
+    return coefficients
 
-    The image is inverted if its ink is dark (`ink_is_dark`). Then the background level is
-    estimated at every pixel, so that a photo lit from one side, darker in one corner than
-    the ink in the other, still separates: at a coarse scale (64 px) a grey-level opening
-    (minimum then maximum filter, 9 px wide) removes strokes and keeps the slowly varying
-    paper, which is smoothed, enlarged back and subtracted.
+
+def ink_is_dark(residual: np.ndarray) -> bool:
+    """True for dark ink on light paper, False for MNIST's light ink on dark, given the image
+    minus its `paper_level`.
+
+    The ink is what departs from the paper: strongly darker pixels outnumber strongly lighter
+    ones on paper, and the reverse on a blackboard or MNIST. Deciding against the paper,
+    not against mid-grey, also reads a dim photo of white paper right.
     """
-    from PIL import Image, ImageFilter
+    spread = 1.4826 * float(np.median(np.abs(residual))) + 1e-3
+    darker = float(np.clip(-residual - 3 * spread, 0, None).sum())
+    lighter = float(np.clip(residual - 3 * spread, 0, None).sum())
+    return darker > lighter
 
-    light = 1.0 - gray if ink_is_dark(gray) else gray
-    height, width = light.shape
-    scale = 64.0 / max(height, width)
-    if scale < 1.0:  # only photos and big canvases need it; the opening is at a coarse scale
-        small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = Image.fromarray((light * 255).astype(np.uint8), mode="L").resize(small_size, Image.Resampling.BOX)
-    else:
-        small = Image.fromarray((light * 255).astype(np.uint8), mode="L")
-    opened = small.filter(ImageFilter.MinFilter(17)).filter(ImageFilter.MaxFilter(17))
-    smooth = opened.filter(ImageFilter.GaussianBlur(2)).resize((width, height), Image.Resampling.BILINEAR)
-    background = np.asarray(smooth, dtype=np.float32) / 255.0
-    return np.clip(light - background, 0.0, 1.0)
+
+def remove_background(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ink strength (H, W) in [0, 1], light on dark as MNIST's, the background brought to 0:
+    the image minus its `paper_level`, inverted when the ink is dark (`ink_is_dark`); and the
+    width of the background's noise (a robust standard deviation of what is left)."""
+    residual = gray - paper_level(gray)
+    ink = -residual if ink_is_dark(residual) else residual
+    # The noise's standard deviation from neighbouring pixels' differences: paper and the
+    # insides of strokes are smooth, so only noise makes most neighbours differ, however much
+    # ink there is (for Gaussian noise, the median |difference| is 0.6745 sqrt(2) sigma).
+    noise = float(np.median(np.abs(np.diff(residual, axis=1)))) / (0.6745 * 2 ** 0.5)
+    return np.clip(ink, 0.0, 1.0), noise
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
@@ -194,20 +230,24 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     return float(edges[int(np.argmax(between)) + 1])
 
 
-def find_ink(ink: np.ndarray) -> np.ndarray:
+def find_ink(ink: np.ndarray, noise: float = 0.0) -> np.ndarray:
     """The ink, cleaned: background exactly 0, strokes up to 1, anti-aliased edges kept.
 
     Otsu's threshold splits ink from background. There is no digit (`NoDigitFound`) when
-    the two classes differ by less than `MIN_CONTRAST` (a blank canvas, a uniform photo,
-    JPEG noise), or when the ink is a speck or covers most of the image.
+    the two classes differ by less than `MIN_CONTRAST`, or by less than `NOISE_MARGIN` times
+    ``noise``, the background's noise width (a blank canvas, a uniform photo, JPEG noise:
+    Otsu splits noise too, but only about 1.5 noise widths apart), or when the ink is a
+    speck or covers most of the image.
     """
     if float(ink.max()) < MIN_CONTRAST:
         raise NoDigitFound("no digit found: the image is blank (no ink stands out from the background)")
     threshold = otsu_threshold(ink)
     strokes = ink > threshold
     fraction = float(strokes.mean())
-    contrast = float(ink[strokes].mean() - ink[~strokes].mean()) if 0 < fraction < 1 else 0.0
-    if contrast < MIN_CONTRAST:
+    if not 0 < fraction < 1:
+        raise NoDigitFound("no digit found: the image is blank (no ink stands out from the background)")
+    contrast = float(ink[strokes].mean() - ink[~strokes].mean())
+    if contrast < max(MIN_CONTRAST, NOISE_MARGIN * noise):
         raise NoDigitFound("no digit found: nothing stands out from the background enough to be ink")
     if fraction < MIN_INK_FRACTION:
         raise NoDigitFound("no digit found: only a speck of ink")
@@ -325,7 +365,7 @@ def to_mnist(source: Any, name: str | None = None) -> np.ndarray:
     each with a one-line message.
     """
     gray = to_gray(load_image(source, name))
-    ink = find_ink(remove_background(gray))
+    ink = find_ink(*remove_background(gray))
     digit = fit_box(ink, ink_box(ink))
     return np.rint(center_by_mass(digit) * 255).astype(np.uint8)
 
