@@ -92,7 +92,8 @@ def load_image(source: Any, name: str | None = None) -> Any:
         except IsADirectoryError:
             raise NotAnImage(f"{label}: is a folder, not an image") from None
         except (UnidentifiedImageError, Image.DecompressionBombError) as error:
-            raise NotAnImage(f"{label}: not an image Pillow can read ({type(error).__name__})") from None
+            raise NotAnImage(f"{label}: not an image Pillow can read ({type(error).__name__}); "
+                             "give a PNG, JPEG, WebP or GIF file") from None
         except (OSError, ValueError, SyntaxError) as error:  # truncated or corrupt data
             raise NotAnImage(f"{label}: a damaged or unreadable image ({error})") from None
     try:
@@ -141,8 +142,12 @@ def to_gray(image: Any) -> np.ndarray:
             background = 1.0 if dark_content else 0.0
             gray = alpha * gray + (1.0 - alpha) * background
         return gray.astype(np.float32)
+    if image.mode.startswith(("I", "F")):  # 16- and 32-bit grey (scanners, scientific cameras): scaled by their range
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
+        return np.clip(values / top, 0.0, 1.0).astype(np.float32)
     if image.mode not in ("L", "RGB"):
-        image = image.convert("RGB")  # CMYK, YCbCr, I;16, I, F, 1 ...
+        image = image.convert("RGB")  # CMYK, YCbCr, 1-bit ...
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
 
 
@@ -159,7 +164,8 @@ def paper_level(gray: np.ndarray) -> np.ndarray:
     height, width = gray.shape
     scale = min(1.0, 64.0 / max(height, width))
     small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = np.asarray(Image.fromarray(gray, mode="F").resize(small_size, Image.Resampling.BOX), dtype=np.float64)
+    small = np.asarray(Image.fromarray(np.asarray(gray, dtype=np.float32), mode="F").resize(small_size, Image.Resampling.BOX),
+                       dtype=np.float64)
     c0, cx, cy, cxx, cxy, cyy = _surface_fit(small)
     rows = np.linspace(-1.0, 1.0, height)[:, None]
     cols = np.linspace(-1.0, 1.0, width)[None, :]

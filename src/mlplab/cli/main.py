@@ -8,7 +8,8 @@ import os
 import sys
 
 from mlplab import __version__
-from mlplab.cli import data_cmd, eval_cmd, experiment_cmd, export_cmd, gradcheck_cmd, plot_cmd, train_cmd
+from mlplab.cli import (data_cmd, eval_cmd, experiment_cmd, export_cmd, gradcheck_cmd, plot_cmd, predict_cmd,
+                        train_cmd)
 from mlplab.cli.parser import EXIT_USER_ERROR, Parser
 from mlplab.errors import MlplabError, one_line
 
@@ -22,6 +23,7 @@ def build_parser() -> Parser:
     train_cmd.register(subparsers)
     eval_cmd.register(subparsers)
     export_cmd.register(subparsers)
+    predict_cmd.register(subparsers)
     data_cmd.register(subparsers)
     gradcheck_cmd.register(subparsers)
     plot_cmd.register(subparsers)

@@ -1,0 +1,301 @@
+"""mlplab.digits: each step of making a user's image into an MNIST digit, on real MNIST digits
+rendered as users hand them in, and the images that must not be classified."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from mlplab import digits
+from mlplab.data import MNIST
+from mlplab.errors import MlplabError
+
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def mnist_test(mnist_dir):
+    test = MNIST(mnist_dir, train=False)
+    return test.data.numpy(), test.targets.numpy()
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pixel correlation of two 28x28 digits, the best over shifts of up to a pixel: placing by the
+    centre of mass rounds to whole pixels, as MNIST did, so a digit may come back one pixel off."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return max(float(np.corrcoef(np.roll(a, (dy, dx), axis=(0, 1)).ravel(), b.ravel())[0, 1])
+               for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+
+
+def _on_canvas(digit: np.ndarray, canvas: int = 280, side: int = 180, at: tuple[int, int] = (40, 60),
+               dark: bool = True) -> Image.Image:
+    """A 28x28 MNIST digit enlarged to ``side`` px on a canvas: dark ink on white, or MNIST's light on black."""
+    big = Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC)
+    field = Image.new("L", (canvas, canvas), 0)
+    field.paste(big, at)
+    return Image.fromarray(255 - np.asarray(field)) if dark else field
+
+
+def _encoded(image: Image.Image, kind: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, kind, **options)
+    return buffer.getvalue()
+
+
+# --- the constants are MNIST's --------------------------------------------------------------
+
+def test_mnist_centre_of_mass_and_box_are_what_the_module_says(mnist_dir):
+    images = MNIST(mnist_dir, train=True).data.numpy()[:5000].astype(np.float64)
+    mass = images.sum(axis=(1, 2))
+    index = np.arange(28)
+    rows = (images.sum(axis=2) * index).sum(axis=1) / mass
+    cols = (images.sum(axis=1) * index).sum(axis=1) / mass
+    assert abs(rows.mean() - digits.CENTER[0]) < 0.1 and abs(cols.mean() - digits.CENTER[1]) < 0.1
+    sides = [max(np.ptp(np.nonzero(x.sum(1))[0]), np.ptp(np.nonzero(x.sum(0))[0])) + 1 for x in images[:500]]
+    assert np.median(sides) == digits.BOX
+    widths = [digits.stroke_width(x / 255) for x in images[:2000]]
+    assert abs(np.percentile(widths, 1) - digits.MIN_STROKE) < 0.15
+
+
+# --- each step --------------------------------------------------------------------------------
+
+def test_otsu_threshold_splits_two_populations():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(0.2, 0.03, 5000), rng.normal(0.7, 0.05, 1000)]).clip(0, 1)
+    assert 0.3 < digits.otsu_threshold(values) < 0.6
+
+
+@pytest.mark.parametrize("width", [4, 9, 16])
+def test_stroke_width_reads_a_drawn_line(width):
+    image = Image.new("L", (200, 200), 0)
+    ImageDraw.Draw(image).line([(20, 100), (180, 100)], fill=255, width=width)
+    assert digits.stroke_width(np.asarray(image) / 255) == pytest.approx(width, rel=0.2)
+
+
+def test_polarity_is_read_against_the_paper(mnist_test):
+    images, _ = mnist_test
+    dark = np.asarray(_on_canvas(images[0]), dtype=np.float32) / 255
+    light = 1 - dark
+    dim_photo = 0.35 + 0.1 * dark  # white paper photographed in dim light: all darker than mid-grey
+    for gray, want in ((dark, True), (light, False), (dim_photo, True)):
+        assert digits.ink_is_dark(gray - digits.paper_level(gray)) is want
+
+
+def test_uneven_light_is_taken_out(mnist_test):
+    images, _ = mnist_test
+    ink = np.asarray(_on_canvas(images[0], dark=False), dtype=np.float32) / 255
+    ys, xs = np.mgrid[0:280, 0:280] / 280
+    paper = 0.9 - 0.5 * xs * ys  # one corner half as bright: darker there than the ink elsewhere
+    gray = paper - 0.5 * ink
+    assert gray[ink > 0.5].min() < paper.min() < gray[ink > 0.5].max()  # no single threshold separates them
+    cleaned, noise = digits.remove_background(gray)
+    assert noise < 0.01
+    assert np.abs(cleaned[ink == 0]).max() < 0.05  # the paper is gone everywhere
+    assert _correlation(cleaned, ink) > 0.99
+
+
+def test_ink_box_ignores_a_stray_speck(mnist_test):
+    images, _ = mnist_test
+    ink = np.asarray(_on_canvas(images[0], dark=False), dtype=np.float32) / 255
+    alone = digits.ink_box(ink)
+    ink[275:277, 2:4] = 1.0  # dust in a corner
+    assert all(abs(a - b) <= 1 for a, b in zip(digits.ink_box(ink), alone))
+
+
+def test_fit_box_keeps_the_aspect_and_center_by_mass_centres():
+    ink = np.zeros((300, 300), dtype=np.float32)
+    ink[50:250, 120:180] = 1.0  # a tall bar, 200 x 60
+    digit = digits.fit_box(ink, digits.ink_box(ink))
+    assert digit.shape == (20, 6)
+    field = digits.center_by_mass(digit)
+    rows, cols = np.nonzero(field)
+    mass_row = (field.sum(1) * np.arange(28)).sum() / field.sum()
+    mass_col = (field.sum(0) * np.arange(28)).sum() / field.sum()
+    assert abs(mass_row - digits.CENTER[0]) <= 0.5 and abs(mass_col - digits.CENTER[1]) <= 0.5
+    assert rows.min() >= 0 and rows.max() < 28
+
+
+def test_a_thin_pen_is_thickened_to_mnist_strokes():
+    image = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(image).line([(140, 30), (140, 250)], fill=0, width=2)  # a "1" in a 2 px pen
+    ImageDraw.Draw(image).line([(140, 30), (110, 60)], fill=0, width=2)
+    out = digits.to_mnist(image)
+    assert digits.stroke_width(out / 255) >= digits.MIN_STROKE - 0.2
+    assert out.max() == 255
+
+
+# --- whole images ----------------------------------------------------------------------------------
+
+def test_an_mnist_digit_comes_back_as_itself(mnist_test):
+    images, _ = mnist_test
+    scores = [_correlation(digits.to_mnist(images[i]), images[i]) for i in range(50)]
+    assert np.median(scores) > 0.95 and min(scores) > 0.85
+
+
+@pytest.mark.parametrize("kind, options", [("PNG", {}), ("JPEG", {"quality": 40}), ("WEBP", {}), ("GIF", {})])
+def test_a_digit_drawn_dark_on_white_comes_back_close_to_the_original(mnist_test, kind, options):
+    images, _ = mnist_test
+    scores = []
+    for i in range(12):
+        canvas = _on_canvas(images[i], side=[90, 150, 250][i % 3], at=(10 + 2 * i, 25))
+        if kind == "JPEG":
+            canvas = canvas.convert("RGB")
+        scores.append(_correlation(digits.to_mnist(_encoded(canvas, kind, **options)), images[i]))
+    assert np.median(scores) > 0.9 and min(scores) > 0.75, scores
+
+
+def test_dark_on_light_and_light_on_dark_give_the_same_digit(mnist_test):
+    images, _ = mnist_test
+    dark = digits.to_mnist(_on_canvas(images[3], dark=True))
+    light = digits.to_mnist(_on_canvas(images[3], dark=False))
+    assert _correlation(dark, light) > 0.99
+
+
+@pytest.mark.parametrize("ink_colour", [(0, 0, 0), (255, 255, 255), (30, 60, 200)])
+def test_strokes_on_a_transparent_canvas(mnist_test, ink_colour):
+    """Drawing apps export strokes on a transparent background whose hidden colour is often black."""
+    images, _ = mnist_test
+    alpha = np.asarray(_on_canvas(images[5], dark=False))
+    rgba = np.zeros((280, 280, 4), dtype=np.uint8)
+    rgba[:, :, :3] = ink_colour
+    rgba[:, :, 3] = alpha
+    out = digits.to_mnist(_encoded(Image.fromarray(rgba, mode="RGBA"), "PNG"))
+    assert _correlation(out, images[5]) > 0.85
+
+
+def test_huge_tiny_and_odd_mode_images(mnist_test):
+    images, _ = mnist_test
+    huge = _on_canvas(images[7], canvas=4000, side=2500, at=(700, 900))
+    tiny = Image.fromarray(255 - images[7]).resize((12, 12), Image.Resampling.BOX)
+    sixteen_bit = Image.fromarray((255 - images[7]).astype(np.uint16) * 257)  # "I;16", as scanners save
+    cmyk = _on_canvas(images[7]).convert("CMYK")
+    for image in (huge, tiny, sixteen_bit, cmyk):
+        assert _correlation(digits.to_mnist(image), images[7]) > 0.75, image.mode
+
+
+def test_a_photo_turned_by_its_exif_tag_is_read_upright(mnist_test):
+    images, _ = mnist_test
+    upright = _on_canvas(images[9]).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view": what phones write
+    stored = _encoded(upright.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=95, exif=exif)
+    assert _correlation(digits.to_mnist(stored), digits.to_mnist(upright)) > 0.97
+
+
+def test_784_values_are_an_image(mnist_test):
+    images, _ = mnist_test
+    as_floats = images[2].reshape(-1).astype(np.float32) / 255
+    assert _correlation(digits.to_mnist(as_floats), images[2]) > 0.9
+
+
+@pytest.mark.parametrize("image", [
+    Image.new("L", (280, 280), 255),  # a blank canvas
+    Image.new("RGB", (280, 280), (0, 0, 0)),  # a black one
+    Image.new("RGBA", (280, 280), (0, 0, 0, 0)),  # a transparent one
+    Image.new("L", (50, 50), 128),
+], ids=["white", "black", "transparent", "grey"])
+def test_blank_images_are_not_classified(image):
+    with pytest.raises(digits.NoDigitFound, match="no digit found"):
+        digits.to_mnist(image)
+
+
+def test_a_photo_of_empty_paper_is_not_classified():
+    rng = np.random.default_rng(0)
+    ys, xs = np.mgrid[0:300, 0:400] / 400
+    paper = 200 * (1 - 0.4 * xs) * (1 - 0.2 * ys) + rng.normal(0, 6, (300, 400))
+    photo = _encoded(Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).convert("RGB"), "JPEG", quality=40)
+    with pytest.raises(digits.NoDigitFound):
+        digits.to_mnist(photo)
+
+
+def test_a_speck_is_not_a_digit():
+    image = Image.new("L", (400, 400), 255)
+    image.putpixel((200, 200), 0)
+    with pytest.raises(digits.NoDigitFound):
+        digits.to_mnist(image)
+
+
+@pytest.mark.parametrize("data, fragment", [
+    (b"not an image at all", "not an image Pillow can read"),
+    (_encoded(Image.new("L", (64, 64), 255), "PNG")[:60], "damaged"),
+], ids=["text", "truncated"])
+def test_unreadable_input_is_one_line(data, fragment):
+    with pytest.raises(digits.NotAnImage, match=fragment) as caught:
+        digits.to_mnist(data, name="upload.png")
+    assert "\n" not in str(caught.value) and str(caught.value).startswith("upload.png: ")
+
+
+def test_missing_files_folders_and_oversized_images(tmp_path, monkeypatch):
+    with pytest.raises(digits.NotAnImage, match="no such file"):
+        digits.to_mnist(tmp_path / "missing.png")
+    with pytest.raises(digits.NotAnImage, match="folder"):
+        digits.to_mnist(tmp_path)
+    monkeypatch.setattr(digits, "MAX_PIXELS", 100 * 100)
+    with pytest.raises(digits.NotAnImage, match="too large"):
+        digits.to_mnist(_encoded(Image.new("L", (101, 100), 255), "PNG"))
+    assert issubclass(digits.NotAnImage, MlplabError) and issubclass(digits.NoDigitFound, MlplabError)
+
+
+# --- predictions ------------------------------------------------------------------------------------
+
+def test_run_predict_reads_users_digits_and_reports_the_rest(trained_run, mnist_test, tmp_path):
+    import mlplab
+
+    images, labels = mnist_test
+    paths = []
+    for i in range(10):
+        path = tmp_path / f"digit{i}.png"
+        _on_canvas(images[i], side=120 + 10 * i).save(path)
+        paths.append(path)
+    blank = tmp_path / "blank.png"
+    Image.new("L", (100, 100), 255).save(blank)
+    predictions = mlplab.open_run(trained_run).predict([*paths, blank, b"garbage"])
+    assert len(predictions) == 12
+    found = predictions[:10]
+    assert sum(p.label == y for p, y in zip(found, labels[:10])) >= 9
+    for p in found:
+        assert p.found and sum(p.probabilities) == pytest.approx(1.0)
+        top = p.top(3)
+        assert [name for name, _ in top][0] == p.classes[p.label] and top[0][1] >= top[1][1] >= top[2][1]
+        assert p.image.shape == (28, 28) and p.image.dtype == np.uint8
+    assert not predictions[10].found and "no digit found" in predictions[10].error
+    assert not predictions[11].found and "not an image" in predictions[11].error
+    assert predictions[10].to_dict()["found"] is False
+    assert predictions[0].to_dict(2)["top"][0]["name"] == predictions[0].classes[predictions[0].label]
+
+
+def test_predict_normalises_as_the_run_was_trained(trained_run, mnist_test):
+    """The prepared 28x28 goes through mlplab.data.normalize, so an MNIST test digit given as an
+    image scores the same probabilities as the prepared image fed to the model by hand."""
+    import torch
+
+    import mlplab
+    from mlplab.data import get_spec
+    from mlplab.data.loading import normalize
+
+    images, _ = mnist_test
+    run = mlplab.open_run(trained_run)
+    prediction = run.predict(images[4])[0]
+    inputs = normalize(torch.from_numpy(prediction.image)[None, None], run.config.data.normalize, get_spec("mnist"))
+    with torch.no_grad():
+        want = torch.softmax(run.model()(inputs).double(), dim=1)[0]
+    assert np.allclose(prediction.probabilities, want.numpy(), atol=1e-6)
+
+
+def test_the_own_digits_benchmark_in_small(trained_run, mnist_test):
+    """benchmarks/own_digits.py on 150 digits: preprocessing near the clean accuracy, far above a naive resize."""
+    import mlplab
+
+    spec = importlib.util.spec_from_file_location("own_digits", REPO / "benchmarks" / "own_digits.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    images, labels = mnist_test
+    result = bench.score(mlplab.open_run(trained_run), images[:150], labels[:150], seed=0)
+    assert result["clean"] >= 0.95
+    assert result["mlplab"] >= result["clean"] - 0.06
+    assert result["mlplab"] >= result["naive"] + 0.4
+    assert {"canvas", "photo"} <= result.keys() and result["canvas"]["count"] + result["photo"]["count"] == 150
