@@ -425,10 +425,6 @@ def predict(model: Any, sources: Any, *, normalize: str, spec: Any, names: list[
     through the model in one batch. An unreadable or blank image gets its error and no
     prediction; the others are still predicted.
     """
-    import torch
-
-    from mlplab.data.loading import normalize as normalize_images
-
     if isinstance(sources, (str, Path, bytes)) or (isinstance(sources, np.ndarray) and sources.ndim == 2):
         sources = [sources]
     sources = list(sources)
@@ -445,17 +441,37 @@ def predict(model: Any, sources: Any, *, normalize: str, spec: Any, names: list[
             results[index] = Prediction(name, None, classes, (), None, f"{name}: {error}")
     if prepared:
         indices = sorted(prepared)
-        pixels = torch.from_numpy(np.stack([prepared[i] for i in indices])).unsqueeze(1)  # (N, 1, 28, 28) uint8
-        inputs = normalize_images(pixels, normalize, spec).to(device)
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            probabilities = _probabilities(model(inputs)).cpu().double()
-        model.train(was_training)
+        probabilities = classify(model, np.stack([prepared[i] for i in indices]), normalize=normalize,
+                                 spec=spec, device=device)
         for row, index in enumerate(indices):
             p = tuple(float(v) for v in probabilities[row])
             results[index] = Prediction(names[index], int(probabilities[row].argmax()), classes, p, prepared[index])
     return [result for result in results if result is not None]
+
+
+def classify(model: Any, images: np.ndarray, *, normalize: str, spec: Any, device: Any = "cpu") -> np.ndarray:
+    """Class probabilities (N, classes) float64 of ``model`` for MNIST-style ``images`` (N, 28, 28) uint8.
+
+    The images are normalised exactly as the training images were (``normalize`` and the
+    dataset ``spec``, `mlplab.data.normalize`) and go through the model in one batch, in eval
+    mode and without gradients; a model in training mode is put back in it afterwards. A model
+    already in eval mode is only read, so threads may share it (as `mlplab serve` does).
+    """
+    import torch
+
+    from mlplab.data.loading import normalize as normalize_images
+
+    pixels = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)).unsqueeze(1)  # (N, 1, 28, 28) uint8
+    inputs = normalize_images(pixels, normalize, spec).to(device)
+    was_training = model.training
+    if was_training:  # eval mode turns dropout off
+        model.eval()
+    try:
+        with torch.no_grad():
+            return _probabilities(model(inputs)).cpu().double().numpy()
+    finally:
+        if was_training:
+            model.train()
 
 
 def _probabilities(outputs: Any) -> Any:

@@ -141,3 +141,8 @@ def test_sdist_and_wheel_ship_the_four_files_and_their_attribution(tmp_path, mni
         names = archive.getnames()
     for name in expected:
         assert any(n.endswith(f"src/mlplab/data/bundled/mnist/{name}") for n in names), name
+    # The same build carries `mlplab serve`'s page, the other package data.
+    page = (REPO / "src/mlplab/serve/static/index.html").read_bytes()
+    with zipfile.ZipFile(wheel) as archive:
+        assert archive.read("mlplab/serve/static/index.html") == page
+    assert any(n.endswith("src/mlplab/serve/static/index.html") for n in names)

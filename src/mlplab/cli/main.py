@@ -9,7 +9,7 @@ import sys
 
 from mlplab import __version__
 from mlplab.cli import (data_cmd, eval_cmd, experiment_cmd, export_cmd, gradcheck_cmd, plot_cmd, predict_cmd,
-                        train_cmd)
+                        serve_cmd, train_cmd)
 from mlplab.cli.parser import EXIT_USER_ERROR, Parser
 from mlplab.errors import MlplabError, one_line
 
@@ -28,6 +28,7 @@ def build_parser() -> Parser:
     gradcheck_cmd.register(subparsers)
     plot_cmd.register(subparsers)
     experiment_cmd.register(subparsers)
+    serve_cmd.register(subparsers)
     presets = subparsers.add_parser("presets", help="list mlplab's default recipe and the lab recipes usable with --preset")
     presets.set_defaults(func=_list_presets)
     return parser

@@ -1,0 +1,46 @@
+"""`mlplab serve RUN_DIR`: a web page to draw digits on and see the run's model read them live."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `serve` command."""
+    parser = subparsers.add_parser(
+        "serve", help="a web page: draw a digit, see the model's prediction live",
+        description="Serve a page where you draw a digit (mouse, pen or touch) or upload an image and see the "
+                    "run's best model classify it as you draw, with the 28x28 it saw; and a JSON API "
+                    "(POST /api/predict, GET /api/model, GET /health). Needs the serve extra: "
+                    'pip install "mlplab[serve]".')
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `mlplab train`")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0: your network)")
+    parser.add_argument("--port", type=_port, default=8000, help="port, 0-65535 (default: 8000; 0 picks a free one)")
+    parser.set_defaults(func=execute)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535; got {text!r}")
+    return port
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Load the run, bind the port, print the URL, serve until Ctrl+C."""
+    from mlplab.serve import create_app, listen, require_serve_extra, run_server, url
+
+    require_serve_extra()  # before the model loads: the missing extra is the first thing to fix
+    app = create_app(args.run_dir)  # a bad RUN_DIR fails here, before any port is taken
+    info = app.state.served.info
+    sock = listen(args.host, args.port)
+    accuracy = "" if info["test_accuracy"] is None else f", test accuracy {100 * info['test_accuracy']:.2f}%"
+    print(f"mlplab serve: {url(sock)} ({info['dataset']}, {info['architecture']}{accuracy}); "
+          "press Ctrl+C to stop", flush=True)
+    run_server(app, sock)
+    print("mlplab serve: stopped", flush=True)
+    return 0

@@ -1,0 +1,81 @@
+"""Helpers shared by the tests of `mlplab serve` (tests/serve/, tests/cli/test_serve_cmd.py)."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+
+@contextmanager
+def live_server(app: Any) -> Iterator[str]:
+    """``app`` served by a real uvicorn in a thread on 127.0.0.1 (a free port); yields its base URL."""
+    import uvicorn
+
+    from mlplab.serve import listen
+
+    sock = listen("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start within 30 s")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+def user_png(digit: np.ndarray, *, image_format: str = "PNG") -> bytes:
+    """An MNIST digit (28, 28) uint8 as a user makes one: dark ink on white, enlarged 10x (smoothly)
+    and placed off-centre on a larger white page."""
+    from PIL import Image
+
+    ink = Image.fromarray(255 - np.asarray(digit, dtype=np.uint8)).resize((280, 280), Image.Resampling.BICUBIC)
+    page = Image.new("L", (360, 360), 255)
+    page.paste(ink, (30, 50))
+    if image_format in ("JPEG", "GIF"):
+        page = page.convert("RGB")
+    buffer = io.BytesIO()
+    page.save(buffer, image_format)
+    return buffer.getvalue()
+
+
+def blank_png(width: int = 280, height: int = 280) -> bytes:
+    """A white canvas, as the page sends it after Clear."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 255).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def first_of_each_class(labels: np.ndarray) -> list[int]:
+    """The index of the first image of each class 0-9, in class order."""
+    return [int(np.flatnonzero(labels == digit)[0]) for digit in range(10)]
+
+
+def user_defined_run(run_dir: Any) -> Any:
+    """A one-epoch run of a plain nn.Sequential written by `mlplab.fit` (no config: mlplab cannot rebuild it)."""
+    import torch
+    from torch import nn
+
+    import mlplab
+
+    torch.manual_seed(0)
+    images, labels = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    mlplab.fit(model, [(images, labels)], loss=nn.CrossEntropyLoss(),
+               optimizer=torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, run_dir=run_dir)
+    return run_dir
