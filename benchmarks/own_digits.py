@@ -118,7 +118,7 @@ def user_images(digits: np.ndarray, seed: int = 0) -> tuple[list[bytes], list[st
     return files, styles
 
 
-def naive_inputs(files: list[bytes], normalize) -> "torch.Tensor":  # noqa: F821
+def naive_inputs(files: list[bytes], normalize):
     """What many demos do: grey, resize to 28x28, invert (MNIST's ink is light), normalise."""
     import torch
 

@@ -128,8 +128,6 @@ def to_gray(image: Any) -> np.ndarray:
     (black strokes on a transparent canvas), onto black when they are light. Pixels that are
     transparent often store black, so simply dropping the alpha would hide dark strokes.
     """
-    from PIL import Image
-
     if image.mode in ("P", "PA") or (image.mode in ("L", "RGB") and "transparency" in image.info):
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "RGBa", "La"):
