@@ -42,7 +42,7 @@ def execute(args: argparse.Namespace) -> int:
         width = max(len(p.source) for p in predictions)
         for p in predictions:
             if p.found:
-                top = "   ".join(f"{name} {100 * probability:5.1f}%" for name, probability in p.top(args.top))
+                top = "   ".join(f"{name} {_percent(probability)}" for name, probability in p.top(args.top))
                 print(f"{p.source:<{width}}  {top}")
             else:
                 print(p.error)
@@ -53,6 +53,15 @@ def execute(args: argparse.Namespace) -> int:
         figure = predictions_figure(predictions, [shown_as_given(Path(image)) for image in args.images])
         print(f"wrote {save(figure, args.show)[0]}")
     return 0 if all(p.found for p in predictions) else EXIT_USER_ERROR
+
+
+def _percent(probability: float) -> str:
+    """``97.3%``; never a rounded ``100.0%`` or ``0.0%`` for what is not exactly that."""
+    if 0.999 < probability < 1:
+        return ">99.9%"
+    if 0 < probability < 0.001:
+        return " <0.1%"
+    return f"{100 * probability:5.1f}%"
 
 
 def _load(path: Path):
