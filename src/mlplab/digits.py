@@ -172,15 +172,16 @@ def paper_level(gray: np.ndarray) -> np.ndarray:
 
 def _surface_fit(values: np.ndarray, rounds: int = 5) -> np.ndarray:
     """Coefficients of c0 + cx x + cy y + cxx x^2 + cxy x y + cyy y^2 (x, y in [-1, 1]) fitted to
-    the background of ``values``: least squares over the pixels near the median level, then
+    the background of ``values``: least squares over the pixels of middling level, then
     again over those within 2.5 robust standard deviations of the fit, a few rounds."""
     height, width = values.shape
     y, x = np.meshgrid(np.linspace(-1.0, 1.0, height), np.linspace(-1.0, 1.0, width), indexing="ij")
     terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1).reshape(-1, 6)
     flat = values.reshape(-1)
-    # Start from the pixels near the median level: the ink is a minority, so these are paper.
-    center = np.median(flat)
-    keep = np.abs(flat - center) <= 2.5 * 1.4826 * np.median(np.abs(flat - center)) + 1e-3
+    # Start from the pixels between the 40th and 60th percentile of the level: the ink covers
+    # at most about a third of an image, so these are paper even under a bold digit.
+    low, center, high = np.percentile(flat, [40, 50, 60])
+    keep = (flat >= low - 1e-3) & (flat <= high + 1e-3)
     coefficients = np.array([center, 0, 0, 0, 0, 0], dtype=np.float64)
     for _ in range(rounds):
         if keep.sum() < 6:
@@ -265,10 +266,14 @@ def find_ink(ink: np.ndarray, noise: float = 0.0) -> np.ndarray:
 def ink_box(ink: np.ndarray, trim: float = 0.002) -> tuple[int, int, int, int]:
     """(top, left, bottom, right) of the ink, bottom and right exclusive.
 
-    The box holds all but ``trim`` of the ink's mass on each side, so a stray dot of dust
-    or a JPEG speck far from the digit does not stretch the box and shrink the digit.
+    The box holds all but ``trim`` of the mass of the strokes' cores (ink over half
+    strength) on each side, so neither a stray dot of dust far from the digit nor a faint
+    haze of noise over a dim photo stretches the box and shrinks the digit.
     """
-    rows, cols = ink.sum(axis=1), ink.sum(axis=0)
+    core = np.where(ink > 0.5, ink, 0.0)
+    if not core.any():
+        core = ink
+    rows, cols = core.sum(axis=1), core.sum(axis=0)
 
     def span(profile: np.ndarray) -> tuple[int, int]:
         cumulative = np.cumsum(profile) / profile.sum()
