@@ -3,13 +3,37 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+@contextmanager
+def mlplab_serve(run_dir: Any) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A real ``mlplab serve RUN_DIR --port 0`` in a child process; yields it and the first line it
+    printed (``mlplab serve: http://127.0.0.1:PORT/ ...``). Killed afterwards if still running."""
+    process = subprocess.Popen([sys.executable, "-m", "mlplab", "serve", str(run_dir), "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": SRC})
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("mlplab serve: http://127.0.0.1:"), line + process.stderr.read()
+        yield process, line
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
 
 
 @contextmanager

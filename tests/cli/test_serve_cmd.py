@@ -9,14 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from serve_helpers import user_defined_run
+from serve_helpers import SRC, mlplab_serve, user_defined_run
 
 from mlplab.cli.main import main
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def _exits_2_with_one_line(capsys, args, *fragments):
@@ -69,12 +67,7 @@ def test_other_commands_never_import_the_web_packages():
 def test_mlplab_serve_prints_its_url_answers_and_stops_on_ctrl_c(trained_run):
     pytest.importorskip("fastapi", reason='the serve extra is not installed: pip install -e ".[serve]"')
     httpx = pytest.importorskip("httpx")
-    process = subprocess.Popen([sys.executable, "-m", "mlplab", "serve", str(trained_run), "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": SRC})
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("mlplab serve: http://127.0.0.1:"), line + process.stderr.read()
+    with mlplab_serve(trained_run) as (process, line):
         assert "(mnist, 784-256-10, test accuracy " in line and "Ctrl+C" in line
         url = line.split()[2]
         deadline = time.monotonic() + 30
@@ -90,7 +83,3 @@ def test_mlplab_serve_prints_its_url_answers_and_stops_on_ctrl_c(trained_run):
         out, err = process.communicate(timeout=30)
         assert process.returncode == 0 and "mlplab serve: stopped" in out, out + err
         assert "Traceback" not in err
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from serve_helpers import user_png
+from serve_helpers import mlplab_serve, user_png
 
 
 def unavailable(reason: str):
@@ -40,7 +38,6 @@ try:
 except ImportError as error:
     unavailable(f'{error.name} is not installed: pip install -e ".[dev]"')
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 DIGITS = (0, 1, 2, 3, 4)  # the first five MNIST test images: 7, 2, 1, 0, 4
 WAIT_MS = 20_000  # for one prediction to show, on a busy machine
 SHOWN = ("before => Number(document.getElementById('pad').dataset.drawing) > before && "
@@ -76,16 +73,8 @@ def browser():
 @pytest.fixture(scope="module")
 def page_url(trained_run):
     """The URL printed by a real `mlplab serve RUN_DIR --port 0` (stopped after the module)."""
-    process = subprocess.Popen([sys.executable, "-m", "mlplab", "serve", str(trained_run), "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": SRC})
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("mlplab serve: http://127.0.0.1:"), line + process.stderr.read()
+    with mlplab_serve(trained_run) as (_, line):
         yield line.split()[2]
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
 
 
 @pytest.fixture
