@@ -115,6 +115,15 @@ class Run:
         record = self._record
         return None if record is None else record["best"]
 
+    @property
+    def architecture(self) -> str | None:
+        """The MLP's layer widths, ``"784-256-10"``; None for a user-defined model or before the first epoch."""
+        record, config = self._record, self.config
+        if record is None or config is None:
+            return None
+        info = record["model_info"]
+        return "-".join(map(str, (info["in_features"], *config.model.hidden, info["num_classes"])))
+
     def checkpoint_path(self, which: str = "best") -> Path:
         """The file ``which`` names: ``"best"`` (best.pt, else last.pt) or ``"last"`` (last.pt)."""
         from mlplab.training.rundir import last_checkpoint
@@ -193,8 +202,7 @@ class Run:
         if config is None:
             parts = [info.get("class", "a user-defined model"), f"{record['epoch']} epochs"]
         else:
-            widths = "-".join(map(str, (info["in_features"], *config.model.hidden, info["num_classes"])))
-            parts = [config.data.dataset, widths, f"{record['epoch']}/{config.train.epochs} epochs"]
+            parts = [config.data.dataset, self.architecture, f"{record['epoch']}/{config.train.epochs} epochs"]
         if record["best"]:
             parts.append(f"best epoch {record['best']['epoch']}")
         metrics = self.metrics

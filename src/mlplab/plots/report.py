@@ -85,8 +85,7 @@ def _recipe(run: Run) -> str:
     config, info = run.config, run.checkpoint()["model_info"]
     if config is None:
         return f"{info.get('class', 'user-defined')} (a user-defined model)"
-    widths = "-".join(map(str, (info["in_features"], *config.model.hidden, info["num_classes"])))
-    return (f"{config.data.dataset}, {widths} MLP ({config.model.activation}), loss {config.train.loss}, "
+    return (f"{config.data.dataset}, {run.architecture} MLP ({config.model.activation}), loss {config.train.loss}, "
             f"{config.optim.optimizer} lr {config.optim.lr:g}")
 
 

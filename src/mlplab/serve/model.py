@@ -71,13 +71,13 @@ def describe(run: Any) -> dict[str, Any]:
     from mlplab.data import get_spec
 
     config, checkpoint, metrics = run.config, run.checkpoint(), run.metrics
-    spec, info = get_spec(config.data.dataset), checkpoint["model_info"]
+    spec = get_spec(config.data.dataset)
     return {
         "run": run.path.name,
         "dataset": config.data.dataset,
         "dataset_title": spec.title,
         "classes": list(spec.classes),
-        "architecture": "-".join(map(str, (info["in_features"], *config.model.hidden, info["num_classes"]))),
+        "architecture": run.architecture,
         "activation": config.model.activation,
         "test_accuracy": None if metrics is None else metrics.get("test_accuracy"),
         "epoch": checkpoint["epoch"],
