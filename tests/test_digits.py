@@ -299,3 +299,15 @@ def test_the_own_digits_benchmark_in_small(trained_run, mnist_test):
     assert result["mlplab"] >= result["clean"] - 0.06
     assert result["mlplab"] >= result["naive"] + 0.4
     assert {"canvas", "photo"} <= result.keys() and result["canvas"]["count"] + result["photo"]["count"] == 150
+
+
+def test_predict_takes_one_image_or_a_stack_as_arrays(trained_run, mnist_test):
+    import mlplab
+
+    images, labels = mnist_test
+    run = mlplab.open_run(trained_run)
+    assert len(run.predict(images[0].reshape(-1))) == 1  # 784 values: one image
+    assert len(run.predict(images[0])) == 1  # (28, 28)
+    assert len(run.predict(np.stack([images[0]] * 3, axis=-1))) == 1  # (28, 28, 3) colour
+    stack = run.predict(images[:5])  # (5, 28, 28): five images
+    assert [p.label for p in stack] == list(labels[:5])

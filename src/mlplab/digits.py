@@ -421,14 +421,15 @@ class Prediction:
 
 def predict(model: Any, sources: Any, *, normalize: str, spec: Any, names: list[str] | None = None,
             device: Any = "cpu") -> list[Prediction]:
-    """`Prediction` of ``model`` for each image of ``sources`` (a list of anything `to_mnist` takes).
+    """`Prediction` of ``model`` for each image of ``sources``: a list of anything `to_mnist` takes,
+    one such image, or a stack of grey images (N, H, W) as an array.
 
     Each image is prepared by `to_mnist`, then normalised exactly as the training images were
     (``normalize`` and the dataset ``spec``, `mlplab.data.normalize`); the prepared images go
     through the model in one batch. An unreadable or blank image gets its error and no
     prediction; the others are still predicted.
     """
-    if isinstance(sources, (str, Path, bytes)) or (isinstance(sources, np.ndarray) and sources.ndim == 2):
+    if isinstance(sources, (str, Path, bytes)) or _one_array_image(sources):
         sources = [sources]
     sources = list(sources)
     names = names or [str(s) if isinstance(s, (str, Path)) else f"image {i + 1}" for i, s in enumerate(sources)]
@@ -450,6 +451,13 @@ def predict(model: Any, sources: Any, *, normalize: str, spec: Any, names: list[
             p = tuple(float(v) for v in probabilities[row])
             results[index] = Prediction(names[index], int(probabilities[row].argmax()), classes, p, prepared[index])
     return [result for result in results if result is not None]
+
+
+def _one_array_image(sources: Any) -> bool:
+    """Whether an array is one image (784 values, (H, W), or (H, W, 3|4) colour), not a stack of them."""
+    if not isinstance(sources, np.ndarray):
+        return False
+    return sources.ndim in (1, 2) or (sources.ndim == 3 and sources.shape[-1] in (3, 4))
 
 
 def classify(model: Any, images: np.ndarray, *, normalize: str, spec: Any, device: Any = "cpu") -> np.ndarray:
