@@ -48,6 +48,9 @@ FIGURE_FORMATS = ("png", "svg")
 # What `mlplab export --format` writes: weights for PyTorch (`mlplab.export`), or a graph for any
 # ONNX runtime (`mlplab.onnx_export`).
 EXPORT_FORMATS = ("safetensors", "onnx")
+# How `mlplab tune` stops a trial early (`mlplab.tune.study.build_pruner`): below the median of
+# earlier trials at the same epoch, or Hyperband's successive halving.
+PRUNERS = ("median", "hyperband")
 
 # The symmetry experiment's own lists (`mlplab experiment symmetry`): the paper's units and rules.
 SYMMETRY_ACTIVATIONS = ("logistic", "tanh")

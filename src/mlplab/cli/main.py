@@ -9,7 +9,7 @@ import sys
 
 from mlplab import __version__
 from mlplab.cli import (data_cmd, eval_cmd, experiment_cmd, export_cmd, gradcheck_cmd, plot_cmd, predict_cmd,
-                        serve_cmd, train_cmd)
+                        serve_cmd, train_cmd, tune_cmd)
 from mlplab.cli.parser import EXIT_USER_ERROR, Parser
 from mlplab.errors import MlplabError, one_line
 
@@ -21,6 +21,7 @@ def build_parser() -> Parser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     train_cmd.register(subparsers)
+    tune_cmd.register(subparsers)
     eval_cmd.register(subparsers)
     export_cmd.register(subparsers)
     predict_cmd.register(subparsers)

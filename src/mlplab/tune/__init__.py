@@ -1,0 +1,41 @@
+"""Hyperparameter studies with Optuna: ``mlplab tune``, on one machine or many.
+
+Needs the ``tune`` extra (``pip install "mlplab[tune]"``: Optuna and a PostgreSQL driver);
+``import mlplab.tune`` itself does not import Optuna, only running a study does.
+
+    space      `Space`, `parse_space`, `load_space`, `default_space`: what a study samples (TOML)
+    objective  `Objective`: one trial trains a config with `mlplab.train`, reports every epoch, is pruned
+    storage    `open_storage`: the study's database (SQLite or PostgreSQL) with heartbeats and retries
+    study      `TuneConfig`, `tune`, `TuneResult`: one worker of a study shared by any number
+
+A study from a notebook::
+
+    from mlplab import Config
+    from mlplab.tune import TuneConfig, tune
+
+    result = tune(Config(), TuneConfig(study="first", trials=20), say=print)
+    result.best_value, result.best_config      # also in runs/tune-first/best.toml
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mlplab.lazy import lazy_names
+
+_EXPORTS = {
+    "Space": "space", "Dimension": "space", "parse_space": "space", "load_space": "space",
+    "default_space": "space", "DEFAULT_SPACE": "space",
+    "Objective": "objective", "PruningReporter": "objective", "trial_config": "objective",
+    "open_storage": "storage", "default_storage": "storage",
+    "TuneConfig": "study", "TuneResult": "study", "tune": "study", "build_pruner": "study",
+}
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from mlplab.tune.objective import Objective, PruningReporter, trial_config
+    from mlplab.tune.space import DEFAULT_SPACE, Dimension, Space, default_space, load_space, parse_space
+    from mlplab.tune.storage import default_storage, open_storage
+    from mlplab.tune.study import TuneConfig, TuneResult, build_pruner, tune
+
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS, globals(), __all__)

@@ -1,0 +1,222 @@
+"""`mlplab tune` as workers run it: real processes (``python -m mlplab tune``) sharing one study.
+
+Two workers on one SQLite file finish exactly --trials trials between them; a worker killed
+(SIGKILL) in the middle of a trial and started again leaves no trial lost or counted twice;
+best.toml trains again to the same accuracy with `mlplab train --config`. The same two workers
+on a real PostgreSQL server: ``MLPLAB_TEST_POSTGRES_URL`` names it (``.ci/postgres.sh`` starts
+a throwaway one; CI does); without it that test skips, saying so, and fails instead when
+``MLPLAB_REQUIRE_POSTGRES`` is set, as in CI. Trials are tiny: 784-16-10 (or 8-8), 2 epochs on
+10,000 images, one thread, heartbeats every second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mlplab.cli.main import main
+
+optuna = pytest.importorskip("optuna", reason='the tune extra is not installed: pip install -e ".[dev]"')
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+SPACE = """\
+[lr]
+low = 0.01
+high = 0.5
+log = true
+
+[hidden]
+choices = ["16", "8,8"]
+"""
+
+
+def tune_args(study: str, trials: int, folder: Path, mnist_dir: Path, storage: str | None = None) -> list[str]:
+    """The command line of one worker: tiny trials, heartbeats every second."""
+    space = folder / "space.toml"
+    if not space.exists():
+        space.write_text(SPACE)
+    args = ["tune", "--study", study, "--trials", str(trials), "--space", str(space), "--epochs", "2",
+            "--batch-size", "512", "--val-size", "50000", "--threads", "1", "--device", "cpu",
+            "--data-dir", str(mnist_dir), "--no-download", "--heartbeat", "1"]
+    return args + (["--storage", storage] if storage else [])
+
+
+def start_worker(args: list[str], out: Path) -> subprocess.Popen:
+    """``python -m mlplab ARGS`` writing its study folder ``out``; its lines come on stdout."""
+    return subprocess.Popen([sys.executable, "-m", "mlplab", *args, "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": SRC})
+
+
+def finish(worker: subprocess.Popen) -> str:
+    """Wait for a worker; its output, which must end in success."""
+    out, err = worker.communicate(timeout=300)
+    assert worker.returncode == 0, out + err
+    assert "Traceback" not in err, err
+    return out
+
+
+def trials_of(study: str, storage: str) -> list:
+    return optuna.load_study(study_name=study, storage=_driver(storage)).get_trials()
+
+
+def _driver(url: str) -> str:
+    from mlplab.tune.storage import with_driver
+
+    return with_driver(url)
+
+
+def check_study(trials: list, budget: int, killed: set[int] = frozenset()) -> None:
+    """Exactly ``budget`` finished trials; the only failures are the killed ones (or places found taken),
+    each killed trial run again exactly once with its settings; nothing left running or queued."""
+    states = Counter(trial.state.name for trial in trials)
+    assert states["COMPLETE"] + states["PRUNED"] == budget, states
+    assert states["RUNNING"] == states["WAITING"] == 0, states
+    assert sorted(trial.number for trial in trials) == list(range(len(trials)))
+    failed = {trial.number for trial in trials if trial.state.name == "FAIL" and not trial.user_attrs.get("surplus")}
+    assert failed == set(killed)
+    for number in killed:
+        retries = [trial for trial in trials if trial.system_attrs.get("failed_trial") == number]
+        assert len(retries) == 1 and retries[0].state.name in ("COMPLETE", "PRUNED")
+        assert retries[0].params == trials[number].params
+
+
+def best_line(output: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith("best: trial "))
+
+
+# --- two workers, one SQLite file -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def shared_study(tmp_path_factory, mnist_dir):
+    """Two workers started together on one study of 6 trials, in one folder (its SQLite file)."""
+    folder = tmp_path_factory.mktemp("shared")
+    args = tune_args("shared", 6, folder, mnist_dir)
+    workers = [start_worker(args, folder) for _ in range(2)]
+    outputs = [finish(worker) for worker in workers]
+    return folder, outputs, [worker.pid for worker in workers]
+
+
+def test_two_workers_share_a_study_and_finish_exactly_its_trials(shared_study):
+    folder, outputs, pids = shared_study
+    trials = trials_of("shared", f"sqlite:///{folder / 'study.db'}")
+    check_study(trials, 6)
+    ran_by = {trial.user_attrs["worker"].rsplit(":", 1)[1] for trial in trials if "worker" in trial.user_attrs}
+    assert ran_by == {str(pid) for pid in pids}  # both workers ran trials of the one study
+    assert best_line(outputs[0]) == best_line(outputs[1])  # and each ends on the study's best
+    for output in outputs:
+        assert "study shared done: 6 trials finished" in output
+        assert any(line.startswith("trial ") and " started: lr=" in line for line in output.splitlines())
+
+
+def test_best_toml_trains_again_to_the_same_accuracy(shared_study, tmp_path):
+    folder, _, _ = shared_study
+    best = optuna.load_study(study_name="shared", storage=f"sqlite:///{folder / 'study.db'}").best_trial
+    run_dir = tmp_path / "again"
+    rerun = subprocess.run([sys.executable, "-m", "mlplab", "train", "--config", str(folder / "best.toml"),
+                            "--out", str(run_dir), "--no-progress"], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": SRC}, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    history = json.loads((run_dir / "history.json").read_text())
+    records = history["epochs"] if isinstance(history, dict) else history
+    assert max(record["val_accuracy"] for record in records) == pytest.approx(best.value, abs=1e-9)
+
+
+def test_a_worker_killed_in_a_trial_and_started_again_loses_nothing(tmp_path, mnist_dir):
+    args = tune_args("killed", 5, tmp_path, mnist_dir)
+    victim = start_worker(args, tmp_path)
+    line = victim.stdout.readline()
+    while " started: " not in line:  # its first trial is under way: kill it there
+        assert line, victim.communicate()[1]
+        line = victim.stdout.readline()
+    other = start_worker(args, tmp_path)
+    killed = int(line.split()[1])
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait(timeout=60) == -signal.SIGKILL
+    again = start_worker(args, tmp_path)  # the same command, started again
+    outputs = [finish(other), finish(again)]
+    trials = trials_of("killed", f"sqlite:///{tmp_path / 'study.db'}")
+    check_study(trials, 5, killed={killed})
+    assert trials[killed].state.name == "FAIL"
+    assert best_line(outputs[0]) == best_line(outputs[1])
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+def postgres_url() -> str:
+    """The test server's URL; skip (or fail, where it must run) without one."""
+    url = os.environ.get("MLPLAB_TEST_POSTGRES_URL")
+    reason = None
+    if not url:
+        reason = ("MLPLAB_TEST_POSTGRES_URL is not set: start a throwaway server with dir=$(bash .ci/postgres.sh "
+                  "start) and set it to $(bash .ci/postgres.sh url $dir)")
+    else:
+        try:
+            import psycopg  # noqa: F401 - the tune extra's driver
+        except ImportError:
+            reason = 'psycopg is not installed: pip install -e ".[dev]"'
+    if reason and os.environ.get("MLPLAB_REQUIRE_POSTGRES"):
+        pytest.fail(f"{reason} (MLPLAB_REQUIRE_POSTGRES is set: the PostgreSQL test must run)", pytrace=False)
+    if reason:
+        pytest.skip(reason)
+    return url
+
+
+def test_two_workers_share_a_study_on_postgresql(tmp_path, mnist_dir):
+    url = postgres_url()
+    study = f"pg-{uuid.uuid4().hex[:8]}"  # a server may keep studies of earlier runs
+    args = tune_args(study, 4, tmp_path, mnist_dir, storage=url)
+    workers = [start_worker(args, tmp_path / name) for name in ("a", "b")]  # as if on two machines
+    try:
+        outputs = [finish(worker) for worker in workers]
+        check_study(trials_of(study, url), 4)
+        assert best_line(outputs[0]) == best_line(outputs[1])
+        assert all((tmp_path / name / "best.toml").exists() for name in ("a", "b"))
+    finally:
+        optuna.delete_study(study_name=study, storage=_driver(url))
+
+
+# --- one-line errors --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["tune", "--trials", "2"], "mlplab tune needs --study NAME (see mlplab tune --help)"),
+    (["tune", "--study", "s"], "mlplab tune needs --trials N"),
+    (["tune", "--study", "s", "--trials", "0"], "--trials must be a whole number >= 1; got 0"),
+    (["tune", "--study", "s", "--trials", "1", "--storage", "foo://x"], "--storage foo://x is not a database URL"),
+    (["tune", "--study", "s", "--trials", "1", "--storage", "postgresql://me:secret@127.0.0.1:1/db"],
+     "cannot use the study storage postgresql://me:***@127.0.0.1:1/db: "),
+    (["tune", "--study", "s", "--trials", "1", "--lr", "-1"], "lr must be a finite number > 0; got -1.0"),
+])
+def test_mistakes_are_one_line_with_status_2(tmp_path, capsys, args, message):
+    assert main([*args, "--out", str(tmp_path / "study")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "secret" not in lines[0]
+
+
+def test_a_bad_space_file_is_one_line(tmp_path, capsys):
+    space = tmp_path / "space.toml"
+    space.write_text("[lrr]\nlow = 0.1\nhigh = 0.2\n")
+    assert main(["tune", "--study", "s", "--trials", "1", "--space", str(space)]) == 2
+    assert capsys.readouterr().err.strip() == (f"mlplab: error: search space {space}: unknown setting [lrr] (did you "
+                                               "mean [lr]?); a table is named as a config field (see mlplab train "
+                                               "--help), or depth or width")
+
+
+def test_without_the_extra_tune_says_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    assert main(["tune", "--study", "s", "--trials", "1", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == 'mlplab: error: mlplab tune needs Optuna: pip install "mlplab[tune]"'
+
+
+def test_print_space_prints_the_default_space(capsys):
+    from mlplab.tune.space import default_space, parse_space
+
+    assert main(["tune", "--print-space"]) == 0
+    assert parse_space(capsys.readouterr().out) == default_space()
