@@ -189,6 +189,8 @@ def test_the_plan_fits_the_budget_and_groups_change_nothing(make_config):
     assert plan.group_bytes <= budget and plan.member_total == per_member
     assert plan.predicted_seconds is not None and plan.predicted_seconds > 0
     assert "7 members in 3 groups of at most 3" in plan.describe()
+    capped = plan_sweep(configs, memory_budget=budget, max_group_size=2, calibrate=False)
+    assert capped.groups == [[0, 1], [2, 3], [4, 5], [6]] and capped.predicted_seconds is None
     grouped = train_vectorised(configs, plan=plan)
     whole = train_vectorised(configs)
     assert whole.plan.groups == [list(range(7))]

@@ -21,10 +21,12 @@ weights side by side, (S, B, n_0) x (S, n_0, m n_1); its weight gradient likewis
 m = 1 (every member its own seed) that is the per-member product above.
 
 Every operation is batched over members and never mixes them, so one member's numbers
-(even nan) never reach another's. On the CPU each member's slice of ``bmm`` is the same
-matrix product ``mm`` computes, bit for bit (tests/sweep/test_vectorised.py trains members
-against single runs of the manual engine). The gradients are written into a (K, P) buffer
-laid out as `mlplab.sweep.stacked.StackedMLP`'s parameters.
+(even nan) never reach another's. On one CPU thread each member's slice of these products
+comes out bit for bit as ManualStep's ``mm`` (MKL computes every output the same way
+whatever the batch or the width; tests/sweep/test_vectorised.py trains members against
+single runs of the manual engine), and so do the gradients. The batch-mean loss, a metric
+only, is summed in another order than ``F.nll_loss`` sums it: equal to float32 rounding.
+The gradients are written into a (K, P) buffer laid out as `StackedMLP`'s parameters.
 
 Everything runs in ``torch.inference_mode()``: no autograd graph, as in ManualStep.
 """

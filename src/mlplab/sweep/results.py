@@ -9,7 +9,7 @@ test metrics of its best epoch), whether and where it diverged, and its weights,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 from torch.nn.utils import vector_to_parameters
@@ -18,6 +18,9 @@ from mlplab.config import Config, to_dict
 from mlplab.models import MLP
 from mlplab.sweep.members import initial_model
 from mlplab.training.history import History
+
+if TYPE_CHECKING:
+    from mlplab.sweep.plan import SweepPlan
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class SweepResult:
     """Every member's result, in the order of the configs, and how the sweep ran."""
 
     members: list[MemberResult]
-    plan: Any  # the `SweepPlan` it followed
+    plan: SweepPlan  # the plan it followed
     seconds: float  # wall time of the whole sweep, plan included
     extras: dict[str, Any] = field(default_factory=dict)  # threads, dtype, device
 

@@ -9,8 +9,9 @@ member dimension, `mlplab.sweep.batched_step`), and one SGD update for all
 (`mlplab.sweep.update`). Each member still gets exactly what its own ``mlplab train`` run
 would: the same initial weights (`initial_model`), the same data order
 (``Batches.order(epoch)`` of its seed), the learning rate its own scheduler gives at every
-step (`mlplab.sweep.schedules`). On the CPU the weights come out equal to its single run's
-with the manual engine, bit for bit in float32 and float64 (tests/sweep/test_vectorised.py).
+step (`mlplab.sweep.schedules`). On one CPU thread the weights come out equal to its single
+run's with the manual engine, bit for bit in float32 and float64, and so do its accuracies;
+its losses, means of float32 batch losses, to rounding (tests/sweep/test_vectorised.py).
 
 A member whose loss or weights stop being finite is stopped alone (`Divergence`); the
 others go on untouched. Members that do not fit in the memory budget at once train in
@@ -61,7 +62,7 @@ def load_sweep_data(config: Config, dtype: torch.dtype = torch.float32) -> Sweep
     return SweepData.from_bundle(bundle, dtype)
 
 
-def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = None,
+def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = None, max_group_size: int | None = None,
                      dtype: torch.dtype = torch.float32, threads: int | None = None, data: SweepData | None = None,
                      plan: SweepPlan | None = None,
                      on_epoch_end: Sequence[Callable[[SweepEpoch], None]] = ()) -> SweepResult:
@@ -72,6 +73,7 @@ def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = N
             the optimizer (sgd), the batch sizes and the epochs, and may differ in seed, lr,
             momentum, nesterov, weight_decay, scheduler, gamma and step_size (`mlplab.sweep.members`).
         memory_budget: bytes a group may take (see `plan_sweep`); default half the available memory.
+        max_group_size: at most this many members a group (see `plan_sweep`).
         dtype: float32 (as ``mlplab train``), or float64 (to check against float64 single runs).
         threads: CPU threads for PyTorch while training; default the first config's ``threads``,
             else PyTorch's choice.
@@ -88,8 +90,8 @@ def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = N
         raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype}")
     first = configs[0]
     data = data if data is not None else load_sweep_data(first, dtype)
-    plan = plan if plan is not None else plan_sweep(configs, memory_budget=memory_budget, dtype=dtype,
-                                                    calibrate=False, data=data)
+    plan = plan if plan is not None else plan_sweep(configs, memory_budget=memory_budget, dtype=dtype, data=data,
+                                                    max_group_size=max_group_size, calibrate=False)
     if plan.members != len(configs):
         raise ValueError(f"the plan is for {plan.members} members, not {len(configs)}; make it with these configs")
     threads = threads or first.train.threads or torch.get_num_threads()
