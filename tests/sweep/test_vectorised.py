@@ -80,7 +80,10 @@ def assert_member_equals_run(member, history, weights, tolerance, bit_for_bit):
         assert got["epoch"] == want["epoch"] and got["step"] == want["step"] and got["lr"] == want["lr"]
         assert got["train_accuracy"] == want["train_accuracy"] and got["val_accuracy"] == want["val_accuracy"]
         assert got["train_loss"] == pytest.approx(want["train_loss"], rel=loss_tolerance)
-        assert got["val_loss"] == pytest.approx(want["val_loss"], rel=loss_tolerance)
+        if want["val_loss"] is None:  # no validation split
+            assert got["val_loss"] is None
+        else:
+            assert got["val_loss"] == pytest.approx(want["val_loss"], rel=loss_tolerance)
     got, want = member.metrics, history.metrics
     assert got["test_accuracy"] == want["test_accuracy"] and got["confusion"] == want["confusion"]
     assert got["tested_epoch"] == want["tested_epoch"] and got["best"] == want["best"]
@@ -122,6 +125,18 @@ def test_members_of_one_seed_share_their_batches_and_still_equal_their_runs(make
     assert [member.index for member in result.members] == [0, 1, 2, 3]
     for member, config in zip(result.members, configs):
         history, weights = single_run(config)
+        assert_member_equals_run(member, history, weights, FLOAT32_TOLERANCE,
+                                 kernel_tail_width(torch.float32) is not None)
+
+
+def test_without_validation_and_with_drop_last_members_still_equal_their_runs(make_config):
+    """No validation split (the best epoch is judged on training accuracy) and the last partial batch dropped."""
+    configs = [make_config("lab", seed=seed, lr=0.05, epochs=2, val_split="none", drop_last=True, batch_size=100)
+               for seed in (0, 1)]
+    result = train_vectorised(configs)
+    for member, config in zip(result.members, configs):
+        history, weights = single_run(config)
+        assert member.history[0]["val_loss"] is None and member.history[0]["step"] == 600
         assert_member_equals_run(member, history, weights, FLOAT32_TOLERANCE,
                                  kernel_tail_width(torch.float32) is not None)
 
