@@ -58,7 +58,7 @@ def member_bytes(config: Config, dtype: torch.dtype = torch.float32, train_size:
         "first_layer": 2 * widths[1] * in_features * size,
         "inputs": batch * in_features * size,
         "activations": batch * (4 * hidden + 6 * num_classes) * size,
-        "evaluation": min(evaluation, train_size) * (3 * hidden + 3 * num_classes) * size,
+        "evaluation": evaluation * (3 * hidden + 3 * num_classes) * size,
         "data_order": 4 * train_size * 8,
     }
 
