@@ -1,0 +1,268 @@
+"""One group of members trained as one program: the epoch loop of a vectorised sweep.
+
+`VectorisedGroup` holds K members' stacked parameters and walks them through an epoch
+the way ``mlplab train`` walks one run: each member's batches in its own order
+(``Batches.order(epoch)`` of its seed, epochs counted from 1 as `fit` counts them), one
+`BatchedStep` and one `StackedSGD` update per batch with each member's learning rate of
+that step, then validation, the best epoch, and at the end the test metrics of the best
+epoch's weights.
+
+Divergence is handled per member, per step: the update is written into the spare buffer,
+and a member whose loss or new weights are not finite keeps its last finite weights from
+then on; the others go on untouched. A member whose validation loss is not finite is
+stopped at the end of that epoch, as `fit` would stop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mlplab.config import Config
+from mlplab.data import Batches, DataBundle
+from mlplab.sweep.batched_step import BatchedStep
+from mlplab.sweep.evaluation import StackedScores, evaluate_stacked
+from mlplab.sweep.members import initial_model
+from mlplab.sweep.results import Divergence, MemberResult
+from mlplab.sweep.schedules import MemberRates
+from mlplab.sweep.stacked import StackedMLP, parameter_sizes
+from mlplab.sweep.update import StackedSGD
+from mlplab.training.history import History
+from mlplab.training.metrics import per_class_accuracy
+
+
+@dataclass
+class SweepData:
+    """A dataset's splits as a sweep reads them: flattened (N, n_0) images in the training dtype."""
+
+    bundle: DataBundle
+    train_images: Tensor  # (N, n_0)
+    train_labels: Tensor  # (N,) int64
+    val: tuple[Tensor, Tensor] | None
+    test: tuple[Tensor, Tensor]
+
+    @classmethod
+    def from_bundle(cls, bundle: DataBundle, dtype: torch.dtype = torch.float32) -> "SweepData":
+        """Flatten the bundle's splits and convert them to ``dtype`` (float32 keeps the same memory)."""
+        def split(images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+            return images.flatten(1).to(dtype).contiguous(), labels
+
+        val = split(bundle.val.images, bundle.val.labels) if bundle.val is not None else None
+        return cls(bundle, *split(bundle.train.images, bundle.train.labels), val,
+                   split(bundle.test.images, bundle.test.labels))
+
+    @property
+    def in_features(self) -> int:
+        return self.train_images.shape[1]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.bundle.spec.classes)
+
+
+def members_per_seed(seeds: Sequence[int]) -> int:
+    """m, when ``seeds`` (sorted) are S distinct seeds m times each; else 1 (each member gathers its own images)."""
+    counts = {seed: seeds.count(seed) for seed in seeds}
+    same = len(set(counts.values())) == 1
+    return next(iter(counts.values())) if same else 1
+
+
+class VectorisedGroup:
+    """K members (configs already checked by `check_members`) trained together on ``data``.
+
+    Args:
+        configs: the members' configs.
+        indices: their positions among the sweep's configs (for the results).
+        data: the shared data.
+        dtype, device: of every tensor of the program.
+    """
+
+    def __init__(self, configs: Sequence[Config], indices: Sequence[int], data: SweepData,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
+        first = configs[0]
+        # Seed-major order: members of one seed side by side, so that they can share their images.
+        order = sorted(range(len(configs)), key=lambda k: configs[k].train.seed)
+        configs, indices = [configs[k] for k in order], [list(indices)[k] for k in order]
+        self.configs, self.indices, self.data = configs, indices, data
+        self.device = torch.device(device)
+        self.model_config, self.train_config = first.model, first.train
+        models = [initial_model(config, data.in_features, data.num_classes) for config in configs]
+        self.model = StackedMLP.from_models(models, dtype, self.device)
+        self.per_seed = members_per_seed([config.train.seed for config in configs])
+        self.step = BatchedStep(self.model, first.model.activation, first.train.loss, first.train.beta, self.per_seed)
+        self.sgd = StackedSGD([c.optim.momentum for c in configs], [c.optim.weight_decay for c in configs],
+                              [c.optim.nesterov for c in configs], like=self.model.flat,
+                              sizes=parameter_sizes(self.model.widths))
+        # One `Batches` per distinct seed (S of them; S = K unless seeds repeat evenly).
+        self.batches = [Batches(data.bundle.train, first.train.batch_size, shuffle=True, drop_last=first.data.drop_last,
+                                seed=config.train.seed) for config in configs[::self.per_seed]]
+        self.steps_per_epoch = len(self.batches[0])
+        self.rates = MemberRates([config.optim for config in configs], first.train.epochs, self.steps_per_epoch)
+        count = len(configs)
+        self.inputs = torch.empty(len(self.batches) * first.train.batch_size, data.in_features, dtype=dtype,
+                                  device=self.device)
+        self.alive = torch.ones(count, dtype=torch.bool, device=self.device)
+        self.stopped: Tensor | None = None  # indices of the members stopped so far, once there are any
+        self.diverged: list[Divergence | None] = [None] * count
+        self.steps_taken = 0
+        self.histories = [History() for _ in configs]
+        self.best_weights = self.model.flat.clone()
+        self.best: list[dict[str, Any] | None] = [None] * count
+        self.epoch_lr = torch.zeros(count, dtype=torch.float64)  # each member's lr at the start of the epoch
+
+    @property
+    def count(self) -> int:
+        return len(self.configs)
+
+    def persistent_bytes(self) -> int:
+        """Bytes of the tensors the group holds between steps (parameters, gradients, buffers, best weights, inputs)."""
+        tensors = [self.model.flat, self.model.spare, self.step.grads, self.best_weights, self.inputs]
+        if self.sgd.buffers is not None:
+            tensors.append(self.sgd.buffers)
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def epoch_batches(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """Each step's (S, B) indices into the training split, one row per seed in its own order, and (K, B) labels.
+
+        The orders and labels are laid out when this is called (eagerly); the iterator only slices them.
+        """
+        orders = torch.stack([batches.order(epoch) for batches in self.batches]).to(self.device)  # (S, N)
+        size, count = self.train_config.batch_size, len(self.batches)
+        full = min(len(self.batches[0].split) // size, self.steps_per_epoch)
+        stop = self.steps_per_epoch * size if self.batches[0].drop_last else orders.shape[1]
+        # (steps, K, B): step s's indices for every member, contiguous, laid out once per epoch.
+        steps = orders[:, :full * size].view(count, full, size).transpose(0, 1).contiguous()
+        labels = self.data.train_labels[steps].repeat_interleave(self.per_seed, dim=1)  # (steps, K, B)
+        batches = list(zip(steps, labels))
+        if stop > full * size:  # the last, smaller batch
+            rest = orders[:, full * size:stop].contiguous()
+            batches.append((rest, self.data.train_labels[rest].repeat_interleave(self.per_seed, dim=0)))
+        return iter(batches)
+
+    def epoch_rates(self) -> Tensor:
+        """The next epoch's learning rates, negated, (steps, K, 1) in the parameters' dtype; sets `epoch_lr`."""
+        rates = self.rates.epoch()  # (steps, K) float64
+        self.epoch_lr = rates[0]  # what a run's history records as the epoch's lr
+        return (-rates).to(self.model.flat.dtype).to(self.device).unsqueeze(2)
+
+    def train_epoch(self, epoch: int, max_steps: int | None = None) -> tuple[Tensor, Tensor]:
+        """One epoch for every member; returns each one's mean training loss and accuracy, (K,) float64 each.
+
+        ``max_steps`` stops early (a timing calibration; the means then cover those steps only).
+        """
+        negative_lr = self.epoch_rates()
+        return self.train_steps(self.epoch_batches(epoch), negative_lr, epoch, max_steps)
+
+    def train_steps(self, batches: Iterator[tuple[Tensor, Tensor]], negative_lr: Tensor, epoch: int,
+                    max_steps: int | None = None) -> tuple[Tensor, Tensor]:
+        """The steps of one epoch (see `train_epoch`): gather, forward and backward, update, divergence check."""
+        losses, correct, sizes = [], [], []
+        for s, (index, labels) in enumerate(batches):
+            if max_steps is not None and s >= max_steps:
+                break
+            size = labels.shape[1]
+            x = torch.index_select(self.data.train_images, 0, index.view(-1),
+                                   out=self.inputs[:index.numel()]).view(len(index), size, -1)  # (S, B, n_0)
+            logits, loss = self.step(x, labels)  # gradients into self.step.grads
+            losses.append(loss)
+            correct.append((logits.max(dim=1).indices == labels).sum(dim=1))  # arg-max, first of ties
+            sizes.append(size)
+            self.steps_taken += 1
+            new = self.sgd.step(self.model.flat, self.step.grads, negative_lr[s], out=self.model.spare)
+            self._keep_finite(new, loss, epoch)
+            self.model.swap()
+        weights = torch.tensor(sizes, dtype=torch.float64, device=self.device)
+        seen = sum(sizes)
+        # Exact means, as AverageMeter takes them: each batch's mean loss times its size, summed in float64.
+        mean_loss = (weights @ torch.stack(losses).double()) / seen
+        accuracy = torch.stack(correct).sum(dim=0).double() / seen
+        return mean_loss, accuracy
+
+    def _keep_finite(self, new: Tensor, loss: Tensor, epoch: int) -> None:
+        """Stop every member whose loss or new weights are not finite; stopped members keep their last weights."""
+        # One reduction per member: a non-finite weight or loss makes the sum inf or nan (so does a
+        # sum past the dtype's range, ~1e38 in float32: weights that large have diverged anyway).
+        finite = torch.isfinite(new.sum(dim=1) + loss) | ~self.alive
+        if not bool(finite.all()):
+            for k in torch.nonzero(~finite).flatten().tolist():
+                reason = (f"the training loss is {float(loss[k])}" if not math.isfinite(float(loss[k]))
+                          else "its weights hold inf or nan after the update")
+                self.stop(k, Divergence(epoch, self.steps_taken, reason))
+        if self.stopped is not None:
+            new.index_copy_(0, self.stopped, self.model.flat.index_select(0, self.stopped))
+
+    def stop(self, k: int, divergence: Divergence) -> None:
+        """Stop member k (its weights stay as they are from now on) and record why."""
+        self.diverged[k] = divergence
+        self.alive[k] = False
+        self.stopped = torch.nonzero(~self.alive).flatten()
+
+    def evaluate(self, split: tuple[Tensor, Tensor], weights: Tensor | None = None) -> StackedScores:
+        """Every member's scores on ``split`` (the current weights, or ``weights`` (K, P))."""
+        images, labels = split
+        return evaluate_stacked(self.model.flat if weights is None else weights, self.model.widths, images, labels,
+                                batch_size=self.train_config.eval_batch_size, activation=self.model_config.activation,
+                                output=self.model_config.output, loss=self.train_config.loss,
+                                beta=self.train_config.beta)
+
+    def run_epoch(self, epoch: int) -> list[dict[str, Any] | None]:
+        """Train and validate one epoch, and record it for every member still training.
+
+        Returns each member's record of the epoch, None for a member that has stopped.
+        """
+        started = time.perf_counter()
+        train_loss, train_accuracy = self.train_epoch(epoch)
+        val = self.evaluate(self.data.val) if self.data.val is not None else None
+        if val is not None:
+            for k in torch.nonzero(~torch.isfinite(val.loss) & self.alive).flatten().tolist():
+                self.stop(k, Divergence(epoch, self.steps_taken, f"the validation loss is {float(val.loss[k])}"))
+        seconds = time.perf_counter() - started
+        records: list[dict[str, Any] | None] = []
+        for k, history in enumerate(self.histories):
+            if self.diverged[k] is not None:
+                records.append(None)
+                continue
+            record = {"epoch": epoch, "step": self.steps_taken, "lr": float(self.epoch_lr[k]),
+                      "train_loss": float(train_loss[k]), "train_accuracy": float(train_accuracy[k]),
+                      "val_loss": float(val.loss[k]) if val else None,
+                      "val_accuracy": float(val.accuracy[k]) if val else None, "seconds": seconds}
+            history.append(record)
+            self._update_best(k, record)
+            records.append(record)
+        return records
+
+    def _update_best(self, k: int, record: dict[str, Any]) -> None:
+        """Keep member k's weights if this epoch is its best so far (as `fit` judges it)."""
+        metric = "val_accuracy" if record["val_accuracy"] is not None else "train_accuracy"
+        best = self.best[k]
+        if best is not None and record[metric] <= best["score"]:
+            return
+        self.best[k] = {"epoch": record["epoch"], "score": record[metric], "metric": metric}
+        self.best_weights[k] = self.model.flat[k]
+
+    def results(self) -> list[MemberResult]:
+        """Test every member that did not diverge with its best epoch's weights; one `MemberResult` each."""
+        from mlplab.training.checkpoint import versions
+
+        test = self.evaluate(self.data.test, self.best_weights)
+        classes = [str(name) for name in self.data.bundle.spec.classes]
+        results = []
+        for k, (index, config, history) in enumerate(zip(self.indices, self.configs, self.histories)):
+            if self.diverged[k] is None:
+                confusion = test.confusion[k]
+                history.metrics = {
+                    "test_loss": float(test.loss[k]), "test_accuracy": float(test.accuracy[k]),
+                    "test_count": test.count, "per_class_accuracy": dict(zip(classes, per_class_accuracy(confusion))),
+                    "confusion": confusion.tolist(), "epochs": len(history), "tested_epoch": self.best[k]["epoch"],
+                    "best": self.best[k], "device": str(self.device), "engine": "vectorised", "versions": versions()}
+            results.append(MemberResult(index=index, config=config, history=history,
+                                        weights=self.model.flat[k].clone(), best_weights=self.best_weights[k].clone(),
+                                        in_features=self.data.in_features, num_classes=self.data.num_classes,
+                                        diverged=self.diverged[k]))
+        return results

@@ -1,0 +1,112 @@
+"""Train K MLPs of the same shape as one batched program: `train_vectorised`.
+
+A sweep over seeds, learning rates, momenta, weight decays, Nesterov and schedules of one
+architecture runs K separate trainings that each spend most of their time on per-operation
+overhead. Here the K members train together: their parameters stacked into (K, P)
+buffers, their batches gathered into one (K, B, 784) tensor, the forward and backward
+passes done with ``torch.baddbmm``/``torch.bmm`` (the manual engine's equations with a
+member dimension, `mlplab.sweep.batched_step`), and one SGD update for all
+(`mlplab.sweep.update`). Each member still gets exactly what its own ``mlplab train`` run
+would: the same initial weights (`initial_model`), the same data order
+(``Batches.order(epoch)`` of its seed), the learning rate its own scheduler gives at every
+step (`mlplab.sweep.schedules`). On one CPU thread the weights come out equal to its single
+run's with the manual engine, bit for bit in float32 and float64, and so do its accuracies;
+its losses, means of float32 batch losses, to rounding (tests/sweep/test_vectorised.py).
+
+A member whose loss or weights stop being finite is stopped alone (`Divergence`); the
+others go on untouched. Members that do not fit in the memory budget at once train in
+several groups, one after another (`plan_sweep`).
+
+    configs = [apply_overrides(from_preset("lab"), {"seed": s, "lr": lr}) for s in range(4) for lr in (0.01, 0.1)]
+    print(plan_sweep(configs).describe())       # groups, memory, predicted seconds
+    result = train_vectorised(configs)
+    result[3].history.column("val_accuracy")    # member 3's validation accuracy by epoch
+    model = result.model(3, "best")             # an ordinary mlplab MLP
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from mlplab.config import Config
+from mlplab.data import load_data
+from mlplab.sweep.group import SweepData, VectorisedGroup
+from mlplab.sweep.members import check_members
+from mlplab.sweep.plan import SweepPlan, plan_sweep
+from mlplab.sweep.results import SweepResult
+from mlplab.training.device import resolve_device, using_threads
+
+DTYPES = (torch.float32, torch.float64)
+
+
+@dataclass
+class SweepEpoch:
+    """What an ``on_epoch_end`` hook is told after each epoch of each group."""
+
+    group: int  # 0-based, in the plan's order
+    epoch: int  # 1-based
+    members: list[int]  # the group's member indices
+    records: list[dict[str, Any] | None]  # each member's history record of the epoch; None once it diverged
+    seconds: float  # the epoch's wall time, the whole group's
+
+
+def load_sweep_data(config: Config, dtype: torch.dtype = torch.float32) -> SweepData:
+    """The data of ``config`` (as ``prepare`` loads it: device, split, normalisation) in the sweep's layout."""
+    device = resolve_device(config.train.device)
+    bundle = load_data(config.data, device=device, seed=config.train.seed, progress=config.train.progress)
+    return SweepData.from_bundle(bundle, dtype)
+
+
+def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = None, max_group_size: int | None = None,
+                     dtype: torch.dtype = torch.float32, threads: int | None = None, data: SweepData | None = None,
+                     plan: SweepPlan | None = None,
+                     on_epoch_end: Sequence[Callable[[SweepEpoch], None]] = ()) -> SweepResult:
+    """Train every config of ``configs`` as one vectorised program (in groups if they do not all fit at once).
+
+    Args:
+        configs: the members: resolved `Config` objects that share the data, the model, the loss,
+            the optimizer (sgd), the batch sizes and the epochs, and may differ in seed, lr,
+            momentum, nesterov, weight_decay, scheduler, gamma and step_size (`mlplab.sweep.members`).
+        memory_budget: bytes a group may take (see `plan_sweep`); default half the available memory.
+        max_group_size: at most this many members a group (see `plan_sweep`).
+        dtype: float32 (as ``mlplab train``), or float64 (to check against float64 single runs).
+        threads: CPU threads for PyTorch while training; default the first config's ``threads``,
+            else PyTorch's choice.
+        data: the data in the sweep's layout (`load_sweep_data`); loaded from the first config when None.
+        plan: a plan made by `plan_sweep` for these configs; made here (without timing) when None.
+        on_epoch_end: plain callables, each called with a `SweepEpoch` after every epoch of every group.
+
+    Returns a `SweepResult`: per member, its history, test metrics, divergence and weights.
+    Raises `MlplabError` (one line) when the configs cannot train together.
+    """
+    started = time.perf_counter()
+    check_members(configs)
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype}")
+    first = configs[0]
+    data = data if data is not None else load_sweep_data(first, dtype)
+    plan = plan if plan is not None else plan_sweep(configs, memory_budget=memory_budget, dtype=dtype, data=data,
+                                                    max_group_size=max_group_size, calibrate=False)
+    if plan.members != len(configs):
+        raise ValueError(f"the plan is for {plan.members} members, not {len(configs)}; make it with these configs")
+    threads = threads or first.train.threads or torch.get_num_threads()
+    members = []
+    with using_threads(threads):
+        for number, indices in enumerate(plan.groups):
+            group = VectorisedGroup([configs[i] for i in indices], indices, data, dtype, data.train_images.device)
+            for epoch in range(1, first.train.epochs + 1):
+                epoch_started = time.perf_counter()
+                records = group.run_epoch(epoch)
+                report = SweepEpoch(number, epoch, list(group.indices), records, time.perf_counter() - epoch_started)
+                for hook in on_epoch_end:
+                    hook(report)
+            members.extend(group.results())
+    members.sort(key=lambda member: member.index)
+    return SweepResult(members=members, plan=plan, seconds=time.perf_counter() - started,
+                       extras={"threads": threads, "dtype": str(dtype).removeprefix("torch."),
+                               "device": str(data.train_images.device)})
