@@ -11,6 +11,7 @@ The everyday names, imported on first use (``import mlplab`` itself loads no tor
     runs       Run, open_run, load_model, save_checkpoint, load_checkpoint
     digits     your own images: Run.predict(images), ``mlplab.digits.to_mnist`` (any image -> an MNIST 28x28)
     sklearn    MLPClassifier (scikit-learn's estimator interface)
+    sweep      K MLPs of one shape trained as one batched program (``mlplab.sweep.train_vectorised``)
     tune       Optuna studies over configs (``mlplab.tune.tune``; the ``tune`` extra)
 
 A first run::
@@ -53,12 +54,12 @@ _EXPORTS = {
     "MLPClassifier": "mlplab.estimator",
     "MlplabError": "mlplab.errors",
 }
-_MODULES = ("losses", "data", "models", "engines", "training", "scratch", "config", "choices", "digits", "tune")
+_MODULES = ("losses", "data", "models", "engines", "training", "scratch", "config", "choices", "digits", "sweep", "tune")
 
 __all__ = sorted([*_EXPORTS, *_MODULES])
 
 if TYPE_CHECKING:
-    from mlplab import choices, config, data, digits, engines, losses, models, scratch, training, tune
+    from mlplab import choices, config, data, digits, engines, losses, models, scratch, sweep, training, tune
     from mlplab.config import Config, from_preset, load_config
     from mlplab.data import KMNIST, MNIST, Batches, FashionMNIST, load_data
     from mlplab.errors import MlplabError
