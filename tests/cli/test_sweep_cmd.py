@@ -72,3 +72,13 @@ def test_grid_and_member_mistakes_are_one_line_with_exit_2(tmp_path, capsys, fla
     assert main(["sweep", *flags, "--out", str(out), *BASE]) == 2
     assert fragment in _one_line_error(capsys)
     assert not out.exists()
+
+
+def test_without_matplotlib_the_sweep_is_written_and_the_figures_are_a_note(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--grid", "lr=0.01,0.05", "--out", str(out), *BASE]) == 0
+    assert 'no figures: plots need matplotlib: pip install "mlplab[plots]"' in capsys.readouterr().out
+    assert (out / "results.json").exists() and not (out / "figures").exists()

@@ -108,3 +108,18 @@ def test_members_that_cannot_train_together_are_refused_before_anything_is_writt
     with pytest.raises(MlplabError, match="must share hidden"):
         run_sweep(base, [{"hidden": (16,)}, {"hidden": (8,)}], tmp_path / "out", calibrate=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_figures_are_drawn_from_the_directory(sweep, tmp_path):
+    import shutil
+
+    pytest.importorskip("matplotlib")
+    from mlplab.plots.sweep import plot_sweep
+
+    _, out, _ = sweep
+    copy = shutil.copytree(out, tmp_path / "copy")
+    written = plot_sweep(copy)
+    assert sorted(path.name for path in written) == ["accuracy_by_lr.png", "curves.png"]
+    for path in written:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in (copy / "figures").iterdir()) == ["accuracy_by_lr.png", "curves.png"]

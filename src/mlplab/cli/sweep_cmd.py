@@ -75,9 +75,21 @@ def execute(args: argparse.Namespace) -> int:
     print(f"trained {len(outcome.rows)} configurations in {outcome.seconds:.1f} s")
     print(settings_table(outcome.settings[:TOP_SETTINGS]))
     print("wrote " + ", ".join(str(path) for path in outcome.written))
+    print(_figures(out))
     if outcome.best is not None:
         print(f"rerun the best: mlplab train --config {out / 'best.toml'}")
     return 0
+
+
+def _figures(out: Path) -> str:
+    """Draw the sweep's figures; a missing matplotlib is a note, not an error (the results are written)."""
+    try:
+        from mlplab.plots.sweep import plot_sweep
+
+        paths = plot_sweep(out)
+    except MlplabError as error:
+        return f"no figures: {error}"
+    return "figures: " + ", ".join(str(path) for path in paths) if paths else "no figures (nothing swept but seed)"
 
 
 def base_config(args: argparse.Namespace) -> Config:
