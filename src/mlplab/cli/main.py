@@ -9,7 +9,7 @@ import sys
 
 from mlplab import __version__
 from mlplab.cli import (data_cmd, eval_cmd, experiment_cmd, export_cmd, gradcheck_cmd, plot_cmd, predict_cmd,
-                        serve_cmd, train_cmd, tune_cmd)
+                        serve_cmd, sweep_cmd, train_cmd, tune_cmd)
 from mlplab.cli.parser import EXIT_USER_ERROR, Parser
 from mlplab.errors import MlplabError, one_line
 
@@ -22,6 +22,7 @@ def build_parser() -> Parser:
     subparsers.required = True
     train_cmd.register(subparsers)
     tune_cmd.register(subparsers)
+    sweep_cmd.register(subparsers)
     eval_cmd.register(subparsers)
     export_cmd.register(subparsers)
     predict_cmd.register(subparsers)

@@ -23,6 +23,8 @@ few training steps and one evaluation batch of a real group to predict the secon
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import os
 import time
@@ -204,6 +206,10 @@ def _calibrate(plan: SweepPlan, configs: Sequence[Config], data: Any, dtype: tor
     """Time each group size of the plan on throwaway groups of its first members, and predict the whole sweep."""
     from mlplab.sweep.group import VectorisedGroup
 
+    # The calibration draws a second epoch's rates: a one-epoch onecycle schedule would refuse
+    # to step past its last step, so the throwaway groups are given two epochs (same step cost).
+    configs = [dataclasses.replace(c, train=dataclasses.replace(c.train, epochs=max(2, c.train.epochs)))
+               for c in configs]
     # Untimed: the first group of a process also runs one-time checks (the kernels' probes).
     VectorisedGroup(configs[:1], [0], data, dtype, data.train_images.device)
     for size in sorted({len(group) for group in plan.groups}):
