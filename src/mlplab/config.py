@@ -364,16 +364,20 @@ def _unknown_section(name: str) -> str:
     return f"unknown config section [{name}]{hint}; the sections are {known}"
 
 
-def load_config(path: str | Path) -> Config:
-    """Read a config file written by `save_toml` (sections) or by hand (flat keys)."""
+def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """The tables of a TOML file, or a one-line error naming it as ``what`` (missing, not UTF-8, not TOML)."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise MlplabError(f"config file {path} does not exist")
-    except tomllib.TOMLDecodeError as error:
-        raise MlplabError(f"config file {path} is not valid TOML: {error}")
-    return from_dict(data)
+        raise MlplabError(f"{what} {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise MlplabError(f"{what} {path} is not valid TOML: {error}") from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a config file written by `save_toml` (sections) or by hand (flat keys)."""
+    return from_dict(read_toml(path))
 
 
 def _toml_value(value: Any) -> str:

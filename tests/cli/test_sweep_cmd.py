@@ -64,7 +64,7 @@ def test_a_random_part_of_the_grid_keeps_whole_settings(tmp_path, capsys):
     (["--grid", "lr=0.01", "--optimizer", "adam"], "sgd only"),
     ([], "give the grid with --grid"),
     (["--grid", "lr=0.01", "--grid-file", "x.toml"], "one of the two"),
-    (["--grid-file", "missing.toml"], "no grid file at missing.toml"),
+    (["--grid-file", "missing.toml"], "grid file missing.toml does not exist"),
     (["--grid", "lr=0.01", "--random", "0"], "at least 1 configuration"),
 ])
 def test_grid_and_member_mistakes_are_one_line_with_exit_2(tmp_path, capsys, flags, fragment):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from mlplab.cli.train_cmd import SECTION_TITLES, _changed_fields, add_field_flag
-from mlplab.config import PRESETS, SECTION_TYPES, Config, apply_overrides, field_types, from_dict, from_preset
+from mlplab.config import (PRESETS, SECTION_TYPES, Config, apply_overrides, field_types, from_dict, from_preset,
+                           read_toml)
 from mlplab.errors import MlplabError
 
 NOT_BASE_FLAGS = ("out",)  # --out names the sweep's folder
@@ -103,12 +103,7 @@ def base_config(args: argparse.Namespace) -> Config:
 
 
 def _read_base(path: Path) -> Config:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MlplabError(f"config file {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise MlplabError(f"config file {path} is not valid TOML: {error}") from None
+    data = read_toml(path)
     data.pop("grid", None)
     data.pop("random", None)
     return from_dict(data)

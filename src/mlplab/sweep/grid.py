@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import itertools
 import random
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from mlplab.config import Config, apply_overrides, field_owner
+from mlplab.config import Config, apply_overrides, field_owner, read_toml
 from mlplab.errors import MlplabError
 
 Grid = dict[str, list[Any]]  # field -> its values, in the order given
@@ -54,12 +53,7 @@ def parse_grid(tokens: list[str]) -> Grid:
 def load_grid(path: str | Path) -> Grid:
     """The grid of a TOML file's ``[grid]`` table (see the module docstring), checked."""
     path = Path(path)
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MlplabError(f"no grid file at {path}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise MlplabError(f"{path} is not valid TOML ({error})") from None
+    table = read_toml(path, "grid file")
     if not isinstance(table.get("grid"), dict) or not table["grid"]:
         raise MlplabError(f"{path} needs a [grid] table with one list per swept field, like lr = [0.01, 0.03]")
     grid: Grid = {}
