@@ -39,11 +39,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     samples.add_argument("--out", default="samples.png", help="output .png or .svg (default: samples.png)")
     samples.set_defaults(func=execute_samples)
 
-    report = subparsers.add_parser("report", help="write one self-contained HTML page for a run",
+    report = subparsers.add_parser("report", help="write one self-contained HTML page for a run or a sweep",
                                    description="Write RUN_DIR/report.html: config, metrics, per-class table and "
-                                               "every figure embedded; it opens offline in any browser.")
-    report.add_argument("run_dir", help="a directory written by `mlplab train`")
-    report.add_argument("--out", help="output file (default: RUN_DIR/report.html)")
+                                               "every figure embedded; for a folder written by `mlplab sweep`, "
+                                               "SWEEP_DIR/report.html: every setting ranked and the sweep's figures. "
+                                               "It opens offline in any browser.")
+    report.add_argument("run_dir", metavar="RUN_DIR|SWEEP_DIR",
+                        help="a directory written by `mlplab train` or `mlplab sweep`")
+    report.add_argument("--out", help="output file (default: report.html in that directory)")
     report.add_argument("--data-dir", help="folder holding the dataset's IDX files (default: as in training)")
     report.set_defaults(func=execute_report)
 
@@ -78,9 +81,13 @@ def execute_samples(args: argparse.Namespace) -> int:
 
 
 def execute_report(args: argparse.Namespace) -> int:
-    """Write the page and say where it went."""
+    """Write the page (of a run, or of a sweep folder) and say where it went."""
     from mlplab.plots.report import write_report
+    from mlplab.plots.sweep_report import is_sweep_dir, write_sweep_report
 
-    path = write_report(args.run_dir, data_dir=args.data_dir, out=args.out)
+    if is_sweep_dir(args.run_dir):
+        path = write_sweep_report(args.run_dir, out=args.out)
+    else:
+        path = write_report(args.run_dir, data_dir=args.data_dir, out=args.out)
     print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB, self-contained: open it in a browser)")
     return 0

@@ -19,19 +19,20 @@ CURVES = 5  # configurations drawn in curves.png: the best setting's best seed, 
 MAX_LINES = 8  # lines of accuracy_by_<field>.png: settings beyond these share one grey style
 
 
-def plot_sweep(sweep_dir: str | Path) -> list[Path]:
-    """Draw every figure of ``sweep_dir`` into ``sweep_dir/figures``; returns the paths written."""
+def plot_sweep(sweep_dir: str | Path, folder: str | Path | None = None) -> list[Path]:
+    """Draw every figure of ``sweep_dir`` into ``folder`` (default ``sweep_dir/figures``); returns the paths written."""
     sweep_dir = Path(sweep_dir)
+    folder = Path(folder) if folder else sweep_dir / "figures"
     settings = json.loads((sweep_dir / "settings.json").read_text())
     members = json.loads((sweep_dir / "members.json").read_text())["members"]
     grid = tomllib.loads((sweep_dir / "sweep.toml").read_text())["grid"]
     written = []
     for field in [name for name in grid if name != "seed" and len(grid[name]) > 1]:
         figure = accuracy_by_field(settings, field, grid[field], [n for n in grid if n not in (field, "seed")])
-        written += save(figure, sweep_dir / "figures" / f"accuracy_by_{field}.png")
+        written += save(figure, folder / f"accuracy_by_{field}.png")
     chosen = [members[s["best_index"]] for s in settings[:CURVES] if s["best_index"] is not None]
     if chosen:
-        written += save(curves(chosen), sweep_dir / "figures" / "curves.png")
+        written += save(curves(chosen), folder / "curves.png")
     return written
 
 

@@ -1,0 +1,87 @@
+"""One self-contained HTML page for a sweep directory: the plan, every setting ranked, the figures.
+
+Like a run's report (`mlplab.plots.report`) it has no external resources: styles inline,
+figures as base64 PNG data URIs, so it opens offline and can be handed in as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from mlplab.errors import MlplabError
+from mlplab.files import atomic_write_text
+from mlplab.plots.report import STYLE, _e, _percent
+from mlplab.plots.sweep import plot_sweep
+
+
+def is_sweep_dir(path: str | Path) -> bool:
+    """Whether ``path`` is a folder written by ``mlplab sweep`` (it holds sweep.toml)."""
+    return (Path(path) / "sweep.toml").is_file()
+
+
+def write_sweep_report(sweep_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``SWEEP_DIR/report.html`` (or ``out``) for a finished sweep; returns its path."""
+    sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / "results.json").is_file():
+        raise MlplabError(f"{sweep_dir} holds a sweep that did not finish (no results.json); run it again in a new folder")
+    settings = json.loads((sweep_dir / "settings.json").read_text())
+    results = json.loads((sweep_dir / "results.json").read_text())
+    plan = json.loads((sweep_dir / "plan.json").read_text())
+    grid = tomllib.loads((sweep_dir / "sweep.toml").read_text())["grid"]
+    with tempfile.TemporaryDirectory() as scratch:  # the PNGs only live inside the page
+        figures = {path.stem: base64.b64encode(path.read_bytes()).decode("ascii")
+                   for path in plot_sweep(sweep_dir, scratch)}
+    path = Path(out) if out else sweep_dir / "report.html"
+    atomic_write_text(path, _page(sweep_dir, grid, settings, results, plan, figures))
+    return path
+
+
+def _page(sweep_dir: Path, grid: dict[str, Any], settings: list[dict[str, Any]], results: list[dict[str, Any]],
+          plan: dict[str, Any], figures: dict[str, str]) -> str:
+    rows = results  # one record per configuration
+    swept = ", ".join(f"{name} ({len(values)})" for name, values in grid.items())
+    best = settings[0] if settings else {}
+    parts = [
+        f"<h1>{_e(sweep_dir.name)}</h1>",
+        f"<p class=sub>a sweep over {_e(swept)}: {len(rows)} configurations in {len(settings)} settings</p>",
+        "<div class=grid>",
+        f"<div><div class=metric>{_e(best.get('setting', '-'))}</div>best setting (by validation accuracy)</div>",
+        f"<div><div class=metric>{_percent(best.get('test_accuracy_mean'))}</div>its test accuracy, mean of "
+        f"{best.get('seeds', 0)} seed(s) (std {_percent(best.get('test_accuracy_std'))})</div>",
+        f"<div><div class=metric>{sum(1 for r in rows if r.get('diverged'))}</div>diverged</div>",
+        "</div>",
+        "<h2>Settings, best first</h2>", _settings_table(settings, [n for n in grid if n != "seed"]),
+    ]
+    titles = {"curves": "Validation curves of the best settings"}
+    for name, data in sorted(figures.items(), key=lambda item: item[0] != "curves"):
+        title = titles.get(name, "Accuracy by " + name.removeprefix("accuracy_by_"))
+        parts.append(f'<figure><h2>{_e(title)}</h2><img alt="{_e(title)}" src="data:image/png;base64,{data}"></figure>')
+    parts += ["<h2>Plan</h2>", f"<pre>{_e(json.dumps(plan, indent=1))}</pre>",
+              f"<p class=sub>rerun the best: <code>mlplab train --config {_e(str(sweep_dir / 'best.toml'))}</code></p>"]
+    body = "\n".join(parts)
+    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>mlplab sweep {_e(sweep_dir.name)}"
+            f"</title><style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def _settings_table(settings: list[dict[str, Any]], fields: list[str]) -> str:
+    head = "".join(f"<th class=k>{_e(name)}</th>" for name in fields)
+    lines = [f"<table><tr>{head}<th>seeds</th><th>diverged</th><th>val accuracy</th><th>test accuracy</th></tr>"]
+    for row in settings:
+        values = "".join(f"<td class=k>{_e(_plain(row.get(name)))}</td>" for name in fields)
+        lines.append(f"<tr>{values}<td>{row['seeds']}</td><td>{row['diverged']}</td>"
+                     f"<td>{_mean_std(row, 'val')}</td><td>{_mean_std(row, 'test')}</td></tr>")
+    return "\n".join(lines) + "</table>"
+
+
+def _mean_std(row: dict[str, Any], split: str) -> str:
+    mean, std = row.get(f"{split}_accuracy_mean"), row.get(f"{split}_accuracy_std")
+    return "-" if mean is None else f"{_percent(mean)} &plusmn; {100 * (std or 0):.2f}"
+
+
+def _plain(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
