@@ -164,10 +164,16 @@ def paper_level(gray: np.ndarray) -> np.ndarray:
     small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = np.asarray(Image.fromarray(np.asarray(gray, dtype=np.float32), mode="F").resize(small_size, Image.Resampling.BOX),
                        dtype=np.float64)
-    c0, cx, cy, cxx, cxy, cyy = _surface_fit(small)
-    rows = np.linspace(-1.0, 1.0, height)[:, None]
-    cols = np.linspace(-1.0, 1.0, width)[None, :]
-    return (c0 + cx * cols + cy * rows + cxx * cols ** 2 + cxy * cols * rows + cyy * rows ** 2).astype(np.float32)
+    coefficients = _surface_fit(small)
+    level = sum(c * term for c, term in zip(coefficients, _quadratic_terms(height, width)))
+    return np.broadcast_to(level, (height, width)).astype(np.float32)
+
+
+def _quadratic_terms(height: int, width: int) -> list[np.ndarray]:
+    """1, x, y, x^2, x y, y^2 over a height x width grid (x, y in [-1, 1]), as broadcastable arrays."""
+    y = np.linspace(-1.0, 1.0, height)[:, None]
+    x = np.linspace(-1.0, 1.0, width)[None, :]
+    return [np.ones((1, 1)), x, y, x * x, x * y, y * y]
 
 
 def _surface_fit(values: np.ndarray, rounds: int = 5) -> np.ndarray:
@@ -175,8 +181,8 @@ def _surface_fit(values: np.ndarray, rounds: int = 5) -> np.ndarray:
     the background of ``values``: least squares over the pixels of middling level, then
     again over those within 2.5 robust standard deviations of the fit, a few rounds."""
     height, width = values.shape
-    y, x = np.meshgrid(np.linspace(-1.0, 1.0, height), np.linspace(-1.0, 1.0, width), indexing="ij")
-    terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1).reshape(-1, 6)
+    terms = np.stack([np.broadcast_to(term, values.shape) for term in _quadratic_terms(height, width)],
+                     axis=-1).reshape(-1, 6)
     flat = values.reshape(-1)
     # Start from the pixels between the 40th and 60th percentile of the level: the ink covers
     # at most about a third of an image, so these are paper even under a bold digit.
