@@ -53,14 +53,14 @@ def _page(run: Run, figures: dict[str, str], skipped: dict[str, str]) -> str:
     config, metrics, records = run.config, run.metrics, run.history.epochs
     best = metrics.get("best") or {}
     parts = [
-        f"<h1>{_e(run.path.name)}</h1>",
-        f"<p class=sub>{_e(_recipe(run))}, {metrics['epochs']} epochs, engine {_e(metrics.get('engine', '?'))}, "
-        f"device {_e(metrics.get('device', '?'))}</p>",
+        f"<h1>{escape(run.path.name)}</h1>",
+        f"<p class=sub>{escape(_recipe(run))}, {metrics['epochs']} epochs, engine {escape(metrics.get('engine', '?'))}, "
+        f"device {escape(metrics.get('device', '?'))}</p>",
         "<div class=grid>",
         f"<div><div class=metric>{100 * metrics['test_accuracy']:.2f}%</div>test accuracy "
         f"({metrics['test_count']} images)</div>",
         f"<div><div class=metric>{metrics['test_loss']:.4f}</div>test loss</div>",
-        f"<div><div class=metric>{best.get('epoch', '-')}</div>best epoch ({_e(best.get('metric', ''))})</div>",
+        f"<div><div class=metric>{best.get('epoch', '-')}</div>best epoch ({escape(best.get('metric', ''))})</div>",
         f"<div><div class=metric>{sum(r['seconds'] for r in records):.1f} s</div>training time</div>",
         "</div>",
         "<h2>History</h2>", _history_table(records),
@@ -71,12 +71,12 @@ def _page(run: Run, figures: dict[str, str], skipped: dict[str, str]) -> str:
             parts.append(f'<figure><h2>{title}</h2><img alt="{title}" src="data:image/png;base64,{figures[name]}">'
                          f"<figcaption>{caption}</figcaption></figure>")
         elif name in skipped:
-            parts.append(f"<h2>{title}</h2><p><i>Not drawn: {_e(skipped[name])}.</i></p>")
+            parts.append(f"<h2>{title}</h2><p><i>Not drawn: {escape(skipped[name])}.</i></p>")
     if config is not None:
         parts += ["<h2>Configuration</h2>", _config_table(to_dict(config))]
-    parts.append(f"<p class=sub>versions: {_e(json.dumps(metrics.get('versions', {})))}</p>")
+    parts.append(f"<p class=sub>versions: {escape(json.dumps(metrics.get('versions', {})))}</p>")
     body = "\n".join(parts)
-    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>mlplab run {_e(run.path.name)}"
+    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>mlplab run {escape(run.path.name)}"
             f"</title><style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
 
 
@@ -91,26 +91,27 @@ def _recipe(run: Run) -> str:
 
 def _history_table(records: list[dict[str, Any]]) -> str:
     header = "<tr><th>epoch</th><th>train loss</th><th>train acc</th><th>val loss</th><th>val acc</th><th>lr</th><th>s</th></tr>"
-    rows = [f"<tr><td>{r['epoch']}</td><td>{r['train_loss']:.4f}</td><td>{_percent(r['train_accuracy'])}</td>"
-            f"<td>{_number(r['val_loss'])}</td><td>{_percent(r['val_accuracy'])}</td><td>{r['lr']:.4g}</td>"
+    rows = [f"<tr><td>{r['epoch']}</td><td>{r['train_loss']:.4f}</td><td>{percent(r['train_accuracy'])}</td>"
+            f"<td>{_number(r['val_loss'])}</td><td>{percent(r['val_accuracy'])}</td><td>{r['lr']:.4g}</td>"
             f"<td>{r['seconds']:.1f}</td></tr>" for r in records]
     return "<table>" + header + "".join(rows) + "</table>"
 
 
 def _per_class_table(metrics: dict[str, Any]) -> str:
     counts = [sum(row) for row in metrics["confusion"]]
-    rows = [f"<tr><td class=k>{_e(name)}</td><td>{_percent(accuracy)}</td><td>{count}</td></tr>"
+    rows = [f"<tr><td class=k>{escape(name)}</td><td>{percent(accuracy)}</td><td>{count}</td></tr>"
             for (name, accuracy), count in zip(metrics["per_class_accuracy"].items(), counts)]
     return "<table><tr><th class=k>class</th><th>accuracy</th><th>images</th></tr>" + "".join(rows) + "</table>"
 
 
 def _config_table(config: dict[str, Any]) -> str:
-    rows = [f"<tr><td class=k>{_e(section)}</td><td class=k>{_e(key)}</td><td class=k>{_e(value)}</td></tr>"
+    rows = [f"<tr><td class=k>{escape(section)}</td><td class=k>{escape(key)}</td><td class=k>{escape(value)}</td></tr>"
             for section, values in config.items() if isinstance(values, dict) for key, value in values.items()]
     return "<table><tr><th class=k>section</th><th class=k>setting</th><th class=k>value</th></tr>" + "".join(rows) + "</table>"
 
 
-def _percent(value: float | None) -> str:
+def percent(value: float | None) -> str:
+    """``94.46%`` for 0.9446; ``-`` when unknown."""
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
@@ -118,5 +119,6 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _e(value: Any) -> str:
+def escape(value: Any) -> str:
+    """Any value as HTML text."""
     return html.escape(str(value))

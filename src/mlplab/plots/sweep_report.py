@@ -15,7 +15,7 @@ from typing import Any
 
 from mlplab.errors import MlplabError
 from mlplab.files import atomic_write_text
-from mlplab.plots.report import STYLE, _e, _percent
+from mlplab.plots.report import STYLE, escape, percent
 from mlplab.plots.sweep import plot_sweep
 
 
@@ -47,12 +47,12 @@ def _page(sweep_dir: Path, grid: dict[str, Any], settings: list[dict[str, Any]],
     swept = ", ".join(f"{name} ({len(values)})" for name, values in grid.items())
     best = settings[0] if settings else {}
     parts = [
-        f"<h1>{_e(sweep_dir.name)}</h1>",
-        f"<p class=sub>a sweep over {_e(swept)}: {len(rows)} configurations in {len(settings)} settings</p>",
+        f"<h1>{escape(sweep_dir.name)}</h1>",
+        f"<p class=sub>a sweep over {escape(swept)}: {len(rows)} configurations in {len(settings)} settings</p>",
         "<div class=grid>",
-        f"<div><div class=metric>{_e(best.get('setting', '-'))}</div>best setting (by validation accuracy)</div>",
-        f"<div><div class=metric>{_percent(best.get('test_accuracy_mean'))}</div>its test accuracy, mean of "
-        f"{best.get('seeds', 0)} seed(s) (std {_percent(best.get('test_accuracy_std'))})</div>",
+        f"<div><div class=metric>{escape(best.get('setting', '-'))}</div>best setting (by validation accuracy)</div>",
+        f"<div><div class=metric>{percent(best.get('test_accuracy_mean'))}</div>its test accuracy, mean of "
+        f"{best.get('seeds', 0)} seed(s) (std {percent(best.get('test_accuracy_std'))})</div>",
         f"<div><div class=metric>{sum(1 for r in rows if r.get('diverged'))}</div>diverged</div>",
         "</div>",
         "<h2>Settings, best first</h2>", _settings_table(settings, [n for n in grid if n != "seed"]),
@@ -60,19 +60,19 @@ def _page(sweep_dir: Path, grid: dict[str, Any], settings: list[dict[str, Any]],
     titles = {"curves": "Validation curves of the best settings"}
     for name, data in sorted(figures.items(), key=lambda item: item[0] != "curves"):
         title = titles.get(name, "Accuracy by " + name.removeprefix("accuracy_by_"))
-        parts.append(f'<figure><h2>{_e(title)}</h2><img alt="{_e(title)}" src="data:image/png;base64,{data}"></figure>')
-    parts += ["<h2>Plan</h2>", f"<pre>{_e(json.dumps(plan, indent=1))}</pre>",
-              f"<p class=sub>rerun the best: <code>mlplab train --config {_e(str(sweep_dir / 'best.toml'))}</code></p>"]
+        parts.append(f'<figure><h2>{escape(title)}</h2><img alt="{escape(title)}" src="data:image/png;base64,{data}"></figure>')
+    parts += ["<h2>Plan</h2>", f"<pre>{escape(json.dumps(plan, indent=1))}</pre>",
+              f"<p class=sub>rerun the best: <code>mlplab train --config {escape(str(sweep_dir / 'best.toml'))}</code></p>"]
     body = "\n".join(parts)
-    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>mlplab sweep {_e(sweep_dir.name)}"
+    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>mlplab sweep {escape(sweep_dir.name)}"
             f"</title><style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
 
 
 def _settings_table(settings: list[dict[str, Any]], fields: list[str]) -> str:
-    head = "".join(f"<th class=k>{_e(name)}</th>" for name in fields)
+    head = "".join(f"<th class=k>{escape(name)}</th>" for name in fields)
     lines = [f"<table><tr>{head}<th>seeds</th><th>diverged</th><th>val accuracy</th><th>test accuracy</th></tr>"]
     for row in settings:
-        values = "".join(f"<td class=k>{_e(_plain(row.get(name)))}</td>" for name in fields)
+        values = "".join(f"<td class=k>{escape(_plain(row.get(name)))}</td>" for name in fields)
         lines.append(f"<tr>{values}<td>{row['seeds']}</td><td>{row['diverged']}</td>"
                      f"<td>{_mean_std(row, 'val')}</td><td>{_mean_std(row, 'test')}</td></tr>")
     return "\n".join(lines) + "</table>"
@@ -80,7 +80,7 @@ def _settings_table(settings: list[dict[str, Any]], fields: list[str]) -> str:
 
 def _mean_std(row: dict[str, Any], split: str) -> str:
     mean, std = row.get(f"{split}_accuracy_mean"), row.get(f"{split}_accuracy_std")
-    return "-" if mean is None else f"{_percent(mean)} &plusmn; {100 * (std or 0):.2f}"
+    return "-" if mean is None else f"{percent(mean)} &plusmn; {100 * (std or 0):.2f}"
 
 
 def _plain(value: Any) -> str:
