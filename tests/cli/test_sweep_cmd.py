@@ -60,7 +60,7 @@ def test_a_random_part_of_the_grid_keeps_whole_settings(tmp_path, capsys):
     (["--grid", "bogus=1,2"], "unknown config field 'bogus'"),
     (["--grid", "seed=4-0"], "runs backwards"),
     (["--grid", "out=a,b"], "out cannot be swept"),
-    (["--grid", "hidden=16/32"], "must share hidden"),
+    (["--grid", "dropout=0,0.2"], "does not implement dropout"),
     (["--grid", "lr=0.01", "--optimizer", "adam"], "sgd only"),
     ([], "give the grid with --grid"),
     (["--grid", "lr=0.01", "--grid-file", "x.toml"], "one of the two"),

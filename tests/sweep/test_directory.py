@@ -103,10 +103,10 @@ def test_a_file_as_out_is_refused(tmp_path):
         check_sweep_dir(tmp_path / "file")
 
 
-def test_members_that_cannot_train_together_are_refused_before_anything_is_written(tmp_path):
+def test_members_the_trainer_cannot_train_are_refused_before_anything_is_written(tmp_path):
     base = apply_overrides(Config(), TINY)
-    with pytest.raises(MlplabError, match="must share hidden"):
-        run_sweep(base, [{"hidden": (16,)}, {"hidden": (8,)}], tmp_path / "out", calibrate=False)
+    with pytest.raises(MlplabError, match="does not implement dropout"):
+        run_sweep(base, [{"dropout": 0.0}, {"dropout": 0.2}], tmp_path / "out", calibrate=False)
     assert not (tmp_path / "out").exists()
 
 

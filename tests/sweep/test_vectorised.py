@@ -27,8 +27,8 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from mlplab.errors import MlplabError
 from mlplab.models import MLP
 from mlplab.optim import build_optimizer, build_schedule
-from mlplab.sweep import (MemberRates, check_members, initial_model, member_bytes, member_model, plan_sweep,
-                          train_vectorised)
+from mlplab.sweep import (MemberRates, check_members, check_program, initial_model, member_bytes, member_model,
+                          partition, plan_sweep, train_vectorised)
 from mlplab.sweep.update import kernel_tail_width
 from mlplab.training import fit, prepare
 from mlplab.training.loop import TrainingDiverged
@@ -237,10 +237,13 @@ def test_a_budget_too_small_for_one_member_is_a_one_line_error(make_config):
     (dict(batch_size=32), "must share batch_size"),
     (dict(loss="cross_entropy"), "must share loss"),
 ], ids=["hidden", "batch", "loss"])
-def test_members_that_cannot_train_together_are_refused(make_config, second, fragment):
+def test_members_that_cannot_share_one_program_are_refused_by_check_program(make_config, second, fragment):
+    configs = [make_config("lab"), make_config("lab", **second)]
     with pytest.raises(MlplabError, match="sweep them separately") as error:
-        check_members([make_config("lab"), make_config("lab", **second)])
+        check_program(configs)
     assert fragment in str(error.value) and "\n" not in str(error.value)
+    check_members(configs)  # a sweep takes them, as two programs
+    assert partition(configs) == [[0], [1]]
 
 
 @pytest.mark.parametrize("overrides,fragment", [
@@ -252,11 +255,17 @@ def test_what_the_trainer_does_not_implement_is_refused(make_config, overrides, 
         check_members([make_config("lab", **overrides)])
 
 
-def test_a_random_validation_split_needs_one_seed(make_config):
-    configs = [make_config("lab", val_split="random", seed=seed) for seed in (0, 1)]
+def test_a_random_validation_split_puts_each_seed_in_a_program_of_its_own(make_config):
+    configs = [make_config("lab", val_split="random", seed=seed, lr=lr, epochs=1, val_size=50_000)
+               for seed in (0, 1) for lr in (0.05, 0.1)]
     with pytest.raises(MlplabError, match="val-split last or none, or one seed"):
-        check_members(configs)
-    check_members([make_config("lab", val_split="random", seed=3, lr=lr) for lr in (0.01, 0.1)])
+        check_program(configs)
+    assert partition(configs) == [[0, 1], [2, 3]]
+    result = train_vectorised(configs)
+    for index in (1, 2):  # each seed's members trained on that seed's split
+        history, weights = single_run(configs[index])
+        assert_member_equals_run(result[index], history, weights, FLOAT32_TOLERANCE,
+                                 kernel_tail_width(torch.float32) is not None)
 
 
 def test_member_model_is_an_ordinary_mlp_computing_what_the_member_computes(make_config):
@@ -288,3 +297,49 @@ def test_initial_weights_are_what_prepare_builds(make_config):
 def test_importing_mlplab_sweep_does_not_import_torch():
     code = "import sys, mlplab, mlplab.sweep; assert 'torch' not in sys.modules; mlplab.sweep.plan_sweep"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_members_of_other_shapes_activations_and_losses_train_as_programs_and_equal_their_runs(make_config):
+    """The issue's grid: widths 16-32-24 and 64-64, two activations, two losses, two lrs and seeds: four programs."""
+    combinations = [dict(hidden=hidden, activation=activation, loss=loss, lr=lr, seed=seed)
+                    for hidden, activation, loss in (((16, 32, 24), "relu", "cross_entropy"), ((64, 64), "relu",
+                                                     "cross_entropy"), ((16, 32, 24), "tanh", "cross_entropy"),
+                                                     ((16, 32, 24), "relu", "mse"))
+                    for lr, seed in ((0.05, 0), (0.1, 1))]
+    configs = [make_config("lab", **{**SMALL, "epochs": 1, **c}) for c in combinations]
+    assert partition(configs) == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    plan = plan_sweep(configs, calibrate=False)
+    assert len(plan.programs) == 4 and plan.groups == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    assert plan.programs[1].name.startswith("mnist 784-64-64-10 relu, cross_entropy, sgd, batch 64")
+    assert "8 members in 4 groups of 4 programs" in plan.describe()
+    assert plan.member_total == plan.programs[1].member_total > plan.programs[0].member_total
+    epochs = []
+    result = train_vectorised(configs, plan=plan, on_epoch_end=[lambda report: epochs.append(report.members)])
+    assert epochs == plan.groups  # one call per group epoch, in the plan's order
+    assert [member.index for member in result.members] == list(range(8))
+    for index in (1, 2, 5, 6):  # a member of each program
+        history, weights = single_run(configs[index])
+        assert result[index].model().widths == (784, *combinations[index]["hidden"], 10)
+        assert_member_equals_run(result[index], history, weights, FLOAT32_TOLERANCE,
+                                 kernel_tail_width(torch.float32) is not None)
+
+
+def test_a_hook_can_halt_a_member_and_the_others_go_on_untouched(make_config):
+    configs = _configs(make_config, MEMBERS[:3])
+
+    def halt_member_1(report):
+        if report.epoch == 1:
+            report.halt(1, "pruned at epoch 1")
+
+    halted = train_vectorised(configs, on_epoch_end=[halt_member_1])
+    plain = train_vectorised(configs)
+    assert halted[1].halted == "pruned at epoch 1" and halted[1].diverged is None
+    assert len(halted[1].history) == 1 and len(plain[1].history) == 2
+    assert halted[1].metrics["tested_epoch"] == 1  # tested with its best (only) epoch's weights
+    first = {name: value for name, value in halted[1].history[0].items() if name != "seconds"}
+    assert first == {name: value for name, value in plain[1].history[0].items() if name != "seconds"}
+    assert not torch.equal(halted[1].weights, plain[1].weights)  # it stopped training after epoch 1
+    for k in (0, 2):
+        assert halted[k].halted is None and torch.equal(halted[k].weights, plain[k].weights)
+    with pytest.raises(ValueError, match="member 7 is not in this group"):
+        train_vectorised(configs[:1], on_epoch_end=[lambda report: report.halt(7)])

@@ -20,9 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `sweep` command."""
     parser = subparsers.add_parser(
         "sweep", help="train a grid of configurations together (vectorised) and write a sweep directory",
-        description="Train every configuration of a grid over seed, lr, momentum, nesterov, weight_decay, "
-                    "scheduler, gamma and step_size as one vectorised program (members must share the data, "
-                    "the model, the loss, the batch size and the epochs; optimizer sgd). The base config comes "
+        description="Train every configuration of a grid over any config fields in vectorised programs: "
+                    "configurations that share the data, the network, the loss, the optimizer, the batch size "
+                    "and the epochs (differing in seed, lr, momentum, nesterov, weight_decay, scheduler, gamma, "
+                    "step_size) train as one batched program, the others in programs of their own. The base config comes "
                     "from the defaults, then --preset, then --config, then the flags below, as for mlplab train. "
                     "Writes DIR/results.csv (one row per configuration), DIR/settings.csv (mean +- std over seeds), "
                     "DIR/best.toml (rerun with mlplab train --config), DIR/sweep.toml and DIR/plan.json.")
@@ -117,11 +118,11 @@ class SweepProgress:
         self.bar: Any = None
 
     def start(self, plan: Any) -> None:
-        """Print the plan and open the bar (groups x epochs)."""
+        """Print the plan and open the bar (every group's epochs)."""
         print(plan.describe(), flush=True)
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=len(plan.groups) * plan.epochs, desc="sweep", unit="epoch",
+        self.bar = tqdm(total=plan.group_epochs, desc="sweep", unit="epoch",
                         disable=None if self.show else True, mininterval=0.2)
 
     def on_epoch_end(self, report: Any) -> None:

@@ -1,7 +1,8 @@
-"""Vectorised sweeps: K MLPs of one architecture trained as one batched program, each as its own run would train.
+"""Vectorised sweeps: many MLPs trained as a few batched programs, each member as its own run would train.
 
 Modules, in the order a sweep uses them:
-    members        which configs can train together (`check_members`), each member's initial model
+    members        which configs train together as one program (`partition`, `check_members`), initial models
+    data           each dataset the sweep reads, in its layout, loaded once (`SweepDataCache`)
     plan           bytes per member, group size for a memory budget, predicted seconds (`plan_sweep`)
     stacked        K members' parameters as one (K, P) buffer with per-layer views (`StackedMLP`)
     schedules      each member's learning rate at every step, from its own scheduler (`MemberRates`)
@@ -27,12 +28,14 @@ from typing import TYPE_CHECKING
 from mlplab.lazy import lazy_names
 
 _EXPORTS = {
-    "train_vectorised": "vectorised", "load_sweep_data": "vectorised", "SweepEpoch": "vectorised",
-    "plan_sweep": "plan", "SweepPlan": "plan", "member_bytes": "plan", "available_memory": "plan",
-    "check_members": "members", "initial_model": "members", "member_settings": "members",
+    "train_vectorised": "vectorised", "SweepEpoch": "vectorised",
+    "load_sweep_data": "data", "SweepData": "data", "SweepDataCache": "data",
+    "plan_sweep": "plan", "SweepPlan": "plan", "ProgramPlan": "plan", "member_bytes": "plan", "available_memory": "plan",
+    "check_members": "members", "check_program": "members", "partition": "members",
+    "initial_model": "members", "member_settings": "members",
     "SHARED_FIELDS": "members", "VARYING_FIELDS": "members",
     "SweepResult": "results", "MemberResult": "results", "Divergence": "results", "member_model": "results",
-    "SweepData": "group", "VectorisedGroup": "group",
+    "VectorisedGroup": "group",
     "StackedMLP": "stacked", "BatchedStep": "batched_step", "StackedSGD": "update", "MemberRates": "schedules",
     "evaluate_stacked": "evaluation",
 }
@@ -41,14 +44,16 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:
     from mlplab.sweep.batched_step import BatchedStep
     from mlplab.sweep.evaluation import evaluate_stacked
-    from mlplab.sweep.group import SweepData, VectorisedGroup
-    from mlplab.sweep.members import SHARED_FIELDS, VARYING_FIELDS, check_members, initial_model, member_settings
-    from mlplab.sweep.plan import SweepPlan, available_memory, member_bytes, plan_sweep
+    from mlplab.sweep.data import SweepData, SweepDataCache, load_sweep_data
+    from mlplab.sweep.group import VectorisedGroup
+    from mlplab.sweep.members import (SHARED_FIELDS, VARYING_FIELDS, check_members, check_program, initial_model,
+                                      member_settings, partition)
+    from mlplab.sweep.plan import ProgramPlan, SweepPlan, available_memory, member_bytes, plan_sweep
     from mlplab.sweep.results import Divergence, MemberResult, SweepResult, member_model
     from mlplab.sweep.schedules import MemberRates
     from mlplab.sweep.stacked import StackedMLP
     from mlplab.sweep.update import StackedSGD
-    from mlplab.sweep.vectorised import SweepEpoch, load_sweep_data, train_vectorised
+    from mlplab.sweep.vectorised import SweepEpoch, train_vectorised
 
 
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS, globals(), __all__)

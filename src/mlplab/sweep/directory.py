@@ -83,13 +83,14 @@ def run_sweep(base: Config, combinations: list[dict[str, Any]], out: str | Path,
         on_plan: called with the `SweepPlan` before training (the CLI prints it).
         on_epoch_end: hooks given to `train_vectorised`.
     """
+    from mlplab.sweep.data import SweepDataCache
     from mlplab.sweep.plan import plan_sweep
-    from mlplab.sweep.vectorised import load_sweep_data, train_vectorised
+    from mlplab.sweep.vectorised import train_vectorised
 
     out = Path(out)
     check_sweep_dir(out)
     configs = sweep_configs(base, combinations)
-    data = load_sweep_data(configs[0])
+    data = SweepDataCache()  # each dataset read once, for the plan and the training
     plan = plan_sweep(configs, memory_budget=memory_budget, max_group_size=max_group_size, calibrate=calibrate,
                       data=data)
     if on_plan is not None:

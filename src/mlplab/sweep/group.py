@@ -18,15 +18,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from mlplab.config import Config
-from mlplab.data import Batches, DataBundle
+from mlplab.data import Batches
 from mlplab.sweep.batched_step import BatchedStep
+from mlplab.sweep.data import SweepData
 from mlplab.sweep.evaluation import StackedScores, evaluate_stacked
 from mlplab.sweep.members import initial_model
 from mlplab.sweep.results import Divergence, MemberResult
@@ -35,35 +35,6 @@ from mlplab.sweep.stacked import StackedMLP, parameter_sizes
 from mlplab.sweep.update import StackedSGD
 from mlplab.training.history import History
 from mlplab.training.metrics import per_class_accuracy
-
-
-@dataclass
-class SweepData:
-    """A dataset's splits as a sweep reads them: flattened (N, n_0) images in the training dtype."""
-
-    bundle: DataBundle
-    train_images: Tensor  # (N, n_0)
-    train_labels: Tensor  # (N,) int64
-    val: tuple[Tensor, Tensor] | None
-    test: tuple[Tensor, Tensor]
-
-    @classmethod
-    def from_bundle(cls, bundle: DataBundle, dtype: torch.dtype = torch.float32) -> "SweepData":
-        """Flatten the bundle's splits and convert them to ``dtype`` (float32 keeps the same memory)."""
-        def split(images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-            return images.flatten(1).to(dtype).contiguous(), labels
-
-        val = split(bundle.val.images, bundle.val.labels) if bundle.val is not None else None
-        return cls(bundle, *split(bundle.train.images, bundle.train.labels), val,
-                   split(bundle.test.images, bundle.test.labels))
-
-    @property
-    def in_features(self) -> int:
-        return self.train_images.shape[1]
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.bundle.spec.classes)
 
 
 def members_per_seed(seeds: Sequence[int]) -> int:
@@ -110,6 +81,7 @@ class VectorisedGroup:
         self.alive = torch.ones(count, dtype=torch.bool, device=self.device)
         self.stopped: Tensor | None = None  # indices of the members stopped so far, once there are any
         self.diverged: list[Divergence | None] = [None] * count
+        self.halted: list[str | None] = [None] * count  # why a member's training was ended early (`halt`)
         self.steps_taken = 0
         self.histories = [History() for _ in configs]
         self.best_weights = self.model.flat.clone()
@@ -198,8 +170,17 @@ class VectorisedGroup:
             new.index_copy_(0, self.stopped, self.model.flat.index_select(0, self.stopped))
 
     def stop(self, k: int, divergence: Divergence) -> None:
-        """Stop member k (its weights stay as they are from now on) and record why."""
+        """Stop member k, which diverged (its weights stay as they are from now on), and record why."""
         self.diverged[k] = divergence
+        self._freeze(k)
+
+    def halt(self, k: int, reason: str) -> None:
+        """End member k's training after this epoch (a pruner's verdict): it is tested with its best weights."""
+        if self.diverged[k] is None and self.halted[k] is None:
+            self.halted[k] = reason
+            self._freeze(k)
+
+    def _freeze(self, k: int) -> None:
         self.alive[k] = False
         self.stopped = torch.nonzero(~self.alive).flatten()
 
@@ -225,7 +206,7 @@ class VectorisedGroup:
         seconds = time.perf_counter() - started
         records: list[dict[str, Any] | None] = []
         for k, history in enumerate(self.histories):
-            if self.diverged[k] is not None:
+            if self.diverged[k] is not None or self.halted[k] is not None:
                 records.append(None)
                 continue
             record = {"epoch": epoch, "step": self.steps_taken, "lr": float(self.epoch_lr[k]),
@@ -264,5 +245,5 @@ class VectorisedGroup:
             results.append(MemberResult(index=index, config=config, history=history,
                                         weights=self.model.flat[k].clone(), best_weights=self.best_weights[k].clone(),
                                         in_features=self.data.in_features, num_classes=self.data.num_classes,
-                                        diverged=self.diverged[k]))
+                                        diverged=self.diverged[k], halted=self.halted[k]))
         return results

@@ -1,16 +1,20 @@
-"""The members of a vectorised sweep: what they must share, what may differ, and how each one starts.
+"""The members of a vectorised sweep: which train together, what may differ, and how each one starts.
 
-K configs train as one program only if every tensor of the program has the same shape
-for all of them and every member walks the same number of steps: so they share the data,
-the network, the loss, the batch size and the number of epochs. What a member may set for
+K configs train as one *program* only if every tensor of the program has the same shape
+for all of them and every member walks the same number of steps: so the members of one
+program share the data, the network, the loss, the optimizer's kind, the batch size and the
+number of epochs (`SHARED_FIELDS`; `program_key`). What a member of a program may set for
 itself is what only scales or orders its arithmetic:
 
     seed                                   its initial weights and its data order
-    lr, momentum, nesterov, weight_decay   its SGD update
+    lr, momentum, nesterov, weight_decay   its update
     scheduler, gamma, step_size            its learning rate at every step
 
-The run's bookkeeping settings (engine, threads, out, progress, log_batches, tensorboard,
-wandb, wandb_project) are not read: a sweep computes with its own engine and writes nothing.
+A sweep may mix anything else (widths, depth, activation, loss, optimizer, batch size,
+epochs, dataset): `partition` splits its configs into programs, each trained as one batched
+program after the other. The run's bookkeeping settings (engine, threads, out, progress,
+log_batches, tensorboard, wandb, wandb_project) are not read: a sweep computes with its own
+engine and writes nothing.
 """
 
 from __future__ import annotations
@@ -43,13 +47,50 @@ VARYING_FIELDS: dict[str, tuple[str, ...]] = {
 OPTIMIZERS = ("sgd",)  # what the stacked update implements (`mlplab.sweep.update`)
 
 
+def program_key(config: Config) -> tuple[Any, ...]:
+    """What members of one program share: every `SHARED_FIELDS` value, and the seed when it draws the split.
+
+    With ``val_split = "random"`` each seed holds out other images, so members of different
+    seeds train on different data: they go to different programs.
+    """
+    key = tuple(getattr(getattr(config, section), name) for section, names in SHARED_FIELDS.items() for name in names)
+    return (*key, config.train.seed) if config.data.val_split == "random" else key
+
+
+def partition(configs: Sequence[Config]) -> list[list[int]]:
+    """The indices of ``configs`` grouped into programs (`program_key`), in order of first appearance."""
+    programs: dict[tuple[Any, ...], list[int]] = {}
+    for index, config in enumerate(configs):
+        programs.setdefault(program_key(config), []).append(index)
+    return list(programs.values())
+
+
+def describe_program(config: Config, in_features: int = 784, num_classes: int = 10) -> str:
+    """A program's shared settings in a few words: ``"784-16-32-24-10 relu, cross_entropy, sgd, batch 64, 3 epochs"``."""
+    widths = "-".join(str(width) for width in (in_features, *config.model.hidden, num_classes))
+    epochs = config.train.epochs
+    return (f"{config.data.dataset} {widths} {config.model.activation}, {config.train.loss}, {config.optim.optimizer}, "
+            f"batch {config.train.batch_size}, {epochs} epoch{'s' if epochs > 1 else ''}")
+
+
 def check_members(configs: Sequence[Config]) -> None:
-    """Raise a one-line `MlplabError` unless ``configs`` can train together as one vectorised program.
+    """Raise a one-line `MlplabError` unless every config of ``configs`` can train in a vectorised sweep.
+
+    The configs are split into programs (`partition`); each program is checked by `check_program`.
+    """
+    if len(configs) == 0:
+        raise MlplabError("a vectorised sweep needs at least one config")
+    for program in partition(configs):
+        check_program([configs[index] for index in program])
+
+
+def check_program(configs: Sequence[Config]) -> None:
+    """Raise a one-line `MlplabError` unless ``configs`` can train together as one batched program.
 
     Checks that there is at least one config, that all share `SHARED_FIELDS`, that the
-    optimizer is SGD, that the manual engine's backprop applies (no dropout, a loss the model's
-    output allows), and that a ``random`` validation split (drawn from the seed) is the same for
-    every member.
+    optimizer is one the stacked update implements, that the manual engine's backprop applies
+    (no dropout, a loss the model's output allows), and that a ``random`` validation split
+    (drawn from the seed) is the same for every member.
     """
     if len(configs) == 0:
         raise MlplabError("a vectorised sweep needs at least one config")

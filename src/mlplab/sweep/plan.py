@@ -14,11 +14,13 @@ member, B the batch size, n_i the widths, N the training images, s bytes per num
     evaluation     E (3 sum n_i + 3 C) s   one evaluation batch of E images through every layer
     data order     4 N 8    the epoch's permutation (int64), laid out by step, and the labels by step
 
-The dataset itself is held once for all groups (`shared_bytes`) and is not part of the
-budget: it is in memory before the plan is made. `plan_sweep` divides the budget (by
-default half the memory available now) by the bytes of a member to get the group size,
-splits the members into groups of at most that size, and, unless told not to, times a
-few training steps and one evaluation batch of a real group to predict the seconds.
+The datasets are held once for all groups (`shared_bytes`) and are not part of the
+budget: they are in memory before the groups are made. `plan_sweep` splits the members
+into programs (those that can share one batched program, `mlplab.sweep.members.partition`);
+for each program it divides the budget (by default half the memory available now) by the
+bytes of a member to get the group size, splits the program's members into groups of at
+most that size, and, unless told not to, times a few training steps and one evaluation
+batch of a real group to predict the seconds.
 """
 
 from __future__ import annotations
@@ -84,16 +86,14 @@ def available_memory(device: torch.device | str = "cpu") -> int | None:
 
 
 @dataclass
-class SweepPlan:
-    """How a sweep will run: its groups, the memory they take and, if calibrated, the seconds it should take."""
+class ProgramPlan:
+    """One program of a sweep (members that train as one batched program): its groups, memory and timing."""
 
-    members: int
+    name: str  # its shared settings in words (`describe_program`)
+    members: list[int]  # its members' indices among the sweep's configs
     group_size: int
     groups: list[list[int]]  # member indices, at most group_size each, seed-major
     bytes_per_member: dict[str, int]  # see `member_bytes`
-    shared_bytes: int  # the dataset, held once
-    budget_bytes: int
-    budget_source: str  # how the budget was chosen, in words
     epochs: int
     steps_per_epoch: int
     seconds_per_step: dict[int, float] = field(default_factory=dict)  # by group size, from the calibration
@@ -107,35 +107,88 @@ class SweepPlan:
         """Bytes per member, all parts together."""
         return sum(self.bytes_per_member.values())
 
-    @property
-    def group_bytes(self) -> int:
-        """Predicted bytes of the largest group."""
-        return self.member_total * self.group_size
-
-    def describe(self) -> str:
-        """The plan in a few lines, for a person deciding whether to run it."""
-        groups = len(self.groups)
-        lines = [f"{self.members} members in {groups} group{'s' if groups > 1 else ''} of at most {self.group_size}, "
-                 f"{self.epochs} epoch{'s' if self.epochs > 1 else ''} of {self.steps_per_epoch} steps",
-                 f"memory: {self.member_total / MiB:.1f} MiB a member, {self.group_bytes / MiB:.0f} MiB a group "
-                 f"(budget {self.budget_bytes / MiB:.0f} MiB: {self.budget_source}); the data: "
-                 f"{self.shared_bytes / MiB:.0f} MiB, held once"]
-        if self.predicted_seconds is not None:
-            steps = ", ".join(f"{seconds * 1e3:.1f} ms a step for {size}" for size, seconds in
-                              sorted(self.seconds_per_step.items(), reverse=True))
-            lines.append(f"predicted: {self.predicted_seconds:.1f} s ({steps}; timed on {CALIBRATION_STEPS} steps)")
-        return "\n".join(lines)
-
     def to_dict(self) -> dict[str, Any]:
         """Plain data (builtins only)."""
-        return {"members": self.members, "group_size": self.group_size, "groups": self.groups,
-                "bytes_per_member": dict(self.bytes_per_member), "shared_bytes": self.shared_bytes,
-                "budget_bytes": self.budget_bytes, "budget_source": self.budget_source, "epochs": self.epochs,
+        return {"name": self.name, "members": self.members, "group_size": self.group_size, "groups": self.groups,
+                "bytes_per_member": dict(self.bytes_per_member), "epochs": self.epochs,
                 "steps_per_epoch": self.steps_per_epoch, "seconds_per_step": dict(self.seconds_per_step),
                 "seconds_per_eval_batch": dict(self.seconds_per_eval_batch),
                 "seconds_per_epoch_setup": dict(self.seconds_per_epoch_setup),
                 "seconds_per_group_setup": dict(self.seconds_per_group_setup),
                 "predicted_seconds": self.predicted_seconds}
+
+
+@dataclass
+class SweepPlan:
+    """How a sweep will run: its programs and their groups, the memory they take and, if calibrated, the seconds."""
+
+    members: int
+    programs: list[ProgramPlan]  # in the order they train
+    shared_bytes: int  # the datasets, held once
+    budget_bytes: int
+    budget_source: str  # how the budget was chosen, in words
+
+    @property
+    def groups(self) -> list[list[int]]:
+        """Every group of every program, in the order they train."""
+        return [group for program in self.programs for group in program.groups]
+
+    @property
+    def group_size(self) -> int:
+        """The largest group size of any program."""
+        return max(program.group_size for program in self.programs)
+
+    @property
+    def member_total(self) -> int:
+        """Bytes of the largest member, all parts together."""
+        return max(program.member_total for program in self.programs)
+
+    @property
+    def group_bytes(self) -> int:
+        """Predicted bytes of the largest group."""
+        return max(program.member_total * len(group) for program in self.programs for group in program.groups)
+
+    @property
+    def group_epochs(self) -> int:
+        """Epochs summed over the groups: how many times a sweep's ``on_epoch_end`` hooks are called."""
+        return sum(len(program.groups) * program.epochs for program in self.programs)
+
+    @property
+    def predicted_seconds(self) -> float | None:
+        """The whole sweep's predicted seconds; None when not calibrated."""
+        seconds = [program.predicted_seconds for program in self.programs]
+        return None if None in seconds else sum(seconds)
+
+    def describe(self) -> str:
+        """The plan in a few lines, for a person deciding whether to run it."""
+        lines = [f"{self.members} members in {_count(len(self.groups), 'group')}"
+                 + (f" of {_count(len(self.programs), 'program')}" if len(self.programs) > 1 else "")
+                 + f"; memory budget {self.budget_bytes / MiB:.0f} MiB ({self.budget_source}); the data: "
+                 f"{self.shared_bytes / MiB:.0f} MiB, held once"]
+        for program in self.programs:
+            groups = len(program.groups)
+            line = (f"{'  ' if len(self.programs) > 1 else ''}{program.name}: {len(program.members)} members in "
+                    f"{_count(groups, 'group')} of at most {program.group_size}, {program.steps_per_epoch} steps an "
+                    f"epoch, {program.member_total / MiB:.1f} MiB a member")
+            if program.predicted_seconds is not None:
+                steps = ", ".join(f"{seconds * 1e3:.1f} ms a step for {size}" for size, seconds in
+                                  sorted(program.seconds_per_step.items(), reverse=True))
+                line += f"; {program.predicted_seconds:.1f} s ({steps})"
+            lines.append(line)
+        if self.predicted_seconds is not None:
+            lines.append(f"predicted: {self.predicted_seconds:.1f} s (timed on {CALIBRATION_STEPS} steps a group size)")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (builtins only)."""
+        return {"members": self.members, "groups": self.groups, "shared_bytes": self.shared_bytes,
+                "budget_bytes": self.budget_bytes, "budget_source": self.budget_source,
+                "predicted_seconds": self.predicted_seconds,
+                "programs": [program.to_dict() for program in self.programs]}
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' if number != 1 else ''}"
 
 
 def group_size_for(bytes_per_member: int, budget: int, members: int) -> int:
@@ -159,7 +212,11 @@ def _budget(memory_budget: int | None, device: torch.device) -> tuple[int, str]:
 
 def plan_sweep(configs: Sequence[Config], *, memory_budget: int | None = None, max_group_size: int | None = None,
                dtype: torch.dtype = torch.float32, calibrate: bool = True, data: Any = None) -> SweepPlan:
-    """Plan a vectorised sweep of ``configs``: the groups, their memory and (with ``calibrate``) the predicted seconds.
+    """Plan a vectorised sweep of ``configs``: programs, groups, their memory and (with ``calibrate``) the seconds.
+
+    The configs are split into programs (`mlplab.sweep.members.partition`): members that
+    share the network, loss, optimizer kind, batch size, epochs and data train as one
+    batched program; programs train one after another, each in groups that fit the budget.
 
     Args:
         configs: the members (checked by `check_members`).
@@ -169,41 +226,47 @@ def plan_sweep(configs: Sequence[Config], *, memory_budget: int | None = None, m
             64 lab nets trained 9 at a time took 8.0 s an epoch against 8.7 s all at once (their
             gathered batches stay in the cache); members sharing a seed gain from larger groups.
         dtype: the training dtype (float32, or float64 for exactness checks).
-        calibrate: time a few steps and one evaluation batch of real groups (a second or two) to
-            predict the seconds; False plans the memory only.
-        data: the `SweepData` to use (loaded from the first config when None).
+        calibrate: time a few steps and one evaluation batch of real groups (a second or two a
+            program) to predict the seconds; False plans the memory only.
+        data: a `SweepData` for every config, or a `SweepDataCache`; loaded as needed when None.
     """
-    from mlplab.sweep.members import check_members
-    from mlplab.sweep.vectorised import load_sweep_data
+    from mlplab.sweep.data import as_cache
+    from mlplab.sweep.members import check_members, describe_program, partition
 
     check_members(configs)
-    first = configs[0]
-    data = data if data is not None else load_sweep_data(first, dtype)
-    train_size = len(data.train_labels)
-    per_member = member_bytes(first, dtype, train_size, data.in_features, data.num_classes)
-    budget, source = _budget(memory_budget, data.train_images.device)
-    size = group_size_for(sum(per_member.values()), budget, len(configs))
-    if max_group_size is not None:
-        if isinstance(max_group_size, bool) or not isinstance(max_group_size, int) or max_group_size < 1:
-            raise MlplabError(f"the largest group size must be a whole number of at least 1; got {max_group_size!r}")
-        size = min(size, max_group_size)
-    # Seed-major, so that members of one seed land in one group and share their images there.
-    order = sorted(range(len(configs)), key=lambda k: configs[k].train.seed)
-    groups = [order[start:start + size] for start in range(0, len(configs), size)]
-    shared = sum(t.numel() * t.element_size() for split in (
-        (data.train_images, data.train_labels), data.val, data.test) if split is not None for t in split)
-    batch = first.train.batch_size
-    steps = train_size // batch if first.data.drop_last else math.ceil(train_size / batch)
-    plan = SweepPlan(members=len(configs), group_size=size, groups=groups, bytes_per_member=per_member,
-                     shared_bytes=shared, budget_bytes=budget, budget_source=source, epochs=first.train.epochs,
-                     steps_per_epoch=steps)
-    if calibrate:
-        _calibrate(plan, configs, data, dtype)
-    return plan
+    if max_group_size is not None and (isinstance(max_group_size, bool) or not isinstance(max_group_size, int)
+                                       or max_group_size < 1):
+        raise MlplabError(f"the largest group size must be a whole number of at least 1; got {max_group_size!r}")
+    cache = as_cache(data, dtype)
+    programs = []
+    budget, source = None, ""
+    for members in partition(configs):
+        first = configs[members[0]]
+        data = cache.get(first)
+        if budget is None:
+            budget, source = _budget(memory_budget, data.train_images.device)
+        train_size = len(data.train_labels)
+        per_member = member_bytes(first, dtype, train_size, data.in_features, data.num_classes)
+        size = group_size_for(sum(per_member.values()), budget, len(members))
+        if max_group_size is not None:
+            size = min(size, max_group_size)
+        # Seed-major, so that members of one seed land in one group and share their images there.
+        order = sorted(members, key=lambda k: configs[k].train.seed)
+        batch = first.train.batch_size
+        program = ProgramPlan(
+            name=describe_program(first, data.in_features, data.num_classes), members=list(members), group_size=size,
+            groups=[order[start:start + size] for start in range(0, len(order), size)], bytes_per_member=per_member,
+            epochs=first.train.epochs,
+            steps_per_epoch=train_size // batch if first.data.drop_last else math.ceil(train_size / batch))
+        if calibrate:
+            _calibrate(program, [configs[k] for k in members], data, dtype)
+        programs.append(program)
+    return SweepPlan(members=len(configs), programs=programs, shared_bytes=cache.nbytes, budget_bytes=budget,
+                     budget_source=source)
 
 
-def _calibrate(plan: SweepPlan, configs: Sequence[Config], data: Any, dtype: torch.dtype) -> None:
-    """Time each group size of the plan on throwaway groups of its first members, and predict the whole sweep."""
+def _calibrate(plan: ProgramPlan, configs: Sequence[Config], data: Any, dtype: torch.dtype) -> None:
+    """Time each group size of a program on throwaway groups of its first members, and predict its seconds."""
     from mlplab.sweep.group import VectorisedGroup
 
     # The calibration draws a second epoch's rates: a one-epoch onecycle schedule would refuse

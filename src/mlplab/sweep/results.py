@@ -52,6 +52,7 @@ class MemberResult:
     in_features: int
     num_classes: int
     diverged: Divergence | None = None
+    halted: str | None = None  # why its training was ended early by an ``on_epoch_end`` hook (`SweepEpoch.halt`)
 
     @property
     def metrics(self) -> dict[str, Any] | None:
@@ -70,7 +71,8 @@ class MemberResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain data (builtins only): the config, the history and metrics, and the divergence if any."""
         return {"index": self.index, "config": to_dict(self.config), "history": self.history.to_dict(),
-                "metrics": self.metrics, "diverged": None if self.diverged is None else str(self.diverged)}
+                "metrics": self.metrics, "diverged": None if self.diverged is None else str(self.diverged),
+                "halted": self.halted}
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Train K MLPs of the same shape as one batched program: `train_vectorised`.
+"""Train K MLPs as a few batched programs: `train_vectorised`.
 
 A sweep over seeds, learning rates, momenta, weight decays, Nesterov and schedules of one
 architecture runs K separate trainings that each spend most of their time on per-operation
@@ -13,9 +13,11 @@ step (`mlplab.sweep.schedules`). On one CPU thread the weights come out equal to
 run's with the manual engine, bit for bit in float32 and float64, and so do its accuracies;
 its losses, means of float32 batch losses, to rounding (tests/sweep/test_vectorised.py).
 
-A member whose loss or weights stop being finite is stopped alone (`Divergence`); the
-others go on untouched. Members that do not fit in the memory budget at once train in
-several groups, one after another (`plan_sweep`).
+Members that differ in more than these (widths, depth, activation, loss, optimizer, batch
+size, epochs, dataset) are split into programs, each one batched program, trained one after
+another (`mlplab.sweep.members.partition`). A member whose loss or weights stop being
+finite is stopped alone (`Divergence`); the others go on untouched. Members that do not fit
+in the memory budget at once train in several groups, one after another (`plan_sweep`).
 
     configs = [apply_overrides(from_preset("lab"), {"seed": s, "lr": lr}) for s in range(4) for lr in (0.01, 0.1)]
     print(plan_sweep(configs).describe())       # groups, memory, predicted seconds
@@ -28,85 +30,100 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from mlplab.config import Config
-from mlplab.data import load_data
-from mlplab.sweep.group import SweepData, VectorisedGroup
+from mlplab.sweep.data import SweepData, SweepDataCache, as_cache
+from mlplab.sweep.group import VectorisedGroup
 from mlplab.sweep.members import check_members
 from mlplab.sweep.plan import SweepPlan, plan_sweep
 from mlplab.sweep.results import SweepResult
-from mlplab.training.device import resolve_device, using_threads
+from mlplab.training.device import using_threads
 
 DTYPES = (torch.float32, torch.float64)
 
 
 @dataclass
 class SweepEpoch:
-    """What an ``on_epoch_end`` hook is told after each epoch of each group."""
+    """What an ``on_epoch_end`` hook is told after each epoch of each group; `halt` ends a member's training."""
 
-    group: int  # 0-based, in the plan's order
+    group: int  # 0-based, in the plan's order (over all programs)
     epoch: int  # 1-based
     members: list[int]  # the group's member indices
-    records: list[dict[str, Any] | None]  # each member's history record of the epoch; None once it diverged
+    records: list[dict[str, Any] | None]  # each member's history record of the epoch; None once it stopped
     seconds: float  # the epoch's wall time, the whole group's
+    trainer: VectorisedGroup | None = field(default=None, repr=False)
 
+    def halt(self, member: int, reason: str = "halted") -> None:
+        """End member ``member``'s (a sweep index) training after this epoch, as a pruner stops a trial.
 
-def load_sweep_data(config: Config, dtype: torch.dtype = torch.float32) -> SweepData:
-    """The data of ``config`` (as ``prepare`` loads it: device, split, normalisation) in the sweep's layout."""
-    device = resolve_device(config.train.device)
-    bundle = load_data(config.data, device=device, seed=config.train.seed, progress=config.train.progress)
-    return SweepData.from_bundle(bundle, dtype)
+        Its history keeps the epochs so far and it is tested with its best epoch's weights;
+        `MemberResult.halted` says why. The other members go on.
+        """
+        if self.trainer is None or member not in self.members:
+            raise ValueError(f"member {member} is not in this group ({self.members})")
+        self.trainer.halt(self.members.index(member), reason)
 
 
 def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = None, max_group_size: int | None = None,
-                     dtype: torch.dtype = torch.float32, threads: int | None = None, data: SweepData | None = None,
-                     plan: SweepPlan | None = None,
+                     dtype: torch.dtype = torch.float32, threads: int | None = None,
+                     data: SweepData | SweepDataCache | None = None, plan: SweepPlan | None = None,
                      on_epoch_end: Sequence[Callable[[SweepEpoch], None]] = ()) -> SweepResult:
-    """Train every config of ``configs`` as one vectorised program (in groups if they do not all fit at once).
+    """Train every config of ``configs`` in vectorised programs (in groups where they do not all fit at once).
 
     Args:
-        configs: the members: resolved `Config` objects that share the data, the model, the loss,
-            the optimizer (sgd), the batch sizes and the epochs, and may differ in seed, lr,
-            momentum, nesterov, weight_decay, scheduler, gamma and step_size (`mlplab.sweep.members`).
+        configs: the members: resolved `Config` objects. Members that share the data, the
+            network, the loss, the optimizer's kind, the batch sizes and the epochs train as one
+            batched program, and may differ in seed, lr, momentum, nesterov, weight_decay,
+            scheduler, gamma and step_size; configs that differ in more form several programs,
+            trained one after another (`mlplab.sweep.members`).
         memory_budget: bytes a group may take (see `plan_sweep`); default half the available memory.
         max_group_size: at most this many members a group (see `plan_sweep`).
         dtype: float32 (as ``mlplab train``), or float64 (to check against float64 single runs).
         threads: CPU threads for PyTorch while training; default the first config's ``threads``,
             else PyTorch's choice.
-        data: the data in the sweep's layout (`load_sweep_data`); loaded from the first config when None.
+        data: the data in the sweep's layout: one `SweepData` for every config (`load_sweep_data`),
+            or a `SweepDataCache`; each config's data is loaded as needed when None.
         plan: a plan made by `plan_sweep` for these configs; made here (without timing) when None.
         on_epoch_end: plain callables, each called with a `SweepEpoch` after every epoch of every group.
 
     Returns a `SweepResult`: per member, its history, test metrics, divergence and weights.
-    Raises `MlplabError` (one line) when the configs cannot train together.
+    Raises `MlplabError` (one line) when a config cannot train in a vectorised program.
     """
     started = time.perf_counter()
     check_members(configs)
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype}")
-    first = configs[0]
-    data = data if data is not None else load_sweep_data(first, dtype)
-    plan = plan if plan is not None else plan_sweep(configs, memory_budget=memory_budget, dtype=dtype, data=data,
+    cache = as_cache(data, dtype)
+    plan = plan if plan is not None else plan_sweep(configs, memory_budget=memory_budget, dtype=dtype, data=cache,
                                                     max_group_size=max_group_size, calibrate=False)
     if plan.members != len(configs):
         raise ValueError(f"the plan is for {plan.members} members, not {len(configs)}; make it with these configs")
-    threads = threads or first.train.threads or torch.get_num_threads()
-    members = []
+    threads = threads or configs[0].train.threads or torch.get_num_threads()
+    members, number, devices = [], 0, set()
     with using_threads(threads):
-        for number, indices in enumerate(plan.groups):
-            group = VectorisedGroup([configs[i] for i in indices], indices, data, dtype, data.train_images.device)
-            for epoch in range(1, first.train.epochs + 1):
-                epoch_started = time.perf_counter()
-                records = group.run_epoch(epoch)
-                report = SweepEpoch(number, epoch, list(group.indices), records, time.perf_counter() - epoch_started)
-                for hook in on_epoch_end:
-                    hook(report)
-            members.extend(group.results())
+        for program in plan.programs:
+            first = configs[program.members[0]]
+            program_data = cache.get(first)
+            devices.add(str(program_data.train_images.device))
+            for indices in program.groups:
+                group = VectorisedGroup([configs[i] for i in indices], indices, program_data, dtype,
+                                        program_data.train_images.device)
+                for epoch in range(1, first.train.epochs + 1):
+                    epoch_started = time.perf_counter()
+                    records = group.run_epoch(epoch)
+                    report = SweepEpoch(number, epoch, list(group.indices), records,
+                                        time.perf_counter() - epoch_started, group)
+                    for hook in on_epoch_end:
+                        hook(report)
+                    if not bool(group.alive.any()):
+                        break  # every member diverged or was halted
+                members.extend(group.results())
+                number += 1
     members.sort(key=lambda member: member.index)
     return SweepResult(members=members, plan=plan, seconds=time.perf_counter() - started,
                        extras={"threads": threads, "dtype": str(dtype).removeprefix("torch."),
-                               "device": str(data.train_images.device)})
+                               "device": ", ".join(sorted(devices))})
