@@ -123,3 +123,12 @@ def test_figures_are_drawn_from_the_directory(sweep, tmp_path):
     for path in written:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in (copy / "figures").iterdir()) == ["accuracy_by_lr.png", "curves.png"]
+
+
+def test_a_sweep_that_did_not_finish_is_named_so_and_kept(tmp_path):
+    out = tmp_path / "killed"
+    out.mkdir()
+    (out / "sweep.toml").write_text("[grid]\nlr = [0.01]\n")  # what a sweep killed while training leaves
+    with pytest.raises(MlplabError, match="holds a sweep that did not finish .*delete that folder") as error:
+        check_sweep_dir(out)
+    assert "\n" not in str(error.value) and (out / "sweep.toml").exists()

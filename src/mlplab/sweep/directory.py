@@ -52,6 +52,9 @@ def check_sweep_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise MlplabError(f"--out {out} is a file, not a folder; choose another folder")
     if (out / SWEEP_FILE).exists():
+        if not (out / "results.json").exists():
+            raise MlplabError(f"--out {out} holds a sweep that did not finish (no results.json); delete that folder "
+                              "to run it again there, or choose another folder")
         raise MlplabError(f"--out {out} already holds a sweep ({SWEEP_FILE}); choose another folder")
 
 
