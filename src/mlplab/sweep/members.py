@@ -6,8 +6,11 @@ the network, the loss, the batch size and the number of epochs. What a member ma
 itself is what only scales or orders its arithmetic:
 
     seed                                   its initial weights and its data order
-    lr, momentum, nesterov, weight_decay   its SGD update
+    lr, momentum, nesterov, weight_decay   its optimizer's update (momentum: sgd and rmsprop; nesterov: sgd)
     scheduler, gamma, step_size            its learning rate at every step
+
+The optimizer kind itself (sgd, adam, adamw, rmsprop or adagrad) is shared: one program
+takes one kind of update (`mlplab.sweep.optimizers`).
 
 The run's bookkeeping settings (engine, threads, out, progress, log_batches, tensorboard,
 wandb, wandb_project) are not read: a sweep computes with its own engine and writes nothing.
@@ -40,14 +43,14 @@ VARYING_FIELDS: dict[str, tuple[str, ...]] = {
     "train": ("seed",),
 }
 
-OPTIMIZERS = ("sgd",)  # what the stacked update implements (`mlplab.sweep.update`)
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")  # what the stacked updates implement (`mlplab.sweep.optimizers`)
 
 
 def check_members(configs: Sequence[Config]) -> None:
     """Raise a one-line `MlplabError` unless ``configs`` can train together as one vectorised program.
 
     Checks that there is at least one config, that all share `SHARED_FIELDS`, that the
-    optimizer is SGD, that the manual engine's backprop applies (no dropout, a loss the model's
+    optimizer is one of `OPTIMIZERS`, that the manual engine's backprop applies (no dropout, a loss the model's
     output allows), and that a ``random`` validation split (drawn from the seed) is the same for
     every member.
     """
@@ -63,7 +66,7 @@ def check_members(configs: Sequence[Config]) -> None:
                                       f"has {theirs!r}; sweep them separately")
     optimizer = first.optim.optimizer
     if optimizer not in OPTIMIZERS:
-        raise MlplabError(f"the vectorised trainer takes --optimizer sgd only, not {optimizer}; "
+        raise MlplabError(f"the vectorised trainer takes --optimizer {', '.join(OPTIMIZERS)}, not {optimizer}; "
                           "train these runs one by one with mlplab train")
     if first.model.dropout > 0:
         raise MlplabError("the vectorised trainer does not implement dropout; set --dropout 0")
