@@ -9,7 +9,7 @@ Whole runs: members differing in seed, lr and weight decay (and momentum, for RM
 trained vectorised against their single runs (`sweep_helpers.single_run`), 2 epochs of
 10,000 images at batch 128 (158 steps). Measured: bit for bit equal in float32 and float64
 for every kind; asserted within the tolerances of tests/sweep/test_vectorised.py, and
-bit for bit where the Adam kernel's layout was recognised (`kernel_tail_width`).
+bit for bit where the Adam kernel's layout was recognised (`adam_tail_width`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from mlplab.config import OptimConfig
 from mlplab.optim import build_optimizer
 from mlplab.sweep import member_bytes, stacked_optimizer, train_vectorised
-from mlplab.sweep.adaptive import kernel_tail_width
+from mlplab.sweep.adaptive import adam_tail_width
 from mlplab.sweep.optimizers import state_count
 from sweep_helpers import FLOAT32_TOLERANCE, FLOAT64_TOLERANCE, SMALL, assert_member_equals_run, single_run
 
@@ -45,7 +45,7 @@ def optimizer_name(case):
 
 def bit_for_bit(optimizer, dtype):
     """Whether the stacked update is expected to equal PyTorch's exactly (Adam's: when its kernel layout is known)."""
-    return optimizer not in ("adam", "adamw") or kernel_tail_width(optimizer, dtype) is not None
+    return optimizer not in ("adam", "adamw") or adam_tail_width(optimizer, dtype) is not None
 
 
 @DTYPES

@@ -13,7 +13,8 @@ float64 like a single run's Python float, so that coefficients such as Adam's
 lr / (1 - beta1^t) are rounded once, from double, as the kernels round them.
 
 Two details follow the machine code rather than the source (both found, and checked bit
-for bit against PyTorch, once per process by `kernel_tail_width`):
+for bit against PyTorch, once per process by `adam_tail_width`; `StackedSGD` has its own,
+`mlplab.sweep.update.kernel_tail_width`):
 
 - The fused kernels take a square root with the processor's exact instruction, while
   ``torch.sqrt`` on the CPU (MKL's vector math) is off by one unit in the last place for
@@ -80,7 +81,7 @@ class StackedAdam:
         like: a (K, P) tensor of the parameters' shape, dtype and device (for the moments).
         sizes: the numbers in each parameter tensor of a member, in the buffer's order (for the
             kernel's scalar-loop columns); None: none are treated apart.
-        tail_width: the kernel's vector width; by default `kernel_tail_width` on the CPU, none elsewhere.
+        tail_width: the kernel's vector width; by default `adam_tail_width` on the CPU, none elsewhere.
     """
 
     def __init__(self, weight_decay: Sequence[float], decoupled: bool, like: Tensor,
@@ -93,7 +94,7 @@ class StackedAdam:
         self.exp_avg_sq = torch.zeros_like(like)  # (K, P) second moment v
         self.steps = 0
         if tail_width is None and sizes is not None and like.device.type == "cpu":
-            tail_width = kernel_tail_width("adamw" if decoupled else "adam", like.dtype)
+            tail_width = adam_tail_width("adamw" if decoupled else "adam", like.dtype)
         tail = tail_columns(sizes, tail_width) if sizes is not None and tail_width else None
         self.tail = tail.to(like.device) if tail is not None and len(tail) else None  # (T,) columns
 
@@ -231,7 +232,7 @@ class StackedAdagrad:
 
 
 @functools.cache
-def kernel_tail_width(optimizer: str, dtype: torch.dtype) -> int | None:
+def adam_tail_width(optimizer: str, dtype: torch.dtype) -> int | None:
     """The vector width W of PyTorch's fused CPU ``optimizer`` ("adam", "adamw") kernel, checked bit for bit; None if unknown.
 
     Two steps from random moments, taken by ``torch.optim.Adam(fused=True)`` (or AdamW) on 64
