@@ -19,6 +19,10 @@ DATASETS = ("mnist", "fashion-mnist", "kmnist")
 # How pixel intensities are scaled before training (`mlplab.data.loading.normalize`).
 NORMALIZATIONS = ("standard", "unit", "symmetric")
 NORMALIZATION_NOTES = {"standard": "dataset mean/std", "unit": "[0, 1]", "symmetric": "[-1, 1]"}
+# How training batches are distorted on the fly (`mlplab.augment`): random affine maps (rotation,
+# scale, shear, translation), Simard's elastic distortions, or both.
+AUGMENTS = ("none", "affine", "elastic", "both")
+AUGMENT_NOTES = {"elastic": "Simard 2003", "both": "affine, then elastic"}
 # Which of the 60k training images are held out for validation (`mlplab.data.loading.split_indices`).
 VAL_SPLITS = ("last", "random", "none")
 VAL_SPLIT_NOTES = {"last": "last val_size of train", "random": "seeded"}

@@ -100,6 +100,17 @@ class DataConfig:
     val_split: str = one_of("last", choices.VAL_SPLITS, choices.VAL_SPLIT_NOTES)
     val_size: int = setting(10_000, "images held out of the 60k training set for validation", bounds=AT_LEAST_ONE)
     drop_last: bool = setting(False, "drop the last partial training batch (evaluation never drops)")
+    augment: str = one_of("none", choices.AUGMENTS, choices.AUGMENT_NOTES, more=(
+        ": distort every training batch on the fly, drawn from the seed and the step (resume stays exact)"))
+    rotate: float = setting(12.0, "augment: largest rotation, degrees either way", bounds=Bounds(0, 180))
+    scale: float = setting(0.12, "augment: largest change of size, a fraction either way (0.12: 0.88 to 1.12 times)",
+                           bounds=Bounds(0, 1, high_open=True))
+    shear: float = setting(8.0, "augment: largest shear, degrees either way", bounds=Bounds(0, 60))
+    translate: float = setting(2.0, "augment: largest shift, pixels either way on each axis", bounds=Bounds(0, 14))
+    elastic_alpha: float = setting(34.0, "augment: elastic displacement scale alpha, pixels (Simard 2003: 34)",
+                                   bounds=NON_NEGATIVE)
+    elastic_sigma: float = setting(4.0, "augment: width sigma of the Gaussian smoothing the displacement field, "
+                                        "pixels (Simard 2003: 4)", bounds=POSITIVE)
 
 
 @dataclass

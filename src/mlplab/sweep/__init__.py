@@ -8,6 +8,8 @@ Modules, in the order a sweep uses them:
     schedules      each member's learning rate at every step, from its own scheduler (`MemberRates`)
     batched_step   the manual engine's forward and backward with a member dimension (`BatchedStep`)
     update         SGD for all members at once, per-member lr, momentum, weight decay, Nesterov (`StackedSGD`)
+    adaptive       Adam, AdamW, RMSprop and Adagrad likewise (`StackedAdam`, `StackedRMSprop`, `StackedAdagrad`)
+    optimizers     the update for a group's optimizer settings, and the state it keeps (`stacked_optimizer`)
     evaluation     every member's loss, accuracy and confusion matrix on a split (`evaluate_stacked`)
     group          one group's epoch loop, divergence, best epoch and test (`VectorisedGroup`)
     results        what comes back per member (`MemberResult`, `SweepResult`, `member_model`)
@@ -37,17 +39,21 @@ _EXPORTS = {
     "SweepResult": "results", "MemberResult": "results", "Divergence": "results", "member_model": "results",
     "VectorisedGroup": "group",
     "StackedMLP": "stacked", "BatchedStep": "batched_step", "StackedSGD": "update", "MemberRates": "schedules",
+    "StackedAdam": "adaptive", "StackedRMSprop": "adaptive", "StackedAdagrad": "adaptive",
+    "stacked_optimizer": "optimizers",
     "evaluate_stacked": "evaluation",
 }
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
+    from mlplab.sweep.adaptive import StackedAdagrad, StackedAdam, StackedRMSprop
     from mlplab.sweep.batched_step import BatchedStep
     from mlplab.sweep.evaluation import evaluate_stacked
     from mlplab.sweep.data import SweepData, SweepDataCache, load_sweep_data
     from mlplab.sweep.group import VectorisedGroup
     from mlplab.sweep.members import (SHARED_FIELDS, VARYING_FIELDS, check_members, check_program, initial_model,
                                       member_settings, partition)
+    from mlplab.sweep.optimizers import stacked_optimizer
     from mlplab.sweep.plan import ProgramPlan, SweepPlan, available_memory, member_bytes, plan_sweep
     from mlplab.sweep.results import Divergence, MemberResult, SweepResult, member_model
     from mlplab.sweep.schedules import MemberRates

@@ -3,9 +3,9 @@
 `VectorisedGroup` holds K members' stacked parameters and walks them through an epoch
 the way ``mlplab train`` walks one run: each member's batches in its own order
 (``Batches.order(epoch)`` of its seed, epochs counted from 1 as `fit` counts them), one
-`BatchedStep` and one `StackedSGD` update per batch with each member's learning rate of
-that step, then validation, the best epoch, and at the end the test metrics of the best
-epoch's weights.
+`BatchedStep` and one stacked optimizer update (`mlplab.sweep.optimizers`) per batch with
+each member's learning rate of that step, then validation, the best epoch, and at the end
+the test metrics of the best epoch's weights.
 
 Divergence is handled per member, per step: the update is written into the spare buffer,
 and a member whose loss or new weights are not finite keeps its last finite weights from
@@ -29,10 +29,10 @@ from mlplab.sweep.batched_step import BatchedStep
 from mlplab.sweep.data import SweepData
 from mlplab.sweep.evaluation import StackedScores, evaluate_stacked
 from mlplab.sweep.members import initial_model
+from mlplab.sweep.optimizers import stacked_optimizer
 from mlplab.sweep.results import Divergence, MemberResult
 from mlplab.sweep.schedules import MemberRates
 from mlplab.sweep.stacked import StackedMLP, parameter_sizes
-from mlplab.sweep.update import StackedSGD
 from mlplab.training.history import History
 from mlplab.training.metrics import per_class_accuracy
 
@@ -67,9 +67,8 @@ class VectorisedGroup:
         self.model = StackedMLP.from_models(models, dtype, self.device)
         self.per_seed = members_per_seed([config.train.seed for config in configs])
         self.step = BatchedStep(self.model, first.model.activation, first.train.loss, first.train.beta, self.per_seed)
-        self.sgd = StackedSGD([c.optim.momentum for c in configs], [c.optim.weight_decay for c in configs],
-                              [c.optim.nesterov for c in configs], like=self.model.flat,
-                              sizes=parameter_sizes(self.model.widths))
+        self.optimizer = stacked_optimizer([config.optim for config in configs], like=self.model.flat,
+                                           sizes=parameter_sizes(self.model.widths))
         # One `Batches` per distinct seed (S of them; S = K unless seeds repeat evenly).
         self.batches = [Batches(data.bundle.train, first.train.batch_size, shuffle=True, drop_last=first.data.drop_last,
                                 seed=config.train.seed) for config in configs[::self.per_seed]]
@@ -93,10 +92,9 @@ class VectorisedGroup:
         return len(self.configs)
 
     def persistent_bytes(self) -> int:
-        """Bytes of the tensors the group holds between steps (parameters, gradients, buffers, best weights, inputs)."""
-        tensors = [self.model.flat, self.model.spare, self.step.grads, self.best_weights, self.inputs]
-        if self.sgd.buffers is not None:
-            tensors.append(self.sgd.buffers)
+        """Bytes of the tensors the group holds between steps (parameters, gradients, optimizer state, best weights, inputs)."""
+        tensors = [self.model.flat, self.model.spare, self.step.grads, self.best_weights, self.inputs,
+                   *self.optimizer.state_tensors]
         return sum(t.numel() * t.element_size() for t in tensors)
 
     def epoch_batches(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
@@ -118,10 +116,10 @@ class VectorisedGroup:
         return iter(batches)
 
     def epoch_rates(self) -> Tensor:
-        """The next epoch's learning rates, negated, (steps, K, 1) in the parameters' dtype; sets `epoch_lr`."""
+        """The next epoch's learning rates, negated, (steps, K, 1) float64 (as a run's Python floats); sets `epoch_lr`."""
         rates = self.rates.epoch()  # (steps, K) float64
         self.epoch_lr = rates[0]  # what a run's history records as the epoch's lr
-        return (-rates).to(self.model.flat.dtype).to(self.device).unsqueeze(2)
+        return (-rates).to(self.device).unsqueeze(2)
 
     def train_epoch(self, epoch: int, max_steps: int | None = None) -> tuple[Tensor, Tensor]:
         """One epoch for every member; returns each one's mean training loss and accuracy, (K,) float64 each.
@@ -146,7 +144,7 @@ class VectorisedGroup:
             correct.append((logits.max(dim=1).indices == labels).sum(dim=1))  # arg-max, first of ties
             sizes.append(size)
             self.steps_taken += 1
-            new = self.sgd.step(self.model.flat, self.step.grads, negative_lr[s], out=self.model.spare)
+            new = self.optimizer.step(self.model.flat, self.step.grads, negative_lr[s], out=self.model.spare)
             self._keep_finite(new, loss, epoch)
             self.model.swap()
         weights = torch.tensor(sizes, dtype=torch.float64, device=self.device)

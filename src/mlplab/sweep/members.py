@@ -7,14 +7,14 @@ number of epochs (`SHARED_FIELDS`; `program_key`). What a member of a program ma
 itself is what only scales or orders its arithmetic:
 
     seed                                   its initial weights and its data order
-    lr, momentum, nesterov, weight_decay   its update
+    lr, momentum, nesterov, weight_decay   its optimizer's update (momentum: sgd and rmsprop; nesterov: sgd)
     scheduler, gamma, step_size            its learning rate at every step
 
-A sweep may mix anything else (widths, depth, activation, loss, optimizer, batch size,
+A sweep may mix anything else (widths, depth, activation, loss, optimizer kind, batch size,
 epochs, dataset): `partition` splits its configs into programs, each trained as one batched
-program after the other. The run's bookkeeping settings (engine, threads, out, progress,
-log_batches, tensorboard, wandb, wandb_project) are not read: a sweep computes with its own
-engine and writes nothing.
+program after the other; one program takes one kind of update (`mlplab.sweep.optimizers`).
+The run's bookkeeping settings (engine, threads, out, progress, log_batches, tensorboard,
+wandb, wandb_project) are not read: a sweep computes with its own engine and writes nothing.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ VARYING_FIELDS: dict[str, tuple[str, ...]] = {
     "train": ("seed",),
 }
 
-OPTIMIZERS = ("sgd",)  # what the stacked update implements (`mlplab.sweep.update`)
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")  # what the stacked updates implement (`mlplab.sweep.optimizers`)
 
 
 def program_key(config: Config) -> tuple[Any, ...]:
@@ -88,9 +88,9 @@ def check_program(configs: Sequence[Config]) -> None:
     """Raise a one-line `MlplabError` unless ``configs`` can train together as one batched program.
 
     Checks that there is at least one config, that all share `SHARED_FIELDS`, that the
-    optimizer is one the stacked update implements, that the manual engine's backprop applies
-    (no dropout, a loss the model's output allows), and that a ``random`` validation split
-    (drawn from the seed) is the same for every member.
+    optimizer is one of `OPTIMIZERS`, that the manual engine's backprop applies (no dropout, a loss the model's
+    output allows), and that a ``random`` validation split (drawn from the seed) is the same for
+    every member.
     """
     if len(configs) == 0:
         raise MlplabError("a vectorised sweep needs at least one config")
@@ -104,10 +104,13 @@ def check_program(configs: Sequence[Config]) -> None:
                                       f"has {theirs!r}; sweep them separately")
     optimizer = first.optim.optimizer
     if optimizer not in OPTIMIZERS:
-        raise MlplabError(f"the vectorised trainer takes --optimizer sgd only, not {optimizer}; "
+        raise MlplabError(f"the vectorised trainer takes --optimizer {', '.join(OPTIMIZERS)}, not {optimizer}; "
                           "train these runs one by one with mlplab train")
     if first.model.dropout > 0:
         raise MlplabError("the vectorised trainer does not implement dropout; set --dropout 0")
+    if first.data.augment != "none":
+        raise MlplabError("the vectorised trainer does not augment batches; set --augment none, or train these runs "
+                          "one by one with mlplab train")
     build_loss(first.train.loss, first.model.output, first.train.beta)  # refuses what prepare refuses (nll of logits)
     seeds = {config.train.seed for config in configs}
     if first.data.val_split == "random" and len(seeds) > 1:

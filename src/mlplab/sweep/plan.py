@@ -5,9 +5,11 @@ member, B the batch size, n_i the widths, N the training images, s bytes per num
 
     parameters     2 P s    current and next (the update writes the next, then they swap)
     gradients      P s
-    momentum       P s      when any member uses momentum
+    optimizer state  n P s  n = 0, 1 or 2 (`state_count`): SGD's momentum buffers (when any member
+                            uses momentum), Adam's two moments, RMSprop's mean squares (and momentum
+                            buffers), Adagrad's sums of squares
     best weights   P s      the best epoch's, for the test at the end
-    update         P s      one temporary of the update (a Nesterov mask, a copy in evaluation)
+    update         P s      one temporary of the update (a Nesterov mask, Adam's step, a denominator)
     first layer    2 n_1 n_0 s   its weights and their gradient regrouped by seed (when seeds repeat)
     inputs         B n_0 s  the member's gathered batch (shared by the members of one seed: counted whole)
     activations    B (4 sum n_i + 6 C) s   z, f(z), the gradients through each layer; the softmax's
@@ -38,6 +40,7 @@ import torch
 
 from mlplab.config import Config
 from mlplab.errors import MlplabError
+from mlplab.sweep.optimizers import state_count
 from mlplab.sweep.stacked import parameter_count
 
 BUDGET_FRACTION = 0.5  # of the memory available when no budget is given
@@ -56,7 +59,7 @@ def member_bytes(config: Config, dtype: torch.dtype = torch.float32, train_size:
     return {
         "parameters": 2 * count * size,
         "gradients": count * size,
-        "momentum": count * size,
+        "optimizer_state": state_count([config.optim]) * count * size,
         "best_weights": count * size,
         "update": count * size,
         "first_layer": 2 * widths[1] * in_features * size,
@@ -246,7 +249,9 @@ def plan_sweep(configs: Sequence[Config], *, memory_budget: int | None = None, m
         if budget is None:
             budget, source = _budget(memory_budget, data.train_images.device)
         train_size = len(data.train_labels)
-        per_member = member_bytes(first, dtype, train_size, data.in_features, data.num_classes)
+        # The member with the most optimizer state: a group keeps momentum buffers for all when one uses momentum.
+        most_state = max((configs[k] for k in members), key=lambda config: state_count([config.optim]))
+        per_member = member_bytes(most_state, dtype, train_size, data.in_features, data.num_classes)
         size = group_size_for(sum(per_member.values()), budget, len(members))
         if max_group_size is not None:
             size = min(size, max_group_size)

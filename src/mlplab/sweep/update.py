@@ -105,14 +105,20 @@ class StackedSGD:
         tail = tail_columns(sizes, tail_width) if sizes is not None and tail_width else None
         self.tail = tail.to(like.device) if tail is not None and len(tail) else None  # (T,) columns
 
+    @property
+    def state_tensors(self) -> list[Tensor]:
+        """The tensors the update keeps between steps: the momentum buffers (K, P), if any member uses momentum."""
+        return [self.buffers] if self.buffers is not None else []
+
     def step(self, parameters: Tensor, grads: Tensor, negative_lr: Tensor, out: Tensor) -> Tensor:
         """Write the updated parameters into ``out`` (K, P) and return it; ``grads`` (K, P) is used up as scratch.
 
         Args:
             parameters: (K, P) the current parameters (left unchanged).
             grads: (K, P) this step's gradients.
-            negative_lr: (K, 1) minus each member's learning rate for this step, in the parameters' dtype.
+            negative_lr: (K, 1) minus each member's learning rate for this step (float64, or the parameters' dtype).
         """
+        negative_lr = negative_lr.to(parameters.dtype)
         g = grads
         if self.weight_decay is not None:
             g.addcmul_(parameters, self.weight_decay)  # g = grad + wd p

@@ -1,12 +1,12 @@
 """Train K MLPs as a few batched programs: `train_vectorised`.
 
 A sweep over seeds, learning rates, momenta, weight decays, Nesterov and schedules of one
-architecture runs K separate trainings that each spend most of their time on per-operation
+architecture and one optimizer (sgd, adam, adamw, rmsprop or adagrad) runs K separate trainings that each spend most of their time on per-operation
 overhead. Here the K members train together: their parameters stacked into (K, P)
 buffers, their batches gathered into one (K, B, 784) tensor, the forward and backward
 passes done with ``torch.baddbmm``/``torch.bmm`` (the manual engine's equations with a
-member dimension, `mlplab.sweep.batched_step`), and one SGD update for all
-(`mlplab.sweep.update`). Each member still gets exactly what its own ``mlplab train`` run
+member dimension, `mlplab.sweep.batched_step`), and one optimizer update for all
+(`mlplab.sweep.optimizers`). Each member still gets exactly what its own ``mlplab train`` run
 would: the same initial weights (`initial_model`), the same data order
 (``Batches.order(epoch)`` of its seed), the learning rate its own scheduler gives at every
 step (`mlplab.sweep.schedules`). On one CPU thread the weights come out equal to its single

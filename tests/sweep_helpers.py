@@ -1,0 +1,59 @@
+"""What the sweep tests share: the small training set, the single-run reference and the comparison.
+
+A member's reference is the same config trained alone by ``prepare`` + ``fit(engine="manual")``
+on the bundled MNIST (`single_run`); `assert_member_equals_run` compares the weights (max
+|difference| / max |weight|), the history record by record and the test metrics.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn.utils import parameters_to_vector
+
+from mlplab.optim import build_optimizer, build_schedule
+from mlplab.training import fit, prepare
+
+SMALL = dict(epochs=2, val_size=50_000)  # 10,000 training images: 157 steps an epoch at batch 64
+FLOAT32_TOLERANCE, FLOAT64_TOLERANCE = 1e-5, 1e-10
+
+
+def single_run(config, dtype=torch.float32):
+    """The reference: ``config`` trained alone by mlplab's own loop with the manual engine (in ``dtype``)."""
+    setup = prepare(config)
+    optimizer, schedule = setup.optimizer, setup.schedule
+    if dtype == torch.float64:  # the model and the data in float64, the optimizer rebuilt over them
+        setup.model.double()
+        for split in (setup.data.train, setup.data.val, setup.data.test):
+            split.images = split.images.double()
+        optimizer = build_optimizer(setup.model.parameters(), config.optim)
+        schedule = build_schedule(optimizer, config.optim, config.train.epochs, len(setup.train_batches))
+    history = fit(setup.model, setup.train_batches, val_data=setup.val_batches, test_data=setup.test_batches,
+                  loss=setup.loss_fn, optimizer=optimizer, scheduler=schedule, epochs=config.train.epochs,
+                  engine="manual")
+    return history, parameters_to_vector(setup.model.parameters()).detach()
+
+
+def relative_difference(got, want):
+    return ((got - want).abs().max() / want.abs().max()).item()
+
+
+def assert_member_equals_run(member, history, weights, tolerance, bit_for_bit):
+    assert member.diverged is None
+    assert relative_difference(member.weights, weights) <= tolerance
+    if bit_for_bit:
+        assert torch.equal(member.weights, weights)
+    assert len(member.history) == len(history)
+    loss_tolerance = 1e-6 if weights.dtype == torch.float32 else 1e-12
+    for got, want in zip(member.history.epochs, history.epochs):
+        assert got["epoch"] == want["epoch"] and got["step"] == want["step"] and got["lr"] == want["lr"]
+        assert got["train_accuracy"] == want["train_accuracy"] and got["val_accuracy"] == want["val_accuracy"]
+        assert got["train_loss"] == pytest.approx(want["train_loss"], rel=loss_tolerance)
+        if want["val_loss"] is None:  # no validation split
+            assert got["val_loss"] is None
+        else:
+            assert got["val_loss"] == pytest.approx(want["val_loss"], rel=loss_tolerance)
+    got, want = member.metrics, history.metrics
+    assert got["test_accuracy"] == want["test_accuracy"] and got["confusion"] == want["confusion"]
+    assert got["tested_epoch"] == want["tested_epoch"] and got["best"] == want["best"]
+    assert got["test_loss"] == pytest.approx(want["test_loss"], rel=loss_tolerance)
