@@ -1,12 +1,17 @@
-"""`mlplab plot RUN_DIR`, `mlplab show samples` and `mlplab report RUN_DIR`: pictures of runs and data."""
+"""`mlplab plot RUN_DIR`, `mlplab show samples|augment` and `mlplab report RUN_DIR`: pictures of runs and data."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
-from mlplab.choices import DATASETS, FIGURE_FORMATS, SPLITS
+from mlplab.choices import AUGMENTS, DATASETS, FIGURE_FORMATS, SPLITS
 from mlplab.cli.parser import FORMAT_HELP, figure_formats
+from mlplab.errors import MlplabError
+
+# The DataConfig fields `mlplab show augment` takes as flags, besides --augment: the distortions' settings.
+AUGMENT_SETTINGS = ("rotate", "scale", "shear", "translate", "elastic_alpha", "elastic_sigma")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plot.add_argument("--data-dir", help="folder holding the dataset's IDX files (default: as in training)")
     plot.set_defaults(func=execute_plot)
 
-    show = subparsers.add_parser("show", help="draw a dataset's images: `mlplab show samples`")
+    show = subparsers.add_parser("show", help="draw a dataset's images: `mlplab show samples|augment`")
     what = show.add_subparsers(dest="what", metavar="WHAT")
     what.required = True
     samples = what.add_parser("samples", help="a grid of images with their labels",
@@ -38,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     samples.add_argument("--data-dir", help="folder holding the IDX files (default: $MLPLAB_DATA_DIR, else the cache)")
     samples.add_argument("--out", default="samples.png", help="output .png or .svg (default: samples.png)")
     samples.set_defaults(func=execute_samples)
+    _register_augment(what)
 
     report = subparsers.add_parser("report", help="write one self-contained HTML page for a run or a sweep",
                                    description="Write RUN_DIR/report.html: config, metrics, per-class table and "
@@ -49,6 +55,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--out", help="output file (default: report.html in that directory)")
     report.add_argument("--data-dir", help="folder holding the dataset's IDX files (default: as in training)")
     report.set_defaults(func=execute_report)
+
+
+def _register_augment(what: argparse._SubParsersAction) -> None:
+    """Add `show augment`: its distortion flags are `mlplab train`'s, with --augment defaulting to both."""
+    from mlplab.cli.train_cmd import add_field_flag
+    from mlplab.config import DataConfig
+
+    augment = what.add_parser("augment", help="one training image and its random distortions",
+                              description="Draw one training image, then --count versions of it distorted as "
+                                          "`mlplab train --augment` would, at optimizer steps 0, 1, ...")
+    augment.add_argument("--dataset", default="mnist", choices=DATASETS, help="dataset (default: mnist)")
+    augment.add_argument("--index", type=int, default=0, help="which training image (default: 0)")
+    augment.add_argument("--augment", default="both", choices=AUGMENTS,
+                         help="the distortion: affine, elastic or both (affine, then elastic) (default: both)")
+    fields = {field.name: field for field in dataclasses.fields(DataConfig)}
+    for name in AUGMENT_SETTINGS:
+        add_field_flag(augment, fields[name])
+    augment.add_argument("--seed", type=int, default=0, help="the run's seed, as in `mlplab train` (default: 0)")
+    augment.add_argument("--count", type=int, default=19, help="number of distorted versions (default: 19)")
+    augment.add_argument("--data-dir", help="folder holding the IDX files (default: $MLPLAB_DATA_DIR, else the cache)")
+    augment.add_argument("--out", default="augment.png", help="output .png or .svg (default: augment.png)")
+    augment.set_defaults(func=execute_augment)
 
 
 def execute_plot(args: argparse.Namespace) -> int:
@@ -71,13 +99,30 @@ def execute_samples(args: argparse.Namespace) -> int:
 
     config = DataConfig(dataset=args.dataset, data_dir=args.data_dir)
     path = Path(args.out)
-    if path.suffix.lower().removeprefix(".") not in FIGURE_FORMATS:
-        from mlplab.errors import MlplabError
-
-        raise MlplabError(f"--out must name a .png or .svg file; got {args.out}")
+    _check_figure_path(path)
     save(sample_figure(config, args.split, args.n, args.label, args.seed), path)
     print(f"wrote {path}")
     return 0
+
+
+def execute_augment(args: argparse.Namespace) -> int:
+    """Check the settings as `mlplab train` does, draw the grid and say where it went."""
+    from mlplab.config import Config, apply_overrides
+    from mlplab.plots import augment_figure, save
+
+    settings = {name: getattr(args, name) for name in AUGMENT_SETTINGS if getattr(args, name) is not None}
+    settings.update(dataset=args.dataset, data_dir=args.data_dir, augment=args.augment, seed=args.seed)
+    config = apply_overrides(Config(), settings)  # bounds checked: one-line errors
+    path = Path(args.out)
+    _check_figure_path(path)
+    save(augment_figure(config.data, args.index, config.train.seed, args.count), path)
+    print(f"wrote {path}")
+    return 0
+
+
+def _check_figure_path(path: Path) -> None:
+    if path.suffix.lower().removeprefix(".") not in FIGURE_FORMATS:
+        raise MlplabError(f"--out must name a .png or .svg file; got {path}")
 
 
 def execute_report(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""A grid of a dataset's images with their labels: what ``mlplab show samples`` draws."""
+"""Grids of a dataset's images: with their labels (``mlplab show samples``), or one image and its random
+distortions (``mlplab show augment``)."""
 
 from __future__ import annotations
 
@@ -45,3 +46,40 @@ def sample_figure(config: DataConfig, split: str = "train", count: int = 40, lab
     index = index[:count]
     title += f": {len(index)} {'random' if seed is not None else 'first'} images with their labels"
     return images.sample_grid(chosen.images[index].numpy(), labels[index], data.spec.classes, title)
+
+
+def augment_figure(config: DataConfig, index: int = 0, seed: int = 0, count: int = 19) -> Any:
+    """Training image ``index`` as loaded, then ``count`` versions distorted as ``config`` says, at steps 0, 1, ...
+
+    Each version is what `mlplab.augment.Augmentation` (seeded with ``seed``) makes of the
+    image when it is a batch of one at that optimizer step.
+    """
+    import torch
+
+    from mlplab.augment import Augmentation, background_value
+    from mlplab.data import load_data
+
+    if count < 1:
+        raise MlplabError(f"--count must be at least 1; got {count}")
+    data = load_data(config)
+    if not 0 <= index < len(data.train):
+        raise MlplabError(f"--index must be in [0, {len(data.train) - 1}] (the training split); got {index}")
+    augmentation = Augmentation(config, seed, background_value(config, data.spec))
+    image = data.train.images[index:index + 1]  # (1, 1, 28, 28)
+    with torch.no_grad():
+        versions = [image] + [augmentation(image, step) for step in range(count)]
+    label = data.spec.classes[int(data.train.labels[index])]
+    title = f"{config.dataset} training image {index} ({label}), augment {_settings(config)}, seed {seed}"
+    return images.image_grid(torch.cat(versions).numpy(), ["original"] + [f"step {step}" for step in range(count)],
+                             title)
+
+
+def _settings(config: DataConfig) -> str:
+    """``"both: rotate ±12°, scale ±0.12, ..."``: the kind and the settings it uses."""
+    parts = []
+    if config.augment in ("affine", "both"):
+        parts += [f"rotate ±{config.rotate:g}°", f"scale ±{config.scale:g}", f"shear ±{config.shear:g}°",
+                  f"translate ±{config.translate:g} px"]
+    if config.augment in ("elastic", "both"):
+        parts += [f"elastic α {config.elastic_alpha:g} px, σ {config.elastic_sigma:g} px"]
+    return config.augment + (": " + ", ".join(parts) if parts else "")
