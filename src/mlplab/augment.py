@@ -8,21 +8,21 @@ them exactly, and the global RNG is never touched.
 
 Kinds (`mlplab.choices.AUGMENTS`), each image drawing its own parameters:
 
-    affine   rotation U(-rotate, rotate) degrees, then... in the order applied to the digit:
-             scale U(1 - scale, 1 + scale), shear U(-shear, shear) degrees (x moves by
-             tan(shear) * y), rotation U(-rotate, rotate) degrees (positive turns
-             counterclockwise as drawn), translation U(-translate, translate) pixels on each
-             axis; all about the image centre.
+    affine   about the image centre, in this order: scale U(1 - scale, 1 + scale), shear
+             U(-shear, shear) degrees (x moves by tan(shear) * y), rotation U(-rotate,
+             rotate) degrees (positive turns counterclockwise as drawn), translation
+             U(-translate, translate) pixels on each axis.
     elastic  Simard, Steinkraus & Platt (2003), section 2: per pixel dx, dy ~ U(-1, 1),
-             each convolved with a Gaussian of standard deviation sigma pixels, the field
-             normalised ("to a norm of 1"), then multiplied by alpha; the image is resampled
-             bilinearly at (x + dx, y + dy). We read the normalisation as: each image's whole
-             field (dx and dy over every pixel) scaled to unit L2 norm, so alpha is that
-             norm in pixels and the root-mean-square displacement is alpha / side (1.2 pixels
-             for alpha 34 on 28x28), whatever sigma is. Without the normalisation the field's
-             size would fall as 1/sigma (the paper's remark that large sigma gives very small
-             values); the common un-normalised recipe happens to give a similar size (about
-             2 pixels) at the paper's sigma 4, alpha 34.
+             each convolved with a Gaussian of standard deviation sigma pixels (cut at
+             3 sigma, zero padding: see `Augmentation._elastic_field`), the field normalised
+             ("to a norm of 1"), then multiplied by alpha; the image is resampled bilinearly
+             at (x + dx, y + dy). We read the normalisation as: each image's whole field (dx
+             and dy over every pixel) scaled to unit L2 norm, so alpha is that norm in pixels
+             and the root-mean-square displacement is alpha / side (1.2 pixels for alpha 34
+             on 28x28), whatever sigma is. Without it the field's size would fall as 1/sigma
+             (the paper's remark that a large sigma gives very small values); the common
+             un-normalised recipe happens to give a similar size (about 2 pixels) at the
+             paper's sigma 4, alpha 34.
     both     affine, then elastic, composed into one sampling grid: one bilinear resampling
              blurs less than two.
 
@@ -30,15 +30,17 @@ Padding: pixels that come from outside the image take the background value, the
 normalised value of a blank (0) pixel (`background_value`): -0.42 for standard MNIST,
 not 0. So a blank image stays blank and a digit's surroundings stay blank.
 
-Cost per batch, measured on the 2-core machine the package is developed on, one thread,
-float32 (B, 784), torch 2.13 CPU (median of 30 calls):
+Cost per batch of (B, 784) float32 at the default settings, torch 2.13 CPU, one thread,
+measured on the shared 2-core development machine under load (load average about 6):
+the fastest of 60 calls, then the median:
 
-    kind      B = 64   B = 256
-    affine    0.33 ms  1.2 ms
-    elastic   2.2 ms   8.6 ms
-    both      2.3 ms   8.9 ms
+    kind      B = 64           B = 256
+    affine    0.6 ms (0.7)     4.3 ms (8.6)
+    elastic   1.1 ms (1.2)     4.0 ms (8.3)
+    both      1.3 ms (1.5)     4.8 ms (10.6)
 
-The elastic cost is mostly drawing and smoothing the (B, 2, 52, 52) random canvas.
+The elastic part is mostly drawing the (B, 2, 28, 28) uniforms and two batched (28, 28)
+matrix products; the rest is building the grid and one ``grid_sample``.
 """
 
 from __future__ import annotations
@@ -149,7 +151,11 @@ class Augmentation:
             raise MlplabError(f"augmentation takes normalised float images; got {images.dtype}")
 
     def _distort(self, images: torch.Tensor, step: int) -> torch.Tensor:
-        """The sampling path itself, with no short cut for zero parameters."""
+        """The sampling path itself, with no short cut for zero parameters.
+
+        With zero parameters it is the identity to 1e-6 in float64; in float32 to about 1e-5,
+        since the grid's pixel centres ((2i + 1) / side - 1) are not exact binary fractions.
+        """
         count, device = images.shape[0], images.device
         # grid_sample computes in float32 or float64; half types go through float32.
         dtype = images.dtype if images.dtype in (torch.float32, torch.float64) else torch.float32
