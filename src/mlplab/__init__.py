@@ -5,8 +5,9 @@ The everyday names, imported on first use (``import mlplab`` itself loads no tor
     data       MNIST, FashionMNIST, KMNIST (torchvision-style datasets), load_data, Batches
     models     MLP
     losses     the labs' losses (cross_entropy, nll, quadratic, ccql, mse), as ``mlplab.losses``
-    training   fit (any nn.Module), train_epoch, evaluate, Callback, ProgressBar, Schedule, History,
-               AverageMeter, accuracy, confusion_matrix, per_class_accuracy
+    training   fit (any nn.Module), train_epoch, evaluate, Callback, EarlyStopping, ProgressBar, Schedule,
+               History, AverageMeter, accuracy, confusion_matrix, per_class_accuracy
+    regularise Augmentation (random affine and elastic distortions, per batch), WeightAverage, MaxNorm
     configs    Config, from_preset, train (a Config to a run directory, as ``mlplab train`` does)
     runs       Run, open_run, load_model, save_checkpoint, load_checkpoint
     digits     your own images: Run.predict(images), ``mlplab.digits.to_mnist`` (any image -> an MNIST 28x28)
@@ -42,6 +43,9 @@ _EXPORTS = {
     "MLP": "mlplab.models",
     "fit": "mlplab.training.loop", "train_epoch": "mlplab.training.loop", "evaluate": "mlplab.training.loop",
     "Callback": "mlplab.training.callbacks", "FitState": "mlplab.training.callbacks",
+    "EarlyStopping": "mlplab.training.callbacks",
+    "WeightAverage": "mlplab.training.weights", "MaxNorm": "mlplab.training.weights",
+    "Augmentation": "mlplab.augment",
     "ProgressBar": "mlplab.training.progress",
     "Schedule": "mlplab.optim",
     "History": "mlplab.training.history",
@@ -54,12 +58,14 @@ _EXPORTS = {
     "MLPClassifier": "mlplab.estimator",
     "MlplabError": "mlplab.errors",
 }
-_MODULES = ("losses", "data", "models", "engines", "training", "scratch", "config", "choices", "digits", "sweep", "tune")
+_MODULES = ("losses", "data", "models", "engines", "training", "scratch", "config", "choices", "digits", "sweep", "tune",
+            "augment")
 
 __all__ = sorted([*_EXPORTS, *_MODULES])
 
 if TYPE_CHECKING:
-    from mlplab import choices, config, data, digits, engines, losses, models, scratch, sweep, training, tune
+    from mlplab import augment, choices, config, data, digits, engines, losses, models, scratch, sweep, training, tune
+    from mlplab.augment import Augmentation
     from mlplab.config import Config, from_preset, load_config
     from mlplab.data import KMNIST, MNIST, Batches, FashionMNIST, load_data
     from mlplab.errors import MlplabError
@@ -67,7 +73,8 @@ if TYPE_CHECKING:
     from mlplab.models import MLP
     from mlplab.optim import Schedule
     from mlplab.run import Run, load_model, open_run
-    from mlplab.training.callbacks import Callback, FitState
+    from mlplab.training.callbacks import Callback, EarlyStopping, FitState
+    from mlplab.training.weights import MaxNorm, WeightAverage
     from mlplab.training.progress import ProgressBar
     from mlplab.training.checkpoint import load_checkpoint, save_checkpoint
     from mlplab.training.history import History

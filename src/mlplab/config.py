@@ -138,6 +138,8 @@ class OptimConfig:
     gamma: float = setting(0.9, "lr decay factor per epoch (exponential) or per step_size epochs (step)",
                            bounds=Bounds(0, 1, low_open=True))
     step_size: int = setting(1, "epochs between decays for scheduler=step", bounds=AT_LEAST_ONE)
+    max_norm: float | None = setting(None, "after every step, scale each unit's incoming weights down to this L2 norm "
+                                           "at most (Srivastava et al. 2014; default: off)", bounds=POSITIVE)
 
 
 @dataclass
@@ -146,6 +148,13 @@ class TrainConfig:
 
     loss: str = one_of("cross_entropy", choices.LOSSES)
     beta: float = setting(1.0, "extra weight on the correct class's residual for loss=ccql", bounds=NON_NEGATIVE)
+    label_smoothing: float = setting(0.0, "aim cross_entropy and nll at (1 - e) one-hot + e / classes instead of "
+                                          "one-hot (0: off)", bounds=FRACTION)
+    patience: int | None = setting(None, "stop early when the validation accuracy has not improved for this many "
+                                         "epochs (default: train every epoch)", bounds=AT_LEAST_ONE)
+    ema: float | None = setting(None, "keep an exponential moving average of the weights with this decay per step "
+                                      "(e.g. 0.999): it is what is validated, tested and saved (default: off)",
+                                bounds=Bounds(0, 1, low_open=True, high_open=True))
     batch_size: int = setting(256, "training batch size", bounds=AT_LEAST_ONE)
     eval_batch_size: int = setting(1000, "evaluation batch size (never drops samples)", bounds=AT_LEAST_ONE)
     epochs: int = setting(4, "number of passes over the training split", bounds=AT_LEAST_ONE)

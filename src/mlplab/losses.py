@@ -52,22 +52,29 @@ def _residual(outputs: Tensor, targets: Tensor, output: str) -> Tensor:
     return probs - one_hot
 
 
-def cross_entropy(outputs: Tensor, targets: Tensor, *, output: str) -> Tensor:
-    """Mean of -log p_y.
+def cross_entropy(outputs: Tensor, targets: Tensor, *, output: str, label_smoothing: float = 0.0) -> Tensor:
+    """Mean of -log p_y; with label smoothing e, mean of -sum_c q_c log p_c with q = (1 - e) e_y + e / C.
 
-    Computed as ``F.cross_entropy(outputs)``, which applies log_softmax first. That is
-    also right for log-probability outputs: log_softmax of log-probabilities returns
-    them unchanged (their logsumexp is log 1 = 0), so both output kinds are accepted.
+    Computed as ``F.cross_entropy(outputs, label_smoothing=e)``, which applies log_softmax
+    first. That is also right for log-probability outputs: log_softmax of log-probabilities
+    returns them unchanged (their logsumexp is log 1 = 0), so both output kinds are accepted.
     """
     _check(outputs, targets, output)
-    return F.cross_entropy(outputs, targets)
+    return F.cross_entropy(outputs, targets, label_smoothing=label_smoothing)
 
 
-def nll(outputs: Tensor, targets: Tensor, *, output: str) -> Tensor:
-    """Mean of -log p_y, reading log p straight from the outputs (needs ``output="log_softmax"``)."""
+def nll(outputs: Tensor, targets: Tensor, *, output: str, label_smoothing: float = 0.0) -> Tensor:
+    """Mean of -log p_y, reading log p straight from the outputs (needs ``output="log_softmax"``).
+
+    With label smoothing e: (1 - e) times that, plus e times the mean over samples of -mean_c log p_c,
+    the same target q = (1 - e) e_y + e / C as `cross_entropy`.
+    """
     _check(outputs, targets, output)
     _nll_needs_log_probs(output)
-    return F.nll_loss(outputs, targets)
+    loss = F.nll_loss(outputs, targets)
+    if label_smoothing == 0:
+        return loss
+    return (1 - label_smoothing) * loss - label_smoothing * outputs.mean(dim=1).mean()
 
 
 def quadratic(outputs: Tensor, targets: Tensor, *, output: str) -> Tensor:
@@ -124,14 +131,21 @@ class NamedLoss:
     name: str
     output: str = "logits"
     beta: float = 1.0  # ccql only
+    label_smoothing: float = 0.0  # cross_entropy and nll only
 
     def __call__(self, outputs: Tensor, targets: Tensor) -> Tensor:
         if self.name == "ccql":
             return ccql(outputs, targets, output=self.output, beta=self.beta)
+        if self.name in SMOOTHED:
+            return _FUNCTIONS[self.name](outputs, targets, output=self.output, label_smoothing=self.label_smoothing)
         return _FUNCTIONS[self.name](outputs, targets, output=self.output)
 
 
-def build_loss(name: str | LossFunction, output: str = "logits", beta: float = 1.0) -> LossFunction:
+SMOOTHED = ("cross_entropy", "nll")  # the losses that take label smoothing
+
+
+def build_loss(name: str | LossFunction, output: str = "logits", beta: float = 1.0,
+               label_smoothing: float = 0.0) -> LossFunction:
     """The loss ``(outputs (B, C), targets (B,) int64) -> mean over the batch`` called ``name``.
 
     Args:
@@ -139,6 +153,8 @@ def build_loss(name: str | LossFunction, output: str = "logits", beta: float = 1
             returned unchanged (custom losses through the API).
         output: what the model outputs, ``"logits"`` or ``"log_softmax"`` (`MLP.output`).
         beta: weight of the correct-class penalty for ``ccql`` (>= 0); ignored otherwise.
+        label_smoothing: e in [0, 1): ``cross_entropy`` and ``nll`` then aim at (1 - e) e_y + e / C
+            rather than the one-hot e_y (Szegedy et al. 2016); the other losses refuse it.
 
     Mismatches are reported here, before any training: ``nll`` on logits, unknown names.
     A built-in name gives a `NamedLoss`.
@@ -151,4 +167,9 @@ def build_loss(name: str | LossFunction, output: str = "logits", beta: float = 1
         _nll_needs_log_probs(output)
     if name == "ccql" and not beta >= 0:
         raise MlplabError(f"beta must be >= 0 (weight of ccql's correct-class penalty); got {beta}")
-    return NamedLoss(name, output, float(beta) if name == "ccql" else 1.0)
+    if not 0 <= label_smoothing < 1:
+        raise MlplabError(f"label smoothing must be in [0, 1); got {label_smoothing}")
+    if label_smoothing and name not in SMOOTHED:
+        raise MlplabError(f"label smoothing applies to the cross_entropy and nll losses, not {name}; "
+                          "set --label-smoothing 0 or --loss cross_entropy")
+    return NamedLoss(name, output, float(beta) if name == "ccql" else 1.0, float(label_smoothing))

@@ -181,7 +181,8 @@ class ManualStep:
     def output_gradient(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """The batch-mean loss and dLoss/dz_L (B, C), with p = softmax(z_L) and e_y the one-hot labels.
 
-        - cross_entropy, nll: Loss = mean of -log p_y; dz = (p - e_y) / B.
+        - cross_entropy, nll: Loss = mean of -log p_y; dz = (p - e_y) / B. With label smoothing e,
+          the target is q = (1 - e) e_y + e / C: Loss = (1 - e) mean(-log p_y) - e mean(log p), dz = (p - q) / B.
         - quadratic: Loss = mean of 1/2 ||p - e_y||^2; dLoss/dp = (p - e_y) / B.
         - ccql: adds 1/2 beta (p_y - 1)^2 per sample; dLoss/dp gains beta (p_y - 1) e_y / B.
         - mse: Loss = mean over B*C of (p - e_y)^2; dLoss/dp = 2 (p - e_y) / (B C).
@@ -198,6 +199,13 @@ class ManualStep:
         log_p = torch.log_softmax(logits.t(), dim=0).t()  # (B, C)
         if self.loss.name in ("cross_entropy", "nll"):
             loss = F.nll_loss(log_p, labels)  # mean of -log p_y
+            smoothing = self.loss.label_smoothing
+            if smoothing:  # target q = (1 - e) e_y + e / C: the loss and dz = (p - q) / B
+                loss = (1 - smoothing) * loss - smoothing * log_p.mean()
+                p = log_p.exp_().sub_(smoothing / log_p.shape[1])
+                dz = p.index_put_((self._row_indices(count, p.device), labels),
+                                  torch.tensor(smoothing - 1, dtype=p.dtype, device=p.device), accumulate=True)
+                return loss, dz.div_(count)
             dz = self._minus_one_hot(log_p.exp_(), labels)  # p - e_y, in place of log p
             return loss, dz.div_(count)
         p = log_p.exp_()
@@ -228,10 +236,13 @@ class ManualStep:
 
     def _minus_one_hot(self, p: Tensor, labels: Tensor) -> Tensor:
         """``p - e_y`` computed in place of ``p`` (B, C): subtract 1 at each row's label."""
-        count = labels.shape[0]
-        if len(self._rows) < count or self._rows.device != p.device:
-            self._rows = torch.arange(count, device=p.device)
         if self._minus_one.dtype != p.dtype or self._minus_one.device != p.device:
             self._minus_one = torch.tensor(-1.0, dtype=p.dtype, device=p.device)
-        return p.index_put_((self._rows[:count], labels), self._minus_one, accumulate=True)
+        return p.index_put_((self._row_indices(labels.shape[0], p.device), labels), self._minus_one, accumulate=True)
+
+    def _row_indices(self, count: int, device: torch.device) -> Tensor:
+        """0..count-1 on ``device``: the row of each sample, for p[rows, y]."""
+        if len(self._rows) < count or self._rows.device != device:
+            self._rows = torch.arange(count, device=device)
+        return self._rows[:count]
 

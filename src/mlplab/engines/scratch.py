@@ -43,6 +43,8 @@ def _unsupported(model: Any, loss_fn: object, optimizer: str | torch.optim.Optim
         return f"it has no activation {activation!r} (it has {', '.join(scratch.ACTIVATION_LAYERS)})"
     if not isinstance(loss_fn, NamedLoss):
         return "a custom loss function needs autograd to differentiate it"
+    if loss_fn.label_smoothing:
+        return "it has no label smoothing (set --label-smoothing 0, or use --engine manual)"
     if name not in SCRATCH_OPTIMIZERS:
         return f"it implements {', '.join(SCRATCH_OPTIMIZERS)}, not {name or type(optimizer).__name__}"
     return None

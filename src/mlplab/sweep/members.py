@@ -34,8 +34,9 @@ from mlplab.models import MLP, build_model
 SHARED_FIELDS: dict[str, tuple[str, ...]] = {
     "data": tuple(f.name for f in dataclasses.fields(DataConfig)),
     "model": tuple(f.name for f in dataclasses.fields(ModelConfig)),
-    "optim": ("optimizer",),
-    "train": ("loss", "beta", "batch_size", "eval_batch_size", "epochs", "device"),
+    "optim": ("optimizer", "max_norm"),
+    "train": ("loss", "beta", "label_smoothing", "batch_size", "eval_batch_size", "epochs", "device", "patience",
+              "ema"),
 }
 
 # The settings a member may set for itself.
@@ -108,6 +109,12 @@ def check_program(configs: Sequence[Config]) -> None:
                           "train these runs one by one with mlplab train")
     if first.model.dropout > 0:
         raise MlplabError("the vectorised trainer does not implement dropout; set --dropout 0")
+    extras = [flag for flag, value in (("--label-smoothing", first.train.label_smoothing),
+                                       ("--max-norm", first.optim.max_norm), ("--ema", first.train.ema),
+                                       ("--patience", first.train.patience)) if value]
+    if extras:
+        raise MlplabError(f"the vectorised trainer does not implement {', '.join(extras)}; leave "
+                          f"{'it' if len(extras) == 1 else 'them'} out, or train these runs one by one with mlplab train")
     if first.data.augment != "none":
         raise MlplabError("the vectorised trainer does not augment batches; set --augment none, or train these runs "
                           "one by one with mlplab train")

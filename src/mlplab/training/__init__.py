@@ -3,7 +3,8 @@
 Modules, in the order a run uses them:
     runner      a `Config` to objects (`prepare`) and to a trained run (`train`)
     loop        `fit`, `train_epoch`, `evaluate`: any model, any batches, any loss and optimizer
-    callbacks   `Callback`, the interface fit calls, and the `FitState` callbacks see
+    callbacks   `Callback`, the interface fit calls, the `FitState` callbacks see, `EarlyStopping`
+    weights     after every step: `MaxNorm`, and `WeightAverage` (an EMA of the weights)
     progress    `ProgressBar`, the callback that shows training as it goes
     writer      `RunWriter`, the callback that writes a run directory and resumes it
     rundir      the run directory's files, lock and crash-consistency protocol
@@ -22,7 +23,8 @@ from mlplab.lazy import lazy_names
 
 # Names imported on first use: the CLI imports the callbacks module, and starts without torch.
 _EXPORTS = {
-    "Callback": "callbacks", "FitState": "callbacks", "ProgressBar": "progress",
+    "Callback": "callbacks", "FitState": "callbacks", "EarlyStopping": "callbacks", "ProgressBar": "progress",
+    "MaxNorm": "weights", "WeightAverage": "weights",
     "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
     "History": "history",
     "evaluate": "loop", "fit": "loop", "train_epoch": "loop",
@@ -32,7 +34,8 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from mlplab.training.callbacks import Callback, FitState
+    from mlplab.training.callbacks import Callback, EarlyStopping, FitState
+    from mlplab.training.weights import MaxNorm, WeightAverage
     from mlplab.training.progress import ProgressBar
     from mlplab.training.checkpoint import load_checkpoint, save_checkpoint
     from mlplab.training.history import History

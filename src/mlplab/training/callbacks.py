@@ -12,8 +12,10 @@ this order::
 
 Callbacks run in the order given, after the run directory's writer (`mlplab.training.writer`):
 when a callback sees an epoch end, the epoch is already saved. A callback ends training early
-(early stopping) by setting ``state.stop = True`` in ``on_epoch_end``: no further epoch starts,
-and ``on_fit_end`` follows as usual. Nothing in the loop prints:
+(`EarlyStopping` does) by setting ``state.stop = True`` (and ``state.stop_reason``) in
+``on_epoch_end``, or in ``on_fit_start`` for a resumed run that had already stopped: no
+further epoch starts, ``history.stopped`` records the epoch and the reason, and
+``on_fit_end`` follows as usual. Nothing in the loop prints:
 the CLI's progress bar and summary lines are callbacks too.
 """
 
@@ -50,10 +52,18 @@ class FitState:
     best_weights: dict[str, torch.Tensor] | None = None  # its state dict, while it is not the model's own
     new_best: bool = False  # whether the epoch that just ended is the new best
     stop: bool = False  # set by a callback's on_epoch_end to end training after this epoch
+    stop_reason: str | None = None  # why, in words, for the history (`History.stopped`)
+    average: Any = None  # a `mlplab.training.weights.WeightAverage` when the weights are averaged
     history: History = field(default_factory=History)
     metrics: dict[str, Any] | None = None  # the test metrics, once training is over
     run_dir: Path | None = None  # where the run is written, if anywhere
     classes: list[str] | None = None  # class names, for per-class metrics
+
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The model that is validated, tested and saved: the averaged one when weights are averaged."""
+        return self.average.module if self.average is not None else self.model
 
 
 class Callback:
@@ -90,3 +100,35 @@ def check_callbacks(callbacks: Iterable[Any]) -> list[Callback]:
             raise TypeError(f"callbacks must subclass mlplab.Callback; got {type(callback).__name__} "
                             "(subclass it and override the hooks you need)")
     return checked
+
+
+class EarlyStopping(Callback):
+    """Stop training once the best epoch is ``patience`` epochs behind: no better validation accuracy since.
+
+    "Best" is `fit`'s own judgement (validation accuracy, or training accuracy without validation
+    data; the earliest of equal scores), kept in ``state.best`` and in every checkpoint, so a
+    resumed run stops exactly where an uninterrupted one would.
+
+    Args:
+        patience: epochs without a new best before training stops, >= 1.
+    """
+
+    def __init__(self, patience: int) -> None:
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience must be a whole number >= 1; got {patience!r}")
+        self.patience = patience
+
+    def on_fit_start(self, state: FitState) -> None:
+        self._check(state)  # a resumed run that had stopped stays stopped
+
+    def on_epoch_end(self, state: FitState, record: dict[str, Any]) -> None:
+        self._check(state)
+
+    def _check(self, state: FitState) -> None:
+        best = state.best
+        if best is None or state.epoch - best["epoch"] < self.patience or state.epoch >= state.epochs:
+            return
+        state.stop = True
+        metric = best["metric"].replace("_", " ")
+        state.stop_reason = (f"early stopping: no better {metric} than epoch {best['epoch']}'s {best['score']:.4f} "
+                             f"in {self.patience} epoch{'s' if self.patience > 1 else ''}")

@@ -23,6 +23,7 @@ class History:
     batch_losses: list[float] = field(default_factory=list)
     run_dir: Path | None = None  # where fit() wrote the run, if anywhere
     metrics: dict[str, Any] | None = None  # the test metrics fit() measured at the end, if it had test data
+    stopped: dict[str, Any] | None = None  # {"epoch", "reason"} when training ended before its last epoch
 
     def append(self, record: dict[str, Any]) -> None:
         """Add one epoch's record."""
@@ -45,12 +46,17 @@ class History:
 
     def to_dict(self) -> dict[str, Any]:
         """Builtins only, for JSON and checkpoints."""
-        return {"epochs": [dict(r) for r in self.epochs], "batch_losses": list(self.batch_losses)}
+        data: dict[str, Any] = {"epochs": [dict(r) for r in self.epochs], "batch_losses": list(self.batch_losses)}
+        if self.stopped is not None:
+            data["stopped"] = dict(self.stopped)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "History":
         """Inverse of `to_dict`."""
-        return cls(epochs=[dict(r) for r in data.get("epochs", [])], batch_losses=list(data.get("batch_losses", [])))
+        stopped = data.get("stopped")
+        return cls(epochs=[dict(r) for r in data.get("epochs", [])], batch_losses=list(data.get("batch_losses", [])),
+                   stopped=dict(stopped) if stopped is not None else None)
 
     def save(self, run_dir: Path) -> None:
         """Write history.csv, batches.csv (when logged) and, last, history.json into ``run_dir``.

@@ -39,6 +39,9 @@ def train_epoch(
     engine: str | Engine = "autograd",
     step: Step | None = None,
     on_batch_end: Sequence[Callable[[Any], None]] = (),
+    augment: Callable[[Tensor, int], Tensor] | None = None,
+    first_step: int = 0,
+    after_step: Sequence[Callable[[], None]] = (),
 ) -> dict[str, Any]:
     """One pass over ``batches`` in train mode; returns its mean loss, accuracy and every batch's loss.
 
@@ -53,6 +56,10 @@ def train_epoch(
             step (zero grad, forward, loss, backward, optimizer step); ``auto``, ``manual``, ``scratch``.
         step: a step an engine already built (`fit` builds one per run); overrides ``engine``.
         on_batch_end: called with each batch's loss.
+        augment: ``augment(images, step) -> images``, applied to every batch before its step
+            (`mlplab.augment`); ``step`` counts optimizer steps from the start of the run.
+        first_step: the run's optimizer steps before this pass (what ``augment`` is told first).
+        after_step: called after every optimizer step, in order (a max-norm constraint, a weight average).
     """
     model.train()
     step = step or resolve_engine(engine, model, loss_fn, optimizer).step(model, loss_fn, optimizer)
@@ -60,10 +67,14 @@ def train_epoch(
     device = model_device(model)
     loss_meter = AverageMeter()
     all_outputs, targets = [], []
-    for images, labels in batches:
+    for index, (images, labels) in enumerate(batches):
         if images.device != device:
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        if augment is not None:
+            images = augment(images, first_step + index)
         outputs, loss = step(images, labels)  # zero grad, forward, loss, backward, optimizer step
+        for hook in after_step:
+            hook()
         if schedule is not None:
             schedule.step_batch()
         # Kept as tensors and scored once at the end: no per-batch device sync or argmax.
@@ -122,7 +133,9 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
         test_data: Batches | None = None, loss: LossFn | None = None, optimizer: Any = None,
         scheduler: Any = None, epochs: int = 1, callbacks: Sequence[Callback] = (),
         run_dir: str | Path | Callback | None = None, resume: bool = False, engine: str | Engine = "auto",
-        classes: Sequence[str] | None = None, log_batches: bool = False) -> History:
+        classes: Sequence[str] | None = None, log_batches: bool = False,
+        augment: Callable[[Tensor, int], Tensor] | None = None, max_norm: float | None = None,
+        average: float | None = None, patience: int | None = None) -> History:
     """Train ``model`` for ``epochs`` epochs; returns the `History` (one record per epoch).
 
     Args:
@@ -153,9 +166,20 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
             or ``scratch``.
         classes: class names for per-class metrics; default the dataset's ``classes``.
         log_batches: also record every training batch's loss in ``history.batch_losses``.
+        augment: ``augment(images, step) -> images`` applied to every training batch, ``step``
+            the run's optimizer step (`mlplab.augment.Augmentation`: seeded by the run's seed and
+            the step, so a resume distorts exactly as the uninterrupted run).
+        max_norm: after every step, scale each unit's incoming weights (each row of every
+            ``nn.Linear`` weight) down to this L2 norm at most (`mlplab.training.weights.MaxNorm`).
+        average: keep an exponential moving average of the weights: a decay per step (e.g.
+            0.999), or a `mlplab.WeightAverage` of ``model`` you made (to keep hold of it:
+            ``average.module`` is the averaged model). The averaged weights are the ones
+            validated, tested and saved as the run's model; the raw ones go on training.
+        patience: stop once this many epochs pass without a better validation accuracy
+            (`mlplab.EarlyStopping`); ``history.stopped`` says when and why.
 
     After `fit` the model holds the last epoch's weights (so training can go on); the best
-    epoch's are in best.pt (`mlplab.open_run(run_dir).model()`).
+    epoch's are in best.pt (`mlplab.open_run(run_dir).model()`), the averaged ones with ``average``.
     """
     _check_arguments(model, epochs, resume, run_dir)
     loss = loss or default_loss(model)
@@ -165,8 +189,14 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
     state = FitState(model=model, optimizer=optimizer, schedule=schedule, loss=loss, engine=chosen.name,
                      epochs=epochs, train_data=train_data, device=model_device(model),
                      num_batches=len(train_data) if hasattr(train_data, "__len__") else None,  # type: ignore[arg-type]
-                     classes=list(classes) if classes is not None else _classes(train_data))
+                     classes=list(classes) if classes is not None else _classes(train_data),
+                     average=_average(model, average))
     callbacks = check_callbacks(callbacks)
+    if patience is not None:
+        from mlplab.training.callbacks import EarlyStopping
+
+        callbacks.append(EarlyStopping(patience))
+    after_step = [hook for hook in (_max_norm(model, max_norm), state.average) if hook is not None]
     if run_dir is not None:
         from mlplab.training.writer import RunWriter
 
@@ -176,7 +206,7 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
         for callback in callbacks:
             callback.on_fit_start(state)  # the writer of a resume restores the state here
         step = chosen.step(model, loss, optimizer)  # after a resume: the scratch engine views the optimizer state
-        _train_epochs(state, step, val_data, callbacks, log_batches)
+        _train_epochs(state, step, val_data, callbacks, log_batches, augment, after_step)
         if test_data is not None:
             state.metrics = final_metrics(state, test_data)
         state.history.metrics = state.metrics
@@ -189,18 +219,22 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
 
 
 def _train_epochs(state: FitState, step: Step, val_data: Batches | None, callbacks: list[Callback],
-                  log_batches: bool) -> None:
+                  log_batches: bool, augment: Callable[[Tensor, int], Tensor] | None = None,
+                  after_step: Sequence[Callable[[], None]] = ()) -> None:
     """The epoch loop: train, validate, record, let the callbacks save and report."""
     batch_hooks = [callback.on_batch_end for callback in callbacks if callback.overrides("on_batch_end")]
     for epoch in range(state.epoch + 1, state.epochs + 1):
+        if state.stop:  # a resumed run that had already stopped early
+            break
         for callback in callbacks:
             callback.on_epoch_start(state, epoch)
         started = time.perf_counter()
         lr = state.optimizer.param_groups[0]["lr"]
         set_epoch(state.train_data, epoch)
         train = train_epoch(state.model, state.train_data, state.loss, state.optimizer, state.schedule,
-                            step=step, on_batch_end=batch_hooks)
-        val = evaluate(state.model, val_data, state.loss) if val_data is not None else None
+                            step=step, on_batch_end=batch_hooks, augment=augment, first_step=state.step,
+                            after_step=after_step)
+        val = evaluate(state.eval_model, val_data, state.loss) if val_data is not None else None
         check_finite(state, epoch, train["loss"], val["loss"] if val else None)
         state.step += len(train["batch_losses"])
         record = {
@@ -218,6 +252,8 @@ def _train_epochs(state: FitState, step: Step, val_data: Batches | None, callbac
             callback.on_epoch_end(state, record)
         if state.stop:  # a callback (early stopping) asked for no more epochs
             break
+    if state.stop and state.epoch < state.epochs:
+        state.history.stopped = {"epoch": state.epoch, "reason": state.stop_reason or "a callback stopped training"}
 
 
 class TrainingDiverged(MlplabError):
@@ -252,7 +288,7 @@ def _update_best(state: FitState, record: dict[str, Any]) -> bool:
     if state.best is not None and record[metric] <= state.best["score"]:
         return False
     state.best = {"epoch": record["epoch"], "score": record[metric], "metric": metric}
-    state.best_weights = _copy_weights(state.model)
+    state.best_weights = _copy_weights(state.eval_model)
     return True
 
 
@@ -260,7 +296,7 @@ def final_metrics(state: FitState, test_data: Batches) -> dict[str, Any]:
     """Test-set metrics of the best epoch's weights (the model a run directory means), for metrics.json."""
     from mlplab.training.checkpoint import versions
 
-    model, tested = state.model, state.epoch
+    model, tested = state.eval_model, state.epoch
     if state.best is not None and state.best["epoch"] != state.epoch and state.best_weights is not None:
         current = _copy_weights(model)
         model.load_state_dict(state.best_weights)
@@ -282,6 +318,25 @@ def final_metrics(state: FitState, test_data: Batches) -> dict[str, Any]:
 def _copy_weights(model: nn.Module) -> dict[str, Tensor]:
     """A copy of the model's state dict that later training steps do not change."""
     return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+def _max_norm(model: nn.Module, max_norm: float | None) -> Callable[[], None] | None:
+    from mlplab.training.weights import MaxNorm
+
+    return MaxNorm(model, max_norm) if max_norm is not None else None
+
+
+def _average(model: nn.Module, average: Any) -> Any:
+    """A `WeightAverage` of ``model``: the one given, or one made from a decay; None for no average."""
+    from mlplab.training.weights import WeightAverage
+
+    if average is None or isinstance(average, WeightAverage):
+        if average is not None and average.model is not model:
+            raise ValueError("the WeightAverage given to fit averages another model; make it from the model fit trains")
+        return average
+    if isinstance(average, bool) or not isinstance(average, (int, float)):
+        raise TypeError(f"average must be a decay in (0, 1) or a mlplab.WeightAverage; got {type(average).__name__}")
+    return WeightAverage(model, average)
 
 
 def default_loss(model: nn.Module) -> LossFn:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -49,6 +50,7 @@ class Setup:
     schedule: Schedule
     threads: int  # CPU threads to train with (see `cpu_threads`)
     engine: Engine  # how gradients are computed (see `mlplab.engines`), resolved once
+    augment: Callable[[Tensor, int], Tensor] | None = None  # `mlplab.augment.Augmentation`, if the config asks
 
     @property
     def num_classes(self) -> int:
@@ -63,7 +65,8 @@ class Setup:
 
 def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
     """Seed, load the data onto the device, build the model, loss, batches, optimizer, schedule and engine."""
-    loss = build_loss(loss_fn or config.train.loss, config.model.output, config.train.beta)
+    loss = build_loss(loss_fn or config.train.loss, config.model.output, config.train.beta,
+                      config.train.label_smoothing)
     # A bad --engine fails before the data loads.
     engine = resolve_engine(config.train.engine, config.model, loss, config.optim.optimizer)
     device = resolve_device(_device_name(config.train.device, engine.name))
@@ -87,7 +90,18 @@ def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
         schedule=build_schedule(optimizer, config.optim, config.train.epochs, len(train_batches)),
         threads=cpu_threads(config.train.threads, config.train.batch_size, device),
         engine=engine,
+        augment=build_augmentation(config.data, data, config.train.seed),
     )
+
+
+def build_augmentation(config: Any, data: DataBundle, seed: int) -> Callable[[Tensor, int], Tensor] | None:
+    """The batch augmentation ``config.augment`` asks for (None for ``none``), drawing from ``seed`` and the step."""
+    if config.augment == "none":
+        return None
+    from mlplab.augment import Augmentation, background_value
+
+    augmentation = Augmentation(config, seed=seed, background=background_value(config, data.spec))
+    return augmentation if augmentation.active else None
 
 
 def train(config: Config, *, callbacks: Sequence[Callback] = (), loss_fn: LossFn | None = None,
@@ -122,7 +136,9 @@ def train_prepared(setup: Setup, *, callbacks: Sequence[Callback] = (), resume: 
             return fit(setup.model, setup.train_batches, val_data=setup.val_batches, test_data=setup.test_batches,
                        loss=setup.loss_fn, optimizer=setup.optimizer, scheduler=setup.schedule,
                        epochs=config.train.epochs, callbacks=callbacks, run_dir=writer, engine=setup.engine,
-                       classes=setup.data.spec.classes, log_batches=config.train.log_batches)
+                       classes=setup.data.spec.classes, log_batches=config.train.log_batches,
+                       augment=setup.augment, max_norm=config.optim.max_norm, average=config.train.ema,
+                       patience=config.train.patience)
     except TrainingDiverged as error:  # the same refusal, its advice in the command line's flags
         raise TrainingDiverged(error.epoch, error.problems, divergence_advice(config)) from None
 

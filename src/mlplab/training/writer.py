@@ -94,9 +94,12 @@ class RunWriter(Callback):
         model = state.model
         info = self.model_info or {"class": f"{type(model).__module__}.{type(model).__qualname__}",
                                    "classes": state.classes}
+        averaged = {} if state.average is None else {  # "model" holds the averaged weights: what the run means
+            "training_model": model.state_dict(), "average": state.average.state_dict()}
         return {
             "config": to_dict(self.config) if self.config is not None else None,
-            "model": model.state_dict(),
+            "model": state.eval_model.state_dict(),
+            **averaged,
             "model_info": info,
             "optimizer": state.optimizer.state_dict(),
             "schedule": state.schedule.state_dict() if state.schedule is not None else None,
@@ -115,7 +118,11 @@ class RunWriter(Callback):
         publish(self.run_dir, checkpoint)  # views a killed writer left behind, in line with last.pt
         self._check_resumable(checkpoint, path, state.epochs)
         try:
-            state.model.load_state_dict(checkpoint["model"])
+            if ("average" in checkpoint) != (state.average is not None):
+                raise ValueError("one of them averages its weights, the other not")
+            state.model.load_state_dict(checkpoint.get("training_model", checkpoint["model"]))
+            if state.average is not None:
+                state.average.load(checkpoint["model"], checkpoint["average"])
             load_optimizer_state(state.optimizer, checkpoint["optimizer"])
             if (checkpoint["schedule"] is None) != (state.schedule is None):
                 raise ValueError("one of them has a learning-rate schedule, the other none")
@@ -148,6 +155,11 @@ class RunWriter(Callback):
         fixed = schedule in FIXED_LENGTH
         finished = checkpoint.get("metrics") is not None or ("metrics" not in checkpoint
                                                              and (self.run_dir / "metrics.json").exists())
+        stopped = (checkpoint.get("history") or {}).get("stopped")
+        if finished and stopped:
+            raise MlplabError(f"{self.run_dir} already finished: it stopped after epoch {stopped['epoch']} "
+                              f"({stopped['reason']}); train a new run with another "
+                              f"{'--out' if self.config is not None else 'run_dir'}")
         if checkpoint["epoch"] > epochs or (checkpoint["epoch"] == epochs and finished):
             cli = self.config is not None  # resumed by `mlplab train --resume`: say it in flags
             more, elsewhere = ("--epochs", "another --out") if cli else ("epochs", "another run_dir")
