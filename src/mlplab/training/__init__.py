@@ -5,7 +5,7 @@ Modules, in the order a run uses them:
     loop        `fit`, `train_epoch`, `evaluate`: any model, any batches, any loss and optimizer
     callbacks   `Callback`, the interface fit calls, and the `FitState` callbacks see
     progress    `ProgressBar`, the callback that shows training as it goes
-    writer      `RunWriter`, the callback that writes a run directory and resumes it
+    writer      `RunWriter`, the callback that writes a run directory and resumes it; `write_trained_run`
     rundir      the run directory's files, lock and crash-consistency protocol
     checkpoint  self-describing, checksummed checkpoints
     history     per-epoch records as JSON/CSV
