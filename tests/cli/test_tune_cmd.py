@@ -17,8 +17,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -26,70 +24,7 @@ from mlplab.cli.main import main
 
 optuna = pytest.importorskip("optuna", reason='the tune extra is not installed: pip install -e ".[dev]"')
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
-SPACE = """\
-[lr]
-low = 0.01
-high = 0.5
-log = true
-
-[hidden]
-choices = ["16", "8,8"]
-"""
-
-
-def tune_args(study: str, trials: int, folder: Path, mnist_dir: Path, storage: str | None = None) -> list[str]:
-    """The command line of one worker: tiny trials, heartbeats every second."""
-    space = folder / "space.toml"
-    if not space.exists():
-        space.write_text(SPACE)
-    args = ["tune", "--study", study, "--trials", str(trials), "--space", str(space), "--epochs", "2",
-            "--batch-size", "512", "--val-size", "50000", "--threads", "1", "--device", "cpu",
-            "--data-dir", str(mnist_dir), "--no-download", "--heartbeat", "1"]
-    return args + (["--storage", storage] if storage else [])
-
-
-def start_worker(args: list[str], out: Path) -> subprocess.Popen:
-    """``python -m mlplab ARGS`` writing its study folder ``out``; its lines come on stdout."""
-    return subprocess.Popen([sys.executable, "-m", "mlplab", *args, "--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": SRC})
-
-
-def finish(worker: subprocess.Popen) -> str:
-    """Wait for a worker; its output, which must end in success."""
-    out, err = worker.communicate(timeout=300)
-    assert worker.returncode == 0, out + err
-    assert "Traceback" not in err, err
-    return out
-
-
-def trials_of(study: str, storage: str) -> list:
-    return optuna.load_study(study_name=study, storage=_driver(storage)).get_trials()
-
-
-def _driver(url: str) -> str:
-    from mlplab.tune.storage import with_driver
-
-    return with_driver(url)
-
-
-def check_study(trials: list, budget: int, killed: set[int] = frozenset()) -> None:
-    """Exactly ``budget`` finished trials; the only failures are the killed ones (or places found taken),
-    each killed trial run again exactly once with its settings; nothing left running or queued."""
-    states = Counter(trial.state.name for trial in trials)
-    assert states["COMPLETE"] + states["PRUNED"] == budget, states
-    assert states["RUNNING"] == states["WAITING"] == 0, states
-    assert sorted(trial.number for trial in trials) == list(range(len(trials)))
-    failed = {trial.number for trial in trials if trial.state.name == "FAIL" and not trial.user_attrs.get("surplus")}
-    assert failed == set(killed)
-    for number in killed:
-        retries = [trial for trial in trials if trial.system_attrs.get("failed_trial") == number]
-        assert len(retries) == 1 and retries[0].state.name in ("COMPLETE", "PRUNED")
-        assert retries[0].params == trials[number].params
-
-
-def best_line(output: str) -> str:
-    return next(line for line in output.splitlines() if line.startswith("best: trial "))
+from tune_helpers import SRC, best_line, check_study, finish, start_worker, trials_of, tune_args, with_driver  # noqa: E402
 
 
 # --- two workers, one SQLite file -----------------------------------------------------------
@@ -180,7 +115,7 @@ def test_two_workers_share_a_study_on_postgresql(tmp_path, mnist_dir):
         assert best_line(outputs[0]) == best_line(outputs[1])
         assert all((tmp_path / name / "best.toml").exists() for name in ("a", "b"))
     finally:
-        optuna.delete_study(study_name=study, storage=_driver(url))
+        optuna.delete_study(study_name=study, storage=with_driver(url))
 
 
 # --- one-line errors --------------------------------------------------------------------------

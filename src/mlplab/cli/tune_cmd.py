@@ -46,6 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     study.add_argument("--heartbeat", type=int, default=10, metavar="SECONDS",
                        help="a running trial's heartbeat; one silent for 3 heartbeats is run again "
                             "(every worker of a study takes the same) (default: 10)")
+    study.add_argument("--batch", type=int, default=1, metavar="K",
+                       help="trains up to K trials at once: trials that can share a vectorised program (the same "
+                            "network shape, loss, optimizer, batch size and epochs, as mlplab sweep takes) train "
+                            "together as one batched program, the others one by one (default: 1)")
     study.add_argument("--print-space", action="store_true", help="print the search space as TOML and exit")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="start the base config from a lab's recipe")
     parser.add_argument("--config", metavar="FILE.toml", help="read the base config from a TOML file")
@@ -73,7 +77,7 @@ def execute(args: argparse.Namespace) -> int:
     from mlplab.tune.study import TuneConfig, tune
 
     settings = TuneConfig(study=args.study, trials=args.trials, storage=args.storage, out=args.study_dir,
-                          space=args.space, pruner=args.pruner, heartbeat=args.heartbeat)
+                          space=args.space, pruner=args.pruner, heartbeat=args.heartbeat, batch=args.batch)
     check_run_dir(settings.study_dir)
     if config.train.threads is not None:
         from mlplab.training.device import check_threads

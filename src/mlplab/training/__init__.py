@@ -6,7 +6,7 @@ Modules, in the order a run uses them:
     callbacks   `Callback`, the interface fit calls, the `FitState` callbacks see, `EarlyStopping`
     weights     after every step: `MaxNorm`, and `WeightAverage` (an EMA of the weights)
     progress    `ProgressBar`, the callback that shows training as it goes
-    writer      `RunWriter`, the callback that writes a run directory and resumes it
+    writer      `RunWriter`, the callback that writes a run directory and resumes it; `write_trained_run`
     rundir      the run directory's files, lock and crash-consistency protocol
     checkpoint  self-describing, checksummed checkpoints
     history     per-epoch records as JSON/CSV

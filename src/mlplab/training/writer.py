@@ -3,6 +3,10 @@
 It follows the protocol of `mlplab.training.rundir` (last.pt decides; best.pt, the history
 files and metrics.json are its views) and holds the run directory's lock from the start of
 training until `close`, so no second process trains in the same folder.
+
+`write_trained_run` writes the same files, through the same checkpoint record
+(`checkpoint_record`) and `publish`, for a run trained outside `fit`: a member of a vectorised
+sweep (``mlplab tune --batch``).
 """
 
 from __future__ import annotations
@@ -94,22 +98,15 @@ class RunWriter(Callback):
         model = state.model
         info = self.model_info or {"class": f"{type(model).__module__}.{type(model).__qualname__}",
                                    "classes": state.classes}
-        averaged = {} if state.average is None else {  # "model" holds the averaged weights: what the run means
-            "training_model": model.state_dict(), "average": state.average.state_dict()}
-        return {
-            "config": to_dict(self.config) if self.config is not None else None,
-            "model": state.eval_model.state_dict(),
-            **averaged,
-            "model_info": info,
-            "optimizer": state.optimizer.state_dict(),
-            "schedule": state.schedule.state_dict() if state.schedule is not None else None,
-            "epoch": state.epoch,
-            "step": state.step,
-            "best": state.best,
-            "history": state.history.to_dict(),
-            "metrics": state.metrics,  # the test metrics once the run is finished, else None
-            **(self._epoch_end or _position(state)),
-        }
+        record = checkpoint_record(
+            config=self.config, model=state.eval_model.state_dict(), model_info=info,
+            optimizer=state.optimizer.state_dict(),
+            schedule=state.schedule.state_dict() if state.schedule is not None else None, epoch=state.epoch,
+            step=state.step, best=state.best, history=state.history, metrics=state.metrics,
+            position=self._epoch_end or _position(state))
+        if state.average is not None:  # "model" holds the averaged weights: what the run means
+            record.update(training_model=model.state_dict(), average=state.average.state_dict())
+        return record
 
     def _restore(self, state: FitState) -> None:
         """Load last.pt into the freshly built objects; refuse a checkpoint that does not match them."""
@@ -151,6 +148,10 @@ class RunWriter(Callback):
                               f"resume it {how}")
         if saved is not None and self.config is not None:
             _check_same_config(saved, self.config, path)
+        if checkpoint["optimizer"] is None:
+            raise MlplabError(f"{path} cannot be resumed: it was trained outside mlplab train (by the vectorised "
+                              "trainer), which keeps no optimizer state; train it again with "
+                              f"`mlplab train --config {self.run_dir / 'config.toml'}` and another --out")
         schedule = (checkpoint["schedule"] or {}).get("name")
         fixed = schedule in FIXED_LENGTH
         finished = checkpoint.get("metrics") is not None or ("metrics" not in checkpoint
@@ -211,3 +212,67 @@ def restore_data_order(data: Any, order: dict[str, Any]) -> None:
     generator = _generator(data)
     if generator is not None and order.get("generator") is not None:
         generator.set_state(order["generator"])
+
+
+def checkpoint_record(*, config: Config | None, model: dict[str, Any], model_info: dict[str, Any],
+                      optimizer: dict[str, Any] | None, schedule: dict[str, Any] | None, epoch: int, step: int,
+                      best: dict[str, Any] | None, history: History, metrics: dict[str, Any] | None,
+                      position: dict[str, Any] | None) -> dict[str, Any]:
+    """The dict last.pt and best.pt hold (`save_checkpoint` adds format, schema, versions and checksum).
+
+    Args:
+        config: the run's config (None for a model `fit` trained but mlplab did not build).
+        model: the network's state dict; ``model_info``: what rebuilding it needs besides the config.
+        optimizer, schedule: their state dicts; None for a run trained outside `fit` (it cannot be resumed).
+        epoch, step: epochs and optimizer steps done; ``best``: ``{"epoch", "score", "metric"}`` so far.
+        history: the epochs so far; ``metrics``: the test metrics once the run is finished, else None.
+        position: ``{"rng", "data_order"}``, where the run's randomness stands (None: not known).
+    """
+    return {
+        "config": to_dict(config) if config is not None else None,
+        "model": model,
+        "model_info": model_info,
+        "optimizer": optimizer,
+        "schedule": schedule,
+        "epoch": epoch,
+        "step": step,
+        "best": best,
+        "history": history.to_dict(),
+        "metrics": metrics,
+        **(position or {"rng": None, "data_order": None}),
+    }
+
+
+def write_trained_run(run_dir: str | Path, *, config: Config, model_info: dict[str, Any], last_model: torch.nn.Module,
+                      best_model: torch.nn.Module, history: History, best: dict[str, Any]) -> None:
+    """Write the run directory of a run trained outside `fit` (a vectorised sweep member), as `RunWriter` would have.
+
+    The folder gets config.toml/json, last.pt (the last epoch, with the test metrics
+    ``history.metrics`` when they were measured), best.pt (the best epoch's weights and the
+    history up to it), history.json/csv and metrics.json, through the same checkpoint record
+    and `publish` as a trained run, under its lock, every file atomically. `mlplab.run.Run`,
+    ``mlplab eval``, ``plot`` and ``export`` read it like any run; it records no optimizer state,
+    so ``mlplab train --resume`` refuses it.
+
+    Args:
+        run_dir: a folder holding no run yet (created if missing).
+        config: the run's config; ``model_info``: ``in_features``, ``num_classes``, ``classes``, ``output``.
+        last_model, best_model: the network after the last epoch, and at the best epoch.
+        history: one record per epoch (``step`` in each), ``metrics`` the best epoch's test metrics or None.
+        best: ``{"epoch", "score", "metric"}``, the epoch best.pt holds.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with locked(run_dir):
+        check_fresh(run_dir)
+        write_config(run_dir, config)
+
+        def record(model: torch.nn.Module, epochs: list[dict[str, Any]], metrics: dict[str, Any] | None):
+            return checkpoint_record(config=config, model=model.state_dict(), model_info=model_info, optimizer=None,
+                                     schedule=None, epoch=epochs[-1]["epoch"], step=epochs[-1]["step"], best=best,
+                                     history=History(epochs=epochs), metrics=metrics, position=None)
+
+        save_checkpoint(run_dir / NEXT_BEST, record(best_model, history.epochs[:best["epoch"]], None))
+        last = record(last_model, history.epochs, history.metrics)
+        save_checkpoint(run_dir / "last.pt", last)
+        publish(run_dir, last, staged_epoch=best["epoch"])

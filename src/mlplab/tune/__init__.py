@@ -6,6 +6,7 @@ Needs the ``tune`` extra (``pip install "mlplab[tune]"``: Optuna and a PostgreSQ
     space      `Space`, `parse_space`, `load_space`, `default_space`: what a study samples (TOML)
     objective  `Objective`: one trial trains a config with `mlplab.train`, reports every epoch, is pruned
     storage    `open_storage`: the study's database (SQLite or PostgreSQL) with heartbeats and retries
+    batch      `BatchRunner`: ``--batch K``, trials that share a vectorised program train together
     study      `TuneConfig`, `tune`, `TuneResult`: one worker of a study shared by any number
 
 A study from a notebook::
@@ -27,15 +28,17 @@ _EXPORTS = {
     "Space": "space", "Dimension": "space", "parse_space": "space", "load_space": "space",
     "default_space": "space", "DEFAULT_SPACE": "space",
     "Objective": "objective", "PruningReporter": "objective", "trial_config": "objective",
-    "open_storage": "storage", "default_storage": "storage",
+    "open_storage": "storage", "default_storage": "storage", "Heartbeats": "storage",
+    "BatchRunner": "batch",
     "TuneConfig": "study", "TuneResult": "study", "tune": "study", "build_pruner": "study",
 }
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
+    from mlplab.tune.batch import BatchRunner
     from mlplab.tune.objective import Objective, PruningReporter, trial_config
     from mlplab.tune.space import DEFAULT_SPACE, Dimension, Space, default_space, load_space, parse_space
-    from mlplab.tune.storage import default_storage, open_storage
+    from mlplab.tune.storage import Heartbeats, default_storage, open_storage
     from mlplab.tune.study import TuneConfig, TuneResult, build_pruner, tune
 
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS, globals(), __all__)

@@ -100,28 +100,43 @@ class Objective:
     say: Callable[[str], None] | None = None
 
     def __call__(self, trial: Any) -> float:
+        claim_place(trial, self.budget)
+        try:
+            config = self.start(trial)
+            return self.fit(trial, config)
+        except KeyboardInterrupt:
+            requeue(trial.study, trial)  # the settings run again when a worker next starts
+            self._say(f"trial {trial.number} interrupted: its settings are queued to run again")
+            raise
+
+    def start(self, trial: Any, how: str = "") -> Config:
+        """Mark ``trial`` (its place claimed) as this worker's, sample its settings, and return the config it trains.
+
+        ``how``: said after the sampled settings on the "started" line (e.g. that it trains with others).
+        """
+        trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")  # started: its heartbeat counts
+        params = self.space.sample(trial)
+        run_dir = trial_dir(self.study_dir, trial.number)
+        trial.set_user_attr("run_dir", str(run_dir.resolve()))
+        self._say(f"trial {trial.number} started: {describe(params)}{how}")
+        return trial_config(self.base, self.space, params, run_dir)
+
+    def fit(self, trial: Any, config: Config) -> float:
+        """Train ``config`` (from `start`) with `mlplab.train`, reporting every epoch; the best epoch's val accuracy.
+
+        Raises ``optuna.TrialPruned`` when the pruner stops it or it diverges (user attribute ``diverged``).
+        """
         from optuna import TrialPruned
 
         from mlplab.training.loop import TrainingDiverged
         from mlplab.training.runner import train
 
-        claim_place(trial, self.budget)
-        trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")  # started: its heartbeat counts
+        reporter = PruningReporter(trial)
         try:
-            params = self.space.sample(trial)
-            run_dir = trial_dir(self.study_dir, trial.number)
-            config = trial_config(self.base, self.space, params, run_dir)
-            trial.set_user_attr("run_dir", str(run_dir.resolve()))
-            self._say(f"trial {trial.number} started: {describe(params)}")
-            reporter = PruningReporter(trial)
             history = train(config, callbacks=[reporter])
         except TrainingDiverged as error:
             trial.set_user_attr("diverged", error.epoch)
             raise TrialPruned(f"diverged in epoch {error.epoch}") from None
-        except KeyboardInterrupt:
-            requeue(trial.study, trial)  # the settings run again when a worker next starts
-            self._say(f"trial {trial.number} interrupted: its settings are queued to run again")
-            raise
         if reporter.pruned_epoch is not None:
             raise TrialPruned(f"pruned after epoch {reporter.pruned_epoch}")
         best = history.best_epoch()  # the epoch best.pt holds (the earliest of equals)

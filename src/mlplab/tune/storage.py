@@ -10,12 +10,16 @@ once (`RETRIES`), as a new trial, so no trial is lost and none is counted twice.
 
 Every worker of a study must use the same heartbeat: a shorter one would take a slower
 worker's live trials for dead. `mlplab.tune.study` records it in the study and checks it.
+
+``study.optimize`` beats for its one trial; a worker that trains several trials at once
+(``--batch``, `mlplab.tune.batch`) beats for all of them with `Heartbeats`.
 """
 
 from __future__ import annotations
 
 import random
 import re
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -114,3 +118,52 @@ def storage_error(url: str, error: BaseException) -> MlplabError:
     reason = one_line(getattr(error, "orig", None) or error)
     return MlplabError(f"cannot use the study storage {shown_url(url)}: {reason}; check that the database "
                        "server is running and the URL is right (finished trials are kept there)")
+
+
+class Heartbeats:
+    """Record the heartbeat of every trial of a batch from one thread, as ``study.optimize`` does for its one.
+
+    Used as a context manager: entering records each trial's first heartbeat at once (so from
+    then on a killed worker's trials age and are taken over), a thread records them every
+    interval after that, `finish` drops a trial once it is told, and leaving stops the thread.
+
+    Args:
+        storage: the study's storage (an Optuna ``BaseHeartbeat``: `open_storage`'s `RDBStorage`).
+        study_name: the study's name; ``numbers``: the trials' numbers.
+    """
+
+    def __init__(self, storage: Any, study_name: str, numbers: list[int]) -> None:
+        study_id = storage.get_study_id_from_name(study_name)
+        self.storage = storage
+        self.interval = storage.get_heartbeat_interval()  # seconds; None: heartbeats are off
+        self.trials = {number: storage.get_trial_id_from_study_id_trial_number(study_id, number)
+                       for number in numbers}
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="mlplab-heartbeats", daemon=True)
+
+    def __enter__(self) -> "Heartbeats":
+        if self.interval is not None:
+            self._record()
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stopped.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+    def finish(self, number: int) -> None:
+        """Stop beating for trial ``number`` (it has been told COMPLETE, PRUNED or FAIL)."""
+        with self.lock:
+            self.trials.pop(number, None)
+
+    def _record(self) -> None:
+        with self.lock:
+            trial_ids = list(self.trials.values())
+        for trial_id in trial_ids:
+            self.storage.record_heartbeat(trial_id)
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(timeout=self.interval):
+            self._record()

@@ -8,6 +8,10 @@ trials it waits, and takes over any whose worker dies (its heartbeat stops: see
 PRUNED), so each worker ends by reporting the same best trial. A study that is killed and
 started again goes on where it was; one started again with a larger ``trials`` grows.
 
+With ``batch`` > 1 a worker takes up to that many trials at once and trains those that can
+share a vectorised program together (`mlplab.tune.batch`); places, heartbeats and take-overs
+work as for one trial.
+
 The study folder (``--out``, default ``runs/tune-<study>``) holds the SQLite file (when the
 storage is the default), ``trials/NNNN`` (each trial's run directory) and ``best.toml``, the
 best trial's config, written atomically after every trial that improves on it and at the
@@ -36,6 +40,7 @@ from mlplab.choices import PRUNERS
 from mlplab.config import Config, apply_overrides, to_dict, to_toml
 from mlplab.errors import MlplabError, check_choice
 from mlplab.files import atomic_write_text
+from mlplab.tune.batch import BatchRunner
 from mlplab.tune.objective import SURPLUS, WORKER, Objective, SurplusTrial, describe, requeue, trial_config
 from mlplab.tune.space import Space, default_space, load_space
 from mlplab.tune.storage import (GRACE_HEARTBEATS, default_storage, is_storage_error, open_storage, require_optuna,
@@ -60,6 +65,8 @@ class TuneConfig:
         space: a search space TOML file (`mlplab.tune.space`); default `mlplab.tune.space.DEFAULT_SPACE`.
         pruner: median or hyperband (`build_pruner`).
         heartbeat: seconds between a running trial's heartbeats; one silent for three is taken for dead.
+        batch: trials this worker takes at once; those that can share a vectorised program train
+            together (`mlplab.tune.batch`); 1 trains one trial at a time. Workers of a study may differ in it.
     """
 
     study: str
@@ -69,6 +76,7 @@ class TuneConfig:
     space: str | None = None
     pruner: str = "median"
     heartbeat: int = 10
+    batch: int = 1
 
     @property
     def study_dir(self) -> Path:
@@ -128,7 +136,7 @@ def tune(config: Config, settings: TuneConfig, *, space: Space | None = None, pr
         finished = count_states(study)
         say(f"study {settings.study}: {finished['finished']} of {settings.trials} trials finished; "
             f"storage {shown_url(url)}; trials in {settings.study_dir}")
-        worker = Worker(study, base, space, settings, say)
+        worker = Worker(study, base, space, settings, say, storage=storage)
         worker.run()
         return worker.result()
     except Exception as error:
@@ -145,6 +153,8 @@ def check_settings(settings: TuneConfig) -> None:
         raise MlplabError(f"--trials must be a whole number >= 1; got {settings.trials!r}")
     if isinstance(settings.heartbeat, bool) or not isinstance(settings.heartbeat, int) or settings.heartbeat < 1:
         raise MlplabError(f"--heartbeat must be a whole number of seconds >= 1; got {settings.heartbeat!r}")
+    if isinstance(settings.batch, bool) or not isinstance(settings.batch, int) or settings.batch < 1:
+        raise MlplabError(f"--batch must be a whole number >= 1; got {settings.batch!r}")
     check_choice("pruner", settings.pruner, PRUNERS)
 
 
@@ -224,7 +234,7 @@ class Worker:
     """One worker's loop over a study (see the module docstring); `tune` builds and runs it."""
 
     def __init__(self, study: Any, base: Config, space: Space, settings: TuneConfig,
-                 say: Callable[[str], None]) -> None:
+                 say: Callable[[str], None], storage: Any = None) -> None:
         self.study, self.base, self.space, self.settings, self.say = study, base, space, settings, say
         self.budget = settings.trials
         self.best_path = settings.study_dir / "best.toml"
@@ -232,6 +242,8 @@ class Worker:
         self.unstarted: dict[int, float] = {}  # running trials not started, by number: when first seen so
         trial_base = apply_overrides(base, {"progress": False})  # trials print through `say`, not a bar
         self.objective = Objective(trial_base, space, settings.study_dir, self.budget, say=say)
+        self.batch = (BatchRunner(study, storage, self.objective, settings.batch, self.finished, say)
+                      if settings.batch > 1 else None)  # None: one trial at a time, through study.optimize
 
     def run(self) -> None:
         """Run trials while places are left; wait while other workers hold the rest; return when the study is done."""
@@ -261,7 +273,10 @@ class Worker:
                     break
                 if counts["finished"] + counts["RUNNING"] < self.budget:
                     waiting = False
-                    self.study.optimize(self.objective, callbacks=callbacks, catch=(SurplusTrial,))
+                    if self.batch is None:
+                        self.study.optimize(self.objective, callbacks=callbacks, catch=(SurplusTrial,))
+                    else:
+                        self.batch.run(self.budget - counts["finished"] - counts["RUNNING"])
                     continue
             self.fail_unstarted()
             if not waiting:
