@@ -53,7 +53,7 @@ def test_bad_values_are_one_line_errors(overrides, fragment):
 
 
 def test_unknown_preset_lists_choices():
-    with pytest.raises(MlplabError, match="choose one of: lab, logistic"):
+    with pytest.raises(MlplabError, match="choose one of: best, fast, lab, logistic"):
         from_preset("lab2")
 
 
@@ -85,11 +85,17 @@ def test_switching_the_optimizer_drops_inherited_settings_it_cannot_take():
 
 def test_presets_do_not_depend_on_the_defaults():
     """Each lab recipe states its optimizer, schedule, batch and epochs: the default recipe's
-    Nesterov momentum and one-cycle schedule never leak into a lab."""
-    for name in PRESETS:
+    Nesterov momentum and one-cycle schedule never leak into a lab. mlplab's own recipes (fast,
+    best) state every setting they rely on, so they too stay what they are if the defaults change."""
+    own = {"fast", "best"}
+    for name in set(PRESETS) - own:
         config = from_preset(name)
         assert config.optim.scheduler == "none" and config.optim.nesterov is False, name
         assert config.train.batch_size == 64 and config.model.hidden != Config().model.hidden, name
+    relied_on = ("hidden", "optimizer", "lr", "momentum", "nesterov", "scheduler", "batch_size", "epochs", "loss",
+                 "label_smoothing", "augment", "val_split", "val_size")
+    for name in own:
+        assert set(relied_on) <= set(PRESETS[name]), name
 
 
 def test_every_number_field_states_its_bounds_and_its_default_meets_them():

@@ -208,6 +208,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     "seq": {**_LAB, "hidden": (64, 64), "momentum": 0.9},
     # Logistic regression 784-10 as in "What is torch.nn really?": lr 0.5, batch 64, 2 epochs.
     "logistic": {**_LAB, "hidden": (), "lr": 0.5, "epochs": 2, "normalize": "unit"},
+    # mlplab's own recipes, each stating every setting it relies on (README "Recipes: fast and best"):
+    # 98% on MNIST in about 2 s of training on 2 CPU cores: one wide layer, two epochs, a one-cycle
+    # schedule to a high rate, label smoothing.
+    "fast": dict(hidden=(512,), activation="relu", optimizer="sgd", lr=0.3, momentum=0.9, nesterov=True,
+                 weight_decay=0.0, scheduler="onecycle", batch_size=256, epochs=2, loss="cross_entropy",
+                 label_smoothing=0.1, augment="none", val_split="last", val_size=10_000),
+    # As good as a plain MLP gets in 15 minutes on 2 CPU cores: two layers of 1024, affine and elastic
+    # distortions of every batch, label smoothing, a moving average of the weights, 60 epochs.
+    "best": dict(hidden=(1024, 1024), activation="relu", optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,
+                 weight_decay=0.0, scheduler="onecycle", batch_size=128, epochs=60, loss="cross_entropy",
+                 label_smoothing=0.1, augment="both", ema=0.999, val_split="last", val_size=5_000),
 }
 
 

@@ -1,7 +1,7 @@
 """Learning tests: mlplab's default recipe and each lab preset, trained on the real MNIST
 copy for their epochs, reach a stated test accuracy. The thresholds sit about a point under
 what they reach here (default 98.3%, lab 94.6%, twolayer 95.7%, tutorial 97.1%, seq 96.7%,
-logistic 91.4%)."""
+logistic 91.4%). The `best` preset trains for about 15 minutes: its test is a soak (``--soak``)."""
 
 import json
 
@@ -9,7 +9,8 @@ import pytest
 
 from mlplab.training import train
 
-THRESHOLDS = {"lab": 0.93, "twolayer": 0.94, "tutorial": 0.96, "seq": 0.95, "logistic": 0.90}
+THRESHOLDS = {"lab": 0.93, "twolayer": 0.94, "tutorial": 0.96, "seq": 0.95, "logistic": 0.90,
+              "fast": 0.975}  # fast reaches 98.2% here; the issue asks its test to hold 97.5% on a slow machine
 
 
 @pytest.mark.learning
@@ -42,3 +43,13 @@ def test_quadratic_and_ccql_losses_learn(make_config):
                              out=str(make_config().train.out) + f"-{loss}")
         metrics = json.loads((train(config).run_dir / "metrics.json").read_text())
         assert metrics["test_accuracy"] >= 0.85, f"{loss}: {metrics['test_accuracy']:.4f}"
+
+
+@pytest.mark.learning
+@pytest.mark.soak
+def test_the_best_preset_reaches_99_3_percent(make_config):
+    """The `best` recipe, whole (about 15 minutes on 2 CPU cores): a plain MLP at or above 99.3%."""
+    config = make_config("best")
+    assert config.data.augment == "both" and config.train.ema is not None
+    history = train(config)
+    assert history.metrics["test_accuracy"] >= 0.993, f"best: {history.metrics['test_accuracy']:.4f}"

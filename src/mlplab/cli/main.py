@@ -37,9 +37,10 @@ def build_parser() -> Parser:
 
 
 # What `mlplab presets` lists of each recipe, in this order; switched-off settings are left out.
-_RECIPE_FIELDS = ("hidden", "optimizer", "lr", "momentum", "nesterov", "scheduler", "batch_size", "epochs",
-                  "output", "loss", "normalize")
-_OFF = (False, 0.0, "none")
+_RECIPE_FIELDS = ("hidden", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "scheduler", "batch_size",
+                  "epochs", "output", "loss", "label_smoothing", "normalize", "val_size", "augment", "ema", "max_norm",
+                  "patience")
+_OFF = (False, 0.0, "none", None)
 
 
 def _list_presets(args: argparse.Namespace) -> int:
@@ -49,9 +50,16 @@ def _list_presets(args: argparse.Namespace) -> int:
     for name, config in [("(default)", Config()), *((n, from_preset(n)) for n in sorted(PRESETS))]:
         values = {field: getattr(getattr(config, owner[field]), field) for field in _RECIPE_FIELDS}
         shown = [f"{field}={_show(values[field])}" for field in _RECIPE_FIELDS
-                 if field == "hidden" or values[field] not in _OFF]
+                 if field == "hidden" or (values[field] not in _OFF and not _default_split(field, values[field]))]
         print(f"{name:<9} " + " ".join(shown))
     return 0
+
+
+def _default_split(field: str, value: object) -> bool:
+    """The default validation size goes unsaid: it is the same for every recipe but one."""
+    from mlplab.config import DataConfig
+
+    return field == "val_size" and value == DataConfig.val_size
 
 
 def _show(value: object) -> str:
