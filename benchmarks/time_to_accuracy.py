@@ -32,7 +32,6 @@ Target (issue 16): ``fast`` reaches 98% in at least 5x less time than the Keras 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import tempfile
