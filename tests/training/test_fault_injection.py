@@ -26,8 +26,11 @@ from mlplab.training.rundir import NEXT_BEST, repair_run_dir
 pytestmark = pytest.mark.faults
 
 EPOCHS = 3
+# The batches distorted, the weights averaged and capped: what a killed run resumes includes the
+# average's state, and the distortions come from the seed and the step.
 TRAIN = ["train", "--hidden", "8", "--batch-size", "2000", "--epochs", str(EPOCHS), "--scheduler", "none",
-         "--lr", "0.05", "--log-batches", "--device", "cpu", "--no-progress"]
+         "--lr", "0.05", "--log-batches", "--device", "cpu", "--no-progress", "--augment", "both", "--ema", "0.9",
+         "--max-norm", "3", "--label-smoothing", "0.1"]
 
 # (point, occurrence): every write of an epoch, in the order they happen. Epoch e writes
 # .best-next.pt (on a new best), last.pt (the commit), then publishes best.pt, history.csv,
