@@ -1,10 +1,11 @@
-"""Helpers shared by tests of the optimizers and engines."""
+"""Helpers shared by tests of the optimizers, engines and training loop."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mlplab.config import OptimConfig
+from mlplab.training.callbacks import Callback
 
 # PyTorch's own optimizer defaults (no momentum, no schedule), not mlplab's training recipe:
 # tests of an optimizer state every setting they exercise on top of these.
@@ -14,3 +15,14 @@ PLAIN = dict(optimizer="sgd", lr=0.01, momentum=0.0, nesterov=False, scheduler="
 def plain_optim(**settings: Any) -> OptimConfig:
     """An `OptimConfig` from PyTorch's plain defaults with ``settings`` on top."""
     return OptimConfig(**{**PLAIN, **settings})
+
+
+class StopAfter(Callback):
+    """A callback that interrupts training like Ctrl-C once epoch ``epoch`` is saved."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, state: Any, record: dict[str, Any]) -> None:
+        if record["epoch"] == self.epoch:
+            raise KeyboardInterrupt

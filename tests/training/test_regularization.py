@@ -13,7 +13,8 @@ from mlplab.engines.manual import ManualStep
 from mlplab.errors import MlplabError
 from mlplab.losses import build_loss
 from mlplab.models import build_model
-from mlplab.training import Callback, History, load_checkpoint, train
+from helpers import StopAfter
+from mlplab.training import History, load_checkpoint, train
 from mlplab.training.callbacks import EarlyStopping, FitState
 from mlplab.training.loop import _update_best
 from mlplab.training.weights import MaxNorm, WeightAverage
@@ -96,15 +97,6 @@ def test_early_stopping_stops_at_the_right_epoch_on_a_scripted_history():
     assert _scripted(history[:3], 1, epochs=3)[0] is None  # the last epoch ends training anyway: no "stop"
     with pytest.raises(ValueError, match="patience must be a whole number >= 1"):
         EarlyStopping(0)
-
-
-class StopAfter(Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, state, record):
-        if record["epoch"] == self.epoch:
-            raise KeyboardInterrupt
 
 
 def test_an_early_stopped_run_records_why_and_a_killed_one_resumes_to_the_same_end(make_config, tmp_path):

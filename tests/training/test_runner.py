@@ -8,6 +8,7 @@ import torch
 
 from mlplab.errors import MlplabError
 from mlplab.run import load_model
+from helpers import StopAfter
 from mlplab.training import Callback, History, load_checkpoint, train
 
 
@@ -52,17 +53,6 @@ def test_other_seed_differs(make_config, tmp_path):
     first = train(make_config(epochs=1, out=str(tmp_path / "a")))
     second = train(make_config(epochs=1, seed=1, out=str(tmp_path / "b")))
     assert _without_seconds(first) != _without_seconds(second)
-
-
-class StopAfter(Callback):
-    """A callback that interrupts training like Ctrl-C once an epoch is saved."""
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, state, record):
-        if record["epoch"] == self.epoch:
-            raise KeyboardInterrupt
 
 
 @pytest.mark.parametrize("overrides", [
