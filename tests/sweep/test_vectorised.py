@@ -266,7 +266,7 @@ def test_members_of_other_shapes_activations_and_losses_train_as_programs_and_eq
     plan = plan_sweep(configs, calibrate=False)
     assert len(plan.programs) == 4 and plan.groups == [[0, 1], [2, 3], [4, 5], [6, 7]]
     assert plan.programs[1].name.startswith("mnist 784-64-64-10 relu, cross_entropy, sgd, batch 64")
-    assert "8 members in 4 groups of 4 programs" in plan.describe()
+    assert "8 members in 4 programs (4 groups)" in plan.describe()
     assert plan.member_total == plan.programs[1].member_total > plan.programs[0].member_total
     epochs = []
     result = train_vectorised(configs, plan=plan, on_epoch_end=[lambda report: epochs.append(report.members)])

@@ -164,8 +164,9 @@ class SweepPlan:
 
     def describe(self) -> str:
         """The plan in a few lines, for a person deciding whether to run it."""
-        lines = [f"{self.members} members in {_count(len(self.groups), 'group')}"
-                 + (f" of {_count(len(self.programs), 'program')}" if len(self.programs) > 1 else "")
+        groups = _count(len(self.groups), "group")
+        lines = [f"{self.members} members in "
+                 + (f"{_count(len(self.programs), 'program')} ({groups})" if len(self.programs) > 1 else groups)
                  + f"; memory budget {self.budget_bytes / MiB:.0f} MiB ({self.budget_source}); the data: "
                  f"{self.shared_bytes / MiB:.0f} MiB, held once"]
         for program in self.programs:
