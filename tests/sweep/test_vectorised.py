@@ -298,3 +298,20 @@ def test_a_hook_can_halt_a_member_and_the_others_go_on_untouched(make_config):
         assert halted[k].halted is None and torch.equal(halted[k].weights, plain[k].weights)
     with pytest.raises(ValueError, match="member 7 is not in this group"):
         train_vectorised(configs[:1], on_epoch_end=[lambda report: report.halt(7)])
+
+
+@pytest.mark.parametrize("loss,output", [("cross_entropy", "logits"), ("nll", "log_softmax")])
+def test_label_smoothed_members_equal_their_runs(make_config, loss, output):
+    """The fast recipe's label smoothing: the same target q = (1 - e) e_y + e / C as the manual engine."""
+    configs = [make_config("fast", **{**SMALL, "epochs": 1, "seed": seed, "lr": lr, "loss": loss, "output": output,
+                                      "batch_size": 128})
+               for seed, lr in ((0, 0.3), (1, 0.1))]
+    assert configs[0].train.label_smoothing == 0.1
+    result = train_vectorised(configs)
+    for member, config in zip(result.members, configs):
+        history, weights = single_run(config)
+        assert_member_equals_run(member, history, weights, FLOAT32_TOLERANCE,
+                                 kernel_tail_width(torch.float32) is not None)
+    float64 = train_vectorised(configs[:1], dtype=torch.float64)
+    history, weights = single_run(configs[0], torch.float64)
+    assert_member_equals_run(float64[0], history, weights, FLOAT64_TOLERANCE, False)

@@ -50,14 +50,16 @@ class BatchedStep:
     Args:
         model: the stacked parameters (read through their current views at every call).
         activation: one of `mlplab.choices.ACTIVATIONS`.
-        loss: one of `mlplab.choices.LOSSES`, with ``beta`` for ccql.
+        loss: one of `mlplab.choices.LOSSES`, with ``beta`` for ccql and ``label_smoothing`` for
+            cross_entropy and nll (as `mlplab.losses.build_loss` takes them).
         per_seed: m, the members per seed: consecutive runs of m members share their images.
     """
 
-    def __init__(self, model: StackedMLP, activation: str, loss: str, beta: float = 1.0, per_seed: int = 1) -> None:
+    def __init__(self, model: StackedMLP, activation: str, loss: str, beta: float = 1.0, per_seed: int = 1,
+                 label_smoothing: float = 0.0) -> None:
         self.model = model
         self.per_seed = per_seed
-        self.loss, self.beta = loss, beta
+        self.loss, self.beta, self.label_smoothing = loss, beta, label_smoothing
         self.activate = ACTIVATION_FUNCTIONS[activation]
         self.activation_gradient = activation_gradient(activation)
         self.grads = torch.zeros_like(model.flat)  # dW_1, db_1, ..., dW_L, db_L of every member, (K, P)
@@ -116,6 +118,12 @@ class BatchedStep:
         picked = log_p.gather(1, labels.unsqueeze(1)).squeeze(1)  # log p_y, (K, B)
         if self.loss not in SOFTMAX_LOSSES:
             loss = picked.sum(dim=1).div_(-count)  # mean of -log p_y
+            smoothing = self.label_smoothing
+            if smoothing:  # target q = (1 - e) e_y + e / C, in ManualStep's order: p - e / C, then + (e - 1) at y
+                loss = (1 - smoothing) * loss - smoothing * log_p.mean(dim=(1, 2))
+                p = log_p.exp_().sub_(smoothing / log_p.shape[1])
+                dz = p.scatter_add_(1, labels.unsqueeze(1), self._minus_ones(labels, p.dtype, smoothing - 1))
+                return loss, dz.div_(count)  # (p - q) / B
             dz = log_p.exp_().scatter_add_(1, labels.unsqueeze(1), self._minus_ones(labels, log_p.dtype))
             return loss, dz.div_(count)  # (p - e_y) / B
         p = log_p.exp_()
@@ -165,7 +173,7 @@ class BatchedStep:
         stacked = dz.reshape(seeds, self.per_seed, -1, size).transpose(2, 3).reshape(seeds, self.per_seed * size, -1)
         self.weight_grads[0].copy_(torch.bmm(stacked, x).view(self.weight_grads[0].shape))
 
-    def _minus_ones(self, labels: Tensor, dtype: torch.dtype) -> Tensor:
-        """-1 for every sample, (K, 1, B) of ``dtype``, expanded from one scalar: what p - e_y subtracts."""
-        minus_one = torch.full((1, 1, 1), -1.0, dtype=dtype, device=labels.device)
+    def _minus_ones(self, labels: Tensor, dtype: torch.dtype, value: float = -1.0) -> Tensor:
+        """``value`` (-1) for every sample, (K, 1, B) of ``dtype``, expanded from one scalar: what p - e_y subtracts."""
+        minus_one = torch.full((1, 1, 1), value, dtype=dtype, device=labels.device)
         return minus_one.expand(labels.shape[0], 1, labels.shape[1])

@@ -49,7 +49,8 @@ def stacked_outputs(flat: Tensor, widths: tuple[int, ...], x: Tensor, activation
     return torch.log_softmax(z, dim=2) if output == "log_softmax" else z
 
 
-def batch_losses(outputs: Tensor, labels: Tensor, loss: str, output: str, beta: float = 1.0) -> Tensor:
+def batch_losses(outputs: Tensor, labels: Tensor, loss: str, output: str, beta: float = 1.0,
+                 label_smoothing: float = 0.0) -> Tensor:
     """Each member's mean loss over a batch, (K,), from its outputs (K, N, C) (as `stacked_outputs` gives them)
     and the labels (N,): the formulas of `mlplab.losses`."""
     index = labels.view(1, -1, 1).expand(outputs.shape[0], -1, 1)  # each sample's label, for every member
@@ -58,7 +59,10 @@ def batch_losses(outputs: Tensor, labels: Tensor, loss: str, output: str, beta: 
     else:
         log_p = outputs
     if loss in ("cross_entropy", "nll"):
-        return -log_p.gather(2, index).squeeze(2).mean(dim=1)  # mean of -log p_y
+        nll = -log_p.gather(2, index).squeeze(2).mean(dim=1)  # mean of -log p_y
+        if not label_smoothing:
+            return nll
+        return (1 - label_smoothing) * nll - label_smoothing * log_p.mean(dim=(1, 2))  # target (1 - e) e_y + e / C
     residual = log_p.exp().scatter_add(2, index, torch.full_like(index, -1, dtype=outputs.dtype))  # p - e_y
     if loss == "mse":
         return residual.square().mean(dim=(1, 2))
@@ -71,14 +75,15 @@ def batch_losses(outputs: Tensor, labels: Tensor, loss: str, output: str, beta: 
 
 @torch.inference_mode()
 def evaluate_stacked(flat: Tensor, widths: tuple[int, ...], images: Tensor, labels: Tensor, *, batch_size: int,
-                     activation: str, output: str, loss: str, beta: float = 1.0) -> StackedScores:
+                     activation: str, output: str, loss: str, beta: float = 1.0,
+                     label_smoothing: float = 0.0) -> StackedScores:
     """Score every member (rows of ``flat``, (K, P)) on a whole split, in batches of ``batch_size``.
 
     Args:
         images: (N, n_0) the split's images, flattened, in the parameters' dtype.
         labels: (N,) int64.
         batch_size: images per batch (the evaluation batch size; nothing is dropped).
-        activation, output, loss, beta: the members' shared model and loss settings.
+        activation, output, loss, beta, label_smoothing: the members' shared model and loss settings.
     """
     count, classes = flat.shape[0], widths[-1]
     loss_sum = torch.zeros(count, dtype=torch.float64, device=flat.device)
@@ -87,7 +92,7 @@ def evaluate_stacked(flat: Tensor, widths: tuple[int, ...], images: Tensor, labe
     for start in range(0, len(labels), batch_size):
         x, y = images[start:start + batch_size], labels[start:start + batch_size]
         outputs = stacked_outputs(flat, widths, x, activation, output)  # (K, n, C)
-        loss_sum += batch_losses(outputs, y, loss, output, beta).double() * len(y)  # batch mean x batch size
+        loss_sum += batch_losses(outputs, y, loss, output, beta, label_smoothing).double() * len(y)  # batch mean x batch size
         cells = offsets + (y * classes).unsqueeze(0) + outputs.argmax(dim=2)  # (K, n): k C^2 + y C + prediction
         hits += torch.bincount(cells.flatten(), minlength=len(hits))
     confusion = hits.view(count, classes, classes)

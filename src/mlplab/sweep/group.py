@@ -66,7 +66,8 @@ class VectorisedGroup:
         models = [initial_model(config, data.in_features, data.num_classes) for config in configs]
         self.model = StackedMLP.from_models(models, dtype, self.device)
         self.per_seed = members_per_seed([config.train.seed for config in configs])
-        self.step = BatchedStep(self.model, first.model.activation, first.train.loss, first.train.beta, self.per_seed)
+        self.step = BatchedStep(self.model, first.model.activation, first.train.loss, first.train.beta, self.per_seed,
+                                first.train.label_smoothing)
         self.optimizer = stacked_optimizer([config.optim for config in configs], like=self.model.flat,
                                            sizes=parameter_sizes(self.model.widths))
         # One `Batches` per distinct seed (S of them; S = K unless seeds repeat evenly).
@@ -188,7 +189,7 @@ class VectorisedGroup:
         return evaluate_stacked(self.model.flat if weights is None else weights, self.model.widths, images, labels,
                                 batch_size=self.train_config.eval_batch_size, activation=self.model_config.activation,
                                 output=self.model_config.output, loss=self.train_config.loss,
-                                beta=self.train_config.beta)
+                                beta=self.train_config.beta, label_smoothing=self.train_config.label_smoothing)
 
     def run_epoch(self, epoch: int) -> list[dict[str, Any] | None]:
         """Train and validate one epoch, and record it for every member still training.

@@ -109,8 +109,7 @@ def check_program(configs: Sequence[Config]) -> None:
                           "train these runs one by one with mlplab train")
     if first.model.dropout > 0:
         raise MlplabError("the vectorised trainer does not implement dropout; set --dropout 0")
-    extras = [flag for flag, value in (("--label-smoothing", first.train.label_smoothing),
-                                       ("--max-norm", first.optim.max_norm), ("--ema", first.train.ema),
+    extras = [flag for flag, value in (("--max-norm", first.optim.max_norm), ("--ema", first.train.ema),
                                        ("--patience", first.train.patience)) if value]
     if extras:
         raise MlplabError(f"the vectorised trainer does not implement {', '.join(extras)}; leave "
@@ -118,7 +117,8 @@ def check_program(configs: Sequence[Config]) -> None:
     if first.data.augment != "none":
         raise MlplabError("the vectorised trainer does not augment batches; set --augment none, or train these runs "
                           "one by one with mlplab train")
-    build_loss(first.train.loss, first.model.output, first.train.beta)  # refuses what prepare refuses (nll of logits)
+    # refuses what prepare refuses (nll of logits, label smoothing of a quadratic loss)
+    build_loss(first.train.loss, first.model.output, first.train.beta, first.train.label_smoothing)
     seeds = {config.train.seed for config in configs}
     if first.data.val_split == "random" and len(seeds) > 1:
         raise MlplabError("with --val-split random each seed holds out different images, so members of different "
