@@ -451,6 +451,9 @@ class _Convergence(Callback):
             _set_lr(state.optimizer, estimator.learning_rate_init / (estimator.t_ + 1) ** estimator.power_t)
         if estimator._no_improvement_count > estimator.n_iter_no_change:
             state.stop = self.stopped = self._stop_or_slow_down(state.optimizer)
+            if state.stop:
+                what = "validation accuracy" if estimator.early_stopping else "training loss"
+                state.stop_reason = f"no better {what} by tol={estimator.tol} in {estimator.n_iter_no_change} epochs"
 
     def _loss_improved(self) -> bool:
         estimator = self.estimator

@@ -66,6 +66,7 @@ class PruningReporter(Callback):
         if record["epoch"] < state.epochs and self.trial.should_prune():
             self.pruned_epoch = record["epoch"]
             state.stop = True
+            state.stop_reason = f"pruned by Optuna's pruner after epoch {record['epoch']}"
 
 
 def claim_place(trial: Any, budget: int) -> None:
