@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +24,9 @@ from mlplab.optim import as_schedule
 from mlplab.training.callbacks import Callback, FitState, check_callbacks
 from mlplab.training.history import History
 from mlplab.training.metrics import AverageMeter, confusion_matrix, per_class_accuracy
+
+if TYPE_CHECKING:
+    from mlplab.training.weights import WeightAverage
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Batches = Iterable[tuple[Tensor, Tensor]]
@@ -135,7 +138,7 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
         run_dir: str | Path | Callback | None = None, resume: bool = False, engine: str | Engine = "auto",
         classes: Sequence[str] | None = None, log_batches: bool = False,
         augment: Callable[[Tensor, int], Tensor] | None = None, max_norm: float | None = None,
-        average: float | None = None, patience: int | None = None) -> History:
+        average: float | WeightAverage | None = None, patience: int | None = None) -> History:
     """Train ``model`` for ``epochs`` epochs; returns the `History` (one record per epoch).
 
     Args:
