@@ -17,6 +17,7 @@ The per-epoch losses are means of float32 batch losses summed in another order t
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -315,3 +316,27 @@ def test_label_smoothed_members_equal_their_runs(make_config, loss, output):
     float64 = train_vectorised(configs[:1], dtype=torch.float64)
     history, weights = single_run(configs[0], torch.float64)
     assert_member_equals_run(float64[0], history, weights, FLOAT64_TOLERANCE, False)
+
+
+def test_members_stop_early_as_their_runs_do_and_the_others_go_on(make_config):
+    """--patience: a member is halted after the epoch its own run stops at; a member without patience runs on."""
+    from mlplab.training import load_checkpoint, train
+
+    settings = dict(hidden="32", epochs=8, val_size=50_000, batch_size=128, lr=2.0, momentum=0.0, nesterov=False,
+                    scheduler="none")  # lr 2 oscillates: the validation accuracy stalls within a few epochs
+    configs = [make_config(**settings, seed=0, patience=1), make_config(**settings, seed=0),
+               make_config(**settings, seed=1, patience=2)]
+    assert partition(configs) == [[0, 1, 2]]  # patience is a member's own setting
+    result = train_vectorised(configs)
+    assert result[1].history.stopped is None and len(result[1].history) == 8
+    for k in (0, 2):
+        run = train(dataclasses.replace(configs[k], train=dataclasses.replace(configs[k].train,
+                                                                                  out=f"{configs[k].train.out}{k}")))
+        member = result[k]
+        assert run.stopped is not None and member.history.stopped == run.stopped
+        assert member.halted == run.stopped["reason"] and member.diverged is None
+        assert [r["val_accuracy"] for r in member.history.epochs] == [r["val_accuracy"] for r in run.epochs]
+        assert member.metrics["test_accuracy"] == run.metrics["test_accuracy"]
+        weights = parameters_to_vector(load_checkpoint(run.run_dir / "last.pt")["model"].values())
+        if kernel_tail_width(torch.float32) is not None:
+            assert torch.equal(member.weights, weights)

@@ -214,8 +214,19 @@ class VectorisedGroup:
                       "val_accuracy": float(val.accuracy[k]) if val else None, "seconds": seconds}
             history.append(record)
             self._update_best(k, record)
+            self._stop_early(k, epoch)
             records.append(record)
         return records
+
+    def _stop_early(self, k: int, epoch: int) -> None:
+        """Halt member k after ``epoch`` if its ``patience`` says so, as `EarlyStopping` stops a run."""
+        from mlplab.training.callbacks import early_stop
+
+        patience = self.configs[k].train.patience
+        reason = early_stop(self.best[k], epoch, self.train_config.epochs, patience) if patience else None
+        if reason is not None:
+            self.histories[k].stopped = {"epoch": epoch, "reason": reason}
+            self.halt(k, reason)
 
     def _update_best(self, k: int, record: dict[str, Any]) -> None:
         """Keep member k's weights if this epoch is its best so far (as `fit` judges it)."""

@@ -9,6 +9,7 @@ itself is what only scales or orders its arithmetic:
     seed                                   its initial weights and its data order
     lr, momentum, nesterov, weight_decay   its optimizer's update (momentum: sgd and rmsprop; nesterov: sgd)
     scheduler, gamma, step_size            its learning rate at every step
+    patience                               when it stops early (it is then halted; the others go on)
 
 A sweep may mix anything else (widths, depth, activation, loss, optimizer kind, batch size,
 epochs, dataset): `partition` splits its configs into programs, each trained as one batched
@@ -35,14 +36,13 @@ SHARED_FIELDS: dict[str, tuple[str, ...]] = {
     "data": tuple(f.name for f in dataclasses.fields(DataConfig)),
     "model": tuple(f.name for f in dataclasses.fields(ModelConfig)),
     "optim": ("optimizer", "max_norm"),
-    "train": ("loss", "beta", "label_smoothing", "batch_size", "eval_batch_size", "epochs", "device", "patience",
-              "ema"),
+    "train": ("loss", "beta", "label_smoothing", "batch_size", "eval_batch_size", "epochs", "device", "ema"),
 }
 
 # The settings a member may set for itself.
 VARYING_FIELDS: dict[str, tuple[str, ...]] = {
     "optim": ("lr", "momentum", "nesterov", "weight_decay", "scheduler", "gamma", "step_size"),
-    "train": ("seed",),
+    "train": ("seed", "patience"),
 }
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")  # what the stacked updates implement (`mlplab.sweep.optimizers`)
@@ -109,8 +109,7 @@ def check_program(configs: Sequence[Config]) -> None:
                           "train these runs one by one with mlplab train")
     if first.model.dropout > 0:
         raise MlplabError("the vectorised trainer does not implement dropout; set --dropout 0")
-    extras = [flag for flag, value in (("--max-norm", first.optim.max_norm), ("--ema", first.train.ema),
-                                       ("--patience", first.train.patience)) if value]
+    extras = [flag for flag, value in (("--max-norm", first.optim.max_norm), ("--ema", first.train.ema)) if value]
     if extras:
         raise MlplabError(f"the vectorised trainer does not implement {', '.join(extras)}; leave "
                           f"{'it' if len(extras) == 1 else 'them'} out, or train these runs one by one with mlplab train")

@@ -125,10 +125,19 @@ class EarlyStopping(Callback):
         self._check(state)
 
     def _check(self, state: FitState) -> None:
-        best = state.best
-        if best is None or state.epoch - best["epoch"] < self.patience or state.epoch >= state.epochs:
-            return
-        state.stop = True
-        metric = best["metric"].replace("_", " ")
-        state.stop_reason = (f"early stopping: no better {metric} than epoch {best['epoch']}'s {best['score']:.4f} "
-                             f"in {self.patience} epoch{'s' if self.patience > 1 else ''}")
+        reason = early_stop(state.best, state.epoch, state.epochs, self.patience)
+        if reason is not None:
+            state.stop, state.stop_reason = True, reason
+
+
+def early_stop(best: dict[str, Any] | None, epoch: int, epochs: int, patience: int) -> str | None:
+    """Why a run whose best epoch is ``best`` should stop after ``epoch`` of ``epochs``; None to go on.
+
+    The rule of `EarlyStopping` (the vectorised trainer applies it to each member too): stop once
+    the best epoch is ``patience`` epochs behind, unless ``epoch`` is the last anyway.
+    """
+    if best is None or epoch - best["epoch"] < patience or epoch >= epochs:
+        return None
+    metric = best["metric"].replace("_", " ")
+    return (f"early stopping: no better {metric} than epoch {best['epoch']}'s {best['score']:.4f} "
+            f"in {patience} epoch{'s' if patience > 1 else ''}")
