@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train every configuration of a grid over any config fields in vectorised programs: "
                     "configurations that share the data, the network, the loss, the optimizer, the batch size "
                     "and the epochs (differing in seed, lr, momentum, nesterov, weight_decay, scheduler, gamma, "
-                    "step_size) train as one batched program, the others in programs of their own. The base config comes "
+                    "step_size, patience) train as one batched program, the others in programs of their own. The base config comes "
                     "from the defaults, then --preset, then --config, then the flags below, as for mlplab train. "
                     "Writes DIR/results.csv (one row per configuration), DIR/settings.csv (mean +- std over seeds), "
                     "DIR/best.toml (rerun with mlplab train --config), DIR/sweep.toml and DIR/plan.json.")
