@@ -49,7 +49,7 @@ from torch import nn
 from mlplab.config import Config, apply_overrides
 from mlplab.data import MNIST, bundled_folder, get_spec
 from mlplab.training import prepare, train_epoch
-from mlplab.training.device import using_threads
+from mlplab.threads import ThreadGovernor, model_work, using_threads
 
 HIDDEN = (16, 32, 24)
 LR, MOMENTUM = 0.01, 0.9
@@ -72,7 +72,8 @@ def mlplab_epoch(batch_size: int, data_dir: str | None, threads: int | None,
 
     def run_epoch():
         setup.train_batches.set_epoch(next(epoch))
-        with using_threads(setup.threads, numpy_blas=setup.engine.name == "scratch"):
+        with ThreadGovernor(setup.config.train.threads, work=model_work(setup.model, batch_size),
+                            numpy_blas=setup.engine.name == "scratch"):  # as fit chooses
             train_epoch(setup.model, setup.train_batches, setup.loss_fn, setup.optimizer, step=step)
 
     return run_epoch

@@ -38,7 +38,7 @@ from torch.profiler import ProfilerActivity, profile
 from mlplab.config import Config, apply_overrides, from_preset
 from mlplab.sweep import VectorisedGroup, load_sweep_data
 from mlplab.training import prepare, train_epoch
-from mlplab.training.device import using_threads
+from mlplab.threads import ThreadGovernor, model_work, using_threads
 
 PHASES = {"gather": ("aten::index_select",), "matrix products": ("aten::bmm", "aten::baddbmm", "aten::mm"),
           "update": ("aten::addcmul", "aten::addcmul_", "aten::mul_", "aten::add_", "aten::where", "aten::index_copy_")}
@@ -64,7 +64,7 @@ def sequential(configs: list[Config]) -> tuple[float, float]:
         setup = prepare(config)
         setup.train_batches.set_epoch(1)
         setup_seconds += time.perf_counter() - started
-        with using_threads(setup.threads):
+        with ThreadGovernor(config.train.threads, work=model_work(setup.model, config.train.batch_size)):
             started = time.perf_counter()
             train_epoch(setup.model, setup.train_batches, setup.loss_fn, setup.optimizer, setup.schedule,
                         engine=setup.engine)

@@ -30,7 +30,7 @@ MAX_INIT_RANGE = 10.0
 # The most CPU threads per CPU of the machine: more only wait on each other, and far more
 # break PyTorch's OpenMP pool (4096 hung and 100000 crashed the process on 2 cores). The
 # limit depends on the machine, so it is checked where training starts
-# (`mlplab.training.device.check_threads`): a run's config stays loadable on any machine.
+# (`mlplab.threads.check_threads`): a run's config stays loadable on any machine.
 THREADS_PER_CPU = 4
 
 
@@ -159,7 +159,7 @@ class TrainConfig:
     eval_batch_size: int = setting(1000, "evaluation batch size (never drops samples)", bounds=AT_LEAST_ONE)
     epochs: int = setting(4, "number of passes over the training split", bounds=AT_LEAST_ONE)
     seed: int = setting(0, "drives the split, initialisation, shuffling and dropout", bounds=Bounds(0, INT64_MAX))
-    threads: int | None = setting(None, f"CPU threads for PyTorch while training, at most {THREADS_PER_CPU} per CPU; default: 1 for CPU batches under 128 (tiny ops gain nothing from a second thread), else PyTorch's choice", bounds=AT_LEAST_ONE)
+    threads: int | None = setting(None, f"CPU threads for PyTorch while training, at most {THREADS_PER_CPU} per CPU; default: chosen for the machine as it is (the CPUs other processes leave free, the work of a step) and re-checked every second (mlplab.threads)", bounds=AT_LEAST_ONE)
     engine: str = one_of("auto", choices.ENGINES, more=(
         ": how gradients are computed; manual writes the MLP's backprop out by hand (the same gradients, faster on "
         "small nets), auto uses it wherever it applies (no dropout, a built-in loss); scratch computes the whole step "

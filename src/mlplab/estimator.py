@@ -88,7 +88,8 @@ from mlplab.losses import LOSSES, build_loss
 from mlplab.models.mlp import ACTIVATIONS, MLP
 from mlplab.optim import OPTIMIZERS, build_optimizer
 from mlplab.training.callbacks import Callback, FitState
-from mlplab.training.device import cpu_threads, resolve_device, using_threads
+from mlplab.threads import ThreadGovernor, model_work
+from mlplab.training.device import resolve_device
 from mlplab.training.loop import fit, model_device
 
 EVAL_BATCH = 4096  # rows per forward pass in predict and validation
@@ -123,6 +124,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         engine: how gradients are computed: auto, autograd, manual or scratch (`mlplab.engines`).
         device: auto (cuda, then mps, then cpu), cpu, cuda or mps.
         dropout: probability of zeroing a hidden activation while training.
+        threads: CPU threads to train with; None chooses them for the machine's load and the
+            work, re-checked as it trains (`mlplab.threads`; ``history_.threads`` says what was
+            chosen and why), unless you set ``torch.set_num_threads`` yourself. scikit-learn's
+            own estimators take NumPy's BLAS threads as they find them.
 
     Attributes (after fit): ``classes_``, ``n_features_in_`` (and ``feature_names_in_``),
     ``model_`` (the torch `MLP`), ``optimizer_`` (its torch optimizer, which partial_fit goes
@@ -160,6 +165,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         "engine": [StrOptions(set(ENGINES))],
         "device": [StrOptions({"auto", "cpu", "cuda", "mps"})],
         "dropout": [Interval(Real, 0, 1, closed="left")],
+        "threads": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, solver: str = "adam",
@@ -169,7 +175,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                  momentum: float = 0.9, nesterovs_momentum: bool = True, early_stopping: bool = False,
                  validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-8, n_iter_no_change: int = 10, loss: str = "cross_entropy",
-                 engine: str = "auto", device: str = "auto", dropout: float = 0.0) -> None:
+                 engine: str = "auto", device: str = "auto", dropout: float = 0.0, threads: int | None = None) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -196,6 +202,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.engine = engine
         self.device = device
         self.dropout = dropout
+        self.threads = threads
 
     def fit(self, X: Any, y: Any) -> MLPClassifier:
         """Train for up to ``max_iter`` epochs (from the current weights with ``warm_start``); returns self.
@@ -229,7 +236,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         device = torch.device("cpu") if device.type == "mps" else device
         weights = {name: tensor.to(device, torch.float64) for name, tensor in self.model_.state_dict().items()}
         self.model_.eval()
-        with torch.no_grad():
+        work = model_work(self.model_, min(EVAL_BATCH, len(X)))
+        with torch.no_grad(), ThreadGovernor(self.threads, work=work, device=device.type, recheck=False):
             parts = [functional_call(self.model_, weights, (rows.to(device, torch.float64),)).log_softmax(dim=1)
                      for rows in _tensor(X).split(EVAL_BATCH)]
         return torch.cat(parts).cpu().numpy()
@@ -351,12 +359,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         convergence = _Convergence(self, samples=len(train))
         self.n_iter_ = 0
         try:
-            with using_threads(cpu_threads(None, batch_size, device)):
-                self.history_ = fit(
-                    self.model_, Batches(train.to(device), batch_size, shuffle=self.shuffle, seed=seed),
-                    val_data=Batches(val.to(device), EVAL_BATCH) if val is not None else None,
-                    loss=build_loss(self.loss, self.model_.output), optimizer=self.optimizer_,
-                    epochs=1 if incremental else self.max_iter, callbacks=[convergence], engine=self.engine)
+            self.history_ = fit(
+                self.model_, Batches(train.to(device), batch_size, shuffle=self.shuffle, seed=seed),
+                val_data=Batches(val.to(device), EVAL_BATCH) if val is not None else None,
+                loss=build_loss(self.loss, self.model_.output), optimizer=self.optimizer_,
+                epochs=1 if incremental else self.max_iter, callbacks=[convergence], engine=self.engine,
+                threads=self.threads, progress=False)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=4)
         if self.early_stopping and self._best_weights is not None:

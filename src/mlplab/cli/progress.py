@@ -61,6 +61,8 @@ class TrainProgress(ProgressBar):
             f"loss {self.config.train.loss}; {self.config.optim.optimizer} lr {self.config.optim.lr}; "
             f"batch {self.config.train.batch_size}; device {setup.device}; engine {setup.engine.name}; seed {self.config.train.seed}"
         )
+        if state.threads is not None and state.threads.active:
+            self._print(f"threads: {state.threads.describe()}")
         self._print(f"run directory: {run_dir}")
 
     def on_fit_end(self, state: FitState) -> None:

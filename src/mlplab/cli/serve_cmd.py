@@ -41,6 +41,12 @@ def execute(args: argparse.Namespace) -> int:
     accuracy = "" if info["test_accuracy"] is None else f", test accuracy {100 * info['test_accuracy']:.2f}%"
     print(f"mlplab serve: {url(sock)} ({info['dataset']}, {info['architecture']}{accuracy}); "
           "press Ctrl+C to stop", flush=True)
-    run_server(app, sock)
+    # One image a request: far too little work to split, so each request computes on the thread that
+    # serves it (four at once), and no OpenMP team competes with them (mlplab.threads).
+    from mlplab.threads import ThreadGovernor, model_work
+
+    with ThreadGovernor(work=model_work(app.state.served.model, 1), recheck=False) as governor:
+        print(f"mlplab serve: threads {governor.describe()}", flush=True)
+        run_server(app, sock)
     print("mlplab serve: stopped", flush=True)
     return 0

@@ -119,8 +119,14 @@ class SweepProgress:
 
     def start(self, plan: Any) -> None:
         """Print the plan and open the bar (every group's epochs)."""
-        print(plan.describe(), flush=True)
         from tqdm.auto import tqdm
+
+        from mlplab.threads import active_governor
+
+        print(plan.describe(), flush=True)
+        governor = active_governor()  # the choice the plan was timed under, and the training runs under
+        if governor is not None:
+            print(f"threads: {governor.describe()}", flush=True)
 
         self.bar = tqdm(total=plan.group_epochs, desc="sweep", unit="epoch",
                         disable=None if self.show else True, mininterval=0.2)

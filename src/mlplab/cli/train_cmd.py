@@ -99,7 +99,7 @@ def execute(args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(to_toml(config))
         return 0
-    from mlplab.training.device import check_threads
+    from mlplab.threads import check_threads
     from mlplab.training.runner import prepare, train_prepared
     from mlplab.training.tracking import trackers
 

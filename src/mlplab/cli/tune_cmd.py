@@ -80,7 +80,7 @@ def execute(args: argparse.Namespace) -> int:
                           space=args.space, pruner=args.pruner, heartbeat=args.heartbeat, batch=args.batch)
     check_run_dir(settings.study_dir)
     if config.train.threads is not None:
-        from mlplab.training.device import check_threads
+        from mlplab.threads import check_threads
 
         check_threads(config.train.threads)
     _quiet_optuna()  # after the base config is checked, before the study opens

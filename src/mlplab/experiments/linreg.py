@@ -144,7 +144,7 @@ def sgd(features: torch.Tensor, targets: torch.Tensor, config: LinregConfig) -> 
     import torch
     from torch import nn
 
-    from mlplab.training.device import cpu_threads, using_threads
+    from mlplab.threads import ThreadGovernor
 
     samples, width = features.shape
     generator = _generator(config.seed, stream=1)
@@ -163,8 +163,8 @@ def sgd(features: torch.Tensor, targets: torch.Tensor, config: LinregConfig) -> 
 
     curve = [whole_data_mse()]
     started = time.perf_counter()
-    # Batches of 8 rows are too small for a second CPU thread to pay off (see mlplab.training.device).
-    with using_threads(cpu_threads(None, config.batch_size, torch.device("cpu"))):
+    # Batches of 8 rows are too small for a second CPU thread to pay off (see mlplab.threads).
+    with ThreadGovernor(work=config.batch_size * (width + 1)) as governor:
         for _ in range(config.epochs):
             model.train()
             order = torch.randperm(samples, generator=generator)  # a fresh shuffle every epoch
@@ -174,6 +174,7 @@ def sgd(features: torch.Tensor, targets: torch.Tensor, config: LinregConfig) -> 
                 loss = loss_function(model(features[batch]), columns[batch])
                 loss.backward()
                 optimizer.step()
+                governor()
             model.eval()
             curve.append(whole_data_mse())
             if not math.isfinite(curve[-1]):

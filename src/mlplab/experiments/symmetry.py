@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from mlplab.experiments.symmetry_config import SymmetryConfig
-from mlplab.training.device import using_threads
+from mlplab.threads import ThreadGovernor
 
 __all__ = ["PAPER", "SymmetryConfig", "Training", "Weights", "cases", "error", "forward", "gradients",
            "initial_weights", "solved", "train"]
@@ -137,7 +137,8 @@ def train(config: SymmetryConfig, weights: Weights | None = None) -> Training:
     solved_at = torch.full((count,), -1, dtype=torch.int64)
     strict_at = torch.full((count,), -1, dtype=torch.int64)
     started = time.perf_counter()
-    with torch.no_grad(), using_threads(1):
+    # 64 patterns through 6-2-1 nets (17 weights): far too little work to split, so one thread.
+    with torch.no_grad(), ThreadGovernor(work=count * 64 * 17, recheck=False):
         for sweep in range(total + 1):
             y, errors[sweep], grads = gradients(weights, x, d, config.activation)  # the state after `sweep` sweeps
             for first, margin in ((solved_at, 0.5), (strict_at, 0.2)):

@@ -88,26 +88,29 @@ def run_sweep(base: Config, combinations: list[dict[str, Any]], out: str | Path,
     """
     from mlplab.sweep.data import SweepDataCache
     from mlplab.sweep.plan import plan_sweep
-    from mlplab.sweep.vectorised import train_vectorised
+    from mlplab.sweep.vectorised import sweep_work, train_vectorised
+    from mlplab.threads import ThreadGovernor, monitor
 
     out = Path(out)
     check_sweep_dir(out)
     configs = sweep_configs(base, combinations)
     data = SweepDataCache()  # each dataset read once, for the plan and the training
-    plan = plan_sweep(configs, memory_budget=memory_budget, max_group_size=max_group_size, calibrate=calibrate,
-                      data=data)
-    if on_plan is not None:
-        on_plan(plan)
-    check_sweep_dir(out)  # again: another sweep may have claimed the folder while this one planned
-    written = [_write(out / "sweep.toml", sweep_toml(base, grid or grid_of(combinations), random)),
-               _write(out / "plan.json", _json(plan.to_dict()))]
-    result = train_vectorised(configs, data=data, plan=plan, on_epoch_end=on_epoch_end)
+    monitor()  # the CPU load is read from here on, for the thread choice below
+    # One thread choice for the calibration and the training, so that the plan times what will run.
+    with ThreadGovernor(base.train.threads, work=sweep_work(configs)):
+        plan = plan_sweep(configs, memory_budget=memory_budget, max_group_size=max_group_size, calibrate=calibrate,
+                          data=data)
+        if on_plan is not None:
+            on_plan(plan)
+        check_sweep_dir(out)  # again: another sweep may have claimed the folder while this one planned
+        written = [_write(out / "sweep.toml", sweep_toml(base, grid or grid_of(combinations), random)),
+                   _write(out / "plan.json", _json(plan.to_dict()))]
+        result = train_vectorised(configs, data=data, plan=plan, on_epoch_end=on_epoch_end)
     return write_results(out, combinations, result, written)
 
 
 def write_results(out: Path, combinations: list[dict[str, Any]], result: Any, written: list[Path]) -> SweepOutcome:
     """Write members.json, the result and setting tables and best.toml; results.json last."""
-    threads = result.extras.get("threads")
     rows = [result_row(k, overrides, member.history, member.metrics,
                        None if member.diverged is None else str(member.diverged))
             for k, (overrides, member) in enumerate(zip(combinations, result.members))]
@@ -118,7 +121,8 @@ def write_results(out: Path, combinations: list[dict[str, Any]], result: Any, wr
                                                         **result.extras})))
     best = None
     if settings and settings[0]["best_index"] is not None:
-        best = rerun_config(result.members[settings[0]["best_index"]].config, threads)
+        chosen = result.members[settings[0]["best_index"]].config
+        best = rerun_config(chosen, chosen.train.threads)
         written.append(_write(out / "best.toml", to_toml(best)))
     written += [_write(out / "results.csv", to_csv(rows)), _write(out / "settings.csv", to_csv(settings)),
                 _write(out / "settings.json", _json(settings)), _write(out / "results.json", _json(rows))]
@@ -126,10 +130,12 @@ def write_results(out: Path, combinations: list[dict[str, Any]], result: Any, wr
 
 
 def rerun_config(config: Config, threads: int | None) -> Config:
-    """A member's config for ``mlplab train``: no --out (a fresh run directory), the sweep's thread count.
+    """A member's config for ``mlplab train``: no --out (a fresh run directory), the thread count ``threads``.
 
     The vectorised trainer equals the member's own manual-engine run on the same number of
-    threads; ``auto`` picks the manual engine for every config a sweep accepts.
+    threads (``auto`` picks the manual engine for every config a sweep accepts). The sweep's
+    ``--threads`` is kept; without it the rerun chooses for its machine (`mlplab.threads`), and
+    equals the member bit for bit when it runs on the count members.json records.
     """
     return dataclasses.replace(config, train=dataclasses.replace(config.train, out=None, threads=threads))
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -83,6 +83,7 @@ class VectorisedGroup:
         self.diverged: list[Divergence | None] = [None] * count
         self.halted: list[str | None] = [None] * count  # why a member's training was ended early (`halt`)
         self.steps_taken = 0
+        self.after_step: Callable[[], None] | None = None  # called after every step (the thread governor's re-check)
         self.histories = [History() for _ in configs]
         self.best_weights = self.model.flat.clone()
         self.best: list[dict[str, Any] | None] = [None] * count
@@ -148,6 +149,8 @@ class VectorisedGroup:
             new = self.optimizer.step(self.model.flat, self.step.grads, negative_lr[s], out=self.model.spare)
             self._keep_finite(new, loss, epoch)
             self.model.swap()
+            if self.after_step is not None:
+                self.after_step()
         weights = torch.tensor(sizes, dtype=torch.float64, device=self.device)
         seen = sum(sizes)
         # Exact means, as AverageMeter takes them: each batch's mean loss times its size, summed in float64.

@@ -274,7 +274,9 @@ def plan_sweep(configs: Sequence[Config], *, memory_budget: int | None = None, m
 def _calibrate(plan: ProgramPlan, configs: Sequence[Config], data: Any, dtype: torch.dtype) -> None:
     """Time each group size of a program on throwaway groups of its first members, and predict its seconds."""
     from mlplab.sweep.group import VectorisedGroup
+    from mlplab.threads import active_governor
 
+    governor = active_governor()  # the training's thread choice: timed steps run on the count training will
     # The calibration draws a second epoch's rates: a one-epoch onecycle schedule would refuse
     # to step past its last step, so the throwaway groups are given two epochs (same step cost).
     configs = [dataclasses.replace(c, train=dataclasses.replace(c.train, epochs=max(2, c.train.epochs)))
@@ -282,6 +284,8 @@ def _calibrate(plan: ProgramPlan, configs: Sequence[Config], data: Any, dtype: t
     # Untimed: the first group of a process also runs one-time checks (the kernels' probes).
     VectorisedGroup(configs[:1], [0], data, dtype, data.train_images.device)
     for size in sorted({len(group) for group in plan.groups}):
+        if governor is not None:
+            governor.check_now()  # the load since training's threads were chosen (the data loaded meanwhile)
         started = time.perf_counter()
         group = VectorisedGroup(configs[:size], range(size), data, dtype, data.train_images.device)
         plan.seconds_per_group_setup[size] = time.perf_counter() - started

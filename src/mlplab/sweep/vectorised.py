@@ -41,7 +41,7 @@ from mlplab.sweep.group import VectorisedGroup
 from mlplab.sweep.members import check_members
 from mlplab.sweep.plan import SweepPlan, plan_sweep
 from mlplab.sweep.results import SweepResult
-from mlplab.training.device import using_threads
+from mlplab.threads import ThreadGovernor, active_governor
 
 DTYPES = (torch.float32, torch.float64)
 
@@ -84,7 +84,8 @@ def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = N
         max_group_size: at most this many members a group (see `plan_sweep`).
         dtype: float32 (as ``mlplab train``), or float64 (to check against float64 single runs).
         threads: CPU threads for PyTorch while training; default the first config's ``threads``,
-            else PyTorch's choice.
+            else chosen for the machine's load and the work and re-checked as it trains
+            (`mlplab.threads`; inside a caller's governor, as `run_sweep` has, the caller's holds).
         data: the data in the sweep's layout: one `SweepData` for every config (`load_sweep_data`),
             or a `SweepDataCache`; each config's data is loaded as needed when None.
         plan: a plan made by `plan_sweep` for these configs; made here (without timing) when None.
@@ -102,9 +103,10 @@ def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = N
                                                     max_group_size=max_group_size, calibrate=False)
     if plan.members != len(configs):
         raise ValueError(f"the plan is for {plan.members} members, not {len(configs)}; make it with these configs")
-    threads = threads or configs[0].train.threads or torch.get_num_threads()
+    governor = ThreadGovernor(threads or configs[0].train.threads, work=sweep_work(configs))
     members, number, devices = [], 0, set()
-    with using_threads(threads):
+    with governor:
+        governing = governor if governor.active else active_governor()
         for program in plan.programs:
             first = configs[program.members[0]]
             program_data = cache.get(first)
@@ -112,6 +114,7 @@ def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = N
             for indices in program.groups:
                 group = VectorisedGroup([configs[i] for i in indices], indices, program_data, dtype,
                                         program_data.train_images.device)
+                group.after_step = governor  # re-checks the load (the caller's governor, when nested)
                 for epoch in range(1, first.train.epochs + 1):
                     epoch_started = time.perf_counter()
                     records = group.run_epoch(epoch)
@@ -125,5 +128,24 @@ def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = N
                 number += 1
     members.sort(key=lambda member: member.index)
     return SweepResult(members=members, plan=plan, seconds=time.perf_counter() - started,
-                       extras={"threads": threads, "dtype": str(dtype).removeprefix("torch."),
+                       extras={**thread_extras(governing), "dtype": str(dtype).removeprefix("torch."),
                                "device": ", ".join(sorted(devices))})
+
+
+def sweep_work(configs: Sequence[Config]) -> int:
+    """Multiply-adds of one step of the largest program: its members x batch x an MNIST-shaped net's weights."""
+    from mlplab.sweep.members import partition
+
+    def weights(config: Config) -> int:
+        widths = (784, *config.model.hidden, 10)  # every MNIST-family dataset: 28 x 28 in, 10 classes
+        return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:]))
+
+    return max(len(program) * configs[program[0]].train.batch_size * weights(configs[program[0]])
+               for program in partition(configs))
+
+
+def thread_extras(governor: ThreadGovernor | None) -> dict[str, Any]:
+    """``threads`` (the count training started with) and ``threads_log`` (every choice, `mlplab.threads`)."""
+    if governor is None or not governor.log:
+        return {"threads": torch.get_num_threads(), "threads_log": []}
+    return {"threads": governor.log[0]["threads"], "threads_log": [dict(entry) for entry in governor.log]}

@@ -24,6 +24,7 @@ class History:
     run_dir: Path | None = None  # where fit() wrote the run, if anywhere
     metrics: dict[str, Any] | None = None  # the test metrics fit() measured at the end, if it had test data
     stopped: dict[str, Any] | None = None  # {"epoch", "reason"} when training ended before its last epoch
+    threads: list[dict[str, Any]] = field(default_factory=list)  # each CPU thread choice: {"step", "threads", "set_by", "reason"}
 
     def append(self, record: dict[str, Any]) -> None:
         """Add one epoch's record."""
@@ -49,6 +50,8 @@ class History:
         data: dict[str, Any] = {"epochs": [dict(r) for r in self.epochs], "batch_losses": list(self.batch_losses)}
         if self.stopped is not None:
             data["stopped"] = dict(self.stopped)
+        if self.threads:
+            data["threads"] = [dict(entry) for entry in self.threads]
         return data
 
     @classmethod
@@ -56,7 +59,8 @@ class History:
         """Inverse of `to_dict`."""
         stopped = data.get("stopped")
         return cls(epochs=[dict(r) for r in data.get("epochs", [])], batch_losses=list(data.get("batch_losses", [])),
-                   stopped=dict(stopped) if stopped is not None else None)
+                   stopped=dict(stopped) if stopped is not None else None,
+                   threads=[dict(entry) for entry in data.get("threads", [])])
 
     def save(self, run_dir: Path) -> None:
         """Write history.csv, batches.csv (when logged) and, last, history.json into ``run_dir``.

@@ -21,6 +21,7 @@ from mlplab.errors import MlplabError
 from mlplab.losses import build_loss
 from mlplab.models import MLP
 from mlplab.optim import as_schedule
+from mlplab.threads import ThreadGovernor, model_work
 from mlplab.training.callbacks import Callback, FitState, check_callbacks
 from mlplab.training.history import History
 from mlplab.training.metrics import AverageMeter, confusion_matrix, per_class_accuracy
@@ -45,6 +46,7 @@ def train_epoch(
     augment: Callable[[Tensor, int], Tensor] | None = None,
     first_step: int = 0,
     after_step: Sequence[Callable[[], None]] = (),
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """One pass over ``batches`` in train mode; returns its mean loss, accuracy and every batch's loss.
 
@@ -63,11 +65,27 @@ def train_epoch(
             (`mlplab.augment`); ``step`` counts optimizer steps from the start of the run.
         first_step: the run's optimizer steps before this pass (what ``augment`` is told first).
         after_step: called after every optimizer step, in order (a max-norm constraint, a weight average).
+        threads: CPU threads to compute with; default chosen for the machine's load and the step's
+            work, and re-checked as it goes (`mlplab.threads`); inside `fit`, fit's choice holds.
     """
     model.train()
-    step = step or resolve_engine(engine, model, loss_fn, optimizer).step(model, loss_fn, optimizer)
+    resolved = None if step is not None else resolve_engine(engine, model, loss_fn, optimizer)
+    step = step or resolved.step(model, loss_fn, optimizer)
     schedule = as_schedule(schedule)
     device = model_device(model)
+    governor = ThreadGovernor(threads, work=model_work(model, getattr(batches, "batch_size", None)),
+                              numpy_blas=resolved is not None and resolved.name == "scratch", device=device.type)
+    with governor:
+        if governor.active:  # called on its own: this pass re-checks the load as it goes
+            governor.at_step(first_step)
+            after_step = [*after_step, governor]
+        return _train_pass(model, batches, step, schedule, device, on_batch_end, augment, first_step, after_step)
+
+
+def _train_pass(model: nn.Module, batches: Batches, step: Step, schedule: Any, device: torch.device,
+                on_batch_end: Sequence[Callable[[Any], None]], augment: Callable[[Tensor, int], Tensor] | None,
+                first_step: int, after_step: Sequence[Callable[[], None]]) -> dict[str, Any]:
+    """The body of `train_epoch`: every batch's step, the meters and the schedule."""
     loss_meter = AverageMeter()
     all_outputs, targets = [], []
     for index, (images, labels) in enumerate(batches):
@@ -98,7 +116,7 @@ def train_epoch(
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Batches, loss_fn: LossFn | None = None,
-             num_classes: int | None = None) -> dict[str, Any]:
+             num_classes: int | None = None, threads: int | None = None) -> dict[str, Any]:
     """Loss, accuracy, per-class accuracy and confusion matrix over every sample of ``batches``, in eval mode.
 
     Args:
@@ -106,10 +124,18 @@ def evaluate(model: nn.Module, batches: Batches, loss_fn: LossFn | None = None,
         batches: any iterable of ``(images, labels)``; nothing is dropped.
         loss_fn: the loss to average; default cross-entropy on the model's outputs.
         num_classes: the size of the confusion matrix; default the model's number of outputs.
+        threads: CPU threads to compute with; default chosen for the machine's load (`mlplab.threads`).
     """
-    model.eval()
-    loss_fn = loss_fn or default_loss(model)
     device = model_device(model)
+    work = model_work(model, getattr(batches, "batch_size", None))
+    with ThreadGovernor(threads, work=work, device=device.type, recheck=False):
+        return _evaluate_pass(model, batches, loss_fn or default_loss(model), num_classes, device)
+
+
+def _evaluate_pass(model: nn.Module, batches: Batches, loss_fn: LossFn, num_classes: int | None,
+                   device: torch.device) -> dict[str, Any]:
+    """The body of `evaluate`."""
+    model.eval()
     loss_meter = AverageMeter()
     predictions, targets = [], []
     for images, labels in batches:
@@ -138,7 +164,8 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
         run_dir: str | Path | Callback | None = None, resume: bool = False, engine: str | Engine = "auto",
         classes: Sequence[str] | None = None, log_batches: bool = False,
         augment: Callable[[Tensor, int], Tensor] | None = None, max_norm: float | None = None,
-        average: float | WeightAverage | None = None, patience: int | None = None) -> History:
+        average: float | WeightAverage | None = None, patience: int | None = None, threads: int | None = None,
+        progress: bool | None = None) -> History:
     """Train ``model`` for ``epochs`` epochs; returns the `History` (one record per epoch).
 
     Args:
@@ -180,6 +207,13 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
             validated, tested and saved as the run's model; the raw ones go on training.
         patience: stop once this many epochs pass without a better validation accuracy
             (`mlplab.EarlyStopping`); ``history.stopped`` says when and why.
+        threads: CPU threads to train with. Default: chosen for the machine as it is (the CPUs
+            other processes leave free, the step's work) and re-checked every second
+            (`mlplab.threads`), unless you set ``torch.set_num_threads`` yourself, which is kept.
+            Every choice and its reason is in ``history.threads``. Your own setting is restored
+            when fit returns.
+        progress: show a `ProgressBar` (a bar per epoch, a line per epoch, the test result).
+            Default: in a notebook or an interactive Python session, unless ``callbacks`` has one.
 
     After `fit` the model holds the last epoch's weights (so training can go on); the best
     epoch's are in best.pt (`mlplab.open_run(run_dir).model()`), the averaged ones with ``average``.
@@ -195,30 +229,46 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
                      classes=list(classes) if classes is not None else _classes(train_data),
                      average=_average(model, average))
     callbacks = check_callbacks(callbacks)
+    if _show_progress(progress, callbacks):
+        from mlplab.training.progress import ProgressBar
+
+        callbacks.append(ProgressBar(bar=None))
     if patience is not None:
         from mlplab.training.callbacks import EarlyStopping
 
         callbacks.append(EarlyStopping(patience))
-    after_step = [hook for hook in (_max_norm(model, max_norm), state.average) if hook is not None]
+    governor = ThreadGovernor(threads, work=model_work(model, getattr(train_data, "batch_size", None)),
+                              numpy_blas=chosen.name == "scratch", device=state.device.type)
+    after_step = [hook for hook in (_max_norm(model, max_norm), state.average, governor) if hook is not None]
     if run_dir is not None:
         from mlplab.training.writer import RunWriter
 
         writer = run_dir if isinstance(run_dir, RunWriter) else RunWriter(run_dir, resume=resume)
         callbacks = [writer, *callbacks]  # first: an epoch is saved before anyone hears it ended
     try:
-        for callback in callbacks:
-            callback.on_fit_start(state)  # the writer of a resume restores the state here
-        step = chosen.step(model, loss, optimizer)  # after a resume: the scratch engine views the optimizer state
-        _train_epochs(state, step, val_data, callbacks, log_batches, augment, after_step)
-        if test_data is not None:
-            state.metrics = final_metrics(state, test_data)
-        state.history.metrics = state.metrics
-        for callback in callbacks:
-            callback.on_fit_end(state)
+        with governor:
+            state.threads = governor
+            for callback in callbacks:
+                callback.on_fit_start(state)  # the writer of a resume restores the state here
+            state.history.threads = governor.continue_log(state.history.threads, state.step)
+            _fit_epochs(state, chosen, val_data, test_data, callbacks, log_batches, augment, after_step)
     finally:
         for callback in callbacks:
             callback.close()
     return state.history
+
+
+def _fit_epochs(state: FitState, chosen: Engine, val_data: Batches | None, test_data: Batches | None,
+                callbacks: list[Callback], log_batches: bool, augment: Callable[[Tensor, int], Tensor] | None,
+                after_step: Sequence[Callable[[], None]]) -> None:
+    """Train the epochs, test the best weights, tell the callbacks: the body of `fit`."""
+    step = chosen.step(state.model, state.loss, state.optimizer)  # after a resume: the scratch engine views the optimizer state
+    _train_epochs(state, step, val_data, callbacks, log_batches, augment, after_step)
+    if test_data is not None:
+        state.metrics = final_metrics(state, test_data)
+    state.history.metrics = state.metrics
+    for callback in callbacks:
+        callback.on_fit_end(state)
 
 
 def _train_epochs(state: FitState, step: Step, val_data: Batches | None, callbacks: list[Callback],
@@ -314,8 +364,29 @@ def final_metrics(state: FitState, test_data: Batches) -> dict[str, Any]:
         "test_loss": test["loss"], "test_accuracy": test["accuracy"], "test_count": test["count"],
         "per_class_accuracy": dict(zip(classes, test["per_class_accuracy"])),
         "confusion": test["confusion"], "epochs": len(state.history), "tested_epoch": tested, "best": state.best,
-        "device": str(state.device), "engine": state.engine, "versions": versions(),
+        "device": str(state.device), "engine": state.engine, "threads": [dict(entry) for entry in state.history.threads],
+        "versions": versions(),
     }
+
+
+def _show_progress(progress: bool | None, callbacks: list[Callback]) -> bool:
+    """Whether fit adds a `ProgressBar`: when asked, or by default in an interactive session that has none."""
+    from mlplab.training.progress import ProgressBar
+
+    if progress is not None:
+        return bool(progress) and not any(isinstance(callback, ProgressBar) for callback in callbacks)
+    return interactive() and not any(isinstance(callback, ProgressBar) for callback in callbacks)
+
+
+def interactive() -> bool:
+    """Whether Python runs a notebook (an IPython kernel) or an interactive prompt, where a person watches."""
+    import sys
+
+    if hasattr(sys, "ps1") or sys.flags.interactive:
+        return True
+    shell = sys.modules.get("IPython")
+    get_ipython = getattr(shell, "get_ipython", None)
+    return get_ipython is not None and get_ipython() is not None
 
 
 def _copy_weights(model: nn.Module) -> dict[str, Tensor]:

@@ -22,6 +22,11 @@ def epoch_line(record: dict[str, Any], epochs: int) -> str:
     return line + f"  lr {record['lr']:.4g}  {record['seconds']:.1f}s"
 
 
+def threads_line(entry: dict[str, Any]) -> str:
+    """``threads: 1 from step 1234 (1.0 of 2 CPUs busy with other work, 1.0 free; ...)``: a change of CPU threads."""
+    return f"threads: {entry['threads']} from step {entry['step']} ({entry['reason']})"
+
+
 class ProgressBar(Callback):
     """A bar over each epoch's batches, then one line per epoch and the test result.
 
@@ -35,6 +40,7 @@ class ProgressBar(Callback):
         self.stream = stream or sys.stdout
         self.bar: Any = None
         self.epochs = 0
+        self._threads_seen: int | None = None  # entries of the threads log already shown
 
     def write(self, text: str) -> None:
         """Print one line to the stream, at once."""
@@ -44,6 +50,8 @@ class ProgressBar(Callback):
         self.epochs = state.epochs
 
     def on_epoch_start(self, state: FitState, epoch: int) -> None:
+        if self._threads_seen is None:
+            self._threads_seen = len(state.history.threads)  # the choice training started with is the header's
         if self.show_bar is not False:
             from tqdm.auto import tqdm
 
@@ -57,6 +65,9 @@ class ProgressBar(Callback):
     def on_epoch_end(self, state: FitState, record: dict[str, Any]) -> None:
         self.close()
         self.write(epoch_line(record, state.epochs))
+        for entry in state.history.threads[self._threads_seen or 0:]:
+            self.write(threads_line(entry))
+        self._threads_seen = len(state.history.threads)
 
     def on_fit_end(self, state: FitState) -> None:
         metrics = state.metrics

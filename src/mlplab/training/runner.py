@@ -24,7 +24,8 @@ from mlplab.losses import build_loss
 from mlplab.models import MLP, build_model
 from mlplab.optim import Schedule, build_optimizer, build_schedule
 from mlplab.training.callbacks import Callback
-from mlplab.training.device import cpu_threads, resolve_device, using_threads
+from mlplab.threads import monitor
+from mlplab.training.device import resolve_device
 from mlplab.training.history import History
 from mlplab.training.loop import TrainingDiverged, fit
 from mlplab.training.rundir import create_run_dir
@@ -48,7 +49,6 @@ class Setup:
     test_batches: Batches
     optimizer: torch.optim.Optimizer
     schedule: Schedule
-    threads: int  # CPU threads to train with (see `cpu_threads`)
     engine: Engine  # how gradients are computed (see `mlplab.engines`), resolved once
     augment: Callable[[Tensor, int], Tensor] | None = None  # `mlplab.augment.Augmentation`, if the config asks
 
@@ -65,6 +65,7 @@ class Setup:
 
 def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
     """Seed, load the data onto the device, build the model, loss, batches, optimizer, schedule and engine."""
+    monitor()  # the CPU load is read from now on: training's thread choice sees the machine while the data loads
     loss = build_loss(loss_fn or config.train.loss, config.model.output, config.train.beta,
                       config.train.label_smoothing)
     # A bad --engine fails before the data loads.
@@ -88,7 +89,6 @@ def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
         test_batches=Batches(data.test, config.train.eval_batch_size),
         optimizer=optimizer,
         schedule=build_schedule(optimizer, config.optim, config.train.epochs, len(train_batches)),
-        threads=cpu_threads(config.train.threads, config.train.batch_size, device),
         engine=engine,
         augment=build_augmentation(config.data, data, config.train.seed),
     )
@@ -132,13 +132,12 @@ def train_prepared(setup: Setup, *, callbacks: Sequence[Callback] = (), resume: 
     run_dir = Path(config.train.out) if resume else create_run_dir(config)
     writer = RunWriter(run_dir, config=config, model_info=setup.model_info(), resume=resume)
     try:
-        with using_threads(setup.threads, numpy_blas=setup.engine.name == "scratch"):
-            return fit(setup.model, setup.train_batches, val_data=setup.val_batches, test_data=setup.test_batches,
-                       loss=setup.loss_fn, optimizer=setup.optimizer, scheduler=setup.schedule,
-                       epochs=config.train.epochs, callbacks=callbacks, run_dir=writer, engine=setup.engine,
-                       classes=setup.data.spec.classes, log_batches=config.train.log_batches,
-                       augment=setup.augment, max_norm=config.optim.max_norm, average=config.train.ema,
-                       patience=config.train.patience)
+        return fit(setup.model, setup.train_batches, val_data=setup.val_batches, test_data=setup.test_batches,
+                   loss=setup.loss_fn, optimizer=setup.optimizer, scheduler=setup.schedule,
+                   epochs=config.train.epochs, callbacks=callbacks, run_dir=writer, engine=setup.engine,
+                   classes=setup.data.spec.classes, log_batches=config.train.log_batches,
+                   augment=setup.augment, max_norm=config.optim.max_norm, average=config.train.ema,
+                   patience=config.train.patience, threads=config.train.threads, progress=False)
     except TrainingDiverged as error:  # the same refusal, its advice in the command line's flags
         raise TrainingDiverged(error.epoch, error.problems, divergence_advice(config)) from None
 

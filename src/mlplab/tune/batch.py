@@ -162,7 +162,6 @@ class BatchRunner:
 
         from mlplab.sweep.data import SweepDataCache
         from mlplab.sweep.vectorised import SweepEpoch, train_vectorised
-        from mlplab.training.device import cpu_threads, resolve_device
 
         trials = [trial for trial, _ in members]
         configs = [config for _, config in members]
@@ -179,11 +178,8 @@ class BatchRunner:
                     epoch.halt(index, f"pruned after epoch {record['epoch']}")
 
         self.data = self.data or SweepDataCache()
-        first = configs[0].train
-        # The threads a single run of these configs takes (1 for small batches on the CPU): a second
-        # thread on a busy 2-core machine made a batch of lab nets many times slower, not faster.
-        threads = cpu_threads(first.threads, first.batch_size, resolve_device(first.device))
-        result = train_vectorised(configs, data=self.data, threads=threads, on_epoch_end=[report])
+        # The threads: the trials' --threads, else chosen for the machine's load and re-checked (mlplab.threads).
+        result = train_vectorised(configs, data=self.data, on_epoch_end=[report])
         for trial, member in zip(trials, result.members):
             write_member_run(member, Path(member.config.train.out))
             if member.diverged is not None:
