@@ -346,3 +346,17 @@ def test_fit_shows_progress_by_default_only_where_someone_watches(load, monkeypa
     assert "epoch 1/1  train loss" in capsys.readouterr().out  # a notebook: a line per epoch, and a bar
     fit(_model(), _data(), epochs=1, progress=False)
     assert capsys.readouterr().out == ""
+
+
+def test_a_resumed_run_keeps_its_count_unless_the_load_moved_past_the_margin(load, tmp_path):
+    from mlplab import fit
+
+    torch.set_num_threads(2)
+    load.others = 1.0
+    fit(_model(), _data(), epochs=1, run_dir=tmp_path / "run", progress=False)
+    load.others = 0.4  # 1.6 CPUs free: a fresh run would take 2, the resumed one stays on its 1 (inside the margin)
+    history = fit(_model(), _data(), epochs=2, run_dir=tmp_path / "run", resume=True, progress=False)
+    assert [(entry["step"], entry["threads"]) for entry in history.threads] == [(0, 1), (10, 1)]
+    load.others = 0.0  # past the margin: up to 2
+    history = fit(_model(), _data(), epochs=3, run_dir=tmp_path / "run", resume=True, progress=False)
+    assert [(entry["step"], entry["threads"]) for entry in history.threads] == [(0, 1), (10, 1), (20, 2)]

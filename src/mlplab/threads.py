@@ -359,6 +359,7 @@ class ThreadGovernor:
     _step: int = 0
     _token: Any = None
     _blas: Any = None
+    _reading: CpuReading | None = None
 
     def __enter__(self) -> ThreadGovernor:
         import torch
@@ -427,6 +428,13 @@ class ThreadGovernor:
         for entry in self.log:
             entry["step"] = step
         self._step = step
+        if earlier and self.set_by == "auto" and self._reading is not None:
+            # A resumed run keeps the count it last ran on unless the load has moved past the margin: on an
+            # unchanged machine it then computes as the uninterrupted run did, bit for bit.
+            count, reason = choose_threads(self._reading, self._work(), current=earlier[-1]["threads"])
+            if count != self.count:
+                self.log.clear()
+                self._apply(count, reason)
         self.log[:0] = earlier
         return self.log
 
@@ -441,10 +449,12 @@ class ThreadGovernor:
         reason = self.log[0]["reason"]
         return f"{self.count} (auto: {reason})" if self.log[0]["set_by"] == "auto" else f"{self.count} ({reason})"
 
+    def _work(self) -> int | None:
+        return self.work if self.device == "cpu" else None  # off the CPU, threads only feed the device
+
     def _choose(self, current: int | None) -> tuple[int, str]:
-        reading = monitor().read()
-        count, reason = choose_threads(reading, self.work if self.device == "cpu" else None, current)
-        return count, reason
+        self._reading = monitor().read()
+        return choose_threads(self._reading, self._work(), current)
 
     def _apply(self, count: int, reason: str) -> None:
         import torch
