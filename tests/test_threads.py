@@ -360,3 +360,16 @@ def test_a_resumed_run_keeps_its_count_unless_the_load_moved_past_the_margin(loa
     load.others = 0.0  # past the margin: up to 2
     history = fit(_model(), _data(), epochs=3, run_dir=tmp_path / "run", resume=True, progress=False)
     assert [(entry["step"], entry["threads"]) for entry in history.threads] == [(0, 1), (10, 1), (20, 2)]
+
+
+def test_unreadable_cpu_counters_leave_the_choice_to_the_work(monkeypatch):
+    import psutil
+
+    def refuse(percpu=False):
+        raise PermissionError("/proc/stat: permission denied")
+
+    monkeypatch.setattr(psutil, "cpu_times", refuse)
+    reading = CpuMonitor().read(min_window=0.0)
+    assert not reading.known and reading.others == 0.0
+    count, reason = choose_threads(reading, BIG)
+    assert count == reading.cpus and "their load unknown" in reason

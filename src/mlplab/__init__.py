@@ -14,6 +14,7 @@ The everyday names, imported on first use (``import mlplab`` itself loads no tor
     sklearn    MLPClassifier (scikit-learn's estimator interface)
     sweep      K MLPs of one shape trained as one batched program (``mlplab.sweep.train_vectorised``)
     tune       Optuna studies over configs (``mlplab.tune.tune``; the ``tune`` extra)
+    threads    how many CPU threads training takes: chosen for the machine's load (``mlplab.threads``)
 
 A first run::
 
@@ -59,12 +60,13 @@ _EXPORTS = {
     "MlplabError": "mlplab.errors",
 }
 _MODULES = ("losses", "data", "models", "engines", "training", "scratch", "config", "choices", "digits", "sweep", "tune",
-            "augment")
+            "augment", "threads")
 
 __all__ = sorted([*_EXPORTS, *_MODULES])
 
 if TYPE_CHECKING:
-    from mlplab import augment, choices, config, data, digits, engines, losses, models, scratch, sweep, training, tune
+    from mlplab import (augment, choices, config, data, digits, engines, losses, models, scratch, sweep, threads, training,
+                        tune)
     from mlplab.augment import Augmentation
     from mlplab.config import Config, from_preset, load_config
     from mlplab.data import KMNIST, MNIST, Batches, FashionMNIST, load_data

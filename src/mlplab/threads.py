@@ -73,6 +73,7 @@ class CpuReading:
     cpus: int  # CPUs in the process's affinity
     quota: float | None = None  # a cgroup's CPU quota in CPUs (None: no quota)
     others: float = 0.0  # CPUs' worth of time other processes took over the window (steal included)
+    known: bool = True  # False where the CPU counters could not be read (``others`` is then 0)
 
     @property
     def usable(self) -> float:
@@ -87,6 +88,8 @@ class CpuReading:
     def describe(self) -> str:
         """``1.0 of 2 CPUs busy with other work`` (and the quota, if any)."""
         quota = f", a quota of {self.quota:g}" if self.quota is not None and self.quota < self.cpus else ""
+        if not self.known:
+            return f"{self.cpus} CPUs{quota}, their load unknown"
         return f"{self.others:.1f} of {self.cpus} CPUs{quota} busy with other work"
 
 
@@ -166,7 +169,7 @@ def cpu_quota(proc_cgroup: Path = Path("/proc/self/cgroup"),
 @dataclass
 class _Snapshot:
     wall: float  # time.monotonic()
-    busy: float  # seconds the process's CPUs have been busy (all processes), steal included
+    busy: float | None  # seconds the process's CPUs have been busy (all processes), steal included; None: unknown
     own: float  # this process's CPU seconds, all its threads
     cgroup: float | None  # the quota-setting cgroup's CPU seconds
 
@@ -203,6 +206,9 @@ class CpuMonitor:
         now = self._snapshot()
         seconds = max(now.wall - self._last.wall, 1e-9)
         own = now.own - self._last.own
+        if now.busy is None or self._last.busy is None:  # unknown: as if idle, the work alone decides
+            self._last = now
+            return CpuReading(cpus=len(self.cpus), quota=self.quota, others=0.0, known=False)
         others = max(0.0, (now.busy - self._last.busy - own) / seconds)
         if now.cgroup is not None and self._last.cgroup is not None:  # the quota's other tenants
             others = max(others, (now.cgroup - self._last.cgroup - own) / seconds)
@@ -210,11 +216,14 @@ class CpuMonitor:
         return CpuReading(cpus=len(self.cpus), quota=self.quota, others=min(others, float(len(self.cpus))))
 
 
-def _busy_seconds(cpus: list[int]) -> float:
-    """Seconds the CPUs ``cpus`` have been busy since boot: everything but idle and I/O wait."""
-    import psutil
+def _busy_seconds(cpus: list[int]) -> float | None:
+    """Seconds the CPUs ``cpus`` have been busy since boot (everything but idle and I/O wait); None if unreadable."""
+    try:
+        import psutil
 
-    per_cpu = psutil.cpu_times(percpu=True)
+        per_cpu = psutil.cpu_times(percpu=True)
+    except Exception:  # noqa: BLE001 - a sandbox without /proc, a platform psutil lacks: the load is unknown
+        return None
     total = 0.0
     for index in cpus:
         if index < len(per_cpu):
