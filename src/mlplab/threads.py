@@ -252,12 +252,12 @@ def work_threads(work: int | None) -> int | None:
     return None if work is None else max(1, int(work // WORK_PER_THREAD))
 
 
-def model_work(model: Any, batch_size: int | None, members: int = 1) -> int | None:
-    """Multiply-adds of one step's forward pass, estimated as batch x weights (exact for a stack of Linear layers)."""
+def model_work(model: Any, batch_size: int | None) -> int | None:
+    """Multiply-adds of one step's forward pass, estimated as batch x weights (exact for a stack of Linear layers;
+    a convolution's, which reuse their weights, are underestimated); None when the batch size is unknown."""
     if batch_size is None:
         return None
-    weights = sum(parameter.numel() for parameter in model.parameters()) if hasattr(model, "parameters") else int(model)
-    return int(batch_size) * weights * members
+    return int(batch_size) * sum(parameter.numel() for parameter in model.parameters())
 
 
 def _work_words(work: int | None) -> str:
@@ -359,16 +359,16 @@ class ThreadGovernor:
     numpy_blas: bool = False
     device: str = "cpu"
     recheck: bool = True
-    log: list[dict[str, Any]] = field(default_factory=list)
-    count: int = 0
-    set_by: str = "auto"
-    _active: bool = False
-    _previous: int = 0
-    _due: float = math.inf
-    _step: int = 0
-    _token: Any = None
-    _blas: Any = None
-    _reading: CpuReading | None = None
+    log: list[dict[str, Any]] = field(default_factory=list, init=False)
+    count: int = field(default=0, init=False)  # the count in force
+    set_by: str = field(default="auto", init=False)
+    _active: bool = field(default=False, init=False, repr=False)
+    _previous: int = field(default=0, init=False, repr=False)  # PyTorch's count before, put back at the end
+    _due: float = field(default=math.inf, init=False, repr=False)  # when the next re-check is due (perf_counter)
+    _step: int = field(default=0, init=False, repr=False)
+    _token: Any = field(default=None, init=False, repr=False)
+    _blas: Any = field(default=None, init=False, repr=False)
+    _reading: CpuReading | None = field(default=None, init=False, repr=False)
 
     def __enter__(self) -> ThreadGovernor:
         import torch

@@ -51,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     """Read the grid and the base config, print the plan, train with a bar, print the best settings."""
+    from mlplab.threads import monitor
+
+    monitor()  # the CPU load is read from now on: the thread choice then sees more than its shortest window
     from mlplab.sweep.directory import check_sweep_dir, run_sweep
     from mlplab.sweep.grid import expand, load_grid, parse_grid, random_subset, size
 

@@ -44,7 +44,11 @@ from mlplab.sweep.optimizers import state_count
 from mlplab.sweep.stacked import parameter_count
 
 BUDGET_FRACTION = 0.5  # of the memory available when no budget is given
-CALIBRATION_STEPS = 12  # timed training steps per group size (after 2 untimed ones)
+CALIBRATION_STEPS = 12  # timed training steps per group size, at least (after 2 untimed ones)
+# ... and timed for at least this long: on a busy machine the scheduler shares a core in slices of a few
+# ms, and two OpenMP threads beside another process stall now and then for one; 12 steps of a small
+# net (5 ms) saw neither and predicted a third of the time beside two busy processes.
+CALIBRATION_SECONDS = 0.3
 MiB = 2**20
 
 
@@ -180,7 +184,7 @@ class SweepPlan:
                 line += f"; {program.predicted_seconds:.1f} s ({steps})"
             lines.append(line)
         if self.predicted_seconds is not None:
-            lines.append(f"predicted: {self.predicted_seconds:.1f} s (timed on {CALIBRATION_STEPS} steps a group size)")
+            lines.append(f"predicted: {self.predicted_seconds:.1f} s (timed on at least {CALIBRATION_STEPS} steps and {CALIBRATION_SECONDS:g} s a group size)")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -271,6 +275,17 @@ def plan_sweep(configs: Sequence[Config], *, memory_budget: int | None = None, m
                      budget_source=source)
 
 
+def _seconds_per_step(group: Any, batches: Any, rates: Any) -> float:
+    """Seconds a training step of ``group`` takes: steps timed until `CALIBRATION_STEPS` and `CALIBRATION_SECONDS` are both passed."""
+    started, first, drawn = time.perf_counter(), group.steps_taken, 0
+    while True:
+        group.train_steps(batches, rates, epoch=2, max_steps=CALIBRATION_STEPS)
+        drawn += CALIBRATION_STEPS + 1  # train_steps draws one batch past its last step
+        elapsed = time.perf_counter() - started
+        if elapsed >= CALIBRATION_SECONDS or drawn + CALIBRATION_STEPS > group.steps_per_epoch:  # enough, or no batches left
+            return elapsed / (group.steps_taken - first)
+
+
 def _calibrate(plan: ProgramPlan, configs: Sequence[Config], data: Any, dtype: torch.dtype) -> None:
     """Time each group size of a program on throwaway groups of its first members, and predict its seconds."""
     from mlplab.sweep.group import VectorisedGroup
@@ -293,9 +308,7 @@ def _calibrate(plan: ProgramPlan, configs: Sequence[Config], data: Any, dtype: t
         started = time.perf_counter()
         rates, batches = group.epoch_rates(), group.epoch_batches(2)
         plan.seconds_per_epoch_setup[size] = time.perf_counter() - started
-        started = time.perf_counter()
-        group.train_steps(batches, rates, epoch=2, max_steps=CALIBRATION_STEPS)
-        plan.seconds_per_step[size] = (time.perf_counter() - started) / CALIBRATION_STEPS
+        plan.seconds_per_step[size] = _seconds_per_step(group, batches, rates)
         images, labels = data.test
         eval_batch = configs[0].train.eval_batch_size
         one_batch = (images[:eval_batch], labels[:eval_batch])
