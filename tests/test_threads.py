@@ -237,7 +237,8 @@ def test_a_fixed_count_wins_over_the_load(load):
     seen = SeenThreads()
     history = fit(_model(), _data(), epochs=1, callbacks=[seen], threads=2, progress=False)
     assert set(seen.counts) == {2}
-    assert history.threads == [{"step": 0, "threads": 2, "set_by": "threads=", "reason": "fixed by threads= or --threads"}]
+    assert history.threads == [{"step": 0, "threads": 2, "set_by": "threads=", "reason": "fixed by threads= or --threads; "
+                                "2.0 of 2 CPUs busy with other work: 1 thread would be faster now"}]
 
 
 def test_train_epoch_and_evaluate_on_their_own_choose_and_restore(load):
@@ -373,3 +374,15 @@ def test_unreadable_cpu_counters_leave_the_choice_to_the_work(monkeypatch):
     assert not reading.known and reading.others == 0.0
     count, reason = choose_threads(reading, BIG)
     assert count == reading.cpus and "their load unknown" in reason
+
+
+def test_a_fixed_count_above_what_the_load_leaves_says_so(load):
+    load.others = 2.0
+    with ThreadGovernor(threads=2, work=BIG) as governor:
+        assert torch.get_num_threads() == 2
+    assert governor.log[0]["reason"] == ("fixed by threads= or --threads; 2.0 of 2 CPUs busy with other work: "
+                                         "1 thread would be faster now")
+    load.others = 0.0
+    with ThreadGovernor(threads=2, work=BIG) as governor:
+        pass
+    assert governor.log[0]["reason"] == "fixed by threads= or --threads"

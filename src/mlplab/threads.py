@@ -387,6 +387,8 @@ class ThreadGovernor:
             self.set_by, count, reason = "torch.set_num_threads", yours, "set by you (torch.set_num_threads or OMP_NUM_THREADS), kept"
         else:
             count, reason = self._choose(None)
+        if self.set_by != "auto" and self.recheck:
+            reason += self._advice(count)
         self._apply(count, reason)
         if self.set_by == "auto" and self.recheck:
             self._due = time.perf_counter() + RECHECK_SECONDS
@@ -457,6 +459,15 @@ class ThreadGovernor:
             return str(self.count)
         reason = self.log[0]["reason"]
         return f"{self.count} (auto: {reason})" if self.log[0]["set_by"] == "auto" else f"{self.count} ({reason})"
+
+    def _advice(self, count: int) -> str:
+        """For a count you fixed: a word when the machine as it is would be faster on fewer threads."""
+        if count <= 1:
+            return ""
+        fewer, _ = self._choose(None)
+        if fewer >= count:
+            return ""
+        return f"; {self._reading.describe()}: {fewer} thread{'s' * (fewer > 1)} would be faster now"
 
     def _work(self) -> int | None:
         return self.work if self.device == "cpu" else None  # off the CPU, threads only feed the device
