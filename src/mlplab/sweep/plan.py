@@ -31,8 +31,9 @@ import dataclasses
 
 import math
 import os
+import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -275,6 +276,17 @@ def plan_sweep(configs: Sequence[Config], *, memory_budget: int | None = None, m
                      budget_source=source)
 
 
+def _median_seconds(work: Callable[[], Any], repeats: int = 3) -> float:
+    """The median of ``repeats`` timings of ``work()``: one stall on a busy machine (a descheduled OpenMP thread
+    can hold an operation up for a second) would otherwise stand for every epoch."""
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
 def _seconds_per_step(group: Any, batches: Any, rates: Any) -> float:
     """Seconds a training step of ``group`` takes: steps timed until `CALIBRATION_STEPS` and `CALIBRATION_SECONDS` are both passed."""
     started, first, drawn = time.perf_counter(), group.steps_taken, 0
@@ -305,17 +317,14 @@ def _calibrate(plan: ProgramPlan, configs: Sequence[Config], data: Any, dtype: t
         group = VectorisedGroup(configs[:size], range(size), data, dtype, data.train_images.device)
         plan.seconds_per_group_setup[size] = time.perf_counter() - started
         group.train_epoch(1, max_steps=2)  # untimed: first calls allocate
-        started = time.perf_counter()
+        plan.seconds_per_epoch_setup[size] = _median_seconds(lambda: (group.epoch_rates(), group.epoch_batches(2)))
         rates, batches = group.epoch_rates(), group.epoch_batches(2)
-        plan.seconds_per_epoch_setup[size] = time.perf_counter() - started
         plan.seconds_per_step[size] = _seconds_per_step(group, batches, rates)
         images, labels = data.test
         eval_batch = configs[0].train.eval_batch_size
         one_batch = (images[:eval_batch], labels[:eval_batch])
         group.evaluate(one_batch)  # untimed, as above
-        started = time.perf_counter()
-        group.evaluate(one_batch)
-        plan.seconds_per_eval_batch[size] = time.perf_counter() - started
+        plan.seconds_per_eval_batch[size] = _median_seconds(lambda: group.evaluate(one_batch))
     val_batches = math.ceil(len(data.val[1]) / configs[0].train.eval_batch_size) if data.val is not None else 0
     test_batches = math.ceil(len(data.test[1]) / configs[0].train.eval_batch_size)
     plan.predicted_seconds = sum(
