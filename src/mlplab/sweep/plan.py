@@ -317,8 +317,9 @@ def _calibrate(plan: ProgramPlan, configs: Sequence[Config], data: Any, dtype: t
         group = VectorisedGroup(configs[:size], range(size), data, dtype, data.train_images.device)
         plan.seconds_per_group_setup[size] = time.perf_counter() - started
         group.train_epoch(1, max_steps=2)  # untimed: first calls allocate
-        plan.seconds_per_epoch_setup[size] = _median_seconds(lambda: (group.epoch_rates(), group.epoch_batches(2)))
-        rates, batches = group.epoch_rates(), group.epoch_batches(2)
+        started = time.perf_counter()
+        rates, batches = group.epoch_rates(), group.epoch_batches(2)  # once: the rates step the schedules on
+        plan.seconds_per_epoch_setup[size] = time.perf_counter() - started
         plan.seconds_per_step[size] = _seconds_per_step(group, batches, rates)
         images, labels = data.test
         eval_batch = configs[0].train.eval_batch_size
