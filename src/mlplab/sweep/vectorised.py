@@ -106,7 +106,7 @@ def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = N
     governor = ThreadGovernor(threads or configs[0].train.threads, work=sweep_work(configs))
     members, number, devices = [], 0, set()
     with governor:
-        governing = governor if governor.active else active_governor()
+        governing = governor if governor.active else active_governor()  # the one that chose: this or an outer one
         for program in plan.programs:
             first = configs[program.members[0]]
             program_data = cache.get(first)
@@ -144,8 +144,6 @@ def sweep_work(configs: Sequence[Config]) -> int:
                for program in partition(configs))
 
 
-def thread_extras(governor: ThreadGovernor | None) -> dict[str, Any]:
+def thread_extras(governor: ThreadGovernor) -> dict[str, Any]:
     """``threads`` (the count training started with) and ``threads_log`` (every choice, `mlplab.threads`)."""
-    if governor is None or not governor.log:
-        return {"threads": torch.get_num_threads(), "threads_log": []}
     return {"threads": governor.log[0]["threads"], "threads_log": [dict(entry) for entry in governor.log]}
