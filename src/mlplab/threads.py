@@ -407,8 +407,7 @@ class ThreadGovernor:
     def __call__(self) -> None:
         """After an optimizer step: count it, and re-check the load when one is due (the outer governor's, if nested)."""
         if not self._active:
-            outer = _ACTIVE.get()
-            if outer is not None and outer is not self:
+            if (outer := self._outer()) is not None:
                 outer()
             return
         self._step += 1
@@ -418,8 +417,7 @@ class ThreadGovernor:
     def check_now(self) -> None:
         """Read the load and change the count if it calls for it, now (a planner does before it times steps)."""
         if not self._active:
-            outer = _ACTIVE.get()
-            if outer is not None and outer is not self:
+            if (outer := self._outer()) is not None:
                 outer.check_now()
             return
         if self.set_by != "auto":
@@ -428,6 +426,11 @@ class ThreadGovernor:
         count, reason = self._choose(self.count)
         if count != self.count:
             self._apply(count, reason)
+
+    def _outer(self) -> ThreadGovernor | None:
+        """The governor whose block this inactive one runs in, if any."""
+        outer = _ACTIVE.get()
+        return outer if outer is not self else None
 
     @property
     def active(self) -> bool:

@@ -373,9 +373,9 @@ def _show_progress(progress: bool | None, callbacks: list[Callback]) -> bool:
     """Whether fit adds a `ProgressBar`: when asked, or by default in an interactive session that has none."""
     from mlplab.training.progress import ProgressBar
 
-    if progress is not None:
-        return bool(progress) and not any(isinstance(callback, ProgressBar) for callback in callbacks)
-    return interactive() and not any(isinstance(callback, ProgressBar) for callback in callbacks)
+    if any(isinstance(callback, ProgressBar) for callback in callbacks):
+        return False
+    return interactive() if progress is None else bool(progress)
 
 
 def interactive() -> bool:
