@@ -7,6 +7,7 @@ The everyday names, imported on first use (``import mlplab`` itself loads no tor
     losses     the labs' losses (cross_entropy, nll, quadratic, ccql, mse), as ``mlplab.losses``
     training   fit (any nn.Module), train_epoch, evaluate, Callback, EarlyStopping, ProgressBar, Schedule,
                History, AverageMeter, accuracy, confusion_matrix, per_class_accuracy
+    notebooks  LivePlot (training curves redrawn as a notebook trains); the labs: ``mlplab notebooks DIR``
     regularise Augmentation (random affine and elastic distortions, per batch), WeightAverage, MaxNorm
     configs    Config, from_preset, train (a Config to a run directory, as ``mlplab train`` does)
     runs       Run, open_run, load_model, save_checkpoint, load_checkpoint
@@ -47,7 +48,7 @@ _EXPORTS = {
     "EarlyStopping": "mlplab.training.callbacks",
     "WeightAverage": "mlplab.training.weights", "MaxNorm": "mlplab.training.weights",
     "Augmentation": "mlplab.augment",
-    "ProgressBar": "mlplab.training.progress",
+    "ProgressBar": "mlplab.training.progress", "LivePlot": "mlplab.plots.live",
     "Schedule": "mlplab.optim",
     "History": "mlplab.training.history",
     "AverageMeter": "mlplab.training.metrics", "accuracy": "mlplab.training.metrics",
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
     from mlplab.run import Run, load_model, open_run
     from mlplab.training.callbacks import Callback, EarlyStopping, FitState
     from mlplab.training.weights import MaxNorm, WeightAverage
+    from mlplab.plots.live import LivePlot
     from mlplab.training.progress import ProgressBar
     from mlplab.training.checkpoint import load_checkpoint, save_checkpoint
     from mlplab.training.history import History

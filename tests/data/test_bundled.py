@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -146,3 +147,18 @@ def test_sdist_and_wheel_ship_the_four_files_and_their_attribution(tmp_path, mni
     with zipfile.ZipFile(wheel) as archive:
         assert archive.read("mlplab/serve/static/index.html") == page
     assert any(n.endswith("src/mlplab/serve/static/index.html") for n in names)
+    # And the labs' notebooks: installed from the wheel alone, `mlplab notebooks DIR` writes every one.
+    labs = sorted(path.name for path in (REPO / "src/mlplab/notebooks").glob("[0-9][0-9]_*.py"))
+    with zipfile.ZipFile(wheel) as archive:
+        assert {name: archive.read(f"mlplab/notebooks/{name}") for name in [*labs, "README.md"]} == \
+            {name: (REPO / "src/mlplab/notebooks" / name).read_bytes() for name in [*labs, "README.md"]}
+    installed = tmp_path / "installed"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--quiet", "--target",
+                    str(installed), str(wheel)], check=True, timeout=300)
+    written = subprocess.run([sys.executable, "-c", "import sys, mlplab.notebooks as labs; print(labs.__file__); "
+                              "from mlplab.cli.main import main; sys.exit(main())",
+                              "notebooks", str(tmp_path / "labs")], capture_output=True, text=True, timeout=300,
+                             cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(installed)})
+    assert written.returncode == 0, written.stderr
+    assert written.stdout.startswith(str(installed)), "the copy installed from the wheel wrote them"
+    assert sorted(path.name for path in (tmp_path / "labs").iterdir()) == [name[:-3] + ".ipynb" for name in labs]

@@ -14,12 +14,19 @@ DPI = 100  # pixels per inch: a figure of 8 x 5 inches is an 800 x 500 PNG
 
 
 def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the Agg backend (files only, no window), or a one-line error naming the extra."""
+    """``matplotlib.pyplot`` on the Agg backend (files only, no window), or a one-line error naming the extra.
+
+    In a Jupyter kernel the notebook's own backend stays (inline figures there are not windows,
+    and switching to Agg would stop the notebook's own ``plt.show()`` from showing anything).
+    """
     try:
         import matplotlib
     except ImportError:
         raise MlplabError('plots need matplotlib: pip install "mlplab[plots]"') from None
-    matplotlib.use("Agg", force=True)  # never open a window, even where a display exists
+    from mlplab.plots.live import in_notebook
+
+    if not in_notebook():
+        matplotlib.use("Agg", force=True)  # never open a window, even where a display exists
     import matplotlib.pyplot as plt
 
     return plt

@@ -7,6 +7,7 @@ Jupyter, text in a terminal); the per-epoch lines go to ``stream``.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from typing import Any
 
@@ -25,6 +26,19 @@ def epoch_line(record: dict[str, Any], epochs: int) -> str:
 def threads_line(entry: dict[str, Any]) -> str:
     """``threads: 1 from step 1234 (1.0 of 2 CPUs busy with other work, 1.0 free; ...)``: a change of CPU threads."""
     return f"threads: {entry['threads']} from step {entry['step']} ({entry['reason']})"
+
+
+def _tqdm() -> Any:
+    """tqdm's bar: a widget in a notebook that has ipywidgets, text elsewhere (and in a notebook without them)."""
+    from mlplab.plots.live import in_notebook
+
+    if in_notebook() and importlib.util.find_spec("ipywidgets") is None:  # tqdm.auto would warn, then fall back
+        from tqdm import tqdm
+
+        return tqdm
+    from tqdm.auto import tqdm
+
+    return tqdm
 
 
 class ProgressBar(Callback):
@@ -53,8 +67,7 @@ class ProgressBar(Callback):
         if self._threads_seen is None:
             self._threads_seen = len(state.history.threads)  # the choice training started with is the header's
         if self.show_bar is not False:
-            from tqdm.auto import tqdm
-
+            tqdm = _tqdm()
             self.bar = tqdm(total=state.num_batches, desc=f"epoch {epoch}/{state.epochs}", unit="batch",
                             leave=False, disable=None if self.show_bar is None else False, mininterval=0.2)
 
