@@ -9,6 +9,8 @@ a person to look at every figure as a student will see it. Needs the dev extras 
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -16,12 +18,15 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
+from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
 from mlplab import notebooks
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "serve"))
-from test_browser import chromium_executable  # noqa: E402  (the tests' way of finding a Chromium)
+
+
+def chromium_executable() -> str | None:
+    """$MLPLAB_CHROMIUM, else the system's Chromium on PATH (None: Playwright's own, if installed)."""
+    return os.environ.get("MLPLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def main(out: Path, names: list[str]) -> None:
@@ -38,7 +43,9 @@ def main(out: Path, names: list[str]) -> None:
                        resources={"metadata": {"path": str(work)}}).execute()
         print(f"{lab.name}: executed in {time.perf_counter() - started:.1f} s", flush=True)
         nbformat.write(notebook, out / f"{lab.name}.ipynb")
-        html, _ = HTMLExporter().from_notebook_node(notebook)
+        exporter = HTMLExporter()
+        exporter.register_preprocessor(CoalesceStreamsPreprocessor, enabled=True)  # progress bars' \r, as Jupyter shows them
+        html, _ = exporter.from_notebook_node(notebook)
         (out / f"{lab.name}.html").write_text(html, encoding="utf-8")
         pages.append(out / f"{lab.name}.html")
     from playwright.sync_api import sync_playwright

@@ -45,7 +45,7 @@ def local_copy_hint(spec: DatasetSpec) -> str:
     """How to point mlplab at files the user already has (ends the offline and download errors)."""
     names = ", ".join(record.name for _, record in spec.files.items())
     return (f"to use a local copy, put the four {spec.title} files ({names}; raw or .gz) in a folder "
-            "and pass --data-dir DIR or set MLPLAB_DATA_DIR=DIR")
+            "and pass --data-dir DIR (data_dir= in Python) or set MLPLAB_DATA_DIR=DIR")
 
 
 def download_file(spec: DatasetSpec, role: str, folder: str | Path, *,
