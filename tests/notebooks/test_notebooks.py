@@ -151,9 +151,10 @@ def _execute(notebook, folder: Path):
     return notebook
 
 
-def test_the_students_copy_runs_up_to_its_first_exercise(tmp_path):
+@pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.name)
+def test_the_students_copy_runs_up_to_its_first_exercise(lab, tmp_path):
     """What comes before the first exercise needs nothing a student has to write."""
-    student = notebooks.student_copy(notebooks.read(LABS[0]))
+    student = notebooks.student_copy(notebooks.read(lab))
     first = next(i for i, cell in enumerate(student.cells) if notebooks.STUDENT in notebooks.tags(cell))
     student.cells = student.cells[:first]
     assert any(cell.cell_type == "code" for cell in student.cells)
