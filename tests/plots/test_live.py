@@ -84,6 +84,26 @@ def test_a_long_epoch_redraws_at_most_every_interval(monkeypatch):
     assert live.batch_losses[0] == pytest.approx([1 / (step + 1) for step in range(6)])
 
 
+def test_slow_redraws_never_take_more_than_a_twentieth_of_the_time(monkeypatch):
+    display = FakeDisplay()
+    monkeypatch.setattr("IPython.display.display", display)
+    now = [0.0]
+    monkeypatch.setattr(live_module.time, "monotonic", lambda: now[0])
+
+    def slow_png(self):
+        now[0] += 0.5  # a redraw that takes half a second
+        return b"\x89PNG"
+
+    monkeypatch.setattr(live_module.LivePlot, "_png", slow_png)
+    live = mlplab.LivePlot(show=True, interval=1.0)
+    for _ in range(400):  # 400 batches of 0.1 s each
+        now[0] += 0.1
+        live.batch(0.5)
+    draws = len(display.shown) + len(display.updates)
+    assert draws >= 2, "a long epoch is still redrawn"
+    assert draws * 0.5 <= 0.05 * now[0] + 0.5, "drawing took more than 5% of the time (one draw of slack)"
+
+
 def test_a_loop_of_your_own_feeds_it_and_a_wrong_key_is_one_line():
     live = mlplab.LivePlot(epochs=4, show=False)
     live.update(train_loss=torch.tensor(0.5), train_accuracy=0.8)

@@ -52,6 +52,7 @@ from torch import nn
 
 from mlplab.experiments import symmetry
 from mlplab.experiments.symmetry_analysis import failure_kind, structure, summarize
+from mlplab import LivePlot
 from mlplab.plots import symmetry as symmetry_figures
 from mlplab.threads import using_threads
 
@@ -175,10 +176,11 @@ print("initial hidden weights:\n", net.hidden.weight.detach().numpy().round(3))
 # patterns through the network, compute E = ½ Σ (y − d)², back-propagate, take one step.
 # Return two lists, one entry per sweep: E, and how many of the 64 outputs are on the right
 # side of 0.5 (|y − d| < 0.5), both measured *before* that sweep's step (so entry k describes
-# the weights after k changes).
+# the weights after k changes). Every `every` sweeps, hand E and the fraction right to `live`
+# (`live.update(epoch=..., train_loss=..., train_accuracy=...)`), so the curves grow as it trains.
 
 # %% tags=["student"]
-def train_one(net, sweeps=SWEEPS, lr=EPSILON, momentum=ALPHA):
+def train_one(net, sweeps=SWEEPS, lr=EPSILON, momentum=ALPHA, live=None, every=100):
     """Train on all 64 patterns, one weight change per sweep; returns E and the count right, per sweep."""
     optimizer = ...  # your code here
     errors, correct = [], []
@@ -188,7 +190,7 @@ def train_one(net, sweeps=SWEEPS, lr=EPSILON, momentum=ALPHA):
 
 
 # %% tags=["solution"]
-def train_one(net, sweeps=SWEEPS, lr=EPSILON, momentum=ALPHA):
+def train_one(net, sweeps=SWEEPS, lr=EPSILON, momentum=ALPHA, live=None, every=100):
     """Train on all 64 patterns, one weight change per sweep; returns E and the count right, per sweep."""
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     errors, correct = [], []
@@ -200,6 +202,8 @@ def train_one(net, sweeps=SWEEPS, lr=EPSILON, momentum=ALPHA):
         optimizer.step()  # one weight change per sweep
         errors.append(error.item())
         correct.append(int(((outputs - targets).abs() < 0.5).sum()))
+        if live is not None and (sweep + 1) % every == 0:
+            live.update(epoch=sweep + 1, train_loss=errors[-1], train_accuracy=correct[-1] / 64)
     return errors, correct
 
 
@@ -208,12 +212,16 @@ def train_one(net, sweeps=SWEEPS, lr=EPSILON, momentum=ALPHA):
 # work to share between CPU threads: on two threads every tiny operation waits for the
 # other thread, and on a busy machine the loop ran more than 10 times slower than on one. So we train
 # on one thread (`using_threads(1)` sets PyTorch's count for the block, then puts it back).
+# `mlplab.LivePlot` redraws E and the fraction of patterns right every 100 sweeps as it trains
+# (here one "epoch" is one sweep through the 64 patterns).
 
 # %%
+live = LivePlot(title=f"6-2-1 network, seed {SEED}", epochs=SWEEPS, interval=0, epoch_name="sweep",
+                loss_name="E = ½ Σ (y − d)² over the 64 cases")
 started = time.perf_counter()
 with using_threads(1):
-    errors, correct = train_one(net)
-seconds = time.perf_counter() - started
+    errors, correct = train_one(net, live=live)
+seconds = time.perf_counter() - started  # drawing the live curves included
 
 with torch.no_grad():
     final_outputs = net(patterns)

@@ -3,7 +3,8 @@
 A callback for `fit` (``callbacks=[mlplab.LivePlot()]``), or fed by a training loop of your own
 (``live.batch(loss)`` per batch, ``live.update(epoch=..., train_loss=..., ...)`` per epoch). In a
 Jupyter kernel (JupyterLab, Notebook, VS Code) the picture is one output that is replaced in place
-after every epoch, and during a long epoch at most once per ``interval`` seconds; elsewhere
+after every epoch, and during a long epoch at most once per ``interval`` seconds (and never
+more than 5% of the time); elsewhere
 nothing is shown and ``live.figure`` (or ``live.save(path)``) holds the curves at the end.
 
 The figure is a ``matplotlib.figure.Figure`` drawn without pyplot, so it never changes the
@@ -21,6 +22,7 @@ from mlplab.errors import MlplabError
 from mlplab.training.callbacks import Callback, FitState
 
 TRAIN, VAL = "#1f77b4", "#ff7f0e"  # the colours of `mlplab.plots.charts.training_curves`
+DRAW_SHARE = 20  # within an epoch, wait at least 20 redraws' time between two: drawing takes <= 5%
 KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 
@@ -39,9 +41,11 @@ class LivePlot(Callback):
     Args:
         title: the figure's title (default "Training curves").
         epochs: the number of epochs, to fix the x axis from the start (`fit` sets it).
-        interval: the fewest seconds between two redraws within an epoch (0: only at epoch ends).
+        interval: the fewest seconds between two redraws within an epoch (0: only at epoch ends);
+            longer where a redraw is slow, so that drawing never takes more than 5% of the time.
         loss_name: the loss's label on the y axis, with its unit.
         show: draw in the notebook (default: when running in a Jupyter kernel).
+        epoch_name: what one step of the x axis is called ("sweep" for full-batch training).
 
     Example, with a loop of your own (accuracies are fractions in [0, 1], as in `History`)::
 
@@ -54,22 +58,27 @@ class LivePlot(Callback):
     """
 
     def __init__(self, title: str | None = None, epochs: int | None = None, interval: float = 1.0,
-                 loss_name: str = "loss (mean per image)", show: bool | None = None) -> None:
+                 loss_name: str = "loss (mean per image)", show: bool | None = None,
+                 epoch_name: str = "epoch") -> None:
         self.title = title or "Training curves"
         self.epochs = epochs
         self.interval = interval
         self.loss_name = loss_name
+        self.epoch_name = epoch_name
         self.show = in_notebook() if show is None else show
         self.records: list[dict[str, Any]] = []  # one per epoch: "epoch" and any of KEYS
         self.batch_losses: list[list[float]] = [[]]  # per epoch, the batches' losses; the last list is filling
         self._figure: Any = None
         self._display: Any = None  # the IPython display handle updated in place
         self._drawn_at = 0.0
+        self._draw_seconds = 0.0  # what the last redraw took (a PNG of the figure: about 0.1-0.2 s)
 
     def batch(self, loss: Any) -> None:
         """Record one training batch's loss (a float or a 0-d tensor); redraws at most every ``interval`` s."""
         self.batch_losses[-1].append(float(loss))
-        if self.show and self.interval and time.monotonic() - self._drawn_at >= self.interval:
+        # At most one redraw per ``interval``, and never more than 5% of the time training takes.
+        wait = max(self.interval, DRAW_SHARE * self._draw_seconds)
+        if self.show and self.interval and time.monotonic() - self._drawn_at >= wait:
             self.draw()
 
     def update(self, record: dict[str, Any] | None = None, **values: Any) -> None:
@@ -113,16 +122,17 @@ class LivePlot(Callback):
 
     def draw(self) -> None:
         """Redraw the curves; in a notebook, replace the previous picture in place."""
-        self._drawn_at = time.monotonic()
-        if not self.show:
-            return
-        from IPython.display import Image, display
+        started = time.monotonic()
+        if self.show:
+            from IPython.display import Image, display
 
-        image = Image(data=self._png())
-        if self._display is None:
-            self._display = display(image, display_id=True)
-        else:
-            self._display.update(image)
+            image = Image(data=self._png())
+            if self._display is None:
+                self._display = display(image, display_id=True)
+            else:
+                self._display.update(image)
+        self._drawn_at = time.monotonic()
+        self._draw_seconds = self._drawn_at - started
 
     def save(self, path: str | Path) -> Path:
         """Write the curves to ``path`` (.png or .svg), atomically."""
@@ -142,12 +152,13 @@ class LivePlot(Callback):
         loss_axis, accuracy_axis = figure.subplots(1, 2)
         self._draw_batches(loss_axis)
         for axis, key, scale in ((loss_axis, "loss", 1.0), (accuracy_axis, "accuracy", 100.0)):
-            for split, color, label in (("train", TRAIN, "training (epoch mean)"), ("val", VAL, "validation")):
+            mean = " (epoch mean)" if self.epoch_name == "epoch" else ""
+            for split, color, label in (("train", TRAIN, f"training{mean}"), ("val", VAL, "validation")):
                 points = [(r["epoch"], scale * r[f"{split}_{key}"]) for r in self.records
                           if r[f"{split}_{key}"] is not None]
                 if points:
                     axis.plot(*zip(*points), marker="o", color=color, label=label)
-            axis.set_xlabel("epoch")
+            axis.set_xlabel(self.epoch_name)
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
             axis.grid(alpha=0.3)
             last = max([self.epochs or 0, len(self.records), len(self.batch_losses) - 1 + bool(self.batch_losses[-1])])
@@ -159,7 +170,8 @@ class LivePlot(Callback):
         accuracy_axis.set_ylabel("accuracy (%)")
         accuracy_axis.set_title("Accuracy")
         figure.suptitle(self._heading(), fontsize=11)
-        figure.tight_layout()
+        # Fixed margins, not tight_layout: that draws the figure once more, doubling each redraw's cost.
+        figure.subplots_adjust(left=0.07, right=0.985, bottom=0.12, top=0.85, wspace=0.2)
 
     def _draw_batches(self, axis: Any) -> None:
         """Each batch's loss, thin, at its place within its epoch (epoch e's batches fill (e-1, e])."""
@@ -176,9 +188,9 @@ class LivePlot(Callback):
 
     def _heading(self) -> str:
         if not self.records:
-            return f"{self.title}: epoch 1 training"
+            return f"{self.title}: {self.epoch_name} 1 training"
         last = self.records[-1]
-        parts = [f"epoch {last['epoch']}" + (f"/{self.epochs}" if self.epochs else "")]
+        parts = [f"{self.epoch_name} {last['epoch']}" + (f"/{self.epochs}" if self.epochs else "")]
         for key, name in (("train_loss", "train loss"), ("val_accuracy", "val acc"), ("train_accuracy", "train acc")):
             if last[key] is not None:
                 parts.append(f"{name} {last[key]:.4f}" if "loss" in key else f"{name} {100 * last[key]:.2f}%")
