@@ -260,3 +260,29 @@ def test_a_user_defined_models_run_still_has_its_curves_and_report(finished, tmp
 def test_importing_mlplab_run_does_not_import_torch():
     code = "import sys, mlplab.run; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+PRESET_RUNS = {name: ["--preset", name] for name in ("lab", "fast", "best", "logistic", "seq", "tutorial", "twolayer")}
+PRESET_RUNS["(default)"] = []
+PRESET_RUNS["ccql, beta 2"] = ["--hidden", "32", "--loss", "ccql", "--beta", "2"]
+PRESET_RUNS["quadratic, log_softmax"] = ["--hidden", "32", "--loss", "quadratic", "--output", "log_softmax"]
+
+
+@pytest.mark.parametrize("flags", PRESET_RUNS.values(), ids=PRESET_RUNS.keys())
+def test_eval_and_run_evaluate_score_a_run_as_its_metrics_json_does(flags, tmp_path, capsys):
+    """Every preset (label smoothing, weight averaging, NLL of log-probabilities, the quadratic losses)
+    is scored by `mlplab eval` and `Run.evaluate` with the loss it trained on: metrics.json again."""
+    out = tmp_path / "run"
+    assert main(["train", *flags, "--epochs", "1", "--threads", "1", "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    capsys.readouterr()
+    assert main(["eval", str(out), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    again = open_run(out).evaluate()
+    for scored in (evaluated, again):
+        assert scored["loss"] == pytest.approx(metrics["test_loss"], rel=1e-5)
+        assert scored["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-4)  # one image in 10,000
+        assert scored["count"] == metrics["test_count"] == 10_000
+    config, loss = open_run(out).config, open_run(out).loss()
+    assert (loss.name, loss.output, loss.label_smoothing) == (config.train.loss, config.model.output,
+                                                             config.train.label_smoothing)

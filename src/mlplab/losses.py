@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,9 @@ from torch import Tensor
 
 from mlplab.choices import LOSSES, OUTPUTS
 from mlplab.errors import MlplabError, check_choice
+
+if TYPE_CHECKING:
+    from mlplab.config import Config
 
 LossFunction = Callable[[Tensor, Tensor], Tensor]
 
@@ -173,3 +177,14 @@ def build_loss(name: str | LossFunction, output: str = "logits", beta: float = 1
         raise MlplabError(f"label smoothing applies to the cross_entropy and nll losses, not {name}; "
                           "set --label-smoothing 0 or --loss cross_entropy")
     return NamedLoss(name, output, float(beta) if name == "ccql" else 1.0, float(label_smoothing))
+
+
+def config_loss(config: Config, loss_fn: LossFunction | str | None = None) -> LossFunction:
+    """The loss a config means: its name, the model's output, beta and label smoothing.
+
+    The one place a `Config` becomes a loss: training, the sweep's members, `Run.evaluate` and
+    ``mlplab eval`` all take it from here, so a run is always scored with the loss it trained on.
+    ``loss_fn`` (a callable or a loss name) replaces the config's loss name.
+    """
+    return build_loss(loss_fn or config.train.loss, config.model.output, config.train.beta,
+                      config.train.label_smoothing)

@@ -16,6 +16,7 @@ checkpoint, so ``mlplab`` and its command line start fast.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -156,6 +157,32 @@ class Run:
         """
         return model_from_checkpoint(self.checkpoint(which), self.checkpoint_path(which), into=into, device=device)
 
+    def loss(self) -> Any:
+        """The loss the run trained with (its config's name, model output, beta and label smoothing)."""
+        from mlplab.losses import config_loss
+
+        config = self.config
+        if config is None:
+            raise MlplabError(_user_module(self.path))
+        return config_loss(config)
+
+    def evaluate(self, split: str = "test", which: str = "best", *, data_dir: str | None = None,
+                 device: str = "auto") -> dict[str, Any]:
+        """Score checkpoint ``which`` on a split of the run's own data with the run's own loss.
+
+        On the test split of the best checkpoint this is what metrics.json holds (``test_loss``,
+        ``test_accuracy``), measured again. Returns `mlplab.evaluate`'s dict (``loss``, ``accuracy``,
+        ``count``, ``per_class_accuracy``, ``confusion``) with ``classes`` and ``epoch`` added.
+
+        Args:
+            split: ``"test"``, ``"val"`` or ``"train"``.
+            which: ``"best"`` (the rule above) or ``"last"``.
+            data_dir: where the dataset's files are, if not where the run found them.
+            device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        """
+        return evaluate_checkpoint(self.checkpoint(which), self.checkpoint_path(which), split,
+                                   data_dir=data_dir, device=device)
+
     def predict(self, images: Any, which: str = "best", *, normalize: str | None = None,
                 dataset: str | None = None, into: nn.Module | None = None) -> list[Prediction]:
         """What the run's model says of your own digits: one `mlplab.digits.Prediction` per image.
@@ -257,6 +284,44 @@ def model_from_checkpoint(checkpoint: dict[str, Any], path: Path, *, into: nn.Mo
         raise MlplabError(f"{path} holds weights that do not fit the {type(into).__name__} given "
                           f"({one_line(error)}); pass a module built as the run's was") from None
     return into.to(device).eval()
+
+
+def evaluate_checkpoint(checkpoint: dict[str, Any], path: Path, split: str = "test", *,
+                        data_dir: str | None = None, device: str = "auto") -> dict[str, Any]:
+    """A loaded checkpoint of mlplab's MLP scored on a split of its run's data, with its run's loss
+    (see `Run.evaluate`); ``path`` names the file in errors."""
+    from mlplab.choices import DEVICES, SPLITS
+    from mlplab.data import Batches, load_data
+    from mlplab.losses import config_loss
+    from mlplab.training.device import resolve_device
+    from mlplab.training.loop import evaluate
+
+    check_choice("split", split, SPLITS)
+    check_choice("device", device, DEVICES)
+    config = _config_of(checkpoint, path)
+    if data_dir:
+        config = replace(config, data=replace(config.data, data_dir=data_dir))
+    loss = config_loss(config)
+    model = model_from_checkpoint(checkpoint, path)
+    target = resolve_device(device)
+    data = load_data(config.data, device=target, seed=config.train.seed, progress=False)
+    images = {"test": data.test, "val": data.val, "train": data.train}[split]
+    if images is None:
+        raise MlplabError("this run has no validation split (--val-split none); use --split test or train")
+    result = evaluate(model.to(target), Batches(images, config.train.eval_batch_size), loss, len(data.spec.classes))
+    return {**result, "classes": tuple(data.spec.classes), "epoch": checkpoint["epoch"]}
+
+
+def _config_of(checkpoint: dict[str, Any], path: Path) -> Config:
+    """The config a checkpoint was trained from, or a one-line error for a user-defined module's run."""
+    if checkpoint["config"] is None:
+        raise MlplabError(_user_module(path))
+    return from_dict(checkpoint["config"])
+
+
+def _user_module(path: Path) -> str:
+    return (f"{path} is a run of a user-defined module: mlplab does not know its data or loss; "
+            "score it with mlplab.evaluate(model, batches, loss)")
 
 
 def _not_a_run_dir(path: Path) -> str:

@@ -28,7 +28,7 @@ import torch
 
 from mlplab.config import Config, DataConfig, ModelConfig
 from mlplab.errors import MlplabError
-from mlplab.losses import build_loss
+from mlplab.losses import config_loss
 from mlplab.models import MLP, build_model
 
 # The settings every member must share, by section (all of data and model).
@@ -117,7 +117,7 @@ def check_program(configs: Sequence[Config]) -> None:
         raise MlplabError("the vectorised trainer does not augment batches; set --augment none, or train these runs "
                           "one by one with mlplab train")
     # refuses what prepare refuses (nll of logits, label smoothing of a quadratic loss)
-    build_loss(first.train.loss, first.model.output, first.train.beta, first.train.label_smoothing)
+    config_loss(first)
     seeds = {config.train.seed for config in configs}
     if first.data.val_split == "random" and len(seeds) > 1:
         raise MlplabError("with --val-split random each seed holds out different images, so members of different "

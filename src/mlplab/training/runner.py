@@ -20,7 +20,7 @@ from mlplab.config import Config
 from mlplab.data import Batches, DataBundle, load_data
 from mlplab.engines import Engine, resolve_engine
 from mlplab.errors import MlplabError
-from mlplab.losses import build_loss
+from mlplab.losses import config_loss
 from mlplab.models import MLP, build_model
 from mlplab.optim import Schedule, build_optimizer, build_schedule
 from mlplab.training.callbacks import Callback
@@ -66,8 +66,7 @@ class Setup:
 def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
     """Seed, load the data onto the device, build the model, loss, batches, optimizer, schedule and engine."""
     monitor()  # the CPU load is read from now on: training's thread choice sees the machine while the data loads
-    loss = build_loss(loss_fn or config.train.loss, config.model.output, config.train.beta,
-                      config.train.label_smoothing)
+    loss = config_loss(config, loss_fn)
     # A bad --engine fails before the data loads.
     engine = resolve_engine(config.train.engine, config.model, loss, config.optim.optimizer)
     device = resolve_device(_device_name(config.train.device, engine.name))
