@@ -130,3 +130,19 @@ def test_hidden_accepts_spaces_and_none_but_no_empty_entry():
     for text in ("16,", ",16", "16,,32", ""):
         with pytest.raises(MlplabError, match="hidden"):
             apply_overrides(Config(), {"hidden": text})
+
+
+def test_resolve_config_layers_defaults_preset_file_and_flags():
+    from mlplab.config import Config, apply_overrides, changed_fields, from_preset, resolve_config
+
+    file = apply_overrides(Config(), {"lr": 0.05, "epochs": 7})
+    assert changed_fields(file) == {"lr": 0.05, "epochs": 7}
+    assert resolve_config() == Config()
+    assert resolve_config(file=file) == file  # without a preset a file is the whole config
+    over_preset = resolve_config("lab", file)  # over a preset, the fields the file changes
+    assert (over_preset.optim.lr, over_preset.train.epochs) == (0.05, 7)
+    assert over_preset.model.hidden == from_preset("lab").model.hidden and over_preset.preset == "lab"
+    flagged = resolve_config("lab", file, {"lr": 0.2})
+    assert (flagged.optim.lr, flagged.train.epochs) == (0.2, 7)  # the flags win
+    resumed = apply_overrides(from_preset("fast"), {"seed": 3})
+    assert resolve_config(flags={"epochs": 4}, base=resumed) == apply_overrides(resumed, {"epochs": 4})

@@ -359,6 +359,31 @@ def from_preset(name: str) -> Config:
     return apply_overrides(Config(preset=name), PRESETS[name])
 
 
+def changed_fields(config: Config) -> dict[str, Any]:
+    """The fields of ``config`` that differ from the defaults, flat: what a file says over a preset."""
+    default = Config()
+    return {field.name: getattr(getattr(config, section), field.name) for section, kind in SECTION_TYPES.items()
+            for field in dataclasses.fields(kind)
+            if getattr(getattr(config, section), field.name) != getattr(getattr(default, section), field.name)}
+
+
+def resolve_config(preset: str | None = None, file: Config | None = None, flags: dict[str, Any] | None = None,
+                   *, base: Config | None = None) -> Config:
+    """A config from its layers, later winning: what ``mlplab train``, ``sweep`` and ``tune`` do with their flags.
+
+    Args:
+        preset: a lab recipe's name (`PRESETS`): the layer over the defaults.
+        file: a config read from a TOML file. Over a preset it sets the fields it changes from
+            the defaults; without one it is the whole config (a file is a whole config).
+        flags: flat ``{field: value}`` overrides, the last layer.
+        base: the config to start from instead of the defaults or the preset (a resumed run's).
+    """
+    config = base if base is not None else from_preset(preset) if preset else Config()
+    if file is not None:
+        config = apply_overrides(config, changed_fields(file)) if preset else file
+    return apply_overrides(config, flags or {})
+
+
 def to_dict(config: Config) -> dict[str, Any]:
     """Nested builtins (tuples become lists) for JSON, TOML and checkpoints."""
     result: dict[str, Any] = {"preset": config.preset}

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import math
 
-from mlplab.cli.train_cmd import add_field_flag
+from mlplab.cli.flags import add_field_flag
 from mlplab.config import PRESETS, Config, ModelConfig, TrainConfig, apply_overrides, from_preset
 
 AUTOGRAD_TOLERANCE = 1e-10  # relative, float64: what the tests hold the scratch engine to

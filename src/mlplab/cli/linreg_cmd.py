@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from mlplab.cli.parser import FORMAT_HELP, figure_formats
-from mlplab.cli.train_cmd import add_field_flag
+from mlplab.cli.flags import add_field_flag
 from mlplab.experiments.linreg import LinregConfig, LinregResult
 
 

@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _register_augment(what: argparse._SubParsersAction) -> None:
     """Add `show augment`: its distortion flags are `mlplab train`'s, with --augment defaulting to both."""
-    from mlplab.cli.train_cmd import add_field_flag
+    from mlplab.cli.flags import add_field_flag
     from mlplab.config import DataConfig
 
     augment = what.add_parser("augment", help="one training image and its random distortions",

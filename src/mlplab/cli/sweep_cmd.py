@@ -7,9 +7,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from mlplab.cli.train_cmd import SECTION_TITLES, _changed_fields, add_field_flag
-from mlplab.config import (PRESETS, SECTION_TYPES, Config, apply_overrides, field_types, from_dict, from_preset,
-                           read_toml)
+from mlplab.cli.flags import SECTION_TITLES, add_field_flag, given_fields
+from mlplab.config import PRESETS, SECTION_TYPES, Config, from_dict, read_toml, resolve_config
 from mlplab.errors import MlplabError
 
 NOT_BASE_FLAGS = ("out",)  # --out names the sweep's folder
@@ -98,12 +97,7 @@ def _figures(out: Path) -> str:
 
 def base_config(args: argparse.Namespace) -> Config:
     """Defaults, then --preset, then --config (its [grid] and [random] tables skipped), then the flags."""
-    config = from_preset(args.preset) if args.preset else Config()
-    if args.config:
-        file_config = _read_base(Path(args.config))
-        config = apply_overrides(config, _changed_fields(file_config)) if args.preset else file_config
-    flags = {name: getattr(args, name) for name in field_types() if getattr(args, name, None) is not None}
-    return apply_overrides(config, flags)
+    return resolve_config(args.preset, _read_base(Path(args.config)) if args.config else None, given_fields(args))
 
 
 def _read_base(path: Path) -> Config:

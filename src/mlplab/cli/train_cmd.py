@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from pathlib import Path
-from typing import Any
 
+from mlplab.cli.flags import SECTION_TITLES, add_field_flag, check_run_dir, given_fields
 from mlplab.cli.progress import TrainProgress
-from mlplab.config import (PRESETS, SECTION_TYPES, Config, apply_overrides, field_types, from_dict,
-                           from_preset, load_config, to_toml)
+from mlplab.config import PRESETS, SECTION_TYPES, Config, from_dict, load_config, resolve_config, to_toml
 from mlplab.errors import MlplabError
-
-SECTION_TITLES = {"data": "data", "model": "model", "optim": "optimizer and schedule", "train": "training loop"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,31 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=execute)
 
 
-def add_field_flag(group: argparse._ArgumentGroup, field: dataclasses.Field) -> None:
-    """Add the flag of one config field (``lr`` -> ``--lr``), typed, with its help, choices and default."""
-    flag = "--" + field.name.replace("_", "-")
-    default = field.default
-    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-    notes = [str(field.metadata["bounds"])] if field.metadata.get("bounds") else []
-    notes += [f"default: {shown}"] if default is not None else []
-    help_text = field.metadata.get("help", "") + (f" ({'; '.join(notes)})" if notes else "")
-    if isinstance(default, bool):
-        group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        return
-    kind: Any = str
-    if field.name != "hidden" and isinstance(default, int):
-        kind = int
-    elif isinstance(default, float):
-        kind = float
-    choices = field.metadata.get("choices")
-    # The help already lists a choice field's names: the metavar keeps argparse from listing them again.
-    metavar = "W1,W2,..." if field.name == "hidden" else field.name.upper() if choices else None
-    group.add_argument(flag, dest=field.name, type=kind, default=None, metavar=metavar, choices=choices,
-                       help=help_text)
-
-
-def resolve_config(args: argparse.Namespace) -> Config:
-    """Defaults, then the resumed run's / preset's config, then --config, then flags."""
+def config_of(args: argparse.Namespace) -> Config:
+    """Defaults, then the resumed run's / preset's config, then --config, then flags (`mlplab.config.resolve_config`)."""
     if args.resume:
         from mlplab.training import load_checkpoint
         from mlplab.training.rundir import last_checkpoint
@@ -70,32 +43,20 @@ def resolve_config(args: argparse.Namespace) -> Config:
             saved = f"preset {config.preset}" if config.preset else "no preset"
             raise MlplabError(f"--preset cannot change a resumed run: {args.resume} continues with its "
                               f"checkpoint's config ({saved}); drop --preset, or start a new run with another --out")
-    elif args.preset:
-        config = from_preset(args.preset)
     else:
-        config = Config()
-    if args.config:
-        file_config = load_config(args.config)
-        config = apply_overrides(config, _changed_fields(file_config)) if args.preset else file_config
-    flags = {name: getattr(args, name) for name in field_types() if getattr(args, name, None) is not None}
+        config = None
+    flags = given_fields(args)
     if args.resume:
         if flags.get("out") not in (None, args.resume):
             raise MlplabError("--out cannot move a resumed run; it continues in the --resume directory")
         flags["out"] = args.resume
-    return apply_overrides(config, flags)
-
-
-def _changed_fields(config: Config) -> dict[str, Any]:
-    """The fields of ``config`` that differ from the defaults (a file layered over a preset)."""
-    default = Config()
-    return {f.name: getattr(getattr(config, s), f.name) for s, kind in SECTION_TYPES.items()
-            for f in dataclasses.fields(kind)
-            if getattr(getattr(config, s), f.name) != getattr(getattr(default, s), f.name)}
+    file = load_config(args.config) if args.config else None
+    return resolve_config(args.preset, file, flags, base=config)
 
 
 def execute(args: argparse.Namespace) -> int:
     """Resolve the config, then train (or print it)."""
-    config = resolve_config(args)
+    config = config_of(args)
     if args.print_config:
         sys.stdout.write(to_toml(config))
         return 0
@@ -122,19 +83,3 @@ def execute(args: argparse.Namespace) -> int:
             error.filename = str(printer.run_dir)
         raise
     return 0
-
-
-def check_run_dir(path: Path) -> None:
-    """Refuse an --out that cannot become a run directory: a file, or a place that cannot be written.
-
-    Nothing is created: the nearest folder that exists must be writable (a read-only file
-    system counts). Places the kernel refuses anyway (/proc) fail at creation, as one line.
-    """
-    existing = next(folder for folder in (path, *path.parents) if folder.exists() or folder == Path("."))
-    if existing == path and not path.is_dir():
-        raise MlplabError(f"--out {path} is a file, not a folder; choose another --out")
-    if not existing.is_dir():
-        raise MlplabError(f"--out {path} cannot be created: {existing} is a file, not a folder; choose another --out")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise MlplabError(f"--out {path} cannot be written: {existing} is read-only or not yours to write; "
-                          "choose another --out")

@@ -7,7 +7,8 @@ import dataclasses
 import sys
 
 from mlplab.choices import PRUNERS
-from mlplab.cli.train_cmd import SECTION_TITLES, add_field_flag, check_run_dir, resolve_config
+from mlplab.cli.flags import SECTION_TITLES, add_field_flag, check_run_dir
+from mlplab.cli.train_cmd import config_of
 from mlplab.config import PRESETS, SECTION_TYPES
 from mlplab.errors import MlplabError
 
@@ -72,7 +73,7 @@ def execute(args: argparse.Namespace) -> int:
     missing = [flag for flag, value in (("--study NAME", args.study), ("--trials N", args.trials)) if value is None]
     if missing:
         raise MlplabError(f"mlplab tune needs {' and '.join(missing)} (see mlplab tune --help)")
-    config = resolve_config(args)
+    config = config_of(args)
     from mlplab.tune.objective import describe
     from mlplab.tune.study import TuneConfig, tune
 

@@ -1,0 +1,58 @@
+"""What the commands that take a config share: one flag per config field, the flags given, the --out check."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+from mlplab.config import field_types
+from mlplab.errors import MlplabError
+
+SECTION_TITLES = {"data": "data", "model": "model", "optim": "optimizer and schedule", "train": "training loop"}
+
+
+def add_field_flag(group: argparse._ArgumentGroup, field: dataclasses.Field) -> None:
+    """Add the flag of one config field (``lr`` -> ``--lr``), typed, with its help, choices and default."""
+    flag = "--" + field.name.replace("_", "-")
+    default = field.default
+    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+    notes = [str(field.metadata["bounds"])] if field.metadata.get("bounds") else []
+    notes += [f"default: {shown}"] if default is not None else []
+    help_text = field.metadata.get("help", "") + (f" ({'; '.join(notes)})" if notes else "")
+    if isinstance(default, bool):
+        group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        return
+    kind: Any = str
+    if field.name != "hidden" and isinstance(default, int):
+        kind = int
+    elif isinstance(default, float):
+        kind = float
+    choices = field.metadata.get("choices")
+    # The help already lists a choice field's names: the metavar keeps argparse from listing them again.
+    metavar = "W1,W2,..." if field.name == "hidden" else field.name.upper() if choices else None
+    group.add_argument(flag, dest=field.name, type=kind, default=None, metavar=metavar, choices=choices,
+                       help=help_text)
+
+
+def given_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields set on the command line, ``{field: value}`` (flags left out are None)."""
+    return {name: getattr(args, name) for name in field_types() if getattr(args, name, None) is not None}
+
+
+def check_run_dir(path: Path) -> None:
+    """Refuse an --out that cannot become a run directory: a file, or a place that cannot be written.
+
+    Nothing is created: the nearest folder that exists must be writable (a read-only file
+    system counts). Places the kernel refuses anyway (/proc) fail at creation, as one line.
+    """
+    existing = next(folder for folder in (path, *path.parents) if folder.exists() or folder == Path("."))
+    if existing == path and not path.is_dir():
+        raise MlplabError(f"--out {path} is a file, not a folder; choose another --out")
+    if not existing.is_dir():
+        raise MlplabError(f"--out {path} cannot be created: {existing} is a file, not a folder; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise MlplabError(f"--out {path} cannot be written: {existing} is read-only or not yours to write; "
+                          "choose another --out")
