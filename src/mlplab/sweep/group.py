@@ -33,7 +33,7 @@ from mlplab.sweep.optimizers import stacked_optimizer
 from mlplab.sweep.results import Divergence, MemberResult
 from mlplab.sweep.schedules import MemberRates
 from mlplab.sweep.stacked import StackedMLP, parameter_sizes
-from mlplab.training.history import History
+from mlplab.training.history import History, epoch_record, new_best, test_metrics
 from mlplab.training.metrics import per_class_accuracy
 
 
@@ -211,10 +211,9 @@ class VectorisedGroup:
             if self.diverged[k] is not None or self.halted[k] is not None:
                 records.append(None)
                 continue
-            record = {"epoch": epoch, "step": self.steps_taken, "lr": float(self.epoch_lr[k]),
-                      "train_loss": float(train_loss[k]), "train_accuracy": float(train_accuracy[k]),
-                      "val_loss": float(val.loss[k]) if val else None,
-                      "val_accuracy": float(val.accuracy[k]) if val else None, "seconds": seconds}
+            record = epoch_record(epoch, self.steps_taken, float(self.epoch_lr[k]), float(train_loss[k]),
+                                  float(train_accuracy[k]), float(val.loss[k]) if val else None,
+                                  float(val.accuracy[k]) if val else None, seconds)
             history.append(record)
             self._update_best(k, record)
             self._stop_early(k, epoch)
@@ -233,28 +232,22 @@ class VectorisedGroup:
 
     def _update_best(self, k: int, record: dict[str, Any]) -> None:
         """Keep member k's weights if this epoch is its best so far (as `fit` judges it)."""
-        metric = "val_accuracy" if record["val_accuracy"] is not None else "train_accuracy"
-        best = self.best[k]
-        if best is not None and record[metric] <= best["score"]:
-            return
-        self.best[k] = {"epoch": record["epoch"], "score": record[metric], "metric": metric}
-        self.best_weights[k] = self.model.flat[k]
+        best = new_best(self.best[k], record)
+        if best is not None:
+            self.best[k], self.best_weights[k] = best, self.model.flat[k]
 
     def results(self) -> list[MemberResult]:
         """Test every member that did not diverge with its best epoch's weights; one `MemberResult` each."""
-        from mlplab.training.checkpoint import versions
-
         test = self.evaluate(self.data.test, self.best_weights)
         classes = [str(name) for name in self.data.bundle.spec.classes]
         results = []
         for k, (index, config, history) in enumerate(zip(self.indices, self.configs, self.histories)):
             if self.diverged[k] is None:
                 confusion = test.confusion[k]
-                history.metrics = {
-                    "test_loss": float(test.loss[k]), "test_accuracy": float(test.accuracy[k]),
-                    "test_count": test.count, "per_class_accuracy": dict(zip(classes, per_class_accuracy(confusion))),
-                    "confusion": confusion.tolist(), "epochs": len(history), "tested_epoch": self.best[k]["epoch"],
-                    "best": self.best[k], "device": str(self.device), "engine": "vectorised", "versions": versions()}
+                scores = {"loss": float(test.loss[k]), "accuracy": float(test.accuracy[k]), "count": test.count,
+                          "per_class_accuracy": per_class_accuracy(confusion), "confusion": confusion.tolist()}
+                history.metrics = test_metrics(scores, classes, history, self.best[k]["epoch"], self.best[k],
+                                               str(self.device), "vectorised")
             results.append(MemberResult(index=index, config=config, history=history,
                                         weights=self.model.flat[k].clone(), best_weights=self.best_weights[k].clone(),
                                         in_features=self.data.in_features, num_classes=self.data.num_classes,

@@ -124,6 +124,8 @@ def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = N
                         hook(report)
                     if not bool(group.alive.any()):
                         break  # every member diverged or was halted
+                for history in group.histories:  # the thread choices each member trained under, as a run records them
+                    history.threads = [dict(entry) for entry in governing.log]
                 members.extend(group.results())
                 number += 1
     members.sort(key=lambda member: member.index)

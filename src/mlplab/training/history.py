@@ -15,6 +15,46 @@ from mlplab.files import atomic_write_text
 EPOCH_FIELDS = ("epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
 
 
+def epoch_record(epoch: int, step: int, lr: float, train_loss: float, train_accuracy: float,
+                 val_loss: float | None, val_accuracy: float | None, seconds: float) -> dict[str, Any]:
+    """One epoch of a run's history (`EPOCH_FIELDS`), as `fit` and the vectorised trainer both write it.
+
+    ``step`` counts the optimizer steps taken by the end of the epoch, ``lr`` is the learning rate
+    the epoch started with; the validation numbers are None without a validation split.
+    """
+    return {"epoch": epoch, "step": step, "lr": lr, "train_loss": train_loss, "train_accuracy": train_accuracy,
+            "val_loss": val_loss, "val_accuracy": val_accuracy, "seconds": seconds}
+
+
+def new_best(best: dict[str, Any] | None, record: dict[str, Any]) -> dict[str, Any] | None:
+    """The best-epoch record ``{"epoch", "score", "metric"}`` if ``record``'s epoch beats ``best``, else None.
+
+    "Best" is judged on validation accuracy, or on training accuracy without validation data; of
+    equal scores the earliest stays best.
+    """
+    metric = "val_accuracy" if record["val_accuracy"] is not None else "train_accuracy"
+    if best is not None and record[metric] <= best["score"]:
+        return None
+    return {"epoch": record["epoch"], "score": record[metric], "metric": metric}
+
+
+def test_metrics(test: dict[str, Any], classes: list[str], history: History, tested_epoch: int,
+                 best: dict[str, Any] | None, device: str, engine: str) -> dict[str, Any]:
+    """A finished run's test metrics (metrics.json), from `mlplab.evaluate`'s result on the tested weights.
+
+    ``test`` holds ``loss``, ``accuracy``, ``count``, ``per_class_accuracy`` (one per class, in the
+    order of ``classes``) and ``confusion``; ``history`` gives the epoch count and the thread choices.
+    """
+    from mlplab.training.checkpoint import versions  # checkpoints import torch; history files do not
+
+    return {
+        "test_loss": test["loss"], "test_accuracy": test["accuracy"], "test_count": test["count"],
+        "per_class_accuracy": dict(zip(classes, test["per_class_accuracy"])), "confusion": test["confusion"],
+        "epochs": len(history), "tested_epoch": tested_epoch, "best": best, "device": device, "engine": engine,
+        "threads": [dict(entry) for entry in history.threads], "versions": versions(),
+    }
+
+
 @dataclass
 class History:
     """Per-epoch records (skorch style) and, optionally, every training batch's loss."""

@@ -23,7 +23,7 @@ from mlplab.models import MLP
 from mlplab.optim import as_schedule
 from mlplab.threads import ThreadGovernor, model_work
 from mlplab.training.callbacks import Callback, FitState, check_callbacks
-from mlplab.training.history import History
+from mlplab.training.history import History, epoch_record, new_best, test_metrics
 from mlplab.training.metrics import AverageMeter, confusion_matrix, per_class_accuracy
 
 if TYPE_CHECKING:
@@ -290,12 +290,8 @@ def _train_epochs(state: FitState, step: Step, val_data: Batches | None, callbac
         val = evaluate(state.eval_model, val_data, state.loss) if val_data is not None else None
         check_finite(state, epoch, train["loss"], val["loss"] if val else None)
         state.step += len(train["batch_losses"])
-        record = {
-            "epoch": epoch, "step": state.step, "lr": lr,
-            "train_loss": train["loss"], "train_accuracy": train["accuracy"],
-            "val_loss": val["loss"] if val else None, "val_accuracy": val["accuracy"] if val else None,
-            "seconds": time.perf_counter() - started,
-        }
+        record = epoch_record(epoch, state.step, lr, train["loss"], train["accuracy"], val["loss"] if val else None,
+                              val["accuracy"] if val else None, time.perf_counter() - started)
         state.history.append(record)
         if log_batches:
             state.history.batch_losses.extend(train["batch_losses"])
@@ -336,19 +332,15 @@ def check_finite(state: FitState, epoch: int, train_loss: float, val_loss: float
 
 def _update_best(state: FitState, record: dict[str, Any]) -> bool:
     """Record the epoch as the best so far if it is (keeping its weights); returns whether it is."""
-    # "Best" is judged on validation accuracy, or on training accuracy without validation data.
-    metric = "val_accuracy" if record["val_accuracy"] is not None else "train_accuracy"
-    if state.best is not None and record[metric] <= state.best["score"]:
+    best = new_best(state.best, record)
+    if best is None:
         return False
-    state.best = {"epoch": record["epoch"], "score": record[metric], "metric": metric}
-    state.best_weights = _copy_weights(state.eval_model)
+    state.best, state.best_weights = best, _copy_weights(state.eval_model)
     return True
 
 
 def final_metrics(state: FitState, test_data: Batches) -> dict[str, Any]:
     """Test-set metrics of the best epoch's weights (the model a run directory means), for metrics.json."""
-    from mlplab.training.checkpoint import versions
-
     model, tested = state.eval_model, state.epoch
     if state.best is not None and state.best["epoch"] != state.epoch and state.best_weights is not None:
         current = _copy_weights(model)
@@ -360,13 +352,7 @@ def final_metrics(state: FitState, test_data: Batches) -> dict[str, Any]:
         if tested != state.epoch:
             model.load_state_dict(current)  # the model goes on holding the last epoch's weights
     classes = state.classes or [str(index) for index in range(len(test["per_class_accuracy"]))]
-    return {
-        "test_loss": test["loss"], "test_accuracy": test["accuracy"], "test_count": test["count"],
-        "per_class_accuracy": dict(zip(classes, test["per_class_accuracy"])),
-        "confusion": test["confusion"], "epochs": len(state.history), "tested_epoch": tested, "best": state.best,
-        "device": str(state.device), "engine": state.engine, "threads": [dict(entry) for entry in state.history.threads],
-        "versions": versions(),
-    }
+    return test_metrics(test, list(classes), state.history, tested, state.best, str(state.device), state.engine)
 
 
 def _show_progress(progress: bool | None, callbacks: list[Callback]) -> bool:
