@@ -34,9 +34,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mlplab._version import __version__
 from mlplab.lazy import lazy_names
-
-__version__ = "0.1.0"
 
 # name -> the module that defines it
 _EXPORTS = {

@@ -126,7 +126,7 @@ def _label(proto: Any, metadata: dict[str, str], model: MLP) -> None:
 
 def _metadata(checkpoint: dict[str, Any], path: Path, model: MLP) -> dict[str, str]:
     """The metadata of the ONNX file for a loaded checkpoint of an mlplab run (see the module docstring)."""
-    from mlplab import __version__
+    from mlplab._version import __version__
     from mlplab.config import from_dict
     from mlplab.data import get_spec
 

@@ -7,7 +7,7 @@ import errno
 import os
 import sys
 
-from mlplab import __version__
+from mlplab._version import __version__
 from mlplab.cli import (data_cmd, eval_cmd, experiment_cmd, export_cmd, gradcheck_cmd, notebooks_cmd, plot_cmd,
                         predict_cmd, serve_cmd, sweep_cmd, train_cmd, tune_cmd)
 from mlplab.cli.parser import EXIT_USER_ERROR, Parser

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from mlplab import __version__
+from mlplab._version import __version__
 from mlplab.config import from_dict
 from mlplab.errors import MlplabError, one_line
 from mlplab.files import atomic_write
