@@ -7,7 +7,6 @@ DIR/report.html (the same page, figures embedded) and DIR/results.json (every nu
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import statistics
@@ -204,22 +203,23 @@ def _markdown(blocks: list[Block], figures: dict[str, Path]) -> str:
 
 
 def _html(blocks: list[Block], figures: dict[str, Path]) -> str:
+    from mlplab.plots.report import png_data
+
     parts = []
     for block in blocks:
         kind = block[0]
         if kind in ("h1", "h2", "p"):
             parts.append(f"<{kind}>{html.escape(block[1])}</{kind}>")
         elif kind == "table":
-            header = "".join(f"<th>{html.escape(str(cell))}</th>" for cell in block[1])
-            rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
+            # class k: the report style's left-aligned cells (these tables hold words, not columns of numbers)
+            header = "".join(f"<th class=k>{html.escape(str(cell))}</th>" for cell in block[1])
+            rows = "".join("<tr>" + "".join(f"<td class=k>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
                            for row in block[2])
             parts.append(f"<table><tr>{header}</tr>{rows}</table>")
         elif kind == "figure" and block[1] in figures:
-            data = base64.b64encode(figures[block[1]].read_bytes()).decode("ascii")
+            data = png_data(figures[block[1]])
             parts.append(f'<figure><img alt="{html.escape(block[2])}" src="data:image/png;base64,{data}">'
                          f"<figcaption>{html.escape(block[2])}</figcaption></figure>")
-    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-             "table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:.25em .6em;"
-             "text-align:left}th{background:#f3f3f3}img{max-width:100%}figcaption{color:#444}")
-    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>Symmetry experiment</title>"
-            f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+    from mlplab.plots.report import html_page
+
+    return html_page("Symmetry experiment", "\n".join(parts))

@@ -36,13 +36,24 @@ figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}figcaption
 .metric{font-size:1.6em;font-weight:600}.grid{display:flex;gap:3em;flex-wrap:wrap}"""
 
 
+def html_page(title: str, body: str) -> str:
+    """A self-contained HTML page in mlplab's report style (run, sweep and symmetry reports alike)."""
+    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def png_data(path: Path) -> str:
+    """A PNG file as the base64 text of a ``data:image/png`` URI (pages carry their figures inside)."""
+    return base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
 def write_report(run_dir: str | Path, data_dir: str | None = None, out: str | Path | None = None) -> Path:
     """Write ``RUN_DIR/report.html`` (or ``out``) for the run in ``run_dir``; returns its path."""
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     with tempfile.TemporaryDirectory() as scratch_dir:  # the PNGs only live inside the page
         figures = draw_run(run, Path(scratch_dir), ("png",), data_dir=data_dir)  # the run is read once
-        embedded = {name: base64.b64encode(paths[0].read_bytes()).decode("ascii")
+        embedded = {name: png_data(paths[0])
                     for name, paths in figures.written.items()}
     path = Path(out) if out else run_dir / "report.html"
     atomic_write_text(path, _page(run, embedded, figures.skipped))
@@ -76,8 +87,7 @@ def _page(run: Run, figures: dict[str, str], skipped: dict[str, str]) -> str:
         parts += ["<h2>Configuration</h2>", _config_table(to_dict(config))]
     parts.append(f"<p class=sub>versions: {escape(json.dumps(metrics.get('versions', {})))}</p>")
     body = "\n".join(parts)
-    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>mlplab run {escape(run.path.name)}"
-            f"</title><style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
+    return html_page(f"mlplab run {run.path.name}", body)
 
 
 def _recipe(run: Run) -> str:

@@ -6,7 +6,6 @@ figures as base64 PNG data URIs, so it opens offline and can be handed in as one
 
 from __future__ import annotations
 
-import base64
 import json
 import tempfile
 import tomllib
@@ -15,7 +14,7 @@ from typing import Any
 
 from mlplab.errors import MlplabError
 from mlplab.files import atomic_write_text
-from mlplab.plots.report import STYLE, escape, percent
+from mlplab.plots.report import escape, html_page, percent, png_data
 from mlplab.plots.sweep import plot_sweep
 
 
@@ -34,7 +33,7 @@ def write_sweep_report(sweep_dir: str | Path, out: str | Path | None = None) -> 
     plan = json.loads((sweep_dir / "plan.json").read_text())
     grid = tomllib.loads((sweep_dir / "sweep.toml").read_text())["grid"]
     with tempfile.TemporaryDirectory() as scratch:  # the PNGs only live inside the page
-        figures = {path.stem: base64.b64encode(path.read_bytes()).decode("ascii")
+        figures = {path.stem: png_data(path)
                    for path in plot_sweep(sweep_dir, scratch)}
     path = Path(out) if out else sweep_dir / "report.html"
     atomic_write_text(path, _page(sweep_dir, grid, settings, results, plan, figures))
@@ -64,8 +63,7 @@ def _page(sweep_dir: Path, grid: dict[str, Any], settings: list[dict[str, Any]],
     parts += ["<h2>Plan</h2>", f"<pre>{escape(json.dumps(plan, indent=1))}</pre>",
               f"<p class=sub>rerun the best: <code>mlplab train --config {escape(str(sweep_dir / 'best.toml'))}</code></p>"]
     body = "\n".join(parts)
-    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>mlplab sweep {escape(sweep_dir.name)}"
-            f"</title><style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
+    return html_page(f"mlplab sweep {sweep_dir.name}", body)
 
 
 def _settings_table(settings: list[dict[str, Any]], fields: list[str]) -> str:
