@@ -54,7 +54,7 @@ def test_listing_writes_names_with_their_notes():
 # --- each implementation covers exactly its list -----------------------------------------
 
 def test_torch_activation_functions_are_the_activations():
-    from mlplab.models.mlp import ACTIVATION_FUNCTIONS
+    from mlplab.models import ACTIVATION_FUNCTIONS
 
     assert set(ACTIVATION_FUNCTIONS) == set(choices.ACTIVATIONS)
 

@@ -1,5 +1,5 @@
 """Helpers of the tests that run `mlplab tune` workers as processes (tests/cli/test_tune_cmd.py,
-tests/test_tune_batch.py): the command line of a tiny worker, starting and finishing one, and
+tests/tune/test_batch.py): the command line of a tiny worker, starting and finishing one, and
 the check that a study finished exactly its trials, none lost or counted twice."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Every choice list of mlplab, declared once: the names a setting or flag takes, in help order.
 
 The modules that implement the choices keep their own tables keyed by these names (the
-activation functions in `mlplab.models.mlp`, the losses, optimizers, dataset specs, ...),
+activation functions in `mlplab.models`, the losses, optimizers, dataset specs, ...),
 and ``tests/test_choices.py`` checks that each table covers exactly its list. Where a
 name needs a word of explanation in the help, a ``*_NOTES`` dict gives it, and `listing`
 writes the help text from the two.
@@ -29,11 +29,11 @@ VAL_SPLIT_NOTES = {"last": "last val_size of train", "random": "seeded"}
 # The splits a command can read: `mlplab eval --split`, `mlplab show samples --split`.
 SPLITS = ("train", "val", "test")
 
-# Hidden-layer nonlinearities of the MLP (`mlplab.models.mlp.ACTIVATION_FUNCTIONS`).
+# Hidden-layer nonlinearities of the MLP (`mlplab.models.ACTIVATION_FUNCTIONS`).
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "leaky_relu", "elu")
 # What the MLP's last layer gives: raw class scores, or log-probabilities.
 OUTPUTS = ("logits", "log_softmax")
-# How the MLP's weights and biases are first drawn (`mlplab.models.mlp.MLP`).
+# How the MLP's weights and biases are first drawn (`mlplab.models.MLP`).
 INITS = ("default", "uniform", "xavier", "kaiming")
 INIT_NOTES = {"default": "PyTorch's", "uniform": "U(-init_range, init_range)"}
 
@@ -50,7 +50,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 # Figure files the plots write (`mlplab.plots.backend.save`); --format takes one or several, comma-separated.
 FIGURE_FORMATS = ("png", "svg")
 # What `mlplab export --format` writes: weights for PyTorch (`mlplab.export`), or a graph for any
-# ONNX runtime (`mlplab.onnx_export`).
+# ONNX runtime (`mlplab.export.onnx_file`).
 EXPORT_FORMATS = ("safetensors", "onnx")
 # How `mlplab tune` stops a trial early (`mlplab.tune.study.build_pruner`): below the median of
 # earlier trials at the same epoch, or Hyperband's successive halving.

@@ -85,7 +85,7 @@ from mlplab.data.batches import Batches, epoch_seed
 from mlplab.data.loading import TensorSplit
 from mlplab.errors import MlplabError
 from mlplab.losses import LOSSES, build_loss
-from mlplab.models.mlp import ACTIVATIONS, MLP
+from mlplab.models import ACTIVATIONS, MLP
 from mlplab.optim import OPTIMIZERS, build_optimizer
 from mlplab.training.callbacks import Callback, FitState
 from mlplab.threads import ThreadGovernor, model_work

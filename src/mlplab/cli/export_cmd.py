@@ -30,7 +30,7 @@ def execute(args: argparse.Namespace) -> int:
     path = checkpoint_file(args.checkpoint)  # a run directory means its best checkpoint (mlplab.run)
     out = Path(args.out) if args.out else path.parent / f"model.{args.format}"
     if args.format == "onnx":
-        from mlplab.onnx_export import export_onnx
+        from mlplab.export.onnx_file import export_onnx
 
         export_onnx(path, out, opset=args.opset)
     else:

@@ -38,7 +38,7 @@ from torch import Tensor
 from mlplab.engines.base import Engine
 from mlplab.engines.optimizer_step import OptimizerStep
 from mlplab.losses import NamedLoss
-from mlplab.models.mlp import ACTIVATION_FUNCTIONS, MLP, activation_and_dropout
+from mlplab.models import ACTIVATION_FUNCTIONS, MLP, activation_and_dropout
 
 ActivationGradient = Callable[[Tensor, Tensor, Tensor], Tensor]  # (grad, z, h) -> grad * f'(z), h = f(z)
 

@@ -22,7 +22,7 @@ from torch import Tensor
 from mlplab import scratch
 from mlplab.engines.base import Engine
 from mlplab.losses import NamedLoss
-from mlplab.models.mlp import MLP, activation_and_dropout
+from mlplab.models import MLP, activation_and_dropout
 
 # The torch optimizers whose update `mlplab.scratch` implements, by name.
 SCRATCH_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}

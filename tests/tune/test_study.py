@@ -272,7 +272,7 @@ def test_mlplab_and_its_command_line_start_without_optuna():
 def _env():
     import os
 
-    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
 
 
 # --- waiting for other workers ----------------------------------------------------------------

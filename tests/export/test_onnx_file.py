@@ -1,4 +1,4 @@
-"""`mlplab.onnx_export` and `mlplab export --format onnx`: the ONNX graph gives PyTorch's outputs in
+"""`mlplab.export.onnx_file` and `mlplab export --format onnx`: the ONNX graph gives PyTorch's outputs in
 onnxruntime on the whole test set, at any batch size; its metadata alone says how to feed it."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import mlplab
 from mlplab.choices import NORMALIZATIONS
 from mlplab.cli.main import main
 from mlplab.errors import MlplabError
-from mlplab.onnx_export import ONNX_FORMAT, export_onnx, scaling
+from mlplab.export.onnx_file import ONNX_FORMAT, export_onnx, scaling
 from mlplab.run import open_run
 from mlplab.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -190,7 +190,7 @@ def test_a_missing_package_names_the_extra(trained_run, tmp_path, monkeypatch):
 
 
 def test_a_file_that_disagrees_with_pytorch_is_not_written(trained_run, tmp_path, monkeypatch):
-    monkeypatch.setattr("mlplab.onnx_export.CHECK_TOLERANCE", -1.0)  # no difference passes
+    monkeypatch.setattr("mlplab.export.onnx_file.CHECK_TOLERANCE", -1.0)  # no difference passes
     out = tmp_path / "model.onnx"
     out.write_bytes(b"the previous export")
     with pytest.raises(MlplabError, match="disagrees with PyTorch"):
@@ -231,7 +231,7 @@ def test_bad_export_arguments_exit_2_with_one_line(trained_run, tmp_path, capsys
 
 
 def test_importing_mlplab_and_exporting_safetensors_import_no_onnx(trained_run, tmp_path):
-    code = ("import sys, mlplab, mlplab.onnx_export; from mlplab.cli.main import main; "
+    code = ("import sys, mlplab, mlplab.export.onnx_file; from mlplab.cli.main import main; "
             "assert 'torch' not in sys.modules; "
             f"assert main(['export', {str(trained_run)!r}, '--out', {str(tmp_path / 'w.safetensors')!r}]) == 0; "
             "loaded = [name for name in ('onnx', 'onnxscript', 'onnxruntime') if name in sys.modules]; "
