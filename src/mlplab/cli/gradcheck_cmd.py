@@ -7,7 +7,7 @@ import dataclasses
 import math
 
 from mlplab.cli.flags import add_field_flag
-from mlplab.config import PRESETS, Config, ModelConfig, TrainConfig, apply_overrides, from_preset
+from mlplab.config import PRESETS, ModelConfig, TrainConfig, resolve_config
 
 AUTOGRAD_TOLERANCE = 1e-10  # relative, float64: what the tests hold the scratch engine to
 _FLAGS = {"hidden", "activation", "output", "init", "init_range", "loss", "beta", "seed"}
@@ -40,8 +40,8 @@ def execute(args: argparse.Namespace) -> int:
     from mlplab.scratch.reference import check_gradients
     from mlplab.engines import ENGINE_TABLE
 
-    config = from_preset(args.preset) if args.preset else Config()
-    config = apply_overrides(config, {name: getattr(args, name) for name in _FLAGS if getattr(args, name) is not None})
+    config = resolve_config(args.preset, flags={name: getattr(args, name) for name in _FLAGS
+                                                if getattr(args, name) is not None})
     if args.batch_size < 1 or args.entries < 0:
         raise MlplabError("--batch-size must be at least 1 and --entries at least 0")
     model, loss = config.model, config.train.loss
