@@ -11,6 +11,7 @@ from torch import nn
 
 import mlplab
 from mlplab.data.loading import TensorSplit
+from mlplab import session
 from mlplab.errors import MlplabError
 from mlplab.plots import live as live_module
 
@@ -127,10 +128,10 @@ def test_in_a_notebook_mlplab_keeps_the_notebooks_matplotlib_backend(monkeypatch
     before = matplotlib.get_backend()
     try:
         matplotlib.use("svg", force=True)
-        monkeypatch.setattr(live_module, "in_notebook", lambda: True)
+        monkeypatch.setattr(session, "in_notebook", lambda: True)
         pyplot()
         assert matplotlib.get_backend() == "svg"
-        monkeypatch.setattr(live_module, "in_notebook", lambda: False)
+        monkeypatch.setattr(session, "in_notebook", lambda: False)
         pyplot()
         assert matplotlib.get_backend().lower() == "agg"
     finally:
@@ -139,5 +140,5 @@ def test_in_a_notebook_mlplab_keeps_the_notebooks_matplotlib_backend(monkeypatch
 
 def test_outside_a_kernel_it_shows_nothing(monkeypatch):
     monkeypatch.delitem(sys.modules, "IPython", raising=False)
-    assert live_module.in_notebook() is False
+    assert session.in_notebook() is False
     assert mlplab.LivePlot().show is False

@@ -23,9 +23,9 @@ def pyplot() -> Any:
         import matplotlib
     except ImportError:
         raise MlplabError('plots need matplotlib: pip install "mlplab[plots]"') from None
-    from mlplab.plots.live import in_notebook
+    from mlplab import session
 
-    if not in_notebook():
+    if not session.in_notebook():
         matplotlib.use("Agg", force=True)  # never open a window, even where a display exists
     import matplotlib.pyplot as plt
 

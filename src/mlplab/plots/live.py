@@ -19,20 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from mlplab.errors import MlplabError
+from mlplab.session import in_notebook
 from mlplab.training.callbacks import Callback, FitState
 
 TRAIN, VAL = "#1f77b4", "#ff7f0e"  # the colours of `mlplab.plots.charts.training_curves`
 DRAW_SHARE = 20  # within an epoch, wait at least 20 redraws' time between two: drawing takes <= 5%
 KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
-
-
-def in_notebook() -> bool:
-    """Whether Python runs in a Jupyter kernel, where a display can be updated in place."""
-    import sys
-
-    shell = sys.modules.get("IPython")
-    get_ipython = getattr(shell, "get_ipython", None)
-    return get_ipython is not None and getattr(get_ipython(), "kernel", None) is not None
 
 
 class LivePlot(Callback):

@@ -22,6 +22,7 @@ from mlplab.losses import build_loss
 from mlplab.models import MLP
 from mlplab.optim import as_schedule
 from mlplab.threads import ThreadGovernor, model_work
+from mlplab.session import interactive
 from mlplab.training.callbacks import Callback, FitState, check_callbacks
 from mlplab.training.history import History, epoch_record, new_best, test_metrics
 from mlplab.training.metrics import AverageMeter, confusion_matrix, per_class_accuracy
@@ -362,17 +363,6 @@ def _show_progress(progress: bool | None, callbacks: list[Callback]) -> bool:
     if any(isinstance(callback, ProgressBar) for callback in callbacks):
         return False
     return interactive() if progress is None else bool(progress)
-
-
-def interactive() -> bool:
-    """Whether Python runs a notebook (an IPython kernel) or an interactive prompt, where a person watches."""
-    import sys
-
-    if hasattr(sys, "ps1") or sys.flags.interactive:
-        return True
-    shell = sys.modules.get("IPython")
-    get_ipython = getattr(shell, "get_ipython", None)
-    return get_ipython is not None and get_ipython() is not None
 
 
 def _copy_weights(model: nn.Module) -> dict[str, Tensor]:

@@ -30,7 +30,7 @@ def threads_line(entry: dict[str, Any]) -> str:
 
 def _tqdm() -> Any:
     """tqdm's bar: a widget in a notebook that has ipywidgets, text elsewhere (and in a notebook without them)."""
-    from mlplab.plots.live import in_notebook
+    from mlplab.session import in_notebook
 
     if in_notebook() and importlib.util.find_spec("ipywidgets") is None:  # tqdm.auto would warn, then fall back
         from tqdm import tqdm
