@@ -290,14 +290,13 @@ def evaluate_checkpoint(checkpoint: dict[str, Any], path: Path, split: str = "te
                         data_dir: str | None = None, device: str = "auto") -> dict[str, Any]:
     """A loaded checkpoint of mlplab's MLP scored on a split of its run's data, with its run's loss
     (see `Run.evaluate`); ``path`` names the file in errors."""
-    from mlplab.choices import DEVICES, SPLITS
+    from mlplab.choices import SPLITS
     from mlplab.data import Batches, load_data
     from mlplab.losses import config_loss
     from mlplab.training.device import resolve_device
     from mlplab.training.loop import evaluate
 
-    check_choice("split", split, SPLITS)
-    check_choice("device", device, DEVICES)
+    check_choice("split", split, SPLITS)  # the device is checked by resolve_device
     config = _config_of(checkpoint, path)
     if data_dir:
         config = replace(config, data=replace(config.data, data_dir=data_dir))

@@ -113,6 +113,10 @@ def test_a_loop_of_your_own_feeds_it_and_a_wrong_key_is_one_line():
     with pytest.raises(MlplabError, match="LivePlot.update takes epoch and train_loss"):
         live.update(epoch=3, test_accuracy=0.9)
     assert live.figure.axes[0].get_xlim()[1] >= 4, "the x axis spans the epochs to come"
+    every_hundredth = mlplab.LivePlot(show=False, epoch_name="sweep")
+    for sweep in (100, 200, 300):
+        every_hundredth.update(epoch=sweep, train_loss=1 / sweep)
+    assert every_hundredth.figure.axes[0].get_xlim()[1] >= 300, "numbered epochs stay inside the axis"
 
 
 def test_a_resumed_fit_shows_the_epochs_it_already_had(tmp_path):

@@ -203,7 +203,7 @@ def _markdown(blocks: list[Block], figures: dict[str, Path]) -> str:
 
 
 def _html(blocks: list[Block], figures: dict[str, Path]) -> str:
-    from mlplab.plots.report import png_data
+    from mlplab.plots.report import html_page, png_data
 
     parts = []
     for block in blocks:
@@ -220,6 +220,4 @@ def _html(blocks: list[Block], figures: dict[str, Path]) -> str:
             data = png_data(figures[block[1]])
             parts.append(f'<figure><img alt="{html.escape(block[2])}" src="data:image/png;base64,{data}">'
                          f"<figcaption>{html.escape(block[2])}</figcaption></figure>")
-    from mlplab.plots.report import html_page
-
     return html_page("Symmetry experiment", "\n".join(parts))

@@ -143,8 +143,12 @@ class LivePlot(Callback):
         figure.clear()
         loss_axis, accuracy_axis = figure.subplots(1, 2)
         self._draw_batches(loss_axis)
+        mean = " (epoch mean)" if self.epoch_name == "epoch" else ""
+        # The x axis spans the epochs to come, the last one recorded (numbers need not count from 1 by 1),
+        # and an epoch whose batches are filling.
+        last = max(self.epochs or 0, max((record["epoch"] for record in self.records), default=0),
+                   len(self.batch_losses) - 1 + bool(self.batch_losses[-1]))
         for axis, key, scale in ((loss_axis, "loss", 1.0), (accuracy_axis, "accuracy", 100.0)):
-            mean = " (epoch mean)" if self.epoch_name == "epoch" else ""
             for split, color, label in (("train", TRAIN, f"training{mean}"), ("val", VAL, "validation")):
                 points = [(r["epoch"], scale * r[f"{split}_{key}"]) for r in self.records
                           if r[f"{split}_{key}"] is not None]
@@ -153,7 +157,6 @@ class LivePlot(Callback):
             axis.set_xlabel(self.epoch_name)
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
             axis.grid(alpha=0.3)
-            last = max([self.epochs or 0, len(self.records), len(self.batch_losses) - 1 + bool(self.batch_losses[-1])])
             axis.set_xlim(0, max(last, 1) + 0.2)
             if axis.has_data():
                 axis.legend(fontsize=9, loc="best")
