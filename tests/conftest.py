@@ -58,12 +58,15 @@ def one_thread():
 @pytest.fixture
 def make_config(tmp_path):
     """Build a Config on the real MNIST copy (found as `mlplab train` finds it: the bundled one),
-    CPU, quiet, never downloading, writing into a temp run directory."""
+    CPU, one thread, quiet, never downloading, writing into a temp run directory.
+
+    One thread: results are bit-exact only at one thread count (PyTorch's reductions split by
+    it), and the default count follows the machine's load, which other tests change."""
     from mlplab.config import Config, apply_overrides, from_preset
 
     def make(preset: str | None = None, **overrides):
         base = from_preset(preset) if preset else Config()
-        fields = {"device": "cpu", "progress": False, "download": False,
+        fields = {"device": "cpu", "threads": 1, "progress": False, "download": False,
                   "out": str(tmp_path / "run")}
         fields.update(overrides)
         return apply_overrides(base, fields)

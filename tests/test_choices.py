@@ -150,7 +150,7 @@ def test_every_engine_is_resolved(engine):
 
 @pytest.mark.parametrize("name", choices.DEVICES)
 def test_every_device_is_known(name):
-    from mlplab.training.device import resolve_device
+    from mlplab.device import resolve_device
 
     try:
         assert isinstance(resolve_device(name), torch.device)

@@ -42,31 +42,31 @@ _EXPORTS = {
     "MNIST": "mlplab.data", "FashionMNIST": "mlplab.data", "KMNIST": "mlplab.data",
     "load_data": "mlplab.data", "Batches": "mlplab.data",
     "MLP": "mlplab.models",
-    "fit": "mlplab.training.loop", "train_epoch": "mlplab.training.loop", "evaluate": "mlplab.training.loop",
-    "Callback": "mlplab.training.callbacks", "FitState": "mlplab.training.callbacks",
+    "fit": "mlplab.training.loop", "train_epoch": "mlplab.training.loop", "evaluate": "mlplab.metrics",
+    "Callback": "mlplab.runs.state", "FitState": "mlplab.runs.state",
     "EarlyStopping": "mlplab.training.callbacks",
     "WeightAverage": "mlplab.training.weights", "MaxNorm": "mlplab.training.weights",
     "Augmentation": "mlplab.augment",
     "ProgressBar": "mlplab.training.progress", "LivePlot": "mlplab.plots.live",
     "Schedule": "mlplab.optim",
-    "History": "mlplab.training.history",
-    "AverageMeter": "mlplab.training.metrics", "accuracy": "mlplab.training.metrics",
-    "confusion_matrix": "mlplab.training.metrics", "per_class_accuracy": "mlplab.training.metrics",
+    "History": "mlplab.runs.history",
+    "AverageMeter": "mlplab.metrics", "accuracy": "mlplab.metrics",
+    "confusion_matrix": "mlplab.metrics", "per_class_accuracy": "mlplab.metrics",
     "Config": "mlplab.config", "from_preset": "mlplab.config", "load_config": "mlplab.config",
     "train": "mlplab.training.runner",
-    "Run": "mlplab.run", "open_run": "mlplab.run", "load_model": "mlplab.run",
-    "save_checkpoint": "mlplab.training.checkpoint", "load_checkpoint": "mlplab.training.checkpoint",
+    "Run": "mlplab.runs", "open_run": "mlplab.runs", "load_model": "mlplab.runs",
+    "save_checkpoint": "mlplab.runs.checkpoint", "load_checkpoint": "mlplab.runs.checkpoint",
     "MLPClassifier": "mlplab.estimator",
     "MlplabError": "mlplab.errors",
 }
-_MODULES = ("losses", "data", "models", "engines", "training", "scratch", "config", "choices", "digits", "sweep", "tune",
-            "augment", "threads")
+_MODULES = ("losses", "data", "models", "engines", "training", "runs", "metrics", "scratch", "config", "choices", "digits",
+            "sweep", "tune", "augment", "threads")
 
 __all__ = sorted([*_EXPORTS, *_MODULES])
 
 if TYPE_CHECKING:
-    from mlplab import (augment, choices, config, data, digits, engines, losses, models, scratch, sweep, threads, training,
-                        tune)
+    from mlplab import (augment, choices, config, data, digits, engines, losses, metrics, models, runs, scratch, sweep, threads,
+                        training, tune)
     from mlplab.augment import Augmentation
     from mlplab.config import Config, from_preset, load_config
     from mlplab.data import KMNIST, MNIST, Batches, FashionMNIST, load_data
@@ -74,15 +74,16 @@ if TYPE_CHECKING:
     from mlplab.estimator import MLPClassifier
     from mlplab.models import MLP
     from mlplab.optim import Schedule
-    from mlplab.run import Run, load_model, open_run
-    from mlplab.training.callbacks import Callback, EarlyStopping, FitState
+    from mlplab.runs.reader import Run, load_model, open_run
+    from mlplab.runs.state import Callback, FitState
+    from mlplab.training.callbacks import EarlyStopping
     from mlplab.training.weights import MaxNorm, WeightAverage
     from mlplab.plots.live import LivePlot
     from mlplab.training.progress import ProgressBar
-    from mlplab.training.checkpoint import load_checkpoint, save_checkpoint
-    from mlplab.training.history import History
-    from mlplab.training.loop import evaluate, fit, train_epoch
-    from mlplab.training.metrics import AverageMeter, accuracy, confusion_matrix, per_class_accuracy
+    from mlplab.runs.checkpoint import load_checkpoint, save_checkpoint
+    from mlplab.runs.history import History
+    from mlplab.training.loop import fit, train_epoch
+    from mlplab.metrics import AverageMeter, accuracy, confusion_matrix, evaluate, per_class_accuracy
     from mlplab.training.runner import train
 
 

@@ -45,7 +45,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULERS = ("none", "exponential", "step", "cosine", "onecycle")
 # How a training step computes its gradients (`mlplab.engines`).
 ENGINES = ("auto", "autograd", "manual", "scratch")
-# Where training runs (`mlplab.training.device.resolve_device`); auto picks cuda, then mps, then cpu.
+# Where training runs (`mlplab.device.resolve_device`); auto picks cuda, then mps, then cpu.
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # Figure files the plots write (`mlplab.plots.backend.save`); --format takes one or several, comma-separated.
 FIGURE_FORMATS = ("png", "svg")

@@ -87,9 +87,9 @@ from mlplab.errors import MlplabError
 from mlplab.losses import LOSSES, build_loss
 from mlplab.models import ACTIVATIONS, MLP
 from mlplab.optim import OPTIMIZERS, build_optimizer
-from mlplab.training.callbacks import Callback, FitState
+from mlplab.runs.state import Callback, FitState
 from mlplab.threads import ThreadGovernor, model_work
-from mlplab.training.device import resolve_device
+from mlplab.device import resolve_device
 from mlplab.training.loop import fit, model_device
 
 EVAL_BATCH = 4096  # rows per forward pass in predict and validation

@@ -32,7 +32,7 @@ def test_train_eval_export_smoke(mnist_dir, tmp_path, capsys):
 
     assert main(["export", str(run_dir), "--out", str(tmp_path / "w.safetensors")]) == 0
     from mlplab.export import load_safetensors
-    from mlplab.run import load_model
+    from mlplab.runs.reader import load_model
 
     exported, saved = load_safetensors(tmp_path / "w.safetensors"), load_model(run_dir / "best.pt")
     for (name, a), (_, b) in zip(exported.state_dict().items(), saved.state_dict().items()):

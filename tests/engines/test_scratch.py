@@ -19,7 +19,7 @@ from mlplab.losses import build_loss
 from mlplab.models import MLP
 from mlplab.optim import build_optimizer, build_schedule
 from mlplab.training import train, load_checkpoint, train_epoch
-from mlplab.run import load_model
+from mlplab.runs.reader import load_model
 from mlplab.engines import AutogradStep, ScratchStep
 
 from helpers import plain_optim

@@ -19,8 +19,8 @@ from mlplab.choices import NORMALIZATIONS
 from mlplab.cli.main import main
 from mlplab.errors import MlplabError
 from mlplab.export.onnx_file import ONNX_FORMAT, export_onnx, scaling
-from mlplab.run import open_run
-from mlplab.training.checkpoint import load_checkpoint, save_checkpoint
+from mlplab.runs.reader import open_run
+from mlplab.runs.checkpoint import load_checkpoint, save_checkpoint
 
 
 

@@ -18,7 +18,7 @@ from mlplab.errors import MlplabError
 from mlplab.plots import FIGURES, images, plot_run, sample_figure
 from mlplab.plots.backend import pyplot
 from mlplab.plots.run import figure_drawers, read_run
-from mlplab.run import open_run
+from mlplab.runs.reader import open_run
 from mlplab.training import train
 
 # Pixel sizes at 100 dpi, from each figure's size in inches.
@@ -194,7 +194,7 @@ def test_damaged_run_files_are_rewritten_from_last_pt_or_refused_in_one_line(run
     assert json.loads((copy / "history.json").read_text()) == json.loads((run_dir / "history.json").read_text())
     capsys.readouterr()
     # A run directory whose last.pt cannot mend it (written before checkpoints held the metrics).
-    from mlplab.training.checkpoint import load_checkpoint, save_checkpoint
+    from mlplab.runs.checkpoint import load_checkpoint, save_checkpoint
 
     old = load_checkpoint(copy / "last.pt")
     del old["metrics"]

@@ -177,7 +177,7 @@ def test_an_averaged_run_saves_the_average_and_resumes_bit_for_bit(make_config, 
     assert last["average"] == {"decay": 0.99, "count": 3 * 79}
     assert any(not torch.equal(last["model"][k], last["training_model"][k]) for k in last["model"])
     # the history's validation accuracy is the averaged model's
-    from mlplab.run import open_run
+    from mlplab.runs.reader import open_run
 
     run = open_run(straight.run_dir)
     assert run.metrics["test_accuracy"] == straight.metrics["test_accuracy"] > 0.9

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mlplab.errors import MlplabError
-from mlplab.run import load_model
+from mlplab.runs.reader import load_model
 from helpers import StopAfter
 from mlplab.training import Callback, History, load_checkpoint, train
 
@@ -171,7 +171,7 @@ def test_a_second_writer_is_refused_with_the_holders_pid(make_config, tmp_path):
     run_dir = Path(config.train.out)
     run_dir.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, pathlib; from mlplab.training.rundir import locked\n"
+        [sys.executable, "-c", "import sys, pathlib; from mlplab.runs.directory import locked\n"
          "with locked(pathlib.Path(sys.argv[1])):\n    print('locked', flush=True); sys.stdin.read()", str(run_dir)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

@@ -20,7 +20,7 @@ import pytest
 from mlplab.cli.main import main
 from mlplab.config import Config, apply_overrides
 from mlplab.errors import MlplabError
-from mlplab.run import open_run
+from mlplab.runs.reader import open_run
 from mlplab.tune.objective import trial_dir
 from mlplab.tune.space import parse_space
 

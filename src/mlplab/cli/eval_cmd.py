@@ -24,19 +24,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     """Evaluate and print."""
-    from mlplab.run import checkpoint_file, evaluate_checkpoint
-    from mlplab.training import load_checkpoint
+    from mlplab.runs import SavedModel
 
-    path = checkpoint_file(args.checkpoint)  # a run directory means its best checkpoint (mlplab.run)
-    checkpoint = load_checkpoint(path)
-    result = evaluate_checkpoint(checkpoint, path, args.split, data_dir=args.data_dir, device=args.device)
+    saved = SavedModel(args.checkpoint)  # a run directory means its best checkpoint
+    result = saved.evaluate(args.split, data_dir=args.data_dir, device=args.device)
+    path = saved.path
     per_class = dict(zip(result["classes"], result["per_class_accuracy"]))
     if args.json:
         print(json.dumps({"checkpoint": str(path), "split": args.split, "epoch": result["epoch"],
                           "loss": result["loss"], "accuracy": result["accuracy"], "count": result["count"],
                           "per_class_accuracy": per_class, "confusion": result["confusion"]}, indent=2))
         return 0
-    dataset = checkpoint["config"]["data"]["dataset"]
+    dataset = saved.config.data.dataset
     print(f"{path} (epoch {result['epoch']}), {dataset} {args.split} split, {result['count']} images")
     print(f"{args.split} loss {result['loss']:.4f}  accuracy {100 * result['accuracy']:.2f}%")
     print("per-class accuracy:\n" + per_class_table(per_class))

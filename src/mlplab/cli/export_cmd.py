@@ -23,11 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     """Export and say where."""
-    from mlplab.run import checkpoint_file
+    from mlplab.runs.reader import checkpoint_file
 
     if args.opset is not None and args.format != "onnx":
         raise MlplabError("--opset applies to --format onnx only")
-    path = checkpoint_file(args.checkpoint)  # a run directory means its best checkpoint (mlplab.run)
+    path = checkpoint_file(args.checkpoint)  # a run directory means its best checkpoint (mlplab.runs.reader)
     out = Path(args.out) if args.out else path.parent / f"model.{args.format}"
     if args.format == "onnx":
         from mlplab.export.onnx_file import export_onnx

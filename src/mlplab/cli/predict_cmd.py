@@ -66,16 +66,13 @@ def _percent(probability: float) -> str:
 
 def _load(path: Path):
     """The model, normalisation and dataset spec of a run directory or checkpoint file."""
-    from mlplab.config import from_dict
     from mlplab.data import get_spec
     from mlplab.errors import MlplabError
-    from mlplab.run import checkpoint_file, model_from_checkpoint
-    from mlplab.training import load_checkpoint
+    from mlplab.runs import SavedModel
 
-    file = checkpoint_file(path)  # a run directory means its best checkpoint (mlplab.run)
-    checkpoint = load_checkpoint(file)
-    if checkpoint["config"] is None:
-        raise MlplabError(f"{file} holds a user-defined model that mlplab cannot rebuild; predict from Python: "
+    saved = SavedModel(path)  # a run directory means its best checkpoint
+    config = saved.config
+    if config is None:
+        raise MlplabError(f"{saved.path} holds a user-defined model that mlplab cannot rebuild; predict from Python: "
                           "open_run(RUN_DIR).predict(images, normalize=..., dataset=..., into=your_module)")
-    config = from_dict(checkpoint["config"])
-    return model_from_checkpoint(checkpoint, file), config.data.normalize, get_spec(config.data.dataset)
+    return saved.model(), config.data.normalize, get_spec(config.data.dataset)

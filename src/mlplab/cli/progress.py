@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplab.config import Config
-from mlplab.training.callbacks import FitState
+from mlplab.runs.state import FitState
 from mlplab.training.progress import ProgressBar
 
 
@@ -86,9 +86,9 @@ class TrainProgress(ProgressBar):
 def _saved_epoch(run_dir: Path) -> int:
     """The epoch last.pt holds (what a resume continues from), read from disk: the one true answer."""
     from mlplab.errors import MlplabError
-    from mlplab.training import load_checkpoint
+    from mlplab.runs import SavedModel
 
     try:
-        return int(load_checkpoint(run_dir / "last.pt")["epoch"])
+        return int(SavedModel(run_dir / "last.pt").epoch)
     except MlplabError:
         return 0

@@ -35,7 +35,7 @@ def config_of(args: argparse.Namespace) -> Config:
     """Defaults, then the resumed run's / preset's config, then --config, then flags (`mlplab.config.resolve_config`)."""
     if args.resume:
         from mlplab.training import load_checkpoint
-        from mlplab.training.rundir import last_checkpoint
+        from mlplab.runs.directory import last_checkpoint
 
         config = from_dict(load_checkpoint(last_checkpoint(Path(args.resume)))["config"])
         if args.preset and args.preset != config.preset:

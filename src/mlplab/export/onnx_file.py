@@ -44,6 +44,7 @@ from mlplab.errors import MlplabError, one_line
 
 if TYPE_CHECKING:
     from mlplab.models import MLP
+    from mlplab.runs.reader import SavedModel
 
 ONNX_FORMAT = "mlplab.mlp.onnx"
 ONNX_FORMAT_VERSION = 1
@@ -66,7 +67,7 @@ def export_onnx(checkpoint_path: str | Path, out: str | Path, which: str = "best
     module docstring). The file is written atomically.
 
     Args:
-        checkpoint_path: a .pt file, or a run directory: its checkpoint ``which`` (see `mlplab.run`).
+        checkpoint_path: a .pt file, or a run directory: its checkpoint ``which`` (see `mlplab.runs.reader`).
         out: the file to write (conventionally ``model.onnx``).
         which: for a run directory, ``"best"`` (best.pt, else last.pt) or ``"last"``.
         opset: the ONNX operator set to target; None for torch's default (a recent one). Give an
@@ -77,15 +78,13 @@ def export_onnx(checkpoint_path: str | Path, out: str | Path, which: str = "best
         export_onnx("runs/mnist", "runs/mnist/model.onnx")
     """
     from mlplab.files import atomic_write
-    from mlplab.run import checkpoint_file
-    from mlplab.training.checkpoint import load_checkpoint
+    from mlplab.runs import SavedModel
 
     _import_onnx_packages()
-    path = checkpoint_file(checkpoint_path, which)
-    checkpoint = load_checkpoint(path)
-    model = _rebuild(checkpoint, path)
+    saved = SavedModel(checkpoint_path, which)
+    model = _rebuild(saved)
     proto = _to_onnx(model, opset)
-    _label(proto, _metadata(checkpoint, path, model), model)
+    _label(proto, _metadata(saved.record, saved.path, model), model)
     data = proto.SerializeToString()
     _check(data, model)
     out = Path(out)
@@ -99,16 +98,15 @@ def scaling(normalize: str, mean: float, std: float) -> tuple[float, float]:
     return {"standard": (mean, std), "unit": (0.0, 1.0), "symmetric": (0.5, 0.5)}[normalize]
 
 
-def _rebuild(checkpoint: dict[str, Any], path: Path) -> MLP:
+def _rebuild(saved: SavedModel) -> MLP:
     """The checkpoint's MLP in eval mode, or a one-line error for a net this export cannot take."""
-    from mlplab.run import model_from_checkpoint
-
-    if checkpoint["config"] is None:
-        name = checkpoint["model_info"].get("class", "a user-defined module")
+    path = saved.path
+    if saved.config is None:
+        name = saved.record["model_info"].get("class", "a user-defined module")
         raise MlplabError(f"{path} holds a user-defined model ({name}) that mlplab cannot rebuild; export it yourself: "
                           "torch.onnx.export(open_run(RUN_DIR).model(into=YourModule()), (torch.zeros(2, 1, 28, 28),), "
                           "'model.onnx', dynamo=True)")
-    model = model_from_checkpoint(checkpoint, path)
+    model = saved.model()
     if model.widths[0] != math.prod(IMAGE_SHAPE):
         raise MlplabError(f"{path} holds a net of {model.widths[0]} inputs; ONNX export takes 28x28 images (784)")
     return model
@@ -231,14 +229,14 @@ def _check(data: bytes, model: MLP) -> None:
 def _test_accuracy(checkpoint: dict[str, Any], path: Path) -> float | None:
     """The test accuracy measured on exactly these weights: a finished run's, when its tested epoch is
     this checkpoint's; None otherwise."""
-    from mlplab.training.checkpoint import load_checkpoint
+    from mlplab.runs import SavedModel
 
     metrics = checkpoint.get("metrics")
     last = path.parent / "last.pt"
     if metrics is None and path.name != "last.pt" and last.is_file():
         # A run's test metrics live in last.pt (best.pt was saved before they were measured).
         try:
-            record = load_checkpoint(last)
+            record = SavedModel(last).record
         except MlplabError:
             return None  # only the metadata would use it; the weights being exported are fine
         if record["config"] == checkpoint["config"]:  # the same run, not a stray file beside it

@@ -9,8 +9,7 @@ from mlplab.config import from_dict
 from mlplab.errors import MlplabError
 from mlplab.models import MLP, build_model
 from mlplab.files import atomic_write
-from mlplab.run import checkpoint_file
-from mlplab.training.checkpoint import load_checkpoint
+from mlplab.runs.reader import SavedModel
 
 EXPORT_FORMAT = "mlplab.mlp"
 
@@ -19,13 +18,13 @@ def export_safetensors(checkpoint_path: str | Path, out: str | Path, which: str 
     """Write the model weights of a checkpoint to ``out`` (.safetensors); returns the path.
 
     Args:
-        checkpoint_path: a .pt file, or a run directory: its checkpoint ``which`` (see `mlplab.run`).
+        checkpoint_path: a .pt file, or a run directory: its checkpoint ``which`` (see `mlplab.runs.reader`).
         out: the file to write.
         which: for a run directory, ``"best"`` (best.pt, else last.pt) or ``"last"``.
     """
     from safetensors.torch import save
 
-    checkpoint = load_checkpoint(checkpoint_file(checkpoint_path, which))
+    checkpoint = SavedModel(checkpoint_path, which).record
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in checkpoint["model"].items()}
     metadata = {
         "format": EXPORT_FORMAT,

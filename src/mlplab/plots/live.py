@@ -20,7 +20,7 @@ from typing import Any
 
 from mlplab.errors import MlplabError
 from mlplab.session import in_notebook
-from mlplab.training.callbacks import Callback, FitState
+from mlplab.runs.state import Callback, FitState
 
 TRAIN, VAL = "#1f77b4", "#ff7f0e"  # the colours of `mlplab.plots.charts.training_curves`
 DRAW_SHARE = 20  # within an epoch, wait at least 20 redraws' time between two: drawing takes <= 5%

@@ -15,7 +15,7 @@ from typing import Any
 
 from mlplab.config import to_dict
 from mlplab.plots.run import draw_run, read_run
-from mlplab.run import Run
+from mlplab.runs.reader import Run
 from mlplab.files import atomic_write_text
 
 CAPTIONS = {

@@ -1,8 +1,8 @@
-"""Every figure of a run, drawn from its directory through `mlplab.run.Run`.
+"""Every figure of a run, drawn from its directory through `mlplab.Run`.
 
 Plots never see live training state. The run's history and test metrics come from its
 record (last.pt); the figures of the model itself (first-layer weights, predictions,
-mistakes) use the run's **best** checkpoint, as every reader does (see `mlplab.run`): the
+mistakes) use the run's **best** checkpoint, as every reader does (see `mlplab.runs.reader`): the
 model its test metrics describe. Predictions are made on the test split, loaded as the
 run's config says (``data_dir`` overrides where the files are).
 """
@@ -19,7 +19,7 @@ import torch
 from mlplab.errors import MlplabError
 from mlplab.plots import charts, images
 from mlplab.plots.backend import save
-from mlplab.run import Run
+from mlplab.runs.reader import Run
 
 FIGURES = ("curves", "batch_loss", "confusion", "per_class", "weights", "predictions", "mistakes")
 WEIGHT_UNITS = 16  # hidden units drawn from the first layer of an MLP
@@ -72,7 +72,7 @@ class SkipFigure(Exception):
 
 
 def read_run(run_dir: str | Path) -> Run:
-    """The finished run in ``run_dir``, opened (`mlplab.run.Run`); a one-line error if it is not finished."""
+    """The finished run in ``run_dir``, opened (`mlplab.Run`); a one-line error if it is not finished."""
     run = Run(run_dir)
     run.checkpoint_path("last")  # a run with no saved epoch is told how to start again
     if not run.finished:
@@ -90,7 +90,7 @@ def figure_drawers(run: Run, data_dir: str | None = None,
     """
     config, history, metrics = run.config, run.history, run.metrics
     classes = run.checkpoint()["model_info"]["classes"]
-    loss_name = config.train.loss if config else "loss"  # no config: a user-defined model (see mlplab.run)
+    loss_name = config.train.loss if config else "loss"  # no config: a user-defined model (see mlplab.runs.reader)
     evaluation: dict[str, Any] = {}
 
     def predictions() -> dict[str, Any]:

@@ -50,7 +50,7 @@ class Limits:
 
 def create_app(run_dir: str | Path, *, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
                timeout_s: float = TIMEOUT_S, workers: int = WORKERS) -> "FastAPI":
-    """The FastAPI app serving the best model of ``run_dir`` (see `mlplab.run.Run`).
+    """The FastAPI app serving the best model of ``run_dir`` (see `mlplab.Run`).
 
     Args:
         run_dir: a run directory written by ``mlplab train``; a path that is none, or a run of a

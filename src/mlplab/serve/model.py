@@ -11,7 +11,7 @@ from mlplab.errors import MlplabError
 
 
 class ServedModel:
-    """The best checkpoint of a run directory (the rule of `mlplab.run.Run`), ready to classify.
+    """The best checkpoint of a run directory (the rule of `mlplab.Run`), ready to classify.
 
     The network is loaded once, in eval mode, and only ever read afterwards, so the web
     server's worker threads share it. Loading fails with a one-line `MlplabError` for a path
@@ -32,7 +32,7 @@ class ServedModel:
 
     def __init__(self, run_dir: str | Path) -> None:
         from mlplab.data import get_spec
-        from mlplab.run import open_run
+        from mlplab.runs.reader import open_run
 
         run = open_run(run_dir)
         config = run.config

@@ -17,7 +17,7 @@ from torch import Tensor
 from mlplab.config import Config
 from mlplab.data import DataBundle, load_data
 from mlplab.sweep.members import SHARED_FIELDS
-from mlplab.training.device import resolve_device
+from mlplab.device import resolve_device
 
 
 @dataclass

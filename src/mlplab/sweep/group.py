@@ -33,8 +33,8 @@ from mlplab.sweep.optimizers import stacked_optimizer
 from mlplab.sweep.results import Divergence, MemberResult
 from mlplab.sweep.schedules import MemberRates
 from mlplab.sweep.stacked import StackedMLP, parameter_sizes
-from mlplab.training.history import History, epoch_record, new_best, test_metrics
-from mlplab.training.metrics import per_class_accuracy
+from mlplab.runs.history import History, epoch_record, new_best, test_metrics
+from mlplab.metrics import per_class_accuracy
 
 
 def members_per_seed(seeds: Sequence[int]) -> int:

@@ -17,7 +17,7 @@ from torch.nn.utils import vector_to_parameters
 from mlplab.config import Config, to_dict
 from mlplab.models import MLP
 from mlplab.sweep.members import initial_model
-from mlplab.training.history import History
+from mlplab.runs.history import History
 
 if TYPE_CHECKING:
     from mlplab.sweep.plan import SweepPlan

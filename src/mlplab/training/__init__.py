@@ -1,18 +1,15 @@
-"""Training and evaluation: the loop, callbacks, exact meters, history, checkpoints and run directories.
+"""Training: the loop and the callbacks that act on it.
 
 Modules, in the order a run uses them:
     runner      a `Config` to objects (`prepare`) and to a trained run (`train`)
-    loop        `fit`, `train_epoch`, `evaluate`: any model, any batches, any loss and optimizer
-    callbacks   `Callback`, the interface fit calls, the `FitState` callbacks see, `EarlyStopping`
+    loop        `fit` and `train_epoch`: any model, any batches, any loss and optimizer
+    callbacks   `EarlyStopping`
     weights     after every step: `MaxNorm`, and `WeightAverage` (an EMA of the weights)
     progress    `ProgressBar`, the callback that shows training as it goes
-    writer      `RunWriter`, the callback that writes a run directory and resumes it; `write_trained_run`
-    rundir      the run directory's files, lock and crash-consistency protocol
-    checkpoint  self-describing, checksummed checkpoints
-    history     per-epoch records as JSON/CSV
-    metrics     exact meters, accuracy, confusion matrices
     tracking    TensorBoard and Weights & Biases callbacks
-    device      device and CPU-thread choice
+
+What it builds on: `mlplab.metrics` (exact meters, `evaluate`), `mlplab.runs` (the `Callback`
+interface and `FitState`, history, checkpoints, the run directory and its writer).
 """
 
 from __future__ import annotations
@@ -23,25 +20,27 @@ from mlplab.lazy import lazy_names
 
 # Names imported on first use: the CLI imports the callbacks module, and starts without torch.
 _EXPORTS = {
-    "Callback": "callbacks", "FitState": "callbacks", "EarlyStopping": "callbacks", "ProgressBar": "progress",
-    "MaxNorm": "weights", "WeightAverage": "weights",
-    "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
-    "History": "history",
-    "evaluate": "loop", "fit": "loop", "train_epoch": "loop",
-    "AverageMeter": "metrics", "accuracy": "metrics", "confusion_matrix": "metrics", "per_class_accuracy": "metrics",
+    "Callback": "mlplab.runs.state", "FitState": "mlplab.runs.state", "EarlyStopping": "callbacks",
+    "ProgressBar": "progress", "MaxNorm": "weights", "WeightAverage": "weights",
+    "load_checkpoint": "mlplab.runs.checkpoint", "save_checkpoint": "mlplab.runs.checkpoint",
+    "History": "mlplab.runs.history",
+    "evaluate": "mlplab.metrics", "fit": "loop", "train_epoch": "loop",
+    "AverageMeter": "mlplab.metrics", "accuracy": "mlplab.metrics", "confusion_matrix": "mlplab.metrics",
+    "per_class_accuracy": "mlplab.metrics",
     "Setup": "runner", "prepare": "runner", "train": "runner",
 }
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from mlplab.training.callbacks import Callback, EarlyStopping, FitState
-    from mlplab.training.weights import MaxNorm, WeightAverage
+    from mlplab.metrics import AverageMeter, accuracy, confusion_matrix, evaluate, per_class_accuracy
+    from mlplab.runs.checkpoint import load_checkpoint, save_checkpoint
+    from mlplab.runs.history import History
+    from mlplab.runs.state import Callback, FitState
+    from mlplab.training.callbacks import EarlyStopping
+    from mlplab.training.loop import fit, train_epoch
     from mlplab.training.progress import ProgressBar
-    from mlplab.training.checkpoint import load_checkpoint, save_checkpoint
-    from mlplab.training.history import History
-    from mlplab.training.loop import evaluate, fit, train_epoch
-    from mlplab.training.metrics import AverageMeter, accuracy, confusion_matrix, per_class_accuracy
     from mlplab.training.runner import Setup, prepare, train
+    from mlplab.training.weights import MaxNorm, WeightAverage
 
 
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS, globals(), __all__)

@@ -1,37 +1,33 @@
-"""The training loop: `train_epoch`, `evaluate` and `fit`, in the order they run.
+"""The training loop: `train_epoch` and `fit`, in the order they run (`evaluate` is `mlplab.metrics`).
 
 `fit` trains any ``nn.Module`` on any iterable of ``(images, labels)`` batches with any loss
 callable, torch optimizer and LR scheduler. Run-directory writing, progress bars and
-trackers are callbacks (`mlplab.training.callbacks`); nothing here prints or writes files.
+trackers are callbacks (`mlplab.runs.state.Callback`); nothing here prints or writes files.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
+from mlplab.device import model_device
 from mlplab.engines import Engine, Step, resolve_engine
 from mlplab.errors import MlplabError
-from mlplab.losses import build_loss
-from mlplab.models import MLP
+from mlplab.metrics import AverageMeter, Batches, LossFn, default_loss, evaluate
 from mlplab.optim import as_schedule
-from mlplab.threads import ThreadGovernor, model_work
+from mlplab.runs.history import History, epoch_record, new_best, test_metrics
+from mlplab.runs.state import Callback, FitState, check_callbacks
 from mlplab.session import interactive
-from mlplab.training.callbacks import Callback, FitState, check_callbacks
-from mlplab.training.history import History, epoch_record, new_best, test_metrics
-from mlplab.training.metrics import AverageMeter, confusion_matrix, per_class_accuracy
+from mlplab.threads import ThreadGovernor, model_work
 
 if TYPE_CHECKING:
     from mlplab.training.weights import WeightAverage
-
-LossFn = Callable[[Tensor, Tensor], Tensor]
-Batches = Iterable[tuple[Tensor, Tensor]]
 
 
 def train_epoch(
@@ -115,50 +111,6 @@ def _train_pass(model: nn.Module, batches: Batches, step: Step, schedule: Any, d
     }
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, batches: Batches, loss_fn: LossFn | None = None,
-             num_classes: int | None = None, threads: int | None = None) -> dict[str, Any]:
-    """Loss, accuracy, per-class accuracy and confusion matrix over every sample of ``batches``, in eval mode.
-
-    Args:
-        model: the network (its mode is left in eval).
-        batches: any iterable of ``(images, labels)``; nothing is dropped.
-        loss_fn: the loss to average; default cross-entropy on the model's outputs.
-        num_classes: the size of the confusion matrix; default the model's number of outputs.
-        threads: CPU threads to compute with; default chosen for the machine's load (`mlplab.threads`).
-    """
-    device = model_device(model)
-    work = model_work(model, getattr(batches, "batch_size", None))
-    with ThreadGovernor(threads, work=work, device=device.type, recheck=False):
-        return _evaluate_pass(model, batches, loss_fn or default_loss(model), num_classes, device)
-
-
-def _evaluate_pass(model: nn.Module, batches: Batches, loss_fn: LossFn, num_classes: int | None,
-                   device: torch.device) -> dict[str, Any]:
-    """The body of `evaluate`."""
-    model.eval()
-    loss_meter = AverageMeter()
-    predictions, targets = [], []
-    for images, labels in batches:
-        if images.device != device:
-            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        outputs = model(images)
-        loss_meter.update(loss_fn(outputs, labels), labels.shape[0])
-        predictions.append(outputs.argmax(dim=1))
-        targets.append(labels)
-        num_classes = num_classes or outputs.shape[1]
-    if not targets:
-        raise MlplabError("nothing to evaluate: the batches are empty")
-    confusion = confusion_matrix(torch.cat(predictions), torch.cat(targets), num_classes).cpu()
-    return {
-        "loss": loss_meter.avg,
-        "accuracy": int(confusion.trace()) / loss_meter.count,
-        "count": loss_meter.count,
-        "per_class_accuracy": per_class_accuracy(confusion),
-        "confusion": confusion.tolist(),
-    }
-
-
 def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = None,
         test_data: Batches | None = None, loss: LossFn | None = None, optimizer: Any = None,
         scheduler: Any = None, epochs: int = 1, callbacks: Sequence[Callback] = (),
@@ -188,7 +140,7 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
         callbacks: `mlplab.Callback` objects (progress, trackers, your own); one ends training
             early by setting ``state.stop = True``.
         run_dir: a folder to write the run into (config, last.pt and best.pt, history,
-            metrics; see `mlplab.training.rundir`). None writes nothing.
+            metrics; see `mlplab.runs.directory`). None writes nothing.
         resume: continue the run in ``run_dir`` from its last.pt, bit for bit: rebuild the
             same model, optimizer, scheduler and data first; the checkpoint restores their
             state, the random streams and the data order.
@@ -242,7 +194,7 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
                               numpy_blas=chosen.name == "scratch", device=state.device.type)
     after_step = [hook for hook in (_max_norm(model, max_norm), state.average, governor) if hook is not None]
     if run_dir is not None:
-        from mlplab.training.writer import RunWriter
+        from mlplab.runs.writer import RunWriter
 
         writer = run_dir if isinstance(run_dir, RunWriter) else RunWriter(run_dir, resume=resume)
         callbacks = [writer, *callbacks]  # first: an epoch is saved before anyone hears it ended
@@ -387,17 +339,6 @@ def _average(model: nn.Module, average: Any) -> Any:
     if isinstance(average, bool) or not isinstance(average, (int, float)):
         raise TypeError(f"average must be a decay in (0, 1) or a mlplab.WeightAverage; got {type(average).__name__}")
     return WeightAverage(model, average)
-
-
-def default_loss(model: nn.Module) -> LossFn:
-    """Cross-entropy that knows what ``model`` outputs (an `MLP`'s ``output``; logits for anything else)."""
-    return build_loss("cross_entropy", model.output if isinstance(model, MLP) else "logits")
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Where the model's parameters are (the CPU for a model without any)."""
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 def set_epoch(data: Any, epoch: int) -> None:

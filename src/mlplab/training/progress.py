@@ -11,7 +11,7 @@ import importlib.util
 import sys
 from typing import Any
 
-from mlplab.training.callbacks import Callback, FitState
+from mlplab.runs.state import Callback, FitState
 
 
 def epoch_line(record: dict[str, Any], epochs: int) -> str:

@@ -23,14 +23,14 @@ from mlplab.errors import MlplabError
 from mlplab.losses import config_loss
 from mlplab.models import MLP, build_model
 from mlplab.optim import Schedule, build_optimizer, build_schedule
-from mlplab.training.callbacks import Callback
+from mlplab.runs.state import Callback
 from mlplab.threads import monitor
-from mlplab.training.device import resolve_device
-from mlplab.training.history import History
+from mlplab.device import resolve_device
+from mlplab.runs.history import History
 from mlplab.training.loop import TrainingDiverged, fit
-from mlplab.training.rundir import create_run_dir
+from mlplab.runs.directory import create_run_dir
 from mlplab.training.tracking import trackers
-from mlplab.training.writer import RunWriter
+from mlplab.runs.writer import RunWriter
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 

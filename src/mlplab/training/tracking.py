@@ -13,7 +13,7 @@ from typing import Any
 
 from mlplab.config import Config, to_dict
 from mlplab.errors import MlplabError, one_line
-from mlplab.training.callbacks import Callback, FitState
+from mlplab.runs.state import Callback, FitState
 
 
 def epoch_scalars(record: dict[str, Any]) -> dict[str, float]:

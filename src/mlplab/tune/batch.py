@@ -14,7 +14,7 @@ user attribute, as a diverged run is. A member that runs every epoch is COMPLETE
 epoch's validation accuracy (``best_epoch``). Each member trains as its own ``mlplab train`` run
 with the manual engine would (`mlplab.sweep.vectorised`), so a trial's score does not depend
 on ``--batch``. Its run directory, ``STUDY_DIR/trials/NNNN``, is written by
-`mlplab.training.writer.write_trained_run`: eval, plot, report and `mlplab.open_run` read it
+`mlplab.runs.writer.write_trained_run`: eval, plot, report and `mlplab.open_run` read it
 like any run (it holds no optimizer state, so it cannot be resumed).
 
 **Heartbeats.** `mlplab.tune.storage.Heartbeats` beats for every trial of the batch from the
@@ -200,8 +200,8 @@ def write_member_run(member: Any, run_dir: Path) -> None:
     describes; like a diverged run, it is pruned, and its folder says what it trained and how far.
     """
     from mlplab.data import get_spec
-    from mlplab.training.rundir import write_config
-    from mlplab.training.writer import write_trained_run
+    from mlplab.runs.directory import write_config
+    from mlplab.runs.writer import write_trained_run
 
     if member.diverged is not None:
         run_dir.mkdir(parents=True, exist_ok=True)

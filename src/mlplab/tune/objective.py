@@ -29,7 +29,7 @@ from typing import Any
 
 from mlplab.config import Config, apply_overrides
 from mlplab.tune.space import Space
-from mlplab.training.callbacks import Callback, FitState
+from mlplab.runs.state import Callback, FitState
 
 SURPLUS = "surplus"  # the user attribute of a trial that found every place taken and ran nothing
 WORKER = "worker"  # the user attribute naming the worker (host:pid) that trains a trial, set as it starts

@@ -4,8 +4,8 @@ import math
 
 import torch
 
-from mlplab.training.history import History
-from mlplab.training.metrics import AverageMeter, accuracy, confusion_matrix, per_class_accuracy
+from mlplab.runs.history import History
+from mlplab.metrics import AverageMeter, accuracy, confusion_matrix, per_class_accuracy
 
 
 def test_average_meter_weights_by_batch_size_not_mean_of_means():

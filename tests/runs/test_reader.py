@@ -1,4 +1,4 @@
-"""`mlplab.run`: one object opens a run directory, and every reader takes the same checkpoint from it."""
+"""`mlplab.runs.reader`: one object opens a run directory, and every reader takes the same checkpoint from it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torch import nn
 from mlplab.cli.main import main
 from mlplab.config import Config, apply_overrides, to_dict
 from mlplab.errors import MlplabError
-from mlplab.run import Run, load_model, open_run
+from mlplab.runs.reader import Run, SavedModel, load_model, open_run
 from mlplab.training import Callback, load_checkpoint, save_checkpoint, train
 
 
@@ -258,7 +258,7 @@ def test_a_user_defined_models_run_still_has_its_curves_and_report(finished, tmp
 
 
 def test_importing_mlplab_run_does_not_import_torch():
-    code = "import sys, mlplab.run; sys.exit('torch' in sys.modules)"
+    code = "import sys, mlplab.runs.reader; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -286,3 +286,14 @@ def test_eval_and_run_evaluate_score_a_run_as_its_metrics_json_does(flags, tmp_p
     config, loss = open_run(out).config, open_run(out).loss()
     assert (loss.name, loss.output, loss.label_smoothing) == (config.train.loss, config.model.output,
                                                              config.train.label_smoothing)
+
+
+def test_a_saved_model_reads_a_checkpoint_file_or_the_one_a_run_directory_means(finished):
+    by_rule, by_file = SavedModel(finished), SavedModel(finished / "last.pt")
+    assert by_rule.path == open_run(finished).checkpoint_path() and by_file.path == finished / "last.pt"
+    assert by_rule.epoch == open_run(finished).best["epoch"] and by_file.epoch == open_run(finished).epochs
+    assert by_rule.config == open_run(finished).config
+    assert _equal_weights(by_rule.model(), load_checkpoint(by_rule.path)["model"])
+    run = open_run(finished)
+    assert run.saved("last") is run.saved("last")  # each checkpoint is read once per run
+    _one_line_error(lambda: SavedModel(finished, which="newest"), "checkpoint", "best")

@@ -37,7 +37,7 @@ from typing import Any
 from mlplab.config import Config, to_dict, to_toml
 from mlplab.errors import MlplabError
 from mlplab.files import atomic_write_text, fault_point
-from mlplab.training.history import History
+from mlplab.runs.history import History
 
 # Fields a resume may change: they move the run or extend it but cannot change its result.
 RESUMABLE_CHANGES = ("epochs", "device", "out", "progress", "data_dir", "cache_dir", "download",
@@ -141,7 +141,7 @@ def publish(run_dir: Path, last: dict[str, Any], staged_epoch: int | None = None
     training loop); otherwise it is read from the file. Idempotent: what already agrees is not
     written again. Only the lock holder calls it.
     """
-    from mlplab.training.checkpoint import load_checkpoint  # checkpoint imports config, which is light; torch is not
+    from mlplab.runs.checkpoint import load_checkpoint  # checkpoint imports config, which is light; torch is not
 
     best = last.get("best") or {}
     staged = run_dir / NEXT_BEST
@@ -172,7 +172,7 @@ def repair_run_dir(run_dir: Path) -> bool:
     run_dir = Path(run_dir)
     if not any((run_dir / name).is_file() for name in ("last.pt", "config.toml")):
         return False  # not a run directory: nothing to lock or mend
-    from mlplab.training.checkpoint import load_checkpoint
+    from mlplab.runs.checkpoint import load_checkpoint
 
     try:
         with locked(run_dir):

@@ -41,8 +41,8 @@ from mlplab.errors import MlplabError
 from mlplab.export import export_safetensors
 from mlplab.models import MLP
 from mlplab.training import train, load_checkpoint, save_checkpoint
-from mlplab.run import load_model
-from mlplab.training.checkpoint import DIGEST_KEY
+from mlplab.runs.reader import load_model
+from mlplab.runs.checkpoint import DIGEST_KEY
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None)
 

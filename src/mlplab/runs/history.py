@@ -45,7 +45,7 @@ def test_metrics(test: dict[str, Any], classes: list[str], history: History, tes
     ``test`` holds ``loss``, ``accuracy``, ``count``, ``per_class_accuracy`` (one per class, in the
     order of ``classes``) and ``confusion``; ``history`` gives the epoch count and the thread choices.
     """
-    from mlplab.training.checkpoint import versions  # checkpoints import torch; history files do not
+    from mlplab.runs.checkpoint import versions  # checkpoints import torch; history files do not
 
     return {
         "test_loss": test["loss"], "test_accuracy": test["accuracy"], "test_count": test["count"],

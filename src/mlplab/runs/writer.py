@@ -1,6 +1,6 @@
 """`RunWriter`: the callback that writes a run directory as `fit` trains, and restores it on resume.
 
-It follows the protocol of `mlplab.training.rundir` (last.pt decides; best.pt, the history
+It follows the protocol of `mlplab.runs.directory` (last.pt decides; best.pt, the history
 files and metrics.json are its views) and holds the run directory's lock from the start of
 training until `close`, so no second process trains in the same folder.
 
@@ -20,10 +20,10 @@ import torch
 from mlplab.config import Config, from_dict, model_fields, to_dict
 from mlplab.errors import MlplabError, one_line
 from mlplab.optim import load_optimizer_state
-from mlplab.training.callbacks import Callback, FitState
-from mlplab.training.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
-from mlplab.training.history import History
-from mlplab.training.rundir import (NEXT_BEST, check_fresh, check_resumable, last_checkpoint, locked, publish,
+from mlplab.runs.state import Callback, FitState
+from mlplab.runs.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from mlplab.runs.history import History
+from mlplab.runs.directory import (NEXT_BEST, check_fresh, check_resumable, last_checkpoint, locked, publish,
                                    write_config)
 
 # Schedules laid out for the whole run: a resume cannot change their number of epochs.
@@ -250,7 +250,7 @@ def write_trained_run(run_dir: str | Path, *, config: Config, model_info: dict[s
     The folder gets config.toml/json, last.pt (the last epoch, with the test metrics
     ``history.metrics`` when they were measured), best.pt (the best epoch's weights and the
     history up to it), history.json/csv and metrics.json, through the same checkpoint record
-    and `publish` as a trained run, under its lock, every file atomically. `mlplab.run.Run`,
+    and `publish` as a trained run, under its lock, every file atomically. `mlplab.Run`,
     ``mlplab eval``, ``plot`` and ``export`` read it like any run; it records no optimizer state,
     so ``mlplab train --resume`` refuses it.
 

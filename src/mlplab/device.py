@@ -1,8 +1,9 @@
-"""Pick the training device: one code path for cpu, cuda and mps."""
+"""Devices: the one to train on (one code path for cpu, cuda and mps), and where a model is."""
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from mlplab.choices import DEVICES
 from mlplab.errors import MlplabError, check_choice
@@ -23,3 +24,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise MlplabError("--device mps was asked for but this PyTorch has no MPS backend; use --device cpu or auto")
     return torch.device(name)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters are (the CPU for a model without any)."""
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")

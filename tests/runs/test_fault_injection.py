@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from mlplab.training import load_checkpoint
-from mlplab.training.rundir import NEXT_BEST, repair_run_dir
+from mlplab.runs.directory import NEXT_BEST, repair_run_dir
 
 pytestmark = pytest.mark.faults
 

@@ -1,4 +1,4 @@
-"""A run directory opened for reading: `Run`, `open_run` and `load_model`.
+"""A run directory opened for reading: `Run`, `open_run`; one checkpoint of it: `SavedModel`, `load_model`.
 
 **The rule.** A run directory means its **best** checkpoint: ``best.pt``, the epoch with the
 highest validation accuracy (training accuracy when the run has no validation split); before
@@ -7,7 +7,7 @@ any best.pt exists, ``last.pt``. ``which="last"`` is the newest epoch, the one
 ``mlplab export``, ``mlplab plot``, ``mlplab report`` and `load_model`.
 
 The run's record (config, history, best epoch, test metrics) is read from last.pt, the one
-file that decides what the run is (see `mlplab.training.rundir`); opening a directory first
+file that decides what the run is (see `mlplab.runs.directory`); opening a directory first
 brings its views (best.pt, history files, metrics.json) in line with it.
 
 Importing this module does not import torch: `Run`'s methods import it when they load a
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from mlplab.digits import Prediction
-    from mlplab.training.history import History
+    from mlplab.runs.history import History
 
 WHICH = ("best", "last")  # the checkpoints of a run directory a reader may ask for
 
@@ -43,7 +43,7 @@ class Run:
 
     Args:
         path: the run directory. Opening it first repairs what a killed writer left
-            (`mlplab.training.rundir.repair_run_dir`).
+            (`mlplab.runs.directory.repair_run_dir`).
 
     Each checkpoint file is read once, on first use: open the directory again to see epochs
     saved since.
@@ -57,13 +57,13 @@ class Run:
     """
 
     def __init__(self, path: str | Path) -> None:
-        from mlplab.training.rundir import repair_run_dir  # the training package imports torch
+        from mlplab.runs.directory import repair_run_dir  # the training package imports torch
 
         self.path = Path(path)
         if not any((self.path / name).is_file() for name in ("last.pt", "config.toml")):
             raise MlplabError(_not_a_run_dir(self.path))
         repair_run_dir(self.path)
-        self._loaded: dict[tuple[Path, str], dict[str, Any]] = {}
+        self._loaded: dict[tuple[Path, str], SavedModel] = {}
 
     @property
     def _record(self) -> dict[str, Any] | None:
@@ -81,7 +81,7 @@ class Run:
     @property
     def history(self) -> History:
         """The per-epoch records of every saved epoch (``run_dir`` set to this directory)."""
-        from mlplab.training.history import History
+        from mlplab.runs.history import History
 
         record = self._record
         history = History.from_dict(record["history"]) if record is not None else History()
@@ -127,7 +127,7 @@ class Run:
 
     def checkpoint_path(self, which: str = "best") -> Path:
         """The file ``which`` names: ``"best"`` (best.pt, else last.pt) or ``"last"`` (last.pt)."""
-        from mlplab.training.rundir import last_checkpoint
+        from mlplab.runs.directory import last_checkpoint
 
         check_choice("checkpoint", which, WHICH)
         if which == "best" and (self.path / "best.pt").is_file():
@@ -136,13 +136,15 @@ class Run:
 
     def checkpoint(self, which: str = "best", map_location: str | torch.device = "cpu") -> dict[str, Any]:
         """The contents of `checkpoint_path` ``(which)``, loaded safely once per device (see
-        `mlplab.training.checkpoint.load_checkpoint`)."""
-        from mlplab.training.checkpoint import load_checkpoint
+        `mlplab.runs.checkpoint.load_checkpoint`)."""
+        return self.saved(which, map_location).record
 
+    def saved(self, which: str = "best", map_location: str | torch.device = "cpu") -> SavedModel:
+        """Checkpoint ``which`` as a `SavedModel` (its model, loss and evaluation), loaded once per device."""
         path = self.checkpoint_path(which)
         key = (path, str(map_location))
         if key not in self._loaded:
-            self._loaded[key] = load_checkpoint(path, map_location=map_location)
+            self._loaded[key] = SavedModel(path, map_location=map_location)
         return self._loaded[key]
 
     def model(self, which: str = "best", *, into: nn.Module | None = None,
@@ -155,16 +157,13 @@ class Run:
                 required for a run of a user-defined model, which mlplab cannot rebuild.
             device: where the returned network lives.
         """
-        return model_from_checkpoint(self.checkpoint(which), self.checkpoint_path(which), into=into, device=device)
+        return self.saved(which).model(into=into, device=device)
 
     def loss(self) -> Any:
         """The loss the run trained with (its config's name, model output, beta and label smoothing)."""
         from mlplab.losses import config_loss
 
-        config = self.config
-        if config is None:
-            raise MlplabError(_user_module(self.path))
-        return config_loss(config)
+        return config_loss(_config_of(self.config, self.path))
 
     def evaluate(self, split: str = "test", which: str = "best", *, data_dir: str | None = None,
                  device: str = "auto") -> dict[str, Any]:
@@ -180,8 +179,7 @@ class Run:
             data_dir: where the dataset's files are, if not where the run found them.
             device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
         """
-        return evaluate_checkpoint(self.checkpoint(which), self.checkpoint_path(which), split,
-                                   data_dir=data_dir, device=device)
+        return self.saved(which).evaluate(split, data_dir=data_dir, device=device)
 
     def predict(self, images: Any, which: str = "best", *, normalize: str | None = None,
                 dataset: str | None = None, into: nn.Module | None = None) -> list[Prediction]:
@@ -256,66 +254,89 @@ def load_model(path: str | Path, which: str = "best", map_location: str | torch.
         which: for a run directory, ``"best"`` (the rule) or ``"last"``; a file is itself.
         map_location: the device the network is returned on.
     """
-    if Path(path).is_dir():
-        return Run(path).model(which, device=map_location)
-    from mlplab.training.checkpoint import load_checkpoint
-
-    check_choice("checkpoint", which, WHICH)
-    return model_from_checkpoint(load_checkpoint(path, map_location=map_location), Path(path), device=map_location)
+    return SavedModel(path, which).model(device=map_location)  # read on the CPU, where the checksum is verified
 
 
-def model_from_checkpoint(checkpoint: dict[str, Any], path: Path, *, into: nn.Module | None = None,
-                          device: str | torch.device = "cpu") -> nn.Module:
-    """The network a loaded checkpoint holds: rebuilt from its config (an MLP), or its weights loaded
-    strictly into ``into``; on ``device``, in eval mode. ``path`` names the file in errors."""
-    info = checkpoint["model_info"]
-    if into is None:
-        if checkpoint["config"] is None:
-            name = info.get("class", "a user-defined module")
-            raise MlplabError(f"{path} holds a user-defined model ({name}) that mlplab cannot rebuild; build "
-                              f"the module again and pass it: open_run(...).model(into=...)")
-        from mlplab.models import build_model
+class SavedModel:
+    """One checkpoint opened for reading: a .pt file, or the one a run directory means (the rule above).
 
-        into = build_model(from_dict(checkpoint["config"]).model, in_features=info["in_features"],
-                           num_classes=info["num_classes"])
-    try:
-        into.load_state_dict(checkpoint["model"])
-    except RuntimeError as error:  # missing, unexpected or misshapen keys: a message over many lines
-        raise MlplabError(f"{path} holds weights that do not fit the {type(into).__name__} given "
-                          f"({one_line(error)}); pass a module built as the run's was") from None
-    return into.to(device).eval()
+    What ``mlplab eval``, ``predict``, ``export`` and ``serve`` read, and what `Run` reads its
+    checkpoints through: the record, its config, the network, the loss and an evaluation.
+
+    Args:
+        path: a checkpoint file written by mlplab, or a run directory.
+        which: for a run directory, ``"best"`` or ``"last"``; a file is itself.
+        map_location: the device the record's tensors are loaded on.
+
+    Attributes:
+        path: the checkpoint file.
+        record: its contents (`mlplab.runs.checkpoint.load_checkpoint`).
+    """
+
+    def __init__(self, path: str | Path, which: str = "best", map_location: str | torch.device = "cpu") -> None:
+        from mlplab.runs.checkpoint import load_checkpoint
+
+        check_choice("checkpoint", which, WHICH)
+        self.path = checkpoint_file(path, which)
+        self.record = load_checkpoint(self.path, map_location=map_location)
+
+    @property
+    def config(self) -> Config | None:
+        """The config the checkpoint was trained from; None for a user-defined model's."""
+        return None if self.record["config"] is None else from_dict(self.record["config"])
+
+    @property
+    def epoch(self) -> int:
+        """The epoch whose weights the checkpoint holds."""
+        return self.record["epoch"]
+
+    def model(self, *, into: nn.Module | None = None, device: str | torch.device = "cpu") -> nn.Module:
+        """The network: rebuilt from the config (an MLP), or the weights loaded strictly into ``into``;
+        on ``device``, in eval mode."""
+        info = self.record["model_info"]
+        if into is None:
+            if self.record["config"] is None:
+                name = info.get("class", "a user-defined module")
+                raise MlplabError(f"{self.path} holds a user-defined model ({name}) that mlplab cannot rebuild; "
+                                  "build the module again and pass it: open_run(...).model(into=...)")
+            from mlplab.models import build_model
+
+            into = build_model(self.config.model, in_features=info["in_features"], num_classes=info["num_classes"])
+        try:
+            into.load_state_dict(self.record["model"])
+        except RuntimeError as error:  # missing, unexpected or misshapen keys: a message over many lines
+            raise MlplabError(f"{self.path} holds weights that do not fit the {type(into).__name__} given "
+                              f"({one_line(error)}); pass a module built as the run's was") from None
+        return into.to(device).eval()
+
+    def evaluate(self, split: str = "test", *, data_dir: str | None = None, device: str = "auto") -> dict[str, Any]:
+        """The network scored on a split of its run's data with its run's loss (see `Run.evaluate`)."""
+        from mlplab.choices import SPLITS
+        from mlplab.data import Batches, load_data
+        from mlplab.device import resolve_device
+        from mlplab.losses import config_loss
+        from mlplab.metrics import evaluate
+
+        check_choice("split", split, SPLITS)  # the device is checked by resolve_device
+        config = _config_of(self.config, self.path)
+        if data_dir:
+            config = replace(config, data=replace(config.data, data_dir=data_dir))
+        model = self.model()
+        target = resolve_device(device)
+        data = load_data(config.data, device=target, seed=config.train.seed, progress=False)
+        images = {"test": data.test, "val": data.val, "train": data.train}[split]
+        if images is None:
+            raise MlplabError("this run has no validation split (--val-split none); use --split test or train")
+        result = evaluate(model.to(target), Batches(images, config.train.eval_batch_size), config_loss(config),
+                          len(data.spec.classes))
+        return {**result, "classes": tuple(data.spec.classes), "epoch": self.epoch}
 
 
-def evaluate_checkpoint(checkpoint: dict[str, Any], path: Path, split: str = "test", *,
-                        data_dir: str | None = None, device: str = "auto") -> dict[str, Any]:
-    """A loaded checkpoint of mlplab's MLP scored on a split of its run's data, with its run's loss
-    (see `Run.evaluate`); ``path`` names the file in errors."""
-    from mlplab.choices import SPLITS
-    from mlplab.data import Batches, load_data
-    from mlplab.losses import config_loss
-    from mlplab.training.device import resolve_device
-    from mlplab.training.loop import evaluate
-
-    check_choice("split", split, SPLITS)  # the device is checked by resolve_device
-    config = _config_of(checkpoint, path)
-    if data_dir:
-        config = replace(config, data=replace(config.data, data_dir=data_dir))
-    loss = config_loss(config)
-    model = model_from_checkpoint(checkpoint, path)
-    target = resolve_device(device)
-    data = load_data(config.data, device=target, seed=config.train.seed, progress=False)
-    images = {"test": data.test, "val": data.val, "train": data.train}[split]
-    if images is None:
-        raise MlplabError("this run has no validation split (--val-split none); use --split test or train")
-    result = evaluate(model.to(target), Batches(images, config.train.eval_batch_size), loss, len(data.spec.classes))
-    return {**result, "classes": tuple(data.spec.classes), "epoch": checkpoint["epoch"]}
-
-
-def _config_of(checkpoint: dict[str, Any], path: Path) -> Config:
-    """The config a checkpoint was trained from, or a one-line error for a user-defined module's run."""
-    if checkpoint["config"] is None:
+def _config_of(config: Config | None, path: Path) -> Config:
+    """The config a run or checkpoint was trained from, or a one-line error for a user-defined module's."""
+    if config is None:
         raise MlplabError(_user_module(path))
-    return from_dict(checkpoint["config"])
+    return config
 
 
 def _user_module(path: Path) -> str:
@@ -327,7 +348,7 @@ def _not_a_run_dir(path: Path) -> str:
     """The one-line error for a path that is no run directory, with what to give instead."""
     if path.is_file():
         return (f"{path} is a file, not a run directory; open the folder that holds it ({path.parent}), "
-                "or load a single checkpoint with mlplab.run.load_model")
+                "or load a single checkpoint with mlplab.load_model")
     found = "does not exist" if not path.exists() else "has no last.pt and no config.toml"
     return f"{path} is not a run directory ({found}); give a folder written by `mlplab train`"
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mlplab.errors import MlplabError
-from mlplab.training.device import resolve_device
+from mlplab.device import resolve_device
 
 CPU = torch.device("cpu")
 
@@ -13,7 +13,7 @@ def test_fit_leaves_the_thread_setting_as_it_found_it(make_config):
     from mlplab.training import train
 
     before = torch.get_num_threads()
-    train(make_config(epochs=1, hidden="8", batch_size=32))
+    train(make_config(epochs=1, hidden="8", batch_size=32, threads=None))  # the automatic choice
     assert torch.get_num_threads() == before
 
 
