@@ -241,3 +241,49 @@ def test_the_progress_bar_prints_a_line_per_epoch_and_the_test_result():
     assert [line.split("  ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2", "test loss " + lines[2][10:16]]
     assert f"val loss {history[1]['val_loss']:.4f}" in lines[1]
     assert f"accuracy {100 * history.metrics['test_accuracy']:.2f}%" in lines[2] and "256 images" in lines[2]
+
+
+def _seeded():
+    """The same batches in the same order, whatever else drew from torch's global generator."""
+    return _loader(generator=torch.Generator().manual_seed(0))
+
+
+class StepWatcher(Callback):
+    """Sees every step's images (adding a constant to them) and counts the steps it is told about."""
+
+    def __init__(self, shift=0.0):
+        self.shift, self.steps, self.seen, self.after = shift, [], [], 0
+
+    def on_batch_start(self, images, step):
+        self.steps.append(step)
+        self.seen.append(images.clone())
+        return images + self.shift
+
+    def on_step_end(self):
+        self.after += 1
+
+
+def test_a_callbacks_step_hooks_see_every_batch_in_order_and_may_change_the_images():
+    watcher = StepWatcher()
+    mlplab.fit(_net(), _loader(), epochs=2, callbacks=[watcher])
+    assert watcher.steps == list(range(16)) and watcher.after == 16  # 256 samples, batch 32: 8 steps an epoch
+    # Shifting the images in on_batch_start is the same run as an augment= that shifts them.
+    net_a, net_b = _net(), _net()
+    mlplab.fit(net_a, _seeded(), epochs=1, callbacks=[StepWatcher(shift=0.5)])
+    mlplab.fit(net_b, _seeded(), epochs=1, augment=lambda images, step: images + 0.5)
+    assert all(torch.equal(a, b) for a, b in zip(net_a.state_dict().values(), net_b.state_dict().values()))
+
+
+def test_max_norm_and_the_average_as_callbacks_are_fits_arguments_exactly():
+    nets = [_net() for _ in range(4)]
+    mlplab.fit(nets[0], _seeded(), epochs=2, max_norm=0.5, average=0.9)
+    average = mlplab.WeightAverage(nets[1], 0.9)
+    mlplab.fit(nets[1], _seeded(), epochs=2, callbacks=[mlplab.MaxNorm(nets[1], 0.5), average])
+    assert all(torch.equal(a, b) for a, b in zip(nets[0].state_dict().values(), nets[1].state_dict().values()))
+    assert average.count == 16  # folded in after every step
+    history = mlplab.fit(nets[2], _loader(), epochs=1, test_data=_loader(seed=1),
+                         callbacks=[mlplab.WeightAverage(nets[2], 0.9)])
+    plain = mlplab.fit(nets[3], _loader(), epochs=1, test_data=_loader(seed=1))
+    assert history.metrics["test_loss"] != plain.metrics["test_loss"]  # the average, not the raw weights, is tested
+    with pytest.raises(ValueError, match="one WeightAverage"):
+        mlplab.fit(_net(), _loader(), average=0.9, callbacks=[mlplab.WeightAverage(nets[0], 0.9)])

@@ -1,8 +1,11 @@
-"""Callbacks that act on training itself: `EarlyStopping` (the interface, `Callback` and `FitState`, is `mlplab.runs.state`)."""
+"""Callbacks that act on training itself: `EarlyStopping`, `BatchLossLog` (the interface, `Callback`
+and `FitState`, is `mlplab.runs.state`; `MaxNorm` and `WeightAverage` are `mlplab.training.weights`)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from mlplab.metrics import AverageMeter
 
 from mlplab.runs.state import Callback, FitState
 
@@ -46,3 +49,17 @@ def early_stop(best: dict[str, Any] | None, epoch: int, epochs: int, patience: i
     metric = best["metric"].replace("_", " ")
     return (f"early stopping: no better {metric} than epoch {best['epoch']}'s {best['score']:.4f} "
             f"in {patience} epoch{'s' if patience > 1 else ''}")
+
+
+class BatchLossLog(Callback):
+    """Record every training batch's loss in ``history.batch_losses`` (batches.csv in a run directory);
+    ``fit(log_batches=True)`` makes one, placed before the run's writer so each epoch is saved with its batches."""
+
+    def on_epoch_start(self, state: FitState, epoch: int) -> None:
+        self.losses = AverageMeter()  # keeps 0-d tensors as they come: one device sync, at the epoch's end
+
+    def on_batch_end(self, loss: Any) -> None:
+        self.losses.update(loss)
+
+    def on_epoch_end(self, state: FitState, record: dict[str, Any]) -> None:
+        state.history.batch_losses.extend(self.losses.values())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,11 +40,12 @@ def train_epoch(
     *,
     engine: str | Engine = "autograd",
     step: Step | None = None,
-    on_batch_end: Sequence[Callable[[Any], None]] = (),
-    augment: Callable[[Tensor, int], Tensor] | None = None,
+    callbacks: Sequence[Callback] = (),
     first_step: int = 0,
-    after_step: Sequence[Callable[[], None]] = (),
     threads: int | None = None,
+    augment: Callable[[Tensor, int], Tensor] | None = None,
+    after_step: Sequence[Callable[[], None]] = (),
+    on_batch_end: Sequence[Callable[[Any], None]] = (),
 ) -> dict[str, Any]:
     """One pass over ``batches`` in train mode; returns its mean loss, accuracy and every batch's loss.
 
@@ -57,13 +59,15 @@ def train_epoch(
         engine: how gradients are computed (`mlplab.engines`): by default the textbook autograd
             step (zero grad, forward, loss, backward, optimizer step); ``auto``, ``manual``, ``scratch``.
         step: a step an engine already built (`fit` builds one per run); overrides ``engine``.
-        on_batch_end: called with each batch's loss.
-        augment: ``augment(images, step) -> images``, applied to every batch before its step
-            (`mlplab.augment`); ``step`` counts optimizer steps from the start of the run.
-        first_step: the run's optimizer steps before this pass (what ``augment`` is told first).
-        after_step: called after every optimizer step, in order (a max-norm constraint, a weight average).
+        callbacks: `mlplab.Callback` objects whose per-batch hooks run around every step:
+            ``on_batch_start(images, step) -> images``, ``on_step_end()``, ``on_batch_end(loss)``
+            (`mlplab.MaxNorm`, `mlplab.WeightAverage`, your own).
+        first_step: the run's optimizer steps before this pass (what ``on_batch_start`` is told first).
         threads: CPU threads to compute with; default chosen for the machine's load and the step's
             work, and re-checked as it goes (`mlplab.threads`); inside `fit`, fit's choice holds.
+        augment, after_step, on_batch_end: plain callables for the same three moments, run before
+            (``augment(images, step) -> images``, `mlplab.augment`) or after (the other two) the
+            callbacks' hooks.
     """
     model.train()
     resolved = None if step is not None else resolve_engine(engine, model, loss_fn, optimizer)
@@ -72,26 +76,47 @@ def train_epoch(
     device = model_device(model)
     governor = ThreadGovernor(threads, work=model_work(model, getattr(batches, "batch_size", None)),
                               numpy_blas=resolved is not None and resolved.name == "scratch", device=device.type)
+    hooks = StepHooks.of(check_callbacks(callbacks), augment, after_step, on_batch_end)
     with governor:
         if governor.active:  # called on its own: this pass re-checks the load as it goes
             governor.at_step(first_step)
-            after_step = [*after_step, governor]
-        return _train_pass(model, batches, step, schedule, device, on_batch_end, augment, first_step, after_step)
+            hooks.step_end.append(governor)
+        return _train_pass(model, batches, step, schedule, device, hooks, first_step)
+
+
+@dataclass
+class StepHooks:
+    """What runs around every training step: the callbacks' per-batch hooks, gathered once per pass
+    (only those a callback overrides), as three lists of plain callables."""
+
+    batch_start: list[Callable[[Tensor, int], Tensor]]  # (images, step) -> images, before the step
+    step_end: list[Callable[[], None]]  # after the optimizer step, before the schedule steps
+    batch_end: list[Callable[[Any], None]]  # (loss), last
+
+    @classmethod
+    def of(cls, callbacks: Sequence[Callback], augment: Callable[[Tensor, int], Tensor] | None = None,
+           after_step: Sequence[Callable[[], None]] = (),
+           on_batch_end: Sequence[Callable[[Any], None]] = ()) -> StepHooks:
+        """The hooks of ``callbacks``, in their order, with `train_epoch`'s plain callables added."""
+        def bound(hook: str) -> list[Any]:
+            return [getattr(callback, hook) for callback in callbacks if callback.overrides(hook)]
+
+        return cls([augment] * (augment is not None) + bound("on_batch_start"),
+                   bound("on_step_end") + list(after_step), bound("on_batch_end") + list(on_batch_end))
 
 
 def _train_pass(model: nn.Module, batches: Batches, step: Step, schedule: Any, device: torch.device,
-                on_batch_end: Sequence[Callable[[Any], None]], augment: Callable[[Tensor, int], Tensor] | None,
-                first_step: int, after_step: Sequence[Callable[[], None]]) -> dict[str, Any]:
+                hooks: StepHooks, first_step: int) -> dict[str, Any]:
     """The body of `train_epoch`: every batch's step, the meters and the schedule."""
     loss_meter = AverageMeter()
     all_outputs, targets = [], []
     for index, (images, labels) in enumerate(batches):
         if images.device != device:
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        if augment is not None:
-            images = augment(images, first_step + index)
+        for hook in hooks.batch_start:  # augmentation
+            images = hook(images, first_step + index)
         outputs, loss = step(images, labels)  # zero grad, forward, loss, backward, optimizer step
-        for hook in after_step:
+        for hook in hooks.step_end:  # a max-norm constraint, a weight average
             hook()
         if schedule is not None:
             schedule.step_batch()
@@ -99,7 +124,7 @@ def _train_pass(model: nn.Module, batches: Batches, step: Step, schedule: Any, d
         loss_meter.update(loss, labels.shape[0])
         all_outputs.append(outputs)
         targets.append(labels)
-        for hook in on_batch_end:
+        for hook in hooks.batch_end:
             hook(loss)
     if schedule is not None:
         schedule.step_epoch(loss_meter.avg if targets else None)
@@ -137,8 +162,9 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
         scheduler: any PyTorch LR scheduler of that optimizer, or an `mlplab.Schedule`;
             stepped by `train_epoch` (per step for OneCycleLR and CyclicLR, else per epoch).
         epochs: the epoch to train up to (a resume continues from its checkpoint's epoch).
-        callbacks: `mlplab.Callback` objects (progress, trackers, your own); one ends training
-            early by setting ``state.stop = True``.
+        callbacks: `mlplab.Callback` objects: progress, trackers, `mlplab.MaxNorm`,
+            `mlplab.WeightAverage`, your own; their hooks run per epoch and around every step, and
+            one ends training early by setting ``state.stop = True``.
         run_dir: a folder to write the run into (config, last.pt and best.pt, history,
             metrics; see `mlplab.runs.directory`). None writes nothing.
         resume: continue the run in ``run_dir`` from its last.pt, bit for bit: rebuild the
@@ -148,16 +174,18 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
             backprop for mlplab's MLP, autograd for anything else), ``autograd``, ``manual``
             or ``scratch``.
         classes: class names for per-class metrics; default the dataset's ``classes``.
-        log_batches: also record every training batch's loss in ``history.batch_losses``.
+        log_batches: also record every training batch's loss in ``history.batch_losses``
+            (the callback `mlplab.training.callbacks.BatchLossLog`).
         augment: ``augment(images, step) -> images`` applied to every training batch, ``step``
             the run's optimizer step (`mlplab.augment.Augmentation`: seeded by the run's seed and
             the step, so a resume distorts exactly as the uninterrupted run).
         max_norm: after every step, scale each unit's incoming weights (each row of every
-            ``nn.Linear`` weight) down to this L2 norm at most (`mlplab.training.weights.MaxNorm`).
+            ``nn.Linear`` weight) down to this L2 norm at most (the callback `mlplab.MaxNorm`).
         average: keep an exponential moving average of the weights: a decay per step (e.g.
             0.999), or a `mlplab.WeightAverage` of ``model`` you made (to keep hold of it:
-            ``average.module`` is the averaged model). The averaged weights are the ones
-            validated, tested and saved as the run's model; the raw ones go on training.
+            ``average.module`` is the averaged model; giving it in ``callbacks`` does the same).
+            The averaged weights are the ones validated, tested and saved as the run's model;
+            the raw ones go on training.
         patience: stop once this many epochs pass without a better validation accuracy
             (`mlplab.EarlyStopping`); ``history.stopped`` says when and why.
         threads: CPU threads to train with. Default: chosen for the machine as it is (the CPUs
@@ -176,12 +204,13 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
     optimizer = _optimizer(model, optimizer)
     schedule = as_schedule(scheduler)
     chosen = resolve_engine(engine, model, loss, optimizer)
+    shaping = _shorthand_callbacks(model, max_norm, average, log_batches)  # they change what is trained and kept
+    callbacks = check_callbacks(callbacks)
     state = FitState(model=model, optimizer=optimizer, schedule=schedule, loss=loss, engine=chosen.name,
                      epochs=epochs, train_data=train_data, device=model_device(model),
                      num_batches=len(train_data) if hasattr(train_data, "__len__") else None,  # type: ignore[arg-type]
                      classes=list(classes) if classes is not None else _classes(train_data),
-                     average=_average(model, average))
-    callbacks = check_callbacks(callbacks)
+                     average=_the_average(model, [*shaping, *callbacks]))
     if _show_progress(progress, callbacks):
         from mlplab.training.progress import ProgressBar
 
@@ -190,21 +219,21 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
         from mlplab.training.callbacks import EarlyStopping
 
         callbacks.append(EarlyStopping(patience))
-    governor = ThreadGovernor(threads, work=model_work(model, getattr(train_data, "batch_size", None)),
-                              numpy_blas=chosen.name == "scratch", device=state.device.type)
-    after_step = [hook for hook in (_max_norm(model, max_norm), state.average, governor) if hook is not None]
     if run_dir is not None:
         from mlplab.runs.writer import RunWriter
 
         writer = run_dir if isinstance(run_dir, RunWriter) else RunWriter(run_dir, resume=resume)
-        callbacks = [writer, *callbacks]  # first: an epoch is saved before anyone hears it ended
+        callbacks = [writer, *callbacks]  # an epoch is saved before anyone hears it ended
+    callbacks = [*shaping, *callbacks]
+    governor = ThreadGovernor(threads, work=model_work(model, getattr(train_data, "batch_size", None)),
+                              numpy_blas=chosen.name == "scratch", device=state.device.type)
     try:
         with governor:
             state.threads = governor
             for callback in callbacks:
                 callback.on_fit_start(state)  # the writer of a resume restores the state here
             state.history.threads = governor.continue_log(state.history.threads, state.step)
-            _fit_epochs(state, chosen, val_data, test_data, callbacks, log_batches, augment, after_step)
+            _fit_epochs(state, chosen, val_data, test_data, callbacks, augment, governor)
     finally:
         for callback in callbacks:
             callback.close()
@@ -212,11 +241,11 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
 
 
 def _fit_epochs(state: FitState, chosen: Engine, val_data: Batches | None, test_data: Batches | None,
-                callbacks: list[Callback], log_batches: bool, augment: Callable[[Tensor, int], Tensor] | None,
-                after_step: Sequence[Callable[[], None]]) -> None:
+                callbacks: list[Callback], augment: Callable[[Tensor, int], Tensor] | None,
+                governor: ThreadGovernor) -> None:
     """Train the epochs, test the best weights, tell the callbacks: the body of `fit`."""
     step = chosen.step(state.model, state.loss, state.optimizer)  # after a resume: the scratch engine views the optimizer state
-    _train_epochs(state, step, val_data, callbacks, log_batches, augment, after_step)
+    _train_epochs(state, step, val_data, callbacks, augment, governor)
     if test_data is not None:
         state.metrics = final_metrics(state, test_data)
     state.history.metrics = state.metrics
@@ -225,10 +254,8 @@ def _fit_epochs(state: FitState, chosen: Engine, val_data: Batches | None, test_
 
 
 def _train_epochs(state: FitState, step: Step, val_data: Batches | None, callbacks: list[Callback],
-                  log_batches: bool, augment: Callable[[Tensor, int], Tensor] | None = None,
-                  after_step: Sequence[Callable[[], None]] = ()) -> None:
+                  augment: Callable[[Tensor, int], Tensor] | None, governor: ThreadGovernor) -> None:
     """The epoch loop: train, validate, record, let the callbacks save and report."""
-    batch_hooks = [callback.on_batch_end for callback in callbacks if callback.overrides("on_batch_end")]
     for epoch in range(state.epoch + 1, state.epochs + 1):
         if state.stop:  # a resumed run that had already stopped early
             break
@@ -237,17 +264,15 @@ def _train_epochs(state: FitState, step: Step, val_data: Batches | None, callbac
         started = time.perf_counter()
         lr = state.optimizer.param_groups[0]["lr"]
         set_epoch(state.train_data, epoch)
-        train = train_epoch(state.model, state.train_data, state.loss, state.optimizer, state.schedule,
-                            step=step, on_batch_end=batch_hooks, augment=augment, first_step=state.step,
-                            after_step=after_step)
+        train = train_epoch(state.model, state.train_data, state.loss, state.optimizer, state.schedule, step=step,
+                            callbacks=callbacks, first_step=state.step, augment=augment,
+                            after_step=[governor])  # the governor's re-check last: it counts the step
         val = evaluate(state.eval_model, val_data, state.loss) if val_data is not None else None
         check_finite(state, epoch, train["loss"], val["loss"] if val else None)
         state.step += len(train["batch_losses"])
         record = epoch_record(epoch, state.step, lr, train["loss"], train["accuracy"], val["loss"] if val else None,
                               val["accuracy"] if val else None, time.perf_counter() - started)
         state.history.append(record)
-        if log_batches:
-            state.history.batch_losses.extend(train["batch_losses"])
         state.epoch = epoch
         state.new_best = _update_best(state, record)
         for callback in callbacks:
@@ -322,23 +347,31 @@ def _copy_weights(model: nn.Module) -> dict[str, Tensor]:
     return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
 
 
-def _max_norm(model: nn.Module, max_norm: float | None) -> Callable[[], None] | None:
-    from mlplab.training.weights import MaxNorm
+def _shorthand_callbacks(model: nn.Module, max_norm: float | None, average: Any, log_batches: bool) -> list[Callback]:
+    """The callbacks fit's ``max_norm``, ``average`` and ``log_batches`` stand for, in the order they act."""
+    from mlplab.training.callbacks import BatchLossLog
+    from mlplab.training.weights import MaxNorm, WeightAverage
 
-    return MaxNorm(model, max_norm) if max_norm is not None else None
+    made: list[Callback] = [MaxNorm(model, max_norm)] if max_norm is not None else []
+    if isinstance(average, WeightAverage):
+        made.append(average)
+    elif average is not None:
+        if isinstance(average, bool) or not isinstance(average, (int, float)):
+            raise TypeError(f"average must be a decay in (0, 1) or a mlplab.WeightAverage; got {type(average).__name__}")
+        made.append(WeightAverage(model, average))
+    return made + [BatchLossLog()] * bool(log_batches)
 
 
-def _average(model: nn.Module, average: Any) -> Any:
-    """A `WeightAverage` of ``model``: the one given, or one made from a decay; None for no average."""
+def _the_average(model: nn.Module, callbacks: list[Callback]) -> Any:
+    """The `WeightAverage` among the callbacks (its weights are the run's model); None when there is none."""
     from mlplab.training.weights import WeightAverage
 
-    if average is None or isinstance(average, WeightAverage):
-        if average is not None and average.model is not model:
-            raise ValueError("the WeightAverage given to fit averages another model; make it from the model fit trains")
-        return average
-    if isinstance(average, bool) or not isinstance(average, (int, float)):
-        raise TypeError(f"average must be a decay in (0, 1) or a mlplab.WeightAverage; got {type(average).__name__}")
-    return WeightAverage(model, average)
+    averages = [callback for callback in callbacks if isinstance(callback, WeightAverage)]
+    if len(averages) > 1:
+        raise ValueError("fit takes one WeightAverage; give it as average= or in callbacks, once")
+    if averages and averages[0].model is not model:
+        raise ValueError("the WeightAverage given to fit averages another model; make it from the model fit trains")
+    return averages[0] if averages else None
 
 
 def set_epoch(data: Any, epoch: int) -> None:

@@ -19,9 +19,12 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from mlplab.runs.state import Callback
 
-class MaxNorm:
-    """``constraint()`` rescales each row of every ``nn.Linear`` weight of ``model`` to L2 norm at most ``max_norm``.
+
+class MaxNorm(Callback):
+    """A callback: after every step, each row of every ``nn.Linear`` weight of ``model`` rescaled to
+    L2 norm at most ``max_norm`` (``fit(max_norm=c)`` makes one; calling it applies the constraint once).
 
     Rows already shorter are left exactly as they are (``Tensor.renorm_``).
     """
@@ -33,13 +36,16 @@ class MaxNorm:
         self.weights = [module.weight for module in model.modules() if isinstance(module, nn.Linear)]
 
     @torch.no_grad()
-    def __call__(self) -> None:
+    def on_step_end(self) -> None:
         for weight in self.weights:
             weight.renorm_(2, 0, self.max_norm)  # dim 0: one row per unit, its incoming weights
 
+    __call__ = on_step_end
 
-class WeightAverage:
-    """An exponential moving average of ``model``'s parameters, updated by calling it after each step.
+
+class WeightAverage(Callback):
+    """A callback: an exponential moving average of ``model``'s parameters, updated after every step
+    (``fit(average=decay)`` makes one; calling it folds the current parameters in once).
 
     Args:
         model: the model being trained (its buffers are copied, not averaged).
@@ -65,9 +71,11 @@ class WeightAverage:
         """How many steps have been averaged."""
         return int(self.averaged.n_averaged)
 
-    def __call__(self) -> None:
+    def on_step_end(self) -> None:
         """Fold the model's current parameters into the average."""
         self.averaged.update_parameters(self.model)
+
+    __call__ = on_step_end
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps besides the averaged weights themselves: the decay and the count."""
