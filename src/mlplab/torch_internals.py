@@ -292,12 +292,18 @@ def second_moment_update(exp_avg_sq: Tensor, g: Tensor, beta2: float, tail: Tens
     return exp_avg_sq if fused is None else exp_avg_sq.index_copy_(1, tail, fused)
 
 
-def kernel_sqrt(values: Tensor, out: Tensor) -> Tensor:
-    """The square root the fused kernels take (correctly rounded), into ``out``: NumPy's on the CPU where exact."""
-    if values.device.type == "cpu" and works("exact_sqrt", values.dtype):
-        numpy.sqrt(values.numpy(), out=out.numpy())
-        return out
-    return torch.sqrt(values, out=out)
+def _numpy_sqrt(values: Tensor, out: Tensor) -> Tensor:
+    numpy.sqrt(values.numpy(), out=out.numpy())
+    return out
+
+
+def kernel_sqrt(dtype: torch.dtype, device: torch.device) -> Callable[[Tensor, Tensor], Tensor]:
+    """``sqrt(values, out)`` as the fused kernels take it (correctly rounded): NumPy's on the CPU where exact.
+
+    Elsewhere ``torch.sqrt``: exact on CUDA, one unit in the last place off for some numbers on a CPU.
+    """
+    exact = torch.device(device).type == "cpu" and works("exact_sqrt", dtype)
+    return _numpy_sqrt if exact else lambda values, out: torch.sqrt(values, out=out)
 
 
 @_probe("exact_sqrt", "numpy.sqrt on a CPU tensor's memory: the processor's correctly rounded square root, as the "
@@ -376,7 +382,7 @@ def _adam_width(dtype: torch.dtype, decoupled: bool) -> int | None:
                 g.addcmul_(p, torch.tensor(wd, dtype=dtype))
             m.lerp_(g, 1 - beta1)
             second_moment_update(v, g, beta2, tail)
-            denom = kernel_sqrt(v, out=torch.empty_like(v)).div_(math.sqrt(1 - beta2 ** t)).add_(1e-8)
+            denom = kernel_sqrt(dtype, start.device)(v, torch.empty_like(v)).div_(math.sqrt(1 - beta2 ** t)).add_(1e-8)
             p.add_(torch.mul(m, -lr / (1 - beta1 ** t)).div_(denom))
         if all(torch.equal(a, b) for a, b in zip((p, m, v), (want[0], *want[1].values()))):
             return width
