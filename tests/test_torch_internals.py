@@ -75,6 +75,7 @@ def test_activation_kernels_and_their_public_formulas_agree(activation):
     assert torch.allclose(public, kernel, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.skipif(not torch_internals.internals_enabled(), reason="MLPLAB_NO_TORCH_INTERNALS=1: no private path")
 def test_without_the_fused_sgd_kernel_the_step_is_the_same(public_only):
     """``optimizer.step()`` instead of the kernel called directly: the same update, bit for bit."""
     def train(internals):

@@ -224,6 +224,7 @@ def test_without_the_internal_kernels_the_public_formulas_give_the_same_gradient
         assert _relative_error(public, kernel) <= 1e-12, name
 
 
+@pytest.mark.skipif(not torch_internals.internals_enabled(), reason="MLPLAB_NO_TORCH_INTERNALS: the public path only")
 def test_the_internal_kernels_are_used_where_they_agree():
     for activation in ACTIVATIONS:
         assert torch_internals.activation_gradient(activation) is torch_internals.KERNEL_GRADIENTS[activation]

@@ -14,6 +14,9 @@ from mlplab.engines.optimizer_step import OptimizerStep, fast_path_works, uses_f
 from mlplab.models import MLP
 from mlplab.optim import build_optimizer, build_schedule, load_optimizer_state
 
+# These tests take the private path on purpose: with MLPLAB_NO_TORCH_INTERNALS=1 there is none to test.
+pytestmark = pytest.mark.skipif(not torch_internals.internals_enabled(), reason="MLPLAB_NO_TORCH_INTERNALS=1")
+
 
 @pytest.mark.parametrize("settings", [
     dict(lr=0.1, momentum=0.0),
