@@ -7,6 +7,7 @@ import pytest
 from mlplab.errors import MlplabError
 from mlplab.sweep import grid as sweep_grid
 
+
 def test_the_command_line_syntax():
     grid = sweep_grid.parse_grid(["lr=0.003,0.01,0.03", "hidden=16,32,24/64,64", "seed=0-4", "activation=relu,tanh"])
     assert grid == {"lr": [0.003, 0.01, 0.03], "hidden": [(16, 32, 24), (64, 64)], "seed": [0, 1, 2, 3, 4],
