@@ -11,11 +11,23 @@ import pytest
 import torch
 from torch.nn.utils import parameters_to_vector
 
+from mlplab import torch_internals
 from mlplab.optim import build_optimizer, build_schedule
 from mlplab.training import fit, prepare
 
 SMALL = dict(epochs=2, val_size=50_000)  # 10,000 training images: 157 steps an epoch at batch 64
 FLOAT32_TOLERANCE, FLOAT64_TOLERANCE = 1e-5, 1e-10
+MEMBERS = [  # SGD members differing in seed, lr, momentum, weight decay and Nesterov
+    dict(seed=0, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    dict(seed=1, lr=0.2, momentum=0.0),
+    dict(seed=2, lr=0.1, momentum=0.5, weight_decay=5e-4),
+    dict(seed=3, lr=0.03, momentum=0.8, nesterov=True),
+]
+
+
+def member_configs(make_config, members, **shared):
+    """One lab config per member: the small training set, ``shared`` settings, then the member's own."""
+    return [make_config("lab", **{**SMALL, **shared, **member}) for member in members]
 
 
 def single_run(config, dtype=torch.float32):
@@ -32,6 +44,11 @@ def single_run(config, dtype=torch.float32):
                   loss=setup.loss_fn, optimizer=optimizer, scheduler=schedule, epochs=config.train.epochs,
                   engine="manual")
     return history, parameters_to_vector(setup.model.parameters()).detach()
+
+
+def bit_for_bit(optimizer, dtype=torch.float32):
+    """Whether members trained with ``optimizer`` must equal their runs bit for bit here (the registry's verdict)."""
+    return torch_internals.bit_for_bit(optimizer, dtype)
 
 
 def relative_difference(got, want):

@@ -7,7 +7,8 @@ SGD-with-momentum step from about 55 to 27 µs; RMSprop has no fused kernel, and
 multi-tensor (foreach) path takes about 110 µs against 143. Both are deterministic
 (checked on CPU in float32 and float64). Where this torch build has no fused kernel for
 the parameters' device and dtype (found by one trial step on a dummy), the optimizer
-uses foreach on CPU/CUDA and PyTorch's default implementation elsewhere.
+uses foreach on CPU/CUDA and PyTorch's default implementation elsewhere (the probe
+``fused_optimizer`` of `mlplab.torch_internals`).
 
 A `Schedule` wraps any PyTorch LR scheduler with the interval it is stepped at;
 `mlplab.train_epoch` is the one place that steps it (`Schedule.step_batch` after every
@@ -17,7 +18,6 @@ to its own interval.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -36,6 +36,7 @@ from torch.optim.lr_scheduler import (
 from mlplab.choices import OPTIMIZERS, SCHEDULERS
 from mlplab.config import OptimConfig
 from mlplab.errors import MlplabError, check_choice
+from mlplab.torch_internals import FUSED_OPTIMIZERS, works
 
 # Each of `mlplab.choices.OPTIMIZERS` as a torch optimizer class.
 _CLASSES: dict[str, type[Optimizer]] = {
@@ -47,7 +48,6 @@ _CLASSES: dict[str, type[Optimizer]] = {
 }
 
 _USES_MOMENTUM = ("sgd", "rmsprop")
-_FUSED = ("sgd", "adam", "adamw", "adagrad")  # optimizers with a fused kernel in recent torch
 _FOREACH_DEVICES = ("cpu", "cuda")  # where the multi-tensor path is known to work
 
 
@@ -86,30 +86,13 @@ def _groups(parameters: Iterable[Any] | torch.Tensor) -> list[Any]:
     return groups
 
 
-@functools.cache
-def _fused_works(name: str, device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether this torch build takes a fused ``name`` step on such parameters (tried once on a dummy).
-
-    Support varies with the torch version, device and dtype (fused Adagrad was CPU-only
-    for several releases), and an unsupported combination fails at the first step, not
-    at construction, so the only reliable test is a step.
-    """
-    probe = torch.zeros(1, device=device, dtype=dtype, requires_grad=True)
-    probe.grad = torch.zeros_like(probe)
-    try:
-        _CLASSES[name]([probe], lr=0.1, fused=True).step()
-    except (RuntimeError, TypeError, ValueError):
-        return False
-    return True
-
-
 def _fast_path(name: str, groups: list[Any]) -> dict[str, bool]:
     """``fused=True`` where it works for every parameter, else ``foreach=True`` on CPU/CUDA, else nothing."""
     tensors = [t for group in groups for t in (group["params"] if isinstance(group, dict) else [group])]
     if not tensors or not all(t.is_floating_point() for t in tensors):
         return {}
     kinds = {(t.device, t.dtype) for t in tensors}
-    if name in _FUSED and all(_fused_works(name, device, dtype) for device, dtype in kinds):
+    if name in FUSED_OPTIMIZERS and all(works("fused_optimizer", name, device, dtype) for device, dtype in kinds):
         return {"fused": True}
     if len({device for device, _ in kinds}) == 1 and tensors[0].device.type in _FOREACH_DEVICES:
         return {"foreach": True}

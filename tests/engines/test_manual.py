@@ -13,7 +13,8 @@ from mlplab.losses import build_loss
 from mlplab.models import MLP
 from mlplab.optim import build_optimizer
 from mlplab.training import train, load_checkpoint
-from mlplab.engines import AutogradStep, ManualStep, make_step, manual, resolve_engine
+from mlplab import torch_internals
+from mlplab.engines import AutogradStep, ManualStep, make_step, resolve_engine
 
 from helpers import plain_optim
 
@@ -210,19 +211,20 @@ def test_without_the_internal_kernels_the_public_formulas_give_the_same_gradient
     def missing(*args):
         raise AttributeError("no such op in this torch")
 
-    manual.activation_gradient.cache_clear()
-    monkeypatch.setattr(manual, "_aten", lambda name: missing)
+    torch_internals.forget()
+    monkeypatch.setattr(torch_internals, "_aten", lambda name: missing)
     try:
-        assert manual.activation_gradient(activation) is manual.PUBLIC_GRADIENTS[activation]
+        assert torch_internals.activation_gradient(activation) is torch_internals.PUBLIC_GRADIENTS[activation]
         _, with_formulas = _manual_gradients(model, loss_fn, images, labels)
     finally:
-        manual.activation_gradient.cache_clear()
+        torch_internals.forget()
     _, want = _autograd_gradients(model, loss_fn, images, labels)
     for (name, _), public, kernel, w in zip(model.named_parameters(), with_formulas, with_kernels, want):
         assert _relative_error(public, w) <= 1e-12, name
         assert _relative_error(public, kernel) <= 1e-12, name
 
 
+@pytest.mark.skipif(not torch_internals.internals_enabled(), reason="MLPLAB_NO_TORCH_INTERNALS: the public path only")
 def test_the_internal_kernels_are_used_where_they_agree():
     for activation in ACTIVATIONS:
-        assert manual.activation_gradient(activation) is manual.KERNEL_GRADIENTS[activation]
+        assert torch_internals.activation_gradient(activation) is torch_internals.KERNEL_GRADIENTS[activation]

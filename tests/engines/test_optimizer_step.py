@@ -1,5 +1,5 @@
 """The guarded fast SGD step (`mlplab.engines.optimizer_step`): the same update as `.step()`, bit for bit,
-with the private kernel or without it."""
+with the private kernel (`mlplab.torch_internals`) or without it."""
 
 import warnings
 
@@ -9,10 +9,13 @@ import torch.nn.functional as F
 import torch.optim.optimizer as optimizer_module
 
 from helpers import plain_optim
-from mlplab.engines import optimizer_step
+from mlplab import torch_internals
 from mlplab.engines.optimizer_step import OptimizerStep, fast_path_works, uses_fast_path
 from mlplab.models import MLP
 from mlplab.optim import build_optimizer, build_schedule, load_optimizer_state
+
+# These tests take the private path on purpose: with MLPLAB_NO_TORCH_INTERNALS=1 there is none to test.
+pytestmark = pytest.mark.skipif(not torch_internals.internals_enabled(), reason="MLPLAB_NO_TORCH_INTERNALS=1")
 
 
 @pytest.mark.parametrize("settings", [
@@ -124,9 +127,9 @@ def _assert_same(first, second):
 @pytest.fixture
 def fresh_probe():
     """The once-per-process probe of the private kernel, forgotten before and after the test."""
-    fast_path_works.cache_clear()
+    torch_internals.forget()
     yield
-    fast_path_works.cache_clear()
+    torch_internals.forget()
 
 
 def test_the_fast_path_runs_by_default_on_this_torch(fresh_probe):
@@ -137,8 +140,8 @@ def test_the_fast_path_runs_by_default_on_this_torch(fresh_probe):
 def test_without_the_private_kernel_training_falls_back_to_the_same_update(monkeypatch, fresh_probe):
     """The forced fallback: torch without ``_fused_sgd_`` trains to the same weights, bit for bit."""
     _, fast_weights, fast_state = _train_sgd()
-    fast_path_works.cache_clear()
-    monkeypatch.setattr(optimizer_step, "_KERNEL", "_fused_sgd_renamed_in_a_later_release")
+    torch_internals.forget()
+    monkeypatch.setattr(torch_internals, "SGD_KERNEL", "_fused_sgd_renamed_in_a_later_release")
     with pytest.warns(RuntimeWarning, match="fast SGD step is off"):
         stepper, weights, state = _train_sgd()
     assert not stepper.fast
@@ -150,13 +153,13 @@ def test_without_the_private_kernel_training_falls_back_to_the_same_update(monke
 def test_a_kernel_whose_signature_changed_is_never_used(monkeypatch, fresh_probe):
     """The probe calls it as PyTorch's fused step would; a changed signature fails there, before training."""
     _, fast_weights, _ = _train_sgd()
-    fast_path_works.cache_clear()
+    torch_internals.forget()
 
     def renamed_arguments(params, grads, buffers, *, decay, **kwargs):
         raise AssertionError("never called with these arguments")
 
     # Patched where mlplab looks it up: PyTorch's own fused step keeps the real kernel.
-    monkeypatch.setattr(optimizer_step, "_kernel", lambda: renamed_arguments)
+    monkeypatch.setattr(torch_internals, "sgd_kernel", lambda: renamed_arguments)
     with pytest.warns(RuntimeWarning, match="TypeError"):
         stepper, weights, _ = _train_sgd()
     assert not stepper.fast
@@ -171,7 +174,7 @@ def test_a_kernel_that_updates_differently_is_never_used(monkeypatch, fresh_prob
         with torch.no_grad():
             torch._foreach_mul_(params, 1.0 + 1e-6)
 
-    monkeypatch.setattr(optimizer_step, "_kernel", lambda: off_by_a_little)
+    monkeypatch.setattr(torch_internals, "sgd_kernel", lambda: off_by_a_little)
     with pytest.warns(RuntimeWarning, match="differs from optimizer.step"):
         assert not fast_path_works()
 
@@ -184,7 +187,7 @@ def test_a_kernel_failing_mid_run_hands_over_to_step(monkeypatch, fresh_probe):
     def broken(*args, **kwargs):
         raise RuntimeError("kernel changed")
 
-    monkeypatch.setattr(optimizer_step, "_kernel", lambda: broken)
+    monkeypatch.setattr(torch_internals, "sgd_kernel", lambda: broken)
     with pytest.warns(RuntimeWarning, match="kernel changed"):
         stepper, weights, _ = _train_sgd()
     assert not stepper.fast

@@ -9,7 +9,7 @@ Whole runs: members differing in seed, lr and weight decay (and momentum, for RM
 trained vectorised against their single runs (`sweep_helpers.single_run`), 2 epochs of
 10,000 images at batch 128 (158 steps). Measured: bit for bit equal in float32 and float64
 for every kind; asserted within the tolerances of tests/sweep/test_vectorised.py, and
-bit for bit where the Adam kernel's layout was recognised (`adam_tail_width`).
+bit for bit where the probes of `mlplab.torch_internals` pass (`bit_for_bit`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import pytest
 import torch
 
 from mlplab.config import OptimConfig
-from mlplab.optim import build_optimizer
-from mlplab.sweep import member_bytes, stacked_optimizer, train_vectorised
-from mlplab.sweep.adaptive import adam_tail_width
+from mlplab.optim import build_optimizer, build_schedule
+from mlplab.sweep import MemberRates, member_bytes, stacked_optimizer, train_vectorised
 from mlplab.sweep.optimizers import state_count
+from mlplab.torch_internals import bit_for_bit
 from sweep_helpers import FLOAT32_TOLERANCE, FLOAT64_TOLERANCE, SMALL, assert_member_equals_run, single_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -41,11 +41,6 @@ SIZES = [37, 5, 63, 16, 1]  # numbers per tensor of one member: tails of every l
 
 def optimizer_name(case):
     return case.removesuffix("_momentum")
-
-
-def bit_for_bit(optimizer, dtype):
-    """Whether the stacked update is expected to equal PyTorch's exactly (Adam's: when its kernel layout is known)."""
-    return optimizer not in ("adam", "adamw") or adam_tail_width(optimizer, dtype) is not None
 
 
 @DTYPES
@@ -114,3 +109,23 @@ def test_a_step_leaves_the_parameters_as_they_were_and_the_state_is_counted(make
 def test_mixed_optimizers_are_refused_by_the_factory():
     with pytest.raises(ValueError, match="share their optimizer"):
         stacked_optimizer([OptimConfig(), OptimConfig(optimizer="adam", momentum=0.0)], like=torch.zeros(2, 3))
+
+
+def test_member_rates_equal_a_real_optimizers_learning_rate_at_every_step(make_config):
+    configs = [make_config("lab", lr=0.1, scheduler="onecycle", epochs=2),
+               make_config("lab", lr=0.3, scheduler="step", step_size=1, gamma=0.5, epochs=2)]
+    rates = MemberRates([config.optim for config in configs], epochs=2, steps_per_epoch=7)
+    table = torch.cat([rates.epoch(), rates.epoch()])  # (14, 2)
+    for column, config in enumerate(configs):
+        parameter = torch.zeros(1, requires_grad=True)
+        optimizer = build_optimizer([parameter], config.optim)
+        schedule = build_schedule(optimizer, config.optim, 2, 7)
+        want = []
+        for _ in range(2):
+            for _ in range(7):
+                want.append(optimizer.param_groups[0]["lr"])
+                parameter.grad = torch.zeros(1)
+                optimizer.step()
+                schedule.step_batch()
+            schedule.step_epoch()
+        assert table[:, column].tolist() == want

@@ -20,15 +20,13 @@ float64 and trains both engines side by side). They are written into each parame
 resume are the same whichever engine computed the gradients. It covers `MLP` models
 without dropout, trained with a built-in loss; anything else needs autograd.
 
-The activation derivatives use the kernels autograd itself runs (``torch.ops.aten.*_backward``).
-Those are PyTorch internals, so each is tried once against its formula written with public
-operations (`PUBLIC_GRADIENTS`), and the formula is used wherever the kernel is missing or disagrees.
+The activation derivatives use the kernels autograd itself runs (``torch.ops.aten.*_backward``)
+where the probe ``activation_backward`` of `mlplab.torch_internals` finds them, and their
+formulas written with public operations (`PUBLIC_GRADIENTS`) elsewhere.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -39,60 +37,7 @@ from mlplab.engines.base import Engine
 from mlplab.engines.optimizer_step import OptimizerStep
 from mlplab.losses import NamedLoss
 from mlplab.models import ACTIVATION_FUNCTIONS, MLP, activation_and_dropout
-
-ActivationGradient = Callable[[Tensor, Tensor, Tensor], Tensor]  # (grad, z, h) -> grad * f'(z), h = f(z)
-
-
-@functools.cache
-def _aten(name: str) -> Callable[..., Tensor]:
-    """``torch.ops.aten.<name>``, looked up on first use (a missing one raises, and the probe catches it).
-
-    The C++ function behind the op packet where there is one: the packet's Python ``__call__``
-    costs about 2 µs a call, as much as the kernel at batch 4 (2-core CPU).
-    """
-    packet = getattr(torch.ops.aten, name)
-    return getattr(packet, "_op", packet)
-
-
-# f'(z) times the incoming gradient, given z (pre-activation) and h = f(z): the kernels
-# autograd itself runs for each activation, one call each.
-KERNEL_GRADIENTS: dict[str, ActivationGradient] = {
-    "relu": lambda grad, z, h: _aten("threshold_backward")(grad, h, 0),
-    "sigmoid": lambda grad, z, h: _aten("sigmoid_backward")(grad, h),
-    "tanh": lambda grad, z, h: _aten("tanh_backward")(grad, h),
-    "leaky_relu": lambda grad, z, h: _aten("leaky_relu_backward")(grad, z, 0.01, False),
-    "elu": lambda grad, z, h: _aten("elu_backward")(grad, 1.0, 1, 1, True, h),
-    "gelu": lambda grad, z, h: _aten("gelu_backward")(grad, z),
-}
-
-# The same derivatives written with public operations: the fallback.
-PUBLIC_GRADIENTS: dict[str, ActivationGradient] = {
-    "relu": lambda grad, z, h: grad * (h > 0),  # grad * [z > 0]
-    "sigmoid": lambda grad, z, h: grad * h * (1 - h),  # grad * h (1 - h)
-    "tanh": lambda grad, z, h: grad * (1 - h * h),  # grad * (1 - h^2)
-    "leaky_relu": lambda grad, z, h: torch.where(z > 0, grad, grad * 0.01),  # grad * (1 or 0.01)
-    "elu": lambda grad, z, h: torch.where(z > 0, grad, grad * (h + 1)),  # grad * (1 or h + 1)
-    # grad * (Phi(z) + z phi(z)), Phi and phi the standard normal CDF and density
-    "gelu": lambda grad, z, h: grad * (0.5 * (1 + torch.erf(z * 0.5 ** 0.5))
-                                       + z * torch.exp(-0.5 * z * z) * (2 * torch.pi) ** -0.5),
-}
-
-
-@functools.cache
-def activation_gradient(activation: str) -> ActivationGradient:
-    """The kernel for ``activation``'s derivative if it exists and agrees with `PUBLIC_GRADIENTS`, else the formula."""
-    generator = torch.Generator().manual_seed(0)
-    z = torch.randn(64, dtype=torch.float64, generator=generator) * 3
-    grad = torch.randn(64, dtype=torch.float64, generator=generator)
-    h = ACTIVATION_FUNCTIONS[activation](z)
-    public = PUBLIC_GRADIENTS[activation]
-    try:
-        kernel = KERNEL_GRADIENTS[activation]
-        if torch.allclose(kernel(grad, z, h), public(grad, z, h), rtol=1e-10, atol=1e-12):
-            return kernel
-    except Exception:  # noqa: BLE001 - a renamed or changed internal kernel: use the public formula
-        pass
-    return public
+from mlplab.torch_internals import PUBLIC_GRADIENTS, activation_gradient
 
 
 def _unsupported(model: Any, loss_fn: object) -> str | None:

@@ -6,13 +6,13 @@ CPU). `OptimizerStep` gives that kernel the same arguments itself, so the update
 for bit the one ``.step()`` makes (tests/engines/test_optimizer_step.py), without the
 bookkeeping.
 
-That kernel, ``torch._fused_sgd_``, and the hook registries checked before using it are
-private PyTorch: a release may rename or change them. So the fast path is guarded three
-times, and ``optimizer.step()`` (public API) is taken whenever any guard fails:
+That kernel and the hook registries checked before using it are private PyTorch, kept in
+`mlplab.torch_internals` with their probes. ``optimizer.step()`` (public API) is taken
+whenever any guard fails:
 
-1. `fast_path_works` tries it once per process on a small problem and compares it, bit for
-   bit, with ``.step()``; a missing name, a changed signature or a different result turns
-   the fast path off for the process (with one warning).
+1. The probes ``fused_sgd_kernel`` and ``optimizer_hooks`` try the kernel once per process
+   on a small problem against ``.step()``, bit for bit; a missing name, a changed signature
+   or a different result turns the fast path off for the process (with one warning).
 2. `uses_fast_path` refuses any optimizer where ``.step()`` would do more than the kernel:
    another optimizer, several param groups, hooks, tensor learning rates, AMP scaling, or
    a hook registry that cannot be read.
@@ -21,30 +21,19 @@ times, and ``optimizer.step()`` (public API) is taken whenever any guard fails:
 
 from __future__ import annotations
 
-import functools
 import warnings
 from typing import Any
 
 import torch
-import torch.optim.optimizer as optimizer_module
 from torch.optim import Optimizer
 
-_KERNEL = "_fused_sgd_"  # torch._fused_sgd_: the fused SGD kernel behind SGD(fused=True)
+from mlplab import torch_internals
+from mlplab.torch_internals import fused_sgd_step, hooks_absent
 
 
-def _kernel() -> Any:
-    return getattr(torch, _KERNEL, None)
-
-
-def _hooks_absent(optimizer: Optimizer) -> bool:
-    """True only when no step hook is registered, on the optimizer or globally; False when unknowable."""
-    for holder, name in ((optimizer, "_optimizer_step_pre_hooks"), (optimizer, "_optimizer_step_post_hooks"),
-                         (optimizer_module, "_global_optimizer_pre_hooks"),
-                         (optimizer_module, "_global_optimizer_post_hooks")):
-        registry = getattr(holder, name, None)
-        if registry is None or len(registry) != 0:
-            return False
-    return True
+def fast_path_works() -> bool:
+    """Whether the fused SGD kernel may be called directly here (probes ``fused_sgd_kernel``, ``optimizer_hooks``)."""
+    return torch_internals.works("fused_sgd_kernel") and torch_internals.works("optimizer_hooks")
 
 
 def uses_fast_path(optimizer: Optimizer) -> bool:
@@ -54,60 +43,13 @@ def uses_fast_path(optimizer: Optimizer) -> bool:
     group = optimizer.param_groups[0]
     if not group.get("fused") or group.get("differentiable") or isinstance(group["lr"], torch.Tensor):
         return False
-    if not _hooks_absent(optimizer):
+    if not hooks_absent(optimizer):
         return False
     if getattr(optimizer, "grad_scale", None) is not None or getattr(optimizer, "found_inf", None) is not None:
         return False
     if group["momentum"] != 0:  # buffers exist after the first step; that one PyTorch takes
         return all("momentum_buffer" in optimizer.state[p] for p in group["params"])
     return True
-
-
-def _direct_update(optimizer: Optimizer, params: list[torch.Tensor], grads: list[torch.Tensor],
-                   buffers: list[torch.Tensor], kernel: Any = None) -> None:
-    """The fused kernel with the arguments ``SGD(fused=True).step()`` gives it after its first step."""
-    group = optimizer.param_groups[0]
-    (kernel or _kernel())(params, grads, buffers, weight_decay=group["weight_decay"], momentum=group["momentum"], lr=group["lr"],
-              dampening=group["dampening"], nesterov=group["nesterov"], maximize=group["maximize"],
-              is_first_step=False, grad_scale=None, found_inf=None)
-
-
-@functools.cache
-def fast_path_works() -> bool:
-    """Whether this torch's fused SGD kernel, called directly, updates exactly as ``.step()`` does.
-
-    Tried once per process on a small problem (two steps with momentum and weight decay);
-    anything but a bit-identical result turns the fast path off, with a warning.
-    """
-    results = []
-    for direct in (False, True):
-        generator = torch.Generator().manual_seed(0)
-        params = [torch.randn(5, 3, generator=generator).requires_grad_(), torch.randn(5, generator=generator).requires_grad_()]
-        try:
-            optimizer = torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3, fused=True)
-            for step in range(2):
-                for p in params:
-                    p.grad = torch.randn(p.shape, generator=generator)
-                if direct and step > 0:
-                    buffers = [optimizer.state[p]["momentum_buffer"] for p in params]
-                    _direct_update(optimizer, params, [p.grad for p in params], buffers)
-                else:
-                    optimizer.step()
-        except Exception as error:  # noqa: BLE001 - any failure of private API means: use the public one
-            if direct:
-                _warn(f"{type(error).__name__}: {error}")
-            return False  # not direct: this torch has no fused SGD at all; .step() it is
-        results.append([p.detach().clone() for p in params])
-    same = all(torch.equal(a, b) for a, b in zip(*results))
-    if not same:
-        _warn("its update differs from optimizer.step()")
-    return same
-
-
-def _warn(reason: str) -> None:
-    warnings.warn(f"mlplab: the fast SGD step is off for this process (torch.{_KERNEL}: {reason}); "
-                  "training continues with optimizer.step(), the same update, somewhat slower", RuntimeWarning,
-                  stacklevel=3)
 
 
 class OptimizerStep:
@@ -124,16 +66,17 @@ class OptimizerStep:
         self.optimizer = optimizer
         self.steps = 0  # taken so far
         self.fast = fast_path_works()  # False: every step is optimizer.step()
-        self._kernel = _kernel() if self.fast else None  # looked up once: torch resolves it through __getattr__
+        self._kernel = torch_internals.sgd_kernel() if self.fast else None  # looked up once: torch resolves it through __getattr__
         self._tensors: tuple[Any, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] | None = None
 
     def __call__(self) -> None:
         if self.fast and self.steps > 0 and uses_fast_path(self.optimizer):
             try:
-                _direct_update(self.optimizer, *self._kernel_tensors(self.optimizer.param_groups[0]), self._kernel)
+                fused_sgd_step(self.optimizer, *self._kernel_tensors(self.optimizer.param_groups[0]), self._kernel)
             except Exception as error:  # noqa: BLE001 - raised before any update: take the public step
                 self.fast = False
-                _warn(f"{type(error).__name__}: {error}")
+                warnings.warn(f"mlplab: the fast SGD step is off for this process ({type(error).__name__}: {error}); "
+                              "training continues with optimizer.step(), the same update", RuntimeWarning, stacklevel=2)
                 self.optimizer.step()
         else:
             self.optimizer.step()

@@ -1,11 +1,11 @@
-"""Run a sweep and write its directory: `run_sweep`.
+"""Run a sweep and write its directory (`run_sweep`), with its results as tables.
 
 A sweep directory holds, every file written atomically::
 
     sweep.toml      the base config and the [grid] (and [random] draw): what was run
     plan.json       the groups, memory and predicted seconds (written before training)
     members.json    every configuration's config, per-epoch history, test metrics and divergence
-    results.csv/.json   one row per configuration (`mlplab.sweep.summary.result_row`)
+    results.csv/.json   one row per configuration (`result_row`)
     settings.csv/.json  one row per setting, mean and std over seeds, best first
     best.toml       the best setting's best seed, as a config `mlplab train --config` reruns exactly
 
@@ -14,12 +14,22 @@ whole. A folder that holds sweep.toml already holds a sweep and is refused, so t
 sweep's results are overwritten. To rerun a sweep::
 
     mlplab sweep --config DIR/sweep.toml --grid-file DIR/sweep.toml --out NEW_DIR
+
+The tables are plain data (`result_row`, `setting_rows`), so that they can be rebuilt from a
+sweep directory's results.json. A *setting* is the configurations equal apart from their
+seed (`mlplab.sweep.grid.setting_key`); its accuracies are the mean and the sample standard
+deviation (n - 1) over its seeds that did not diverge. Settings are ranked by mean
+validation accuracy (the test set never chooses), or by mean best training accuracy when
+the sweep holds out no validation split.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +39,18 @@ from mlplab.config import Config, apply_overrides, to_toml
 from mlplab.config import _toml_value as toml_value
 from mlplab.errors import MlplabError
 from mlplab.files import atomic_write_text
-from mlplab.sweep.grid import Grid
-from mlplab.sweep.summary import plain, result_row, setting_rows, to_csv
+from mlplab.sweep.grid import Grid, describe, setting_key
+from mlplab.sweep.members import SweepDataCache, check_members
+from mlplab.sweep.plan import SweepPlan, plan_sweep
+from mlplab.sweep.vectorised import SweepEpoch, SweepResult, sweep_work, train_vectorised
+from mlplab.threads import ThreadGovernor, monitor
 
 SWEEP_FILE = "sweep.toml"  # its presence marks a folder as a sweep's
+
+# The columns every row has after its swept fields, in the order they are written.
+RESULT_FIELDS = ("best_epoch", "best_val_accuracy", "best_train_accuracy", "test_accuracy", "test_loss", "diverged")
+SETTING_FIELDS = ("seeds", "diverged", "val_accuracy_mean", "val_accuracy_std", "test_accuracy_mean",
+                  "test_accuracy_std", "test_loss_mean", "rank_metric", "best_index")
 
 
 @dataclass
@@ -60,8 +78,6 @@ def check_sweep_dir(out: Path) -> None:
 
 def sweep_configs(base: Config, combinations: Sequence[dict[str, Any]]) -> list[Config]:
     """One config per combination (the base with its overrides), checked to train together."""
-    from mlplab.sweep.members import check_members
-
     if not combinations:
         raise MlplabError("the sweep has no configurations")
     configs = [apply_overrides(base, overrides) for overrides in combinations]
@@ -71,8 +87,9 @@ def sweep_configs(base: Config, combinations: Sequence[dict[str, Any]]) -> list[
 
 def run_sweep(base: Config, combinations: list[dict[str, Any]], out: str | Path, *, grid: Grid | None = None,
               random: tuple[int, int] | None = None, memory_budget: int | None = None,
-              max_group_size: int | None = None, calibrate: bool = True, on_plan: Callable[[Any], None] | None = None,
-              on_epoch_end: Sequence[Callable[[Any], None]] = ()) -> SweepOutcome:
+              max_group_size: int | None = None, calibrate: bool = True,
+              on_plan: Callable[[SweepPlan], None] | None = None,
+              on_epoch_end: Sequence[Callable[[SweepEpoch], None]] = ()) -> SweepOutcome:
     """Train one config per combination (``base`` with its overrides) as a vectorised sweep and write ``out``.
 
     Args:
@@ -86,11 +103,6 @@ def run_sweep(base: Config, combinations: list[dict[str, Any]], out: str | Path,
         on_plan: called with the `SweepPlan` before training (the CLI prints it).
         on_epoch_end: hooks given to `train_vectorised`.
     """
-    from mlplab.sweep.data import SweepDataCache
-    from mlplab.sweep.plan import plan_sweep
-    from mlplab.sweep.vectorised import sweep_work, train_vectorised
-    from mlplab.threads import ThreadGovernor, monitor
-
     out = Path(out)
     check_sweep_dir(out)
     configs = sweep_configs(base, combinations)
@@ -109,7 +121,8 @@ def run_sweep(base: Config, combinations: list[dict[str, Any]], out: str | Path,
     return write_results(out, combinations, result, written)
 
 
-def write_results(out: Path, combinations: list[dict[str, Any]], result: Any, written: list[Path]) -> SweepOutcome:
+def write_results(out: Path, combinations: list[dict[str, Any]], result: SweepResult,
+                  written: list[Path]) -> SweepOutcome:
     """Write members.json, the result and setting tables and best.toml; results.json last."""
     rows = [result_row(k, overrides, member.history, member.metrics,
                        None if member.diverged is None else str(member.diverged))
@@ -166,3 +179,69 @@ def _json(data: Any) -> str:
 def _write(path: Path, text: str) -> Path:
     atomic_write_text(path, text)
     return path
+
+
+def result_row(index: int, overrides: dict[str, Any], history: Any, metrics: dict[str, Any] | None,
+               diverged: str | None) -> dict[str, Any]:
+    """One configuration's row: its index, its swept values, then `RESULT_FIELDS`."""
+    has_val = any(record.get("val_accuracy") is not None for record in history.epochs)
+    best = history.best_epoch("val_accuracy" if has_val else "train_accuracy")
+    return {"index": index, **{name: plain(value) for name, value in overrides.items()},
+            "best_epoch": best["epoch"] if best else None,
+            "best_val_accuracy": best.get("val_accuracy") if best else None,
+            "best_train_accuracy": best.get("train_accuracy") if best else None,
+            "test_accuracy": metrics["test_accuracy"] if metrics else None,
+            "test_loss": metrics["test_loss"] if metrics else None,
+            "diverged": diverged}
+
+
+def setting_rows(rows: list[dict[str, Any]], combinations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per setting (first appearance order), best first: its swept values apart from seed, `SETTING_FIELDS`."""
+    groups: dict[tuple, list[int]] = {}
+    for position, overrides in enumerate(combinations):
+        groups.setdefault(setting_key(overrides), []).append(position)
+    settings = []
+    for key, positions in groups.items():
+        members = [rows[p] for p in positions]
+        finished = [row for row in members if not row["diverged"]]
+        val = [row["best_val_accuracy"] for row in finished if row["best_val_accuracy"] is not None]
+        test = [row["test_accuracy"] for row in finished]
+        rank_by = "best_val_accuracy" if val else "best_train_accuracy"
+        best = max(finished, key=lambda row: (row[rank_by], -row["index"])) if finished else None
+        settings.append({
+            "setting": describe(dict(key)) or "(base)", **{name: plain(value) for name, value in key},
+            "seeds": len(members), "diverged": len(members) - len(finished),
+            "val_accuracy_mean": mean(val), "val_accuracy_std": spread(val),
+            "test_accuracy_mean": mean(test), "test_accuracy_std": spread(test),
+            "test_loss_mean": mean([row["test_loss"] for row in finished]),
+            "rank_metric": mean([row[rank_by] for row in finished]),
+            "best_index": best["index"] if best else None})
+    return sorted(settings, key=lambda s: -1.0 if s["rank_metric"] is None else s["rank_metric"], reverse=True)
+
+
+def mean(values: list[float]) -> float | None:
+    """The mean, or None for no values."""
+    return statistics.fmean(values) if values else None
+
+
+def spread(values: list[float]) -> float | None:
+    """The sample standard deviation (n - 1); 0.0 for one value, None for none."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0 if values else None
+
+
+def plain(value: Any) -> Any:
+    """A value for JSON: tuples (``hidden``) become lists."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """CSV text of dict rows (the first row's keys as header); lists joined with commas, None empty."""
+    if not rows:
+        return ""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(rows[0].keys())
+    for row in rows:
+        writer.writerow(["" if v is None else ",".join(map(str, v)) if isinstance(v, list) else v
+                         for v in row.values()])
+    return buffer.getvalue()

@@ -1,4 +1,4 @@
-"""The members of a vectorised sweep: which train together, what may differ, and how each one starts.
+"""The members of a vectorised sweep: which train together, what may differ, how each one starts, and its data.
 
 K configs train as one *program* only if every tensor of the program has the same shape
 for all of them and every member walks the same number of steps: so the members of one
@@ -16,20 +16,29 @@ epochs, dataset): `partition` splits its configs into programs, each trained as 
 program after the other; one program takes one kind of update (`mlplab.sweep.optimizers`).
 The run's bookkeeping settings (engine, threads, out, progress, log_batches, tensorboard,
 wandb, wandb_project) are not read: a sweep computes with its own engine and writes nothing.
+
+Each dataset the programs read is loaded once, in the sweep's layout (`SweepData`:
+flattened images in the training dtype), the first time a program asks for it
+(`SweepDataCache`; `data_key` says which programs share one), and kept for the sweep,
+since the plan and then the training read it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from mlplab.config import Config, DataConfig, ModelConfig
+from mlplab.data import DataBundle, load_data
 from mlplab.errors import MlplabError
 from mlplab.losses import config_loss
 from mlplab.models import MLP, build_model
+from mlplab.device import resolve_device
 
 # The settings every member must share, by section (all of data and model).
 SHARED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -140,3 +149,85 @@ def member_settings(configs: Sequence[Config]) -> list[dict[str, Any]]:
     """Each member's own settings (`VARYING_FIELDS`), flat, in member order: what tells members apart."""
     return [{name: getattr(getattr(config, section), name)
              for section, names in VARYING_FIELDS.items() for name in names} for config in configs]
+
+
+@dataclass
+class SweepData:
+    """A dataset's splits as a sweep reads them: flattened (N, n_0) images in the training dtype."""
+
+    bundle: DataBundle
+    train_images: Tensor  # (N, n_0)
+    train_labels: Tensor  # (N,) int64
+    val: tuple[Tensor, Tensor] | None
+    test: tuple[Tensor, Tensor]
+
+    @classmethod
+    def from_bundle(cls, bundle: DataBundle, dtype: torch.dtype = torch.float32) -> "SweepData":
+        """Flatten the bundle's splits and convert them to ``dtype`` (float32 keeps the same memory)."""
+        def split(images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+            return images.flatten(1).to(dtype).contiguous(), labels
+
+        val = split(bundle.val.images, bundle.val.labels) if bundle.val is not None else None
+        return cls(bundle, *split(bundle.train.images, bundle.train.labels), val,
+                   split(bundle.test.images, bundle.test.labels))
+
+    @property
+    def in_features(self) -> int:
+        return self.train_images.shape[1]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.bundle.spec.classes)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of every split's images and labels."""
+        splits = [(self.train_images, self.train_labels), self.val, self.test]
+        return sum(t.numel() * t.element_size() for split in splits if split is not None for t in split)
+
+
+def load_sweep_data(config: Config, dtype: torch.dtype = torch.float32) -> SweepData:
+    """The data of ``config`` (as ``prepare`` loads it: device, split, normalisation) in the sweep's layout."""
+    device = resolve_device(config.train.device)
+    bundle = load_data(config.data, device=device, seed=config.train.seed, progress=config.train.progress)
+    return SweepData.from_bundle(bundle, dtype)
+
+
+def data_key(config: Config) -> tuple[Any, ...]:
+    """What decides the data a config trains on: its data settings, the device, and the seed of a random split."""
+    key = (*(getattr(config.data, name) for name in SHARED_FIELDS["data"]), config.train.device)
+    return (*key, config.train.seed) if config.data.val_split == "random" else key
+
+
+class SweepDataCache:
+    """Each dataset a sweep's configs read, loaded on first use: ``cache.get(config) -> SweepData``.
+
+    Args:
+        dtype: of the images (float32, or float64 for exactness checks).
+        data: an already loaded `SweepData`, used for every config (a sweep over one dataset).
+    """
+
+    def __init__(self, dtype: torch.dtype = torch.float32, data: SweepData | None = None) -> None:
+        self.dtype = dtype
+        self.given = data
+        self.loaded: dict[tuple[Any, ...], SweepData] = {}
+
+    def get(self, config: Config) -> SweepData:
+        """``config``'s data (the given `SweepData` if there is one)."""
+        if self.given is not None:
+            return self.given
+        key = data_key(config)
+        if key not in self.loaded:
+            self.loaded[key] = load_sweep_data(config, self.dtype)
+        return self.loaded[key]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of every dataset loaded so far."""
+        datasets = [self.given] if self.given is not None else list(self.loaded.values())
+        return sum(data.nbytes for data in datasets)
+
+
+def as_cache(data: SweepData | SweepDataCache | None, dtype: torch.dtype) -> SweepDataCache:
+    """``data`` as a cache: a `SweepData` serves every config; None loads each dataset on first use."""
+    return data if isinstance(data, SweepDataCache) else SweepDataCache(dtype, data)

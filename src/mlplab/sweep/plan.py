@@ -27,13 +27,9 @@ batch of a real group to predict the seconds.
 
 from __future__ import annotations
 
-import dataclasses
-
 import math
 import os
-import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,15 +37,12 @@ import torch
 
 from mlplab.config import Config
 from mlplab.errors import MlplabError
+from mlplab.sweep.members import SweepData, SweepDataCache, as_cache, check_members, describe_program, partition
 from mlplab.sweep.optimizers import state_count
 from mlplab.sweep.stacked import parameter_count
+from mlplab.sweep.trainer import CALIBRATION_SECONDS, CALIBRATION_STEPS, time_groups
 
 BUDGET_FRACTION = 0.5  # of the memory available when no budget is given
-CALIBRATION_STEPS = 12  # timed training steps per group size, at least (after 2 untimed ones)
-# ... and timed for at least this long: on a busy machine the scheduler shares a core in slices of a few
-# ms, and two OpenMP threads beside another process stall now and then for one; 12 steps of a small
-# net (5 ms) saw neither and predicted a third of the time beside two busy processes.
-CALIBRATION_SECONDS = 0.3
 MiB = 2**20
 
 
@@ -220,7 +213,8 @@ def _budget(memory_budget: int | None, device: torch.device) -> tuple[int, str]:
 
 
 def plan_sweep(configs: Sequence[Config], *, memory_budget: int | None = None, max_group_size: int | None = None,
-               dtype: torch.dtype = torch.float32, calibrate: bool = True, data: Any = None) -> SweepPlan:
+               dtype: torch.dtype = torch.float32, calibrate: bool = True,
+               data: SweepData | SweepDataCache | None = None) -> SweepPlan:
     """Plan a vectorised sweep of ``configs``: programs, groups, their memory and (with ``calibrate``) the seconds.
 
     The configs are split into programs (`mlplab.sweep.members.partition`): members that
@@ -239,9 +233,6 @@ def plan_sweep(configs: Sequence[Config], *, memory_budget: int | None = None, m
             program) to predict the seconds; False plans the memory only.
         data: a `SweepData` for every config, or a `SweepDataCache`; loaded as needed when None.
     """
-    from mlplab.sweep.data import as_cache
-    from mlplab.sweep.members import check_members, describe_program, partition
-
     check_members(configs)
     if max_group_size is not None and (isinstance(max_group_size, bool) or not isinstance(max_group_size, int)
                                        or max_group_size < 1):
@@ -251,13 +242,13 @@ def plan_sweep(configs: Sequence[Config], *, memory_budget: int | None = None, m
     budget, source = None, ""
     for members in partition(configs):
         first = configs[members[0]]
-        data = cache.get(first)
+        program_data = cache.get(first)
         if budget is None:
-            budget, source = _budget(memory_budget, data.train_images.device)
-        train_size = len(data.train_labels)
+            budget, source = _budget(memory_budget, program_data.train_images.device)
+        train_size = len(program_data.train_labels)
         # The member with the most optimizer state: a group keeps momentum buffers for all when one uses momentum.
         most_state = max((configs[k] for k in members), key=lambda config: state_count([config.optim]))
-        per_member = member_bytes(most_state, dtype, train_size, data.in_features, data.num_classes)
+        per_member = member_bytes(most_state, dtype, train_size, program_data.in_features, program_data.num_classes)
         size = group_size_for(sum(per_member.values()), budget, len(members))
         if max_group_size is not None:
             size = min(size, max_group_size)
@@ -265,72 +256,29 @@ def plan_sweep(configs: Sequence[Config], *, memory_budget: int | None = None, m
         order = sorted(members, key=lambda k: configs[k].train.seed)
         batch = first.train.batch_size
         program = ProgramPlan(
-            name=describe_program(first, data.in_features, data.num_classes), members=list(members), group_size=size,
-            groups=[order[start:start + size] for start in range(0, len(order), size)], bytes_per_member=per_member,
+            name=describe_program(first, program_data.in_features, program_data.num_classes), members=list(members),
+            group_size=size, groups=[order[start:start + size] for start in range(0, len(order), size)], bytes_per_member=per_member,
             epochs=first.train.epochs,
             steps_per_epoch=train_size // batch if first.data.drop_last else math.ceil(train_size / batch))
         if calibrate:
-            _calibrate(program, [configs[k] for k in members], data, dtype)
+            calibrate_program(program, [configs[k] for k in members], program_data, dtype)
         programs.append(program)
     return SweepPlan(members=len(configs), programs=programs, shared_bytes=cache.nbytes, budget_bytes=budget,
                      budget_source=source)
 
 
-def _median_seconds(work: Callable[[], Any], repeats: int = 3) -> float:
-    """The median of ``repeats`` timings of ``work()``: one stall on a busy machine (a descheduled OpenMP thread
-    can hold an operation up for a second) would otherwise stand for every epoch."""
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings)
-
-
-def _seconds_per_step(group: Any, batches: Any, rates: Any) -> float:
-    """Seconds a training step of ``group`` takes: steps timed until `CALIBRATION_STEPS` and `CALIBRATION_SECONDS` are both passed."""
-    started, first, drawn = time.perf_counter(), group.steps_taken, 0
-    while True:
-        group.train_steps(batches, rates, epoch=2, max_steps=CALIBRATION_STEPS)
-        drawn += CALIBRATION_STEPS + 1  # train_steps draws one batch past its last step
-        elapsed = time.perf_counter() - started
-        if elapsed >= CALIBRATION_SECONDS or drawn + CALIBRATION_STEPS > group.steps_per_epoch:  # enough, or no batches left
-            return elapsed / (group.steps_taken - first)
-
-
-def _calibrate(plan: ProgramPlan, configs: Sequence[Config], data: Any, dtype: torch.dtype) -> None:
-    """Time each group size of a program on throwaway groups of its first members, and predict its seconds."""
-    from mlplab.sweep.group import VectorisedGroup
-    from mlplab.threads import active_governor
-
-    governor = active_governor()  # the training's thread choice: timed steps run on the count training will
-    # The calibration draws a second epoch's rates: a one-epoch onecycle schedule would refuse
-    # to step past its last step, so the throwaway groups are given two epochs (same step cost).
-    configs = [dataclasses.replace(c, train=dataclasses.replace(c.train, epochs=max(2, c.train.epochs)))
-               for c in configs]
-    # Untimed: the first group of a process also runs one-time checks (the kernels' probes).
-    VectorisedGroup(configs[:1], [0], data, dtype, data.train_images.device)
-    for size in sorted({len(group) for group in plan.groups}):
-        if governor is not None:
-            governor.check_now()  # the load since training's threads were chosen (the data loaded meanwhile)
-        started = time.perf_counter()
-        group = VectorisedGroup(configs[:size], range(size), data, dtype, data.train_images.device)
-        plan.seconds_per_group_setup[size] = time.perf_counter() - started
-        group.train_epoch(1, max_steps=2)  # untimed: first calls allocate
-        started = time.perf_counter()
-        rates, batches = group.epoch_rates(), group.epoch_batches(2)  # once: the rates step the schedules on
-        plan.seconds_per_epoch_setup[size] = time.perf_counter() - started
-        plan.seconds_per_step[size] = _seconds_per_step(group, batches, rates)
-        images, labels = data.test
-        eval_batch = configs[0].train.eval_batch_size
-        one_batch = (images[:eval_batch], labels[:eval_batch])
-        group.evaluate(one_batch)  # untimed, as above
-        plan.seconds_per_eval_batch[size] = _median_seconds(lambda: group.evaluate(one_batch))
-    val_batches = math.ceil(len(data.val[1]) / configs[0].train.eval_batch_size) if data.val is not None else 0
-    test_batches = math.ceil(len(data.test[1]) / configs[0].train.eval_batch_size)
+def calibrate_program(plan: ProgramPlan, configs: Sequence[Config], data: SweepData, dtype: torch.dtype) -> None:
+    """Time each group size of a program on throwaway groups (`time_groups`), and predict its seconds."""
+    timings = time_groups(configs, data, dtype, [len(group) for group in plan.groups])
+    plan.seconds_per_group_setup = {size: timing.group_setup for size, timing in timings.items()}
+    plan.seconds_per_step = {size: timing.step for size, timing in timings.items()}
+    plan.seconds_per_epoch_setup = {size: timing.epoch_setup for size, timing in timings.items()}
+    plan.seconds_per_eval_batch = {size: timing.eval_batch for size, timing in timings.items()}
+    eval_batch = configs[0].train.eval_batch_size
+    val_batches = math.ceil(len(data.val[1]) / eval_batch) if data.val is not None else 0
+    test_batches = math.ceil(len(data.test[1]) / eval_batch)
     plan.predicted_seconds = sum(
-        plan.epochs * (plan.steps_per_epoch * plan.seconds_per_step[len(group)]
-                       + plan.seconds_per_epoch_setup[len(group)]
-                       + val_batches * plan.seconds_per_eval_batch[len(group)])
-        + test_batches * plan.seconds_per_eval_batch[len(group)] + plan.seconds_per_group_setup[len(group)]
+        plan.epochs * (plan.steps_per_epoch * timings[len(group)].step + timings[len(group)].epoch_setup
+                       + val_batches * timings[len(group)].eval_batch)
+        + test_batches * timings[len(group)].eval_batch + timings[len(group)].group_setup
         for group in plan.groups)

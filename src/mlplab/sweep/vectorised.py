@@ -5,13 +5,15 @@ architecture and one optimizer (sgd, adam, adamw, rmsprop or adagrad) runs K sep
 overhead. Here the K members train together: their parameters stacked into (K, P)
 buffers, their batches gathered into one (K, B, 784) tensor, the forward and backward
 passes done with ``torch.baddbmm``/``torch.bmm`` (the manual engine's equations with a
-member dimension, `mlplab.sweep.batched_step`), and one optimizer update for all
+member dimension, `mlplab.sweep.stacked`), and one optimizer update for all
 (`mlplab.sweep.optimizers`). Each member still gets exactly what its own ``mlplab train`` run
 would: the same initial weights (`initial_model`), the same data order
 (``Batches.order(epoch)`` of its seed), the learning rate its own scheduler gives at every
-step (`mlplab.sweep.schedules`). On one CPU thread the weights come out equal to its single
-run's with the manual engine, bit for bit in float32 and float64, and so do its accuracies;
-its losses, means of float32 batch losses, to rounding (tests/sweep/test_vectorised.py).
+step (`mlplab.sweep.optimizers.MemberRates`). On one CPU thread the weights come out equal to
+its single run's with the manual engine, bit for bit in float32 and float64 where the probes
+of `mlplab.torch_internals` pass (`bit_for_bit`), to rounding elsewhere, and so do its
+accuracies; its losses, means of float32 batch losses, to rounding (tests/sweep/test_vectorised.py).
+`train_vectorised` returns a `SweepResult`: per member, a `MemberResult` (`mlplab.sweep.trainer`).
 
 Members that differ in more than these (widths, depth, activation, loss, optimizer, batch
 size, epochs, dataset) are split into programs, each one batched program, trained one after
@@ -36,11 +38,10 @@ from typing import Any
 import torch
 
 from mlplab.config import Config
-from mlplab.sweep.data import SweepData, SweepDataCache, as_cache
-from mlplab.sweep.group import VectorisedGroup
-from mlplab.sweep.members import check_members
+from mlplab.models import MLP
+from mlplab.sweep.members import SweepData, SweepDataCache, as_cache, check_members, partition
 from mlplab.sweep.plan import SweepPlan, plan_sweep
-from mlplab.sweep.results import SweepResult
+from mlplab.sweep.trainer import MemberResult, VectorisedGroup
 from mlplab.threads import ThreadGovernor, active_governor
 
 DTYPES = (torch.float32, torch.float64)
@@ -66,6 +67,35 @@ class SweepEpoch:
         if self.trainer is None or member not in self.members:
             raise ValueError(f"member {member} is not in this group ({self.members})")
         self.trainer.halt(self.members.index(member), reason)
+
+
+@dataclass
+class SweepResult:
+    """Every member's result, in the order of the configs, and how the sweep ran."""
+
+    members: list[MemberResult]
+    plan: SweepPlan  # the plan it followed
+    seconds: float  # wall time of the whole sweep, plan included
+    extras: dict[str, Any] = field(default_factory=dict)  # threads, dtype, device
+
+    def model(self, index: int, which: str = "last") -> MLP:
+        """Member ``index`` as an `MLP` (see `MemberResult.model`)."""
+        return self.members[index].model(which)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __getitem__(self, index: int) -> MemberResult:
+        return self.members[index]
+
+
+def member_model(result: SweepResult, index: int, which: str = "last") -> MLP:
+    """Member ``index`` of a sweep as an ordinary `MLP`, its ``"last"`` or ``"best"`` epoch's weights.
+
+    The model has the member's architecture and the sweep's dtype, is on the CPU and in
+    eval mode; ``model(images)`` gives what member ``index`` computes.
+    """
+    return result.model(index, which)
 
 
 def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = None, max_group_size: int | None = None,
@@ -136,8 +166,6 @@ def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = N
 
 def sweep_work(configs: Sequence[Config]) -> int:
     """Multiply-adds of one step of the largest program: its members x batch x an MNIST-shaped net's weights."""
-    from mlplab.sweep.members import partition
-
     def weights(config: Config) -> int:
         widths = (784, *config.model.hidden, 10)  # every MNIST-family dataset: 28 x 28 in, 10 classes
         return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:]))

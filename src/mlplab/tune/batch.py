@@ -160,7 +160,7 @@ class BatchRunner:
         """Train trials of one program with `train_vectorised`, reporting and pruning every epoch; tell each."""
         import optuna
 
-        from mlplab.sweep.data import SweepDataCache
+        from mlplab.sweep.members import SweepDataCache
         from mlplab.sweep.vectorised import SweepEpoch, train_vectorised
 
         trials = [trial for trial, _ in members]

@@ -1,40 +1,104 @@
-"""One group of members trained as one program: the epoch loop of a vectorised sweep.
+"""One group of members trained as one program: the epoch loop of a vectorised sweep, what it returns, and its timing.
 
 `VectorisedGroup` holds K members' stacked parameters and walks them through an epoch
 the way ``mlplab train`` walks one run: each member's batches in its own order
 (``Batches.order(epoch)`` of its seed, epochs counted from 1 as `fit` counts them), one
 `BatchedStep` and one stacked optimizer update (`mlplab.sweep.optimizers`) per batch with
 each member's learning rate of that step, then validation, the best epoch, and at the end
-the test metrics of the best epoch's weights.
+the test metrics of the best epoch's weights, one `MemberResult` per member: the history a
+single run's `fit` would give, and its weights.
 
 Divergence is handled per member, per step: the update is written into the spare buffer,
 and a member whose loss or new weights are not finite keeps its last finite weights from
-then on; the others go on untouched. A member whose validation loss is not finite is
-stopped at the end of that epoch, as `fit` would stop.
+then on (`Divergence`); the others go on untouched. A member whose validation loss is not
+finite is stopped at the end of that epoch, as `fit` would stop.
+
+`time_groups` times a few steps and one evaluation batch of throwaway groups, so that the
+planner (`mlplab.sweep.plan`) can predict a sweep's seconds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
+from torch.nn.utils import vector_to_parameters
 
-from mlplab.config import Config
+from mlplab.config import Config, to_dict
 from mlplab.data import Batches
-from mlplab.sweep.batched_step import BatchedStep
-from mlplab.sweep.data import SweepData
-from mlplab.sweep.evaluation import StackedScores, evaluate_stacked
-from mlplab.sweep.members import initial_model
-from mlplab.sweep.optimizers import stacked_optimizer
-from mlplab.sweep.results import Divergence, MemberResult
-from mlplab.sweep.schedules import MemberRates
-from mlplab.sweep.stacked import StackedMLP, parameter_sizes
-from mlplab.runs.history import History, epoch_record, new_best, test_metrics
 from mlplab.metrics import per_class_accuracy
+from mlplab.models import MLP
+from mlplab.runs.history import History, epoch_record, new_best, test_metrics
+from mlplab.sweep.members import SweepData, initial_model
+from mlplab.sweep.optimizers import MemberRates, stacked_optimizer
+from mlplab.sweep.stacked import BatchedStep, StackedMLP, StackedScores, evaluate_stacked, parameter_sizes
+from mlplab.threads import active_governor
+from mlplab.training.callbacks import early_stop
+
+CALIBRATION_STEPS = 12  # timed training steps per group size, at least (after 2 untimed ones)
+# ... and timed for at least this long: on a busy machine the scheduler shares a core in slices of a few
+# ms, and two OpenMP threads beside another process stall now and then for one; 12 steps of a small
+# net (5 ms) saw neither and predicted a third of the time beside two busy processes.
+CALIBRATION_SECONDS = 0.3
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where a member's loss or weights stopped being finite: its updates stopped there."""
+
+    epoch: int  # 1-based
+    step: int  # the optimizer step, counted from the start of the run (1-based), that was not applied
+    reason: str  # e.g. "the training loss is nan"
+
+    def __str__(self) -> str:
+        return f"diverged at epoch {self.epoch}, step {self.step} ({self.reason})"
+
+
+@dataclass
+class MemberResult:
+    """One member of a vectorised sweep, as its own run would have ended.
+
+    A diverged member's history holds the epochs before the one it diverged in (a single
+    run refuses to record that epoch), ``history.metrics`` is None, and its weights are the
+    last finite ones, from before the step that was not applied.
+    """
+
+    index: int  # position among the sweep's configs
+    config: Config
+    history: History
+    weights: Tensor  # (P,) the last weights, in the order of MLP.parameters()
+    best_weights: Tensor  # (P,) the weights of the best epoch (highest val accuracy, else train accuracy)
+    in_features: int
+    num_classes: int
+    diverged: Divergence | None = None
+    halted: str | None = None  # why its training was ended early by an ``on_epoch_end`` hook (`SweepEpoch.halt`)
+
+    @property
+    def metrics(self) -> dict[str, Any] | None:
+        """The test metrics of the best epoch's weights, as a single run's metrics.json (None if it diverged)."""
+        return self.history.metrics
+
+    def model(self, which: str = "last") -> MLP:
+        """Member's weights in a new `MLP` (in the sweep's dtype, on the CPU): ``"last"`` or ``"best"`` epoch's."""
+        if which not in ("last", "best"):
+            raise ValueError(f"which must be 'last' or 'best'; got {which!r}")
+        row = self.weights if which == "last" else self.best_weights
+        model = initial_model(self.config, self.in_features, self.num_classes).to(row.dtype)
+        vector_to_parameters(row.detach().cpu().clone(), model.parameters())
+        return model.eval()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (builtins only): the config, the history and metrics, and the divergence if any."""
+        return {"index": self.index, "config": to_dict(self.config), "history": self.history.to_dict(),
+                "metrics": self.metrics, "diverged": None if self.diverged is None else str(self.diverged),
+                "halted": self.halted}
 
 
 def members_per_seed(seeds: Sequence[int]) -> int:
@@ -222,8 +286,6 @@ class VectorisedGroup:
 
     def _stop_early(self, k: int, epoch: int) -> None:
         """Halt member k after ``epoch`` if its ``patience`` says so, as `EarlyStopping` stops a run."""
-        from mlplab.training.callbacks import early_stop
-
         patience = self.configs[k].train.patience
         reason = early_stop(self.best[k], epoch, self.train_config.epochs, patience) if patience else None
         if reason is not None:
@@ -253,3 +315,71 @@ class VectorisedGroup:
                                         in_features=self.data.in_features, num_classes=self.data.num_classes,
                                         diverged=self.diverged[k], halted=self.halted[k]))
         return results
+
+
+@dataclass
+class GroupTiming:
+    """Seconds measured on a throwaway group of one size (`time_groups`)."""
+
+    step: float  # a training step
+    eval_batch: float  # an evaluation batch
+    epoch_setup: float  # an epoch's batch orders and learning rates
+    group_setup: float  # initial models, stacking, buffers
+
+
+def time_groups(configs: Sequence[Config], data: SweepData, dtype: torch.dtype,
+                sizes: Sequence[int]) -> dict[int, GroupTiming]:
+    """Time each group size of ``sizes`` on a throwaway group of the first members of ``configs`` (one program)."""
+    governor = active_governor()  # the training's thread choice: timed steps run on the count training will
+    # The calibration draws a second epoch's rates: a one-epoch onecycle schedule would refuse
+    # to step past its last step, so the throwaway groups are given two epochs (same step cost).
+    configs = [dataclasses.replace(c, train=dataclasses.replace(c.train, epochs=max(2, c.train.epochs)))
+               for c in configs]
+    # Untimed: the first group of a process also runs one-time checks (the kernels' probes).
+    VectorisedGroup(configs[:1], [0], data, dtype, data.train_images.device)
+    timings = {}
+    for size in sorted(set(sizes)):
+        if governor is not None:
+            governor.check_now()  # the load since training's threads were chosen (the data loaded meanwhile)
+        timings[size] = _time_group(configs[:size], data, dtype)
+    return timings
+
+
+def _time_group(configs: Sequence[Config], data: SweepData, dtype: torch.dtype) -> GroupTiming:
+    """Set up a group of ``configs``, then time its steps, an epoch's setup and one evaluation batch."""
+    started = time.perf_counter()
+    group = VectorisedGroup(configs, range(len(configs)), data, dtype, data.train_images.device)
+    group_setup = time.perf_counter() - started
+    group.train_epoch(1, max_steps=2)  # untimed: first calls allocate
+    started = time.perf_counter()
+    rates, batches = group.epoch_rates(), group.epoch_batches(2)  # once: the rates step the schedules on
+    epoch_setup = time.perf_counter() - started
+    step = _seconds_per_step(group, batches, rates)
+    images, labels = data.test
+    eval_batch = configs[0].train.eval_batch_size
+    one_batch = (images[:eval_batch], labels[:eval_batch])
+    group.evaluate(one_batch)  # untimed, as above
+    return GroupTiming(step=step, eval_batch=_median_seconds(lambda: group.evaluate(one_batch)),
+                       epoch_setup=epoch_setup, group_setup=group_setup)
+
+
+def _median_seconds(work: Callable[[], Any], repeats: int = 3) -> float:
+    """The median of ``repeats`` timings of ``work()``: one stall on a busy machine (a descheduled OpenMP thread
+    can hold an operation up for a second) would otherwise stand for every epoch."""
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
+def _seconds_per_step(group: VectorisedGroup, batches: Iterator[tuple[Tensor, Tensor]], rates: Tensor) -> float:
+    """Seconds a training step of ``group`` takes: steps timed until `CALIBRATION_STEPS` and `CALIBRATION_SECONDS` are both passed."""
+    started, first, drawn = time.perf_counter(), group.steps_taken, 0
+    while True:
+        group.train_steps(batches, rates, epoch=2, max_steps=CALIBRATION_STEPS)
+        drawn += CALIBRATION_STEPS + 1  # train_steps draws one batch past its last step
+        elapsed = time.perf_counter() - started
+        if elapsed >= CALIBRATION_SECONDS or drawn + CALIBRATION_STEPS > group.steps_per_epoch:  # enough, or no batches left
+            return elapsed / (group.steps_taken - first)
