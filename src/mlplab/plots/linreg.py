@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from mlplab.plots.backend import pyplot
 from mlplab.plots.charts import TRAIN, VAL
 
-if TYPE_CHECKING:
-    from mlplab.experiments.linreg import LinregResult
+# A `mlplab.experiments.linreg.LinregResult`: the experiment draws with this module, not the other way round.
+LinregResult = Any
 
 TRUE = "#7f7f7f"
 
