@@ -363,6 +363,20 @@ def check_output(loss: str, output: str) -> None:
                           "use --output log_softmax or --loss cross_entropy")
 
 
+def setting_value(name: str, value: Any) -> Any:
+    """``value`` (from a flag, TOML or a sweep's grid) as the field ``name`` takes it, checked on its own: its
+    type, choices and bounds. The rules between fields need a whole config; they are checked when one is built."""
+    if name not in field_types():
+        raise _unknown_field(name)
+    value = _coerce(name, value)
+    check_setting(name, value)
+    return value
+
+
+def _unknown_field(name: str) -> MlplabError:
+    return MlplabError(f"unknown config field {name!r}; see `mlplab train --help` for the fields")
+
+
 def _coerce(name: str, value: Any) -> Any:
     """Convert a value read from TOML/JSON/CLI to the field's type; the section checks it when built."""
     f = field_types()[name]
@@ -454,7 +468,7 @@ def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
             preset = value
             continue
         if name not in owner:
-            raise MlplabError(f"unknown config field {name!r}; see `mlplab train --help` for the fields")
+            raise _unknown_field(name)
         sections[owner[name]][name] = _coerce(name, value)
     if "optimizer" in named:
         optim = sections["optim"]
