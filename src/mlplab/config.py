@@ -221,7 +221,8 @@ class Config:
     between its fields); the config checks its preset's name and the rule between sections
     (nll reads log-probabilities). That is the one place a setting is checked: the builders
     that take a config (`mlplab.optim.build_optimizer`, `mlplab.data.load_data`,
-    `mlplab.losses.config_loss`, ...) trust it.
+    `mlplab.losses.config_loss`, ...) trust it. `dataclasses.replace` builds, so it checks too;
+    assigning a field of a built config does not: change configs with `replace` or `apply_overrides`.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
