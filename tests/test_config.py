@@ -1,9 +1,12 @@
 """Config: presets, overrides with checked types, TOML round-trip."""
 
+import dataclasses
+
 import pytest
 
-from mlplab.config import (PRESETS, Bounds, Config, apply_overrides, field_types, from_dict, from_preset, load_config,
-                           to_dict, to_toml)
+from mlplab.config import (PRESETS, SECTION_TYPES, Bounds, Config, DataConfig, ModelConfig, OptimConfig, TrainConfig,
+                           apply_overrides, field_types, from_dict, from_preset, load_config, to_dict,
+                           to_toml)
 from mlplab.errors import MlplabError
 
 
@@ -76,8 +79,9 @@ def test_switching_the_optimizer_drops_inherited_settings_it_cannot_take():
     assert (adam.optim.momentum, adam.optim.nesterov) == (0.0, False)
     rmsprop = apply_overrides(Config(), {"optimizer": "rmsprop"})
     assert (rmsprop.optim.momentum, rmsprop.optim.nesterov) == (0.9, False)  # rmsprop takes momentum
-    # What the same overrides ask for is kept, and refused later as the mistake it is.
-    assert apply_overrides(Config(), {"optimizer": "adam", "momentum": 0.9}).optim.momentum == 0.9
+    # What the same overrides ask for is kept, and refused as the mistake it is.
+    with pytest.raises(MlplabError, match="momentum applies only to sgd and rmsprop, not adam"):
+        apply_overrides(Config(), {"optimizer": "adam", "momentum": 0.9})
     # Without a switch nothing is dropped, and a preset's own optimizer settings stand.
     assert apply_overrides(Config(), {"lr": 0.1}).optim.nesterov is True
     assert from_preset("lab").optim.momentum == 0.9 and from_preset("tutorial").optim.momentum == 0.0
@@ -146,3 +150,91 @@ def test_resolve_config_layers_defaults_preset_file_and_flags():
     assert (flagged.optim.lr, flagged.train.epochs) == (0.2, 7)  # the flags win
     resumed = apply_overrides(from_preset("fast"), {"seed": 3})
     assert resolve_config(flags={"epochs": 4}, base=resumed) == apply_overrides(resumed, {"epochs": 4})
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: OptimConfig(optimizer="lion"), "optimizer must be one of: sgd, adam, adamw, rmsprop, adagrad; got 'lion'"),
+    (lambda: OptimConfig(lr=0.0), "lr must be a finite number > 0; got 0.0"),
+    (lambda: OptimConfig(lr=float("nan")), "lr must be a finite number > 0; got nan"),
+    (lambda: OptimConfig(lr="fast"), "lr must be a number; got 'fast'"),
+    (lambda: OptimConfig(momentum=1.0), r"momentum must be a number in \[0, 1\); got 1.0"),
+    (lambda: OptimConfig(optimizer="adam"), "momentum applies only to sgd and rmsprop, not adam"),
+    (lambda: OptimConfig(momentum=0.0), "nesterov needs momentum > 0"),
+    (lambda: DataConfig(normalize="minmax"), "normalize must be one of: standard, unit, symmetric; got 'minmax'"),
+    (lambda: DataConfig(val_size=0), "val_size must be a whole number >= 1; got 0"),
+    (lambda: DataConfig(download="yes"), "download must be true or false; got 'yes'"),
+    (lambda: ModelConfig(hidden=(16, 0)), r"hidden layer widths must be positive; got \(16, 0\)"),
+    (lambda: ModelConfig(hidden=(16.5,)), "hidden must be a list of layer widths"),
+    (lambda: ModelConfig(dropout=1.0), r"dropout must be a number in \[0, 1\); got 1.0"),
+    (lambda: ModelConfig(activation="swish"), "activation must be one of: relu, sigmoid"),
+    (lambda: TrainConfig(epochs=0), "epochs must be a whole number >= 1; got 0"),
+    (lambda: TrainConfig(epochs=2.5), "epochs must be an integer; got 2.5"),
+    (lambda: TrainConfig(epochs=None), "epochs needs a value"),
+    (lambda: TrainConfig(batch_size=2**63), "batch_size must be at most 2\\*\\*63 - 1"),
+    (lambda: TrainConfig(loss="mse", label_smoothing=0.1), "label smoothing applies to the cross_entropy and nll"),
+    (lambda: TrainConfig(engine="scratch", device="cuda"), "--engine scratch computes in NumPy on the CPU, not on cuda"),
+    (lambda: Config(train=TrainConfig(loss="nll")), "loss 'nll' expects log-probabilities but the model outputs logits"),
+    (lambda: Config(preset="lab2"), "unknown preset 'lab2'; choose one of: best, fast, lab"),
+    (lambda: dataclasses.replace(OptimConfig(), lr=-1.0), "lr must be a finite number > 0; got -1.0"),
+])
+def test_a_config_built_in_python_checks_itself_in_one_line(build, message):
+    with pytest.raises(MlplabError, match=message) as info:
+        build()
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("flags, build", [
+    ({"optimizer": "lion"}, lambda: OptimConfig(optimizer="lion")),
+    ({"lr": "0"}, lambda: OptimConfig(lr=0.0)),
+    ({"momentum": "1"}, lambda: OptimConfig(momentum=1.0)),
+    ({"val_size": "0"}, lambda: DataConfig(val_size=0)),
+    ({"hidden": "16,0"}, lambda: ModelConfig(hidden=(16, 0))),
+    ({"loss": "mse", "label_smoothing": "0.1"}, lambda: TrainConfig(loss="mse", label_smoothing=0.1)),
+    ({"loss": "nll"}, lambda: Config(train=TrainConfig(loss="nll"))),
+])
+def test_flags_and_python_get_the_same_message(flags, build):
+    """apply_overrides only converts the strings; the sections refuse them, as they refuse values from Python."""
+    with pytest.raises(MlplabError) as from_flags:
+        apply_overrides(Config(), flags)
+    with pytest.raises(MlplabError) as from_python:
+        build()
+    assert str(from_flags.value) == str(from_python.value)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_builds_section_by_section(name):
+    config = from_preset(name)
+    rebuilt = Config(preset=name, **{section: kind(**dataclasses.asdict(getattr(config, section)))
+                                     for section, kind in SECTION_TYPES.items()})
+    assert rebuilt == config == dataclasses.replace(config)
+
+
+def test_builders_given_a_config_trust_it(monkeypatch):
+    """Once a config is built, turning it into a loss, engine, device, optimizer, schedule, data and
+    augmentation checks none of its values again: no module but the config calls check_choice or check_setting."""
+    import sys
+
+    import torch
+
+    from mlplab.augment import Augmentation, background_value
+    from mlplab.data import load_data
+    from mlplab.device import config_device
+    from mlplab.engines import config_engine
+    from mlplab.losses import config_loss
+    from mlplab.optim import build_optimizer, build_schedule
+
+    config = apply_overrides(from_preset("lab"), {"augment": "both", "val_split": "random", "download": False})
+    calls = []
+    for module in [m for name, m in sys.modules.items() if name.startswith("mlplab.") and name != "mlplab.config"]:
+        for check in ("check_choice", "check_setting"):
+            if hasattr(module, check):
+                monkeypatch.setattr(module, check, lambda *args, check=check: calls.append((check, args)))
+
+    loss = config_loss(config)
+    config_engine(config, loss)
+    config_device(config)
+    optimizer = build_optimizer([torch.zeros(2, requires_grad=True)], config.optim)
+    build_schedule(optimizer, config.optim, config.train.epochs, steps_per_epoch=10)
+    data = load_data(config.data, seed=config.train.seed)
+    Augmentation(config.data, config.train.seed, background_value(config.data, data.spec))
+    assert calls == []

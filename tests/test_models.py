@@ -192,10 +192,10 @@ def test_build_model_carries_every_config_field():
     "kwargs, message",
     [
         (dict(output="probs"), "unknown output 'probs'; choose one of: logits, log_softmax"),
-        (dict(dropout=1.0), r"dropout must be in \[0, 1\); got 1.0"),
-        (dict(dropout=-0.1), r"dropout must be in \[0, 1\)"),
+        (dict(dropout=1.0), r"dropout must be a number in \[0, 1\); got 1.0"),
+        (dict(dropout=-0.1), r"dropout must be a number in \[0, 1\)"),
         (dict(init="he"), "unknown init 'he'; choose one of: default, uniform, xavier, kaiming"),
-        (dict(init_range=0.0), "init_range must be > 0"),
+        (dict(init_range=0.0), r"init_range must be a number in \(0, 10\]; got 0.0"),
         (dict(hidden=(16, 0)), "layer widths must be positive integers; got 784-16-0-10"),
         (dict(hidden=(16.5,)), "layer widths must be positive integers"),
         (dict(num_classes=0), "layer widths must be positive integers"),

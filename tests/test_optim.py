@@ -104,19 +104,19 @@ def test_param_groups_are_accepted():
 @pytest.mark.parametrize(
     "settings, message",
     [
-        (dict(optimizer="lbfgs"), "unknown optimizer 'lbfgs'; choose one of: sgd, adam, adamw, rmsprop, adagrad"),
-        (dict(lr=0.0), "lr must be a positive number; got 0.0"),
-        (dict(lr=-1.0), "lr must be a positive number"),
-        (dict(momentum=-0.5), "momentum must be >= 0; got -0.5"),
-        (dict(weight_decay=-1e-4), "weight_decay must be >= 0"),
+        (dict(optimizer="lbfgs"), "optimizer must be one of: sgd, adam, adamw, rmsprop, adagrad; got 'lbfgs'"),
+        (dict(lr=0.0), "lr must be a finite number > 0; got 0.0"),
+        (dict(lr=-1.0), "lr must be a finite number > 0"),
+        (dict(momentum=-0.5), r"momentum must be a number in \[0, 1\); got -0.5"),
+        (dict(weight_decay=-1e-4), "weight_decay must be a finite number >= 0"),
         (dict(nesterov=True), "nesterov needs momentum > 0; set --momentum"),
         (dict(optimizer="adam", nesterov=True), "nesterov applies only to --optimizer sgd, not adam"),
         (dict(optimizer="adam", momentum=0.9), "momentum applies only to sgd and rmsprop, not adam"),
     ],
 )
-def test_bad_optimizer_settings_raise_one_line_errors(settings, message):
+def test_bad_optimizer_settings_are_refused_in_one_line_when_the_config_is_built(settings, message):
     with pytest.raises(MlplabError, match=message) as error:
-        build_optimizer([torch.zeros(2, requires_grad=True)], plain_optim(**settings))
+        plain_optim(**settings)  # before any optimizer: build_optimizer trusts the config
     assert "\n" not in str(error.value)
 
 
@@ -181,17 +181,21 @@ def test_onecycle_leaves_momentum_alone():
 @pytest.mark.parametrize(
     "settings, message",
     [
-        (dict(scheduler="plateau"), "unknown scheduler 'plateau'; choose one of: none, exponential"),
-        (dict(gamma=0.0), r"gamma must be in \(0, 1\]"),
-        (dict(gamma=1.5), r"gamma must be in \(0, 1\]"),
-        (dict(step_size=0), "step_size must be >= 1 epoch"),
+        (dict(scheduler="plateau"), "scheduler must be one of: none, exponential, step, cosine, onecycle; got 'plateau'"),
+        (dict(gamma=0.0), r"gamma must be a number in \(0, 1\]"),
+        (dict(gamma=1.5), r"gamma must be a number in \(0, 1\]"),
+        (dict(step_size=0), "step_size must be a whole number >= 1"),
     ],
 )
-def test_bad_schedule_settings_raise(settings, message):
-    config = plain_optim(**settings)
-    optimizer = build_optimizer([torch.zeros(2, requires_grad=True)], config)
+def test_bad_schedule_settings_are_refused_when_the_config_is_built(settings, message):
     with pytest.raises(MlplabError, match=message):
-        build_schedule(optimizer, config, epochs=3, steps_per_epoch=4)
+        plain_optim(**settings)
+
+
+def test_a_schedule_needs_a_run_of_at_least_one_step():
+    optimizer = build_optimizer([torch.zeros(2, requires_grad=True)], plain_optim())
+    with pytest.raises(MlplabError, match="a schedule needs epochs >= 1 and steps_per_epoch >= 1; got 3 and 0"):
+        build_schedule(optimizer, plain_optim(scheduler="step"), epochs=3, steps_per_epoch=0)
 
 
 def test_loading_another_schedules_state_fails_loudly():

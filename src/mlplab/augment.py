@@ -51,10 +51,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mlplab.choices import AUGMENTS
 from mlplab.config import DataConfig
 from mlplab.data.registry import DatasetSpec
-from mlplab.errors import MlplabError, check_choice
+from mlplab.errors import MlplabError
 
 # Mixed into every generator seed so the augmentation stream never repeats another stream
 # seeded from the run's seed (`mlplab.data.batches.epoch_seed` mixes (seed, epoch)).
@@ -71,11 +70,11 @@ def background_value(config: DataConfig, spec: DatasetSpec | None = None) -> flo
         config: its ``normalize`` (and its ``dataset``, when ``spec`` is not given).
         spec: the dataset whose mean and std ``standard`` uses; default: ``config.dataset``'s.
     """
-    from mlplab.data.loading import normalize
-    from mlplab.data.registry import get_spec
+    from mlplab.data.loading import scale_pixels
+    from mlplab.data.registry import DATASET_SPECS
 
-    spec = spec or get_spec(config.dataset)
-    return float(normalize(torch.zeros(1, dtype=torch.uint8), config.normalize, spec).item())
+    spec = spec or DATASET_SPECS[config.dataset]
+    return float(scale_pixels(torch.zeros(1, dtype=torch.uint8), config.normalize, spec).item())
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -101,7 +100,6 @@ class Augmentation:
     """
 
     def __init__(self, config: DataConfig, seed: int, background: float, side: int = 28) -> None:
-        check_choice("augment", config.augment, AUGMENTS)
         self.kind = config.augment
         self.rotate = config.rotate  # degrees either way
         self.scale = config.scale  # fraction either way

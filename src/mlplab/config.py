@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import numbers
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -90,7 +91,7 @@ def one_of(default: str, names: tuple[str, ...], notes: dict[str, str] | None = 
 
 @dataclass
 class DataConfig:
-    """Where the images come from and how they are split and scaled."""
+    """Where the images come from and how they are split and scaled; checks its values when built."""
 
     dataset: str = one_of("mnist", choices.DATASETS)
     data_dir: str | None = setting(None, "folder holding the four IDX files (raw or .gz); default: $MLPLAB_DATA_DIR, else the download cache, else the copy bundled with mlplab (MNIST), else the mirrors")
@@ -112,10 +113,13 @@ class DataConfig:
     elastic_sigma: float = setting(4.0, "augment: width sigma of the Gaussian smoothing the displacement field, "
                                         "pixels (Simard 2003: 4)", bounds=POSITIVE)
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+
 
 @dataclass
 class ModelConfig:
-    """The network: an MLP over flattened 28x28 images."""
+    """The network: an MLP over flattened 28x28 images; checks its values when built."""
 
     hidden: tuple[int, ...] = setting((512,), "hidden layer widths, comma-separated, each >= 1; none is logistic regression")
     activation: str = one_of("relu", choices.ACTIVATIONS)
@@ -124,10 +128,24 @@ class ModelConfig:
     init: str = one_of("default", choices.INITS, choices.INIT_NOTES)
     init_range: float = setting(0.1, "a in U(-a, a) for init=uniform", bounds=Bounds(0, MAX_INIT_RANGE, low_open=True))
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+
+
+# The optimizers that take momentum, and the one that takes Nesterov momentum.
+MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
+NESTEROV_OPTIMIZERS = ("sgd",)
+
+# Settings only some optimizers take, with their "off" value. An override that switches the
+# optimizer drops inherited values the new one cannot take (`--optimizer adam` on the default
+# recipe), while a value the same overrides set is kept and refused (`--optimizer adam
+# --momentum 0.9` is still an error).
+OPTIMIZER_ONLY = {"momentum": (MOMENTUM_OPTIMIZERS, 0.0), "nesterov": (NESTEROV_OPTIMIZERS, False)}
+
 
 @dataclass
 class OptimConfig:
-    """Optimizer and learning-rate schedule."""
+    """Optimizer and learning-rate schedule; checks its values, and the settings its optimizer takes, when built."""
 
     optimizer: str = one_of("sgd", choices.OPTIMIZERS)
     lr: float = setting(0.2, "learning rate (peak rate for onecycle)", bounds=POSITIVE)
@@ -141,10 +159,25 @@ class OptimConfig:
     max_norm: float | None = setting(None, "after every step, scale each unit's incoming weights down to this L2 norm "
                                            "at most (Srivastava et al. 2014; default: off)", bounds=POSITIVE)
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        name = self.optimizer
+        if self.momentum > 0 and name not in MOMENTUM_OPTIMIZERS:
+            raise MlplabError(f"momentum applies only to {' and '.join(MOMENTUM_OPTIMIZERS)}, not {name}; "
+                              "set --momentum 0 or change --optimizer")
+        if self.nesterov and name not in NESTEROV_OPTIMIZERS:
+            raise MlplabError(f"nesterov applies only to --optimizer sgd, not {name}; drop --nesterov")
+        if self.nesterov and self.momentum <= 0:
+            raise MlplabError("nesterov needs momentum > 0; set --momentum (e.g. 0.9) or drop --nesterov")
+
+
+# The losses that take label smoothing.
+SMOOTHED_LOSSES = ("cross_entropy", "nll")
+
 
 @dataclass
 class TrainConfig:
-    """The loop: loss, batches, epochs, seed, device and where results go."""
+    """The loop: loss, batches, epochs, seed, device and where results go; checks its values when built."""
 
     loss: str = one_of("cross_entropy", choices.LOSSES)
     beta: float = setting(1.0, "extra weight on the correct class's residual for loss=ccql", bounds=NON_NEGATIVE)
@@ -172,16 +205,36 @@ class TrainConfig:
     wandb_project: str = setting("mlplab", "Weights & Biases project for --wandb")
     progress: bool = setting(True, "tqdm bar (only shown on a terminal)")
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        check_smoothing(self.loss, self.label_smoothing)
+        if self.engine == "scratch" and self.device not in ("auto", "cpu"):
+            raise MlplabError(f"--engine scratch computes in NumPy on the CPU, not on {self.device}; "
+                              "use --device cpu or auto")
+
 
 @dataclass
 class Config:
-    """A whole run: data, model, optimizer and loop settings."""
+    """A whole run: data, model, optimizer and loop settings.
+
+    Each section checks its own values when built (types, choices, bounds, and the rules
+    between its fields); the config checks its preset's name and the rule between sections
+    (nll reads log-probabilities). That is the one place a setting is checked: the builders
+    that take a config (`mlplab.optim.build_optimizer`, `mlplab.data.load_data`,
+    `mlplab.losses.config_loss`, ...) trust it. `dataclasses.replace` builds, so it checks too;
+    assigning a field of a built config does not: change configs with `replace` or `apply_overrides`.
+    """
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     preset: str | None = None  # the lab recipe this config started from, if any
+
+    def __post_init__(self) -> None:
+        if self.preset is not None:
+            check_choice("preset", self.preset, sorted(PRESETS))
+        check_output(self.train.loss, self.model.output)
 
 
 SECTIONS = ("data", "model", "optim", "train")
@@ -232,35 +285,124 @@ def field_types() -> dict[str, Any]:
     return {f.name: f for kind in SECTION_TYPES.values() for f in fields(kind)}
 
 
+def _kind(f: dataclasses.Field) -> str:
+    """How a field's values are read and checked: ``hidden``, ``bool``, ``int``, ``float``, ``choice`` or ``text``."""
+    kind = str(f.type)  # the annotation as written: "int | None", "tuple[int, ...]"
+    if f.name == "hidden":
+        return "hidden"
+    if isinstance(f.default, bool) or kind == "bool":
+        return "bool"
+    if "int" in kind and "float" not in kind:
+        return "int"
+    if "float" in kind:
+        return "float"
+    return "choice" if f.metadata.get("choices") else "text"
+
+
+def _check_fields(section: Any) -> None:
+    """Refuse, in one line, the first field of a config section whose value its type, choices or bounds exclude."""
+    for f in fields(section):
+        _check_value(f, getattr(section, f.name))
+
+
+def check_setting(name: str, value: Any) -> None:
+    """Refuse ``value`` for the config field ``name`` as a config would (for values that reach a builder from Python)."""
+    _check_value(field_types()[name], value)
+
+
+def _check_value(f: dataclasses.Field, value: Any) -> None:
+    name, kind = f.name, _kind(f)
+    if value is None:
+        if "None" not in str(f.type):
+            raise MlplabError(f"{name} needs a value")
+    elif kind == "hidden":
+        _check_widths(value)
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            raise _not_boolean(name, value)
+    elif kind in ("int", "float"):
+        _check_number(name, value, kind == "int", f.metadata.get("bounds"))
+    elif kind == "choice" and value not in f.metadata["choices"]:
+        raise MlplabError(f"{name} must be one of: {', '.join(f.metadata['choices'])}; got {value!r}")
+
+
+def _check_number(name: str, value: Any, whole: bool, bounds: Bounds | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral if whole else numbers.Real):
+        raise _not_number(name, value, whole)
+    if bounds is not None and not bounds.admits(value):
+        raise MlplabError(f"{name} must be {bounds.requirement(whole)}; got {value!r}")
+    _check_int64(name, value)
+
+
+def _check_int64(name: str, number: Any) -> None:
+    """Refuse an integer that TOML and torch's int64 cannot hold (beyond that torch fails with a traceback)."""
+    if isinstance(number, numbers.Integral) and abs(number) > INT64_MAX:
+        raise MlplabError(f"{name} must be at most 2**63 - 1; got {number}")
+
+
+def _check_widths(widths: Any) -> None:
+    """Refuse hidden layer widths unless they are a sequence of positive integers that int64 holds."""
+    if not isinstance(widths, (tuple, list)) or not all(
+            isinstance(width, numbers.Integral) and not isinstance(width, bool) for width in widths):
+        raise _not_widths(widths)
+    if any(width <= 0 for width in widths):
+        raise MlplabError(f"hidden layer widths must be positive; got {widths!r}")
+    _check_int64("a hidden layer width", max(widths, default=0))
+
+
+def check_smoothing(loss: str, label_smoothing: float) -> None:
+    """Refuse label smoothing for a loss that does not take it (only cross_entropy and nll do)."""
+    if label_smoothing and loss not in SMOOTHED_LOSSES:
+        raise MlplabError(f"label smoothing applies to the cross_entropy and nll losses, not {loss}; "
+                          "set --label-smoothing 0 or --loss cross_entropy")
+
+
+def check_output(loss: str, output: str) -> None:
+    """Refuse a loss that cannot read the model's output: nll reads log-probabilities, not logits."""
+    if loss == "nll" and output == "logits":
+        raise MlplabError("loss 'nll' expects log-probabilities but the model outputs logits; "
+                          "use --output log_softmax or --loss cross_entropy")
+
+
+def setting_value(name: str, value: Any) -> Any:
+    """``value`` (from a flag, TOML or a sweep's grid) as the field ``name`` takes it, checked on its own: its
+    type, choices and bounds. The rules between fields need a whole config; they are checked when one is built."""
+    if name not in field_types():
+        raise _unknown_field(name)
+    value = _coerce(name, value)
+    check_setting(name, value)
+    return value
+
+
+def _unknown_field(name: str) -> MlplabError:
+    return MlplabError(f"unknown config field {name!r}; see `mlplab train --help` for the fields")
+
+
 def _coerce(name: str, value: Any) -> Any:
-    """Check and convert a value read from TOML/JSON/CLI to the field's type and bounds."""
+    """Convert a value read from TOML/JSON/CLI to the field's type; the section checks it when built."""
     f = field_types()[name]
-    kind = str(f.type)
-    if name == "hidden":
+    kind = _kind(f)
+    if kind == "hidden":
         return _hidden(value)
     if value is None:
-        if "None" in kind:
-            return None
-        raise MlplabError(f"{name} needs a value")
-    if isinstance(f.default, bool) or kind == "bool":
+        return None
+    if kind == "bool":
         return _boolean(name, value)
-    if "int" in kind and "float" not in kind:
+    if kind == "int":
         try:
-            number: float = _integer(value)
+            return _integer(value)
         except (TypeError, ValueError):
-            raise MlplabError(f"{name} must be an integer; got {value!r}")
-    elif "float" in kind:
+            raise _not_number(name, value, whole=True) from None
+    if kind == "float":
         try:
-            number = float(_not_bool(value))
+            return float(_not_bool(value))
         except (TypeError, ValueError):
-            raise MlplabError(f"{name} must be a number; got {value!r}")
-    else:
-        return _choice(name, value, f.metadata.get("choices"))
-    bounds = f.metadata.get("bounds")
-    if bounds is not None and not bounds.admits(number):
-        raise MlplabError(f"{name} must be {bounds.requirement(whole=isinstance(number, int))}; got {number!r}")
-    _check_int64(name, number)
-    return number
+            raise _not_number(name, value, whole=False) from None
+    return str(value)
+
+
+def _not_number(name: str, value: Any, whole: bool) -> MlplabError:
+    return MlplabError(f"{name} must be {'an integer' if whole else 'a number'}; got {value!r}")
 
 
 def _not_bool(value: Any) -> Any:
@@ -275,12 +417,6 @@ def _integer(value: Any) -> int:
     if isinstance(_not_bool(value), float) and not value.is_integer():
         raise ValueError("not a whole number")
     return int(value)
-
-
-def _check_int64(name: str, number: float) -> None:
-    """Refuse an integer that TOML and torch's int64 cannot hold (beyond that torch fails with a traceback)."""
-    if isinstance(number, int) and abs(number) > INT64_MAX:
-        raise MlplabError(f"{name} must be at most 2**63 - 1; got {number}")
 
 
 def _hidden(value: Any) -> tuple[int, ...]:
@@ -298,13 +434,13 @@ def _hidden(value: Any) -> tuple[int, ...]:
                               "or none for no hidden layer")
         entries = [width for entry in entries for width in entry.split()]  # "16 32" also works
     try:
-        widths = tuple(_integer(width) for width in entries)
+        return tuple(_integer(width) for width in entries)
     except (TypeError, ValueError):
-        raise MlplabError(f"hidden must be a list of layer widths like 16,32,24; got {value!r}")
-    if any(width <= 0 for width in widths):
-        raise MlplabError(f"hidden layer widths must be positive; got {value!r}")
-    _check_int64("a hidden layer width", max(widths, default=0))
-    return widths
+        raise _not_widths(value) from None
+
+
+def _not_widths(value: Any) -> MlplabError:
+    return MlplabError(f"hidden must be a list of layer widths like 16,32,24; got {value!r}")
 
 
 def _boolean(name: str, value: Any) -> bool:
@@ -315,25 +451,15 @@ def _boolean(name: str, value: Any) -> bool:
         return True
     if text in ("0", "false", "no", "off"):
         return False
-    raise MlplabError(f"{name} must be true or false; got {value!r}")
+    raise _not_boolean(name, value)
 
 
-def _choice(name: str, value: Any, choices: tuple[str, ...] | None) -> str:
-    text = str(value)
-    if choices and text not in choices:
-        raise MlplabError(f"{name} must be one of: {', '.join(choices)}; got {text!r}")
-    return text
-
-
-# Settings only some optimizers take, with their "off" value. An override that switches the
-# optimizer drops inherited values the new one cannot take (`--optimizer adam` on the default
-# recipe), while a value the same overrides set is kept and checked (`--optimizer adam
-# --momentum 0.9` is still an error).
-OPTIMIZER_ONLY = {"momentum": (("sgd", "rmsprop"), 0.0), "nesterov": (("sgd",), False)}
+def _not_boolean(name: str, value: Any) -> MlplabError:
+    return MlplabError(f"{name} must be true or false; got {value!r}")
 
 
 def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
-    """Return a copy of ``config`` with flat ``{field: value}`` overrides applied and checked."""
+    """Return a copy of ``config`` with flat ``{field: value}`` overrides applied (each section checks them when built)."""
     owner = field_owner()
     sections = {s: dataclasses.asdict(getattr(config, s)) for s in SECTIONS}
     preset = config.preset
@@ -343,7 +469,7 @@ def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
             preset = value
             continue
         if name not in owner:
-            raise MlplabError(f"unknown config field {name!r}; see `mlplab train --help` for the fields")
+            raise _unknown_field(name)
         sections[owner[name]][name] = _coerce(name, value)
     if "optimizer" in named:
         optim = sections["optim"]
@@ -355,8 +481,8 @@ def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
 
 def from_preset(name: str) -> Config:
     """The config of a lab recipe; unknown names list the choices."""
-    check_choice("preset", name, sorted(PRESETS))
-    return apply_overrides(Config(preset=name), PRESETS[name])
+    base = Config(preset=name)  # refuses an unknown name, listing the presets
+    return apply_overrides(base, PRESETS[name])
 
 
 def changed_fields(config: Config) -> dict[str, Any]:

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from mlplab.choices import DEVICES
 from mlplab.errors import MlplabError, check_choice
 
+if TYPE_CHECKING:
+    from mlplab.config import Config
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """The device named ``name``, one of `mlplab.choices.DEVICES`: ``auto`` picks cuda, then mps, then cpu;
-    asking for a missing accelerator is an error."""
+    asking for a missing accelerator is an error. The name comes from Python, so it is checked here."""
     check_choice("device", name, DEVICES)
+    return _device(name)
+
+
+def config_device(config: Config) -> torch.device:
+    """The device a config trains on: its ``device`` (checked by the config), the CPU for ``auto`` with the
+    scratch engine, which computes in NumPy."""
+    return _device("cpu" if config.train.engine == "scratch" else config.train.device)
+
+
+def _device(name: str) -> torch.device:
+    """The device of a known name; a missing accelerator is an error."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -79,14 +79,14 @@ except ImportError:  # older releases have it as a method
     def validate_data(estimator: Any, *args: Any, **kwargs: Any) -> Any:
         return estimator._validate_data(*args, **kwargs)
 
-from mlplab.choices import ENGINES
+from mlplab.choices import ENGINES, OPTIMIZERS
 from mlplab.config import OptimConfig
 from mlplab.data.batches import Batches, epoch_seed
 from mlplab.data.loading import TensorSplit
 from mlplab.errors import MlplabError
 from mlplab.losses import LOSSES, build_loss
 from mlplab.models import ACTIVATIONS, MLP
-from mlplab.optim import OPTIMIZERS, build_optimizer
+from mlplab.optim import build_optimizer
 from mlplab.runs.state import Callback, FitState
 from mlplab.threads import ThreadGovernor, model_work
 from mlplab.device import resolve_device

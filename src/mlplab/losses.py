@@ -3,7 +3,9 @@
 Every loss is told what the model outputs (``output="logits"`` or ``"log_softmax"``,
 the `MLP.output` attribute) so that it can turn outputs into class probabilities
 correctly. Probabilities are always ``exp(log_softmax(.))``, never ``softmax`` of raw
-exponentials, so large logits cannot overflow. `build_loss` picks one by name.
+exponentials, so large logits cannot overflow. `build_loss` picks one by name (checking
+the name and settings it is given); `config_loss` takes them from a `Config`, which has
+checked them already.
 
 Notation in the docstrings: p = class probabilities (B, C), y = labels (B,),
 e_y = one-hot row of y, mean = mean over the B samples unless stated otherwise.
@@ -20,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mlplab.choices import LOSSES, OUTPUTS
+from mlplab.config import SMOOTHED_LOSSES, check_output, check_setting, check_smoothing
 from mlplab.errors import MlplabError, check_choice
 
 if TYPE_CHECKING:
@@ -37,14 +40,6 @@ def _check(outputs: Tensor, targets: Tensor, output: str) -> None:
         raise MlplabError(
             f"losses take outputs of shape (B, C) and targets of shape (B,); "
             f"got {tuple(outputs.shape)} and {tuple(targets.shape)}"
-        )
-
-
-def _nll_needs_log_probs(output: str) -> None:
-    if output == "logits":
-        raise MlplabError(
-            "loss 'nll' expects log-probabilities but the model outputs logits; "
-            "use --output log_softmax or --loss cross_entropy"
         )
 
 
@@ -74,7 +69,7 @@ def nll(outputs: Tensor, targets: Tensor, *, output: str, label_smoothing: float
     the same target q = (1 - e) e_y + e / C as `cross_entropy`.
     """
     _check(outputs, targets, output)
-    _nll_needs_log_probs(output)
+    check_output("nll", output)
     loss = F.nll_loss(outputs, targets)
     if label_smoothing == 0:
         return loss
@@ -140,12 +135,9 @@ class NamedLoss:
     def __call__(self, outputs: Tensor, targets: Tensor) -> Tensor:
         if self.name == "ccql":
             return ccql(outputs, targets, output=self.output, beta=self.beta)
-        if self.name in SMOOTHED:
+        if self.name in SMOOTHED_LOSSES:
             return _FUNCTIONS[self.name](outputs, targets, output=self.output, label_smoothing=self.label_smoothing)
         return _FUNCTIONS[self.name](outputs, targets, output=self.output)
-
-
-SMOOTHED = ("cross_entropy", "nll")  # the losses that take label smoothing
 
 
 def build_loss(name: str | LossFunction, output: str = "logits", beta: float = 1.0,
@@ -160,22 +152,23 @@ def build_loss(name: str | LossFunction, output: str = "logits", beta: float = 1
         label_smoothing: e in [0, 1): ``cross_entropy`` and ``nll`` then aim at (1 - e) e_y + e / C
             rather than the one-hot e_y (Szegedy et al. 2016); the other losses refuse it.
 
-    Mismatches are reported here, before any training: ``nll`` on logits, unknown names.
+    The values come from Python, so they are checked here, by the rules a `Config` checks its own
+    with, before any training: unknown names, ``nll`` on logits, label smoothing for another loss.
     A built-in name gives a `NamedLoss`.
     """
     if callable(name):
         return name
     check_choice("loss", name, LOSSES)
     check_choice("model output", output, OUTPUTS)
-    if name == "nll":
-        _nll_needs_log_probs(output)
-    if name == "ccql" and not beta >= 0:
-        raise MlplabError(f"beta must be >= 0 (weight of ccql's correct-class penalty); got {beta}")
-    if not 0 <= label_smoothing < 1:
-        raise MlplabError(f"label smoothing must be in [0, 1); got {label_smoothing}")
-    if label_smoothing and name not in SMOOTHED:
-        raise MlplabError(f"label smoothing applies to the cross_entropy and nll losses, not {name}; "
-                          "set --label-smoothing 0 or --loss cross_entropy")
+    check_setting("beta", beta)
+    check_setting("label_smoothing", label_smoothing)
+    check_output(name, output)
+    check_smoothing(name, label_smoothing)
+    return _named_loss(name, output, beta, label_smoothing)
+
+
+def _named_loss(name: str, output: str, beta: float, label_smoothing: float) -> NamedLoss:
+    """The `NamedLoss` of settings already checked (by `build_loss`, or by the `Config` they come from)."""
     return NamedLoss(name, output, float(beta) if name == "ccql" else 1.0, float(label_smoothing))
 
 
@@ -184,7 +177,10 @@ def config_loss(config: Config, loss_fn: LossFunction | str | None = None) -> Lo
 
     The one place a `Config` becomes a loss: training, the sweep's members, `Run.evaluate` and
     ``mlplab eval`` all take it from here, so a run is always scored with the loss it trained on.
-    ``loss_fn`` (a callable or a loss name) replaces the config's loss name.
+    ``loss_fn`` (a callable or a loss name) replaces the config's loss name; a name from Python
+    is checked against the config's other settings by `build_loss`, the config's own is not.
     """
-    return build_loss(loss_fn or config.train.loss, config.model.output, config.train.beta,
-                      config.train.label_smoothing)
+    model, train = config.model, config.train
+    if loss_fn is not None:
+        return build_loss(loss_fn, model.output, train.beta, train.label_smoothing)
+    return _named_loss(train.loss, model.output, train.beta, train.label_smoothing)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mlplab.choices import ACTIVATIONS, INITS, OUTPUTS
-from mlplab.config import MAX_INIT_RANGE, ModelConfig
+from mlplab.config import ModelConfig, check_setting
 from mlplab.errors import MlplabError, check_choice
 
 # Each of `mlplab.choices.ACTIVATIONS` as a function: called in forward, cheaper than one
@@ -64,7 +64,7 @@ class MLP(nn.Module):
         init: ``default`` (PyTorch's), ``uniform`` (weights and biases U(-a, a) with
             a = init_range), ``xavier`` (Glorot uniform, gain 1) or ``kaiming`` (He
             normal, fan-in, ReLU gain); xavier and kaiming set the biases to 0.
-        init_range: a in U(-a, a) for ``init="uniform"``; 0 < a <= `MAX_INIT_RANGE` (10).
+        init_range: a in U(-a, a) for ``init="uniform"``; 0 < a <= `mlplab.config.MAX_INIT_RANGE` (10).
 
     Initialisation draws from the global torch RNG: seed it before building.
     State-dict keys are ``layers.<i>.weight`` / ``layers.<i>.bias``, i = 0 at the input.
@@ -83,10 +83,9 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         widths = _widths(in_features, hidden, num_classes)
-        if not 0.0 <= dropout < 1.0:
-            raise MlplabError(f"dropout must be in [0, 1); got {dropout}")
-        if not 0.0 < init_range <= MAX_INIT_RANGE:
-            raise MlplabError(f"init_range must be > 0 and at most {MAX_INIT_RANGE:g}; got {init_range}")
+        # Settings from Python, checked by the rules a ModelConfig checks its own with.
+        check_setting("dropout", dropout)
+        check_setting("init_range", init_range)
         self.activation = check_choice("activation", activation, ACTIVATIONS)
         self.output = check_choice("output", output, OUTPUTS)
         self.init = check_choice("init", init, INITS)

@@ -18,7 +18,6 @@ to its own interval.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,8 +32,7 @@ from torch.optim.lr_scheduler import (
     StepLR,
 )
 
-from mlplab.choices import OPTIMIZERS, SCHEDULERS
-from mlplab.config import OptimConfig
+from mlplab.config import MOMENTUM_OPTIMIZERS, OptimConfig
 from mlplab.errors import MlplabError, check_choice
 from mlplab.torch_internals import FUSED_OPTIMIZERS, works
 
@@ -47,30 +45,7 @@ _CLASSES: dict[str, type[Optimizer]] = {
     "adagrad": torch.optim.Adagrad,
 }
 
-_USES_MOMENTUM = ("sgd", "rmsprop")
 _FOREACH_DEVICES = ("cpu", "cuda")  # where the multi-tensor path is known to work
-
-
-def _check_optimizer(config: OptimConfig) -> None:
-    """Raise a one-line MlplabError for any setting the optimizer cannot take."""
-    name = config.optimizer
-    check_choice("optimizer", name, OPTIMIZERS)
-    if not (config.lr > 0 and math.isfinite(config.lr)):
-        raise MlplabError(f"lr must be a positive number; got {config.lr}")
-    if not config.momentum >= 0:
-        raise MlplabError(f"momentum must be >= 0; got {config.momentum}")
-    if not config.momentum < 1:  # at 1 no gradient is ever forgotten: the steps grow without end
-        raise MlplabError(f"momentum must be below 1 (0.9 is usual); got {config.momentum}")
-    if not (config.weight_decay >= 0 and math.isfinite(config.weight_decay)):
-        raise MlplabError(f"weight_decay must be >= 0 and finite; got {config.weight_decay}")
-    if config.momentum > 0 and name not in _USES_MOMENTUM:
-        raise MlplabError(
-            f"momentum applies only to sgd and rmsprop, not {name}; set --momentum 0 or change --optimizer"
-        )
-    if config.nesterov and name != "sgd":
-        raise MlplabError(f"nesterov applies only to --optimizer sgd, not {name}; drop --nesterov")
-    if config.nesterov and config.momentum <= 0:
-        raise MlplabError("nesterov needs momentum > 0; set --momentum (e.g. 0.9) or drop --nesterov")
 
 
 def _groups(parameters: Iterable[Any] | torch.Tensor) -> list[Any]:
@@ -108,12 +83,11 @@ def build_optimizer(parameters: Iterable[Any], config: OptimConfig) -> Optimizer
             weight_decay: an L2 penalty added to the gradient, except for adamw, where
             it is decoupled (and, unlike PyTorch's AdamW default of 0.01, it is 0 unless
             set). Other settings keep PyTorch's defaults (Adam betas (0.9, 0.999), eps 1e-8,
-            RMSprop alpha 0.99).
+            RMSprop alpha 0.99). The config has checked its settings when it was built.
     """
-    _check_optimizer(config)
     groups = _groups(parameters)
     options: dict[str, Any] = {"lr": config.lr, "weight_decay": config.weight_decay}
-    if config.optimizer in _USES_MOMENTUM:
+    if config.optimizer in MOMENTUM_OPTIMIZERS:
         options["momentum"] = config.momentum
     if config.optimizer == "sgd":
         options["nesterov"] = config.nesterov
@@ -160,7 +134,8 @@ class Schedule:
                  optimizer: Optimizer | None = None) -> None:
         if interval is None:
             interval = "step" if isinstance(scheduler, PER_STEP_SCHEDULERS) else "epoch"
-        check_choice("schedule interval", interval, ("step", "epoch"))
+        else:
+            check_choice("schedule interval", interval, ("step", "epoch"))
         self.scheduler = scheduler
         self.interval = interval
         self.optimizer = optimizer if scheduler is None else scheduler.optimizer
@@ -214,17 +189,6 @@ def as_schedule(scheduler: Any, optimizer: Optimizer | None = None) -> Schedule 
     return Schedule(scheduler)
 
 
-def _check_schedule(config: OptimConfig, epochs: int, steps_per_epoch: int) -> None:
-    """Raise a one-line MlplabError for any setting the schedule cannot take."""
-    check_choice("scheduler", config.scheduler, SCHEDULERS)
-    if not 0 < config.gamma <= 1:
-        raise MlplabError(f"gamma must be in (0, 1] (lr decay factor); got {config.gamma}")
-    if config.step_size < 1:
-        raise MlplabError(f"step_size must be >= 1 epoch; got {config.step_size}")
-    if epochs < 1 or steps_per_epoch < 1:
-        raise MlplabError(f"a schedule needs epochs >= 1 and steps_per_epoch >= 1; got {epochs} and {steps_per_epoch}")
-
-
 def build_schedule(optimizer: Optimizer, config: OptimConfig, epochs: int, steps_per_epoch: int) -> Schedule:
     """The learning-rate schedule ``config.scheduler`` for a run of ``epochs`` x ``steps_per_epoch``.
 
@@ -238,8 +202,11 @@ def build_schedule(optimizer: Optimizer, config: OptimConfig, epochs: int, steps
       (``cycle_momentum=False``), so --momentum means what it says for every scheduler.
       ``steps_per_epoch`` must be the true number of batches per epoch: stepping past
       the total is an error in PyTorch.
+
+    The config has checked its settings; the run's length is checked here.
     """
-    _check_schedule(config, epochs, steps_per_epoch)
+    if epochs < 1 or steps_per_epoch < 1:
+        raise MlplabError(f"a schedule needs epochs >= 1 and steps_per_epoch >= 1; got {epochs} and {steps_per_epoch}")
     name = config.scheduler
     if name == "none":
         return Schedule(None, name=name, optimizer=optimizer)

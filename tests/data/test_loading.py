@@ -62,10 +62,16 @@ def test_random_split_ignores_global_rng(mnist_dir):
     assert torch.equal(first, load(mnist_dir, seed=3, val_split="random").val.indices)
 
 
-@pytest.mark.parametrize("val_size", [0, -5, 60000, 70000])
-def test_bad_val_size(mnist_dir, val_size):
+@pytest.mark.parametrize("val_size", [60000, 70000])
+def test_a_val_size_past_the_training_set_is_refused_once_its_size_is_known(mnist_dir, val_size):
     with pytest.raises(MlplabError, match="val_size must be a whole number between 1 and 59999"):
         load(mnist_dir, val_size=val_size)
+
+
+@pytest.mark.parametrize("val_size", [0, -5])
+def test_a_val_size_below_one_is_refused_by_the_config(mnist_dir, val_size):
+    with pytest.raises(MlplabError, match=f"val_size must be a whole number >= 1; got {val_size}"):
+        DataConfig(data_dir=str(mnist_dir), val_size=val_size)
 
 
 @pytest.mark.parametrize("field,value,phrase", [("normalize", "zscore", "standard, unit, symmetric"),

@@ -143,9 +143,9 @@ def test_fit_with_the_scratch_engine_writes_a_run_that_eval_and_resume_read(make
     (dict(device="cuda"), "computes in NumPy on the CPU"),
 ])
 def test_what_the_scratch_engine_cannot_do_is_a_one_line_error(make_config, capsys, overrides, message):
-    config = make_config("lab", engine="scratch", **overrides)
-    with pytest.raises(MlplabError, match=message) as error:
-        train(config)
+    config = make_config("lab")
+    with pytest.raises(MlplabError, match=message) as error:  # the device is refused by the config, the rest here
+        train(make_config("lab", engine="scratch", **overrides))
     assert "\n" not in str(error.value)
     flags = [f"--{key.replace('_', '-')}={value}" for key, value in overrides.items()]
     assert main(["train", "--preset", "lab", "--engine", "scratch", *flags, "--data-dir", config.data.data_dir,

@@ -44,9 +44,10 @@ def register(subparsers: Any) -> None:
 
 def execute_info(args: argparse.Namespace) -> int:
     """Handler of ``mlplab data info``: prints the summary; errors are raised as MlplabError."""
-    from mlplab.data import bundle_statistics, load_data  # imported here: keeps `mlplab --help` fast
+    from mlplab.data import bundle_statistics, get_spec, load_data  # imported here: keeps `mlplab --help` fast
 
-    config = DataConfig(dataset=args.dataset, data_dir=args.data_dir, cache_dir=args.cache_dir,
+    # The dataset by name or alias (FashionMNIST), as `load_data` takes one; the config checks the rest.
+    config = DataConfig(dataset=get_spec(args.dataset).name, data_dir=args.data_dir, cache_dir=args.cache_dir,
                         download=args.download, normalize=args.normalize, val_split=args.val_split,
                         val_size=args.val_size)
     summary = bundle_statistics(load_data(config, device="cpu", seed=args.seed, progress=True))

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mlplab.choices import NORMALIZATIONS, VAL_SPLITS
+from mlplab.choices import NORMALIZATIONS
 from mlplab.config import DataConfig
 from mlplab.data.arrays import read_dataset, shared_tensor
-from mlplab.data.registry import DatasetSpec, get_spec
+from mlplab.data.registry import DATASET_SPECS, DatasetSpec, get_spec
 from mlplab.data.source import ORIGINS, find_source
 from mlplab.errors import MlplabError, check_choice
 
@@ -53,8 +53,16 @@ class DataBundle:
 
 
 def normalize(images_uint8: torch.Tensor, kind: str, spec: DatasetSpec) -> torch.Tensor:
-    """Scale uint8 pixels to float32: ``standard`` ((x/255 - mean)/std), ``unit`` [0, 1] or ``symmetric`` [-1, 1]."""
+    """Scale uint8 pixels to float32: ``standard`` ((x/255 - mean)/std), ``unit`` [0, 1] or ``symmetric`` [-1, 1].
+
+    ``kind`` comes from Python, so it is checked here; `scale_pixels` takes a config's, checked already.
+    """
     check_choice("normalization", kind, NORMALIZATIONS)
+    return scale_pixels(images_uint8, kind, spec)
+
+
+def scale_pixels(images_uint8: torch.Tensor, kind: str, spec: DatasetSpec) -> torch.Tensor:
+    """`normalize` for a ``kind`` already checked (a `DataConfig`'s ``normalize``)."""
     images = images_uint8.to(torch.float32).div_(255.0)  # a new tensor: the in-place ops below are safe
     if kind == "standard":
         return images.sub_(spec.mean).div_(spec.std)
@@ -65,12 +73,15 @@ def normalize(images_uint8: torch.Tensor, kind: str, spec: DatasetSpec) -> torch
 
 def split_indices(total: int, val_split: str, val_size: int,
                   seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Sorted positions (int64) of the training and validation images among ``total``."""
-    check_choice("validation split", val_split, VAL_SPLITS)
+    """Sorted positions (int64) of the training and validation images among ``total``.
+
+    ``val_split`` and ``val_size`` are a `DataConfig`'s (checked by it); only ``total``, known once
+    the files are read, is checked here.
+    """
     every = torch.arange(total)
     if val_split == "none":
         return every, None
-    if isinstance(val_size, bool) or not isinstance(val_size, int) or not 0 < val_size < total:
+    if val_size >= total:
         raise MlplabError(f"val_size must be a whole number between 1 and {total - 1} "
                           f"(the training set has {total} images); got {val_size!r}")
     if val_split == "last":
@@ -88,17 +99,16 @@ def load_data(config: DataConfig | str | None = None, device: torch.device | str
     validation (the last of the training file) and 10,000 test images, standardised.
 
     Args:
-        config: dataset, folders, normalisation and validation split: a `DataConfig`, a
-            dataset name (``"fashion-mnist"``: the other settings as by default), or None (MNIST).
+        config: dataset, folders, normalisation and validation split: a `DataConfig` (checked when it
+            was built), a dataset name (``"fashion-mnist"``, an alias such as ``"FashionMNIST"``: the
+            other settings as by default), or None (MNIST).
         device: where the tensors will live (the training device).
         seed: drives the ``random`` validation split.
         progress: show a download progress bar on a terminal.
     """
     if config is None or isinstance(config, str):
-        config = DataConfig() if config is None else DataConfig(dataset=config)
-    spec = get_spec(config.dataset)
-    check_choice("normalization", config.normalize, NORMALIZATIONS)
-    check_choice("validation split", config.val_split, VAL_SPLITS)
+        config = DataConfig() if config is None else DataConfig(dataset=get_spec(config).name)
+    spec = DATASET_SPECS[config.dataset]
     source = find_source(spec, config.data_dir, config.cache_dir, config.download, progress)
     raw = read_dataset(spec, source.folder)
     device = torch.device(device)
@@ -120,7 +130,7 @@ def load_data(config: DataConfig | str | None = None, device: torch.device | str
 def _to_tensors(images: np.ndarray, labels: np.ndarray, kind: str,
                 spec: DatasetSpec) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 1, 28, 28) normalised float32 images and (N,) int64 labels on the CPU."""
-    pixels = normalize(shared_tensor(images), kind, spec)  # normalize allocates the float tensor
+    pixels = scale_pixels(shared_tensor(images), kind, spec)  # scale_pixels allocates the float tensor
     return pixels.unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
 

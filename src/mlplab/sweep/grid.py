@@ -28,7 +28,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from mlplab.config import Config, apply_overrides, field_owner, read_toml
+from mlplab.config import field_owner, read_toml, setting_value
 from mlplab.errors import MlplabError
 
 Grid = dict[str, list[Any]]  # field -> its values, in the order given
@@ -95,7 +95,7 @@ def _values(name: str, raw: list[Any]) -> list[Any]:
         raise MlplabError(f"unknown config field {name!r} in the grid; see `mlplab train --help` for the fields")
     if name in NOT_SWEPT:
         raise MlplabError(f"{name} cannot be swept: {NOT_SWEPT[name]}")
-    values = [getattr(getattr(apply_overrides(Config(), {name: value}), field_owner()[name]), name) for value in raw]
+    values = [setting_value(name, value) for value in raw]
     if len(set(map(repr, values))) != len(values):
         raise MlplabError(f"{name} lists a value twice: {', '.join(map(str, raw))}")
     return values

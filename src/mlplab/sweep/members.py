@@ -38,7 +38,7 @@ from mlplab.data import DataBundle, load_data
 from mlplab.errors import MlplabError
 from mlplab.losses import config_loss
 from mlplab.models import MLP, build_model
-from mlplab.device import resolve_device
+from mlplab.device import config_device
 
 # The settings every member must share, by section (all of data and model).
 SHARED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -188,7 +188,7 @@ class SweepData:
 
 def load_sweep_data(config: Config, dtype: torch.dtype = torch.float32) -> SweepData:
     """The data of ``config`` (as ``prepare`` loads it: device, split, normalisation) in the sweep's layout."""
-    device = resolve_device(config.train.device)
+    device = config_device(config)  # checked by the config
     bundle = load_data(config.data, device=device, seed=config.train.seed, progress=config.train.progress)
     return SweepData.from_bundle(bundle, dtype)
 

@@ -16,16 +16,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mlplab.config import Config
+from mlplab.config import MOMENTUM_OPTIMIZERS, Config
 from mlplab.data import Batches, DataBundle, load_data
-from mlplab.engines import Engine, resolve_engine
-from mlplab.errors import MlplabError
+from mlplab.engines import Engine, config_engine
 from mlplab.losses import config_loss
 from mlplab.models import MLP, build_model
 from mlplab.optim import Schedule, build_optimizer, build_schedule
 from mlplab.runs.state import Callback
 from mlplab.threads import monitor
-from mlplab.device import resolve_device
+from mlplab.device import config_device
 from mlplab.runs.history import History
 from mlplab.training.loop import TrainingDiverged, fit
 from mlplab.runs.directory import create_run_dir
@@ -68,8 +67,8 @@ def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
     monitor()  # the CPU load is read from now on: training's thread choice sees the machine while the data loads
     loss = config_loss(config, loss_fn)
     # A bad --engine fails before the data loads.
-    engine = resolve_engine(config.train.engine, config.model, loss, config.optim.optimizer)
-    device = resolve_device(_device_name(config.train.device, engine.name))
+    engine = config_engine(config, loss)
+    device = config_device(config)
     torch.manual_seed(config.train.seed)  # one seed: split, initialisation, shuffling, dropout
     data = load_data(config.data, device=device, seed=config.train.seed, progress=config.train.progress)
     model = build_model(config.model, in_features=data.train.images[0].numel(),
@@ -113,8 +112,6 @@ def train(config: Config, *, callbacks: Sequence[Callback] = (), loss_fn: LossFn
         loss_fn: a custom ``(outputs, labels) -> mean loss`` callable used instead of ``config.train.loss``.
         resume: continue the run in ``config.train.out`` from its last.pt, bit for bit.
     """
-    if config.train.epochs < 1:
-        raise MlplabError(f"epochs must be at least 1; got {config.train.epochs}")
     tracking = trackers(config)  # built first: a missing extra fails before any data loads
     try:
         setup = prepare(config, loss_fn)
@@ -145,15 +142,8 @@ def divergence_advice(config: Config) -> str:
     """The settings that matter for a diverging run, with their values, for the optimizer in use."""
     optim = config.optim
     advice = f"lower --lr (now {optim.lr})"
-    if optim.optimizer in ("sgd", "rmsprop") and optim.momentum > 0:
+    if optim.optimizer in MOMENTUM_OPTIMIZERS and optim.momentum > 0:
         advice += f" or --momentum (now {optim.momentum})"
     if optim.scheduler == "onecycle":
         advice += " (onecycle peaks at --lr)"
     return advice + ", or pick another --loss/--optimizer"
-
-
-def _device_name(device: str, engine: str) -> str:
-    """The --device setting to resolve: the scratch engine computes in NumPy, on the CPU."""
-    if engine != "scratch" or device in ("auto", "cpu"):
-        return "cpu" if engine == "scratch" else device
-    raise MlplabError(f"--engine scratch computes in NumPy on the CPU, not on {device}; use --device cpu or auto")

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlplab.config import AT_LEAST_ONE, INT64_MAX, NON_NEGATIVE, Bounds, Config, apply_overrides, field_owner, field_types
+from mlplab.config import AT_LEAST_ONE, INT64_MAX, NON_NEGATIVE, Bounds, field_types, setting_value
 from mlplab.errors import MlplabError
 
 # mlplab tune's space when no --space is given: the settings that matter most for an MLP.
@@ -305,10 +305,9 @@ def _checked(name: str, value: Any, what: str) -> Any:
             raise MlplabError(f"[{name}] {what} must be {bounds.requirement(whole=True)}; got {value!r}")
         return value
     try:
-        config = apply_overrides(Config(), {name: value})
+        return setting_value(name, value)
     except MlplabError as error:
         raise MlplabError(f"[{name}] {what}: {error}") from None
-    return getattr(getattr(config, field_owner()[name]), name)
 
 
 def _check_shape(dimensions: tuple[Dimension, ...]) -> None:
