@@ -108,7 +108,7 @@ def test_a_step_leaves_the_parameters_as_they_were_and_the_state_is_counted(make
 
 def test_mixed_optimizers_are_refused_by_the_factory():
     with pytest.raises(ValueError, match="share their optimizer"):
-        stacked_optimizer([OptimConfig(), OptimConfig(optimizer="adam", momentum=0.0)], like=torch.zeros(2, 3))
+        stacked_optimizer([OptimConfig(), OptimConfig(optimizer="adam", momentum=0.0, nesterov=False)], like=torch.zeros(2, 3))
 
 
 def test_member_rates_equal_a_real_optimizers_learning_rate_at_every_step(make_config):
