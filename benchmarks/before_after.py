@@ -12,7 +12,8 @@ commit ("before", checked out into a temporary worktree) on what users wait for:
   sweep16   `mlplab.sweep.train_vectorised`: 16 lab-net members (lr and momentum varied), one epoch
 
 Every measurement runs in a fresh process with one CPU thread (thread choice is not what is
-compared), on the bundled MNIST, after an untimed warm-up of the same work. Rounds alternate
+compared), on the bundled MNIST, after an untimed warm-up of the same work (an epoch: the
+median of the next three). Rounds alternate
 the order (before, after; then after, before), so a slow spell of this small VM falls on both
 alike; each round gives the ratio after/before, and the median over rounds is printed with its
 quartiles. A ratio above 1 means the change is slower.
@@ -35,6 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASURES = ("epoch64", "epoch4", "fit", "sweep16")
+EPOCHS_TIMED = 3  # epochs timed per process after the warm-up; the median is the process's measurement
 
 
 def _lab_config(batch_size: int, val_size: int):
@@ -51,10 +53,13 @@ def _epoch_seconds(batch_size: int, val_size: int) -> dict[str, float]:
     setup = prepare(_lab_config(batch_size, val_size))
     run = lambda: train_epoch(setup.model, setup.train_batches, setup.loss_fn, setup.optimizer,  # noqa: E731
                               setup.schedule, engine=setup.engine, threads=1)
-    run()  # warm-up: first-touch allocations, kernels chosen
-    started = time.perf_counter()
-    run()
-    return {"seconds": time.perf_counter() - started}
+    run()  # warm-up: first-touch allocations, kernels chosen, probes run
+    times = []
+    for _ in range(EPOCHS_TIMED):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return {"seconds": statistics.median(times)}
 
 
 def _fit_seconds() -> dict[str, float]:
