@@ -101,8 +101,9 @@ class StepHooks:
         def bound(hook: str) -> list[Any]:
             return [getattr(callback, hook) for callback in callbacks if callback.overrides(hook)]
 
-        return cls([augment] * (augment is not None) + bound("on_batch_start"),
-                   bound("on_step_end") + list(after_step), bound("on_batch_end") + list(on_batch_end))
+        first = [augment] if augment is not None else []
+        return cls(first + bound("on_batch_start"), bound("on_step_end") + list(after_step),
+                   bound("on_batch_end") + list(on_batch_end))
 
 
 def _train_pass(model: nn.Module, batches: Batches, step: Step, schedule: Any, device: torch.device,
@@ -359,7 +360,9 @@ def _shorthand_callbacks(model: nn.Module, max_norm: float | None, average: Any,
         if isinstance(average, bool) or not isinstance(average, (int, float)):
             raise TypeError(f"average must be a decay in (0, 1) or a mlplab.WeightAverage; got {type(average).__name__}")
         made.append(WeightAverage(model, average))
-    return made + [BatchLossLog()] * bool(log_batches)
+    if log_batches:
+        made.append(BatchLossLog())
+    return made
 
 
 def _the_average(model: nn.Module, callbacks: list[Callback]) -> Any:
