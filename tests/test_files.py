@@ -70,3 +70,59 @@ def test_a_run_its_figures_report_and_export_are_readable_by_others(make_config,
         assert expected in names, expected
     assert {p.name: oct(_mode(p)) for p in files} == {p.name: oct(0o644) for p in files}
     assert _mode(run_dir) == 0o755
+
+
+# A write that fails as a full disk fails: the file-size limit (RLIMIT_FSIZE, with SIGXFSZ
+# ignored, as a shell's `ulimit -f` leaves it) makes every write past it fail with EFBIG, through
+# the same path as ENOSPC, in a child process only.
+_LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.RLIM_INFINITY))
+sys.argv = sys.argv[1:]
+"""
+
+
+def _limited(limit: int, code: str, *args: str, cwd=None):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", _LIMITED + code, str(limit), *args], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+def test_torchs_zip_writer_failing_on_a_full_disk_raises_the_os_error_and_keeps_the_old_file(tmp_path):
+    target = tmp_path / "last.pt"
+    target.write_bytes(b"the epoch before")
+    code = """
+import torch
+from pathlib import Path
+from mlplab.files import atomic_write
+target = Path(sys.argv[1])
+try:
+    atomic_write(target, lambda handle: torch.save({"weights": torch.zeros(100_000)}, handle))
+except OSError as error:  # torch alone raises RuntimeError("... unexpected pos ...")
+    print(error.errno, error.filename)
+"""
+    done = _limited(50_000, code, str(target))
+    assert done.returncode == 0, done.stderr
+    import errno
+
+    assert done.stdout.split() == [str(errno.EFBIG), str(target)]
+    assert target.read_bytes() == b"the epoch before" and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_mlplab_train_on_a_full_disk_says_in_one_line_what_is_kept_and_how_to_go_on(tmp_path):
+    train = ["--hidden", "8", "--epochs", "1", "--batch-size", "2000", "--threads", "1", "--no-progress",
+             "--device", "cpu", "--out", "run"]
+    code = "from mlplab.cli.main import console; raise SystemExit(console(['train', *sys.argv[1:]]))"
+    done = _limited(30_000, code, *train, cwd=tmp_path)  # the config files fit, a checkpoint (about 60 kB) does not
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr[-3000:]
+    assert lines[0].startswith("mlplab: error: cannot write: File too large (run/.best-next.pt)"), lines[0]
+    advice = "start it again with `mlplab train --config run/config.toml --out run`"
+    assert lines[0].endswith(f"no epoch was saved yet; once there is room, {advice}"), lines[0]
+    assert not [p.name for p in (tmp_path / "run").iterdir() if p.name.endswith((".tmp", ".pt"))]  # nothing half-written
+    run = tmp_path / "run"
+    again = main(["train", "--config", str(run / "config.toml"), "--out", str(run), "--no-progress"])  # the advice
+    assert again == 0 and (tmp_path / "run" / "metrics.json").is_file()

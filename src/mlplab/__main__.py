@@ -1,5 +1,5 @@
 """`python -m mlplab` is the same as the `mlplab` command."""
 
-from mlplab.cli.main import main
+from mlplab.cli.main import console
 
-raise SystemExit(main())
+raise SystemExit(console())

@@ -10,6 +10,7 @@ files private (0600).
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import shutil
@@ -47,30 +48,70 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = temporary_beside(path)
+    watched = _Watched(handle, path)
     try:
         with handle:
             _keep_mode(path, handle)
-            write(handle)
+            try:
+                write(watched)  # type: ignore[arg-type]
+            except OSError:
+                raise
+            except Exception as error:
+                # A writer that catches the OS error and raises its own (PyTorch's zip writer turns a
+                # full disk into "RuntimeError: ... unexpected pos"): the OS error is what happened.
+                if watched.error is None:
+                    raise
+                raise watched.error from error
             handle.flush()
             os.fsync(handle.fileno())
         fault_point(f"{path.name}:before-rename")
         os.replace(temporary, path)
         fault_point(f"{path.name}:after-rename")
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.filename is None and error.strerror is not None:  # a write or flush: say which file failed
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
 
 
-# Fault injection, for the crash-consistency tests only: MLPLAB_FAULT="POINT@N:SIGNAL" makes
-# the process send itself SIGNAL (KILL or INT) the Nth time it reaches POINT, e.g.
-# "last.pt:before-rename@2:KILL". Points: "<file name>:before-rename" and ":after-rename" for
-# every atomic write, and "best.pt:before-rename" when a new best is published.
+class _Watched:
+    """A file as `atomic_write`'s writer sees it: every call passes through, and the first OS error a
+    ``write`` raises is kept (a writer may replace it with its own exception)."""
+
+    def __init__(self, handle: BinaryIO, path: Path) -> None:
+        self._handle, self._path = handle, path
+        self.error: OSError | None = None
+        self._writes = 0
+
+    def write(self, data: bytes) -> int:
+        try:
+            if self._writes == 0:
+                fault_point(f"{self._path.name}:write", self._path)  # a full disk, injected (see FAULT_ENV)
+            self._writes += 1
+            return self._handle.write(data)
+        except OSError as error:
+            self.error = self.error or error
+            raise
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._handle, name)
+
+
+# Fault injection, for the crash-consistency tests only: MLPLAB_FAULT="POINT@N:HOW" makes the
+# Nth arrival at POINT send the process SIGNAL (HOW: KILL or INT), or fail as a full disk does
+# (HOW: ENOSPC, an OSError from the write), e.g. "last.pt:before-rename@2:KILL". Points:
+# "<file name>:write" (its first write), ":before-rename" and ":after-rename" for every atomic
+# write, and "best.pt:before-rename" when a new best is published.
 FAULT_ENV = "MLPLAB_FAULT"
 _fault_counts: dict[str, int] = {}  # how often each point was reached in this process
 
 
-def fault_point(name: str) -> None:
-    """A named moment a test may kill the process at (see `FAULT_ENV`); a no-op otherwise."""
+def fault_point(name: str, path: Path | None = None) -> None:
+    """A named moment a test may kill the process at, or fail a write of ``path`` at (see `FAULT_ENV`);
+    a no-op otherwise."""
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return
@@ -80,6 +121,8 @@ def fault_point(name: str) -> None:
     count, _, signal_name = rest.partition(":")
     _fault_counts[name] = _fault_counts.get(name, 0) + 1
     if _fault_counts[name] == int(count or 1):
+        if signal_name == "ENOSPC":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), None if path is None else str(path))
         import signal
 
         os.kill(os.getpid(), signal.SIGKILL if signal_name == "KILL" else signal.SIGINT)

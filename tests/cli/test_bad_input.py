@@ -120,7 +120,7 @@ def test_os_errors_are_one_line(code, advice, monkeypatch, tmp_path, capsys):
 
 
 def test_a_full_disk_during_training_is_one_line(mnist_dir, monkeypatch, tmp_path, capsys):
-    """The first checkpoint hits a full disk: one line naming the run directory, no temporary file left."""
+    """The first checkpoint hits a full disk: one line naming the file, what is kept and how to go on; no temporary left."""
     import mlplab.files
 
     real = mlplab.files.temporary_beside
@@ -151,8 +151,9 @@ def test_a_full_disk_during_training_is_one_line(mnist_dir, monkeypatch, tmp_pat
     out = tmp_path / "run"
     assert main(["train", *TINY, "--data-dir", str(mnist_dir), "--out", str(out)]) == 2
     line = _one_line_error(capsys)
-    assert line == (f"mlplab: error: cannot write: No space left on device ({out}); "
-                    "free some disk space, or write somewhere else")
+    assert line == (f"mlplab: error: cannot write: No space left on device ({out / '.best-next.pt'}); "
+                    "free some disk space, or write somewhere else; no epoch was saved yet; once there is room, "
+                    f"start it again with `mlplab train --config {out / 'config.toml'} --out {out}`")
     assert not (out / "last.pt").exists()
     assert not [name for name in os.listdir(out) if name.endswith(".tmp")]
 

@@ -1,6 +1,7 @@
 """Crash consistency: `mlplab train` killed (SIGKILL) or interrupted (SIGINT) at every write of
-an epoch leaves a run directory that describes one consistent state, and resuming it ends
-bit-identical to a run that was never stopped.
+an epoch, or stopped by a full disk inside a write (an injected ENOSPC), leaves a run directory
+that describes one consistent state, and resuming it ends bit-identical to a run that was never
+stopped. A full disk is one line and exit 2, saying what is kept and how to go on.
 
 The kill points are named moments inside mlplab's own writes (`mlplab.files.fault_point`,
 driven by ``MLPLAB_FAULT``), so each window between two writes is hit on purpose rather than
@@ -55,6 +56,15 @@ SOAK_POINTS = [(point, n) for point, last in (
 ) for n in range(1, last + 1)]
 
 
+# A full disk inside a write: the first write of each file, each kind once (the soak: every file, every epoch).
+FULL_DISK_POINTS = [("config.json:write", 1), (f"{NEXT_BEST}:write", 2), ("last.pt:write", 2),
+                    ("history.csv:write", 2), ("last.pt:write", EPOCHS + 1), ("metrics.json:write", 1)]
+SOAK_FULL_DISK_POINTS = [(f"{name}:write", n) for name, last in (
+    ("config.toml", 1), ("config.json", 1), (NEXT_BEST, EPOCHS), ("last.pt", EPOCHS + 1), ("history.csv", EPOCHS),
+    ("batches.csv", EPOCHS), ("history.json", EPOCHS), ("metrics.json", 1),
+) for n in range(1, last + 1)]  # best.pt is never written: the staged .best-next.pt is renamed to it
+
+
 def _mlplab(*args: str, fault: str | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "MLPLAB_FAULT"}
     if fault:
@@ -107,6 +117,11 @@ def _kill_resume_and_compare(run_dir: Path, point: str, occurrence: int, how: st
     killed = _mlplab(*TRAIN, "--out", str(run_dir), fault=f"{point}@{occurrence}:{how}")
     if how == "KILL":
         assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr[-2000:])
+    elif how == "ENOSPC":
+        lines = killed.stderr.strip().splitlines()
+        assert killed.returncode == 2 and len(lines) == 1, (killed.returncode, killed.stderr[-2000:])
+        assert lines[0].startswith("mlplab: error: cannot write: No space left on device"), lines[0]
+        assert any(advice in lines[0] for advice in ("--resume", "start it again", "the finished run is saved")), lines[0]
     else:
         assert killed.returncode == 130, (killed.returncode, killed.stderr[-2000:])
         saved = load_checkpoint(run_dir / "last.pt")["epoch"] if (run_dir / "last.pt").exists() else 0
@@ -140,6 +155,12 @@ def test_a_kill_at_each_window_resumes_bit_identically(tmp_path, reference, poin
     _kill_resume_and_compare(tmp_path / "run", point, occurrence, "KILL", reference)
 
 
+@pytest.mark.parametrize("point, occurrence", FULL_DISK_POINTS, ids=[f"{p}@{n}" for p, n in FULL_DISK_POINTS])
+def test_a_full_disk_in_each_kind_of_write_is_one_line_and_resumes_bit_identically(tmp_path, reference, point,
+                                                                                     occurrence):
+    _kill_resume_and_compare(tmp_path / "run", point, occurrence, "ENOSPC", reference)
+
+
 @pytest.mark.parametrize("point, occurrence", [("last.pt:after-rename", 2)])
 def test_ctrl_c_at_a_write_reports_the_epoch_really_saved(tmp_path, reference, point, occurrence):
     _kill_resume_and_compare(tmp_path / "run", point, occurrence, "INT", reference)
@@ -150,3 +171,10 @@ def test_ctrl_c_at_a_write_reports_the_epoch_really_saved(tmp_path, reference, p
 @pytest.mark.parametrize("point, occurrence", SOAK_POINTS, ids=[f"{p}@{n}" for p, n in SOAK_POINTS])
 def test_soak_every_point_every_epoch(tmp_path, reference, point, occurrence, how):
     _kill_resume_and_compare(tmp_path / "run", point, occurrence, how, reference)
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("point, occurrence", SOAK_FULL_DISK_POINTS,
+                         ids=[f"{p}@{n}" for p, n in SOAK_FULL_DISK_POINTS])
+def test_soak_a_full_disk_in_every_write_of_every_epoch(tmp_path, reference, point, occurrence):
+    _kill_resume_and_compare(tmp_path / "run", point, occurrence, "ENOSPC", reference)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import os
+import signal
 import sys
 
 from mlplab._version import __version__
 from mlplab.cli import (data_cmd, eval_cmd, experiment_cmd, export_cmd, gradcheck_cmd, notebooks_cmd, plot_cmd,
                         predict_cmd, serve_cmd, sweep_cmd, train_cmd, tune_cmd)
 from mlplab.cli.parser import EXIT_USER_ERROR, Parser
-from mlplab.errors import MlplabError, one_line
+from mlplab.errors import MlplabError, describe_os_error
 
 
 def build_parser() -> Parser:
@@ -93,27 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
 
 
-# Errors that only writing raises; any other OS error is reported against the path it names.
-_EDQUOT = getattr(errno, "EDQUOT", errno.ENOSPC)  # disk quota exceeded; Windows has no such code
-_WRITE_ERRORS = {errno.ENOSPC, _EDQUOT, errno.EFBIG, errno.EROFS}
-_ADVICE = {
-    _EDQUOT: "your disk quota is used up; free some space, or write somewhere else",
-    errno.ENOSPC: "free some disk space, or write somewhere else",
-    errno.EROFS: "that file system is read-only; write somewhere else",
-    errno.EACCES: "check its permissions, or use another path",
-    errno.EPERM: "check its permissions, or use another path",
-    errno.ENOTDIR: "a part of the path is a file, not a folder",
-    errno.EEXIST: "something already has that name; remove it or use another path",
-    errno.EISDIR: "that is a folder, not a file",
-}
+def console(argv: list[str] | None = None) -> int:
+    """The ``mlplab`` executable (and ``python -m mlplab``): `main`, then the process's end.
 
+    Once the command has returned, its work is saved; a Ctrl-C while the interpreter shuts down
+    (joining threads, flushing) then ends the process quietly, as Ctrl-C ends any Unix tool,
+    instead of a KeyboardInterrupt traceback from Python's shutdown code.
+    """
+    status = main(argv)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    return status
 
-def describe_os_error(error: OSError) -> str:
-    """One line for an OS error: ``<what failed>: <reason> (<path>); <advice>``."""
-    if error.strerror is None:  # raised with a message of its own, e.g. FileExistsError("could not ...")
-        return one_line(error, limit=None)
-    paths = [str(name) for name in (error.filename, error.filename2) if name is not None]
-    what = "cannot write" if error.errno in _WRITE_ERRORS else "cannot use that path" if paths else "system error"
-    line = f"{what}: {error.strerror}" + (f" ({' -> '.join(paths)})" if paths else "")
-    advice = _ADVICE.get(error.errno)
-    return f"{line}; {advice}" if advice else line

@@ -12,13 +12,14 @@ sweep (``mlplab tune --batch``).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from mlplab.config import Config, from_dict, model_fields, to_dict
-from mlplab.errors import MlplabError, one_line
+from mlplab.errors import MlplabError, describe_os_error, one_line
 from mlplab.optim import load_optimizer_state
 from mlplab.runs.state import Callback, FitState
 from mlplab.runs.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
@@ -28,6 +29,10 @@ from mlplab.runs.directory import (NEXT_BEST, check_fresh, check_resumable, last
 
 # Schedules laid out for the whole run: a resume cannot change their number of epochs.
 FIXED_LENGTH = ("cosine", "onecycle", "OneCycleLR", "CosineAnnealingLR")
+
+
+class RunNotWritten(MlplabError):
+    """A write of the run directory failed (a full disk, a quota, a read-only folder); what was saved stays."""
 
 
 class RunWriter(Callback):
@@ -67,16 +72,47 @@ class RunWriter(Callback):
         else:
             check_fresh(self.run_dir, command_line=self.config is not None)  # under the lock: no other writer
         if self.config is not None:
-            write_config(self.run_dir, self.config)
+            with self._reporting_write_errors(state):
+                write_config(self.run_dir, self.config)
         state.run_dir = state.history.run_dir = self.run_dir
 
     def on_epoch_end(self, state: FitState, record: dict[str, Any]) -> None:
         self._epoch_end = _position(state)
-        self._commit(state, new_best=state.new_best)
+        with self._reporting_write_errors(state):
+            self._commit(state, new_best=state.new_best)
 
     def on_fit_end(self, state: FitState) -> None:
         if state.metrics is not None:
-            self._commit(state)  # finished: in the same step as its metrics
+            with self._reporting_write_errors(state):
+                self._commit(state)  # finished: in the same step as its metrics
+
+    @contextlib.contextmanager
+    def _reporting_write_errors(self, state: FitState) -> Iterator[None]:
+        """A write that fails (a full disk, a quota, a read-only folder) as one line that says what is kept.
+
+        Every write is atomic, so the run directory holds what last.pt held before: the epochs
+        saved so far, which a resume continues from once the cause is mended.
+        """
+        try:
+            yield
+        except OSError as error:
+            raise RunNotWritten(f"{describe_os_error(error)}; {self._kept()}") from error
+
+    def _kept(self) -> str:
+        """What the run directory holds now, and how to go on from it."""
+        last = self.run_dir / "last.pt"
+        saved = load_checkpoint(last) if last.is_file() else None
+        if saved is None:
+            config = self.run_dir / "config.toml"
+            if config.is_file():
+                return (f"no epoch was saved yet; once there is room, start it again with "
+                        f"`mlplab train --config {config} --out {self.run_dir}`")
+            return "nothing was saved; once there is room, run the same command again"
+        if saved.get("metrics") is not None:
+            return (f"the finished run is saved in {last}; its other files are written again when it is "
+                    f"next opened (mlplab eval {self.run_dir})")
+        return (f"epoch {saved['epoch']} is saved in {self.run_dir}; continue from it with "
+                f"`mlplab train --resume {self.run_dir}` (fit(..., resume=True) in Python)")
 
     def close(self) -> None:
         self._lock.close()
