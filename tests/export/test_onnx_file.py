@@ -61,7 +61,7 @@ def _variant(trained_run, path, changes):
         for section, fields in changes.items():
             checkpoint["config"][section].update(fields)
     save_checkpoint(path, {key: value for key, value in checkpoint.items()
-                           if key not in ("format", "schema_version", "versions", "tensor_sha256")})
+                           if key not in ("format", "schema_version", "versions", "record_sha256")})
     return path
 
 

@@ -99,7 +99,7 @@ def test_flipped_bytes_in_a_tensor_are_caught_by_the_checksum(trained, tmp_path,
 
     path = trained / "best.pt"
     _flip_tensor_bytes(path, load_checkpoint(path)["model"]["layers.0.weight"])
-    with pytest.raises(MlplabError, match="is damaged: its tensors do not match the checksum"):
+    with pytest.raises(MlplabError, match="is damaged: its contents do not match the checksum"):
         load_checkpoint(path)
     for command in (["eval", str(path)], ["export", str(path), "--out", str(tmp_path / "w.safetensors")]):
         assert main(command) == 2
@@ -140,3 +140,51 @@ def test_resume_from_a_checkpoint_with_foreign_optimizer_state_is_one_line(make_
     with pytest.raises(MlplabError, match="optimizer, schedule or random state does not fit this run") as error:
         train(make_config(epochs=2, hidden="8", batch_size=1000, scheduler="none"), resume=True)
     assert "\n" not in str(error.value)
+
+
+def _saved_as_torch_would(path, checkpoint):
+    """The record written with plain torch.save: its recorded checksum kept as it was (a flip on disk)."""
+    torch.save(checkpoint, path)
+
+
+def test_a_changed_number_anywhere_in_the_record_is_caught_by_the_checksum(trained):
+    # The flip the checksum of tensors alone let through: a resume would have trained with another lr.
+    path = trained / "last.pt"
+    for change in (lambda c: c["optimizer"]["param_groups"][0].__setitem__("lr", 0.5),
+                   lambda c: c.__setitem__("step", c["step"] + 1),
+                   lambda c: c["history"]["epochs"][0].__setitem__("val_accuracy", 0.99),
+                   lambda c: c["model_info"]["classes"].__setitem__(0, "0 - zerO")):
+        checkpoint = load_checkpoint(trained / "best.pt")
+        change(checkpoint)
+        _saved_as_torch_would(path, checkpoint)
+        with pytest.raises(MlplabError, match="is damaged: its contents do not match the checksum"):
+            load_checkpoint(path)
+
+
+def test_weights_that_are_not_finite_are_refused_even_with_a_valid_checksum(trained, tmp_path, capsys):
+    from mlplab.cli.main import main
+
+    path = tmp_path / "nan.pt"
+    checkpoint = load_checkpoint(trained / "best.pt")
+    checkpoint["model"]["layers.1.bias"][3] = float("nan")
+    save_checkpoint(path, checkpoint)  # a crafted file: the checksum is computed over the nan
+    with pytest.raises(MlplabError, match=r"not finite numbers \(layers.1.bias hold inf or nan\)"):
+        load_checkpoint(path)
+    for command in (["eval", str(path)], ["export", str(path), "--out", str(tmp_path / "w.safetensors")]):
+        assert main(command) == 2 and "not finite numbers" in capsys.readouterr().err
+    assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_a_checkpoint_of_schema_3_with_its_tensor_checksum_still_loads_and_is_still_checked(trained, tmp_path):
+    from mlplab.runs.checkpoint import DIGEST_KEY, TENSOR_DIGEST_KEY, tensor_digest
+
+    old = {key: value for key, value in load_checkpoint(trained / "best.pt").items() if key != DIGEST_KEY}
+    old["schema_version"] = 3
+    old[TENSOR_DIGEST_KEY] = tensor_digest(old)
+    torch.save(old, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt")["epoch"] == old["epoch"]
+    old["model"]["layers.0.bias"][0] += 1
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.raises(MlplabError, match="is damaged: its tensors do not match"):
+        load_checkpoint(tmp_path / "old.pt")
+

@@ -223,7 +223,7 @@ def _user_defined_run(finished, tmp_path):
         checkpoint["model_info"] = {"class": "mymodule.MyNet", "classes": checkpoint["model_info"]["classes"],
                                     "num_classes": 10}
         save_checkpoint(copy / name, {key: value for key, value in checkpoint.items()
-                                      if key not in ("format", "schema_version", "versions", "tensor_sha256")})
+                                      if key not in ("format", "schema_version", "versions", "record_sha256")})
     try:
         load_checkpoint(copy / "last.pt")
     except MlplabError as error:

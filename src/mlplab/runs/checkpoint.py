@@ -2,10 +2,13 @@
 
 Loading always uses ``torch.load(weights_only=True)``: a file that would need arbitrary
 pickled objects (and so could run code) is refused before anything in it runs. Since
-schema 2 a checkpoint records the SHA-256 of every tensor it holds (``tensor_sha256``),
-checked on load, so flipped bytes on disk are caught instead of silently evaluated or
-resumed; and every checkpoint is checked against its own config (the keys, shapes and
-dtypes of the network it describes) before anything uses it.
+schema 4 a checkpoint records the SHA-256 of its whole record (``record_sha256``: every key,
+number, string and tensor, in a canonical encoding), checked on load, so a flipped byte
+anywhere (a learning rate, an epoch count, a class name, a weight) is caught instead of
+silently evaluated or resumed; schemas 2 and 3 recorded the tensors' only (``tensor_sha256``),
+and are still read. Every checkpoint is then checked against its own config (the keys, shapes
+and dtypes of the network it describes), and its weights must be finite numbers, as training
+refuses to save any other.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from mlplab.errors import MlplabError, one_line
 from mlplab.files import atomic_write
 
 CHECKPOINT_FORMAT = "mlplab.checkpoint"
-SCHEMA_VERSION = 3  # 2: tensor_sha256 recorded and checked; 3: config None for a model mlplab did not build
-DIGEST_KEY = "tensor_sha256"
+# 2: tensor_sha256 recorded and checked; 3: config None for a model mlplab did not build; 4: record_sha256
+SCHEMA_VERSION = 4
+DIGEST_KEY = "record_sha256"  # the whole record's checksum (schema 4 on)
+TENSOR_DIGEST_KEY = "tensor_sha256"  # the tensors' checksum (schemas 2 and 3)
 # What every checkpoint written by the training loop holds (besides format, schema and versions).
 REQUIRED_KEYS = ("config", "model", "model_info", "optimizer", "schedule", "epoch", "step", "best", "history", "rng")
 
@@ -54,6 +59,46 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def record_digest(data: Any) -> str:
+    """SHA-256 over a canonical encoding of nested dicts, lists and tuples of builtins and tensors:
+    every key and value, with its type (dict keys in the order of their text). Anything else has no
+    encoding: a TypeError."""
+    digest = hashlib.sha256()
+    _encode(data, digest.update)
+    return digest.hexdigest()
+
+
+def _encode(value: Any, out: Any) -> None:
+    """Feed ``value``'s canonical bytes to ``out``: a type tag, a length where one is needed, the contents."""
+    if isinstance(value, torch.Tensor):
+        out(f"T{value.dtype}|{tuple(value.shape)}|".encode())
+        out(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(value, dict):
+        out(f"D{len(value)}|".encode())
+        for key in sorted(value, key=lambda key: (type(key).__name__, str(key))):
+            _encode(key, out)
+            _encode(value[key], out)
+    elif isinstance(value, (list, tuple)):
+        out(f"{'L' if isinstance(value, list) else 'U'}{len(value)}|".encode())
+        for item in value:
+            _encode(item, out)
+    elif value is None or isinstance(value, bool):  # before int: True is an int too
+        out(f"B{value}|".encode())
+    elif isinstance(value, int):
+        out(f"I{value}|".encode())
+    elif isinstance(value, float):
+        out(f"F{value.hex()}|".encode())
+    elif isinstance(value, str):
+        encoded = value.encode("utf-8", "surrogatepass")
+        out(f"S{len(encoded)}|".encode())
+        out(encoded)
+    elif isinstance(value, bytes):
+        out(f"Y{len(value)}|".encode())
+        out(value)
+    else:
+        raise TypeError(f"a {type(value).__name__} has no place in a checkpoint")
+
+
 def tensor_digest(data: Any) -> str:
     """SHA-256 over every tensor in nested dicts and lists: its place, dtype, shape and bytes."""
     digest = hashlib.sha256()
@@ -77,7 +122,9 @@ def _tensors(data: Any, place: str) -> list[tuple[str, torch.Tensor]]:
 def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
     """Write ``checkpoint`` (built by the training loop) to ``path`` via a temporary file and a rename."""
     payload = {"format": CHECKPOINT_FORMAT, "schema_version": SCHEMA_VERSION, "versions": versions(), **checkpoint}
-    payload[DIGEST_KEY] = tensor_digest(payload)
+    for key in (DIGEST_KEY, TENSOR_DIGEST_KEY):  # a record read back from a file: its checksum is computed anew
+        payload.pop(key, None)
+    payload[DIGEST_KEY] = record_digest(payload)
     atomic_write(Path(path), lambda handle: torch.save(payload, handle))
 
 
@@ -123,26 +170,35 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def _check_digest(checkpoint: dict[str, Any], path: Path) -> None:
-    """Refuse a checkpoint whose tensors are not the ones it was written with (schema 2 on)."""
-    if checkpoint.get("schema_version", 0) < 2 and DIGEST_KEY not in checkpoint:
-        return  # written before checksums were recorded (one that is recorded is always checked)
-    recorded = checkpoint.get(DIGEST_KEY)
+    """Refuse a checkpoint whose record (schema 4 on; its tensors, schemas 2 and 3) is not what was written.
+
+    A recorded checksum is always checked, whatever the schema says: one flipped bit can change
+    the schema number or the checksum's key, never both.
+    """
+    schema = checkpoint.get("schema_version", 0)
+    if DIGEST_KEY in checkpoint or schema >= 4:
+        key, digest, what = DIGEST_KEY, record_digest, "its contents do"
+    elif TENSOR_DIGEST_KEY in checkpoint or schema >= 2:
+        key, digest, what = TENSOR_DIGEST_KEY, tensor_digest, "its tensors do"
+    else:
+        return  # written before checksums were recorded
+    recorded = checkpoint.get(key)
     try:
-        actual = tensor_digest({key: value for key, value in checkpoint.items() if key != DIGEST_KEY})
-    except RuntimeError as error:  # a sparse, nested, meta or conjugate tensor; RecursionError: nesting too deep
+        actual = digest({name: value for name, value in checkpoint.items() if name != key})
+    # RuntimeError: a sparse, nested, meta or conjugate tensor, or nesting too deep (RecursionError);
+    # TypeError: a value of a type no checkpoint holds
+    except (RuntimeError, TypeError) as error:
         reason = one_line(error)
         raise MlplabError(f"{path} holds contents no mlplab checkpoint has, so its checksum cannot be computed "
                           f"({reason}); use a last.pt or best.pt written by `mlplab train`") from None
     if recorded != actual:
-        raise MlplabError(f"{path} is damaged: its tensors do not match the checksum recorded when it was written "
+        raise MlplabError(f"{path} is damaged: {what} not match the checksum recorded when it was written "
                           "(bytes changed on disk); use another checkpoint (best.pt or last.pt) or train again")
 
 
 def check_contents(checkpoint: dict[str, Any], path: Path) -> None:
     """Refuse a checkpoint that lacks a key or whose weights do not fit the network its config describes."""
     import json
-
-    from mlplab.models import build_model  # here: the models module needs torch.nn, the rest of this file not
 
     missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
     if missing:
@@ -162,7 +218,30 @@ def check_contents(checkpoint: dict[str, Any], path: Path) -> None:
                           "best.pt written by `mlplab train`") from None
     if checkpoint["config"] is None:  # a model fit() trained but mlplab did not build: the user rebuilds it
         _check_weights_are_tensors(checkpoint["model"], path)
-        return
+    else:
+        _check_weights_fit_the_config(checkpoint, path)
+    for key in ("model", "training_model"):
+        if key in checkpoint:
+            _check_finite(checkpoint[key], path)
+
+
+def _check_finite(weights: Any, path: Path) -> None:
+    """Refuse weights that hold inf or nan: training refuses to save them, so a file holding them was made otherwise."""
+    if not isinstance(weights, dict):
+        raise MlplabError(f"{path} holds no state dict of named weights; use a last.pt or best.pt written by mlplab")
+    broken = [str(name) for name, tensor in weights.items()
+              if isinstance(tensor, torch.Tensor) and not tensor.is_nested and not tensor.is_meta
+              and tensor.layout == torch.strided and (tensor.is_floating_point() or tensor.is_complex())
+              and not bool(torch.isfinite(tensor).all())]
+    if broken:
+        raise MlplabError(f"{path} holds weights that are not finite numbers ({', '.join(broken[:3])} hold inf or "
+                          "nan), which training never saves; use another checkpoint, or train again")
+
+
+def _check_weights_fit_the_config(checkpoint: dict[str, Any], path: Path) -> None:
+    """Refuse weights that are not the tensors of the network the checkpoint's config describes."""
+    from mlplab.models import build_model  # here: the models module needs torch.nn, the rest of this file not
+
     try:
         config = from_dict(checkpoint["config"])
         info = checkpoint["model_info"]
