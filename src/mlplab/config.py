@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import math
 import numbers
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -322,7 +323,9 @@ def _check_value(f: dataclasses.Field, value: Any) -> None:
             raise _not_boolean(name, value)
     elif kind in ("int", "float"):
         _check_number(name, value, kind == "int", f.metadata.get("bounds"))
-    elif kind == "choice" and value not in f.metadata["choices"]:
+    elif kind == "text" and not isinstance(value, str):
+        raise MlplabError(f"{name} must be text (a quoted string in a TOML file); got {value!r}")
+    elif kind == "choice" and (not isinstance(value, str) or value not in f.metadata["choices"]):
         raise MlplabError(f"{name} must be one of: {', '.join(f.metadata['choices'])}; got {value!r}")
 
 
@@ -398,7 +401,11 @@ def _coerce(name: str, value: Any) -> Any:
             return float(_not_bool(value))
         except (TypeError, ValueError):
             raise _not_number(name, value, whole=False) from None
-    return str(value)
+    if isinstance(value, os.PathLike):  # a path given from Python
+        return os.fspath(value)
+    if isinstance(value, str) or kind == "choice":  # a choice that is no text is refused with the list
+        return value
+    raise MlplabError(f"{name} must be text (a quoted string in a TOML file); got {value!r}")
 
 
 def _not_number(name: str, value: Any, whole: bool) -> MlplabError:

@@ -196,3 +196,27 @@ def test_a_run_stopped_by_a_full_disk_resumes_once_there_is_space(monkeypatch, t
     assert main(["train", "--resume", str(out), *QUICK]) == 0
     for name, tensor in load_checkpoint(tmp_path / "straight" / "last.pt")["model"].items():
         assert (load_checkpoint(out / "last.pt")["model"][name] == tensor).all(), name
+
+
+def test_small_mistakes_found_by_a_hostile_user_are_one_line_each(mnist_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--data-dir", str(mnist_dir), "--out", str(out)]) == 0
+    capsys.readouterr()
+    # A checkpoint given to --resume: the folder that holds it is the run.
+    assert main(["train", "--resume", str(out / "best.pt")]) == 2
+    assert _one_line_error(capsys).endswith(f"is a file, not a run directory; resume the run that holds it: "
+                                            f"`mlplab train --resume {out}`")
+    # best.pt that is a folder: never the last epoch silently in its place.
+    (out / "best.pt").rename(out / "kept.pt")
+    (out / "best.pt").mkdir()
+    assert main(["eval", str(out)]) == 2
+    assert "best.pt is not a file (a folder?), so the run's best epoch cannot be read" in _one_line_error(capsys)
+    # A config file's text field given a list: refused, not a folder named "['a']".
+    bad = tmp_path / "bad.toml"
+    bad.write_text('out = ["a"]\n')
+    assert main(["train", "--config", str(bad), "--data-dir", str(mnist_dir)]) == 2
+    assert _one_line_error(capsys) == "mlplab: error: out must be text (a quoted string in a TOML file); got ['a']"
+    assert not (tmp_path / "['a']").exists() and not os.path.exists("['a']")
+    # data info follows train's rule for a seed.
+    assert main(["data", "info", "--data-dir", str(mnist_dir), "--seed", "-1"]) == 2
+    assert _one_line_error(capsys) == "mlplab: error: seed must be a whole number in [0, 2**63 - 1]; got -1"

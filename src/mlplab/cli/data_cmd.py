@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from mlplab import choices
-from mlplab.config import DataConfig
+from mlplab.config import DataConfig, check_setting
 
 _DEFAULTS = DataConfig()
 
@@ -50,6 +50,7 @@ def execute_info(args: argparse.Namespace) -> int:
     config = DataConfig(dataset=get_spec(args.dataset).name, data_dir=args.data_dir, cache_dir=args.cache_dir,
                         download=args.download, normalize=args.normalize, val_split=args.val_split,
                         val_size=args.val_size)
+    check_setting("seed", args.seed)  # the rule `mlplab train --seed` follows
     summary = bundle_statistics(load_data(config, device="cpu", seed=args.seed, progress=True))
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0

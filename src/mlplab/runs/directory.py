@@ -127,6 +127,9 @@ def remove_leftovers(run_dir: Path) -> list[Path]:
 def last_checkpoint(run_dir: Path) -> Path:
     """``run_dir/last.pt``, the checkpoint a resume continues; a run stopped before it saved one is
     told how to start again."""
+    if Path(run_dir).is_file():  # `--resume run/best.pt`: the folder that holds it is the run
+        raise MlplabError(f"{run_dir} is a file, not a run directory; resume the run that holds it: "
+                          f"`mlplab train --resume {Path(run_dir).parent}`")
     path = Path(run_dir) / "last.pt"
     if not path.exists() and (Path(run_dir) / "config.toml").exists():
         raise MlplabError(f"{run_dir} has no saved epoch yet (it was stopped during its first epoch); start it "

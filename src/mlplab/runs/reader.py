@@ -130,8 +130,12 @@ class Run:
         from mlplab.runs.directory import last_checkpoint
 
         check_choice("checkpoint", which, WHICH)
-        if which == "best" and (self.path / "best.pt").is_file():
-            return self.path / "best.pt"
+        best = self.path / "best.pt"
+        if which == "best" and best.exists() and not best.is_file():  # never the last epoch in its place, silently
+            raise MlplabError(f"{best} is not a file (a folder?), so the run's best epoch cannot be read; move it "
+                              f"away, or use the run's last epoch ({self.path / 'last.pt'})")
+        if which == "best" and best.is_file():
+            return best
         return last_checkpoint(self.path)  # a run with no saved epoch is told how to start again
 
     def checkpoint(self, which: str = "best", map_location: str | torch.device = "cpu") -> dict[str, Any]:
