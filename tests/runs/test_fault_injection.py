@@ -121,7 +121,8 @@ def _kill_resume_and_compare(run_dir: Path, point: str, occurrence: int, how: st
         lines = killed.stderr.strip().splitlines()
         assert killed.returncode == 2 and len(lines) == 1, (killed.returncode, killed.stderr[-2000:])
         assert lines[0].startswith("mlplab: error: cannot write: No space left on device"), lines[0]
-        assert any(advice in lines[0] for advice in ("--resume", "start it again", "the finished run is saved")), lines[0]
+        advice = ("--resume", "start it again", "the finished run is saved", "run the same command again")
+        assert any(said in lines[0] for said in advice), lines[0]
     else:
         assert killed.returncode == 130, (killed.returncode, killed.stderr[-2000:])
         saved = load_checkpoint(run_dir / "last.pt")["epoch"] if (run_dir / "last.pt").exists() else 0
@@ -130,6 +131,11 @@ def _kill_resume_and_compare(run_dir: Path, point: str, occurrence: int, how: st
         assert said and said[0].startswith(expected), (said, saved)
     assert_consistent(run_dir)
 
+    if not (run_dir / "config.toml").exists():
+        # Stopped before its config was written (a full disk): the advice is the same command again.
+        assert how == "ENOSPC" and "run the same command again" in killed.stderr, killed.stderr
+        again = _mlplab(*TRAIN, "--out", str(run_dir))
+        assert again.returncode == 0, again.stderr
     resumed = _mlplab("train", "--resume", str(run_dir))
     if not (run_dir / "last.pt").exists():
         # Stopped in its first epoch: the message says how to start again, and that works.
