@@ -287,3 +287,38 @@ def test_max_norm_and_the_average_as_callbacks_are_fits_arguments_exactly():
     assert history.metrics["test_loss"] != plain.metrics["test_loss"]  # the average, not the raw weights, is tested
     with pytest.raises(ValueError, match="one WeightAverage"):
         mlplab.fit(_net(), _loader(), average=0.9, callbacks=[mlplab.WeightAverage(nets[0], 0.9)])
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])  # "cuda": the batched check, run here on CPU tensors
+def test_the_loss_watch_names_the_first_non_finite_step(device):
+    from mlplab.training.loop import LossNotFinite, LossWatch
+
+    watch = LossWatch(torch.device(device), first_step=100, every=4)
+    losses = [torch.tensor(2.0), torch.tensor(1.5), torch.tensor(float("inf")), torch.tensor(float("nan"))]
+    with pytest.raises(LossNotFinite, match=r"loss of step 103 \(batch 3 of the pass\) is inf") as error:
+        for loss in losses:
+            watch.check(loss)
+        watch.flush()
+    assert (error.value.step, error.value.batch) == (103, 2)
+    finite = LossWatch(torch.device(device), first_step=0, every=4)
+    for value in (1.0, 0.5, 0.25):
+        finite.check(torch.tensor(value))
+    finite.flush()  # nothing raised: every loss was finite
+
+
+def test_train_epoch_on_its_own_stops_at_the_first_non_finite_loss():
+    """A notebook's own loop over train_epoch hears of the inf loss at its step, not from a nan epoch."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    images, labels = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    batches = list(zip(images.split(8), labels.split(8)))
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e3)  # the quadratic loss grows a thousandfold a step
+
+    def quadratic(outputs, labels):
+        return ((outputs - nn.functional.one_hot(labels, 3)) ** 2).sum(dim=1).mean()
+
+    seen = []
+    with pytest.raises(MlplabError, match="the training loss of step"):
+        train_epoch(model, batches, quadratic, optimizer, engine="autograd", on_batch_end=[seen.append])
+    assert 0 < len(seen) < len(batches)
+    assert all(torch.isfinite(loss) for loss in seen)

@@ -1,6 +1,7 @@
 """The loop: determinism, exact resume, refusals, run-directory contents."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -129,10 +130,24 @@ def test_custom_loss_callable_is_used(make_config):
     assert sum(calls[:782]) == 50_000  # ceil(50000 / 64) training batches, then evaluation
 
 
-def test_divergence_is_a_clear_error(make_config):
-    with pytest.raises(MlplabError, match="diverged in epoch 1: the training loss is nan") as error:
-        train(make_config(epochs=1, lr=1e6, momentum=0.9))
+class CountBatches(Callback):
+    def __init__(self):
+        self.losses = []
+
+    def on_batch_end(self, loss):
+        self.losses.append(float(loss))
+
+
+def test_divergence_is_reported_at_the_first_non_finite_loss(make_config):
+    """With --lr 1e6 the loss is inf within a few steps: training stops there, not after the epoch."""
+    counter = CountBatches()
+    with pytest.raises(MlplabError, match=r"diverged in epoch 1: the training loss of step \d+ \(batch \d+\) is "
+                                          r"(nan|inf)") as error:
+        train(make_config(epochs=1, lr=1e6, momentum=0.9), callbacks=[counter])
     assert "lower --lr (now 1000000.0) or --momentum (now 0.9)" in str(error.value)
+    step = int(str(error.value).split("step ")[1].split()[0])
+    assert len(counter.losses) == step - 1 < 50  # every step before it was finite, none after it ran
+    assert all(math.isfinite(loss) for loss in counter.losses)
     assert not (Path(make_config().train.out) / "last.pt").exists()
 
 
@@ -182,6 +197,29 @@ def test_a_second_writer_is_refused_with_the_holders_pid(make_config, tmp_path):
         assert sorted(p.name for p in run_dir.iterdir()) == [".lock"]  # nothing written
     finally:
         holder.communicate("", timeout=30)  # the holder exits: the kernel releases the lock
+    assert train(config).run_dir == run_dir
+
+
+def test_deleting_the_lock_file_does_not_let_a_second_writer_in(make_config):
+    """`rm RUN/.lock` under a running writer: the lock is on the folder, so a second writer is still refused."""
+    import subprocess
+    import sys
+
+    config = make_config(epochs=1, hidden="8", batch_size=1000)
+    run_dir = Path(config.train.out)
+    run_dir.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, pathlib; from mlplab.runs.directory import locked\n"
+         "with locked(pathlib.Path(sys.argv[1])):\n    print('locked', flush=True); sys.stdin.read()", str(run_dir)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        (run_dir / ".lock").unlink()
+        with pytest.raises(MlplabError, match="is in use: another mlplab process"):
+            train(config)
+        assert [p.name for p in run_dir.iterdir() if p.name != ".lock"] == []  # nothing written
+    finally:
+        holder.communicate("", timeout=30)
     assert train(config).run_dir == run_dir
 
 

@@ -16,9 +16,10 @@ describes. The views a kill left behind are brought in line by `repair_run_dir` 
 time anything opens the directory (resume, eval, export, plot, report), which also removes
 temporary files a killed writer left.
 
-One process at a time trains in a run directory: it holds an exclusive OS lock on
-``RUN_DIR/.lock`` (released by the kernel when the process dies, however it dies), and a
-second writer is refused with the holder's PID. Readers repair only when they can take the
+One process at a time trains in a run directory: it holds an exclusive OS lock on the
+folder itself (released by the kernel when the process dies, however it dies; deleting
+``RUN_DIR/.lock``, which only names the holder, does not release it), and a second writer
+is refused with the holder's PID. Readers repair only when they can take the
 lock. Where the OS has no ``fcntl`` (Windows) the lock is skipped.
 """
 
@@ -90,26 +91,53 @@ def check_fresh(run_dir: Path, command_line: bool = True) -> None:
 
 @contextlib.contextmanager
 def locked(run_dir: Path) -> Iterator[None]:
-    """Hold the run directory's lock while the body runs; a second writer gets a one-line error."""
+    """Hold the run directory's lock while the body runs; a second writer gets a one-line error.
+
+    The lock is taken on the folder itself, which cannot be deleted from under the writer while it
+    holds files (``rm RUN/.lock`` used to let a second writer in). ``.lock`` only names the holder's
+    PID for that error message. A filesystem that cannot lock a folder (NFS) falls back to the file.
+    """
     try:
         import fcntl
     except ImportError:  # no fcntl (Windows): one writer is the user's own care there
         yield
         return
-    descriptor = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise RunDirInUse(f"{run_dir} is in use: another mlplab process (PID {holder}) is training in it; "
-                              "wait for it to finish, or choose another --out") from None
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+    with contextlib.ExitStack() as stack:
+        descriptor = _lock_descriptor(run_dir, fcntl, stack)
+        note = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+        stack.callback(os.close, note)
+        if descriptor is None:
+            raise RunDirInUse(f"{run_dir} is in use: another mlplab process (PID {_holder(note)}) is training in "
+                              "it; wait for it to finish, or choose another --out")
+        os.ftruncate(note, 0)
+        os.pwrite(note, f"{os.getpid()}\n".encode(), 0)
         remove_leftovers(run_dir)
-        yield
-    finally:
-        os.close(descriptor)  # closing releases the lock
+        yield  # closing the descriptor (the ExitStack) releases the lock
+
+
+def _lock_descriptor(run_dir: Path, fcntl: Any, stack: contextlib.ExitStack) -> int | None:
+    """An open descriptor holding the exclusive lock (closed by ``stack``), or None if another has it."""
+    folder = os.open(run_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    stack.callback(os.close, folder)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return folder
+    except BlockingIOError:
+        return None
+    except OSError:  # a folder this filesystem cannot lock (NFS): lock the file beside the run instead
+        pass
+    descriptor = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    stack.callback(os.close, descriptor)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return None
+    return descriptor
+
+
+def _holder(note: int) -> str:
+    """The PID the lock's holder wrote into ``.lock`` ("unknown" if it was deleted or not yet written)."""
+    return os.pread(note, 32, 0).decode(errors="replace").strip() or "unknown"
 
 
 def remove_leftovers(run_dir: Path) -> list[Path]:

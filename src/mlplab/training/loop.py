@@ -110,6 +110,7 @@ def _train_pass(model: nn.Module, batches: Batches, step: Step, schedule: Any, d
                 hooks: StepHooks, first_step: int) -> dict[str, Any]:
     """The body of `train_epoch`: every batch's step, the meters and the schedule."""
     loss_meter = AverageMeter()
+    watch = LossWatch(device, first_step)
     all_outputs, targets = [], []
     for index, (images, labels) in enumerate(batches):
         if images.device != device:
@@ -117,6 +118,7 @@ def _train_pass(model: nn.Module, batches: Batches, step: Step, schedule: Any, d
         for hook in hooks.batch_start:  # augmentation
             images = hook(images, first_step + index)
         outputs, loss = step(images, labels)  # zero grad, forward, loss, backward, optimizer step
+        watch.check(loss)  # a diverged step stops the pass here, not after the epoch
         for hook in hooks.step_end:  # a max-norm constraint, a weight average
             hook()
         if schedule is not None:
@@ -127,6 +129,7 @@ def _train_pass(model: nn.Module, batches: Batches, step: Step, schedule: Any, d
         targets.append(labels)
         for hook in hooks.batch_end:
             hook(loss)
+    watch.flush()
     if schedule is not None:
         schedule.step_epoch(loss_meter.avg if targets else None)
     correct = int((torch.cat(all_outputs).argmax(dim=1) == torch.cat(targets)).sum()) if targets else 0
@@ -135,6 +138,49 @@ def _train_pass(model: nn.Module, batches: Batches, step: Step, schedule: Any, d
         "accuracy": correct / loss_meter.count if targets else float("nan"),
         "batch_losses": loss_meter.values(),
     }
+
+
+class LossNotFinite(MlplabError):
+    """A training step's loss was inf or nan: the pass stopped at that step."""
+
+    def __init__(self, step: int, batch: int, value: float) -> None:
+        self.step, self.batch, self.value = step, batch, value
+        super().__init__(f"the training loss of step {step} (batch {batch + 1} of the pass) is {value}; "
+                         "lower the learning rate, or change the loss or optimizer")
+
+
+class LossWatch:
+    """Stops a training pass at the first loss that is not a finite number, instead of training the
+    rest of the epoch on nan. On the CPU every step is checked (a microsecond); on an accelerator
+    the losses are checked every ``every`` steps, so steps do not wait for the device one by one."""
+
+    def __init__(self, device: torch.device, first_step: int, every: int = 32) -> None:
+        self.every = 1 if device.type == "cpu" else every
+        self.first_step, self.seen, self.pending = first_step, 0, []
+
+    def check(self, loss: Any) -> None:
+        """Note one step's loss; raise `LossNotFinite` once a non-finite one is seen."""
+        self.seen += 1
+        if self.every == 1:  # the CPU: one float, no stacking
+            value = float(loss)
+            if not math.isfinite(value):
+                raise LossNotFinite(self.first_step + self.seen, self.seen - 1, value)
+            return
+        self.pending.append(loss)
+        if len(self.pending) >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Check the losses not yet checked."""
+        if not self.pending:
+            return
+        values = torch.stack([torch.as_tensor(loss).detach().float().reshape(()) for loss in self.pending])
+        finite = torch.isfinite(values)
+        if not bool(finite.all()):
+            first = int((~finite).nonzero()[0, 0])
+            batch = self.seen - len(self.pending) + first
+            raise LossNotFinite(self.first_step + batch + 1, batch, float(values[first]))
+        self.pending = []
 
 
 def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = None,
@@ -265,9 +311,13 @@ def _train_epochs(state: FitState, step: Step, val_data: Batches | None, callbac
         started = time.perf_counter()
         lr = state.optimizer.param_groups[0]["lr"]
         set_epoch(state.train_data, epoch)
-        train = train_epoch(state.model, state.train_data, state.loss, state.optimizer, state.schedule, step=step,
-                            callbacks=callbacks, first_step=state.step, augment=augment,
-                            after_step=[governor])  # the governor's re-check last: it counts the step
+        try:
+            train = train_epoch(state.model, state.train_data, state.loss, state.optimizer, state.schedule,
+                                step=step, callbacks=callbacks, first_step=state.step, augment=augment,
+                                after_step=[governor])  # the governor's re-check last: it counts the step
+        except LossNotFinite as error:  # stopped at that step: nothing of this epoch is kept
+            raise_diverged(state, epoch, [f"the training loss of step {error.step} (batch {error.batch + 1}) "
+                                          f"is {error.value}"])
         val = evaluate(state.eval_model, val_data, state.loss) if val_data is not None else None
         check_finite(state, epoch, train["loss"], val["loss"] if val else None)
         state.step += len(train["batch_losses"])
@@ -302,11 +352,16 @@ def check_finite(state: FitState, epoch: int, train_loss: float, val_loss: float
     if broken:
         problems.append(f"parameters {', '.join(broken)} hold inf or nan")
     if problems:
-        group = state.optimizer.param_groups[0]
-        advice = f"lower the learning rate (now {group['lr']:g})"
-        if group.get("momentum"):
-            advice += f" or the momentum (now {group['momentum']:g})"
-        raise TrainingDiverged(epoch, problems, advice + ", or change the loss or optimizer")
+        raise_diverged(state, epoch, problems)
+
+
+def raise_diverged(state: FitState, epoch: int, problems: list[str]) -> None:
+    """Raise `TrainingDiverged` for ``problems``, advising on the optimizer's settings."""
+    group = state.optimizer.param_groups[0]
+    advice = f"lower the learning rate (now {group['lr']:g})"
+    if group.get("momentum"):
+        advice += f" or the momentum (now {group['momentum']:g})"
+    raise TrainingDiverged(epoch, problems, advice + ", or change the loss or optimizer")
 
 
 def _update_best(state: FitState, record: dict[str, Any]) -> bool:
