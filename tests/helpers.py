@@ -26,3 +26,14 @@ class StopAfter(Callback):
     def on_epoch_end(self, state: Any, record: dict[str, Any]) -> None:
         if record["epoch"] == self.epoch:
             raise KeyboardInterrupt
+
+
+def cli_status(argv: list[str]) -> int:
+    """The exit status of ``mlplab ARGV`` run in-process: `main`'s return value, or the status of the
+    SystemExit argparse raises for a flag it refuses as it parses (a number outside its range)."""
+    from mlplab.cli.main import main
+
+    try:
+        return main(argv)
+    except SystemExit as exit:
+        return exit.code

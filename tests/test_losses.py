@@ -167,7 +167,7 @@ def test_unknown_name_lists_choices():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(name="ccql", beta=-1.0), "beta must be a finite number >= 0; got -1.0"),
+        (dict(name="ccql", beta=-1.0), r"beta must be a number in \[0, 1000000\]; got -1.0"),
         (dict(name="mse", output="probs"), "unknown model output 'probs'"),
     ],
 )

@@ -70,13 +70,16 @@ class Bounds:
 
 
 def _number(value: float) -> str:
-    return "2**63 - 1" if value == INT64_MAX else f"{value:g}"
+    if value == INT64_MAX:
+        return "2**63 - 1"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"  # 1000000, not 1e+06
 
 
-AT_LEAST_ONE = Bounds(1)  # counts and sizes
-POSITIVE = Bounds(0, low_open=True)
-NON_NEGATIVE = Bounds(0)
+# Every number has a declared range: the upper ends are far past any sensible setting, and keep
+# a typo (an extra few zeros) from asking for days of work or terabytes of memory.
+COUNT = Bounds(1, 1_000_000)  # epochs, batch sizes, patience: counts and sizes
 FRACTION = Bounds(0, 1, high_open=True)  # dropout 1 zeroes every unit; momentum 1 never forgets a step
+LARGE = 1e6  # the largest rate, penalty or weight a setting takes
 
 
 def setting(default: Any, help: str, choices: tuple[str, ...] | None = None, bounds: Bounds | None = None) -> Any:
@@ -100,7 +103,7 @@ class DataConfig:
     download: bool = setting(True, "fetch from the mirrors when no local copy is found (MNIST never needs to: mlplab bundles it)")
     normalize: str = one_of("standard", choices.NORMALIZATIONS, choices.NORMALIZATION_NOTES)
     val_split: str = one_of("last", choices.VAL_SPLITS, choices.VAL_SPLIT_NOTES)
-    val_size: int = setting(10_000, "images held out of the 60k training set for validation", bounds=AT_LEAST_ONE)
+    val_size: int = setting(10_000, "images held out of the 60k training set for validation", bounds=COUNT)
     drop_last: bool = setting(False, "drop the last partial training batch (evaluation never drops)")
     augment: str = one_of("none", choices.AUGMENTS, choices.AUGMENT_NOTES, more=(
         ": distort every training batch on the fly, drawn from the seed and the step (resume stays exact)"))
@@ -110,9 +113,9 @@ class DataConfig:
     shear: float = setting(8.0, "augment: largest shear, degrees either way", bounds=Bounds(0, 60))
     translate: float = setting(2.0, "augment: largest shift, pixels either way on each axis", bounds=Bounds(0, 14))
     elastic_alpha: float = setting(34.0, "augment: elastic displacement scale alpha, pixels (Simard 2003: 34)",
-                                   bounds=NON_NEGATIVE)
+                                   bounds=Bounds(0, 1000))
     elastic_sigma: float = setting(4.0, "augment: width sigma of the Gaussian smoothing the displacement field, "
-                                        "pixels (Simard 2003: 4)", bounds=POSITIVE)
+                                        "pixels (Simard 2003: 4)", bounds=Bounds(0, 28, low_open=True))
 
     def __post_init__(self) -> None:
         _check_fields(self)
@@ -149,16 +152,16 @@ class OptimConfig:
     """Optimizer and learning-rate schedule; checks its values, and the settings its optimizer takes, when built."""
 
     optimizer: str = one_of("sgd", choices.OPTIMIZERS)
-    lr: float = setting(0.2, "learning rate (peak rate for onecycle)", bounds=POSITIVE)
+    lr: float = setting(0.2, "learning rate (peak rate for onecycle)", bounds=Bounds(0, LARGE, low_open=True))
     momentum: float = setting(0.9, "sgd and rmsprop momentum", bounds=FRACTION)
     nesterov: bool = setting(True, "sgd Nesterov momentum (needs momentum > 0)")
-    weight_decay: float = setting(0.0, "L2 penalty (decoupled for adamw)", bounds=NON_NEGATIVE)
+    weight_decay: float = setting(0.0, "L2 penalty (decoupled for adamw)", bounds=Bounds(0, LARGE))
     scheduler: str = one_of("onecycle", choices.SCHEDULERS)
     gamma: float = setting(0.9, "lr decay factor per epoch (exponential) or per step_size epochs (step)",
                            bounds=Bounds(0, 1, low_open=True))
-    step_size: int = setting(1, "epochs between decays for scheduler=step", bounds=AT_LEAST_ONE)
+    step_size: int = setting(1, "epochs between decays for scheduler=step", bounds=COUNT)
     max_norm: float | None = setting(None, "after every step, scale each unit's incoming weights down to this L2 norm "
-                                           "at most (Srivastava et al. 2014; default: off)", bounds=POSITIVE)
+                                           "at most (Srivastava et al. 2014; default: off)", bounds=Bounds(0, LARGE, low_open=True))
 
     def __post_init__(self) -> None:
         _check_fields(self)
@@ -181,19 +184,19 @@ class TrainConfig:
     """The loop: loss, batches, epochs, seed, device and where results go; checks its values when built."""
 
     loss: str = one_of("cross_entropy", choices.LOSSES)
-    beta: float = setting(1.0, "extra weight on the correct class's residual for loss=ccql", bounds=NON_NEGATIVE)
+    beta: float = setting(1.0, "extra weight on the correct class's residual for loss=ccql", bounds=Bounds(0, LARGE))
     label_smoothing: float = setting(0.0, "aim cross_entropy and nll at (1 - e) one-hot + e / classes instead of "
                                           "one-hot (0: off)", bounds=FRACTION)
     patience: int | None = setting(None, "stop early when the validation accuracy has not improved for this many "
-                                         "epochs (default: train every epoch)", bounds=AT_LEAST_ONE)
+                                         "epochs (default: train every epoch)", bounds=COUNT)
     ema: float | None = setting(None, "keep an exponential moving average of the weights with this decay per step "
                                       "(e.g. 0.999): it is what is validated, tested and saved (default: off)",
                                 bounds=Bounds(0, 1, low_open=True, high_open=True))
-    batch_size: int = setting(256, "training batch size", bounds=AT_LEAST_ONE)
-    eval_batch_size: int = setting(1000, "evaluation batch size (never drops samples)", bounds=AT_LEAST_ONE)
-    epochs: int = setting(4, "number of passes over the training split", bounds=AT_LEAST_ONE)
+    batch_size: int = setting(256, "training batch size", bounds=COUNT)
+    eval_batch_size: int = setting(1000, "evaluation batch size (never drops samples)", bounds=COUNT)
+    epochs: int = setting(4, "number of passes over the training split", bounds=COUNT)
     seed: int = setting(0, "drives the split, initialisation, shuffling and dropout", bounds=Bounds(0, INT64_MAX))
-    threads: int | None = setting(None, f"CPU threads for PyTorch while training, at most {THREADS_PER_CPU} per CPU; default: chosen for the machine as it is (the CPUs other processes leave free, the work of a step) and re-checked every second (mlplab.threads)", bounds=AT_LEAST_ONE)
+    threads: int | None = setting(None, f"CPU threads for PyTorch while training, at most {THREADS_PER_CPU} per CPU; default: chosen for the machine as it is (the CPUs other processes leave free, the work of a step) and re-checked every second (mlplab.threads)", bounds=Bounds(1, 4096))
     engine: str = one_of("auto", choices.ENGINES, more=(
         ": how gradients are computed; manual writes the MLP's backprop out by hand (the same gradients, faster on "
         "small nets), auto uses it wherever it applies (no dropout, a built-in loss); scratch computes the whole step "

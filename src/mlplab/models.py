@@ -43,6 +43,20 @@ def _widths(in_features: int, hidden: Sequence[int], num_classes: int) -> tuple[
     return widths
 
 
+def parameter_count(widths: Sequence[int]) -> int:
+    """Weights and biases of an MLP of these widths, input to output: the sum of n_{i-1} n_i + n_i."""
+    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def check_parameter_memory(widths: Sequence[int], copies: int = 1, purpose: str = "for its weights",
+                           advice: str = "use narrower layers") -> None:
+    """Refuse, in one line, an MLP whose ``copies`` of its float32 parameters cannot fit in the memory free now."""
+    from mlplab.memory import check_memory
+
+    check_memory(4 * copies * parameter_count(widths), f"an MLP of widths {'-'.join(map(str, widths))} {purpose}",
+                 advice)
+
+
 # The defaults of `MLP(...)` are those of `ModelConfig()`: mlplab's default recipe, 784-512-10.
 DEFAULT = ModelConfig()
 
@@ -91,6 +105,7 @@ class MLP(nn.Module):
         self.init = check_choice("init", init, INITS)
         self.init_range = init_range
         self.widths = widths  # e.g. (784, 16, 32, 24, 10)
+        check_parameter_memory(widths)  # before nn.Linear allocates: one line, not the allocator's traceback
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else None
         self._activate = ACTIVATION_FUNCTIONS[activation]

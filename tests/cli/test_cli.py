@@ -95,7 +95,7 @@ def test_train_help_states_each_range(capsys):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "sgd and rmsprop momentum (in [0, 1); default: 0.9)" in text
-    assert "(in [0, 2**63 - 1]; default: 0)" in text and "training batch size (>= 1; default: 256)" in text
+    assert "(in [0, 2**63 - 1]; default: 0)" in text and "training batch size (in [1, 1000000]; default: 256)" in text
 
 
 def test_presets_command_lists_recipes(capsys):

@@ -10,6 +10,7 @@ from PIL import Image
 
 from mlplab.cli.main import main
 from mlplab.data import MNIST
+from helpers import cli_status
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +80,10 @@ def test_show_draws_inputs_what_the_model_saw_and_the_bars(trained_run, own_imag
 
 @pytest.mark.parametrize("arguments, fragment", [
     (["predict", "{missing_run}", "x.png"], "give a run directory or a .pt file"),
-    (["predict", "{run}", "{image}", "--top", "0"], "--top must be at least 1"),
+    (["predict", "{run}", "{image}", "--top", "0"], "argument --top: must be a whole number in [1, 100]; got 0"),
 ])
 def test_user_mistakes_are_one_line(trained_run, own_images, tmp_path, capsys, arguments, fragment):
     names = {"missing_run": str(tmp_path / "nothing"), "run": str(trained_run), "image": own_images[0][0]}
-    assert main([argument.format(**names) for argument in arguments]) == 2
+    assert cli_status([argument.format(**names) for argument in arguments]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and fragment in error[0]

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from mlplab.cli.main import main
+from helpers import cli_status
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -18,7 +19,7 @@ BASE = ["--hidden", "16", "--epochs", "1", "--val-size", "50000", "--threads", "
 def _one_line_error(capsys) -> str:
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith("mlplab: error: "), lines[0]
+    assert lines[0].startswith("mlplab") and ": error: " in lines[0], lines[0]  # mlplab, or mlplab sweep for a flag
     return lines[0]
 
 
@@ -65,11 +66,11 @@ def test_a_random_part_of_the_grid_keeps_whole_settings(tmp_path, capsys):
     ([], "give the grid with --grid"),
     (["--grid", "lr=0.01", "--grid-file", "x.toml"], "one of the two"),
     (["--grid-file", "missing.toml"], "grid file missing.toml does not exist"),
-    (["--grid", "lr=0.01", "--random", "0"], "at least 1 configuration"),
+    (["--grid", "lr=0.01", "--random", "0"], "argument --random: must be a whole number in [1, 1000000]; got 0"),
 ])
 def test_grid_and_member_mistakes_are_one_line_with_exit_2(tmp_path, capsys, flags, fragment):
     out = tmp_path / "refused"
-    assert main(["sweep", *flags, "--out", str(out), *BASE]) == 2
+    assert cli_status(["sweep", *flags, "--out", str(out), *BASE]) == 2
     assert fragment in _one_line_error(capsys)
     assert not out.exists()
 

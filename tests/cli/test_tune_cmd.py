@@ -25,6 +25,7 @@ from mlplab.cli.main import main
 optuna = pytest.importorskip("optuna", reason='the tune extra is not installed: pip install -e ".[dev]"')
 
 from tune_helpers import SRC, best_line, check_study, finish, start_worker, trials_of, tune_args, with_driver  # noqa: E402
+from helpers import cli_status
 
 
 # --- two workers, one SQLite file -----------------------------------------------------------
@@ -123,14 +124,14 @@ def test_two_workers_share_a_study_on_postgresql(tmp_path, mnist_dir):
 @pytest.mark.parametrize("args, message", [
     (["tune", "--trials", "2"], "mlplab tune needs --study NAME (see mlplab tune --help)"),
     (["tune", "--study", "s"], "mlplab tune needs --trials N"),
-    (["tune", "--study", "s", "--trials", "0"], "--trials must be a whole number >= 1; got 0"),
+    (["tune", "--study", "s", "--trials", "0"], "argument --trials: must be a whole number in [1, 1000000]; got 0"),
     (["tune", "--study", "s", "--trials", "1", "--storage", "foo://x"], "--storage foo://x is not a database URL"),
     (["tune", "--study", "s", "--trials", "1", "--storage", "postgresql://me:secret@127.0.0.1:1/db"],
      "cannot use the study storage postgresql://me:***@127.0.0.1:1/db: "),
-    (["tune", "--study", "s", "--trials", "1", "--lr", "-1"], "lr must be a finite number > 0; got -1.0"),
+    (["tune", "--study", "s", "--trials", "1", "--lr", "-1"], "lr must be a number in (0, 1000000]; got -1.0"),
 ])
 def test_mistakes_are_one_line_with_status_2(tmp_path, capsys, args, message):
-    assert main([*args, "--out", str(tmp_path / "study")]) == 2
+    assert cli_status([*args, "--out", str(tmp_path / "study")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "secret" not in lines[0]
 

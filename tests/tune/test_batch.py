@@ -164,16 +164,19 @@ def test_several_shapes_train_as_several_programs_and_a_refused_config_trains_al
 
 def test_a_diverging_member_is_pruned(tmp_path, mnist_dir):
     base = apply_overrides(Config(), {**TINY, "epochs": 1, "data_dir": str(mnist_dir)})
-    study = _tune(tmp_path, base, "[lr]\nchoices = [1e12, 0.1]", trials=2,
-                  queued=[{"lr": 1e12}, {"lr": 0.1}], pruner=optuna.pruners.NopPruner())
+    study = _tune(tmp_path, base, "[lr]\nchoices = [1e6, 0.1]", trials=2,
+                  queued=[{"lr": 1e6}, {"lr": 0.1}], pruner=optuna.pruners.NopPruner())
     diverged, fine = study.trials
     assert diverged.state.name == "PRUNED" and diverged.user_attrs["diverged"] == 1
     assert fine.state.name == "COMPLETE" and study.result.best_trial == 1
 
 
 def test_a_bad_batch_is_one_line(tmp_path, capsys):
-    assert main(["tune", "--study", "s", "--trials", "1", "--batch", "0", "--out", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == "mlplab: error: --batch must be a whole number >= 1; got 0"
+    with pytest.raises(SystemExit) as exit:
+        main(["tune", "--study", "s", "--trials", "1", "--batch", "0", "--out", str(tmp_path)])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.strip() == ("mlplab tune: error: argument --batch: must be a whole number in [1, 1024]; "
+                                               "got 0 (see `mlplab tune --help`)")
 
 
 # --- worker processes --------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from mlplab import choices
-from mlplab.config import DataConfig, check_setting
+from mlplab.cli.flags import add_number, field_bounds
+from mlplab.config import DataConfig
 
 _DEFAULTS = DataConfig()
 
@@ -32,10 +33,9 @@ def register(subparsers: Any) -> None:
                            f"(default: {_DEFAULTS.normalize})")
     info.add_argument("--val-split", default=_DEFAULTS.val_split, metavar="KIND",
                       help=f"{choices.listing(choices.VAL_SPLITS, choices.VAL_SPLIT_NOTES)} (default: {_DEFAULTS.val_split})")
-    info.add_argument("--val-size", type=int, default=_DEFAULTS.val_size, metavar="N",
-                      help=f"training images held out for validation (default: {_DEFAULTS.val_size})")
-    info.add_argument("--seed", type=int, default=0, metavar="N",
-                      help="seed of the random validation split (default: 0)")
+    add_number(info, "--val-size", int, field_bounds("val_size"), "training images held out for validation",
+               default=_DEFAULTS.val_size, metavar="N")
+    add_number(info, "--seed", int, field_bounds("seed"), "seed of the random validation split", default=0, metavar="N")
     info.add_argument("--no-download", dest="download", action="store_false",
                       help="never touch the network; fail if no local copy is found")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -50,7 +50,6 @@ def execute_info(args: argparse.Namespace) -> int:
     config = DataConfig(dataset=get_spec(args.dataset).name, data_dir=args.data_dir, cache_dir=args.cache_dir,
                         download=args.download, normalize=args.normalize, val_split=args.val_split,
                         val_size=args.val_size)
-    check_setting("seed", args.seed)  # the rule `mlplab train --seed` follows
     summary = bundle_statistics(load_data(config, device="cpu", seed=args.seed, progress=True))
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0

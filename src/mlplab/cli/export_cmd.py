@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from mlplab.choices import EXPORT_FORMATS
+from mlplab.cli.flags import add_number
+from mlplab.config import Bounds
 from mlplab.errors import MlplabError
 
 
@@ -17,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="safetensors: the weights, for PyTorch; onnx: the model, for any ONNX runtime "
                              '(needs pip install "mlplab[onnx]") (default: safetensors)')
     parser.add_argument("--out", help="output file (default: model.safetensors or model.onnx beside the checkpoint)")
-    parser.add_argument("--opset", type=int, help="--format onnx: the ONNX operator set (default: torch's)")
+    add_number(parser, "--opset", int, Bounds(1, 100), "--format onnx: the ONNX operator set, up to the newest "
+               "the installed onnx knows (default: torch's)")
     parser.set_defaults(func=execute)
 
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mlplab.config import field_types
+from mlplab.config import INT64_MAX, Bounds, field_types
 from mlplab.errors import MlplabError
 
 SECTION_TITLES = {"data": "data", "model": "model", "optim": "optimizer and schedule", "train": "training loop"}
@@ -33,8 +33,50 @@ def add_field_flag(group: argparse._ArgumentGroup, field: dataclasses.Field) -> 
     choices = field.metadata.get("choices")
     # The help already lists a choice field's names: the metavar keeps argparse from listing them again.
     metavar = "W1,W2,..." if field.name == "hidden" else field.name.upper() if choices else None
-    group.add_argument(flag, dest=field.name, type=kind, default=None, metavar=metavar, choices=choices,
-                       help=help_text)
+    action = group.add_argument(flag, dest=field.name, type=kind, default=None, metavar=metavar, choices=choices,
+                                help=help_text)
+    action.bounds = field.metadata.get("bounds")  # checked by the config section the value goes into
+
+
+class Number:
+    """An argparse ``type``: a whole number (``int``) or a number (``float``) within declared bounds.
+
+    A value outside them gets argparse's one line, stating the range: ``argument --n: must be a
+    whole number in [1, 1000]; got 100000000``.
+    """
+
+    def __init__(self, kind: type, bounds: Bounds) -> None:
+        self.kind, self.bounds = kind, bounds
+        self.__name__ = "whole number" if kind is int else "number"  # argparse names a type by it
+
+    def __call__(self, text: str) -> int | float:
+        try:
+            value = self.kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {self.bounds.requirement(self.kind is int)}; got {text!r}")
+        if not self.bounds.admits(value):
+            raise argparse.ArgumentTypeError(f"must be {self.bounds.requirement(self.kind is int)}; got {text}")
+        return value
+
+
+def add_number(parser: Any, flag: str, kind: type, bounds: Bounds, help: str, **options: Any) -> argparse.Action:
+    """Add a number flag whose declared range is checked as it is parsed and stated in its help, with
+    its default (``hide_default=True`` leaves the default to ``help``'s own words)."""
+    default = options.get("default")
+    notes = f"{bounds}" + (f"; default: {default}" if default is not None and not options.get("hide_default") else "")
+    options.pop("hide_default", None)
+    action = parser.add_argument(flag, type=Number(kind, bounds), help=f"{help} ({notes})", **options)
+    action.bounds = bounds
+    return action
+
+
+def field_bounds(name: str) -> Bounds:
+    """The declared range of the config field ``name``: a command's flag for the same number takes the same."""
+    return field_types()[name].metadata["bounds"]
+
+
+# Seeds, wherever a command takes one: what `mlplab train --seed` takes.
+SEEDS = Bounds(0, INT64_MAX)
 
 
 def given_fields(args: argparse.Namespace) -> dict[str, Any]:

@@ -6,8 +6,8 @@ import argparse
 import dataclasses
 import math
 
-from mlplab.cli.flags import add_field_flag
-from mlplab.config import PRESETS, ModelConfig, TrainConfig, resolve_config
+from mlplab.cli.flags import add_field_flag, add_number
+from mlplab.config import PRESETS, Bounds, ModelConfig, TrainConfig, resolve_config
 
 AUTOGRAD_TOLERANCE = 1e-10  # relative, float64: what the tests hold the scratch engine to
 _FLAGS = {"hidden", "activation", "output", "init", "init_range", "loss", "beta", "seed"}
@@ -26,9 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for field in (*dataclasses.fields(ModelConfig), *dataclasses.fields(TrainConfig)):
         if field.name in _FLAGS:
             add_field_flag(group, field)
-    parser.add_argument("--batch-size", type=int, default=8, help="random images in the batch (default: 8)")
-    parser.add_argument("--entries", type=int, default=200,
-                        help="finite-difference entries checked per parameter, drawn at random; 0 checks all (default: 200)")
+    add_number(parser, "--batch-size", int, Bounds(1, 1000), "random images in the batch", default=8)
+    add_number(parser, "--entries", int, Bounds(0, 1_000_000), "finite-difference entries checked per parameter, "
+               "drawn at random; 0 checks all", default=200)
     parser.set_defaults(func=execute)
 
 

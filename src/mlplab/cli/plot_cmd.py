@@ -7,7 +7,9 @@ import dataclasses
 from pathlib import Path
 
 from mlplab.choices import AUGMENTS, DATASETS, FIGURE_FORMATS, SPLITS
+from mlplab.cli.flags import SEEDS, add_field_flag, add_number
 from mlplab.cli.parser import FORMAT_HELP, figure_formats
+from mlplab.config import Bounds, DataConfig
 from mlplab.errors import MlplabError
 
 # The DataConfig fields `mlplab show augment` takes as flags, besides --augment: the distortions' settings.
@@ -24,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plot.add_argument("run_dir", help="a directory written by `mlplab train`")
     plot.add_argument("--format", default="png", help=f"{FORMAT_HELP} (default: png)")
     plot.add_argument("--out", help="folder for the figures (default: RUN_DIR/figures)")
-    plot.add_argument("--units", type=int, default=16,
-                      help="hidden units whose first-layer weights are drawn (default: 16; logistic regression: all 10)")
+    add_number(plot, "--units", int, Bounds(1, 1024), "hidden units whose first-layer weights are drawn (default: 16; "
+               "logistic regression: all 10)", default=16, hide_default=True)
     plot.add_argument("--data-dir", help="folder holding the dataset's IDX files (default: as in training)")
     plot.set_defaults(func=execute_plot)
 
@@ -37,9 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     samples.add_argument("--dataset", default="mnist", choices=DATASETS,
                          help="dataset (default: mnist)")
     samples.add_argument("--split", default="train", choices=SPLITS, help="split (default: train)")
-    samples.add_argument("--n", type=int, default=40, help="number of images (default: 40)")
+    add_number(samples, "--n", int, Bounds(1, 1000), "number of images", default=40)
     samples.add_argument("--class", dest="label", help="only this class: a label (3) or a name (three, Trouser)")
-    samples.add_argument("--seed", type=int, help="draw the images at random with this seed (default: the first ones)")
+    add_number(samples, "--seed", int, SEEDS, "draw the images at random with this seed (default: the first ones)")
     samples.add_argument("--data-dir", help="folder holding the IDX files (default: $MLPLAB_DATA_DIR, else the cache)")
     samples.add_argument("--out", default="samples.png", help="output .png or .svg (default: samples.png)")
     samples.set_defaults(func=execute_samples)
@@ -59,21 +61,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _register_augment(what: argparse._SubParsersAction) -> None:
     """Add `show augment`: its distortion flags are `mlplab train`'s, with --augment defaulting to both."""
-    from mlplab.cli.flags import add_field_flag
-    from mlplab.config import DataConfig
 
     augment = what.add_parser("augment", help="one training image and its random distortions",
                               description="Draw one training image, then --count versions of it distorted as "
                                           "`mlplab train --augment` would, at optimizer steps 0, 1, ...")
     augment.add_argument("--dataset", default="mnist", choices=DATASETS, help="dataset (default: mnist)")
-    augment.add_argument("--index", type=int, default=0, help="which training image (default: 0)")
+    add_number(augment, "--index", int, Bounds(0, 59_999), "which training image", default=0)
     augment.add_argument("--augment", default="both", choices=AUGMENTS,
                          help="the distortion: affine, elastic or both (affine, then elastic) (default: both)")
     fields = {field.name: field for field in dataclasses.fields(DataConfig)}
     for name in AUGMENT_SETTINGS:
         add_field_flag(augment, fields[name])
-    augment.add_argument("--seed", type=int, default=0, help="the run's seed, as in `mlplab train` (default: 0)")
-    augment.add_argument("--count", type=int, default=19, help="number of distorted versions (default: 19)")
+    add_number(augment, "--seed", int, SEEDS, "the run's seed, as in `mlplab train`", default=0)
+    add_number(augment, "--count", int, Bounds(1, 100), "number of distorted versions", default=19)
     augment.add_argument("--data-dir", help="folder holding the IDX files (default: $MLPLAB_DATA_DIR, else the cache)")
     augment.add_argument("--out", default="augment.png", help="output .png or .svg (default: augment.png)")
     augment.set_defaults(func=execute_augment)

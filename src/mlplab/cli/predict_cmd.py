@@ -6,7 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from mlplab.cli.flags import add_number
 from mlplab.cli.parser import EXIT_USER_ERROR
+from mlplab.config import Bounds
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "gets one line and a non-zero exit; the others are still predicted.")
     parser.add_argument("model", help="a run directory (its best checkpoint) or a checkpoint file (.pt)")
     parser.add_argument("images", nargs="+", help="image files")
-    parser.add_argument("--top", type=int, default=3, help="classes to list per image (default: 3)")
+    add_number(parser, "--top", int, Bounds(1, 100), "classes to list per image", default=3)
     parser.add_argument("--json", action="store_true", help="print the predictions as JSON")
     parser.add_argument("--show", metavar="OUT.png",
                         help="also draw each image, the 28x28 the model saw and its probabilities (needs mlplab[plots])")

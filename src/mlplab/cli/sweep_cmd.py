@@ -7,8 +7,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from mlplab.cli.flags import SECTION_TITLES, add_field_flag, given_fields
-from mlplab.config import PRESETS, SECTION_TYPES, Config, from_dict, read_toml, resolve_config
+from mlplab.cli.flags import SEEDS, SECTION_TITLES, add_field_flag, add_number, given_fields
+from mlplab.config import PRESETS, Bounds, SECTION_TYPES, Config, from_dict, read_toml, resolve_config
 from mlplab.errors import MlplabError
 
 NOT_BASE_FLAGS = ("out",)  # --out names the sweep's folder
@@ -31,12 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="swept fields, e.g. lr=0.01,0.03 seed=0-4 (a range includes both ends)")
     sweep.add_argument("--grid-file", metavar="FILE.toml", help="read the grid from a TOML file's [grid] table "
                                                                 "(e.g. a sweep's sweep.toml)")
-    sweep.add_argument("--random", type=int, metavar="N", help="train a random N of the grid's configurations "
-                                                               "(whole settings: all seeds of each drawn setting)")
-    sweep.add_argument("--random-seed", type=int, default=0, metavar="S", help="seed of the --random draw (default: 0)")
+    add_number(sweep, "--random", int, Bounds(1, 1_000_000), "train a random N of the grid's configurations "
+               "(whole settings: all seeds of each drawn setting)", metavar="N")
+    add_number(sweep, "--random-seed", int, SEEDS, "seed of the --random draw", default=0, metavar="S")
     sweep.add_argument("--out", dest="sweep_dir", metavar="DIR", required=True,
                        help="the sweep's folder (refused if it already holds a sweep)")
-    sweep.add_argument("--max-group-size", type=int, metavar="K", help="train at most K members at once")
+    add_number(sweep, "--max-group-size", int, Bounds(1, 100_000), "train at most K members at once", metavar="K")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="start the base config from a lab's recipe")
     parser.add_argument("--config", metavar="FILE.toml", help="read the base config from a TOML file "
                                                               "(a sweep.toml's [grid] and [random] are skipped)")

@@ -7,9 +7,9 @@ import dataclasses
 import sys
 
 from mlplab.choices import PRUNERS
-from mlplab.cli.flags import SECTION_TITLES, add_field_flag, check_run_dir
+from mlplab.cli.flags import SECTION_TITLES, add_field_flag, add_number, check_run_dir
 from mlplab.cli.train_cmd import config_of
-from mlplab.config import PRESETS, SECTION_TYPES
+from mlplab.config import PRESETS, Bounds, SECTION_TYPES
 from mlplab.errors import MlplabError
 
 # Training flags tune does not take: --out names the study's folder, and trials print lines, not bars.
@@ -29,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     study = parser.add_argument_group("study")
     study.add_argument("--study", metavar="NAME", help="the study's name (required); workers with the same "
                                                       "storage and name share it")
-    study.add_argument("--trials", type=int, metavar="N", help="finished trials (complete or pruned) the study "
-                                                              "ends at, counted over all its workers (required)")
+    add_number(study, "--trials", int, Bounds(1, 1_000_000), "finished trials (complete or pruned) the study "
+               "ends at, counted over all its workers; required", metavar="N")
     study.add_argument("--space", metavar="FILE.toml", help="search space, one table per setting "
                                                            "(default: lr, depth, width, weight_decay, batch_size; "
                                                            "see --print-space)")
@@ -44,13 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="how a trial behind the others is stopped early: median (below the median of "
                             "earlier trials at the same epoch, once 5 trials have completed) | hyperband "
                             "(default: median)")
-    study.add_argument("--heartbeat", type=int, default=10, metavar="SECONDS",
-                       help="a running trial's heartbeat; one silent for 3 heartbeats is run again "
-                            "(every worker of a study takes the same) (default: 10)")
-    study.add_argument("--batch", type=int, default=1, metavar="K",
-                       help="trains up to K trials at once: trials that can share a vectorised program (the same "
-                            "network shape, loss, optimizer, batch size and epochs, as mlplab sweep takes) train "
-                            "together as one batched program, the others one by one (default: 1)")
+    add_number(study, "--heartbeat", int, Bounds(1, 3600), "a running trial's heartbeat; one silent for 3 "
+               "heartbeats is run again (every worker of a study takes the same)", default=10, metavar="SECONDS")
+    add_number(study, "--batch", int, Bounds(1, 1024), "trains up to K trials at once: trials that can share a "
+               "vectorised program (the same network shape, loss, optimizer, batch size and epochs, as mlplab sweep "
+               "takes) train together as one batched program, the others one by one", default=1, metavar="K")
     study.add_argument("--print-space", action="store_true", help="print the search space as TOML and exit")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="start the base config from a lab's recipe")
     parser.add_argument("--config", metavar="FILE.toml", help="read the base config from a TOML file")

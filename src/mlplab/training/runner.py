@@ -8,6 +8,7 @@ the trackers the config asks for. `train` does both.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,12 @@ from torch import Tensor
 
 from mlplab.config import MOMENTUM_OPTIMIZERS, Config
 from mlplab.data import Batches, DataBundle, load_data
+from mlplab.data.arrays import IMAGE_SHAPE
+from mlplab.data.registry import get_spec
 from mlplab.engines import Engine, config_engine
 from mlplab.losses import config_loss
-from mlplab.models import MLP, build_model
+from mlplab.memory import check_memory
+from mlplab.models import MLP, build_model, parameter_count
 from mlplab.optim import Schedule, build_optimizer, build_schedule
 from mlplab.runs.state import Callback
 from mlplab.threads import monitor
@@ -32,6 +36,7 @@ from mlplab.training.tracking import trackers
 from mlplab.runs.writer import RunWriter
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
+LARGEST_SPLIT = 60_000
 
 
 @dataclass
@@ -69,6 +74,7 @@ def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
     # A bad --engine fails before the data loads.
     engine = config_engine(config, loss)
     device = config_device(config)
+    check_run_memory(config, device)  # before the data loads and the model is built
     torch.manual_seed(config.train.seed)  # one seed: split, initialisation, shuffling, dropout
     data = load_data(config.data, device=device, seed=config.train.seed, progress=config.train.progress)
     model = build_model(config.model, in_features=data.train.images[0].numel(),
@@ -90,6 +96,27 @@ def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
         engine=engine,
         augment=build_augmentation(config.data, data, config.train.seed),
     )
+
+
+def run_bytes(config: Config, in_features: int = 784, num_classes: int = 10) -> int:
+    """Bytes a run of ``config`` holds while it trains, roughly: its parameters six times (weights,
+    gradients, up to two optimizer states, the best epoch's and an averaged copy) and a training
+    batch's and an evaluation batch's activations, float32."""
+    widths = (in_features, *config.model.hidden, num_classes)
+    units = sum(widths)
+    # A batch is at most a whole split: 60,000 images, the largest of every dataset mlplab reads.
+    batch, evaluation = (min(size, LARGEST_SPLIT) for size in (config.train.batch_size, config.train.eval_batch_size))
+    return 4 * (6 * parameter_count(widths) + 4 * batch * units + 2 * evaluation * units)
+
+
+def check_run_memory(config: Config, device: torch.device) -> None:
+    """Refuse, in one line, a run whose widths and batch sizes cannot fit in ``device``'s free memory."""
+    spec = get_spec(config.data.dataset)
+    needed = run_bytes(config, math.prod(IMAGE_SHAPE), len(spec.classes))
+    shown = ",".join(map(str, config.model.hidden)) or "none"
+    check_memory(needed, f"training --hidden {shown} with --batch-size {config.train.batch_size} and "
+                 f"--eval-batch-size {config.train.eval_batch_size}", "use narrower layers or smaller batches",
+                 device)
 
 
 def build_augmentation(config: Any, data: DataBundle, seed: int) -> Callable[[Tensor, int], Tensor] | None:

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlplab.config import AT_LEAST_ONE, INT64_MAX, NON_NEGATIVE, Bounds, field_types, setting_value
+from mlplab.config import COUNT, INT64_MAX, Bounds, field_types, setting_value
 from mlplab.errors import MlplabError
 
 # mlplab tune's space when no --space is given: the settings that matter most for an MLP.
@@ -77,7 +77,7 @@ choices = [64, 128, 256, 512]
 
 # The two settings that are not config fields, with their bounds: `depth` hidden layers of
 # `width` units each make `hidden` (depth 0 is logistic regression).
-SHAPE = {"depth": NON_NEGATIVE, "width": AT_LEAST_ONE}
+SHAPE = {"depth": Bounds(0, 100), "width": COUNT}
 
 # Fields a study cannot tune, with the reason the error gives.
 _WHERE = "it says where or how a run is written or shown, not what it learns"
