@@ -20,10 +20,10 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 @contextmanager
-def mlplab_serve(run_dir: Any) -> Iterator[tuple[subprocess.Popen, str]]:
-    """A real ``mlplab serve RUN_DIR --port 0`` in a child process; yields it and the first line it
-    printed (``mlplab serve: http://127.0.0.1:PORT/ ...``). Killed afterwards if still running."""
-    process = subprocess.Popen([sys.executable, "-m", "mlplab", "serve", str(run_dir), "--port", "0"],
+def mlplab_serve(run_dir: Any, *options: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A real ``mlplab serve RUN_DIR --port 0 [OPTIONS]`` in a child process; yields it and the first
+    line it printed (``mlplab serve: http://127.0.0.1:PORT/ ...``). Killed afterwards if still running."""
+    process = subprocess.Popen([sys.executable, "-m", "mlplab", "serve", str(run_dir), "--port", "0", *options],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONPATH": SRC})
     try:

@@ -177,6 +177,57 @@ def test_huge_tiny_and_odd_mode_images(mnist_test):
         assert _correlation(digits.to_mnist(image), images[7]) > 0.75, image.mode
 
 
+@pytest.mark.parametrize("mode", ["L", "P", "1", "RGBA"])
+def test_large_images_are_reduced_to_what_a_digit_needs_before_any_step(mnist_test, mode):
+    """A 3000x2400 page is decoded, then reduced to `DECODE_SIDE` on its longer side before the
+    steps run (their cost grows with the pixels; the digit needs only 80 px). Palette and 1-bit
+    images are reduced by averaging too, not by dropping pixels, so thin strokes stay."""
+    images, _ = mnist_test
+    page = Image.new("L", (3000, 2400), 255)
+    page.paste(_on_canvas(images[3], canvas=1200, side=900, at=(150, 150)), (900, 600))
+    if mode == "RGBA":  # black strokes on a transparent canvas, hidden pixels black
+        page = Image.merge("RGBA", (*[Image.new("L", page.size, 0)] * 3, page.point(lambda v: 255 - v)))
+    loaded = digits.load_image(_encoded(page.convert(mode), "PNG"), "page.png")
+    assert max(loaded.size) == digits.DECODE_SIDE and loaded.size[0] / loaded.size[1] == pytest.approx(1.25, abs=0.01)
+    assert _correlation(digits.to_mnist(_encoded(page.convert(mode), "PNG")), images[3]) > 0.85
+
+
+def test_a_jpeg_larger_than_the_limit_is_decoded_reduced(mnist_test):
+    """A JPEG is decoded at 1/2, 1/4 or 1/8 of its size by the decoder itself (Pillow's draft):
+    a 5000x4000 photo (20 million pixels, over `MAX_PIXELS`) is read at 1250x1000, then reduced."""
+    images, _ = mnist_test
+    photo = Image.new("L", (5000, 4000), 255)
+    photo.paste(_on_canvas(images[6], canvas=2000, side=1600, at=(200, 200)), (1500, 1000))
+    data = _encoded(photo.convert("RGB"), "JPEG", quality=85)
+    assert 5000 * 4000 > digits.MAX_PIXELS
+    with digits.open_image(data, "photo.jpg") as opened:
+        assert opened.size == (1250, 1000)  # what the decoder will produce: a quarter of each side
+    assert max(digits.load_image(data, "photo.jpg").size) <= digits.DECODE_SIDE
+    assert _correlation(digits.to_mnist(data), images[6]) > 0.85
+
+
+def test_an_image_too_large_to_reduce_cheaply_is_refused_before_decoding():
+    """A PNG must be decoded whole before it can be reduced: over `MAX_PIXELS` it is refused
+    from its header, with the limit and what to do (a 4000x3001 white PNG is 36 kB to send)."""
+    big = _encoded(Image.new("L", (4000, 3001), 255), "PNG")
+    with pytest.raises(digits.ImageTooLarge) as caught:
+        digits.to_mnist(big, name="page.png")
+    message = str(caught.value)
+    assert message.startswith("page.png: 4000x3001 pixels") and "at most 12,000,000 pixels" in message
+    assert "scale it down" in message and "JPEG" in message and "\n" not in message
+    assert isinstance(caught.value, digits.NotAnImage) and (caught.value.width, caught.value.height) == (4000, 3001)
+    assert digits.MAX_PIXELS == 12_000_000 < Image.MAX_IMAGE_PIXELS
+    with digits.open_image(_encoded(Image.new("L", (4000, 3000), 255), "PNG")) as exactly:
+        assert exactly.size == (4000, 3000)  # the limit itself is accepted
+
+
+def test_the_exif_turn_survives_the_reduction():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, viewed portrait
+    stored = _encoded(Image.new("RGB", (2400, 1800), "white"), "JPEG", exif=exif)
+    assert digits.load_image(stored, "turned.jpg").size == (768, 1024)
+
+
 def test_a_photo_turned_by_its_exif_tag_is_read_upright(mnist_test):
     images, _ = mnist_test
     upright = _on_canvas(images[9]).convert("RGB")

@@ -7,7 +7,7 @@ of mass at the centre. A digit drawn on a white canvas or photographed on paper 
 that, and a model shown it raw guesses. `to_mnist` makes any image into that 28x28, one small
 step at a time, each with its reason:
 
-    load_image        any file, bytes or array -> a Pillow image (EXIF rotation applied)
+    load_image        any file, bytes or array -> a Pillow image, reduced to what a digit needs (EXIF rotation applied)
     to_gray           colour, grey or alpha -> grey levels in [0, 1]
     paper_level       the background's level at each pixel, even under uneven light
     ink_is_dark       which polarity: dark ink on light paper, or light on dark
@@ -25,13 +25,15 @@ the 28x28 as uint8, as MNIST stores its digits, so the run's own normalisation
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mlplab.errors import MlplabError
+from mlplab.errors import MlplabError, one_line
 
 FIELD = 28  # MNIST's image size
 BOX = 20  # the box MNIST's digits were scaled to fit, keeping their aspect ratio
@@ -50,8 +52,19 @@ MIN_CONTRAST = 0.06  # the least difference between ink and background (on a 0-1
 NOISE_MARGIN = 5.0  # ... and the least, in widths of the background's noise
 MIN_INK_FRACTION = 2e-4  # less ink than this share of the image is a speck, not a digit
 MAX_INK_FRACTION = 0.5  # more "ink" than background: a texture or a photo of something else
-MAX_PIXELS = 50_000_000  # a larger image is refused before decoding (a decompression bomb, or a mistake)
 WORK_SIZE = 4 * BOX  # the digit is cleaned (stroke width) at 4x its final size, then reduced
+# Every image is reduced to at most this many pixels on its longer side before the steps run:
+# they look at the digit at WORK_SIZE (80 px) and at the background at 64 px (`paper_level`), so
+# a digit an eighth of the image's side is still seen whole, and the steps cost the same (about
+# 0.1 s, 30 MB) for a 40-megapixel photo as for a 1-megapixel one.
+DECODE_SIDE = 1024
+# The most pixels (width x height) decoded at full size. A JPEG is decoded already reduced (by
+# 1/2, 1/4 or 1/8, `open_image`), so only that reduced size counts and a photo of any size
+# passes; a PNG, WebP or GIF must be decoded whole before it can be reduced: up to a
+# 12-megapixel one (4000x3000, about 0.3 s and 100 MB to decode and reduce). Larger ones are
+# refused from their header, before decoding (a 40 kB PNG can declare gigapixels). Pillow's
+# own limit, 89 million, is far above what a digit needs.
+MAX_PIXELS = 12_000_000
 
 
 class NoDigitFound(MlplabError):
@@ -62,40 +75,122 @@ class NotAnImage(MlplabError):
     """The input cannot be read as an image."""
 
 
+class ImageTooLarge(NotAnImage):
+    """An image that would decode to more than `MAX_PIXELS` pixels; refused before decoding.
+
+    Attributes:
+        width, height: the size it would decode to (a JPEG's already reduced by its decoder).
+    """
+
+    def __init__(self, message: str, width: int | None = None, height: int | None = None) -> None:
+        super().__init__(message)
+        self.width, self.height = width, height
+
+    @classmethod
+    def of_size(cls, label: str, width: int, height: int, jpeg: bool) -> ImageTooLarge:
+        """The error for an image that would decode to ``width`` x ``height``: the limit, and what to do."""
+        advice = "scale it down first" + ("" if jpeg else ", or save it as JPEG (read reduced, at any size)")
+        return cls(f"{label}: {width}x{height} pixels is too large to decode: at most {MAX_PIXELS:,} pixels are "
+                   f"decoded, and a digit needs no more than {DECODE_SIDE} px on its longer side; {advice}",
+                   width, height)
+
+
 def load_image(source: Any, name: str | None = None) -> Any:
-    """A Pillow image from a path, bytes, a binary file object, a Pillow image or a NumPy array.
+    """A Pillow image from a path, bytes, a binary file object, a Pillow image or a NumPy array,
+    reduced to at most `DECODE_SIDE` pixels on its longer side (averaging, aspect kept).
 
     Photos are turned upright by their EXIF orientation (phones store them sideways with a
     tag). An animated GIF gives its first frame. Raises `NotAnImage` (one line) for anything
-    Pillow cannot decode, and for images over `MAX_PIXELS` pixels.
+    Pillow cannot decode, and `ImageTooLarge` for an image over `MAX_PIXELS` (see `open_image`).
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image
 
-    label = name or (str(source) if isinstance(source, (str, Path)) else type(source).__name__)
+    label = _label(source, name)
+    if isinstance(source, np.ndarray):
+        return _reduced(_image_from_array(source, label))
     if isinstance(source, Image.Image):
-        image = source
-    elif isinstance(source, np.ndarray):
-        return _image_from_array(source, label)
-    else:
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            source = io.BytesIO(source)
-        try:
-            image = Image.open(source)
-            if image.width * image.height > MAX_PIXELS:
-                raise NotAnImage(f"{label}: {image.width}x{image.height} pixels is too large "
-                                 f"(at most {MAX_PIXELS:,}); scale it down first")
-            image.load()
-        except NotAnImage:
-            raise
-        except FileNotFoundError:
-            raise NotAnImage(f"{label}: no such file") from None
-        except IsADirectoryError:
-            raise NotAnImage(f"{label}: is a folder, not an image") from None
-        except (UnidentifiedImageError, Image.DecompressionBombError) as error:
-            raise NotAnImage(f"{label}: not an image Pillow can read ({type(error).__name__}); "
-                             "give a PNG, JPEG, WebP or GIF file") from None
-        except (OSError, ValueError, SyntaxError) as error:  # truncated or corrupt data
-            raise NotAnImage(f"{label}: a damaged or unreadable image ({error})") from None
+        return _upright(_reduced(source))
+    image = open_image(source, name)
+    with _decoding(label):
+        image.load()
+    return _upright(_reduced(image))
+
+
+def open_image(source: Any, name: str | None = None) -> Any:
+    """A path, bytes or binary file object opened as a Pillow image with only its header read,
+    set to decode no larger than a digit needs where its format allows (a JPEG at 1/2, 1/4 or
+    1/8 of its size, never below `DECODE_SIDE`), so ``image.size`` is what decoding will cost.
+
+    Raises `ImageTooLarge` when that is over `MAX_PIXELS` (nothing decoded yet), `NotAnImage`
+    when the data is no image Pillow knows. `mlplab serve` calls it to refuse and to weigh an
+    upload before any worker decodes it.
+    """
+    from PIL import Image
+
+    label = _label(source, name)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(source)
+    with _decoding(label):
+        image = Image.open(source)
+    if image.format == "JPEG" and max(image.size) > DECODE_SIDE:
+        image.draft(None, _fitted(image.size))  # the decoder's own scaling: it skips most of the work
+    if image.width * image.height > MAX_PIXELS:
+        image.close()
+        raise ImageTooLarge.of_size(label, image.width, image.height, jpeg=image.format == "JPEG")
+    return image
+
+
+def _label(source: Any, name: str | None) -> str:
+    """How errors name an input: ``name``, else its path, else its type."""
+    return name or (str(source) if isinstance(source, (str, Path)) else type(source).__name__)
+
+
+@contextmanager
+def _decoding(label: str) -> Iterator[None]:
+    """Pillow's and the file system's errors while opening or decoding, as one-line `NotAnImage`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        yield
+    except FileNotFoundError:
+        raise NotAnImage(f"{label}: no such file") from None
+    except IsADirectoryError:
+        raise NotAnImage(f"{label}: is a folder, not an image") from None
+    except Image.DecompressionBombError as error:  # a header Pillow itself refuses: hundreds of megapixels
+        raise ImageTooLarge(f"{label}: far too large to decode ({one_line(error, None)}); at most {MAX_PIXELS:,} "
+                            "pixels are decoded: scale it down first") from None
+    except UnidentifiedImageError as error:
+        raise NotAnImage(f"{label}: not an image Pillow can read ({type(error).__name__}); "
+                         "give a PNG, JPEG, WebP or GIF file") from None
+    except (OSError, ValueError, SyntaxError) as error:  # truncated or corrupt data
+        raise NotAnImage(f"{label}: a damaged or unreadable image ({error})") from None
+
+
+def _fitted(size: tuple[int, int]) -> tuple[int, int]:
+    """``size`` scaled so its longer side is `DECODE_SIDE` (aspect kept; never enlarged)."""
+    scale = min(1.0, DECODE_SIDE / max(size))
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def _reduced(image: Any) -> Any:
+    """``image`` reduced to `DECODE_SIDE` on its longer side by area averaging (a copy), or itself
+    when already that small. Palette, 1-bit and colour-keyed images are first made grey or RGBA,
+    as `to_gray` would: Pillow resamples those by dropping pixels, which loses thin strokes."""
+    from PIL import Image
+
+    if max(image.size) <= DECODE_SIDE:
+        return image
+    if image.mode in ("P", "PA") or (image.mode in ("L", "RGB") and "transparency" in image.info):
+        image = image.convert("RGBA")
+    elif image.mode == "1":
+        image = image.convert("L")
+    return image.resize(_fitted(image.size), Image.Resampling.BOX, reducing_gap=2.0)
+
+
+def _upright(image: Any) -> Any:
+    """``image`` turned as its EXIF orientation says (a reduced copy keeps the original's tags)."""
+    from PIL import ImageOps
+
     try:
         return ImageOps.exif_transpose(image)
     except Exception:  # noqa: BLE001 - a broken EXIF block: keep the pixels as stored
@@ -376,8 +471,8 @@ def to_mnist(source: Any, name: str | None = None) -> np.ndarray:
             (H, W, 3|4) colour, or 784 values (floats read as 0-1, integers as 0-255).
         name: how errors name the input (default: the path).
 
-    Raises `NotAnImage` for unreadable input and `NoDigitFound` for an image without a digit,
-    each with a one-line message.
+    Raises `NotAnImage` for unreadable input (`ImageTooLarge`, a kind of it, for an image over
+    `MAX_PIXELS`) and `NoDigitFound` for an image without a digit, each with a one-line message.
     """
     gray = to_gray(load_image(source, name))
     ink = find_ink(*remove_background(gray))

@@ -35,6 +35,9 @@ def test_what_cannot_be_served_is_one_line(capsys, tmp_path, trained_run):
     with pytest.raises(SystemExit) as caught:
         main(["serve", str(trained_run), "--port", "70000"])
     assert caught.value.code == 2 and "a port is a number from 0 to 65535" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as caught:
+        main(["serve", str(trained_run), "--allow-host", "http://mybox.lan:8000"])
+    assert caught.value.code == 2 and "a host name without scheme or port" in capsys.readouterr().err
 
 
 def test_a_taken_port_is_one_line(capsys, trained_run):
@@ -83,3 +86,22 @@ def test_mlplab_serve_prints_its_url_answers_and_stops_on_ctrl_c(trained_run):
         out, err = process.communicate(timeout=30)
         assert process.returncode == 0 and "mlplab serve: stopped" in out, out + err
         assert "Traceback" not in err
+
+
+def test_allow_host_adds_a_name_and_others_are_refused(trained_run):
+    pytest.importorskip("fastapi", reason='the serve extra is not installed: pip install -e ".[serve]"')
+    httpx = pytest.importorskip("httpx")
+    with mlplab_serve(trained_run, "--allow-host", "MyBox.test") as (process, line):
+        url = line.split()[2]
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                named = httpx.get(url + "health", headers={"Host": "mybox.test:8000"}, timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not answer within 30 s"
+                time.sleep(0.1)
+        assert named.json() == {"status": "ok"}
+        other = httpx.get(url + "health", headers={"Host": "evil.example"}, timeout=5)
+        assert other.status_code == 400 and "--allow-host evil.example" in other.json()["error"]
+        assert httpx.get(url + "health", timeout=5).status_code == 200  # 127.0.0.1 itself

@@ -132,7 +132,8 @@ def test_bad_uploads_get_a_json_error(client, mnist_test):
 
 def test_limits_on_size(app, server, client, trained_run):
     """Over the byte limit: 413, refused unread when Content-Length says so, and after the limit
-    when the body comes in chunks of unknown length. Over the pixel limit: 413 before decoding."""
+    when the body comes in chunks of unknown length. Over the pixel limit (`mlplab.digits.MAX_PIXELS`,
+    after a JPEG's reduced decoding): 413 before decoding."""
     too_big = b"\x89PNG" + bytes(10_000_001)
     _error(client.post("/api/predict", content=too_big, headers=PNG), 413, "the upload is 10.0 MB",
            "at most 10.0 MB")
@@ -142,14 +143,22 @@ def test_limits_on_size(app, server, client, trained_run):
             yield bytes(1_000_000)
     _error(client.post("/api/predict", content=chunks(), headers=PNG), 413, "the upload is over the 10.0 MB accepted")
     _error(client.post("/api/predict", files={"image": ("big.png", too_big, "image/png")}), 413, "at most 10.0 MB")
-    # A 5000x4000 white PNG is 28 kB: small to send, 20 million pixels to decode.
+    # A 4000x4000 white PNG is 24 kB: small to send, 16 million pixels to decode (the finding's
+    # request). Refused from its header, with the limit and what to do, before any worker decodes it.
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.new("L", (5000, 4000), 255).save(buffer, "PNG")
+    Image.new("L", (4000, 4000), 255).save(buffer, "PNG")
     assert len(buffer.getvalue()) < 100_000
-    _error(client.post("/api/predict", content=buffer.getvalue(), headers=PNG), 413, "5000x4000 pixels",
-           "at most 16 million pixels")
+    _error(client.post("/api/predict", content=buffer.getvalue(), headers=PNG), 413, "4000x4000 pixels",
+           "too large to decode", "at most 12,000,000 pixels", "scale it down first, or save it as JPEG")
+    _error(client.post("/api/predict", files={"image": ("page.png", buffer.getvalue(), "image/png")}), 413,
+           "page.png: 4000x4000 pixels")
+    # A JPEG is decoded reduced: 20 million pixels are read as 1250x1000 (and found blank).
+    buffer = io.BytesIO()
+    Image.new("L", (5000, 4000), 255).save(buffer, "JPEG")
+    _error(client.post("/api/predict", content=buffer.getvalue(), headers={"Content-Type": "image/jpeg"}), 422,
+           "no digit found")
     assert client.get("/health").json() == {"status": "ok"}
 
 
@@ -210,3 +219,9 @@ def test_create_app_checks_its_limits(trained_run):
         create_app(trained_run, timeout_s=0)
     with pytest.raises(MlplabError, match="workers must be a positive number; got -1"):
         create_app(trained_run, workers=-1)
+    with pytest.raises(MlplabError, match=r"heavy_workers must be at most workers \(2\); got 3"):
+        create_app(trained_run, workers=2, heavy_workers=3)
+    with pytest.raises(MlplabError, match="queue must be a positive number; got 0"):
+        create_app(trained_run, queue=0)
+    with pytest.raises(MlplabError, match="unknown limit max_pixels; the limits are max_upload_bytes, timeout_s"):
+        create_app(trained_run, max_pixels=1000)

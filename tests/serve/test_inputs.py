@@ -1,4 +1,5 @@
-"""`mlplab.serve.inputs`: JSON pixels read in either scale, and the header check before decoding."""
+"""`mlplab.serve.inputs`: JSON pixels read in either scale, and each image weighed from its header
+before anything is decoded."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from mlplab.serve.inputs import RequestError, check_image_size, media_type, pixels_from_json
+from mlplab.digits import ImageTooLarge
+from mlplab.serve.inputs import LIGHT_PIXELS, ImageSource, decoded_pixels, media_type, pixels_from_json
 
 
 def test_pixels_in_0_1_and_0_255_give_the_same_image():
@@ -23,13 +25,26 @@ def test_media_type_ignores_case_and_parameters():
     assert media_type("Image/PNG; charset=binary") == "image/png" and media_type(None) == ""
 
 
-def test_an_image_is_measured_from_its_header():
+def _encoded(size: tuple[int, int], kind: str = "PNG") -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.new("L", (300, 200), 255).save(buffer, "PNG")
-    check_image_size(buffer.getvalue(), "page.png", max_pixels=60_000)
-    with pytest.raises(RequestError, match="page.png is 300x200 pixels; at most 0.05 million") as caught:
-        check_image_size(buffer.getvalue(), "page.png", max_pixels=50_000)
-    assert caught.value.status == 413
-    check_image_size(b"not an image", "junk", max_pixels=1)  # left to the decoder to name precisely
+    Image.new("RGB", size, "white").save(buffer, kind)
+    return buffer.getvalue()
+
+
+def test_an_image_is_weighed_from_its_header():
+    assert decoded_pixels(_encoded((300, 200)), "page.png") == 60_000
+    # A JPEG decodes reduced (1/4 of each side here): its cost is the reduced size.
+    assert decoded_pixels(_encoded((4096, 3072), "JPEG"), "photo.jpg") == 1024 * 768
+    with pytest.raises(ImageTooLarge, match="page.png: 4001x3000 pixels is too large to decode") as caught:
+        decoded_pixels(_encoded((4001, 3000)), "page.png")
+    assert "at most 12,000,000 pixels" in str(caught.value)
+    assert decoded_pixels(b"not an image", "junk") == 0  # left to the decoder to name precisely
+
+
+def test_heavy_is_a_large_image_or_a_large_body():
+    assert not ImageSource(b"", "drawing", 280 * 280, 15_000).heavy
+    assert not ImageSource(b"", "photo", LIGHT_PIXELS, 900_000).heavy
+    assert ImageSource(b"", "page", LIGHT_PIXELS + 1, 40_000).heavy
+    assert ImageSource(b"", "noise", 500 * 500, 1_500_000).heavy

@@ -17,6 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0: your network)")
     parser.add_argument("--port", type=_port, default=8000, help="port, 0-65535 (default: 8000; 0 picks a free one)")
+    parser.add_argument("--allow-host", metavar="NAME", type=_host, action="append", default=[],
+                        help="another host name the server answers to, e.g. mybox.local (repeat for several; "
+                             "'*' for any). By default it answers only to localhost and IP addresses (loopback "
+                             "ones when --host is), so no web page can reach it by a rebound DNS name")
     parser.set_defaults(func=execute)
 
 
@@ -30,17 +34,27 @@ def _port(text: str) -> int:
     return port
 
 
+def _host(text: str) -> str:
+    name = text.strip().lower()
+    if name != "*" and (not name or any(mark in name for mark in ":/[]@ ")):
+        raise argparse.ArgumentTypeError(f"a host name without scheme or port, e.g. mybox.local; got {text!r}")
+    return name
+
+
 def execute(args: argparse.Namespace) -> int:
     """Load the run, bind the port, print the URL, serve until Ctrl+C."""
     from mlplab.serve import create_app, listen, require_serve_extra, run_server, url
 
     require_serve_extra()  # before the model loads: the missing extra is the first thing to fix
-    app = create_app(args.run_dir)  # a bad RUN_DIR fails here, before any port is taken
-    info = app.state.served.info
+    # A bad RUN_DIR fails here, before any port is taken.
+    app = create_app(args.run_dir, host=args.host, allow_hosts=args.allow_host)
+    info, hosts = app.state.served.info, app.state.hosts
     sock = listen(args.host, args.port)
     accuracy = "" if info["test_accuracy"] is None else f", test accuracy {100 * info['test_accuracy']:.2f}%"
     print(f"mlplab serve: {url(sock)} ({info['dataset']}, {info['architecture']}{accuracy}); "
           "press Ctrl+C to stop", flush=True)
+    if not hosts.loopback_only:  # reachable from the network: say by which names, and how to add one
+        print(f"mlplab serve: answering to {hosts.describe()}; another name needs --allow-host NAME", flush=True)
     # One image a request: far too little work to split, so each request computes on the thread that
     # serves it (four at once), and no OpenMP team competes with them (mlplab.threads).
     from mlplab.threads import ThreadGovernor, model_work

@@ -5,7 +5,9 @@ nothing else in mlplab imports it. The pieces, one responsibility each::
 
     extra     require_serve_extra: the one-line error when the extra is missing
     model     ServedModel: a run's model loaded once, answering from several threads
-    inputs    what a request may carry (an image upload, a raw image, JSON pixels) and its limits
+    inputs    what a request may carry (an image upload, a raw image, JSON pixels), its limits, its weight
+    pool      WorkPool: the worker threads, a fixed number, light requests first, heavy ones in their own lane
+    guard     the Host check (against DNS rebinding) and nosniff on every answer
     app       create_app: the FastAPI app (the page and the JSON API)
     server    listen, url, run_server: a socket bound before uvicorn starts, so a taken port is one line
     static/   index.html, the page: inline CSS and JavaScript, no external assets
@@ -17,8 +19,9 @@ From Python (a notebook, or your own server)::
 
 The API: ``GET /`` the page, ``POST /api/predict`` an image (multipart field ``image``, a raw
 image/png|jpeg|webp|gif body, or JSON ``{"pixels": [784 numbers]}``), ``GET /api/model`` the
-model's description, ``GET /health``. Every error is JSON ``{"error": "..."}`` with a 4xx status
-(503 when a prediction takes longer than the time limit).
+model's description, ``GET /health`` (the GET routes answer HEAD too). Every error is JSON
+``{"error": "..."}`` with a 4xx status (503, with Retry-After, when the server is too busy to
+queue a request or a prediction takes longer than the time limit).
 """
 
 from __future__ import annotations

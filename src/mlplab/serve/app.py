@@ -1,32 +1,45 @@
 """`create_app`: the web app of `mlplab serve` (the page and its JSON API) for one run directory.
 
 Routes stay thin: reading a request is `mlplab.serve.inputs`, classifying is
-`mlplab.serve.model.ServedModel`. The model runs in worker threads (at most ``workers`` at
-once, the rest wait their turn), never on the event loop, so the page, ``/health`` and other
-clients are answered while a large photo is being read. Every error is JSON
-``{"error": "<one line>"}`` with its status; nothing a client sends can give a 500 or stop
-the server.
+`mlplab.serve.model.ServedModel`, running it is `mlplab.serve.pool.WorkPool`: a fixed number
+of worker threads, never the event loop, so the page, ``/health`` and other clients are
+answered while a large photo is being read; a heavy image waits in its own lane, so it never
+holds up a drawing. Every request passes `mlplab.serve.guard` first (the Host check, and
+``nosniff`` on every answer). Every error is JSON ``{"error": "<one line>"}`` with its status;
+nothing a client sends can give a 500 or stop the server.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the routes' parameter annotations
 # (``request: Request``) at definition time, and Request is imported inside `add_routes`.
+import asyncio
+import math
+from collections.abc import Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlplab.errors import MlplabError
 from mlplab.serve.extra import require_serve_extra
-from mlplab.serve.inputs import RequestError, read_image_source
+from mlplab.serve.guard import NOSNIFF, Guard, HostPolicy
+from mlplab.serve.inputs import LIGHT_BYTES, LIGHT_PIXELS, RequestError, read_image_source
+from mlplab.serve.pool import PoolFull, WorkPool
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from mlplab.serve.inputs import ImageSource
     from mlplab.serve.model import ServedModel
 
 MAX_UPLOAD_BYTES = 10_000_000  # a request body; a phone photo is 2-5 MB, a drawn canvas 5-20 kB
-MAX_PIXELS = 16_000_000  # an image's width x height; a 12-megapixel photo fits, a 50 kB PNG "bomb" does not
-TIMEOUT_S = 10.0  # reading a request and classifying it; a 4000x3000 photo takes about 2 s on one core
-WORKERS = 4  # predictions running at once in worker threads
+TIMEOUT_S = 10.0  # reading a request, waiting for a worker and classifying; a 12-megapixel PNG takes about 0.4 s
+WORKERS = 4  # predictions computing at once, each on a worker thread: the threads there are
+HEAVY_WORKERS = 1  # of those, how many may work on heavy images (the rest are always left to light ones)
+# Requests that may wait for a worker: light ones take about 0.05 s (64 wait under 2 s on two
+# cores), heavy ones up to 0.5 s (4 wait about 2 s); beyond, 503 with Retry-After.
+QUEUE = 64
+HEAVY_QUEUE = 4
+RETRY_AFTER_S = 2  # what a 503 asks a client to wait before trying again
 # The page's only sources are itself and this server: no CDN, no external font, works offline.
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
                            "img-src 'self' blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'")
@@ -35,70 +48,89 @@ ROUTES = "the page is GET /, the API POST /api/predict, GET /api/model and GET /
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may ask of the server; each must be positive."""
+    """What one request may ask of the server, and how many are worked on at once; each must be
+    positive, and ``heavy_workers`` at most ``workers``. Images are limited to
+    `mlplab.digits.MAX_PIXELS` pixels (413 beyond), the one limit `mlplab predict` has too."""
 
     max_upload_bytes: int = MAX_UPLOAD_BYTES  # the largest request body (413 beyond)
-    max_pixels: int = MAX_PIXELS  # the most pixels, width x height, an image may declare (413 beyond)
-    timeout_s: float = TIMEOUT_S  # the longest a prediction request may take, upload included (503 beyond)
-    workers: int = WORKERS  # predictions running at once, each in a worker thread
+    timeout_s: float = TIMEOUT_S  # the longest a prediction request may take, upload and wait included (503 beyond)
+    workers: int = WORKERS  # worker threads: predictions computing at once, abandoned ones included
+    heavy_workers: int = HEAVY_WORKERS  # of those, the most that may work on heavy images at once
+    queue: int = QUEUE  # light requests that may wait for a worker (503 beyond)
+    heavy_queue: int = HEAVY_QUEUE  # heavy requests that may wait for a heavy worker (503 beyond)
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise MlplabError(f"{name} must be a positive number; got {value!r}")
+        if self.heavy_workers > self.workers:
+            raise MlplabError(f"heavy_workers must be at most workers ({self.workers}); got {self.heavy_workers}")
 
 
-def create_app(run_dir: str | Path, *, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
-               timeout_s: float = TIMEOUT_S, workers: int = WORKERS) -> "FastAPI":
+def create_app(run_dir: str | Path, *, host: str = "127.0.0.1", allow_hosts: Iterable[str] = (),
+               **limits: Any) -> "FastAPI":
     """The FastAPI app serving the best model of ``run_dir`` (see `mlplab.Run`).
 
     Args:
         run_dir: a run directory written by ``mlplab train``; a path that is none, or a run of a
             user-defined model, raises `MlplabError` here, before any server starts.
-        max_upload_bytes: the largest request body accepted (413 beyond).
-        max_pixels: the most pixels (width x height) an uploaded image may declare (413 beyond).
-        timeout_s: the longest a prediction request may take, upload included (503 beyond).
-        workers: how many predictions run at once, each in a worker thread.
+        host: the address the server listens on. Requests are answered only when their Host
+            header names localhost or an IP address (a loopback one when ``host`` is loopback)
+            or ``host`` itself: a defence against DNS rebinding (`mlplab.serve.guard`).
+        allow_hosts: more host names to answer to (``"*"``: any).
+        limits: fields of `Limits` (``max_upload_bytes``, ``timeout_s``, ``workers``,
+            ``heavy_workers``, ``queue``, ``heavy_queue``); the rest keep their defaults.
 
     Routes: ``GET /`` the page, ``POST /api/predict``, ``GET /api/model``, ``GET /health``
-    (see `mlplab.serve`). Run it with ``uvicorn.run(app)``, or test it with
-    ``fastapi.testclient.TestClient(app)``.
+    (``HEAD`` too, for the GET routes; see `mlplab.serve`). Run it with ``uvicorn.run(app)``.
     """
     require_serve_extra()
     from fastapi import FastAPI
 
     from mlplab.serve.model import ServedModel
 
-    limits = Limits(max_upload_bytes, max_pixels, timeout_s, workers)
+    unknown = sorted(set(limits) - set(Limits.__dataclass_fields__))
+    if unknown:  # max_pixels among them: the pixel limit is mlplab.digits.MAX_PIXELS, shared with predict
+        raise MlplabError(f"unknown limit {', '.join(unknown)}; the limits are "
+                          f"{', '.join(Limits.__dataclass_fields__)} (images: mlplab.digits.MAX_PIXELS)")
+    checked = Limits(**limits)
     served = ServedModel(run_dir)
-    app = FastAPI(title="mlplab serve", docs_url=None, redoc_url=None, openapi_url=None)
+    pool = WorkPool(checked.workers, checked.heavy_workers, checked.queue, checked.heavy_queue)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        pool.close()  # threads end after their current job; a server started again starts new ones
+
+    app = FastAPI(title="mlplab serve", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.served = served  # what the routes answer with (tests may swap its predict)
-    add_routes(app, served, limits)
+    app.state.pool = pool  # the worker threads (tests count them)
+    app.state.hosts = HostPolicy.for_bind(host, allow_hosts)  # the Host headers answered
+    add_routes(app, served, pool, checked)
     add_error_handlers(app)
+    app.add_middleware(Guard, policy=app.state.hosts)
     return app
 
 
-def add_routes(app: "FastAPI", served: "ServedModel", limits: Limits) -> None:
-    """The page, the prediction (read the request, then classify in a worker thread, all within
-    the time limit), the model's description and the health check."""
+def add_routes(app: "FastAPI", served: "ServedModel", pool: WorkPool, limits: Limits) -> None:
+    """The page, the prediction (read the request, then classify on a worker thread, all within
+    the time limit), the model's description and the health check; GET routes answer HEAD too."""
     import anyio
-    import anyio.to_thread
     from fastapi import Request
     from fastapi.responses import HTMLResponse
 
     page = page_html()
-    limiter = anyio.CapacityLimiter(limits.workers)
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     async def index():
         return HTMLResponse(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY,
-                                           "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+                                           "Cache-Control": "no-cache"})
 
-    @app.get("/api/model")
+    @app.api_route("/api/model", methods=["GET", "HEAD"])
     async def model_info():
         return served.info
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])
     async def health():
         return {"status": "ok"}
 
@@ -106,14 +138,39 @@ def add_routes(app: "FastAPI", served: "ServedModel", limits: Limits) -> None:
     async def predict(request: Request):
         try:
             with anyio.fail_after(limits.timeout_s):
-                source, name = await read_image_source(request, max_bytes=limits.max_upload_bytes,
-                                                       max_pixels=limits.max_pixels)
-                # On timeout the thread is abandoned: it finishes its one image, and the answer is dropped.
-                return await anyio.to_thread.run_sync(served.predict, source, name, limiter=limiter,
-                                                      abandon_on_cancel=True)
+                source = await read_image_source(request, max_bytes=limits.max_upload_bytes)
+                return await run_on_pool(pool, served, source)
         except TimeoutError:
             raise RequestError(503, f"the prediction took longer than {limits.timeout_s:g} s (the server is busy, "
-                                    "or the image is very large); try again, or send a smaller image") from None
+                                    "or the image is very large); try again, or send a smaller image",
+                               retry_after()) from None
+
+
+async def run_on_pool(pool: WorkPool, served: "ServedModel", source: "ImageSource") -> dict[str, Any]:
+    """``served.predict`` of ``source`` on a worker thread, in its lane; 503 when the lane is full.
+
+    When the request is cancelled (its time is up), a job still waiting is dropped; a running
+    one finishes on its thread, which it keeps until then, so the work never exceeds the limit.
+    """
+    try:
+        future = pool.submit(served.predict, source.data, source.name, heavy=source.heavy)
+    except PoolFull as full:
+        raise RequestError(503, busy_message(full), retry_after()) from None
+    return await asyncio.wrap_future(future)  # cancelling this cancels the job too
+
+
+def busy_message(full: PoolFull) -> str:
+    """Why a request is refused when its lane is full, and what to do."""
+    if full.heavy:
+        return (f"the server is busy with large images ({full.waiting} already waiting); try again in "
+                f"{RETRY_AFTER_S} s, or send a smaller one: images up to {math.isqrt(LIGHT_PIXELS)}x"
+                f"{math.isqrt(LIGHT_PIXELS)} pixels and {LIGHT_BYTES / 1e6:g} MB are served first")
+    return f"the server is busy ({full.waiting} requests already waiting); try again in {RETRY_AFTER_S} s"
+
+
+def retry_after() -> dict[str, str]:
+    """The headers of a 503: when to try again."""
+    return {"Retry-After": str(RETRY_AFTER_S)}
 
 
 def page_html() -> str:
@@ -125,15 +182,19 @@ def page_html() -> str:
 
 def add_error_handlers(app: "FastAPI") -> None:
     """Make every error a JSON ``{"error": "<one line>"}``: refused requests with their status,
-    unreadable images 400, images without a digit 422, unknown routes 404, and a bug 500."""
+    unreadable images 400, images over the pixel limit 413, images without a digit 422, unknown
+    routes 404, and a bug 500."""
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
 
-    from mlplab.digits import NoDigitFound, NotAnImage
+    from mlplab.digits import ImageTooLarge, NoDigitFound, NotAnImage
 
     async def refused(request: Request, error: RequestError) -> Any:
-        return error_response(error.status, str(error))
+        return error_response(error.status, str(error), headers=error.headers)
+
+    async def too_large(request: Request, error: ImageTooLarge) -> Any:
+        return error_response(413, str(error))
 
     async def no_digit(request: Request, error: NoDigitFound) -> Any:
         return error_response(422, f"{error}; draw a digit, or upload an image of one")
@@ -158,6 +219,7 @@ def add_error_handlers(app: "FastAPI") -> None:
 
     app.add_exception_handler(RequestError, refused)
     app.add_exception_handler(NoDigitFound, no_digit)
+    app.add_exception_handler(ImageTooLarge, too_large)
     app.add_exception_handler(NotAnImage, unreadable)
     app.add_exception_handler(MlplabError, unreadable)
     app.add_exception_handler(HTTPException, http_error)
@@ -166,7 +228,9 @@ def add_error_handlers(app: "FastAPI") -> None:
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Any:
-    """``{"error": message}`` with ``status``."""
+    """``{"error": message}`` with ``status``, and ``nosniff``: a 500 is sent from outside every
+    middleware (Starlette's outermost layer answers it), so `Guard` cannot add it there."""
     from fastapi.responses import JSONResponse
 
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    nosniff = {NOSNIFF[0].decode(): NOSNIFF[1].decode()}
+    return JSONResponse({"error": message}, status_code=status, headers={**(headers or {}), **nosniff})

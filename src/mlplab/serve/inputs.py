@@ -7,19 +7,25 @@ Three ways to send an image, told apart by the request's Content-Type:
     application/json                ``{"pixels": [784 numbers]}``, a 28x28 row by row, 0-1 or 0-255
 
 Anything else is refused with 415. The body is read up to ``max_bytes`` and refused with
-413 beyond it (before reading it, when its Content-Length already says so); an image whose
-header declares more than ``max_pixels`` pixels is refused with 413 before it is decoded.
-Each refusal is a `RequestError`: an HTTP status and one line saying what to send instead.
+413 beyond it (before reading it, when its Content-Length already says so); an image that
+would decode to more than `mlplab.digits.MAX_PIXELS` is refused with 413 from its header,
+before any worker decodes it. Each refusal is a `RequestError`: an HTTP status and one line
+saying what to send instead.
+
+Each request is weighed from its header (`ImageSource.heavy`): light work (a drawing, a
+photo of a few hundred pixels: about 0.05 s) and heavy work (a large image, up to 0.5 s)
+wait for the workers in separate lanes (`mlplab.serve.pool`).
 """
 
 from __future__ import annotations
 
-import io
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlplab.digits import DECODE_SIDE
 from mlplab.errors import MlplabError
 
 if TYPE_CHECKING:
@@ -32,35 +38,63 @@ FIELD = "image"  # the form field an upload comes in
 PIXELS = 28 * 28
 # A part of a form that declares no useful type (curl's default for unknown file extensions).
 UNTYPED = ("", "application/octet-stream")
+# Light: an image decoded as it is, with nothing to reduce (at most DECODE_SIDE squared pixels),
+# in a body of at most 1 MB (so the light requests waiting hold little memory). A drawing of
+# the page is 280x280 in 5-20 kB; a 12-megapixel PNG, the heaviest accepted, takes about 0.3 s
+# to decode and 100 MB while it does.
+LIGHT_PIXELS = DECODE_SIDE * DECODE_SIDE
+LIGHT_BYTES = 1_000_000
 WHAT_TO_SEND = (f"send an image ({', '.join(IMAGE_TYPES)}), a multipart form with the file in the field "
                 f'"{FIELD}", or JSON {{"pixels": [784 numbers]}}')
 
 
 class RequestError(MlplabError):
-    """A request the server refuses: ``status`` (an HTTP 4xx/5xx) and a one-line message."""
+    """A request the server refuses: ``status`` (an HTTP 4xx/5xx), a one-line message, and
+    ``headers`` for the answer (``Retry-After`` on a 503)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status = status
+        self.status, self.headers = status, headers
 
 
-async def read_image_source(request: Request, *, max_bytes: int, max_pixels: int) -> tuple[Any, str]:
-    """``(source, name)`` for `mlplab.serve.model.ServedModel.predict`: image bytes with the
-    name errors give them, or a (28, 28) uint8 array from JSON pixels. Raises `RequestError`."""
+@dataclass(frozen=True)
+class ImageSource:
+    """What one request asks to classify.
+
+    Attributes:
+        data: image bytes, or a (28, 28) uint8 array from JSON pixels.
+        name: how errors name it (the upload's file name, ``the uploaded image``, ``pixels``).
+        pixels: how many pixels decoding it will make (its header's size; a JPEG's reduced).
+        size: its length in bytes.
+    """
+
+    data: Any
+    name: str
+    pixels: int
+    size: int
+
+    @property
+    def heavy(self) -> bool:
+        """Whether it is costly enough to wait in the heavy lane (see `LIGHT_PIXELS`)."""
+        return self.pixels > LIGHT_PIXELS or self.size > LIGHT_BYTES
+
+
+async def read_image_source(request: Request, *, max_bytes: int) -> ImageSource:
+    """The image a prediction request carries, weighed. Raises `RequestError` for what cannot be
+    accepted, and `mlplab.digits.ImageTooLarge` (413) for an image over the pixel limit."""
     media = media_type(request.headers.get("content-type"))
     if media not in (*IMAGE_TYPES, FORM_TYPE, JSON_TYPE):
         raise RequestError(415, f"unsupported content type {media or '(none)'}; {WHAT_TO_SEND}")
     body = await read_body(request, max_bytes)
     if media == JSON_TYPE:
-        return pixels_from_json(body), "pixels"
+        return ImageSource(pixels_from_json(body), "pixels", PIXELS, len(body))
     if media == FORM_TYPE:
         data, name = await upload_from_form(request, body)
     else:
         data, name = body, "the uploaded image"
     if not data:
         raise RequestError(400, f"{name} is empty; {WHAT_TO_SEND}")
-    check_image_size(data, name, max_pixels)
-    return data, name
+    return ImageSource(data, name, decoded_pixels(data, name), len(data))
 
 
 def media_type(content_type: str | None) -> str:
@@ -117,20 +151,20 @@ async def upload_from_form(request: Request, body: bytes) -> tuple[bytes, str]:
         return await upload.read(), name
 
 
-def check_image_size(data: bytes, name: str, max_pixels: int) -> None:
-    """413 when the image's header declares more than ``max_pixels`` pixels, before anything is
-    decoded (a small PNG can unpack to gigabytes). Data Pillow cannot identify passes: decoding
-    it later gives the precise error."""
-    from PIL import Image
+def decoded_pixels(data: bytes, name: str) -> int:
+    """How many pixels decoding ``data`` will make, read from its header only (`mlplab.digits.open_image`):
+    `mlplab.digits.ImageTooLarge` (413) beyond `mlplab.digits.MAX_PIXELS`, before anything is decoded (a
+    small PNG can unpack to gigabytes). Data Pillow cannot identify counts 0: decoding it later fails
+    at once, with the precise error."""
+    from mlplab.digits import ImageTooLarge, NotAnImage, open_image
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-    except Exception:  # noqa: BLE001 - unreadable here is reported by the decoder, with its reason
-        return
-    if width * height > max_pixels:
-        raise RequestError(413, f"{name} is {width}x{height} pixels; at most {max_pixels / 1e6:g} million pixels "
-                                "are accepted (scale it down first)")
+        with open_image(data, name) as image:
+            return image.width * image.height
+    except ImageTooLarge:
+        raise
+    except NotAnImage:
+        return 0
 
 
 def pixels_from_json(body: bytes) -> np.ndarray:
