@@ -118,7 +118,7 @@ class DataConfig:
                                         "pixels (Simard 2003: 4)", bounds=Bounds(0, 28, low_open=True))
 
     def __post_init__(self) -> None:
-        _check_fields(self)
+        check_fields(self)
 
 
 @dataclass
@@ -133,7 +133,7 @@ class ModelConfig:
     init_range: float = setting(0.1, "a in U(-a, a) for init=uniform", bounds=Bounds(0, MAX_INIT_RANGE, low_open=True))
 
     def __post_init__(self) -> None:
-        _check_fields(self)
+        check_fields(self)
 
 
 # The optimizers that take momentum, and the one that takes Nesterov momentum.
@@ -164,7 +164,7 @@ class OptimConfig:
                                            "at most (Srivastava et al. 2014; default: off)", bounds=Bounds(0, LARGE, low_open=True))
 
     def __post_init__(self) -> None:
-        _check_fields(self)
+        check_fields(self)
         name = self.optimizer
         if self.momentum > 0 and name not in MOMENTUM_OPTIMIZERS:
             raise MlplabError(f"momentum applies only to {' and '.join(MOMENTUM_OPTIMIZERS)}, not {name}; "
@@ -210,7 +210,7 @@ class TrainConfig:
     progress: bool = setting(True, "tqdm bar (only shown on a terminal)")
 
     def __post_init__(self) -> None:
-        _check_fields(self)
+        check_fields(self)
         check_smoothing(self.loss, self.label_smoothing)
         if self.engine == "scratch" and self.device not in ("auto", "cpu"):
             raise MlplabError(f"--engine scratch computes in NumPy on the CPU, not on {self.device}; "
@@ -303,8 +303,9 @@ def _kind(f: dataclasses.Field) -> str:
     return "choice" if f.metadata.get("choices") else "text"
 
 
-def _check_fields(section: Any) -> None:
-    """Refuse, in one line, the first field of a config section whose value its type, choices or bounds exclude."""
+def check_fields(section: Any) -> None:
+    """Refuse, in one line, the first field of a config section whose value its type, choices or bounds exclude
+    (any dataclass whose fields are `setting`s: the run's sections, the experiments' configs)."""
     for f in fields(section):
         _check_value(f, getattr(section, f.name))
 

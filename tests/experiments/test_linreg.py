@@ -97,14 +97,15 @@ def test_seeds_change_the_data_and_repeat_it_exactly():
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"batch_size": 0}, "batch_size must be at least 1"),
+    ({"batch_size": 0}, "batch_size must be a whole number in [1, 100000000]; got 0"),
     ({"samples": 5}, "samples must be at least features + 1 = 6"),
-    ({"features": 0}, "features must be at least 1"),
-    ({"noise": -0.1}, "noise is a standard deviation"),
-    ({"noise": float("nan")}, "noise is a standard deviation"),
-    ({"lr": 0.0}, "lr must be a positive number"),
-    ({"epochs": 0}, "epochs must be at least 1"),
-    ({"seed": -1}, "seed must be 0 or more"),
+    ({"features": 0}, "features must be a whole number in [1, 10000]; got 0"),
+    ({"noise": -0.1}, "noise must be a number in [0, 1000000]; got -0.1"),
+    ({"noise": float("nan")}, "noise must be a number in [0, 1000000]; got nan"),
+    ({"lr": 0.0}, "lr must be a number in (0, 1000000]; got 0.0"),
+    ({"epochs": 0}, "epochs must be a whole number in [1, 1000000]; got 0"),
+    ({"samples": 10**12}, "samples must be a whole number in [2, 100000000]; got 1000000000000"),
+    ({"seed": -1}, "seed must be a whole number in [0, 4294967295]; got -1"),
 ])
 def test_config_rejects_bad_values_in_one_line(settings, message):
     with pytest.raises(MlplabError, match=re.escape(message)) as caught:
@@ -164,8 +165,9 @@ def test_cli_writes_json_and_figures_and_prints_a_summary(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--batch-size", "0"], "batch_size must be at least 1"),
+    (["--batch-size", "0"], "batch_size must be a whole number in [1, 100000000]; got 0"),
     (["--samples", "5"], "samples must be at least features + 1"),
+    (["--samples", "100000000", "--features", "10000"], "use fewer --samples or --features"),
     (["--format", "jpg"], "--format takes png, svg or png,svg"),
     (["--lr", "fast"], "invalid float value"),
 ])
@@ -178,3 +180,11 @@ def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(flags, message, 
     error = capsys.readouterr().err
     assert status == 2 and message in error and len(error.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_an_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    assert main(["experiment", "linreg", "--out", str(taken)]) == 2
+    assert capsys.readouterr().err == f"mlplab: error: --out {taken} is a file, not a folder; choose another --out\n"
+    assert taken.read_text() == "mine"

@@ -115,7 +115,31 @@ def test_bad_settings_are_one_line_errors(capsys):
         SymmetryConfig(sweeps=2000, long_sweeps=1000).check()
     assert main(["experiment", "symmetry", "--eps", "-1"]) == 2
     error_text = capsys.readouterr().err
-    assert "eps > 0" in error_text and len(error_text.strip().splitlines()) == 1
+    assert error_text == "mlplab: error: eps must be a number in (0, 1000]; got -1.0\n"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--seeds", "100000000000"], "seeds must be a whole number in [1, 100000]; got 100000000000"),
+    (["--seeds", "100000", "--long-sweeps", "1000000"], "needs about 400.7 GB of memory"),
+])
+def test_sizes_that_cannot_fit_are_refused_before_training(flags, message, capsys):
+    assert main(["experiment", "symmetry", *flags]) == 2
+    error_text = capsys.readouterr().err
+    assert message in error_text and len(error_text.strip().splitlines()) == 1
+
+
+def test_a_report_folder_that_is_a_file_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    import mlplab.experiments.symmetry as symmetry
+    import mlplab.experiments.symmetry_report as report  # imported first: it binds `train` as it loads
+
+    for module in (symmetry, report):
+        monkeypatch.setattr(module, "train", lambda *a, **k: pytest.fail("trained before checking --report"))
+    taken = tmp_path / "report.txt"
+    taken.write_text("mine")
+    assert main(["experiment", "symmetry", "--report", str(taken)]) == 2
+    assert capsys.readouterr().err == (f"mlplab: error: --report {taken} is a file, not a folder; "
+                                       "choose another --report\n")
+    assert taken.read_text() == "mine"
 
 
 def test_the_command_writes_the_report(tmp_path, capsys):

@@ -85,16 +85,23 @@ def given_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def check_run_dir(path: Path) -> None:
-    """Refuse an --out that cannot become a run directory: a file, or a place that cannot be written.
+    """Refuse an --out that cannot become a run directory: a file, or a place that cannot be written."""
+    check_output_dir(path, "--out")
+
+
+def check_output_dir(path: Path, flag: str) -> None:
+    """Refuse a folder flag (``--out``, ``--report``) that names a file or a place that cannot be written,
+    before any work is done.
 
     Nothing is created: the nearest folder that exists must be writable (a read-only file
     system counts). Places the kernel refuses anyway (/proc) fail at creation, as one line.
     """
     existing = next(folder for folder in (path, *path.parents) if folder.exists() or folder == Path("."))
     if existing == path and not path.is_dir():
-        raise MlplabError(f"--out {path} is a file, not a folder; choose another --out")
+        raise MlplabError(f"{flag} {path} is a file, not a folder; choose another {flag}")
     if not existing.is_dir():
-        raise MlplabError(f"--out {path} cannot be created: {existing} is a file, not a folder; choose another --out")
+        raise MlplabError(f"{flag} {path} cannot be created: {existing} is a file, not a folder; "
+                          f"choose another {flag}")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise MlplabError(f"--out {path} cannot be written: {existing} is read-only or not yours to write; "
-                          "choose another --out")
+        raise MlplabError(f"{flag} {path} cannot be written: {existing} is read-only or not yours to write; "
+                          f"choose another {flag}")

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from mlplab.cli.parser import FORMAT_HELP, figure_formats
-from mlplab.cli.flags import add_field_flag
+from mlplab.cli.flags import add_field_flag, check_output_dir
 from mlplab.experiments.linreg import LinregConfig, LinregResult
 
 
@@ -37,6 +37,7 @@ def execute(args: argparse.Namespace) -> int:
     from mlplab.files import atomic_write_text
 
     formats = figure_formats(args.format)
+    check_output_dir(Path(args.out), "--out")
     config = LinregConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(LinregConfig)
                              if getattr(args, field.name) is not None})
     result = run_experiment(config)

@@ -5,24 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
+from pathlib import Path
 
-from mlplab.choices import SYMMETRY_ACTIVATIONS, SYMMETRY_OPTIMIZERS, SYMMETRY_SCHEDULERS
+from mlplab.cli.flags import add_field_flag, check_output_dir
 from mlplab.experiments.symmetry_config import SymmetryConfig
-
-HELP = {
-    "seeds": "networks trained at once (default: 100)",
-    "first_seed": "seed of the first network; the others follow (default: 0)",
-    "sweeps": "the paper's budget of sweeps, one weight change each (default: 1425)",
-    "long_sweeps": "a longer budget, to see which failures are only slow (default: 20000)",
-    "eps": "learning rate epsilon (default: 0.1)",
-    "alpha": "momentum alpha, for --optimizer sgd (default: 0.9)",
-    "init_range": "initial weights and biases uniform in [-r, r] (default: 0.3)",
-    "activation": "hidden units: logistic (the paper) or tanh (default: logistic)",
-    "optimizer": "sgd (the paper's rule: dw = -eps dE/dw + alpha dw_prev) or adam with lr eps (default: sgd)",
-    "scheduler": "none, cosine (eps to 0 over the long budget) or exponential (eps x gamma per sweep) (default: none)",
-    "gamma": "per-sweep decay for --scheduler exponential (default: 0.9999)",
-}
-CHOICES = {"activation": SYMMETRY_ACTIVATIONS, "optimizer": SYMMETRY_OPTIMIZERS, "scheduler": SYMMETRY_SCHEDULERS}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,9 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "is mirror-symmetric), with the paper's summed error and full-batch momentum rule, and report "
                     "how many solve the task, how fast, and whether they find the paper's 1:2:4 weights.")
     for field in dataclasses.fields(SymmetryConfig):
-        kind = type(field.default)
-        parser.add_argument("--" + field.name.replace("_", "-"), dest=field.name, type=kind, default=field.default,
-                            choices=CHOICES.get(field.name), help=HELP[field.name])
+        add_field_flag(parser, field)
     parser.add_argument("--report", metavar="DIR", help="also train the workarounds and write DIR/report.md, "
                                                          "report.html, results.json and the figures")
     parser.add_argument("--no-workarounds", action="store_true", help="with --report: only the configuration given")
@@ -43,15 +27,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    """Train, print the summary, and write the report if asked."""
+    """Check the settings, the memory and the report's folder, train, print the summary, write the report."""
     from mlplab.experiments.symmetry import train
     from mlplab.experiments.symmetry_analysis import summarize
+    from mlplab.memory import check_memory
 
-    config = SymmetryConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(SymmetryConfig)})
+    given = {field.name: getattr(args, field.name) for field in dataclasses.fields(SymmetryConfig)
+             if getattr(args, field.name) is not None}
+    config = SymmetryConfig(**given)
     config.check()
     if args.report:
-        from mlplab.experiments.symmetry_report import run_suite, write_report
+        from mlplab.experiments.symmetry_report import WORKAROUNDS, run_suite, write_report
 
+        check_output_dir(Path(args.report), "--report")  # before minutes of training, not after
+    trainings = 1 + (len(WORKAROUNDS) if args.report and not args.no_workarounds else 0)
+    check_memory(trainings * config.bytes_needed(), f"--seeds {config.seeds} with --long-sweeps "
+                 f"{config.long_sweeps}" + (f" ({trainings} trainings for the report)" if trainings > 1 else ""),
+                 "use fewer --seeds or --long-sweeps")
+    if args.report:
         runs = run_suite(config, workarounds=not args.no_workarounds)
     else:
         runs = [("base configuration", train(config))]

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlplab.config import setting
+from mlplab.config import Bounds, check_fields, setting
 from mlplab.errors import MlplabError
 
 if TYPE_CHECKING:
@@ -30,31 +30,26 @@ if TYPE_CHECKING:
 class LinregConfig:
     """The synthetic data and the SGD recipe; every field is a flag of `mlplab experiment linreg`."""
 
-    samples: int = setting(1000, "rows of synthetic data, N")
-    features: int = setting(5, "input features, P")
-    noise: float = setting(0.1, "standard deviation of the Gaussian noise added to y (units of y)")
-    seed: int = setting(0, "drives the data, SGD's initial weights and its shuffling")
-    batch_size: int = setting(8, "rows per SGD step")
-    lr: float = setting(1e-3, "SGD learning rate")
-    epochs: int = setting(100, "passes of SGD over the data")
+    samples: int = setting(1000, "rows of synthetic data, N", bounds=Bounds(2, 100_000_000))
+    features: int = setting(5, "input features, P", bounds=Bounds(1, 10_000))
+    noise: float = setting(0.1, "standard deviation of the Gaussian noise added to y (units of y)",
+                           bounds=Bounds(0, 1_000_000))
+    seed: int = setting(0, "drives the data, SGD's initial weights and its shuffling", bounds=Bounds(0, 2**32 - 1))
+    batch_size: int = setting(8, "rows per SGD step", bounds=Bounds(1, 100_000_000))
+    lr: float = setting(1e-3, "SGD learning rate", bounds=Bounds(0, 1_000_000, low_open=True))
+    epochs: int = setting(100, "passes of SGD over the data", bounds=Bounds(1, 1_000_000))
 
     def __post_init__(self) -> None:
-        if self.features < 1:
-            raise MlplabError(f"features must be at least 1; got {self.features}")
+        check_fields(self)
         if self.samples < self.features + 1:
             # [X, 1] has features + 1 columns: fewer rows leave least squares without a unique solution.
             raise MlplabError(f"samples must be at least features + 1 = {self.features + 1} for a unique "
                               f"least-squares fit; got {self.samples}")
-        if not (math.isfinite(self.noise) and self.noise >= 0):
-            raise MlplabError(f"noise is a standard deviation: use a number >= 0; got {self.noise}")
-        if self.seed < 0:
-            raise MlplabError(f"seed must be 0 or more; got {self.seed}")
-        if self.batch_size < 1:
-            raise MlplabError(f"batch_size must be at least 1; got {self.batch_size}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise MlplabError(f"lr must be a positive number such as 0.001; got {self.lr}")
-        if self.epochs < 1:
-            raise MlplabError(f"epochs must be at least 1; got {self.epochs}")
+
+    def bytes_needed(self) -> int:
+        """Memory the experiment holds, roughly, float64: X and the design [X, 1], lstsq's copy and work of
+        it, the targets, noise and predictions, and the loss curve."""
+        return 8 * (self.samples * (4 * (self.features + 1) + 6) + self.epochs)
 
 
 @dataclass
@@ -186,6 +181,10 @@ def sgd(features: torch.Tensor, targets: torch.Tensor, config: LinregConfig) -> 
 
 def run(config: LinregConfig) -> LinregResult:
     """Make the data, solve least squares, train SGD, and collect the numbers."""
+    from mlplab.memory import check_memory
+
+    check_memory(config.bytes_needed(), f"--samples {config.samples} with --features {config.features}",
+                 "use fewer --samples or --features")
     features, targets, true_weights, true_bias = make_data(config)
     exact = least_squares(features, targets)
     trained = sgd(features, targets, config)

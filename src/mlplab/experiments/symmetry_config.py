@@ -5,35 +5,48 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlplab.choices import SYMMETRY_ACTIVATIONS, SYMMETRY_OPTIMIZERS, SYMMETRY_SCHEDULERS
-from mlplab.errors import MlplabError, check_choice
+from mlplab.config import Bounds, check_fields, setting
+from mlplab.errors import MlplabError
+
+MAX_SEEDS = 100_000  # networks at once: their error curves alone are 4 bytes x seeds x (long_sweeps + 1)
+MAX_SWEEPS = 1_000_000
 
 
 @dataclass
 class SymmetryConfig:
-    """One configuration of the experiment; the defaults are the paper's."""
+    """One configuration of the experiment; the defaults are the paper's. Every field is a flag of
+    `mlplab experiment symmetry`, with its range."""
 
-    seeds: int = 100  # networks trained at once, seeded first_seed, first_seed + 1, ...
-    first_seed: int = 0
-    sweeps: int = 1425  # the paper's budget: one weight change per sweep through all 64 cases
-    long_sweeps: int = 20_000  # a longer budget, to see which failures are only slow
-    eps: float = 0.1  # learning rate (epsilon)
-    alpha: float = 0.9  # momentum (alpha); sgd only
-    init_range: float = 0.3  # initial weights and biases uniform in [-init_range, init_range]
-    activation: str = "logistic"  # hidden units: logistic (the paper) or tanh; the output is logistic
-    optimizer: str = "sgd"  # sgd (the paper's rule) or adam (lr eps)
-    scheduler: str = "none"  # none, cosine (eps to 0 over long_sweeps) or exponential (eps * gamma per sweep)
-    gamma: float = 0.9999  # per-sweep decay for scheduler=exponential
+    seeds: int = setting(100, "networks trained at once, seeded first_seed, first_seed + 1, ...",
+                         bounds=Bounds(1, MAX_SEEDS))
+    first_seed: int = setting(0, "seed of the first network; the others follow", bounds=Bounds(0, 2**32 - 1))
+    sweeps: int = setting(1425, "the paper's budget of sweeps, one weight change per sweep through all 64 cases",
+                          bounds=Bounds(1, MAX_SWEEPS))
+    long_sweeps: int = setting(20_000, "a longer budget, to see which failures are only slow",
+                               bounds=Bounds(1, MAX_SWEEPS))
+    eps: float = setting(0.1, "learning rate epsilon", bounds=Bounds(0, 1000, low_open=True))
+    alpha: float = setting(0.9, "momentum alpha, for --optimizer sgd", bounds=Bounds(0, 1, high_open=True))
+    init_range: float = setting(0.3, "initial weights and biases uniform in [-r, r]",
+                                bounds=Bounds(0, 100, low_open=True))
+    activation: str = setting("logistic", "hidden units: logistic (the paper) or tanh; the output is logistic",
+                              choices=SYMMETRY_ACTIVATIONS)
+    optimizer: str = setting("sgd", "sgd (the paper's rule: dw = -eps dE/dw + alpha dw_prev) or adam with lr eps",
+                             choices=SYMMETRY_OPTIMIZERS)
+    scheduler: str = setting("none", "none, cosine (eps to 0 over the long budget) or exponential (eps x gamma "
+                             "per sweep)", choices=SYMMETRY_SCHEDULERS)
+    gamma: float = setting(0.9999, "per-sweep decay for --scheduler exponential", bounds=Bounds(0, 1, low_open=True))
 
     def check(self) -> None:
         """Raise a one-line MlplabError for any setting the experiment cannot take."""
-        check_choice("activation", self.activation, SYMMETRY_ACTIVATIONS)
-        check_choice("optimizer", self.optimizer, SYMMETRY_OPTIMIZERS)
-        check_choice("scheduler", self.scheduler, SYMMETRY_SCHEDULERS)
-        if self.seeds < 1 or self.sweeps < 1 or self.long_sweeps < self.sweeps:
-            raise MlplabError(f"need seeds >= 1 and 1 <= sweeps <= long_sweeps; got {self.seeds}, {self.sweeps}, "
-                              f"{self.long_sweeps}")
-        if not (self.eps > 0 and self.alpha >= 0 and self.init_range > 0 and 0 < self.gamma <= 1):
-            raise MlplabError("need eps > 0, alpha >= 0, init_range > 0 and 0 < gamma <= 1")
+        check_fields(self)
+        if self.long_sweeps < self.sweeps:
+            raise MlplabError(f"long_sweeps must be at least sweeps ({self.sweeps}); got {self.long_sweeps}")
 
     def total_sweeps(self) -> int:
         return max(self.sweeps, self.long_sweeps)
+
+    def bytes_needed(self) -> int:
+        """Memory one training of this config holds, roughly: each seed's error curve (float32, one value
+        per sweep), its 17 weights with their gradients and optimizer state, and its 64 cases' activations
+        (float64)."""
+        return self.seeds * (4 * (self.total_sweeps() + 1) + 8 * (17 * 6 + 64 * 12))
