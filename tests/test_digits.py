@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import os
+import threading
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,6 +171,34 @@ def test_strokes_on_a_transparent_canvas(mnist_test, ink_colour):
     assert _correlation(out, images[5]) > 0.85
 
 
+@pytest.mark.parametrize("opacity", [0.4, 1.0])
+def test_translucent_strokes_on_a_transparent_canvas(mnist_test, opacity):
+    """A soft pen at low opacity leaves no pixel over half opaque: black strokes at 40% were called blank."""
+    images, _ = mnist_test
+    rgba = np.zeros((280, 280, 4), dtype=np.uint8)
+    rgba[:, :, 3] = np.rint(np.asarray(_on_canvas(images[5], dark=False)) * opacity).astype(np.uint8)
+    out = digits.to_mnist(_encoded(Image.fromarray(rgba, mode="RGBA"), "PNG"))
+    assert _correlation(out, images[5]) > 0.85
+
+
+@pytest.mark.parametrize("bits", [16, 14, 12, 10, 8])
+def test_16_bit_files_holding_fewer_bits_are_read_at_their_depth(mnist_test, bits):
+    """Cameras store 10- to 14-bit samples in 16-bit files: scaled by 65535, a 12-bit page was called blank."""
+    images, _ = mnist_test
+    page = np.asarray(_on_canvas(images[7]), dtype=np.float64) / 255
+    samples = Image.fromarray(np.rint(page * (2**bits - 1)).astype(np.uint16))  # "I;16"
+    for image in (samples, Image.open(io.BytesIO(_encoded(samples, "PNG")))):
+        assert _correlation(digits.to_mnist(image), images[7]) > 0.75, image.mode
+
+
+def test_premultiplied_modes_are_read(mnist_test):
+    images, _ = mnist_test
+    for mode in ("La", "RGBa"):  # Pillow converts La to LA only: to_gray crashed on it
+        opaque = _on_canvas(images[7]).convert(mode[:-1] + "A")  # fully opaque: premultiplied bytes are the same
+        image = Image.frombytes(mode, opaque.size, opaque.tobytes())
+        assert _correlation(digits.to_mnist(image), images[7]) > 0.75, mode
+
+
 def test_huge_tiny_and_odd_mode_images(mnist_test):
     images, _ = mnist_test
     huge = _on_canvas(images[7], canvas=4000, side=2500, at=(700, 900))
@@ -289,6 +321,60 @@ def test_missing_files_folders_and_oversized_images(tmp_path, monkeypatch):
     with pytest.raises(digits.NotAnImage, match="too large"):
         digits.to_mnist(_encoded(Image.new("L", (101, 100), 255), "PNG"))
     assert issubclass(digits.NotAnImage, MlplabError) and issubclass(digits.NoDigitFound, MlplabError)
+
+
+@pytest.mark.parametrize("width, height", [(1, 1), (1000000, 1), (1, 1000000), (7, 300)])
+def test_an_image_too_thin_for_a_digit_is_refused_without_numpy_warnings(width, height):
+    """A one-pixel-wide image gave NumPy's 'Mean of empty slice' and 'invalid value' RuntimeWarnings,
+    and a one-pixel strip of dashes was classified."""
+    strip = (np.arange(width * height).reshape(height, width) // 50 % 2 * 255).astype(np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(digits.NoDigitFound, match=f"the image is {width}x{height} pixels, too small or thin "
+                                                      "to hold a digit"):
+            digits.to_mnist(Image.fromarray(strip))
+
+
+def _float_tiff(values: np.ndarray) -> bytes:
+    return _encoded(Image.fromarray(values.astype(np.float32), mode="F"), "TIFF")
+
+
+@pytest.mark.parametrize("fill, what", [(np.nan, "NaN"), (np.inf, "infinite"), (-np.inf, "infinite")])
+def test_a_float_image_with_nan_or_infinite_pixels_is_refused_not_called_blank(mnist_test, fill, what):
+    images, _ = mnist_test
+    page = np.asarray(_on_canvas(images[7]), dtype=np.float64) / 255
+    holed = page.copy()
+    holed[:10, :10] = fill  # a corner the camera did not record
+    assert _correlation(digits.to_mnist(_float_tiff(page)), images[7]) > 0.75  # the same page, finite, is read
+    for values, count in ((holed, 100), (np.full((50, 50), fill), 2500)):
+        with pytest.raises(digits.NotAnImage, match=rf"^scan.tif: the image has {what} pixels \({count:,} of "):
+            digits.to_mnist(_float_tiff(values), name="scan.tif")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_or_a_device_is_refused_without_opening_it(tmp_path):
+    """Opening a named pipe waits for a writer: `predict` given one hung forever."""
+    pipe = tmp_path / "digit.png"
+    os.mkfifo(pipe)
+    errors: list[BaseException] = []
+    reader = threading.Thread(target=lambda: errors.append(_refusal(pipe)), daemon=True)
+    reader.start()
+    reader.join(timeout=20)
+    if reader.is_alive():
+        with open(pipe, "wb"):  # let the blocked open return, so the thread ends
+            pass
+        pytest.fail("load_image blocked on a named pipe")
+    assert isinstance(errors[0], digits.NotAnImage) and str(errors[0]) == f"{pipe}: is a named pipe (FIFO), not an image"
+    assert str(_refusal(Path(os.devnull))) == f"{os.devnull}: is a character device, not an image"
+    assert str(_refusal(tmp_path)) == f"{tmp_path}: is a folder, not an image"
+
+
+def _refusal(path: Path) -> BaseException | None:
+    try:
+        digits.load_image(path)
+    except Exception as error:  # noqa: BLE001 - returned for the test to check
+        return error
+    return None
 
 
 # --- predictions ------------------------------------------------------------------------------------

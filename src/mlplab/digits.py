@@ -8,6 +8,7 @@ that, and a model shown it raw guesses. `to_mnist` makes any image into that 28x
 step at a time, each with its reason:
 
     load_image        any file, bytes or array -> a Pillow image, reduced to what a digit needs (EXIF rotation applied)
+    check_size        an image too small or thin to hold a digit: none (`NoDigitFound`)
     to_gray           colour, grey or alpha -> grey levels in [0, 1]
     paper_level       the background's level at each pixel, even under uneven light
     ink_is_dark       which polarity: dark ink on light paper, or light on dark
@@ -25,6 +26,8 @@ the 28x28 as uint8, as MNIST stores its digits, so the run's own normalisation
 from __future__ import annotations
 
 import io
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,6 +55,10 @@ MIN_CONTRAST = 0.06  # the least difference between ink and background (on a 0-1
 NOISE_MARGIN = 5.0  # ... and the least, in widths of the background's noise
 MIN_INK_FRACTION = 2e-4  # less ink than this share of the image is a speck, not a digit
 MAX_INK_FRACTION = 0.5  # more "ink" than background: a texture or a photo of something else
+# A side shorter than this holds no digit: MNIST's fill a 20 px box, and a one-pixel strip (1x1000000)
+# has no strokes to find, nor neighbours to measure its noise by. Tight crops of a "1" narrower
+# than 8 px were never read as a digit anyway.
+MIN_SIDE = 8
 WORK_SIZE = 4 * BOX  # the digit is cleaned (stroke width) at 4x its final size, then reduced
 # Every image is reduced to at most this many pixels on its longer side before the steps run:
 # they look at the digit at WORK_SIZE (80 px) and at the background at 64 px (`paper_level`), so
@@ -101,7 +108,9 @@ def load_image(source: Any, name: str | None = None) -> Any:
 
     Photos are turned upright by their EXIF orientation (phones store them sideways with a
     tag). An animated GIF gives its first frame. Raises `NotAnImage` (one line) for anything
-    Pillow cannot decode, and `ImageTooLarge` for an image over `MAX_PIXELS` (see `open_image`).
+    Pillow cannot decode, for float images with NaN or infinite pixels and for a path that is not
+    a regular file (a folder, a named pipe, a device: refused without opening it), and
+    `ImageTooLarge` for an image over `MAX_PIXELS` (see `open_image`).
     """
     from PIL import Image
 
@@ -109,10 +118,12 @@ def load_image(source: Any, name: str | None = None) -> Any:
     if isinstance(source, np.ndarray):
         return _reduced(_image_from_array(source, label))
     if isinstance(source, Image.Image):
+        _check_finite(source, label)
         return _upright(_reduced(source))
     image = open_image(source, name)
     with _decoding(label):
         image.load()
+    _check_finite(image, label)
     return _upright(_reduced(image))
 
 
@@ -130,6 +141,8 @@ def open_image(source: Any, name: str | None = None) -> Any:
     label = _label(source, name)
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = io.BytesIO(source)
+    elif isinstance(source, (str, Path)):
+        _check_regular_file(source, label)
     with _decoding(label):
         image = Image.open(source)
     if image.format == "JPEG" and max(image.size) > DECODE_SIDE:
@@ -184,7 +197,9 @@ def _reduced(image: Any) -> Any:
         image = image.convert("RGBA")
     elif image.mode == "1":
         image = image.convert("L")
-    return image.resize(_fitted(image.size), Image.Resampling.BOX, reducing_gap=2.0)
+    reduced = image.resize(_fitted(image.size), Image.Resampling.BOX, reducing_gap=2.0)
+    reduced.info["decoded_size"] = image.size  # what `check_size` judges and names
+    return reduced
 
 
 def _upright(image: Any) -> Any:
@@ -195,6 +210,41 @@ def _upright(image: Any) -> Any:
         return ImageOps.exif_transpose(image)
     except Exception:  # noqa: BLE001 - a broken EXIF block: keep the pixels as stored
         return image
+
+
+# What a path that is not a regular file names, for its error.
+_NOT_FILES = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+              (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _check_regular_file(path: str | Path, label: str) -> None:
+    """Refuse a path that is not a regular file, without opening it: opening a named pipe waits
+    (forever) for a writer, and a device can be read without end."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise NotAnImage(f"{label}: no such file") from None
+    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the name
+        raise NotAnImage(f"{label}: cannot be read ({getattr(error, 'strerror', None) or error})") from None
+    if not stat.S_ISREG(mode):
+        kind = next((what for is_kind, what in _NOT_FILES if is_kind(mode)), "not a regular file")
+        raise NotAnImage(f"{label}: is {kind}, not an image")
+
+
+def _check_finite(image: Any, label: str) -> None:
+    """Refuse a float image ("F": a TIFF of a scientific camera) with NaN or infinite pixels: they
+    have no grey level, and every later step would read the image as blank."""
+    if image.mode != "F":  # the only mode whose pixels can be other than numbers
+        return
+    values = np.asarray(image)
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    nan = int(np.isnan(values).sum())
+    infinite = values.size - int(finite.sum()) - nan
+    what = " and ".join(kind for kind, count in (("NaN", nan), ("infinite", infinite)) if count)
+    raise NotAnImage(f"{label}: the image has {what} pixels ({nan + infinite:,} of {values.size:,}); "
+                     "every pixel needs a finite grey level")
 
 
 def _image_from_array(array: np.ndarray, label: str) -> Any:
@@ -225,23 +275,45 @@ def to_gray(image: Any) -> np.ndarray:
     """
     if image.mode in ("P", "PA") or (image.mode in ("L", "RGB") and "transparency" in image.info):
         image = image.convert("RGBA")
+    if image.mode == "La":  # premultiplied grey and alpha: Pillow converts it to LA only
+        image = image.convert("LA")
     if image.mode in ("RGBA", "LA", "RGBa", "La"):
         rgba = image.convert("RGBA")
         alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
         gray = np.asarray(rgba.convert("RGB").convert("L"), dtype=np.float32) / 255.0
         if alpha.min() < 1.0:
             visible = alpha > 0.5
+            if not visible.any():  # only translucent strokes (a soft pen at low opacity): what shows at all
+                visible = alpha > 0
             dark_content = visible.any() and float(np.median(gray[visible])) < 0.5
             background = 1.0 if dark_content else 0.0
             gray = alpha * gray + (1.0 - alpha) * background
         return gray.astype(np.float32)
     if image.mode.startswith(("I", "F")):  # 16- and 32-bit grey (scanners, scientific cameras): scaled by their range
         values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
+        top = _sample_range(values) if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
         return np.clip(values / top, 0.0, 1.0).astype(np.float32)
     if image.mode not in ("L", "RGB"):
         image = image.convert("RGB")  # CMYK, YCbCr, 1-bit ...
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+
+def _sample_range(values: np.ndarray) -> float:
+    """The white level of 16-bit samples: 2^k - 1 for the fewest bits k >= 8 that hold the largest.
+
+    Cameras and scanners store 10-, 12- or 14-bit samples in 16-bit files; scaled by 65535, a
+    12-bit white page would be 1/16 grey and its digit too faint to count as ink.
+    """
+    return float(2 ** max(8, int(values.max()).bit_length()) - 1)
+
+
+def check_size(image: Any) -> None:
+    """Refuse (`NoDigitFound`) a Pillow image with a side under `MIN_SIDE` pixels: a 1x1, a one-pixel strip
+    (judged at the size it was decoded, before `load_image` reduced it)."""
+    width, height = image.info.get("decoded_size", image.size)
+    if min(height, width) < MIN_SIDE:
+        raise NoDigitFound(f"no digit found: the image is {width}x{height} pixels, too small or thin to hold a "
+                           f"digit (at least {MIN_SIDE} pixels each way)")
 
 
 def paper_level(gray: np.ndarray) -> np.ndarray:
@@ -474,8 +546,9 @@ def to_mnist(source: Any, name: str | None = None) -> np.ndarray:
     Raises `NotAnImage` for unreadable input (`ImageTooLarge`, a kind of it, for an image over
     `MAX_PIXELS`) and `NoDigitFound` for an image without a digit, each with a one-line message.
     """
-    gray = to_gray(load_image(source, name))
-    ink = find_ink(*remove_background(gray))
+    image = load_image(source, name)
+    check_size(image)
+    ink = find_ink(*remove_background(to_gray(image)))
     digit = fit_box(ink, ink_box(ink))
     return np.rint(center_by_mass(digit) * 255).astype(np.uint8)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -87,3 +90,34 @@ def test_user_mistakes_are_one_line(trained_run, own_images, tmp_path, capsys, a
     assert cli_status([argument.format(**names) for argument in arguments]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and fragment in error[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_degenerate_images_get_one_line_each_no_numpy_warnings_and_no_hang(trained_run, own_images, tmp_path):
+    """A named pipe hung the call forever; 1x1 and one-pixel-wide images printed NumPy RuntimeWarnings;
+    a float TIFF with NaN pixels was called blank. Run as a user runs it, to see its stderr."""
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)
+    images = {"1x1.png": np.zeros((1, 1)), "1x1000000.png": np.arange(1000000)[:, None] // 50 % 2 * 255,
+              "1000000x1.png": np.arange(1000000)[None, :] // 50 % 2 * 255}
+    for name, pixels in images.items():
+        Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / name)
+    nan = np.full((60, 60), 0.9, dtype=np.float32)
+    nan[20:40, 28:32] = np.nan
+    Image.fromarray(nan, mode="F").save(tmp_path / "nan.tif")
+    names = [str(pipe), *(str(tmp_path / name) for name in images), str(tmp_path / "nan.tif"), own_images[0][0]]
+    done = subprocess.run([sys.executable, "-m", "mlplab", "predict", str(trained_run), *names,
+                           "--show", str(tmp_path / "show.png")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr == "", done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[:5] == [
+        f"{pipe}: is a named pipe (FIFO), not an image",
+        f"{tmp_path / '1x1.png'}: no digit found: the image is 1x1 pixels, too small or thin to hold a digit "
+        "(at least 8 pixels each way)",
+        f"{tmp_path / '1x1000000.png'}: no digit found: the image is 1x1000000 pixels, too small or thin to hold "
+        "a digit (at least 8 pixels each way)",
+        f"{tmp_path / '1000000x1.png'}: no digit found: the image is 1000000x1 pixels, too small or thin to hold "
+        "a digit (at least 8 pixels each way)",
+        f"{tmp_path / 'nan.tif'}: the image has NaN pixels (80 of 3,600); every pixel needs a finite grey level",
+    ]
+    assert lines[5].startswith(own_images[0][0]) and lines[6] == f"wrote {tmp_path / 'show.png'}"

@@ -1,7 +1,9 @@
 """Self-describing checkpoints: one dict of tensors and builtins, written atomically.
 
 Loading always uses ``torch.load(weights_only=True)``: a file that would need arbitrary
-pickled objects (and so could run code) is refused before anything in it runs. Since
+pickled objects (and so could run code) is refused before anything in it runs. Before that, the
+archive's declared sizes are checked (`mlplab.runs.archive`: nothing compressed, nothing listed
+twice), and a file larger than its network can need is refused once its config is read. Since
 schema 4 a checkpoint records the SHA-256 of its whole record (``record_sha256``: every key,
 number, string and tensor, in a canonical encoding), checked on load, so a flipped byte
 anywhere (a learning rate, an epoch count, a class name, a weight) is caught instead of
@@ -17,7 +19,6 @@ import hashlib
 import pickle
 import platform
 import random
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,19 @@ from mlplab._version import __version__
 from mlplab.config import from_dict
 from mlplab.errors import MlplabError, one_line
 from mlplab.files import atomic_write
+from mlplab.runs.archive import check_archive
 
 CHECKPOINT_FORMAT = "mlplab.checkpoint"
 # 2: tensor_sha256 recorded and checked; 3: config None for a model mlplab did not build; 4: record_sha256
 SCHEMA_VERSION = 4
 DIGEST_KEY = "record_sha256"  # the whole record's checksum (schema 4 on)
 TENSOR_DIGEST_KEY = "tensor_sha256"  # the tensors' checksum (schemas 2 and 3)
+# What a checkpoint's tensors may declare at most (`_check_tensor_bytes`): copies of its network's
+# weights (the model, the training model beside averaged ones, an optimizer's state: up to 3 a
+# weight, Adam with amsgrad or RMSprop centred with momentum), with room to spare, and bytes
+# for the rest (random generator states of 5 kB each, one-element step counters).
+WEIGHT_COPIES = 8
+TENSOR_MARGIN = 16 * 2**20  # bytes
 # What every checkpoint written by the training loop holds (besides format, schema and versions).
 REQUIRED_KEYS = ("config", "model", "model_info", "optimizer", "schedule", "epoch", "step", "best", "history", "rng")
 
@@ -129,30 +137,17 @@ def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by `save_checkpoint`; refuses pickles that would run code."""
+    """Read a checkpoint written by `save_checkpoint`; refuses pickles that would run code, and
+    archives that would take more memory than their size on disk or their network needs."""
     path = Path(path)
     if path.is_dir():
         path = path / "last.pt"
     if not path.is_file():
         raise MlplabError(f"no checkpoint at {path}: give a run directory or a .pt file written by `mlplab train`")
-    if not zipfile.is_zipfile(path):  # torch.save always writes a zip archive
-        raise MlplabError(f"{path} is not a readable checkpoint (not a torch.save archive); it may be truncated or another kind of file")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        lines = [line.strip() for line in str(error).splitlines() if "Unsupported" in line or "GLOBAL" in line]
-        first_line = lines[0].split(" was not ")[0] if lines else "unsupported content"
-        raise MlplabError(
-            f"refusing to load {path}: it holds objects that safe (weights_only) loading rejects ({first_line}); "
-            "only load checkpoints written by mlplab"
-        )
-    except Exception as error:
-        # Broad on purpose: torch wraps only UnpicklingError, and its pure-Python safe unpickler lets a
-        # damaged pickle raise whatever its opcodes trip (IndexError popping an empty stack, KeyError
-        # on a memo slot, struct.error, TypeError from an allowed constructor); the zip reader and
-        # the storage checks add RuntimeError, OSError and EOFError. None of these runs code.
-        raise MlplabError(f"{path} is not a readable checkpoint ({type(error).__name__}); it may be truncated "
-                          "or not a torch file; use a last.pt or best.pt written by `mlplab train`") from None
+    tensor_bytes = check_archive(path)  # before torch reads a byte: it allocates what the archive declares
+    if tensor_bytes > TENSOR_MARGIN:  # under the margin no config's bound can be exceeded: data.pkl is read once
+        _check_tensor_bytes(path, tensor_bytes)
+    checkpoint = _torch_load(path, map_location)
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise MlplabError(f"{path} is not an mlplab checkpoint (no '{CHECKPOINT_FORMAT}' marker); "
                           "use a last.pt or best.pt from `mlplab train`")
@@ -167,6 +162,42 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     _check_digest(checkpoint, path)
     check_contents(checkpoint, path)
     return checkpoint
+
+
+def _torch_load(path: Path, map_location: str | torch.device) -> Any:
+    """``torch.load(weights_only=True)``, every failure one line. With ``map_location="meta"`` only
+    data.pkl is read: tensors come back with their shapes and dtypes, and no data."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        lines = [line.strip() for line in str(error).splitlines() if "Unsupported" in line or "GLOBAL" in line]
+        first_line = lines[0].split(" was not ")[0] if lines else "unsupported content"
+        raise MlplabError(
+            f"refusing to load {path}: it holds objects that safe (weights_only) loading rejects ({first_line}); "
+            "only load checkpoints written by mlplab"
+        )
+    except Exception as error:
+        # Broad on purpose: torch wraps only UnpicklingError, and its pure-Python safe unpickler lets a
+        # damaged pickle raise whatever its opcodes trip (IndexError popping an empty stack, KeyError
+        # on a memo slot, struct.error, TypeError from an allowed constructor); the zip reader and
+        # the storage checks add RuntimeError, OSError and EOFError. None of these runs code.
+        raise MlplabError(f"{path} is not a readable checkpoint ({type(error).__name__}); it may be truncated "
+                          "or not a torch file; use a last.pt or best.pt written by `mlplab train`") from None
+
+
+def _check_tensor_bytes(path: Path, tensor_bytes: int) -> None:
+    """Refuse an archive whose tensor records declare more bytes than the network its config describes can
+    need, reading data.pkl alone (a user's own model, with no config, is bounded by the file's size only)."""
+    record = _torch_load(path, "meta")
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        return  # not an mlplab checkpoint, or a user's model: the full load decides
+    weights = _expected_weights(record, path)
+    weight_bytes = sum(tensor.numel() * tensor.element_size() for tensor in weights.values())
+    most = WEIGHT_COPIES * weight_bytes + TENSOR_MARGIN
+    if tensor_bytes > most:
+        raise MlplabError(f"refusing to load {path}: it declares {tensor_bytes / 1e6:,.1f} MB of tensor data, but "
+                          f"the network its config describes ({weight_bytes / 1e6:,.1f} MB of weights) needs at most "
+                          f"{most / 1e6:,.1f} MB; use a last.pt or best.pt written by `mlplab train`")
 
 
 def _check_digest(checkpoint: dict[str, Any], path: Path) -> None:
@@ -238,16 +269,16 @@ def _check_finite(weights: Any, path: Path) -> None:
                           "nan), which training never saves; use another checkpoint, or train again")
 
 
-def _check_weights_fit_the_config(checkpoint: dict[str, Any], path: Path) -> None:
-    """Refuse weights that are not the tensors of the network the checkpoint's config describes."""
+def _expected_weights(checkpoint: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
+    """The state dict of the network the checkpoint's config describes, as meta tensors (shapes and dtypes)."""
     from mlplab.models import build_model  # here: the models module needs torch.nn, the rest of this file not
 
     try:
         config = from_dict(checkpoint["config"])
         info = checkpoint["model_info"]
         with torch.device("meta"):  # shapes and dtypes only: no memory, no draw from the RNG
-            expected = build_model(config.model, in_features=info["in_features"],
-                                   num_classes=info["num_classes"]).state_dict()
+            return build_model(config.model, in_features=info["in_features"],
+                               num_classes=info["num_classes"]).state_dict()
     # Config values of any type reach plain conversions here: float(10**400) overflows, int() of a
     # many-element tensor and str() of a deeply nested list raise RuntimeError, a tensor indexed by
     # a name raises IndexError.
@@ -255,6 +286,11 @@ def _check_weights_fit_the_config(checkpoint: dict[str, Any], path: Path) -> Non
         reason = one_line(error)
         raise MlplabError(f"{path} describes no network mlplab can build ({reason}); use a last.pt or best.pt "
                           "written by `mlplab train`") from None
+
+
+def _check_weights_fit_the_config(checkpoint: dict[str, Any], path: Path) -> None:
+    """Refuse weights that are not the tensors of the network the checkpoint's config describes."""
+    expected = _expected_weights(checkpoint, path)
     weights = checkpoint["model"]
     if not isinstance(weights, dict) or set(weights) != set(expected):
         # Other keys by their type: a damaged file's keys need not sort together, nor print in one line
