@@ -559,12 +559,12 @@ def _unknown_section(name: str) -> str:
 
 def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
     """The tables of a TOML file, or a one-line error naming it as ``what`` (missing, not UTF-8, not TOML)."""
-    path = Path(path)
+    from mlplab.files import read_settings_text
+
+    text = read_settings_text(path, what)
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MlplabError(f"{what} {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
         raise MlplabError(f"{what} {path} is not valid TOML: {error}") from None
 
 

@@ -146,3 +146,32 @@ def atomic_copy(source: Path, path: Path) -> None:
     """Copy the file ``source`` to ``path`` atomically (the copy gets the umask's mode, like a new file)."""
     with open(source, "rb") as original:
         atomic_write(path, lambda handle: shutil.copyfileobj(original, handle))
+
+
+SETTINGS_FILE_LIMIT = 1_000_000  # bytes: a config, grid or search space file is a few hundred
+
+
+def read_settings_text(path: str | Path, what: str, limit: int = SETTINGS_FILE_LIMIT) -> str:
+    """The UTF-8 text of a small settings file (a config, a grid, a search space), or a one-line
+    `MlplabError` naming it as ``what``: missing, not a regular file (a folder, /dev/zero, a named
+    pipe: refused without being opened, as reading them never ends), over ``limit`` bytes, not UTF-8."""
+    from mlplab.errors import MlplabError
+
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise MlplabError(f"{what} {path} does not exist") from None
+    except (OSError, ValueError) as error:
+        raise MlplabError(f"{what} {path} cannot be read: {getattr(error, 'strerror', None) or error}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device or a pipe?)"
+        raise MlplabError(f"{what} {path} is {kind}; give a TOML file")
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)  # never more, even if the file grows while it is read
+    if len(data) > limit:
+        raise MlplabError(f"{what} {path} is over {limit:,} bytes: not a settings file; give a TOML file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MlplabError(f"{what} {path} is not UTF-8 text ({error.reason} at byte {error.start})") from None

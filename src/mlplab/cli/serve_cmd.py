@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from mlplab.config import Bounds
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `mlplab train`")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0: your network)")
-    parser.add_argument("--port", type=_port, default=8000, help="port, 0-65535 (default: 8000; 0 picks a free one)")
+    port = parser.add_argument("--port", type=_port, default=8000, help="port, 0-65535 (default: 8000; 0 picks a free one)")
+    port.bounds = PORTS
     parser.add_argument("--allow-host", metavar="NAME", type=_host, action="append", default=[],
                         help="another host name the server answers to, e.g. mybox.local (repeat for several; "
                              "'*' for any). By default it answers only to localhost and IP addresses (loopback "
@@ -24,12 +26,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=execute)
 
 
+PORTS = Bounds(0, 65535)
+
+
 def _port(text: str) -> int:
     try:
         port = int(text)
     except ValueError:
         port = -1
-    if not 0 <= port <= 65535:
+    if not PORTS.admits(port):
         raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535; got {text!r}")
     return port
 

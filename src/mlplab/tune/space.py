@@ -170,14 +170,9 @@ def default_space() -> Space:
 
 def load_space(path: str | Path) -> Space:
     """Read a search space TOML file (see the module docstring for the format)."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise MlplabError(f"search space file {path} does not exist") from None
-    except (IsADirectoryError, UnicodeDecodeError) as error:
-        raise MlplabError(f"search space file {path} cannot be read as text: {error}") from None
-    return parse_space(text, str(path))
+    from mlplab.files import read_settings_text
+
+    return parse_space(read_settings_text(path, "search space file"), str(path))
 
 
 def parse_space(text: str, source: str = "(text)") -> Space:
