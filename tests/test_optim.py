@@ -105,10 +105,11 @@ def test_param_groups_are_accepted():
     "settings, message",
     [
         (dict(optimizer="lbfgs"), "optimizer must be one of: sgd, adam, adamw, rmsprop, adagrad; got 'lbfgs'"),
-        (dict(lr=0.0), "lr must be a finite number > 0; got 0.0"),
-        (dict(lr=-1.0), "lr must be a finite number > 0"),
+        (dict(lr=0.0), r"lr must be a number in \(0, 1000000\]; got 0.0"),
+        (dict(lr=-1.0), r"lr must be a number in \(0, 1000000\]"),
+        (dict(lr=1e7), r"lr must be a number in \(0, 1000000\]; got 10000000.0"),
         (dict(momentum=-0.5), r"momentum must be a number in \[0, 1\); got -0.5"),
-        (dict(weight_decay=-1e-4), "weight_decay must be a finite number >= 0"),
+        (dict(weight_decay=-1e-4), r"weight_decay must be a number in \[0, 1000000\]"),
         (dict(nesterov=True), "nesterov needs momentum > 0; set --momentum"),
         (dict(optimizer="adam", nesterov=True), "nesterov applies only to --optimizer sgd, not adam"),
         (dict(optimizer="adam", momentum=0.9), "momentum applies only to sgd and rmsprop, not adam"),
@@ -184,7 +185,7 @@ def test_onecycle_leaves_momentum_alone():
         (dict(scheduler="plateau"), "scheduler must be one of: none, exponential, step, cosine, onecycle; got 'plateau'"),
         (dict(gamma=0.0), r"gamma must be a number in \(0, 1\]"),
         (dict(gamma=1.5), r"gamma must be a number in \(0, 1\]"),
-        (dict(step_size=0), "step_size must be a whole number >= 1"),
+        (dict(step_size=0), r"step_size must be a whole number in \[1, 1000000\]"),
     ],
 )
 def test_bad_schedule_settings_are_refused_when_the_config_is_built(settings, message):

@@ -70,7 +70,7 @@ def test_a_val_size_past_the_training_set_is_refused_once_its_size_is_known(mnis
 
 @pytest.mark.parametrize("val_size", [0, -5])
 def test_a_val_size_below_one_is_refused_by_the_config(mnist_dir, val_size):
-    with pytest.raises(MlplabError, match=f"val_size must be a whole number >= 1; got {val_size}"):
+    with pytest.raises(MlplabError, match=rf"val_size must be a whole number in \[1, 1000000\]; got {val_size}"):
         DataConfig(data_dir=str(mnist_dir), val_size=val_size)
 
 
