@@ -133,6 +133,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if path.is_dir():
         path = path / "last.pt"
+    checkpoint = load_record(path, map_location)
+    check_contents(checkpoint, path)
+    return checkpoint
+
+
+def load_record(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read any record `save_checkpoint` wrote (a run's checkpoint, a sweep group's state), its checksum
+    checked, without asking for a run's keys; refuses pickles that would run code."""
     if not path.is_file():
         raise MlplabError(f"no checkpoint at {path}: give a run directory or a .pt file written by `mlplab train`")
     if not zipfile.is_zipfile(path):  # torch.save always writes a zip archive
@@ -165,7 +173,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} has checkpoint schema {schema}, newer than this mlplab reads ({SCHEMA_VERSION}); upgrade mlplab"
         )
     _check_digest(checkpoint, path)
-    check_contents(checkpoint, path)
     return checkpoint
 
 
