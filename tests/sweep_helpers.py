@@ -74,3 +74,39 @@ def assert_member_equals_run(member, history, weights, tolerance, bit_for_bit):
     assert got["test_accuracy"] == want["test_accuracy"] and got["confusion"] == want["confusion"]
     assert got["tested_epoch"] == want["tested_epoch"] and got["best"] == want["best"]
     assert got["test_loss"] == pytest.approx(want["test_loss"], rel=loss_tolerance)
+
+
+def sweep_state(out):
+    """What a finished sweep folder holds that must not depend on when it was stopped: every table and
+    best.toml as text, each member's record (wall times and thread choices aside) and its last and best
+    weights from the group checkpoints."""
+    import json
+
+    from mlplab.sweep.checkpoints import FOLDER, saved_weights
+
+    members = json.loads((out / "members.json").read_text())["members"]
+    for member in members:
+        member["history"].pop("threads", None)
+        for record in member["history"]["epochs"]:
+            record.pop("seconds")
+        if member["metrics"] is not None:
+            member["metrics"].pop("threads", None)
+    texts = {name: (out / name).read_text() for name in ("results.json", "results.csv", "settings.json",
+                                                         "settings.csv", "best.toml", "sweep.toml", "plan.json")}
+    weights = {}
+    for path in sorted((out / FOLDER).glob("group-*.pt")):
+        for which in ("last", "best"):
+            weights.update({(index, which): row for index, row in saved_weights(path, which).items()})
+    return {"members": members, "texts": texts, "weights": weights}
+
+
+def assert_same_sweep(got, want):
+    """Two `sweep_state`s equal: records and tables exactly, weights bit for bit."""
+    assert got["texts"].keys() == want["texts"].keys()
+    for name, text in want["texts"].items():
+        if name != "plan.json":  # its predicted seconds come from timings
+            assert got["texts"][name] == text, name
+    assert got["members"] == want["members"]
+    assert got["weights"].keys() == want["weights"].keys()
+    for key, row in want["weights"].items():
+        assert torch.equal(got["weights"][key], row), key

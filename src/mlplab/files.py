@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,6 +37,17 @@ def temporary_beside(path: Path) -> tuple[BinaryIO, Path]:
             continue
         return os.fdopen(descriptor, "w+b"), temporary
     raise FileExistsError(f"could not create a temporary file beside {path}")
+
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.tmp$")  # the names `temporary_beside` gives
+
+
+def leftover_temporaries(folder: Path, names: Container[str] | None) -> list[Path]:
+    """The temporary files `atomic_write` left in ``folder`` for the files ``names`` (None: for any file):
+    its writer died between creating one and renaming it. Only the folder's one writer may delete them."""
+    found = (_TEMPORARY.match(path.name) for path in Path(folder).iterdir())
+    return [Path(folder) / match.group(0) for match in found
+            if match and (names is None or match.group("name") in names)]
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:

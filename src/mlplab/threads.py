@@ -442,15 +442,25 @@ class ThreadGovernor:
         for entry in self.log:
             entry["step"] = step
         self._step = step
-        if earlier and self.set_by == "auto" and self._reading is not None:
-            # A resumed run keeps the count it last ran on unless the load has moved past the margin: on an
-            # unchanged machine it then computes as the uninterrupted run did, bit for bit.
-            count, reason = choose_threads(self._reading, self._work(), current=earlier[-1]["threads"])
-            if count != self.count:
-                self.log.clear()
-                self._apply(count, reason)
+        if earlier and self.keep_count(earlier[-1]["threads"]):
+            del self.log[:-1]  # the choice made at the start gave way to the count the run last ran on
         self.log[:0] = earlier
         return self.log
+
+    def keep_count(self, count: int) -> bool:
+        """Go on with ``count`` threads, the count a resumed run (or a sweep's saved group) last ran on, unless
+        the load has moved past the margin since; returns whether the count in force changed.
+
+        Only a count this governor chose (``auto``) is changed: on an unchanged machine the resume
+        then computes as the uninterrupted run did, bit for bit.
+        """
+        if not self._active or self.set_by != "auto" or self._reading is None:
+            return False
+        chosen, reason = choose_threads(self._reading, self._work(), current=count)
+        if chosen == self.count:
+            return False
+        self._apply(chosen, reason)
+        return True
 
     def at_step(self, step: int) -> None:
         """Say which optimizer step of the run comes next (a resumed run starts past 0), for the log."""

@@ -83,3 +83,43 @@ def test_without_matplotlib_the_sweep_is_written_and_the_figures_are_a_note(tmp_
     assert main(["sweep", "--grid", "lr=0.01,0.05", "--out", str(out), *BASE]) == 0
     assert 'no figures: plots need matplotlib: pip install "mlplab[plots]"' in capsys.readouterr().out
     assert (out / "results.json").exists() and not (out / "figures").exists()
+
+
+def test_a_stopped_sweep_resumes_with_the_same_command_or_with_resume(tmp_path, capsys, monkeypatch):
+    from mlplab.cli.sweep_cmd import SweepProgress
+
+    out = tmp_path / "sweep"
+    command = ["sweep", "--grid", "lr=0.01,0.05", "seed=0-1", "--max-group-size", "2", "--out", str(out), *BASE]
+
+    def ctrl_c_in_group_2(self, report):
+        if report.group == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(SweepProgress, "on_epoch_end", ctrl_c_in_group_2)
+    assert main(command) == 130
+    assert "interrupted: 2 of 4 members finished; run the same command again to continue" in capsys.readouterr().out
+    monkeypatch.undo()
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    assert f"resuming the sweep in {out}: 2 of 4 members finished; 2 to train" in printed
+    assert "trained 2 configurations in " in printed and " s (2 more kept from before)" in printed
+    rows = json.loads((out / "results.json").read_text())
+
+    # Finished: the same command, or --resume, shows it and trains nothing.
+    assert main(["sweep", "--resume", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert f"the sweep in {out} is complete: 4 configurations, nothing to train" in printed
+    assert "lr=0.05" in printed and f"files: {out / 'sweep.toml'}" in printed
+    assert json.loads((out / "results.json").read_text()) == rows
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--resume", "{out}", "--grid", "lr=0.1"], "--resume takes the grid and the base config from"),
+    (["--resume", "{out}", "--out", "elsewhere"], "--out cannot move a resumed sweep"),
+    (["--resume", "{out}/missing"], "holds no sweep (no sweep.toml)"),
+    (["--grid", "lr=0.1"], "give the sweep's folder with --out DIR"),
+])
+def test_resume_mistakes_are_one_line_with_exit_2(tmp_path, capsys, flags, fragment):
+    (tmp_path / "sweep.toml").write_text("[grid]\nlr = [0.1]\n")
+    assert main(["sweep", *[flag.format(out=tmp_path) for flag in flags]]) == 2
+    assert fragment in _one_line_error(capsys)

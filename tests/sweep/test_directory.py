@@ -1,4 +1,5 @@
-"""`run_sweep`: a tiny sweep's directory, its tables, best.toml rerun exactly, and refused folders."""
+"""`run_sweep`: a tiny sweep's directory, its tables, best.toml rerun exactly, and refused folders
+(resuming a stopped sweep: tests/sweep/test_folder.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from mlplab.config import Config, apply_overrides, load_config
 from mlplab.errors import MlplabError
-from mlplab.sweep.directory import check_sweep_dir, run_sweep
+from mlplab.sweep.directory import run_sweep
 from mlplab.sweep.grid import expand, load_grid, parse_grid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -36,8 +37,9 @@ def sweep(tmp_path_factory):
 def test_the_directory_holds_every_file_and_no_temporary_one(sweep):
     _, out, _ = sweep
     names = sorted(path.name for path in out.iterdir())
-    assert names == sorted(["sweep.toml", "plan.json", "members.json", "results.csv", "results.json", "settings.csv",
-                            "settings.json", "best.toml"])
+    assert names == sorted([".lock", "sweep.toml", "plan.json", "checkpoints", "members.json", "results.csv",
+                            "results.json", "settings.csv", "settings.json", "best.toml"])
+    assert sorted(path.name for path in (out / "checkpoints").iterdir()) == ["group-1.pt"]
 
 
 def test_results_have_one_row_per_configuration_with_its_values(sweep):
@@ -89,18 +91,18 @@ def test_best_toml_reruns_the_best_member_exactly(sweep, tmp_path):
     assert history.best_epoch()["val_accuracy"] == outcome.rows[best_index]["best_val_accuracy"]
 
 
-def test_a_folder_holding_a_sweep_is_refused_and_left_as_it_was(sweep):
+def test_a_folder_holding_another_sweep_is_refused_and_left_as_it_was(sweep):
     _, out, base = sweep
-    before = {path.name: path.read_bytes() for path in out.iterdir()}
-    with pytest.raises(MlplabError, match="already holds a sweep.*choose another folder"):
+    before = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    with pytest.raises(MlplabError, match="already holds a sweep of another plan.*choose another folder"):
         run_sweep(base, [{"lr": 0.01}], out, calibrate=False)
-    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == before
 
 
 def test_a_file_as_out_is_refused(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(MlplabError, match="is a file"):
-        check_sweep_dir(tmp_path / "file")
+        run_sweep(apply_overrides(Config(), TINY), [{"lr": 0.01}], tmp_path / "file", calibrate=False)
 
 
 def test_members_the_trainer_cannot_train_are_refused_before_anything_is_written(tmp_path):
@@ -123,12 +125,3 @@ def test_figures_are_drawn_from_the_directory(sweep, tmp_path):
     for path in written:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in (copy / "figures").iterdir()) == ["accuracy_by_lr.png", "curves.png"]
-
-
-def test_a_sweep_that_did_not_finish_is_named_so_and_kept(tmp_path):
-    out = tmp_path / "killed"
-    out.mkdir()
-    (out / "sweep.toml").write_text("[grid]\nlr = [0.01]\n")  # what a sweep killed while training leaves
-    with pytest.raises(MlplabError, match="holds a sweep that did not finish .*delete that folder") as error:
-        check_sweep_dir(out)
-    assert "\n" not in str(error.value) and (out / "sweep.toml").exists()

@@ -27,7 +27,8 @@ def write_sweep_report(sweep_dir: str | Path, out: str | Path | None = None) -> 
     """Write ``SWEEP_DIR/report.html`` (or ``out``) for a finished sweep; returns its path."""
     sweep_dir = Path(sweep_dir)
     if not (sweep_dir / "results.json").is_file():
-        raise MlplabError(f"{sweep_dir} holds a sweep that did not finish (no results.json); run it again in a new folder")
+        raise MlplabError(f"{sweep_dir} holds a sweep that did not finish (no results.json); finish it with "
+                          f"`mlplab sweep --resume {sweep_dir}`")
     settings = json.loads((sweep_dir / "settings.json").read_text())
     results = json.loads((sweep_dir / "results.json").read_text())
     plan = json.loads((sweep_dir / "plan.json").read_text())

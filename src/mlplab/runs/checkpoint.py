@@ -142,6 +142,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if path.is_dir():
         path = path / "last.pt"
+    checkpoint = load_record(path, map_location)
+    check_contents(checkpoint, path)
+    return checkpoint
+
+
+def load_record(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read any record `save_checkpoint` wrote (a run's checkpoint, a sweep group's state), its checksum
+    checked, without asking for a run's keys; refuses pickles that would run code."""
     if not path.is_file():
         raise MlplabError(f"no checkpoint at {path}: give a run directory or a .pt file written by `mlplab train`")
     tensor_bytes = check_archive(path)  # before torch reads a byte: it allocates what the archive declares
@@ -160,7 +168,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} has checkpoint schema {schema}, newer than this mlplab reads ({SCHEMA_VERSION}); upgrade mlplab"
         )
     _check_digest(checkpoint, path)
-    check_contents(checkpoint, path)
     return checkpoint
 
 

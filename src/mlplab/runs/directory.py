@@ -29,7 +29,6 @@ import contextlib
 import errno
 import json
 import os
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Any
 
 from mlplab.config import Config, to_dict, to_toml
 from mlplab.errors import MlplabError
-from mlplab.files import atomic_write_text, fault_point
+from mlplab.files import atomic_write_text, fault_point, leftover_temporaries
 from mlplab.runs.history import History
 
 # Fields a resume may change: they move the run or extend it but cannot change its result.
@@ -143,8 +142,7 @@ def _holder(note: int) -> str:
 def remove_leftovers(run_dir: Path) -> list[Path]:
     """Delete what a killed writer left that no state holds (only safe under the lock): temporary
     files beside the run files, and a staged best of a run that never committed an epoch."""
-    pattern = re.compile(r"^\.(" + "|".join(re.escape(name) for name in RUN_FILES) + r")\.[0-9a-f]{8}\.tmp$")
-    stray = [path for path in run_dir.iterdir() if pattern.match(path.name)]
+    stray = leftover_temporaries(run_dir, RUN_FILES)
     if not (run_dir / "last.pt").exists() and (run_dir / NEXT_BEST).exists():
         stray.append(run_dir / NEXT_BEST)
     for path in stray:

@@ -10,9 +10,11 @@ Modules, in the order a sweep uses them (each imports only those above it):
                  member's learning rate at every step, from its own scheduler (`MemberRates`)
     trainer      one group's epoch loop, divergence, best epoch and test (`VectorisedGroup`), what comes
                  back per member (`MemberResult`), and a group's timing
+    checkpoints  a group's state saved after every epoch and restored by a resume (`GroupCheckpoints`)
     plan         bytes per member, group size for a memory budget, predicted seconds (`plan_sweep`)
     vectorised   the entry point (`train_vectorised`) and what it returns (`SweepResult`, `member_model`)
     grid         the command's grid of configurations (`parse_grid`, `expand`)
+    folder       a sweep's folder met again: the same sweep stopped (resumed), finished, or another (`saved_sweep`)
     directory    the command's run and folder: `run_sweep`, its files and tables
 
 Names are imported on first use, so ``import mlplab.sweep`` does not import torch::

@@ -4,14 +4,19 @@ A sweep directory holds, every file written atomically::
 
     sweep.toml      the base config and the [grid] (and [random] draw): what was run
     plan.json       the groups, memory and predicted seconds (written before training)
+    checkpoints/group-<n>.pt   each group's training state after its latest epoch (`mlplab.sweep.checkpoints`)
     members.json    every configuration's config, per-epoch history, test metrics and divergence
     results.csv/.json   one row per configuration (`result_row`)
     settings.csv/.json  one row per setting, mean and std over seeds, best first
     best.toml       the best setting's best seed, as a config `mlplab train --config` reruns exactly
 
 results.json is written last: when it exists, the sweep finished and every other file is
-whole. A folder that holds sweep.toml already holds a sweep and is refused, so that no
-sweep's results are overwritten. To rerun a sweep::
+whole. Until then the checkpoints hold what was trained, and the same sweep run again into the
+folder resumes: finished groups are kept, the group in progress continues from its saved
+epoch, the rest train, and every member ends as it would have without the stop
+(`mlplab.sweep.folder`; ``mlplab sweep --resume DIR`` runs it from its own sweep.toml). A
+finished sweep run again is read back, not trained; another sweep is refused, so that no
+sweep's results are overwritten. To rerun a sweep elsewhere::
 
     mlplab sweep --config DIR/sweep.toml --grid-file DIR/sweep.toml --out NEW_DIR
 
@@ -35,17 +40,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlplab.config import Config, apply_overrides, to_toml
+from mlplab.config import Config, apply_overrides, load_config, to_toml
 from mlplab.config import _toml_value as toml_value
 from mlplab.errors import MlplabError
 from mlplab.files import atomic_write_text
+from mlplab.sweep.checkpoints import FOLDER, GroupCheckpoints
+from mlplab.sweep.folder import PLAN_FILE, RESULTS_FILE, SWEEP_FILE, SWEEP_FILES, SavedSweep, saved_sweep, sweep_lock
 from mlplab.sweep.grid import Grid, describe, setting_key
 from mlplab.sweep.members import SweepDataCache, check_members
 from mlplab.sweep.plan import SweepPlan, plan_sweep
 from mlplab.sweep.vectorised import SweepEpoch, SweepResult, sweep_work, train_vectorised
 from mlplab.threads import ThreadGovernor, monitor
-
-SWEEP_FILE = "sweep.toml"  # its presence marks a folder as a sweep's
 
 # The columns every row has after its swept fields, in the order they are written.
 RESULT_FIELDS = ("best_epoch", "best_val_accuracy", "best_train_accuracy", "test_accuracy", "test_loss", "diverged")
@@ -62,18 +67,9 @@ class SweepOutcome:
     settings: list[dict[str, Any]]  # settings.json, best first
     best: Config | None  # best.toml's config; None when every member diverged
     written: list[Path]
-    seconds: float
-
-
-def check_sweep_dir(out: Path) -> None:
-    """Refuse an ``out`` that is a file or already holds a sweep (one line)."""
-    if out.exists() and not out.is_dir():
-        raise MlplabError(f"--out {out} is a file, not a folder; choose another folder")
-    if (out / SWEEP_FILE).exists():
-        if not (out / "results.json").exists():
-            raise MlplabError(f"--out {out} holds a sweep that did not finish (no results.json); delete that folder "
-                              "to run it again there, or choose another folder")
-        raise MlplabError(f"--out {out} already holds a sweep ({SWEEP_FILE}); choose another folder")
+    seconds: float  # the wall time of the call that finished the sweep
+    kept: int = 0  # members an earlier, stopped call had finished: kept, not trained again
+    complete: bool = False  # the folder held the finished sweep already: nothing was trained
 
 
 def sweep_configs(base: Config, combinations: Sequence[dict[str, Any]]) -> list[Config]:
@@ -89,41 +85,73 @@ def run_sweep(base: Config, combinations: list[dict[str, Any]], out: str | Path,
               random: tuple[int, int] | None = None, memory_budget: int | None = None,
               max_group_size: int | None = None, calibrate: bool = True,
               on_plan: Callable[[SweepPlan], None] | None = None,
+              on_resume: Callable[[SavedSweep], None] | None = None,
               on_epoch_end: Sequence[Callable[[SweepEpoch], None]] = ()) -> SweepOutcome:
     """Train one config per combination (``base`` with its overrides) as a vectorised sweep and write ``out``.
 
     Args:
         base: the config every member starts from.
         combinations: ``{field: value}`` overrides, one per member (`mlplab.sweep.grid.expand`).
-        out: the sweep directory; refused if it already holds a sweep.
+        out: the sweep directory. When it holds this same sweep (base, grid and draw), stopped,
+            the sweep resumes there; finished, its outcome is read back and nothing trains; another
+            sweep is refused (`mlplab.sweep.folder`).
         grid: the grid the combinations came from (recorded in sweep.toml); derived from them when None.
         random: ``(count, seed)`` of a random draw from the grid, recorded in sweep.toml.
-        memory_budget, max_group_size: as `plan_sweep`.
+        memory_budget, max_group_size: as `plan_sweep` (a resumed sweep follows its saved plan.json).
         calibrate: time a few steps to predict the sweep's seconds.
         on_plan: called with the `SweepPlan` before training (the CLI prints it).
+        on_resume: called with the `SavedSweep` before a stopped sweep resumes (the CLI says what is kept).
         on_epoch_end: hooks given to `train_vectorised`.
     """
     out = Path(out)
-    check_sweep_dir(out)
     configs = sweep_configs(base, combinations)
+    recipe = sweep_toml(base, grid or grid_of(combinations), random)
+    saved = saved_sweep(out, recipe)
+    if saved is not None and saved.complete:
+        return read_outcome(out)
+    if saved is not None and on_resume is not None:
+        on_resume(saved)
     data = SweepDataCache()  # each dataset read once, for the plan and the training
     monitor()  # the CPU load is read from here on, for the thread choice below
     # One thread choice for the calibration and the training, so that the plan times what will run.
     with ThreadGovernor(base.train.threads, work=sweep_work(configs)):
-        plan = plan_sweep(configs, memory_budget=memory_budget, max_group_size=max_group_size, calibrate=calibrate,
-                          data=data)
+        plan = saved.plan if saved is not None and saved.plan is not None else plan_sweep(
+            configs, memory_budget=memory_budget, max_group_size=max_group_size, calibrate=calibrate, data=data)
         if on_plan is not None:
             on_plan(plan)
-        check_sweep_dir(out)  # again: another sweep may have claimed the folder while this one planned
-        written = [_write(out / "sweep.toml", sweep_toml(base, grid or grid_of(combinations), random)),
-                   _write(out / "plan.json", _json(plan.to_dict()))]
-        result = train_vectorised(configs, data=data, plan=plan, on_epoch_end=on_epoch_end)
-    return write_results(out, combinations, result, written)
+        with sweep_lock(out):
+            saved = saved_sweep(out, recipe)  # again, under the lock: another process may have gone on meanwhile
+            if saved is not None and saved.complete:
+                return read_outcome(out)
+            plan, written = _begin(out, recipe, plan, saved)
+            result = train_vectorised(configs, data=data, plan=plan, on_epoch_end=on_epoch_end,
+                                      store=GroupCheckpoints(out / FOLDER))
+            return write_results(out, combinations, result, written, kept=saved.kept if saved is not None else 0)
+
+
+def _begin(out: Path, recipe: str, plan: SweepPlan, saved: SavedSweep | None) -> tuple[SweepPlan, list[Path]]:
+    """The plan to follow, and sweep.toml and plan.json: the saved ones of a stopped sweep, else written now."""
+    if saved is not None and saved.plan is not None:
+        return saved.plan, [out / SWEEP_FILE, out / PLAN_FILE, out / FOLDER]
+    if saved is None:  # else sweep.toml is there: a sweep stopped before it wrote its plan
+        _write(out / SWEEP_FILE, recipe)
+    return plan, [out / SWEEP_FILE, _write(out / PLAN_FILE, _json(plan.to_dict())), out / FOLDER]
+
+
+def read_outcome(out: Path) -> SweepOutcome:
+    """The outcome of the finished sweep in ``out``, read back from its files (nothing trains)."""
+    rows = json.loads((out / RESULTS_FILE).read_text())
+    best = load_config(out / "best.toml") if (out / "best.toml").is_file() else None
+    seconds = json.loads((out / "members.json").read_text()).get("seconds", 0.0)
+    return SweepOutcome(out=out, rows=rows, settings=json.loads((out / "settings.json").read_text()), best=best,
+                        written=[out / name for name in (*SWEEP_FILES[:2], FOLDER, *SWEEP_FILES[2:])
+                                 if (out / name).exists()], seconds=seconds,
+                        kept=len(rows), complete=True)
 
 
 def write_results(out: Path, combinations: list[dict[str, Any]], result: SweepResult,
-                  written: list[Path]) -> SweepOutcome:
-    """Write members.json, the result and setting tables and best.toml; results.json last."""
+                  written: list[Path], kept: int = 0) -> SweepOutcome:
+    """Write members.json, the result and setting tables and best.toml; results.json last (the sweep's commit)."""
     rows = [result_row(k, overrides, member.history, member.metrics,
                        None if member.diverged is None else str(member.diverged))
             for k, (overrides, member) in enumerate(zip(combinations, result.members))]
@@ -139,7 +167,8 @@ def write_results(out: Path, combinations: list[dict[str, Any]], result: SweepRe
         written.append(_write(out / "best.toml", to_toml(best)))
     written += [_write(out / "results.csv", to_csv(rows)), _write(out / "settings.csv", to_csv(settings)),
                 _write(out / "settings.json", _json(settings)), _write(out / "results.json", _json(rows))]
-    return SweepOutcome(out=out, rows=rows, settings=settings, best=best, written=written, seconds=result.seconds)
+    return SweepOutcome(out=out, rows=rows, settings=settings, best=best, written=written, seconds=result.seconds,
+                        kept=kept)
 
 
 def rerun_config(config: Config, threads: int | None) -> Config:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -66,6 +67,21 @@ class StackedUpdate:
             negative_lr: (K, 1) minus each member's learning rate for this step (float64, or the parameters' dtype).
         """
         raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resume needs: `state_tensors` (not copied: save them before the next step) and Adam's step count."""
+        return {"tensors": list(self.state_tensors), "steps": getattr(self, "steps", 0)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Copy a `state_dict` back into this update's tensors (of the same members, in the same order)."""
+        mine, saved = self.state_tensors, state["tensors"]
+        if len(mine) != len(saved) or any(a.shape != b.shape for a, b in zip(mine, saved)):
+            raise ValueError(f"the saved optimizer state has {[tuple(t.shape) for t in saved]}, this update "
+                             f"{[tuple(t.shape) for t in mine]}")
+        for tensor, value in zip(mine, saved):
+            tensor.copy_(value)
+        if hasattr(self, "steps"):
+            self.steps = state["steps"]
 
 
 class StackedSGD(StackedUpdate):

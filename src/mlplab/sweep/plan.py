@@ -118,6 +118,18 @@ class ProgramPlan:
                 "seconds_per_group_setup": dict(self.seconds_per_group_setup),
                 "predicted_seconds": self.predicted_seconds}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ProgramPlan":
+        """Inverse of `to_dict` (JSON turned the group sizes that key the timings into text)."""
+        timings = {name: {int(size): seconds for size, seconds in data[name].items()} for name in _TIMINGS}
+        return cls(name=data["name"], members=list(data["members"]), group_size=data["group_size"],
+                   groups=[list(group) for group in data["groups"]], bytes_per_member=dict(data["bytes_per_member"]),
+                   epochs=data["epochs"], steps_per_epoch=data["steps_per_epoch"],
+                   predicted_seconds=data["predicted_seconds"], **timings)
+
+
+_TIMINGS = ("seconds_per_step", "seconds_per_eval_batch", "seconds_per_epoch_setup", "seconds_per_group_setup")
+
 
 @dataclass
 class SweepPlan:
@@ -187,6 +199,13 @@ class SweepPlan:
                 "budget_bytes": self.budget_bytes, "budget_source": self.budget_source,
                 "predicted_seconds": self.predicted_seconds,
                 "programs": [program.to_dict() for program in self.programs]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SweepPlan":
+        """Inverse of `to_dict`: a plan.json read back (a resumed sweep follows its saved plan)."""
+        return cls(members=data["members"], programs=[ProgramPlan.from_dict(p) for p in data["programs"]],
+                   shared_bytes=data["shared_bytes"], budget_bytes=data["budget_bytes"],
+                   budget_source=data["budget_source"])
 
 
 def _count(number: int, noun: str) -> str:

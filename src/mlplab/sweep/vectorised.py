@@ -19,7 +19,9 @@ Members that differ in more than these (widths, depth, activation, loss, optimiz
 size, epochs, dataset) are split into programs, each one batched program, trained one after
 another (`mlplab.sweep.members.partition`). A member whose loss or weights stop being
 finite is stopped alone (`Divergence`); the others go on untouched. Members that do not fit
-in the memory budget at once train in several groups, one after another (`plan_sweep`).
+in the memory budget at once train in several groups, one after another (`plan_sweep`). Given
+a ``store`` (`mlplab.sweep.checkpoints.GroupCheckpoints`, as `mlplab sweep` gives one), each
+group is saved after every epoch, and the same sweep started again continues where it stopped.
 
     configs = [apply_overrides(from_preset("lab"), {"seed": s, "lr": lr}) for s in range(4) for lr in (0.01, 0.1)]
     print(plan_sweep(configs).describe())       # groups, memory, predicted seconds
@@ -39,6 +41,7 @@ import torch
 
 from mlplab.config import Config
 from mlplab.models import MLP
+from mlplab.sweep.checkpoints import GroupCheckpoints
 from mlplab.sweep.members import SweepData, SweepDataCache, as_cache, check_members, partition
 from mlplab.sweep.plan import SweepPlan, plan_sweep
 from mlplab.sweep.trainer import MemberResult, VectorisedGroup
@@ -101,7 +104,8 @@ def member_model(result: SweepResult, index: int, which: str = "last") -> MLP:
 def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = None, max_group_size: int | None = None,
                      dtype: torch.dtype = torch.float32, threads: int | None = None,
                      data: SweepData | SweepDataCache | None = None, plan: SweepPlan | None = None,
-                     on_epoch_end: Sequence[Callable[[SweepEpoch], None]] = ()) -> SweepResult:
+                     on_epoch_end: Sequence[Callable[[SweepEpoch], None]] = (),
+                     store: GroupCheckpoints | None = None) -> SweepResult:
     """Train every config of ``configs`` in vectorised programs (in groups where they do not all fit at once).
 
     Args:
@@ -120,6 +124,10 @@ def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = N
             or a `SweepDataCache`; each config's data is loaded as needed when None.
         plan: a plan made by `plan_sweep` for these configs; made here (without timing) when None.
         on_epoch_end: plain callables, each called with a `SweepEpoch` after every epoch of every group.
+        store: where each group is saved after every epoch and found again (`GroupCheckpoints`): a
+            group it holds continues from its saved epoch (a finished one is only tested again), so
+            a sweep stopped at any moment and started again ends as if it had never stopped. It
+            must hold groups of this plan.
 
     Returns a `SweepResult`: per member, its history, test metrics, divergence and weights.
     Raises `MlplabError` (one line) when a config cannot train in a vectorised program.
@@ -145,23 +153,41 @@ def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = N
                 group = VectorisedGroup([configs[i] for i in indices], indices, program_data, dtype,
                                         program_data.train_images.device)
                 group.after_step = governor  # re-checks the load (the caller's governor, when nested)
-                for epoch in range(1, first.train.epochs + 1):
-                    epoch_started = time.perf_counter()
-                    records = group.run_epoch(epoch)
-                    report = SweepEpoch(number, epoch, list(group.indices), records,
-                                        time.perf_counter() - epoch_started, group)
-                    for hook in on_epoch_end:
-                        hook(report)
-                    if not bool(group.alive.any()):
-                        break  # every member diverged or was halted
-                for history in group.histories:  # the thread choices each member trained under, as a run records them
-                    history.threads = [dict(entry) for entry in governing.log]
+                train_group(group, number, on_epoch_end, store, governing)
                 members.extend(group.results())
                 number += 1
     members.sort(key=lambda member: member.index)
     return SweepResult(members=members, plan=plan, seconds=time.perf_counter() - started,
                        extras={**thread_extras(governing), "dtype": str(dtype).removeprefix("torch."),
                                "device": ", ".join(sorted(devices))})
+
+
+def train_group(group: VectorisedGroup, number: int, on_epoch_end: Sequence[Callable[[SweepEpoch], None]],
+                store: GroupCheckpoints | None, governing: ThreadGovernor) -> None:
+    """Train group ``number`` from its saved epoch (none: the first) to its last, calling the hooks, then saving."""
+    done = store.restore(number, group) if store is not None else 0
+    # The thread choices each member trains under, as a run records them: those of the processes
+    # that trained its saved epochs, then this one's.
+    earlier = [history.threads for history in group.histories]
+    if done and earlier[0]:
+        governing.keep_count(earlier[0][-1]["threads"])  # as a resumed run does (`mlplab.threads`)
+
+    def record_threads() -> None:
+        for history, before in zip(group.histories, earlier):
+            history.threads = before + [dict(entry) for entry in governing.log]
+
+    for epoch in range(done + 1, group.train_config.epochs + 1):
+        if not bool(group.alive.any()):
+            break  # every member diverged or was halted
+        started = time.perf_counter()
+        records = group.run_epoch(epoch)
+        report = SweepEpoch(number, epoch, list(group.indices), records, time.perf_counter() - started, group)
+        for hook in on_epoch_end:
+            hook(report)
+        if store is not None:  # after the hooks: one may have halted a member
+            record_threads()
+            store.save(number, group, epoch)
+    record_threads()
 
 
 def sweep_work(configs: Sequence[Config]) -> int:
