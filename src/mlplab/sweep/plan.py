@@ -28,7 +28,6 @@ batch of a real group to predict the seconds.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +36,7 @@ import torch
 
 from mlplab.config import Config
 from mlplab.errors import MlplabError
+from mlplab.memory import available_memory
 from mlplab.sweep.members import SweepData, SweepDataCache, as_cache, check_members, describe_program, partition
 from mlplab.sweep.optimizers import state_count
 from mlplab.sweep.stacked import parameter_count
@@ -66,24 +66,6 @@ def member_bytes(config: Config, dtype: torch.dtype = torch.float32, train_size:
         "evaluation": evaluation * (3 * hidden + 3 * num_classes) * size,
         "data_order": 4 * train_size * 8,
     }
-
-
-def available_memory(device: torch.device | str = "cpu") -> int | None:
-    """Bytes free for new tensors on ``device`` now (the CPU's MemAvailable, a GPU's free memory); None if unknown."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 @dataclass
