@@ -37,3 +37,17 @@ def cli_status(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as exit:
         return exit.code
+
+
+def mlplab_process(*args: str, fault: str | None = None, timeout: float = 300):
+    """Run ``python -m mlplab ARGS`` in a new process, with the fault point ``fault`` armed
+    (``MLPLAB_FAULT``, see `mlplab.files.fault_point`) or none; returns the CompletedProcess."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "MLPLAB_FAULT"}
+    if fault:
+        env["MLPLAB_FAULT"] = fault
+    return subprocess.run([sys.executable, "-m", "mlplab", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)

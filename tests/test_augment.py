@@ -15,6 +15,7 @@ from mlplab.cli.main import main
 from mlplab.config import DataConfig
 from mlplab.data import get_spec, load_data
 from mlplab.errors import MlplabError
+from helpers import cli_status
 
 KINDS = ("affine", "elastic", "both")
 STILL = dict(rotate=0.0, scale=0.0, shear=0.0, translate=0.0, elastic_alpha=0.0)  # every distortion off
@@ -227,14 +228,14 @@ def test_show_augment_titles_the_settings():
 @pytest.mark.parametrize("flags, fragment", [
     (["--scale", "1"], "scale must be a number in [0, 1); got 1.0"),
     (["--index", "50000"], "--index must be in [0, 49999]"),
-    (["--count", "0"], "--count must be at least 1"),
+    (["--count", "0"], "argument --count: must be a whole number in [1, 100]; got 0"),
     (["--out", "grid.jpg"], "--out must name a .png or .svg file"),
 ])
 def test_show_augment_mistakes_are_one_line_errors(flags, fragment, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(["show", "augment", *flags]) == 2
+    assert cli_status(["show", "augment", *flags]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mlplab: error: ") and fragment in lines[0], lines
+    assert len(lines) == 1 and lines[0].startswith("mlplab") and fragment in lines[0], lines
     assert not list(tmp_path.iterdir())
 
 

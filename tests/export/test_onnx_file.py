@@ -21,6 +21,7 @@ from mlplab.errors import MlplabError
 from mlplab.export.onnx_file import ONNX_FORMAT, export_onnx, scaling
 from mlplab.runs.reader import open_run
 from mlplab.runs.checkpoint import load_checkpoint, save_checkpoint
+from helpers import cli_status
 
 
 
@@ -67,7 +68,7 @@ def _variant(trained_run, path, changes):
 
 def _one_line_error(capsys) -> str:
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mlplab: error: "), lines
+    assert len(lines) == 1 and lines[0].startswith("mlplab") and ": error: " in lines[0], lines
     return lines[0]
 
 
@@ -220,12 +221,13 @@ def test_the_cli_writes_model_onnx_beside_the_checkpoint(trained_run, tmp_path, 
 @pytest.mark.parametrize("args, fragment", [
     (["export", "no/such/run", "--format", "onnx"], "no checkpoint at no/such/run"),
     (["export", "RUN", "--format", "onnx", "--opset", "3"], "could not convert the model to opset 3"),
-    (["export", "RUN", "--format", "onnx", "--opset", "1000"], "opset must be a whole number from 1 to"),
+    (["export", "RUN", "--format", "onnx", "--opset", "1000"], "argument --opset: must be a whole number in [1, 100]"),
+    (["export", "RUN", "--format", "onnx", "--opset", "99"], "opset must be a whole number from 1 to"),
     (["export", "RUN", "--opset", "18"], "--opset applies to --format onnx only"),
-], ids=["no-such-path", "old-opset", "future-opset", "opset-without-onnx"])
+], ids=["no-such-path", "old-opset", "opset-out-of-range", "future-opset", "opset-without-onnx"])
 def test_bad_export_arguments_exit_2_with_one_line(trained_run, tmp_path, capsys, args, fragment):
     args = [str(trained_run) if arg == "RUN" else arg for arg in args]
-    assert main([*args, "--out", str(tmp_path / "model.onnx")]) == 2
+    assert cli_status([*args, "--out", str(tmp_path / "model.onnx")]) == 2
     assert fragment in _one_line_error(capsys)
     assert not (tmp_path / "model.onnx").exists()
 

@@ -12,10 +12,7 @@ runs every point at every epoch, with both signals (64 kills, about 15 minutes).
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +20,7 @@ import torch
 
 from mlplab.training import load_checkpoint
 from mlplab.runs.directory import NEXT_BEST, repair_run_dir
+from helpers import mlplab_process
 
 pytestmark = pytest.mark.faults
 
@@ -65,12 +63,7 @@ SOAK_FULL_DISK_POINTS = [(f"{name}:write", n) for name, last in (
 ) for n in range(1, last + 1)]  # best.pt is never written: the staged .best-next.pt is renamed to it
 
 
-def _mlplab(*args: str, fault: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MLPLAB_FAULT"}
-    if fault:
-        env["MLPLAB_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "mlplab", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+_mlplab = mlplab_process
 
 
 def _final_state(run_dir: Path) -> dict:

@@ -13,16 +13,14 @@ figures. The default run stops it once in each kind of window (about a minute he
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mlplab.runs.checkpoint import load_record
 from sweep_helpers import assert_same_sweep, sweep_state
+from helpers import mlplab_process
 
 pytestmark = pytest.mark.faults
 
@@ -46,12 +44,7 @@ SOAK_POINTS = [(f"{name}:{moment}", n, how) for name, last in WRITES for n in ra
                for how in hows]
 
 
-def _mlplab(*args: str, fault: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MLPLAB_FAULT"}
-    if fault:
-        env["MLPLAB_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "mlplab", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+_mlplab = mlplab_process
 
 
 @pytest.fixture(scope="module")

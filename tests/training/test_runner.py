@@ -1,7 +1,10 @@
 """The loop: determinism, exact resume, refusals, run-directory contents."""
 
+import contextlib
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -177,49 +180,43 @@ def test_non_finite_weights_are_never_saved(make_config):
     assert torch.isfinite(load_model(Path(config.train.out) / "best.pt").layers[0].weight).all()
 
 
-def test_a_second_writer_is_refused_with_the_holders_pid(make_config, tmp_path):
-    """A process holding the run directory's lock (as `mlplab train` does while it trains) keeps others out."""
-    import subprocess
-    import sys
-
-    config = make_config(epochs=1, hidden="8", batch_size=1000)
-    run_dir = Path(config.train.out)
-    run_dir.mkdir()
+@contextlib.contextmanager
+def lock_held_elsewhere(run_dir):
+    """Another process holding ``run_dir``'s lock (as `mlplab train` does while it trains), until the block ends."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, pathlib; from mlplab.runs.directory import locked\n"
          "with locked(pathlib.Path(sys.argv[1])):\n    print('locked', flush=True); sys.stdin.read()", str(run_dir)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.communicate("", timeout=30)  # the holder exits: the kernel releases the lock
+
+
+def test_a_second_writer_is_refused_with_the_holders_pid(make_config, tmp_path):
+    """A process holding the run directory's lock (as `mlplab train` does while it trains) keeps others out."""
+    config = make_config(epochs=1, hidden="8", batch_size=1000)
+    run_dir = Path(config.train.out)
+    run_dir.mkdir()
+    with lock_held_elsewhere(run_dir) as holder:
         for resume in (False, True):
             with pytest.raises(MlplabError, match=f"is in use: another mlplab process \\(PID {holder.pid}\\)"):
                 train(config, resume=resume)
         assert sorted(p.name for p in run_dir.iterdir()) == [".lock"]  # nothing written
-    finally:
-        holder.communicate("", timeout=30)  # the holder exits: the kernel releases the lock
     assert train(config).run_dir == run_dir
 
 
 def test_deleting_the_lock_file_does_not_let_a_second_writer_in(make_config):
     """`rm RUN/.lock` under a running writer: the lock is on the folder, so a second writer is still refused."""
-    import subprocess
-    import sys
-
     config = make_config(epochs=1, hidden="8", batch_size=1000)
     run_dir = Path(config.train.out)
     run_dir.mkdir()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, pathlib; from mlplab.runs.directory import locked\n"
-         "with locked(pathlib.Path(sys.argv[1])):\n    print('locked', flush=True); sys.stdin.read()", str(run_dir)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_held_elsewhere(run_dir):
         (run_dir / ".lock").unlink()
         with pytest.raises(MlplabError, match="is in use: another mlplab process"):
             train(config)
         assert [p.name for p in run_dir.iterdir() if p.name != ".lock"] == []  # nothing written
-    finally:
-        holder.communicate("", timeout=30)
     assert train(config).run_dir == run_dir
 
 
