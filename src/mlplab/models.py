@@ -48,13 +48,12 @@ def parameter_count(widths: Sequence[int]) -> int:
     return sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
 
 
-def check_parameter_memory(widths: Sequence[int], copies: int = 1, purpose: str = "for its weights",
-                           advice: str = "use narrower layers") -> None:
-    """Refuse, in one line, an MLP whose ``copies`` of its float32 parameters cannot fit in the memory free now."""
+def check_parameter_memory(widths: Sequence[int]) -> None:
+    """Refuse, in one line, an MLP whose float32 parameters cannot fit in the memory free now."""
     from mlplab.memory import check_memory
 
-    check_memory(4 * copies * parameter_count(widths), f"an MLP of widths {'-'.join(map(str, widths))} {purpose}",
-                 advice)
+    check_memory(4 * parameter_count(widths), f"an MLP of widths {'-'.join(map(str, widths))} for its weights",
+                 "use narrower layers")
 
 
 # The defaults of `MLP(...)` are those of `ModelConfig()`: mlplab's default recipe, 784-512-10.

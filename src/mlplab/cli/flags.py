@@ -59,12 +59,12 @@ class Number:
         return value
 
 
-def add_number(parser: Any, flag: str, kind: type, bounds: Bounds, help: str, **options: Any) -> argparse.Action:
+def add_number(parser: Any, flag: str, kind: type, bounds: Bounds, help: str, *, hide_default: bool = False,
+               **options: Any) -> argparse.Action:
     """Add a number flag whose declared range is checked as it is parsed and stated in its help, with
     its default (``hide_default=True`` leaves the default to ``help``'s own words)."""
     default = options.get("default")
-    notes = f"{bounds}" + (f"; default: {default}" if default is not None and not options.get("hide_default") else "")
-    options.pop("hide_default", None)
+    notes = f"{bounds}" + (f"; default: {default}" if default is not None and not hide_default else "")
     action = parser.add_argument(flag, type=Number(kind, bounds), help=f"{help} ({notes})", **options)
     action.bounds = bounds
     return action

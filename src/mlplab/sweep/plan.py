@@ -39,7 +39,7 @@ from mlplab.errors import MlplabError
 from mlplab.memory import available_memory
 from mlplab.sweep.members import SweepData, SweepDataCache, as_cache, check_members, describe_program, partition
 from mlplab.sweep.optimizers import state_count
-from mlplab.sweep.stacked import parameter_count
+from mlplab.models import parameter_count
 from mlplab.sweep.trainer import CALIBRATION_SECONDS, CALIBRATION_STEPS, time_groups
 
 BUDGET_FRACTION = 0.5  # of the memory available when no budget is given

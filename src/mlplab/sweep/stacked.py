@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils import parameters_to_vector
 
-from mlplab.models import ACTIVATION_FUNCTIONS, MLP
+from mlplab.models import ACTIVATION_FUNCTIONS, MLP, parameter_count  # P, scalars per member
 from mlplab.torch_internals import activation_gradient
 
 # Losses whose gradient goes through the softmax (dz = p (dp - <dp, p>)), as in ManualStep.
@@ -65,11 +65,6 @@ SOFTMAX_LOSSES = ("quadratic", "ccql", "mse")
 def parameter_sizes(widths: Sequence[int]) -> list[int]:
     """Numbers in each parameter tensor, in the order of ``MLP.parameters()``: n_1 n_0, n_1, n_2 n_1, n_2, ..."""
     return [size for a, b in zip(widths[:-1], widths[1:]) for size in (a * b, b)]
-
-
-def parameter_count(widths: Sequence[int]) -> int:
-    """Scalars per member, P: the sum of n_{i-1} n_i + n_i over the layers."""
-    return sum(parameter_sizes(widths))
 
 
 def layer_views(flat: Tensor, widths: Sequence[int]) -> tuple[list[Tensor], list[Tensor]]:
