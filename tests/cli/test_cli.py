@@ -105,7 +105,7 @@ def test_presets_command_lists_recipes(capsys):
     assert lines[0].split() == ["(default)", "hidden=512", "optimizer=sgd", "lr=0.2", "momentum=0.9", "nesterov=true",
                                 "scheduler=onecycle", "batch_size=256", "epochs=4", "output=logits",
                                 "loss=cross_entropy", "normalize=standard"]
-    assert [line.split()[0] for line in lines[1:]] == ["best", "fast", "lab", "logistic", "seq", "tutorial",
+    assert [line.split()[0] for line in lines[1:]] == ["best", "digits", "fast", "lab", "logistic", "seq", "tutorial",
                                                        "twolayer"]
     best = next(line for line in lines if line.startswith("best "))
     assert "augment=both" in best and "ema=0.999" in best and "val_size=5000" in best
