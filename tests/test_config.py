@@ -56,7 +56,7 @@ def test_bad_values_are_one_line_errors(overrides, fragment):
 
 
 def test_unknown_preset_lists_choices():
-    with pytest.raises(MlplabError, match="choose one of: best, fast, lab, logistic"):
+    with pytest.raises(MlplabError, match="choose one of: best, digits, fast, lab, logistic"):
         from_preset("lab2")
 
 
