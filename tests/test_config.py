@@ -175,7 +175,7 @@ def test_resolve_config_layers_defaults_preset_file_and_flags():
     (lambda: TrainConfig(loss="mse", label_smoothing=0.1), "label smoothing applies to the cross_entropy and nll"),
     (lambda: TrainConfig(engine="scratch", device="cuda"), "--engine scratch computes in NumPy on the CPU, not on cuda"),
     (lambda: Config(train=TrainConfig(loss="nll")), "loss 'nll' expects log-probabilities but the model outputs logits"),
-    (lambda: Config(preset="lab2"), "unknown preset 'lab2'; choose one of: best, fast, lab"),
+    (lambda: Config(preset="lab2"), "unknown preset 'lab2'; choose one of: best, digits, fast, lab"),
     (lambda: dataclasses.replace(OptimConfig(), lr=-1.0), r"lr must be a number in \(0, 1000000\]; got -1.0"),
 ])
 def test_a_config_built_in_python_checks_itself_in_one_line(build, message):
