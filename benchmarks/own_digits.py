@@ -92,7 +92,13 @@ def canvas_image(digit: np.ndarray, rng: np.random.Generator, size: int = 280) -
 
 def photo_image(digit: np.ndarray, rng: np.random.Generator, width: int = 400, height: int = 300) -> bytes:
     """A photo of the digit on paper: uneven light, noise, a colour cast, JPEG."""
-    ink = place(user_digit(digit, rng, height), width, height, rng)
+    return photograph(place(user_digit(digit, rng, height), width, height, rng), rng)
+
+
+def photograph(ink: np.ndarray, rng: np.random.Generator) -> bytes:
+    """Ink strength in [0, 1] (H, W) as a JPEG photo of it on paper: a grey-beige sheet under
+    uneven light (a gradient in a random direction and a vignette), sensor noise, a colour cast."""
+    height, width = ink.shape
     paper, pen = rng.uniform(150, 235), rng.uniform(15, 90)
     gray = paper + (pen - paper) * ink
     angle = rng.uniform(0, 2 * np.pi)
