@@ -48,6 +48,8 @@ def test_overrides_coerce_strings_like_the_cli():
     ({"epochs": "0"}, r"epochs must be a whole number in \[1, 1000000\]; got 0"),
     ({"lr": "nan"}, r"lr must be a number in \(0, 1000000\]"),
     ({"init_range": 1e308}, r"init_range must be a number in \(0, 10\]"),
+    ({"stroke": 2.5}, r"stroke must be a number in \[0, 2\]; got 2.5"),
+    ({"blur": -1}, r"blur must be a number in \[0, 3\]; got -1.0"),
 ])
 def test_bad_values_are_one_line_errors(overrides, fragment):
     with pytest.raises(MlplabError, match=fragment) as info:
@@ -65,6 +67,18 @@ def test_flat_toml_file_is_accepted(tmp_path):
     path.write_text('preset = "lab"\nlr = 0.2\nepochs = 1\n')
     config = load_config(path)
     assert config.preset == "lab" and config.optim.lr == 0.2 and config.model.output == "log_softmax"
+
+
+def test_a_config_written_before_stroke_and_blur_reads_them_as_off(tmp_path):
+    """Run directories and checkpoints saved before the two fields existed still load, with both off."""
+    saved = to_dict(from_preset("digits"))
+    for name in ("stroke", "blur"):
+        del saved["data"][name]
+    assert from_dict(saved).data.stroke == 0.0 and from_dict(saved).data.blur == 0.0
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(line for line in to_toml(Config()).splitlines()
+                               if not line.startswith(("stroke =", "blur ="))))
+    assert "stroke" not in path.read_text() and load_config(path) == Config()
 
 
 def test_broken_toml_is_a_clear_error(tmp_path):

@@ -8,7 +8,8 @@ The everyday names, imported on first use (``import mlplab`` itself loads no tor
     training   fit (any nn.Module), train_epoch, evaluate, Callback, EarlyStopping, ProgressBar, Schedule,
                History, AverageMeter, accuracy, confusion_matrix, per_class_accuracy
     notebooks  LivePlot (training curves redrawn as a notebook trains); the labs: ``mlplab notebooks DIR``
-    regularise Augmentation (random affine and elastic distortions, per batch), WeightAverage, MaxNorm
+    regularise Augmentation (random affine and elastic distortions, stroke width, blur; per batch), WeightAverage,
+               MaxNorm
     configs    Config, from_preset, train (a Config to a run directory, as ``mlplab train`` does)
     runs       Run, open_run, load_model, save_checkpoint, load_checkpoint
     digits     your own images: Run.predict(images), ``mlplab.digits.to_mnist`` (any image -> an MNIST 28x28)

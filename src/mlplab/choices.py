@@ -20,7 +20,8 @@ DATASETS = ("mnist", "fashion-mnist", "kmnist")
 NORMALIZATIONS = ("standard", "unit", "symmetric")
 NORMALIZATION_NOTES = {"standard": "dataset mean/std", "unit": "[0, 1]", "symmetric": "[-1, 1]"}
 # How training batches are distorted on the fly (`mlplab.augment`): random affine maps (rotation,
-# scale, shear, translation), Simard's elastic distortions, or both.
+# scale, shear, translation), Simard's elastic distortions, or both. Stroke width and blur are
+# settings of their own (`DataConfig.stroke`, `DataConfig.blur`) that apply with any of these.
 AUGMENTS = ("none", "affine", "elastic", "both")
 AUGMENT_NOTES = {"elastic": "Simard 2003", "both": "affine, then elastic"}
 # Which of the 60k training images are held out for validation (`mlplab.data.loading.split_indices`).

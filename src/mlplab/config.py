@@ -116,6 +116,12 @@ class DataConfig:
                                    bounds=Bounds(0, 1000))
     elastic_sigma: float = setting(4.0, "augment: width sigma of the Gaussian smoothing the displacement field, "
                                         "pixels (Simard 2003: 4)", bounds=Bounds(0, 28, low_open=True))
+    stroke: float = setting(0.0, "augment: largest change of stroke width, MNIST pixels per side either way: each image "
+                                 "is dilated (bolder) or eroded (thinner) by U(-stroke, stroke) px; applies with any "
+                                 "--augment, none included; 0: off", bounds=Bounds(0, 2))
+    blur: float = setting(0.0, "augment: largest Gaussian blur, standard deviation in pixels: each image is blurred by "
+                               "sigma U(0, blur), then its strongest ink brought back to the level it had; applies with "
+                               "any --augment, none included; 0: off", bounds=Bounds(0, 3))
 
     def __post_init__(self) -> None:
         check_fields(self)

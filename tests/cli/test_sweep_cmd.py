@@ -63,6 +63,8 @@ def test_a_random_part_of_the_grid_keeps_whole_settings(tmp_path, capsys):
     (["--grid", "out=a,b"], "out cannot be swept"),
     (["--grid", "dropout=0,0.2"], "does not implement dropout"),
     (["--grid", "lr=0.01", "--augment", "affine"], "does not augment batches"),
+    (["--grid", "lr=0.01", "--stroke", "1"], "does not augment batches"),
+    (["--grid", "blur=0,1"], "does not augment batches"),
     ([], "give the grid with --grid"),
     (["--grid", "lr=0.01", "--grid-file", "x.toml"], "one of the two"),
     (["--grid-file", "missing.toml"], "grid file missing.toml does not exist"),

@@ -13,7 +13,7 @@ from mlplab.config import Bounds, DataConfig
 from mlplab.errors import MlplabError
 
 # The DataConfig fields `mlplab show augment` takes as flags, besides --augment: the distortions' settings.
-AUGMENT_SETTINGS = ("rotate", "scale", "shear", "translate", "elastic_alpha", "elastic_sigma")
+AUGMENT_SETTINGS = ("rotate", "scale", "shear", "translate", "elastic_alpha", "elastic_sigma", "stroke", "blur")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -68,7 +68,8 @@ def _register_augment(what: argparse._SubParsersAction) -> None:
     augment.add_argument("--dataset", default="mnist", choices=DATASETS, help="dataset (default: mnist)")
     add_number(augment, "--index", int, Bounds(0, 59_999), "which training image", default=0)
     augment.add_argument("--augment", default="both", choices=AUGMENTS,
-                         help="the distortion: affine, elastic or both (affine, then elastic) (default: both)")
+                         help="the geometric distortion: none, affine, elastic or both (affine, then elastic); "
+                              "--stroke and --blur apply with any (default: both)")
     fields = {field.name: field for field in dataclasses.fields(DataConfig)}
     for name in AUGMENT_SETTINGS:
         add_field_flag(augment, fields[name])

@@ -75,11 +75,15 @@ def augment_figure(config: DataConfig, index: int = 0, seed: int = 0, count: int
 
 
 def _settings(config: DataConfig) -> str:
-    """``"both: rotate ±12°, scale ±0.12, ..."``: the kind and the settings it uses."""
+    """``"both: rotate ±12°, scale ±0.12, ..."``: the kind and the settings it uses (stroke and blur with any kind)."""
     parts = []
     if config.augment in ("affine", "both"):
         parts += [f"rotate ±{config.rotate:g}°", f"scale ±{config.scale:g}", f"shear ±{config.shear:g}°",
                   f"translate ±{config.translate:g} px"]
     if config.augment in ("elastic", "both"):
         parts += [f"elastic α {config.elastic_alpha:g} px, σ {config.elastic_sigma:g} px"]
+    if config.stroke > 0:
+        parts += [f"stroke ±{config.stroke:g} px"]
+    if config.blur > 0:
+        parts += [f"blur σ ≤ {config.blur:g} px"]
     return config.augment + (": " + ", ".join(parts) if parts else "")

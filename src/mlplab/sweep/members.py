@@ -122,9 +122,9 @@ def check_program(configs: Sequence[Config]) -> None:
     if extras:
         raise MlplabError(f"the vectorised trainer does not implement {', '.join(extras)}; leave "
                           f"{'it' if len(extras) == 1 else 'them'} out, or train these runs one by one with mlplab train")
-    if first.data.augment != "none":
-        raise MlplabError("the vectorised trainer does not augment batches; set --augment none, or train these runs "
-                          "one by one with mlplab train")
+    if first.data.augment != "none" or first.data.stroke > 0 or first.data.blur > 0:
+        raise MlplabError("the vectorised trainer does not augment batches; set --augment none, --stroke 0 and "
+                          "--blur 0, or train these runs one by one with mlplab train")
     # refuses what prepare refuses (nll of logits, label smoothing of a quadratic loss)
     config_loss(first)
     seeds = {config.train.seed for config in configs}

@@ -120,9 +120,8 @@ def check_run_memory(config: Config, device: torch.device) -> None:
 
 
 def build_augmentation(config: Any, data: DataBundle, seed: int) -> Callable[[Tensor, int], Tensor] | None:
-    """The batch augmentation ``config.augment`` asks for (None for ``none``), drawing from ``seed`` and the step."""
-    if config.augment == "none":
-        return None
+    """The batch augmentation ``config`` asks for (None when it changes nothing: kind ``none`` and no stroke
+    or blur, or all-zero settings), drawing from ``seed`` and the step."""
     from mlplab.augment import Augmentation, background_value
 
     augmentation = Augmentation(config, seed=seed, background=background_value(config, data.spec))
