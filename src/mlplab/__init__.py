@@ -56,7 +56,7 @@ _EXPORTS = {
     "Config": "mlplab.config", "from_preset": "mlplab.config", "load_config": "mlplab.config",
     "train": "mlplab.training.runner",
     "Run": "mlplab.runs", "open_run": "mlplab.runs", "load_model": "mlplab.runs",
-    "pretrained": "mlplab.runs.pretrained",
+    "pretrained": "mlplab.training.pretrained",
     "save_checkpoint": "mlplab.runs.checkpoint", "load_checkpoint": "mlplab.runs.checkpoint",
     "MLPClassifier": "mlplab.estimator",
     "MlplabError": "mlplab.errors",
@@ -76,7 +76,7 @@ if TYPE_CHECKING:
     from mlplab.estimator import MLPClassifier
     from mlplab.models import MLP
     from mlplab.optim import Schedule
-    from mlplab.runs.pretrained import pretrained
+    from mlplab.training.pretrained import pretrained
     from mlplab.runs.reader import Run, load_model, open_run
     from mlplab.runs.state import Callback, FitState
     from mlplab.training.callbacks import EarlyStopping

@@ -248,7 +248,7 @@ def screenshot(page, tmp_path: Path, name: str = "serve_page.png") -> None:
 def test_the_page_of_the_cached_digits_model_names_its_recipe_and_accuracy(browser, monkeypatch, tmp_path):
     """`mlplab serve` with no run serves `mlplab.pretrained`'s run (made tiny here): the page says so."""
     import mlplab.config
-    from mlplab.runs.pretrained import pretrained
+    from mlplab.training.pretrained import pretrained
     from mlplab.serve import create_app
     from serve_helpers import live_server
 

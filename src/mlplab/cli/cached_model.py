@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mlplab.runs.pretrained import Notice
     from mlplab.runs.reader import Run
+    from mlplab.training.pretrained import Notice
 
 PRESET = "digits"  # the recipe trained for people's own digits (mlplab.config.PRESETS)
 RETRAIN_HELP = (f"train the cached {PRESET} model again (used when no run is given; it is kept in "
@@ -20,21 +20,21 @@ RETRAIN_HELP = (f"train the cached {PRESET} model again (used when no run is giv
 
 def cached_run(retrain: bool = False) -> Run:
     """The ``digits`` preset's run from the user's cache, trained first if none is usable; says which on stderr."""
-    from mlplab.runs.pretrained import pretrained
+    from mlplab.training.pretrained import pretrained
 
-    started = time.monotonic()
-    trained: list[bool] = []
+    started, trained = time.monotonic(), False
 
     def say(notice: Notice) -> None:
-        trained.append(notice.kind == "training")
+        nonlocal trained
         if notice.kind == "training":
+            trained = True
             _err(f"no run given: training the {PRESET} model once ({_recipe()}; seconds to a minute), kept in "
                  f"{_home(notice.path)}; later calls load it")
         elif notice.kind != "loaded":
             _err(f"mlplab: {str(notice).replace(str(notice.path), _home(notice.path))}")
 
     run = pretrained(PRESET, notify=say, retrain=retrain)
-    if any(trained):
+    if trained:
         _err(f"trained in {time.monotonic() - started:.0f} s: {describe(run)}")
     else:
         _err(f"no run given: using the cached {PRESET} model ({_home(run.path)}): {describe(run)}")
@@ -45,8 +45,8 @@ def describe(run: Run) -> str:
     """``784-512-10, 98.93% on MNIST's test set``."""
     from mlplab.data import get_spec
 
-    config, metrics = run.config, run.metrics
-    return f"{run.architecture}, {100 * metrics['test_accuracy']:.2f}% on {get_spec(config.data.dataset).title}'s test set"
+    title = get_spec(run.config.data.dataset).title
+    return f"{run.architecture}, {100 * run.metrics['test_accuracy']:.2f}% on {title}'s test set"
 
 
 def _recipe() -> str:

@@ -9,8 +9,6 @@ Modules, from the record up to the reader:
     writer      `RunWriter`, the callback that writes a run directory and resumes it; `write_trained_run`
     reader      `Run` and `open_run`: a run directory's config, history, metrics, model, loss and evaluation;
                 `SavedModel`: one checkpoint (a file, or the one a run directory means) read the same way
-    pretrained  `pretrained` (``mlplab.pretrained``): a preset's run, trained once on first use and kept in
-                the user's cache, for ``mlplab predict`` and ``serve`` with no run given
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ The preset is made tiny (784-16-10, one epoch, seconds): the real digits recipe 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -18,7 +17,7 @@ import pytest
 import mlplab
 import mlplab.config
 from helpers import StopAfter
-from mlplab.runs.pretrained import Notice, fingerprint, model_dir, pretrained
+from mlplab.training.pretrained import Notice, fingerprint, model_dir, pretrained
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 TINY = dict(hidden=(16,), epochs=1, batch_size=512, device="cpu", threads=1)
@@ -134,10 +133,11 @@ def test_a_changed_recipe_trains_a_new_model_and_removes_the_old(tiny, trainings
 
 def test_another_mlplab_version_trains_a_new_model(tiny, trainings, tmp_path, monkeypatch):
     import mlplab.runs.checkpoint
-    import mlplab.runs.pretrained
+    import mlplab.training.pretrained
 
     old = pretrained(cache_dir=tmp_path, progress=False).path
-    for module in (mlplab.runs.pretrained, mlplab.runs.checkpoint):  # the cache's key and the checkpoint's record
+    # the cache's key, and the version each checkpoint records
+    for module in (mlplab.training.pretrained, mlplab.runs.checkpoint):
         monkeypatch.setattr(module, "__version__", "99.0")
     new = pretrained(cache_dir=tmp_path, progress=False)
     assert len(trainings) == 2 and new.path != old and not old.exists()
