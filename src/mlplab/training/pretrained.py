@@ -178,8 +178,8 @@ def open_verified(run_dir: Path, expected: str) -> Run:
             raise Unusable(f"it holds another recipe (trained by mlplab {version})")
     except Unusable:
         raise
-    except MlplabError as error:
-        raise Unusable(one_line(error, limit=None)) from None
+    except MlplabError as error:  # what is wrong, not the advice for a run of one's own after the "; "
+        raise Unusable(one_line(error, limit=None).replace(f"{run_dir}{os.sep}", "").split("; ")[0]) from None
     except OSError as error:
         raise Unusable(describe_os_error(error)) from None
     return run
