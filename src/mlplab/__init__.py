@@ -11,7 +11,8 @@ The everyday names, imported on first use (``import mlplab`` itself loads no tor
     regularise Augmentation (random affine and elastic distortions, stroke width, blur; per batch), WeightAverage,
                MaxNorm
     configs    Config, from_preset, train (a Config to a run directory, as ``mlplab train`` does)
-    runs       Run, open_run, load_model, save_checkpoint, load_checkpoint
+    runs       Run, open_run, load_model, save_checkpoint, load_checkpoint;
+               pretrained (a preset's model, trained once on first use and kept in the user's cache)
     digits     your own images: Run.predict(images), ``mlplab.digits.to_mnist`` (any image -> an MNIST 28x28)
     sklearn    MLPClassifier (scikit-learn's estimator interface)
     sweep      K MLPs of one shape trained as one batched program (``mlplab.sweep.train_vectorised``)
@@ -56,6 +57,7 @@ _EXPORTS = {
     "Config": "mlplab.config", "from_preset": "mlplab.config", "load_config": "mlplab.config",
     "train": "mlplab.training.runner",
     "Run": "mlplab.runs", "open_run": "mlplab.runs", "load_model": "mlplab.runs",
+    "pretrained": "mlplab.training.pretrained",
     "save_checkpoint": "mlplab.runs.checkpoint", "load_checkpoint": "mlplab.runs.checkpoint",
     "MLPClassifier": "mlplab.estimator",
     "MlplabError": "mlplab.errors",
@@ -75,6 +77,7 @@ if TYPE_CHECKING:
     from mlplab.estimator import MLPClassifier
     from mlplab.models import MLP
     from mlplab.optim import Schedule
+    from mlplab.training.pretrained import pretrained
     from mlplab.runs.reader import Run, load_model, open_run
     from mlplab.runs.state import Callback, FitState
     from mlplab.training.callbacks import EarlyStopping

@@ -243,3 +243,25 @@ def screenshot(page, tmp_path: Path, name: str = "serve_page.png") -> None:
         keep = keep if name == "serve_page.png" else str(Path(keep).with_name(name))
         shutil.copy(path, keep)
         print(f"screenshot kept at {keep}")
+
+
+def test_the_page_of_the_cached_digits_model_names_its_recipe_and_accuracy(browser, monkeypatch, tmp_path):
+    """`mlplab serve` with no run serves `mlplab.pretrained`'s run (made tiny here): the page says so."""
+    import mlplab.config
+    from mlplab.training.pretrained import pretrained
+    from mlplab.serve import create_app
+    from serve_helpers import live_server
+
+    monkeypatch.setitem(mlplab.config.PRESETS, "digits", dict(hidden=(16,), epochs=1, batch_size=512, device="cpu"))
+    run = pretrained(cache_dir=tmp_path, progress=False)
+    with live_server(create_app(run)) as url:
+        page = browser.new_page()
+        try:
+            page.goto(url)
+            page.wait_for_function("() => document.querySelectorAll('#bars li').length === 10", timeout=WAIT_MS)
+            info = " ".join(page.text_content("#model-info").split())
+        finally:
+            page.close()
+    accuracy = f"{100 * run.metrics['test_accuracy']:.2f}%"
+    assert info.startswith("Recipe digits preset · Dataset MNIST · MLP 784-16-10 (relu)"), info
+    assert f"Test accuracy {accuracy}" in info and "Epoch 1 of 1" in info

@@ -71,7 +71,14 @@ def _show(value: object) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "more_positionals") or any(text.startswith("-") for text in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        # `mlplab predict RUN --top 2 seven.png`: argparse gives a command's positionals only the first group
+        # of words; the command names where later ones go
+        getattr(args, args.more_positionals).extend(extra)
     try:
         return args.func(args)
     except MlplabError as error:

@@ -1,8 +1,11 @@
-"""`mlplab serve RUN_DIR`: a web page to draw digits on and see the run's model read them live."""
+"""`mlplab serve [RUN_DIR]`: a web page to draw digits on and see a run's model (by default the cached
+digits model, `mlplab.cli.cached_model`) read them live."""
 
 from __future__ import annotations
 
 import argparse
+
+from mlplab.cli.cached_model import PRESET, RETRAIN_HELP
 from mlplab.config import Bounds
 
 
@@ -12,9 +15,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve", help="a web page: draw a digit, see the model's prediction live",
         description="Serve a page where you draw a digit (mouse, pen or touch) or upload an image and see the "
                     "run's best model classify it as you draw, with the 28x28 it saw; and a JSON API "
-                    "(POST /api/predict, GET /api/model, GET /health). Needs the serve extra: "
-                    'pip install "mlplab[serve]".')
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `mlplab train`")
+                    "(POST /api/predict, GET /api/model, GET /health). With no RUN_DIR it serves the "
+                    f"{PRESET} preset's model: trained once on first use (seconds to a minute, offline) and kept in "
+                    "$MLPLAB_CACHE_DIR or ~/.cache/mlplab under models/; later calls load it. Needs the serve "
+                    'extra: pip install "mlplab[serve]".')
+    parser.add_argument("run_dir", metavar="RUN_DIR", nargs="?",
+                        help=f"a run directory written by `mlplab train` (default: the cached {PRESET} model)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0: your network)")
     port = parser.add_argument("--port", type=_port, default=8000, help="port, 0-65535 (default: 8000; 0 picks a free one)")
@@ -23,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="another host name the server answers to, e.g. mybox.local (repeat for several; "
                              "'*' for any). By default it answers only to localhost and IP addresses (loopback "
                              "ones when --host is), so no web page can reach it by a rebound DNS name")
+    parser.add_argument("--retrain", action="store_true", help=RETRAIN_HELP + "; only without RUN_DIR")
     parser.set_defaults(func=execute)
 
 
@@ -48,11 +55,17 @@ def _host(text: str) -> str:
 
 def execute(args: argparse.Namespace) -> int:
     """Load the run, bind the port, print the URL, serve until Ctrl+C."""
+    from mlplab.cli.cached_model import cached_run
+    from mlplab.errors import MlplabError
     from mlplab.serve import create_app, listen, require_serve_extra, run_server, url
 
     require_serve_extra()  # before the model loads: the missing extra is the first thing to fix
+    if args.run_dir is not None and args.retrain:
+        raise MlplabError(f"--retrain trains the cached {PRESET} model, served when no RUN_DIR is given; drop "
+                          f"--retrain or {args.run_dir}")
     # A bad RUN_DIR fails here, before any port is taken.
-    app = create_app(args.run_dir, host=args.host, allow_hosts=args.allow_host)
+    run = args.run_dir if args.run_dir is not None else cached_run(args.retrain)
+    app = create_app(run, host=args.host, allow_hosts=args.allow_host)
     info, hosts = app.state.served.info, app.state.hosts
     sock = listen(args.host, args.port)
     accuracy = "" if info["test_accuracy"] is None else f", test accuracy {100 * info['test_accuracy']:.2f}%"

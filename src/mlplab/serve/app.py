@@ -28,6 +28,7 @@ from mlplab.serve.pool import PoolFull, WorkPool
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from mlplab.runs.reader import Run
     from mlplab.serve.inputs import ImageSource
     from mlplab.serve.model import ServedModel
 
@@ -67,13 +68,14 @@ class Limits:
             raise MlplabError(f"heavy_workers must be at most workers ({self.workers}); got {self.heavy_workers}")
 
 
-def create_app(run_dir: str | Path, *, host: str = "127.0.0.1", allow_hosts: Iterable[str] = (),
+def create_app(run_dir: "str | Path | Run", *, host: str = "127.0.0.1", allow_hosts: Iterable[str] = (),
                **limits: Any) -> "FastAPI":
     """The FastAPI app serving the best model of ``run_dir`` (see `mlplab.Run`).
 
     Args:
-        run_dir: a run directory written by ``mlplab train``; a path that is none, or a run of a
-            user-defined model, raises `MlplabError` here, before any server starts.
+        run_dir: a run directory written by ``mlplab train``, or a `mlplab.Run` already open
+            (``create_app(mlplab.pretrained())`` serves the digits model); a path that is no run,
+            or a run of a user-defined model, raises `MlplabError` here, before any server starts.
         host: the address the server listens on. Requests are answered only when their Host
             header names localhost or an IP address (a loopback one when ``host`` is loopback)
             or ``host`` itself: a defence against DNS rebinding (`mlplab.serve.guard`).

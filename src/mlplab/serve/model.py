@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlplab.errors import MlplabError
+
+if TYPE_CHECKING:
+    from mlplab.runs.reader import Run
 
 
 class ServedModel:
@@ -19,7 +22,8 @@ class ServedModel:
     (mlplab cannot rebuild it without its code).
 
     Args:
-        run_dir: a run directory written by ``mlplab train`` (or `mlplab.train`).
+        run_dir: a run directory written by ``mlplab train`` (or `mlplab.train`), or a `mlplab.Run`
+            already open (`mlplab.pretrained`'s: its checked checkpoints are used as they are).
 
     Attributes:
         info: what ``GET /api/model`` answers (see `describe`).
@@ -30,11 +34,11 @@ class ServedModel:
         served.predict(open("seven.png", "rb").read(), "seven.png")["name"]   # '7 - seven'
     """
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path | Run) -> None:
         from mlplab.data import get_spec
-        from mlplab.runs.reader import open_run
+        from mlplab.runs.reader import Run, open_run
 
-        run = open_run(run_dir)
+        run = run_dir if isinstance(run_dir, Run) else open_run(run_dir)
         config = run.config
         if config is None:
             raise MlplabError(f"{run_dir} is a run of a user-defined model, which mlplab cannot rebuild to serve; "
@@ -65,15 +69,16 @@ class ServedModel:
 
 
 def describe(run: Any) -> dict[str, Any]:
-    """A run's model for people: dataset (name and title), classes, architecture (``784-256-10``),
-    activation, test accuracy (None before the run finished), the served (best) epoch and the
-    epochs trained, and how its inputs are normalised."""
+    """A run's model for people: the run's folder name and preset (None: none), dataset (name and
+    title), classes, architecture (``784-256-10``), activation, test accuracy (None before the run
+    finished), the served (best) epoch and the epochs trained, and how its inputs are normalised."""
     from mlplab.data import get_spec
 
     config, checkpoint, metrics = run.config, run.checkpoint(), run.metrics
     spec = get_spec(config.data.dataset)
     return {
         "run": run.path.name,
+        "preset": config.preset,
         "dataset": config.data.dataset,
         "dataset_title": spec.title,
         "classes": list(spec.classes),

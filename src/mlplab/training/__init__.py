@@ -5,8 +5,10 @@ Modules, in the order a run uses them:
     loop        `fit` and `train_epoch`: any model, any batches, any loss and optimizer
     callbacks   `EarlyStopping`
     weights     after every step: `MaxNorm`, and `WeightAverage` (an EMA of the weights)
-    progress    `ProgressBar`, the callback that shows training as it goes
+    progress    `ProgressBar`, the callback that shows training as it goes; `TrainingBar`, one bar over it all
     tracking    TensorBoard and Weights & Biases callbacks
+    pretrained  `pretrained` (``mlplab.pretrained``): a preset's run, trained once on first use and kept
+                in the user's cache, for ``mlplab predict`` and ``serve`` with no run given
 
 What it builds on: `mlplab.metrics` (exact meters, `evaluate`), `mlplab.runs` (the `Callback`
 interface and `FitState`, history, checkpoints, the run directory and its writer).

@@ -92,3 +92,40 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class TrainingBar(Callback):
+    """One bar over a whole training (every epoch's batches), left on screen when it ends, with the
+    epoch and its validation accuracy: for a training the user did not start by itself, such as the
+    model `mlplab.pretrained` trains on first use. It prints nothing else.
+
+    Args:
+        description: the bar's label, e.g. ``"digits model"``.
+        bar: show it (``None``: only where the output is a terminal or a notebook).
+    """
+
+    def __init__(self, description: str, bar: bool | None = None) -> None:
+        self.description = description
+        self.show_bar = bar
+        self.bar: Any = None
+
+    def on_fit_start(self, state: FitState) -> None:
+        if self.show_bar is not False:
+            total = None if state.num_batches is None else state.num_batches * (state.epochs - state.epoch)
+            self.bar = _tqdm()(total=total, desc=self.description, unit="batch", leave=True,
+                               disable=None if self.show_bar is None else False, mininterval=0.2)
+
+    def on_batch_end(self, loss: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def on_epoch_end(self, state: FitState, record: dict[str, Any]) -> None:
+        if self.bar is not None:
+            accuracy = record["val_accuracy"] if record["val_accuracy"] is not None else record["train_accuracy"]
+            which = "val" if record["val_accuracy"] is not None else "train"
+            self.bar.set_postfix_str(f"epoch {record['epoch']}/{state.epochs}, {which} {100 * accuracy:.2f}%")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
