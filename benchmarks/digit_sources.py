@@ -24,9 +24,11 @@ and read three ways:
   plain     the usual 30-line pipeline: Otsu threshold, crop to the ink, the longer side resized
             to 20 px with Lanczos, pasted into 28x28 at the centre of mass; default model
   mlplab    `mlplab.digits.to_mnist`, the default model (784-512-10, 8 epochs, about 98.4%)
-  digits    `mlplab.digits.to_mnist`, the model of the `digits` recipe (`--digits-run`)
+  digits    `mlplab.digits.to_mnist`, the model of the `digits` recipe (`--digits-run`, default
+            `mlplab.pretrained("digits")`: the one `mlplab predict` uses with no run)
 
-    python benchmarks/digit_sources.py                       # trains the default model first (~15 s)
+    python benchmarks/digit_sources.py                       # trains the default model first (~15 s), and
+                                                             # the digits model once if not cached (~30 s)
     python benchmarks/digit_sources.py --run runs/mnist --digits-run runs/digits --count 500
     python benchmarks/digit_sources.py --ablate              # also: each preprocessing step switched off
     python benchmarks/digit_sources.py --worst grids/        # the worst-read images of each source, as PNG grids
@@ -259,7 +261,8 @@ def _ablations() -> dict[str, Callable[[], dict]]:
     """Name -> the module attributes to patch for that ablation (built lazily: needs mlplab)."""
     from mlplab import digits
 
-    hard = lambda ink, noise=0.0: (digits.find_ink(ink, noise) > 0.5).astype(np.float32)  # noqa: E731
+    find = digits.find_ink  # the step itself, not the patch
+    hard = lambda ink, noise=0.0: (find(ink, noise) > 0.5).astype(np.float32)  # noqa: E731
     return {
         "no paper_level (one global level)": lambda: {"paper_level": _global_paper},
         "hard threshold (no soft edges)": lambda: {"find_ink": hard},
@@ -360,7 +363,8 @@ def trained_default(seconds: list[float]):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", help="a trained MNIST run directory (default: train 784-512-10 for 8 epochs now)")
-    parser.add_argument("--digits-run", help="a run of the digits recipe, read as a third contender")
+    parser.add_argument("--digits-run", help="a run of the digits recipe, read as a third contender (default: "
+                                             "mlplab.pretrained('digits'), the cached model, trained once if need be)")
     parser.add_argument("--count", type=int, default=500, help="test digits per source and medium (default: 500)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the rendering (default: 0)")
     parser.add_argument("--sources", default=",".join(SOURCES), help="comma-separated (default: all)")
@@ -373,8 +377,7 @@ def main() -> None:
 
     seconds: list[float] = []
     runs = {"mlplab": mlplab.open_run(args.run) if args.run else trained_default(seconds)}
-    if args.digits_run:
-        runs["digits"] = mlplab.open_run(args.digits_run)
+    runs["digits"] = mlplab.open_run(args.digits_run) if args.digits_run else mlplab.pretrained("digits")
     for name, run in runs.items():
         print(f"{name} model: {run}" + (f" (trained now in {seconds[0]:.0f} s)" if name == "mlplab" and seconds else ""))
     test = mlplab.MNIST(bundled_folder(get_spec("mnist")), train=False)

@@ -71,7 +71,7 @@ def test_flat_toml_file_is_accepted(tmp_path):
 
 def test_a_config_written_before_stroke_and_blur_reads_them_as_off(tmp_path):
     """Run directories and checkpoints saved before the two fields existed still load, with both off."""
-    saved = to_dict(from_preset("digits"))
+    saved = to_dict(from_preset("best"))
     for name in ("stroke", "blur"):
         del saved["data"][name]
     assert from_dict(saved).data.stroke == 0.0 and from_dict(saved).data.blur == 0.0
