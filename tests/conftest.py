@@ -86,3 +86,20 @@ def trained_run(tmp_path_factory, mnist_dir) -> Path:
                                         "download": False, "data_dir": str(mnist_dir), "out": str(out)})
     train(config)
     return out
+
+
+@pytest.fixture
+def trainings(monkeypatch):
+    """How many times `mlplab.train` ran in the test (a list, one training's `out` per entry):
+    `mlplab.pretrained` trains through it, so a cached model loaded adds nothing."""
+    import mlplab.training.runner as runner
+
+    calls = []
+    original = runner.train
+
+    def counted(config, **kwargs):
+        calls.append(config.train.out)
+        return original(config, **kwargs)
+
+    monkeypatch.setattr(runner, "train", counted)
+    return calls

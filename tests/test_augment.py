@@ -375,7 +375,8 @@ def test_show_augment_writes_a_figure(tmp_path, capsys):
                  "--seed", "3", "--out", str(path)]) == 0
     assert capsys.readouterr().out.strip() == f"wrote {path}"
     pixels = np.asarray(Image.open(path).convert("L"), dtype=float) / 255
-    assert pixels.shape == (int(100 * (1.25 + 0.6)), int(100 * 5 * 1.25)) and pixels.var() > 1e-3
+    # one row of 5 images at 1.25 in, and the title wrapped to that width on two lines (0.6 in + 0.25 in)
+    assert pixels.shape == (int(100 * (1.25 + 0.6 + 0.25)), int(100 * 5 * 1.25)) and pixels.var() > 1e-3
 
 
 def test_show_augment_titles_the_settings():
@@ -385,7 +386,7 @@ def test_show_augment_titles_the_settings():
     figure = augment_figure(DataConfig(augment="elastic", download=False), index=0, seed=1, count=3)
     assert [axis.get_xlabel() for axis in figure.axes if axis.get_images()] == ["original", "step 0", "step 1",
                                                                                 "step 2"]
-    title = figure.texts[0].get_text()
+    title = figure.texts[0].get_text().replace("\n", " ")  # wrapped to the figure's width
     assert "augment elastic: elastic α 34 px, σ 4 px, seed 1" in title and "rotate" not in title
     pyplot().close(figure)
 
@@ -420,7 +421,7 @@ def test_show_augment_takes_stroke_and_blur_with_augment_none(tmp_path, capsys):
                  "--out", str(path)]) == 0
     assert path.is_file()
     figure = augment_figure(DataConfig(stroke=1.5, blur=2.0, download=False), index=0, count=1)
-    assert "augment none: stroke ±1.5 px, blur σ ≤ 2 px, seed 0" in figure.texts[0].get_text()
+    assert "augment none: stroke ±1.5 px, blur σ ≤ 2 px, seed 0" in figure.texts[0].get_text().replace("\n", " ")
     pyplot().close(figure)
 
 

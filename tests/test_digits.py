@@ -458,7 +458,7 @@ def _digit_sources():
     return bench
 
 
-DIGIT_SOURCES = [(source, medium) for source in ("lowres", "marker", "pen", "typed", "handfont")
+DIGIT_SOURCES = [(source, medium) for source in ("mnist", "lowres", "marker", "pen", "typed", "handfont")
                  for medium in ("canvas", "photo")]
 
 

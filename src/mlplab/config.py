@@ -283,12 +283,12 @@ PRESETS: dict[str, dict[str, Any]] = {
                  weight_decay=0.0, scheduler="onecycle", batch_size=128, epochs=60, loss="cross_entropy",
                  label_smoothing=0.1, augment="both", ema=0.999, val_split="last", val_size=5_000),
     # For people's own digits (`mlplab predict` and `serve` with no run): the fast recipe trained 12 epochs
-    # on digits distorted as people hand them in: affine and elastic, strokes bolder or thinner by up to a
-    # pixel, blurred up to sigma 1.5 (README "A model for your own digits"). About 30 s on 2 CPU cores.
+    # on digits distorted as people hand them in: affine and elastic, strokes bolder or thinner by up to
+    # half a pixel, blurred up to sigma 1 (README "A model for your own digits"). About 30 s on 2 CPU cores.
     "digits": dict(hidden=(512,), activation="relu", optimizer="sgd", lr=0.3, momentum=0.9, nesterov=True,
                    weight_decay=0.0, scheduler="onecycle", batch_size=256, epochs=12, loss="cross_entropy",
                    label_smoothing=0.1, augment="both", rotate=12.0, scale=0.15, shear=8.0, translate=2.0,
-                   elastic_alpha=34.0, elastic_sigma=4.0, stroke=1.0, blur=1.5, val_split="last", val_size=5_000),
+                   elastic_alpha=34.0, elastic_sigma=4.0, stroke=0.5, blur=1.0, val_split="last", val_size=5_000),
 }
 
 

@@ -26,20 +26,10 @@ TINY = dict(hidden=(16,), epochs=1, batch_size=512, device="cpu", threads=1)
 
 
 @pytest.fixture
-def tiny(monkeypatch):
+def tiny(monkeypatch, trainings):
     """The digits preset as a recipe that trains in a second or two; counts the trainings."""
-    import mlplab.training.runner as runner
-
     monkeypatch.setitem(mlplab.config.PRESETS, "digits", dict(TINY))
-    calls = []
-    original = runner.train
-
-    def counted(config, **kwargs):
-        calls.append(config.train.out)
-        return original(config, **kwargs)
-
-    monkeypatch.setattr(runner, "train", counted)
-    return calls
+    return trainings
 
 
 @pytest.fixture(scope="module")

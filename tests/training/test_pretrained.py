@@ -30,22 +30,6 @@ def tiny(monkeypatch):
     return mlplab.config.PRESETS["digits"]
 
 
-@pytest.fixture
-def trainings(monkeypatch):
-    """How many times `mlplab.train` ran (a list, one entry per training)."""
-    import mlplab.training.runner as runner
-
-    calls = []
-    original = runner.train
-
-    def counted(config, **kwargs):
-        calls.append(config.train.out)
-        return original(config, **kwargs)
-
-    monkeypatch.setattr(runner, "train", counted)
-    return calls
-
-
 class Notices(list):
     """A `notify` that keeps every `Notice`."""
 

@@ -8,6 +8,7 @@ directory. Digits are drawn white on black, as ``imshow(cmap="gray")`` shows MNI
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from mlplab.plots.backend import pyplot, short_name
 MISTAKE = "#d62728"  # red: a wrong prediction
 CORRECT = "#1a7f37"  # green: a right one
 CELL = 1.25  # inches per image in a grid: room for a two-line caption at 9 pt
+TITLE_CHARACTERS_PER_INCH = 10  # at 12 pt: a grid's title is wrapped to its width
 
 
 def image_grid(images: np.ndarray, captions: Sequence[str], title: str, *, colors: Sequence[str] | None = None,
@@ -29,7 +31,10 @@ def image_grid(images: np.ndarray, captions: Sequence[str], title: str, *, color
     columns = columns or min(count, 10)
     rows = math.ceil(count / columns)
     height = CELL + 0.18 * (caption_lines - 1)
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * CELL, rows * height + 0.6), squeeze=False)
+    title = textwrap.fill(title, width=int(columns * CELL * TITLE_CHARACTERS_PER_INCH))  # never cut at the edges
+    title_lines = title.count("\n") + 1
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * CELL, rows * height + 0.6 + 0.25 * (title_lines - 1)),
+                                squeeze=False)
     low, high = (float(images.min()), float(images.max())) if len(images) else (0.0, 1.0)
     for index, axis in _cells(axes, len(images)):
         axis.imshow(images[index], cmap="gray", vmin=low, vmax=high)
