@@ -295,6 +295,37 @@ def test_a_photo_of_empty_paper_is_not_classified():
         digits.to_mnist(photo)
 
 
+def _paper_photo(ink: np.ndarray, rng: np.random.Generator, noise: float) -> bytes:
+    """Ink strength (300, 400) in [0, 1] as a JPEG of a pencil on grey paper lit from one side."""
+    ys, xs = np.mgrid[0:300, 0:400] / 400
+    paper = 190 * (1 - 0.3 * xs) * (1 - 0.15 * ys)
+    gray = paper - 0.3 * paper * ink + rng.normal(0, noise, ink.shape)  # a pencil: 30% darker than the paper
+    return _encoded(Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8)).convert("RGB"), "JPEG", quality=70)
+
+
+def test_a_faint_blurred_digit_in_a_noisy_photo_is_read_and_empty_noisy_paper_is_not(mnist_test, monkeypatch):
+    """A faint pencil digit, blurred (a small scan made big), in a noisy photo: Otsu's threshold on the
+    raw ink splits the noise, and the digit was "not found". `find_ink` tries again on the ink smoothed;
+    photos of empty paper with the same noise and light go down that path too, and are still refused."""
+    images, _ = mnist_test
+    rng = np.random.default_rng(0)
+    small = Image.fromarray(images[1]).resize((8, 8), Image.Resampling.BOX).resize((160, 160), Image.Resampling.BICUBIC)
+    ink = np.zeros((300, 400), dtype=np.float32)
+    ink[70:230, 120:280] = np.asarray(small, dtype=np.float32) / 255
+    photo = _paper_photo(ink, rng, noise=12)
+    raw, noise = digits.remove_background(digits.to_gray(digits.load_image(photo)))
+    with pytest.raises(digits.NoDigitFound):
+        digits._cleaned(raw, noise)  # the check without smoothing: the digit is lost in the noise
+    assert _correlation(digits.to_mnist(photo), images[1]) > 0.6
+    smoothed = []
+    original = digits._smoothed
+    monkeypatch.setattr(digits, "_smoothed", lambda ink: smoothed.append(1) or original(ink))
+    for _ in range(20):
+        with pytest.raises(digits.NoDigitFound):
+            digits.to_mnist(_paper_photo(np.zeros((300, 400), dtype=np.float32), rng, noise=rng.uniform(2, 14)))
+    assert len(smoothed) >= 10  # most empty photos were looked at smoothed too, and refused
+
+
 def test_a_speck_is_not_a_digit():
     image = Image.new("L", (400, 400), 255)
     image.putpixel((200, 200), 0)
