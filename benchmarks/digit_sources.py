@@ -272,6 +272,7 @@ def _ablations() -> dict[str, Callable[[], dict]]:
         # a millionth, not 0: float rounding can leave the cumulative mass short of 1, and the box then runs to the edge
         "no ink_box trim": lambda: {"ink_box": partial(digits.ink_box, trim=1e-6)},
         "no thickening of thin strokes": lambda: {"MIN_STROKE": 0.0},
+        "no smoothed second look": lambda: {"_smoothed": lambda ink: ink, "SMOOTHED_NOISE": 1.0},
         "bold strokes at Otsu's level": lambda: {"bold_level": lambda ink, threshold, full: threshold},
         "no solid cores (peak to 1)": lambda: {"SOLID_PERCENTILE": 100},
         "box centre (no centre of mass)": lambda: {"center_by_mass": _box_centre},
