@@ -55,7 +55,7 @@ MIN_STROKE = 1.9
 # Blurred strokes bolder than MNIST's 90th percentile (a felt marker, a photo out of focus, a small
 # scan made big) are read at the ink level where they are this wide (`bold_level`), not at Otsu's
 # threshold. On digits that are not MNIST's (benchmarks/digit_sources.py) that read bold marker
-# strokes 7 points better and cost no other source; eroding them to this width instead lost 2 to 4
+# strokes 4 to 8 points better and cost no other source; eroding them to this width instead lost 2 to 4
 # points on the marker digits, and thinning every stroke to MNIST's median (2.8) cost every source.
 BOLD_STROKE = 3.9
 SOLID_PERCENTILE = 70  # this percentile of a digit's ink is scaled to full intensity (`fit_box`)
@@ -450,7 +450,7 @@ class _TooFaint(NoDigitFound):
 
 # `_smoothed` is three passes of a 3-pixel box per axis: the kernel [1, 3, 6, 7, 6, 3, 1] / 27 (about a
 # Gaussian of sigma 1.4 px). White noise comes out narrower by the root of its squared sum, per axis.
-SMOOTHED_NOISE = 141 / 729  # (1 + 9 + 36 + 49 + 36 + 9 + 1) / 27**2: both axes' sqrt(141) / 27
+SMOOTHED_NOISE = 141 / 729  # sqrt(1 + 9 + 36 + 49 + 36 + 9 + 1) / 27 per axis, times itself for the two axes
 
 
 def _smoothed(ink: np.ndarray) -> np.ndarray:
