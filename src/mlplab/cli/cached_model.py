@@ -18,6 +18,15 @@ RETRAIN_HELP = (f"train the cached {PRESET} model again (used when no run is giv
                 "$MLPLAB_CACHE_DIR or ~/.cache/mlplab under models/)")
 
 
+def check_retrain(model: object, retrain: bool) -> None:
+    """Refuse ``--retrain`` beside a ``model`` the user named: it retrains only the cached model."""
+    from mlplab.errors import MlplabError
+
+    if model is not None and retrain:
+        raise MlplabError(f"--retrain trains the cached {PRESET} model, used when no run is given; {model} is a "
+                          f"trained model already: drop --retrain or {model}")
+
+
 def cached_run(retrain: bool = False) -> Run:
     """The ``digits`` preset's run from the user's cache, trained first if none is usable; says which on stderr."""
     from mlplab.training.pretrained import pretrained

@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from mlplab.cli.cached_model import PRESET, RETRAIN_HELP, cached_run
+from mlplab.cli.cached_model import PRESET, RETRAIN_HELP, cached_run, check_retrain
 from mlplab.cli.flags import add_number
 from mlplab.cli.parser import EXIT_USER_ERROR
 from mlplab.config import Bounds
@@ -50,9 +50,7 @@ def execute(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise MlplabError(f"--top must be at least 1; got {args.top}")
     model_path, images = split_inputs(args.inputs)
-    if model_path is not None and args.retrain:
-        raise MlplabError(f"--retrain trains the cached {PRESET} model, used when no run is given; "
-                          f"{model_path} is a trained model already: drop --retrain or the run")
+    check_retrain(model_path, args.retrain)
     model, normalize, spec = _load(model_path, images, args.retrain)
     predictions = predict(model, [Path(image) for image in images], normalize=normalize, spec=spec,
                           names=list(images))

@@ -55,14 +55,11 @@ def _host(text: str) -> str:
 
 def execute(args: argparse.Namespace) -> int:
     """Load the run, bind the port, print the URL, serve until Ctrl+C."""
-    from mlplab.cli.cached_model import cached_run
-    from mlplab.errors import MlplabError
+    from mlplab.cli.cached_model import cached_run, check_retrain
     from mlplab.serve import create_app, listen, require_serve_extra, run_server, url
 
     require_serve_extra()  # before the model loads: the missing extra is the first thing to fix
-    if args.run_dir is not None and args.retrain:
-        raise MlplabError(f"--retrain trains the cached {PRESET} model, served when no RUN_DIR is given; drop "
-                          f"--retrain or {args.run_dir}")
+    check_retrain(args.run_dir, args.retrain)
     # A bad RUN_DIR fails here, before any port is taken.
     run = args.run_dir if args.run_dir is not None else cached_run(args.retrain)
     app = create_app(run, host=args.host, allow_hosts=args.allow_host)
