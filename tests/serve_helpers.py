@@ -37,8 +37,9 @@ def mlplab_serve(run_dir: Any, *options: str) -> Iterator[tuple[subprocess.Popen
 
 
 @contextmanager
-def live_server(app: Any) -> Iterator[str]:
-    """``app`` served by a real uvicorn in a thread on 127.0.0.1 (a free port); yields its base URL."""
+def live_server(app: Any, on_stop: Any = None) -> Iterator[str]:
+    """``app`` served by a real uvicorn in a thread on 127.0.0.1 (a free port); yields its base URL.
+    ``on_stop()`` is called as the server is told to stop (the studio ends its event streams)."""
     import uvicorn
 
     from mlplab.serve import listen
@@ -56,6 +57,8 @@ def live_server(app: Any) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
+        if on_stop is not None:
+            on_stop()
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()

@@ -6,7 +6,7 @@ The everyday names, imported on first use (``import mlplab`` itself loads no tor
     models     MLP
     losses     the labs' losses (cross_entropy, nll, quadratic, ccql, mse), as ``mlplab.losses``
     training   fit (any nn.Module), train_epoch, evaluate, Callback, EarlyStopping, ProgressBar, Schedule,
-               History, AverageMeter, accuracy, confusion_matrix, per_class_accuracy
+               Steering (pause, stop, change the lr or momentum while fit trains), History, AverageMeter, accuracy, confusion_matrix, per_class_accuracy
     notebooks  LivePlot (training curves redrawn as a notebook trains); the labs: ``mlplab notebooks DIR``
     regularise Augmentation (random affine and elastic distortions, stroke width, blur; per batch), WeightAverage,
                MaxNorm
@@ -18,6 +18,7 @@ The everyday names, imported on first use (``import mlplab`` itself loads no tor
     sweep      K MLPs of one shape trained as one batched program (``mlplab.sweep.train_vectorised``)
     tune       Optuna studies over configs (``mlplab.tune.tune``; the ``tune`` extra)
     threads    how many CPU threads training takes: chosen for the machine's load (``mlplab.threads``)
+    studio     a live training page for a class (``mlplab studio``; ``mlplab.studio.create_studio_app``)
 
 A first run::
 
@@ -46,7 +47,7 @@ _EXPORTS = {
     "MLP": "mlplab.models",
     "fit": "mlplab.training.loop", "train_epoch": "mlplab.training.loop", "evaluate": "mlplab.metrics",
     "Callback": "mlplab.runs.state", "FitState": "mlplab.runs.state",
-    "EarlyStopping": "mlplab.training.callbacks",
+    "EarlyStopping": "mlplab.training.callbacks", "Steering": "mlplab.training.steering",
     "WeightAverage": "mlplab.training.weights", "MaxNorm": "mlplab.training.weights",
     "Augmentation": "mlplab.augment",
     "ProgressBar": "mlplab.training.progress", "LivePlot": "mlplab.plots.live",
@@ -81,6 +82,7 @@ if TYPE_CHECKING:
     from mlplab.runs.reader import Run, load_model, open_run
     from mlplab.runs.state import Callback, FitState
     from mlplab.training.callbacks import EarlyStopping
+    from mlplab.training.steering import Steering
     from mlplab.training.weights import MaxNorm, WeightAverage
     from mlplab.plots.live import LivePlot
     from mlplab.training.progress import ProgressBar

@@ -142,6 +142,21 @@ class MLP(nn.Module):
         x = F.linear(x, last.weight, last.bias)  # (B, num_classes) logits
         return F.log_softmax(x, dim=1) if self.output == "log_softmax" else x
 
+    def layer_outputs(self, x: Tensor) -> list[Tensor]:
+        """Every layer's output for inputs ``x``, as `forward` computes them: each hidden layer's
+        activations (B, width) after dropout (none in eval mode), then the (B, num_classes) output."""
+        x = x.flatten(1)
+        outputs = []
+        *hidden, last = self.layers
+        for layer in hidden:
+            x = self._activate(F.linear(x, layer.weight, layer.bias))
+            if self.dropout is not None:
+                x = self.dropout(x)
+            outputs.append(x)
+        x = F.linear(x, last.weight, last.bias)
+        outputs.append(F.log_softmax(x, dim=1) if self.output == "log_softmax" else x)
+        return outputs
+
     def linears(self) -> list[nn.Linear]:
         """The Linear layers from input to output (weight is (out, in), bias is (out,))."""
         return list(self.layers)

@@ -9,7 +9,7 @@ import sys
 
 from mlplab._version import __version__
 from mlplab.cli import (data_cmd, eval_cmd, experiment_cmd, export_cmd, gradcheck_cmd, notebooks_cmd, plot_cmd,
-                        predict_cmd, serve_cmd, sweep_cmd, train_cmd, tune_cmd)
+                        predict_cmd, serve_cmd, studio_cmd, sweep_cmd, train_cmd, tune_cmd)
 from mlplab.cli.parser import EXIT_USER_ERROR, Parser
 from mlplab.errors import MlplabError, describe_os_error
 
@@ -31,6 +31,7 @@ def build_parser() -> Parser:
     plot_cmd.register(subparsers)
     experiment_cmd.register(subparsers)
     serve_cmd.register(subparsers)
+    studio_cmd.register(subparsers)
     notebooks_cmd.register(subparsers)
     presets = subparsers.add_parser("presets", help="list mlplab's default recipe and the lab recipes usable with --preset")
     presets.set_defaults(func=_list_presets)

@@ -71,6 +71,16 @@ def scale_pixels(images_uint8: torch.Tensor, kind: str, spec: DatasetSpec) -> to
     return images
 
 
+def unscale_pixels(images: torch.Tensor, kind: str, spec: DatasetSpec) -> torch.Tensor:
+    """Inverse of `scale_pixels`: normalised images back to uint8 pixels (for showing them)."""
+    images = images.detach().to("cpu", torch.float32)
+    if kind == "standard":
+        images = images * spec.std + spec.mean
+    elif kind == "symmetric":
+        images = (images + 1.0) / 2.0
+    return images.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+
+
 def split_indices(total: int, val_split: str, val_size: int,
                   seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Sorted positions (int64) of the training and validation images among ``total``.

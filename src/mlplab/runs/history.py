@@ -65,6 +65,9 @@ class History:
     metrics: dict[str, Any] | None = None  # the test metrics fit() measured at the end, if it had test data
     stopped: dict[str, Any] | None = None  # {"epoch", "reason"} when training ended before its last epoch
     threads: list[dict[str, Any]] = field(default_factory=list)  # each CPU thread choice: {"step", "threads", "set_by", "reason"}
+    # Each change made while training (`mlplab.Steering`): {"step", "epoch", "lr"} or {"step", "epoch", "momentum"},
+    # ``step`` the optimizer steps taken before it.
+    changes: list[dict[str, Any]] = field(default_factory=list)
 
     def append(self, record: dict[str, Any]) -> None:
         """Add one epoch's record."""
@@ -92,6 +95,8 @@ class History:
             data["stopped"] = dict(self.stopped)
         if self.threads:
             data["threads"] = [dict(entry) for entry in self.threads]
+        if self.changes:
+            data["changes"] = [dict(change) for change in self.changes]
         return data
 
     @classmethod
@@ -100,7 +105,8 @@ class History:
         stopped = data.get("stopped")
         return cls(epochs=[dict(r) for r in data.get("epochs", [])], batch_losses=list(data.get("batch_losses", [])),
                    stopped=dict(stopped) if stopped is not None else None,
-                   threads=[dict(entry) for entry in data.get("threads", [])])
+                   threads=[dict(entry) for entry in data.get("threads", [])],
+                   changes=[dict(change) for change in data.get("changes", [])])
 
     def save(self, run_dir: Path) -> None:
         """Write history.csv, batches.csv (when logged) and, last, history.json into ``run_dir``.

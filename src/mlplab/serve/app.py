@@ -109,7 +109,7 @@ def create_app(run_dir: "str | Path | Run", *, host: str = "127.0.0.1", allow_ho
     app.state.pool = pool  # the worker threads (tests count them)
     app.state.hosts = HostPolicy.for_bind(host, allow_hosts)  # the Host headers answered
     add_routes(app, served, pool, checked)
-    add_error_handlers(app)
+    add_error_handlers(app, ROUTES)
     app.add_middleware(Guard, policy=app.state.hosts)
     return app
 
@@ -182,10 +182,10 @@ def page_html() -> str:
     return files("mlplab.serve").joinpath("static", "index.html").read_text(encoding="utf-8")
 
 
-def add_error_handlers(app: "FastAPI") -> None:
+def add_error_handlers(app: "FastAPI", routes: str) -> None:
     """Make every error a JSON ``{"error": "<one line>"}``: refused requests with their status,
     unreadable images 400, images over the pixel limit 413, images without a digit 422, unknown
-    routes 404, and a bug 500."""
+    routes 404 (naming ``routes``, the app's routes in words), and a bug 500."""
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
@@ -206,9 +206,9 @@ def add_error_handlers(app: "FastAPI") -> None:
 
     async def http_error(request: Request, error: HTTPException) -> Any:
         if error.status_code == 404:
-            message = f"no such page: {request.url.path}; {ROUTES}"
+            message = f"no such page: {request.url.path}; {routes}"
         elif error.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}; {ROUTES}"
+            message = f"{request.method} is not allowed on {request.url.path}; {routes}"
         else:
             message = " ".join(str(error.detail).split())
         return error_response(error.status_code, message, headers=error.headers)

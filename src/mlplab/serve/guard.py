@@ -84,8 +84,8 @@ def _is_loopback(bind: str) -> bool:
 class Guard:
     """ASGI middleware: the Host check (400, one-line JSON) and ``nosniff`` on every response."""
 
-    def __init__(self, app: Any, policy: HostPolicy) -> None:
-        self.app, self.policy = app, policy
+    def __init__(self, app: Any, policy: HostPolicy, command: str = "mlplab serve") -> None:
+        self.app, self.policy, self.command = app, policy, command  # command: what the advice names
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -100,7 +100,7 @@ class Guard:
 
         host = _header(scope, b"host")
         if not self.policy.allows(host):
-            await refuse_host(scope, send_nosniff, host, self.policy)
+            await refuse_host(scope, send_nosniff, host, self.policy, self.command)
             return
         await self.app(scope, receive, send_nosniff)
 
@@ -112,14 +112,15 @@ def _header(scope: dict, name: bytes) -> str | None:
     return None
 
 
-async def refuse_host(scope: dict, send: Any, host: str | None, policy: HostPolicy) -> None:
+async def refuse_host(scope: dict, send: Any, host: str | None, policy: HostPolicy,
+                      command: str = "mlplab serve") -> None:
     """400 with ``{"error": ...}``: which Host came, which are answered, and the flag that adds one."""
     if host is None:
         message = "the request has no Host header; send one (every browser and HTTP/1.1 client does)"
     else:
         name = host_name(host)[:100]
         message = (f"this server does not answer to the host {name!r} (it answers to {policy.describe()}; this "
-                   f"protects it against DNS rebinding); open it by one of those, or start mlplab serve with "
+                   f"protects it against DNS rebinding); open it by one of those, or start {command} with "
                    f"--allow-host {name or 'NAME'}")
     body = json.dumps({"error": message}, separators=(",", ":")).encode()  # as FastAPI writes JSON
     await send({"type": "http.response.start", "status": 400,

@@ -4,7 +4,8 @@ then uvicorn serving on it until Ctrl+C."""
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from mlplab.errors import MlplabError
 
@@ -43,13 +44,22 @@ def url(sock: socket.socket) -> str:
     return f"http://{host}:{port}/"
 
 
-def run_server(app: FastAPI, sock: socket.socket) -> None:
+def run_server(app: FastAPI, sock: socket.socket, on_exit: Callable[[], None] | None = None) -> None:
     """Serve ``app`` on ``sock`` with uvicorn until interrupted (Ctrl+C stops it cleanly).
-    Only warnings are logged: the page asks for a prediction at every pause in drawing."""
+    Only warnings are logged: the page asks for a prediction at every pause in drawing.
+
+    ``on_exit`` is called first when Ctrl+C (or SIGTERM) asks the server to stop: uvicorn waits for
+    the responses under way, so open event streams must be told to end (`mlplab studio`)."""
     import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if on_exit is not None:
+                on_exit()
+            super().handle_exit(sig, frame)
 
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        Server(config).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn shuts down cleanly on Ctrl+C, then raises it again: stopping is the request
         pass
