@@ -21,7 +21,7 @@ LAYERS = [
                          "augment", "metrics"}),
     ("a run", {"runs"}),
     ("training", {"training"}),
-    ("what runs are for", {"sweep", "tune", "plots", "experiments", "export", "serve", "estimator"}),
+    ("what runs are for", {"sweep", "tune", "plots", "experiments", "export", "serve", "studio", "estimator"}),
     ("front ends", {"notebooks", "cli", "__main__"}),
 ]
 LAYER_OF = {unit: index for index, (_, units) in enumerate(LAYERS) for unit in units}

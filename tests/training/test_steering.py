@@ -184,3 +184,31 @@ def test_abort_leaves_a_run_that_resumes_bit_for_bit(make_config, tmp_path):
     assert [record["lr"] for record in resumed.epochs] == [0.05, 0.02, 0.02]
     assert same(weights(resumed_setup.model), weights(whole_setup.model))
     assert resumed.metrics["test_accuracy"] == whole.metrics["test_accuracy"]
+
+
+def test_the_report_explains_what_was_changed_and_why_it_stopped(make_config, tmp_path):
+    from mlplab.plots.report import write_report
+
+    steering = Steering()
+    small_run(make_config, steering, At(12, lambda: steering.set(lr=0.01, momentum=0.5)),
+              At(70, lambda: steering.stop("stopped from the studio")), epochs=3, out=tmp_path / "run")
+    page = write_report(tmp_path / "run").read_text()
+    assert "<h2>Changed while training</h2>" in page
+    assert "<tr><td>12</td><td>1</td><td class=k>lr</td><td>0.01</td></tr>" in page
+    assert "<tr><td>12</td><td>1</td><td class=k>momentum</td><td>0.5</td></tr>" in page
+    assert "<p>Stopped after epoch 2: stopped from the studio.</p>" in page
+    plain = tmp_path / "plain"
+    small_run(make_config, epochs=1, out=plain)
+    assert "Changed while training" not in write_report(plain).read_text()
+
+
+def test_a_run_without_test_data_stopped_early_says_so_in_its_files(tmp_path):
+    """fit with a run directory but no test data: no metrics to save at the end, but why it stopped is saved."""
+    torch.manual_seed(0)
+    images, labels = torch.rand(256, 1, 28, 28), torch.randint(0, 10, (256,))
+    batches = mlplab.Batches(mlplab.data.loading.TensorSplit(images, labels, "train"), batch_size=32)
+    steering = Steering()
+    mlplab.fit(mlplab.MLP(hidden=(8,)), batches, epochs=4, run_dir=tmp_path / "run",
+               callbacks=[At(12, lambda: steering.stop("stopped by hand")), steering])
+    saved = mlplab.History.load(tmp_path / "run")
+    assert saved.stopped == {"epoch": 2, "reason": "stopped by hand"} and len(saved) == 2

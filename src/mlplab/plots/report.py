@@ -74,7 +74,7 @@ def _page(run: Run, figures: dict[str, str], skipped: dict[str, str]) -> str:
         f"<div><div class=metric>{best.get('epoch', '-')}</div>best epoch ({escape(best.get('metric', ''))})</div>",
         f"<div><div class=metric>{sum(r['seconds'] for r in records):.1f} s</div>training time</div>",
         "</div>",
-        "<h2>History</h2>", _history_table(records),
+        "<h2>History</h2>", _history_table(records), *_steering(run.history),
         "<h2>Per-class test accuracy</h2>", _per_class_table(metrics),
     ]
     for name, (title, caption) in CAPTIONS.items():
@@ -105,6 +105,23 @@ def _history_table(records: list[dict[str, Any]]) -> str:
             f"<td>{_number(r['val_loss'])}</td><td>{percent(r['val_accuracy'])}</td><td>{r['lr']:.4g}</td>"
             f"<td>{r['seconds']:.1f}</td></tr>" for r in records]
     return "<table>" + header + "".join(rows) + "</table>"
+
+
+def _steering(history: Any) -> list[str]:
+    """What was changed while the run trained (`mlplab.Steering`, ``mlplab studio``) and why it stopped early."""
+    parts = []
+    if history.changes:
+        rows = "".join(f"<tr><td>{change['step']}</td><td>{change['epoch']}</td>"
+                       f"<td class=k>{escape(name)}</td><td>{change[name]:g}</td></tr>"
+                       for change in history.changes for name in ("lr", "momentum") if name in change)
+        parts += ["<h2>Changed while training</h2>",
+                  "<table><tr><th>after step</th><th>in epoch</th><th class=k>setting</th><th>new value</th></tr>"
+                  f"{rows}</table>",
+                  "<p class=sub>Each took effect from the next optimizer step. "
+                  "<code>mlplab.Steering(replay=history.changes)</code> trains the same run again, bit for bit.</p>"]
+    if history.stopped:
+        parts.append(f"<p>Stopped after epoch {history.stopped['epoch']}: {escape(history.stopped['reason'])}.</p>")
+    return parts
 
 
 def _per_class_table(metrics: dict[str, Any]) -> str:

@@ -82,9 +82,11 @@ class RunWriter(Callback):
             self._commit(state, new_best=state.new_best)
 
     def on_fit_end(self, state: FitState) -> None:
-        if state.metrics is not None:
+        # Finished: in the same step as its metrics. A run stopped early without test data has no
+        # metrics, but why it stopped (history.stopped) is saved all the same.
+        if state.metrics is not None or state.history.stopped is not None:
             with self._reporting_write_errors(state):
-                self._commit(state)  # finished: in the same step as its metrics
+                self._commit(state)
 
     @contextlib.contextmanager
     def _reporting_write_errors(self, state: FitState) -> Iterator[None]:

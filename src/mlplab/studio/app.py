@@ -63,7 +63,7 @@ def create_studio_app(runs_root: str | Path = "runs", *, host: str = "127.0.0.1"
     A server that stops aborts the run under way before its next step: its run directory keeps
     the last saved epoch, which ``mlplab train --resume`` continues.
     """
-    require_serve_extra()
+    require_serve_extra("mlplab studio")
     from fastapi import FastAPI
 
     from mlplab.serve.app import add_error_handlers

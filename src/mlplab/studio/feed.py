@@ -9,7 +9,8 @@ training (`mlplab.studio.session.Hub` queues it for each browser).
 
 The probe never touches the random streams, the data order or the weights (it runs in eval mode
 under ``torch.no_grad`` and puts train mode back), so a watched run trains bit for bit as an
-unwatched one. Its cost is bounded: 1,000 images at most 20 times a second, a 784-512-10 net about 2 ms each time.
+unwatched one. Its cost is bounded: a point waits at least 20 times what the last one cost, so
+watching takes at most about 5% of the training time, whatever the machine's load.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from mlplab.runs.state import Callback, FitState
 PROBE_SIZE = 1000  # held-out images scored at every point
 EVERY_STEPS = 20  # the fewest optimizer steps between two points ("every few dozen steps")
 POINT_SECONDS = 0.05  # the fewest seconds between two points: at most 20 a second, however quick the steps
+SHARE = 20  # wait at least 20 times a point's own cost before the next: watching takes <= 5% of training
 SNAPSHOT_SECONDS = 0.5  # the fewest seconds between two weight pictures (64 units: about 67 kB of base64)
 WEIGHT_UNITS = 64  # first-layer units shown
 PAIRS = 6  # most confused pairs listed
@@ -63,6 +65,7 @@ class LiveFeed(Callback):
         self._last_point = self._last_snapshot = -math.inf
         self._clock = (time.perf_counter(), 0.0)  # (time, paused seconds) at the last point
         self._changes_seen = 0
+        self._cost = 0.0  # seconds the last point took to measure and publish
         self._epoch = 0  # the epoch in progress (the last one finished, between epochs)
 
     def on_fit_start(self, state: FitState) -> None:
@@ -78,7 +81,8 @@ class LiveFeed(Callback):
     def on_batch_start(self, images: Tensor, step: int) -> Tensor:
         self._publish_changes()
         now = time.perf_counter()
-        if step - self._last_step >= self.every_steps and now - self._last_point >= self.point_seconds:
+        wait = max(self.point_seconds, SHARE * self._cost)
+        if step - self._last_step >= self.every_steps and now - self._last_point >= wait:
             self.emit(step, snapshot=now - self._last_snapshot >= self.snapshot_seconds)
         self._images += images.shape[0]
         return images
@@ -101,6 +105,7 @@ class LiveFeed(Callback):
         """Measure and publish a point at ``step`` (and a snapshot when asked)."""
         state = self.state
         assert state is not None
+        started = time.perf_counter()
         probe = self.score_probe()
         now, paused = time.perf_counter(), self.paused_seconds()
         seconds = (now - self._clock[0]) - (paused - self._clock[1])
@@ -124,6 +129,7 @@ class LiveFeed(Callback):
             self.on_weights(state.eval_model, step)
         self._losses, self._images, self._last_step, self._last_point = [], 0, step, now
         self._clock = (now, paused)
+        self._cost = time.perf_counter() - started
 
     def score_probe(self) -> dict[str, Any]:
         """Loss, accuracy and confusion matrix of the model as it is, on the probe images; train mode is kept."""
