@@ -39,6 +39,19 @@ def cli_status(argv: list[str]) -> int:
         return exit.code
 
 
+def exits_2_with_one_line(capsys, argv: list[str], *fragments: str) -> None:
+    """``mlplab ARGV`` in-process exits with status 2 and one line on stderr holding every fragment,
+    nothing on stdout and no traceback."""
+    from mlplab.cli.main import main
+
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    error = captured.err.strip()
+    assert "\n" not in error and "Traceback" not in error and captured.out == ""
+    for fragment in fragments:
+        assert fragment in error, (fragment, error)
+
+
 def mlplab_process(*args: str, fault: str | None = None, timeout: float = 300):
     """Run ``python -m mlplab ARGS`` in a new process, with the fault point ``fault`` armed
     (``MLPLAB_FAULT``, see `mlplab.files.fault_point`) or none; returns the CompletedProcess."""

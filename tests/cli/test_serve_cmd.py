@@ -11,26 +11,18 @@ import sys
 import time
 
 import pytest
+from helpers import exits_2_with_one_line
 from serve_helpers import SRC, mlplab_serve, user_defined_run
 
 from mlplab.cli.main import main
 
 
 
-def _exits_2_with_one_line(capsys, args, *fragments):
-    assert main(args) == 2
-    captured = capsys.readouterr()
-    error = captured.err.strip()
-    assert "\n" not in error and "Traceback" not in error and captured.out == ""
-    for fragment in fragments:
-        assert fragment in error, (fragment, error)
-
-
 def test_what_cannot_be_served_is_one_line(capsys, tmp_path, trained_run):
     pytest.importorskip("fastapi", reason='the serve extra is not installed: pip install -e ".[serve]"')
-    _exits_2_with_one_line(capsys, ["serve", str(tmp_path / "nothing")], "is not a run directory (does not exist)")
-    _exits_2_with_one_line(capsys, ["serve", str(trained_run / "last.pt")], "is a file, not a run directory")
-    _exits_2_with_one_line(capsys, ["serve", str(user_defined_run(tmp_path / "user"))],
+    exits_2_with_one_line(capsys, ["serve", str(tmp_path / "nothing")], "is not a run directory (does not exist)")
+    exits_2_with_one_line(capsys, ["serve", str(trained_run / "last.pt")], "is a file, not a run directory")
+    exits_2_with_one_line(capsys, ["serve", str(user_defined_run(tmp_path / "user"))],
                            "a run of a user-defined model")
     with pytest.raises(SystemExit) as caught:
         main(["serve", str(trained_run), "--port", "70000"])
@@ -47,7 +39,7 @@ def test_a_taken_port_is_one_line(capsys, trained_run):
     taken = listen("127.0.0.1", 0)
     try:
         port = taken.getsockname()[1]
-        _exits_2_with_one_line(capsys, ["serve", str(trained_run), "--port", str(port)],
+        exits_2_with_one_line(capsys, ["serve", str(trained_run), "--port", str(port)],
                                f"cannot listen on 127.0.0.1:{port}", "choose another --port")
     finally:
         taken.close()
@@ -55,7 +47,7 @@ def test_a_taken_port_is_one_line(capsys, trained_run):
 
 def test_without_the_serve_extra_it_says_what_to_install(capsys, monkeypatch, trained_run):
     monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi now raises ImportError
-    _exits_2_with_one_line(capsys, ["serve", str(trained_run)], "mlplab serve needs fastapi",
+    exits_2_with_one_line(capsys, ["serve", str(trained_run)], "mlplab serve needs fastapi",
                            'pip install "mlplab[serve]"')
 
 

@@ -11,23 +11,15 @@ import sys
 import time
 
 import pytest
+from helpers import exits_2_with_one_line
 from serve_helpers import SRC
 
 from mlplab.cli.main import main
 
 
-def _exits_2_with_one_line(capsys, args, *fragments):
-    assert main(args) == 2
-    captured = capsys.readouterr()
-    error = captured.err.strip()
-    assert "\n" not in error and "Traceback" not in error and captured.out == ""
-    for fragment in fragments:
-        assert fragment in error, (fragment, error)
-
-
 def test_what_it_cannot_do_is_one_line(capsys, tmp_path, monkeypatch):
     pytest.importorskip("fastapi", reason='the serve extra is not installed: pip install -e ".[serve]"')
-    _exits_2_with_one_line(capsys, ["studio", "--token", "short", "--runs", str(tmp_path)],
+    exits_2_with_one_line(capsys, ["studio", "--token", "short", "--runs", str(tmp_path)],
                            "a token must be at least 8 printable characters")
     with pytest.raises(SystemExit) as caught:
         main(["studio", "--port", "-1"])
@@ -37,12 +29,12 @@ def test_what_it_cannot_do_is_one_line(capsys, tmp_path, monkeypatch):
     taken = listen("127.0.0.1", 0)
     try:
         port = taken.getsockname()[1]
-        _exits_2_with_one_line(capsys, ["studio", "--port", str(port), "--runs", str(tmp_path)],
+        exits_2_with_one_line(capsys, ["studio", "--port", str(port), "--runs", str(tmp_path)],
                                f"cannot listen on 127.0.0.1:{port}", "choose another --port")
     finally:
         taken.close()
     monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi now raises ImportError
-    _exits_2_with_one_line(capsys, ["studio"], "mlplab studio needs fastapi", 'pip install "mlplab[serve]"')
+    exits_2_with_one_line(capsys, ["studio"], "mlplab studio needs fastapi", 'pip install "mlplab[serve]"')
 
 
 def test_a_studio_on_the_network_makes_a_token_and_one_on_this_machine_needs_none():

@@ -142,11 +142,11 @@ def test_sdist_and_wheel_ship_the_four_files_and_their_attribution(tmp_path, mni
         names = archive.getnames()
     for name in expected:
         assert any(n.endswith(f"src/mlplab/data/bundled/mnist/{name}") for n in names), name
-    # The same build carries `mlplab serve`'s page, the other package data.
-    page = (REPO / "src/mlplab/serve/static/index.html").read_bytes()
-    with zipfile.ZipFile(wheel) as archive:
-        assert archive.read("mlplab/serve/static/index.html") == page
-    assert any(n.endswith("src/mlplab/serve/static/index.html") for n in names)
+    # The same build carries the pages of `mlplab serve` and `mlplab studio` and their shared script.
+    for page in ("serve/static/index.html", "serve/static/pad.js", "studio/static/index.html"):
+        with zipfile.ZipFile(wheel) as archive:
+            assert archive.read(f"mlplab/{page}") == (REPO / "src/mlplab" / page).read_bytes(), page
+        assert any(n.endswith(f"src/mlplab/{page}") for n in names), page
     # And the labs' notebooks: installed from the wheel alone, `mlplab notebooks DIR` writes every one.
     labs = sorted(path.name for path in (REPO / "src/mlplab/notebooks").glob("[0-9][0-9]_*.py"))
     with zipfile.ZipFile(wheel) as archive:

@@ -168,16 +168,21 @@ def test_unknown_routes_and_methods_answer_json(client):
     _error(client.delete("/health"), 405, "DELETE is not allowed")
 
 
-def test_the_page_is_one_offline_file(client):
+def test_the_page_is_one_offline_file_and_the_pads_script(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "default-src 'none'" in page.headers["content-security-policy"]  # the browser loads nothing else
     html = page.text
     assert '<canvas id="pad"' in html and 'id="clear"' in html and 'type="file"' in html
-    assert "pointerdown" in html and "/api/predict" in html and "/api/model" in html
-    # No external assets: no URL with a scheme or protocol-relative, no src= or stylesheet link at all.
+    assert "drawingPad(pad" in html and "/api/predict" in html and "/api/model" in html
+    # No external assets: no URL with a scheme or protocol-relative, no stylesheet link, one script: the pad's.
     assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", html, re.IGNORECASE)
-    assert " src=" not in html and re.findall(r"<link [^>]*>", html) == ['<link rel="icon" href="data:,">']
+    assert re.findall(r' src="[^"]*"', html) == [' src="/static/pad.js"']
+    assert re.findall(r"<link [^>]*>", html) == ['<link rel="icon" href="data:,">']
+    script = client.get("/static/pad.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert "function drawingPad(" in script.text and "pointerdown" in script.text
+    assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", script.text, re.IGNORECASE)
 
 
 def test_a_slow_prediction_times_out_with_503_and_others_are_answered_meanwhile(trained_run, mnist_test):

@@ -68,7 +68,7 @@ def test_pause_holds_a_run_and_settings_change_it_from_the_next_step(studio_serv
     url, _ = studio_server
     start(client, epochs=2)
     assert client.post("/api/pause", json={}).json()["status"] in ("preparing", "paused")
-    state = wait_for(client, lambda s: s["status"] == "paused")
+    state = wait_for(client, lambda s: s["status"] == "paused" and s["points"])  # the untrained model's point first
     held = len(state["points"])
     time.sleep(0.6)
     assert len(client.get("/api/state").json()["points"]) == held  # not one step while paused
@@ -260,3 +260,15 @@ def test_a_server_that_stops_aborts_its_run_and_leaves_it_resumable(tmp_path):
     config = mlplab.open_run(run_dir).config
     resumed = mlplab.train(config, resume=True)
     assert len(resumed) == 3 and resumed.metrics["test_accuracy"] > 0.9
+
+
+def test_the_page_loads_nothing_from_elsewhere(client):
+    import re
+
+    page = client.get("/")
+    assert page.status_code == 200 and "default-src 'none'" in page.headers["content-security-policy"]
+    html = page.text
+    assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", html, re.IGNORECASE)  # no CDN, no font
+    assert re.findall(r' src="[^"]*"', html) == [' src="/static/pad.js"']  # mlplab serve's drawing pad
+    assert client.get("/static/pad.js").status_code == 200
+    assert "EventSource" in html and "/api/events" in html

@@ -55,6 +55,7 @@ def test_a_killed_studio_leaves_a_run_that_resumes_bit_for_bit(tmp_path):
     config = mlplab.config.apply_overrides(finished.config, {"out": str(tmp_path / "whole")})
     whole = mlplab.train(config, callbacks=[Steering(replay=changes)])
     assert [dict(r, seconds=0) for r in whole.epochs] == [dict(r, seconds=0) for r in finished.history.epochs]
+    assert whole.metrics["tested_epoch"] == finished.metrics["tested_epoch"]  # the best epoch's weights, both
     assert whole.metrics["test_accuracy"] == finished.metrics["test_accuracy"]
     theirs = mlplab.load_checkpoint(tmp_path / "whole" / "last.pt")["model"]
     ours = mlplab.load_checkpoint(os.path.join(run_dir, "last.pt"))["model"]

@@ -212,3 +212,20 @@ def test_a_run_without_test_data_stopped_early_says_so_in_its_files(tmp_path):
                callbacks=[At(12, lambda: steering.stop("stopped by hand")), steering])
     saved = mlplab.History.load(tmp_path / "run")
     assert saved.stopped == {"epoch": 2, "reason": "stopped by hand"} and len(saved) == 2
+
+
+def test_a_resume_from_the_best_epoch_still_tests_it_when_no_later_epoch_beats_it(make_config, tmp_path):
+    """Resumed from the epoch that stays the best (later epochs only tie it), the run tests that epoch's
+    weights, as the uninterrupted run does, not the last epoch's."""
+    tiny = [{"step": 60, "lr": 1e-12}]  # from the second epoch on the weights barely move: accuracy ties
+    whole, _ = small_run(make_config, Steering(replay=tiny), epochs=3, out=tmp_path / "whole")
+    assert whole.metrics["tested_epoch"] == 1 and whole.metrics["best"]["epoch"] == 1
+    from helpers import StopAfter
+
+    with pytest.raises(KeyboardInterrupt):
+        small_run(make_config, Steering(replay=tiny), StopAfter(1), epochs=3, out=tmp_path / "cut")
+    # The change had not happened when it stopped: the resume is told it, as the whole run was.
+    resumed, _ = small_run(make_config, Steering(replay=tiny), epochs=3, resume=True, out=tmp_path / "cut")
+    assert [record["val_accuracy"] for record in resumed.epochs] == [record["val_accuracy"] for record in whole.epochs]
+    assert resumed.metrics["tested_epoch"] == 1
+    assert resumed.metrics["test_accuracy"] == whole.metrics["test_accuracy"]

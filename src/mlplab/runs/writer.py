@@ -176,6 +176,11 @@ class RunWriter(Callback):
         state.history = History.from_dict(checkpoint["history"])
         if state.best is not None and state.best["epoch"] != state.epoch and (self.run_dir / "best.pt").is_file():
             state.best_weights = load_checkpoint(self.run_dir / "best.pt", map_location=state.device)["model"]
+        elif state.best is not None and state.best["epoch"] == state.epoch:
+            # The epoch resumed from is the best so far: keep its weights, as the uninterrupted run kept
+            # them when that epoch ended, so that if no later epoch beats it, it is still the one tested.
+            state.best_weights = {name: tensor.detach().clone()
+                                  for name, tensor in state.eval_model.state_dict().items()}
 
     def _check_resumable(self, checkpoint: dict[str, Any], path: Path, epochs: int) -> None:
         """Refuse a resume that would not continue the same run, or has nothing left to train."""

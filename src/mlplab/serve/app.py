@@ -41,10 +41,11 @@ HEAVY_WORKERS = 1  # of those, how many may work on heavy images (the rest are a
 QUEUE = 64
 HEAVY_QUEUE = 4
 RETRY_AFTER_S = 2  # what a 503 asks a client to wait before trying again
-# The page's only sources are itself and this server: no CDN, no external font, works offline.
-CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+# The page's only sources are itself and this server (its one script file, /static/pad.js): no CDN,
+# no external font, works offline. mlplab studio's page has the same.
+CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; "
                            "img-src 'self' blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'")
-ROUTES = "the page is GET /, the API POST /api/predict, GET /api/model and GET /health"
+ROUTES = "the page is GET / (and its script GET /static/pad.js), the API POST /api/predict, GET /api/model and GET /health"
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ def add_routes(app: "FastAPI", served: "ServedModel", pool: WorkPool, limits: Li
         return HTMLResponse(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY,
                                            "Cache-Control": "no-cache"})
 
+    add_pad_script(app)
+
     @app.api_route("/api/model", methods=["GET", "HEAD"])
     async def model_info():
         return served.info
@@ -173,6 +176,19 @@ def busy_message(full: PoolFull) -> str:
 def retry_after() -> dict[str, str]:
     """The headers of a 503: when to try again."""
     return {"Retry-After": str(RETRY_AFTER_S)}
+
+
+def add_pad_script(app: "FastAPI") -> None:
+    """``GET /static/pad.js``: the drawing pad, one script shared by mlplab serve's and mlplab studio's pages."""
+    from importlib.resources import files
+
+    from fastapi.responses import Response
+
+    script = files("mlplab.serve").joinpath("static", "pad.js").read_text(encoding="utf-8")
+
+    @app.api_route("/static/pad.js", methods=["GET", "HEAD"])
+    async def pad_script():
+        return Response(script, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
 
 def page_html() -> str:

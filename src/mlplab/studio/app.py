@@ -42,10 +42,8 @@ MAX_IMAGE_BYTES = 2_000_000  # a drawn canvas is 5-20 kB
 KEEPALIVE_S = 15.0  # a comment on an idle event stream, so proxies and browsers keep it open
 CLOSING_CHECK_S = 0.25  # how often an idle event stream looks whether the server is stopping
 INSPECTORS = 4  # drawings and test images looked at at once (on worker threads)
-ROUTES = ("the page is GET /; the API: GET /api/options, /api/state, /api/events (Server-Sent Events), "
+ROUTES = ("the page is GET / (and its script GET /static/pad.js); the API: GET /api/options, /api/state, /api/events (Server-Sent Events), "
           "/api/test-image; POST /api/runs, /api/pause, /api/resume, /api/stop, /api/settings, /api/inspect")
-CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                           "img-src 'self' blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'")
 
 
 def create_studio_app(runs_root: str | Path = "runs", *, host: str = "127.0.0.1", token: str | None = None,
@@ -99,6 +97,10 @@ def add_page_routes(app: "FastAPI", studio: "Studio") -> None:
     """The page, the health check, the form's choices, the state and the event stream."""
     from fastapi import Request
     from fastapi.responses import HTMLResponse, StreamingResponse
+
+    from mlplab.serve.app import CONTENT_SECURITY_POLICY, add_pad_script
+
+    add_pad_script(app)
 
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     async def index():
@@ -158,8 +160,7 @@ def add_control_routes(app: "FastAPI", studio: "Studio", token: str | None) -> N
         if media != "application/json":
             raise RequestError(415, f"send a JSON body (Content-Type: application/json; {{}} when there is nothing "
                                     f"to say), not {media or 'no content type'}")
-        body = await read_json(request)
-        return body
+        return await read_json(request)
 
     @app.post("/api/runs", status_code=202)
     async def start(request: Request):
@@ -167,20 +168,16 @@ def add_control_routes(app: "FastAPI", studio: "Studio", token: str | None) -> N
         run = await asyncio.to_thread(settled, studio.start, fields if fields is not None else {})
         return {"run": run}
 
-    @app.post("/api/pause")
-    async def pause(request: Request):
-        await control(request)
-        return {"status": settled(studio.pause)}
+    def status_route(action: Any) -> Any:
+        """A route that takes no settings and answers with the studio's new status."""
+        async def route(request: Request):
+            await control(request)
+            return {"status": settled(action)}
 
-    @app.post("/api/resume")
-    async def resume(request: Request):
-        await control(request)
-        return {"status": settled(studio.resume)}
+        return route
 
-    @app.post("/api/stop")
-    async def stop(request: Request):
-        await control(request)
-        return {"status": settled(studio.stop)}
+    for name, action in (("pause", studio.pause), ("resume", studio.resume), ("stop", studio.stop)):
+        app.add_api_route(f"/api/{name}", status_route(action), methods=["POST"], name=name)
 
     @app.post("/api/settings")
     async def settings(request: Request):
