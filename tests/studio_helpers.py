@@ -74,6 +74,14 @@ class EventLog:
             time.sleep(0.02)
         raise AssertionError(f"no {kind} event in {timeout:g} s; got {self.kinds()[:20]}")
 
+    def wait_until(self, condition, timeout: float = 60.0) -> None:
+        """Wait until ``condition(events)`` holds for the events received so far."""
+        deadline = time.monotonic() + timeout
+        while not condition(list(self.events)):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the events never got there in {timeout:g} s; got {self.kinds()[:20]}")
+            time.sleep(0.02)
+
     def close(self) -> None:
         self._closed.set()
         self._client.close()

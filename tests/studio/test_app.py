@@ -272,3 +272,23 @@ def test_the_page_loads_nothing_from_elsewhere(client):
     assert re.findall(r' src="[^"]*"', html) == [' src="/static/pad.js"']  # mlplab serve's drawing pad
     assert client.get("/static/pad.js").status_code == 200
     assert "EventSource" in html and "/api/events" in html
+
+
+def test_a_run_that_cannot_start_says_why_on_the_page(studio_server, client, monkeypatch):
+    import mlplab.training.runner as runner
+
+    def no_data(config, loss_fn=None):
+        raise mlplab.MlplabError("could not download fashion-mnist: no network; set MLPLAB_DATA_DIR to a copy")
+
+    monkeypatch.setattr(runner, "prepare", no_data)
+    watcher = EventLog(studio_server[0])
+    watcher.wait("hello")  # connected: every event from here on reaches it
+    start(client, dataset="fashion-mnist")
+    state = wait_for(client, finished)
+    assert state["status"] == "failed" and state["message"].startswith("could not download fashion-mnist")
+    watcher.wait_until(lambda events: any(kind == "state" and data["status"] == "failed" for kind, data in events))
+    assert [data["status"] for kind, data in watcher.events if kind == "state"] == ["preparing", "failed"]
+    watcher.close()
+    monkeypatch.undo()
+    start(client, epochs=1)  # the studio is free for the next run
+    assert wait_for(client, finished)["status"] == "finished"

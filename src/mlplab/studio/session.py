@@ -320,7 +320,7 @@ class Studio:
         except TrainingAborted as error:
             self._set_status("interrupted", f"{error}; continue it with `mlplab train --resume {config.train.out}`")
         except MlplabError as error:
-            self._set_status("failed", one_line(error))
+            self._set_status("failed", one_line(error, limit=None))  # the page has room for the whole advice
         except Exception as error:  # a bug: say so on the page instead of dying silently
             self._set_status("failed", f"internal error ({type(error).__name__}: {one_line(error)})")
         else:
