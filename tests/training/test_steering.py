@@ -137,8 +137,9 @@ def test_a_replay_refuses_a_change_of_an_unknown_setting():
 
 
 def test_pause_holds_training_until_resume_and_stop_ends_it_after_the_epoch(make_config, tmp_path):
-    steering, rates = Steering(), Rates()
+    holds = []  # (holding, steps asked for by then), as on_hold hears them on the training thread
     steps = []
+    steering, rates = Steering(on_hold=lambda holding: holds.append((holding, len(steps)))), Rates()
 
     class Count(mlplab.Callback):
         def on_batch_start(self, images, step):
@@ -154,6 +155,7 @@ def test_pause_holds_training_until_resume_and_stop_ends_it_after_the_epoch(make
         time.sleep(0.005)
     time.sleep(0.3)
     assert steps == [0] and thread.is_alive()  # and held
+    assert holds == [(True, 1)]  # told once it held, before its first step
     steering.resume()
     deadline = time.monotonic() + 60
     while len(steps) < 70 and time.monotonic() < deadline:
@@ -167,6 +169,7 @@ def test_pause_holds_training_until_resume_and_stop_ends_it_after_the_epoch(make
     assert len(history.epochs) == stopped_epoch  # the epoch in progress was finished and saved
     assert (tmp_path / "run" / "metrics.json").is_file()  # and the best epoch was tested
     assert steering.paused_seconds >= 0.3
+    assert holds == [(True, 1), (False, 1)]
 
 
 def test_abort_leaves_a_run_that_resumes_bit_for_bit(make_config, tmp_path):

@@ -74,6 +74,7 @@ class LiveFeed(Callback):
         self._clock = (time.perf_counter(), self.paused_seconds())
         self._epoch = state.epoch
         self.emit(state.step, snapshot=True)  # the untrained (or resumed) model: the curves' first point
+        self._cost = 0.0  # that first one paid for warming up: it says nothing of the points to come
 
     def on_epoch_start(self, state: FitState, epoch: int) -> None:
         self._epoch = epoch

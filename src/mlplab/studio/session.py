@@ -187,7 +187,7 @@ class Studio:
                 raise Busy(f"a run is already {self.status} ({self.run['name']}); stop it first")
             from mlplab.training.steering import Steering
 
-            self.steering = Steering()
+            self.steering = Steering(on_hold=self.held)
             self.run = describe_config(config)
             self.points, self.epochs, self.changes, self.latest, self.metrics = [], [], [], None, None
             self._set_status("preparing", "loading the data and building the model")
@@ -221,28 +221,30 @@ class Studio:
         return resolve_config(base=config, flags={"out": str(out)})
 
     def pause(self) -> str:
-        """Hold the run before its next step."""
+        """Hold the run before its next step. The status turns to paused when training has stopped
+        there (`held`), after the last point it measured: the page never shows a paused run moving."""
         with self._lock:
             if self.status not in ("preparing", "training"):
                 raise Busy(f"nothing to pause: the studio is {self.status}")
             self.steering.pause()
-            if self.status == "training":  # while preparing, the training thread says it once the data is in
-                self._set_status("paused", "paused: press Resume to go on")
-            else:
-                self.message = "paused: press Resume to go on"
-            return self.status
+            return "paused"
 
     def resume(self) -> str:
-        """Let a paused run go on."""
+        """Let a paused run go on (or take back a pause that has not held yet)."""
         with self._lock:
-            if not (self.status == "paused" or self.status == "preparing" and self.steering.paused):
+            if not (self.steering is not None and self.steering.paused and self.status in ("preparing", "training",
+                                                                                         "paused")):
                 raise Busy(f"nothing to resume: the studio is {self.status}")
             self.steering.resume()
-            if self.status == "paused":
+            return "training"
+
+    def held(self, holding: bool) -> None:
+        """The training thread stopped before a step for a pause (True), or goes on (False)."""
+        with self._lock:
+            if holding and self.status == "training":
+                self._set_status("paused", "paused: press Resume to go on")
+            elif not holding and self.status == "paused":
                 self._set_status("training")
-            else:
-                self.message = "loading the data and building the model"
-            return self.status
 
     def stop(self) -> str:
         """End the run after the epoch in progress (then it is tested and finished)."""
@@ -311,9 +313,9 @@ class Studio:
 
         try:
             setup = self._prepare(config)
-            with self._lock:  # paused or stopped while the data loaded: say so, not "training"
-                self._set_status("paused" if steering.paused else "stopping" if steering.stopping else "training",
-                                 self.message if steering.paused or steering.stopping else None)
+            with self._lock:  # stopped while the data loaded: say so (a pause says so itself, once it holds)
+                self._set_status("stopping" if steering.stopping else "training",
+                                 self.message if steering.stopping else None)
             from mlplab.training.runner import train_prepared
 
             train_prepared(setup, callbacks=[steering, self._feed(setup, steering)])

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from mlplab.errors import MlplabError
@@ -50,6 +50,9 @@ class Steering(Callback):
         replay: changes to apply at given steps (``history.changes`` of a steered run): each
             ``{"step": s, "lr": x}`` or ``{"step": s, "momentum": m}`` is applied before the optimizer
             step that follows ``s`` steps, exactly as it was when recorded.
+        on_hold: called on the training thread with True when a pause takes hold (every step
+            before it is done and every callback has heard of it) and with False when training goes
+            on again: what a page shows as "paused" is then true.
 
     Example (a notebook; ``fit`` trains on a thread, the cell goes on)::
 
@@ -61,7 +64,9 @@ class Steering(Callback):
         steering.pause(); steering.resume(); steering.stop()
     """
 
-    def __init__(self, replay: Iterable[dict[str, Any]] = ()) -> None:
+    def __init__(self, replay: Iterable[dict[str, Any]] = (),
+                 on_hold: Callable[[bool], None] | None = None) -> None:
+        self.on_hold = on_hold
         self._lock = threading.Condition()
         self._pending: dict[str, float] = {}
         self._paused = False
@@ -134,11 +139,10 @@ class Steering(Callback):
 
     def on_batch_start(self, images: Any, step: int) -> Any:
         with self._lock:
-            if self._paused and self._aborted is None:
-                started = time.monotonic()
-                while self._paused and self._aborted is None:
-                    self._lock.wait()
-                self.paused_seconds += time.monotonic() - started
+            hold = self._paused and self._aborted is None
+        if hold:
+            self._hold()
+        with self._lock:
             if self._aborted is not None:
                 raise TrainingAborted(self._aborted)
             pending, self._pending = self._pending, {}
@@ -152,6 +156,19 @@ class Steering(Callback):
         if pending:
             self._apply(step, pending)
         return images
+
+    def _hold(self) -> None:
+        """Wait here, between two steps, until resumed, stopped or aborted; tell ``on_hold`` (outside the
+        lock: its listener may hold a lock of its own that pause and resume are called under)."""
+        if self.on_hold is not None:
+            self.on_hold(True)
+        with self._lock:
+            started = time.monotonic()
+            while self._paused and self._aborted is None:
+                self._lock.wait()
+            self.paused_seconds += time.monotonic() - started
+        if self.on_hold is not None:
+            self.on_hold(False)
 
     def on_epoch_end(self, state: FitState, record: dict[str, Any]) -> None:
         if self._stop_reason is not None and state.epoch < state.epochs:
