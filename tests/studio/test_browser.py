@@ -11,7 +11,6 @@ Needs Playwright (the dev extra) and a Chromium (see tests/browser_helpers.py). 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
