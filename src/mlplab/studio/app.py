@@ -191,9 +191,7 @@ def settled(action: Any, *args: Any) -> Any:
 
     try:
         return action(*args)
-    except Busy:
-        raise
-    except RequestError:
+    except (Busy, RequestError):
         raise
     except MlplabError as error:
         raise RequestError(422, " ".join(str(error).split())) from None

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mlplab.metrics import confusion_matrix
 from mlplab.runs.state import Callback, FitState
 
 PROBE_SIZE = 1000  # held-out images scored at every point
@@ -146,8 +147,7 @@ class LiveFeed(Callback):
         finally:
             if was_training:
                 model.train()
-        classes = outputs.shape[1]
-        confusion = torch.bincount(labels * classes + predicted, minlength=classes * classes).reshape(classes, classes)
+        confusion = confusion_matrix(predicted, labels, outputs.shape[1]).cpu()
         correct = int(confusion.trace())
         return {"loss": loss if math.isfinite(loss) else None, "accuracy": correct / labels.shape[0],
                 "count": int(labels.shape[0]), "confusion": confusion.tolist()}
