@@ -58,7 +58,7 @@ def test_bad_values_are_one_line_errors(overrides, fragment):
 
 
 def test_unknown_preset_lists_choices():
-    with pytest.raises(MlplabError, match="choose one of: best, digits, fast, lab, logistic"):
+    with pytest.raises(MlplabError, match="choose one of: best, digits, fast, fast99, lab, logistic"):
         from_preset("lab2")
 
 
@@ -105,7 +105,7 @@ def test_presets_do_not_depend_on_the_defaults():
     """Each lab recipe states its optimizer, schedule, batch and epochs: the default recipe's
     Nesterov momentum and one-cycle schedule never leak into a lab. mlplab's own recipes (fast,
     best) state every setting they rely on, so they too stay what they are if the defaults change."""
-    own = {"fast", "best", "digits"}
+    own = {"fast", "fast99", "best", "digits"}
     for name in set(PRESETS) - own:
         config = from_preset(name)
         assert config.optim.scheduler == "none" and config.optim.nesterov is False, name
@@ -189,7 +189,7 @@ def test_resolve_config_layers_defaults_preset_file_and_flags():
     (lambda: TrainConfig(loss="mse", label_smoothing=0.1), "label smoothing applies to the cross_entropy and nll"),
     (lambda: TrainConfig(engine="scratch", device="cuda"), "--engine scratch computes in NumPy on the CPU, not on cuda"),
     (lambda: Config(train=TrainConfig(loss="nll")), "loss 'nll' expects log-probabilities but the model outputs logits"),
-    (lambda: Config(preset="lab2"), "unknown preset 'lab2'; choose one of: best, digits, fast, lab"),
+    (lambda: Config(preset="lab2"), "unknown preset 'lab2'; choose one of: best, digits, fast, fast99, lab"),
     (lambda: dataclasses.replace(OptimConfig(), lr=-1.0), r"lr must be a number in \(0, 1000000\]; got -1.0"),
 ])
 def test_a_config_built_in_python_checks_itself_in_one_line(build, message):

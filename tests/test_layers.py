@@ -15,7 +15,7 @@ import mlplab
 
 SOURCE = Path(mlplab.__file__).parent
 LAYERS = [
-    ("foundations", {"_version", "lazy", "errors", "files", "choices", "session", "config", "threads", "device",
+    ("foundations", {"_version", "lazy", "errors", "files", "choices", "precision", "session", "config", "threads", "device",
                      "memory"}),
     ("building blocks", {"data", "digits", "models", "losses", "torch_internals", "optim", "scratch", "engines",
                          "augment", "metrics"}),

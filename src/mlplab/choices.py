@@ -46,6 +46,10 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULERS = ("none", "exponential", "step", "cosine", "onecycle")
 # How a training step computes its gradients (`mlplab.engines`).
 ENGINES = ("auto", "autograd", "manual", "scratch")
+# What a training step computes in (`mlplab.precision`), named as Lightning names them: all float32, or the
+# matrix products in bfloat16 with float32 weights, optimizer and evaluation.
+PRECISIONS = ("32-true", "bf16-mixed")
+PRECISION_NOTES = {"32-true": "float32 throughout", "bf16-mixed": "matrix products in bfloat16"}
 # Where training runs (`mlplab.device.resolve_device`); auto picks cuda, then mps, then cpu.
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # Figure files the plots write (`mlplab.plots.backend.save`); --format takes one or several, comma-separated.

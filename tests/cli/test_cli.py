@@ -105,10 +105,13 @@ def test_presets_command_lists_recipes(capsys):
     assert lines[0].split() == ["(default)", "hidden=512", "optimizer=sgd", "lr=0.2", "momentum=0.9", "nesterov=true",
                                 "scheduler=onecycle", "batch_size=256", "epochs=4", "output=logits",
                                 "loss=cross_entropy", "normalize=standard"]
-    assert [line.split()[0] for line in lines[1:]] == ["best", "digits", "fast", "lab", "logistic", "seq", "tutorial",
-                                                       "twolayer"]
+    assert [line.split()[0] for line in lines[1:]] == ["best", "digits", "fast", "fast99", "lab", "logistic", "seq",
+                                                       "tutorial", "twolayer"]
     best = next(line for line in lines if line.startswith("best "))
     assert "augment=both" in best and "ema=0.999" in best and "val_size=5000" in best
+    assert "rotate" not in best  # the distortions' default sizes go unsaid, a recipe's own are said
+    fast99 = next(line for line in lines if line.startswith("fast99 "))
+    assert "rotate=8.0" in fast99 and "precision=bf16-mixed" in fast99 and "elastic_sigma" not in fast99
     lab = next(line for line in lines if line.startswith("lab "))
     assert "hidden=16,32,24" in lab and "momentum=0.9" in lab and "loss=nll" in lab and "scheduler" not in lab
 

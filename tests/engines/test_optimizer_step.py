@@ -63,11 +63,17 @@ def test_optimizer_step_takes_the_fast_path_only_where_it_is_the_same_update():
     assert not uses_fast_path(sgd)  # no momentum buffers yet: PyTorch's step creates them
     for p in model.parameters():
         p.grad = torch.ones_like(p)
-    OptimizerStep(sgd)()
+    stepper = OptimizerStep(sgd)
+    assert not stepper._buffers_known()
+    stepper()
     assert uses_fast_path(sgd)
+    stepper()  # the fast path: it gathers the kernel's lists, buffers included
+    assert stepper._buffers_known()
     handle = sgd.register_step_pre_hook(lambda optimizer, args, kwargs: None)
-    assert not uses_fast_path(sgd)  # hooks run only through .step()
+    assert not uses_fast_path(sgd) and not uses_fast_path(sgd, buffers_known=True)  # hooks run only through .step()
     handle.remove()
+    sgd.load_state_dict(sgd.state_dict())  # a new state: its buffers are checked again
+    assert not stepper._buffers_known()
     adam = build_optimizer(model.parameters(), plain_optim(optimizer="adam", lr=1e-3))
     assert not uses_fast_path(adam)
     plain = torch.optim.SGD(model.parameters(), lr=0.1)  # not fused: a different kernel

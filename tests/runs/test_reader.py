@@ -262,7 +262,7 @@ def test_importing_mlplab_run_does_not_import_torch():
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
-PRESET_RUNS = {name: ["--preset", name] for name in ("lab", "fast", "best", "digits", "logistic", "seq", "tutorial", "twolayer")}
+PRESET_RUNS = {name: ["--preset", name] for name in ("lab", "fast", "fast99", "best", "digits", "logistic", "seq", "tutorial", "twolayer")}
 PRESET_RUNS["(default)"] = []
 PRESET_RUNS["ccql, beta 2"] = ["--hidden", "32", "--loss", "ccql", "--beta", "2"]
 PRESET_RUNS["quadratic, log_softmax"] = ["--hidden", "32", "--loss", "quadratic", "--output", "log_softmax"]

@@ -23,7 +23,7 @@ def start(client, **fields):
 def test_the_options_are_the_presets_and_choices_of_mlplab_train(client):
     options = client.get("/api/options").json()
     assert set(options["presets"]) == set(mlplab.config.PRESETS)
-    assert options["presets"]["fast"]["hidden"] == [512]
+    assert options["presets"]["fast"]["hidden"] == [384]
     assert options["choices"]["optimizer"] == list(mlplab.choices.OPTIMIZERS)
     assert options["defaults"]["dataset"] == "mnist" and options["token_required"] is False
     assert client.get("/api/state").json() == {"status": "idle", "message": None, "run": None, "points": [],

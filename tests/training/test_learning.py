@@ -11,6 +11,7 @@ from mlplab.training import train
 
 THRESHOLDS = {"lab": 0.93, "twolayer": 0.94, "tutorial": 0.96, "seq": 0.95, "logistic": 0.90,
               "fast": 0.975,  # fast reaches 98.2% here; the issue asks its test to hold 97.5% on a slow machine
+              "fast99": 0.985,  # 99.2% here in 8 epochs (about a minute on one thread)
               "digits": 0.98}  # 98.6% here: distorted as people's digits are, it loses little on clean MNIST
 
 

@@ -62,6 +62,8 @@ def test_other_seed_differs(make_config, tmp_path):
 @pytest.mark.parametrize("overrides", [
     dict(optimizer="sgd", momentum=0.9, scheduler="exponential", gamma=0.7, dropout=0.1),
     dict(optimizer="adam", lr=1e-3, scheduler="onecycle"),
+    dict(precision="bf16-mixed"),  # the manual engine's bfloat16 products
+    dict(precision="bf16-mixed", dropout=0.1),  # autograd under autocast
 ])
 def test_interrupted_then_resumed_run_is_bit_identical(make_config, tmp_path, overrides):
     straight = train(make_config(epochs=3, out=str(tmp_path / "straight"), **overrides))

@@ -41,8 +41,9 @@ def build_parser() -> Parser:
 # What `mlplab presets` lists of each recipe, in this order; switched-off settings are left out.
 _RECIPE_FIELDS = ("hidden", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "scheduler", "batch_size",
                   "epochs", "output", "loss", "label_smoothing", "normalize", "val_size", "augment", "ema", "max_norm",
-                  "patience")
-_OFF = (False, 0.0, "none", None)
+                  "patience", "rotate", "scale", "shear", "translate", "elastic_alpha", "elastic_sigma", "stroke", "blur",
+                  "precision")
+_OFF = (False, 0.0, "none", None, "32-true")
 
 
 def _list_presets(args: argparse.Namespace) -> int:
@@ -58,10 +59,14 @@ def _list_presets(args: argparse.Namespace) -> int:
 
 
 def _default_split(field: str, value: object) -> bool:
-    """The default validation size goes unsaid: it is the same for every recipe but one."""
+    """Defaults that go unsaid: the validation size (the same for most recipes) and the distortions' sizes."""
     from mlplab.config import DataConfig
 
-    return field == "val_size" and value == DataConfig.val_size
+    return field in ("val_size", *_DISTORTIONS) and value == getattr(DataConfig, field)
+
+
+# The sizes of the distortions, said only where a recipe changes them.
+_DISTORTIONS = ("rotate", "scale", "shear", "translate", "elastic_alpha", "elastic_sigma")
 
 
 def _show(value: object) -> str:

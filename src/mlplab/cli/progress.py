@@ -59,7 +59,9 @@ class TrainProgress(ProgressBar):
         self._print(
             f"model: {kind}, output {model.output}, {sum(p.numel() for p in setup.model.parameters())} parameters; "
             f"loss {self.config.train.loss}; {self.config.optim.optimizer} lr {self.config.optim.lr}; "
-            f"batch {self.config.train.batch_size}; device {setup.device}; engine {setup.engine.name}; seed {self.config.train.seed}"
+            f"batch {self.config.train.batch_size}; device {setup.device}; engine {setup.engine.name}"
+            + ("" if self.config.train.precision == "32-true" else f" ({self.config.train.precision})")
+            + f"; seed {self.config.train.seed}"
         )
         if state.threads is not None and state.threads.active:
             self._print(f"threads: {state.threads.describe()}")

@@ -27,8 +27,12 @@ class Engine(ABC):
         """
 
     @abstractmethod
-    def step(self, model: Any, loss: Any, optimizer: Any) -> Step:
-        """The training step for this model, loss and optimizer (refused if `unsupported`)."""
+    def step(self, model: Any, loss: Any, optimizer: Any, compute_dtype: Any = None) -> Step:
+        """The training step for this model, loss and optimizer (refused if `unsupported`).
+
+        ``compute_dtype``: ``torch.bfloat16`` for mixed precision (`mlplab.precision`), None for the
+        parameters' own dtype throughout.
+        """
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -63,8 +63,9 @@ class ManualEngine(Engine):
     def unsupported(self, model: Any, loss: Any, optimizer: Any) -> str | None:
         return _unsupported(model, loss)
 
-    def step(self, model: MLP, loss: NamedLoss, optimizer: torch.optim.Optimizer) -> ManualStep:
-        return ManualStep(model, loss, optimizer)
+    def step(self, model: MLP, loss: NamedLoss, optimizer: torch.optim.Optimizer,
+             compute_dtype: torch.dtype | None = None) -> ManualStep:
+        return ManualStep(model, loss, optimizer, compute_dtype)
 
 
 class ManualStep:
@@ -74,9 +75,15 @@ class ManualStep:
         model: an `MLP` without dropout.
         loss_fn: a built-in `NamedLoss` (from `mlplab.losses.build_loss`).
         optimizer: the optimizer over ``model.parameters()``; stepped after every batch.
+        compute_dtype: ``torch.bfloat16`` for mixed precision (`mlplab.precision`): the matrix products
+            of the forward and backward passes take bfloat16 copies of the weights and activations
+            (accumulating in float32), while the loss, its gradient, the bias gradients, the
+            weights and the optimizer stay float32. None (the default): everything in the
+            parameters' own dtype.
     """
 
-    def __init__(self, model: MLP, loss_fn: NamedLoss, optimizer: torch.optim.Optimizer) -> None:
+    def __init__(self, model: MLP, loss_fn: NamedLoss, optimizer: torch.optim.Optimizer,
+                 compute_dtype: torch.dtype | None = None) -> None:
         reason = _unsupported(model, loss_fn)
         if reason is not None:
             raise ValueError(f"ManualStep cannot train this model: {reason}")
@@ -99,6 +106,8 @@ class ManualStep:
         self.activation_gradient = activation_gradient(model.activation)
         self._rows: dict[tuple[int, torch.device], Tensor] = {}  # 0..B-1 per (B, device): row indices for p[rows, y]
         self._minus_one = torch.tensor(-1.0)
+        self.compute_dtype = compute_dtype if compute_dtype != self.weights[0].dtype else None
+        self._low: list[Tensor] = []  # with compute_dtype: the step's weights in it, made by forward_mixed
 
     def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """Forward, loss, backward, optimizer step; returns the logits (B, C) and the batch-mean loss.
@@ -112,9 +121,14 @@ class ManualStep:
         ordinary ``.grad`` tensors; the optimizer steps outside, so its state stays ordinary too.
         """
         with torch.inference_mode():
-            z, h = self.forward(images.flatten(1))
-            loss, dz = self.output_gradient(z[-1], labels)
-            self.backward(z, h, dz)
+            if self.compute_dtype is None:
+                z, h = self.forward(images.flatten(1))
+                loss, dz = self.output_gradient(z[-1], labels)
+                self.backward(z, h, dz)
+            else:
+                z, h = self.forward_mixed(images.flatten(1))
+                loss, dz = self.output_gradient(z[-1], labels)
+                self.backward_mixed(z, h, dz)
         self.optimizer_step()
         return z[-1].t(), loss
 
@@ -131,6 +145,18 @@ class ManualStep:
         # The output layer is computed class-major, z_L^T = W_L h_{L-1}^T + b_L (C, B):
         # softmax and sums over the classes then run along contiguous memory (see `output_gradient`).
         z.append(torch.addmm(self.output_bias, self.weights[-1], h[-1].t()))
+        return z, h
+
+    def forward_mixed(self, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """`forward` with the products in ``compute_dtype``: z_1..z_{L-1} and h in it, z_L^T (C, B) back in float32."""
+        dtype = self.compute_dtype
+        self._low = [W.to(dtype) for W in self.weights]  # this step's weights, rounded once (backward reuses them)
+        z: list[Tensor] = []
+        h = [x.to(dtype)]
+        for W, b in zip(self._low[:-1], self.biases[:-1]):
+            z.append(torch.addmm(b.to(dtype), h[-1], W.t()))  # z_i = h_{i-1} W_i^T + b_i, float32 accumulation
+            h.append(self.activate(z[-1]))
+        z.append(torch.addmm(self.output_bias.to(dtype), self._low[-1], h[-1].t()).float())  # the loss in float32
         return z, h
 
     def output_gradient(self, logits_by_class: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -190,6 +216,18 @@ class ManualStep:
             torch.sum(dz, dim=0, out=self.grads[2 * i + 1])  # db_i, (n_i,)
             if i > 0:  # dz_{i-1} = (dz_i W_i) * f'(z_{i-1})
                 dz = self.activation_gradient(dz.mm(self.weights[i]), z[i - 1], h[i])
+
+    def backward_mixed(self, z: list[Tensor], h: list[Tensor], dz: Tensor) -> None:
+        """`backward` with the products in ``compute_dtype``; the gradients land in float32 ``.grad``."""
+        for parameter, grad in zip(self.parameters, self.grads):
+            if parameter.grad is not grad:
+                parameter.grad = grad
+        dz = dz.to(self.compute_dtype)
+        for i in range(len(self.weights) - 1, -1, -1):
+            self.grads[2 * i].copy_(dz.t().mm(h[i]))  # dW_i = dz_i^T h_{i-1}, rounded up to float32
+            torch.sum(dz, dim=0, dtype=self.grads[2 * i + 1].dtype, out=self.grads[2 * i + 1])  # db_i, summed in float32
+            if i > 0:
+                dz = self.activation_gradient(dz.mm(self._low[i]), z[i - 1], h[i])
 
     def _minus_one_hot(self, p: Tensor, labels: Tensor) -> Tensor:
         """``p - e_y`` computed in place of ``p`` (B, C): subtract 1 at each row's label."""

@@ -36,8 +36,12 @@ def fast_path_works() -> bool:
     return torch_internals.works("fused_sgd_kernel") and torch_internals.works("optimizer_hooks")
 
 
-def uses_fast_path(optimizer: Optimizer) -> bool:
-    """Whether `OptimizerStep` may call the fused SGD kernel itself for this optimizer now."""
+def uses_fast_path(optimizer: Optimizer, buffers_known: bool = False) -> bool:
+    """Whether `OptimizerStep` may call the fused SGD kernel itself for this optimizer now.
+
+    ``buffers_known``: the caller has seen every momentum buffer in this very state (the loop over
+    the parameters is then skipped: at batch 4 it was a tenth of a step).
+    """
     if type(optimizer) is not torch.optim.SGD or len(optimizer.param_groups) != 1:
         return False
     group = optimizer.param_groups[0]
@@ -47,7 +51,7 @@ def uses_fast_path(optimizer: Optimizer) -> bool:
         return False
     if getattr(optimizer, "grad_scale", None) is not None or getattr(optimizer, "found_inf", None) is not None:
         return False
-    if group["momentum"] != 0:  # buffers exist after the first step; that one PyTorch takes
+    if group["momentum"] != 0 and not buffers_known:  # buffers exist after the first step; that one PyTorch takes
         return all("momentum_buffer" in optimizer.state[p] for p in group["params"])
     return True
 
@@ -70,7 +74,7 @@ class OptimizerStep:
         self._tensors: tuple[Any, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] | None = None
 
     def __call__(self) -> None:
-        if self.fast and self.steps > 0 and uses_fast_path(self.optimizer):
+        if self.fast and self.steps > 0 and uses_fast_path(self.optimizer, self._buffers_known()):
             try:
                 fused_sgd_step(self.optimizer, *self._kernel_tensors(self.optimizer.param_groups[0]), self._kernel)
             except Exception as error:  # noqa: BLE001 - raised before any update: take the public step
@@ -81,6 +85,14 @@ class OptimizerStep:
         else:
             self.optimizer.step()
         self.steps += 1
+
+    def _buffers_known(self) -> bool:
+        """Whether the kernel's lists were gathered from the optimizer's current state, buffers and all
+        (load_state_dict replaces the state, and a new parameter group changes the count)."""
+        if self._tensors is None or self._tensors[0] is not self.optimizer.state:
+            return False
+        group = self.optimizer.param_groups[0]
+        return len(self._tensors[1]) == len(group["params"]) and (group["momentum"] == 0 or bool(self._tensors[3]))
 
     def _kernel_tensors(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
         """Parameters with a gradient, their gradients and momentum buffers: reused while still current."""

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from mlplab import scratch
+from mlplab.precision import check_precision
 from mlplab.engines.base import Engine
 from mlplab.losses import NamedLoss
 from mlplab.models import MLP, activation_and_dropout
@@ -62,7 +63,10 @@ class ScratchEngine(Engine):
     def unsupported(self, model: Any, loss: Any, optimizer: Any) -> str | None:
         return _unsupported(model, loss, optimizer)
 
-    def step(self, model: MLP, loss: NamedLoss, optimizer: torch.optim.Optimizer) -> ScratchStep:
+    def step(self, model: MLP, loss: NamedLoss, optimizer: torch.optim.Optimizer,
+             compute_dtype: torch.dtype | None = None) -> ScratchStep:
+        if compute_dtype is not None:
+            check_precision("bf16-mixed", self.name)  # NumPy has no bfloat16: refused in one line
         return ScratchStep(model, loss, optimizer)
 
 

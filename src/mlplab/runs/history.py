@@ -39,11 +39,12 @@ def new_best(best: dict[str, Any] | None, record: dict[str, Any]) -> dict[str, A
 
 
 def test_metrics(test: dict[str, Any], classes: list[str], history: History, tested_epoch: int,
-                 best: dict[str, Any] | None, device: str, engine: str) -> dict[str, Any]:
+                 best: dict[str, Any] | None, device: str, engine: str, precision: str = "32-true") -> dict[str, Any]:
     """A finished run's test metrics (metrics.json), from `mlplab.evaluate`'s result on the tested weights.
 
     ``test`` holds ``loss``, ``accuracy``, ``count``, ``per_class_accuracy`` (one per class, in the
-    order of ``classes``) and ``confusion``; ``history`` gives the epoch count and the thread choices.
+    order of ``classes``) and ``confusion``; ``history`` gives the epoch count and the thread choices;
+    ``precision`` is what the training steps computed in (`mlplab.precision`).
     """
     from mlplab.runs.checkpoint import versions  # checkpoints import torch; history files do not
 
@@ -51,7 +52,7 @@ def test_metrics(test: dict[str, Any], classes: list[str], history: History, tes
         "test_loss": test["loss"], "test_accuracy": test["accuracy"], "test_count": test["count"],
         "per_class_accuracy": dict(zip(classes, test["per_class_accuracy"])), "confusion": test["confusion"],
         "epochs": len(history), "tested_epoch": tested_epoch, "best": best, "device": device, "engine": engine,
-        "threads": [dict(entry) for entry in history.threads], "versions": versions(),
+        "precision": precision, "threads": [dict(entry) for entry in history.threads], "versions": versions(),
     }
 
 

@@ -67,6 +67,7 @@ class FitState:
     metrics: dict[str, Any] | None = None  # the test metrics, once training is over
     run_dir: Path | None = None  # where the run is written, if anywhere
     classes: list[str] | None = None  # class names, for per-class metrics
+    precision: str = "32-true"  # what the training steps compute in (`mlplab.precision`)
     threads: Any = None  # the `mlplab.threads.ThreadGovernor` choosing the CPU threads (its log: history.threads)
 
 

@@ -122,6 +122,9 @@ def check_program(configs: Sequence[Config]) -> None:
     if extras:
         raise MlplabError(f"the vectorised trainer does not implement {', '.join(extras)}; leave "
                           f"{'it' if len(extras) == 1 else 'them'} out, or train these runs one by one with mlplab train")
+    if first.train.precision != "32-true":
+        raise MlplabError(f"the vectorised trainer computes in float32, not --precision {first.train.precision}; "
+                          "set --precision 32-true, or train these runs one by one with mlplab train")
     if first.data.augment != "none" or first.data.stroke > 0 or first.data.blur > 0:
         raise MlplabError("the vectorised trainer does not augment batches; set --augment none, --stroke 0 and "
                           "--blur 0, or train these runs one by one with mlplab train")

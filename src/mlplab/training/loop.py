@@ -22,6 +22,7 @@ from mlplab.engines import Engine, Step, resolve_engine
 from mlplab.errors import MlplabError
 from mlplab.metrics import AverageMeter, Batches, LossFn, default_loss, evaluate
 from mlplab.optim import as_schedule
+from mlplab.precision import check_precision, compute_dtype
 from mlplab.runs.history import History, epoch_record, new_best, test_metrics
 from mlplab.runs.state import Callback, FitState, check_callbacks
 from mlplab.session import interactive
@@ -46,6 +47,7 @@ def train_epoch(
     augment: Callable[[Tensor, int], Tensor] | None = None,
     after_step: Sequence[Callable[[], None]] = (),
     on_batch_end: Sequence[Callable[[Any], None]] = (),
+    precision: str = "32-true",
 ) -> dict[str, Any]:
     """One pass over ``batches`` in train mode; returns its mean loss, accuracy and every batch's loss.
 
@@ -68,12 +70,16 @@ def train_epoch(
         augment, after_step, on_batch_end: plain callables for the same three moments, run before
             (``augment(images, step) -> images``, `mlplab.augment`) or after (the other two) the
             callbacks' hooks.
+        precision: ``"32-true"`` (float32 throughout) or ``"bf16-mixed"``: the step's matrix products in
+            bfloat16, the weights and optimizer float32 (`mlplab.precision`); ignored when ``step`` is given.
     """
     model.train()
-    resolved = None if step is not None else resolve_engine(engine, model, loss_fn, optimizer)
-    step = step or resolved.step(model, loss_fn, optimizer)
-    schedule = as_schedule(schedule)
     device = model_device(model)
+    resolved = None if step is not None else resolve_engine(engine, model, loss_fn, optimizer)
+    if step is None:
+        check_precision(precision, resolved.name, device.type)
+        step = resolved.step(model, loss_fn, optimizer, compute_dtype(precision))
+    schedule = as_schedule(schedule)
     governor = ThreadGovernor(threads, work=model_work(model, getattr(batches, "batch_size", None)),
                               numpy_blas=resolved is not None and resolved.name == "scratch", device=device.type)
     hooks = StepHooks.of(check_callbacks(callbacks), augment, after_step, on_batch_end)
@@ -190,7 +196,7 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
         classes: Sequence[str] | None = None, log_batches: bool = False,
         augment: Callable[[Tensor, int], Tensor] | None = None, max_norm: float | None = None,
         average: float | WeightAverage | None = None, patience: int | None = None, threads: int | None = None,
-        progress: bool | None = None) -> History:
+        precision: str = "32-true", progress: bool | None = None) -> History:
     """Train ``model`` for ``epochs`` epochs; returns the `History` (one record per epoch).
 
     Args:
@@ -240,6 +246,9 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
             (`mlplab.threads`), unless you set ``torch.set_num_threads`` yourself, which is kept.
             Every choice and its reason is in ``history.threads``. Your own setting is restored
             when fit returns.
+        precision: ``"32-true"`` (float32 throughout) or ``"bf16-mixed"``: the training steps' matrix
+            products in bfloat16, while the weights, optimizer, loss and every evaluation stay float32
+            (`mlplab.precision`; faster on CPUs and GPUs that multiply bfloat16 natively).
         progress: show a `ProgressBar` (a bar per epoch, a line per epoch, the test result).
             Default: in a notebook or an interactive Python session, unless ``callbacks`` has one.
 
@@ -251,13 +260,14 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
     optimizer = _optimizer(model, optimizer)
     schedule = as_schedule(scheduler)
     chosen = resolve_engine(engine, model, loss, optimizer)
+    check_precision(precision, chosen.name, model_device(model).type)
     shaping = _shorthand_callbacks(model, max_norm, average, log_batches)  # they change what is trained and kept
     callbacks = check_callbacks(callbacks)
     state = FitState(model=model, optimizer=optimizer, schedule=schedule, loss=loss, engine=chosen.name,
                      epochs=epochs, train_data=train_data, device=model_device(model),
                      num_batches=len(train_data) if hasattr(train_data, "__len__") else None,  # type: ignore[arg-type]
                      classes=list(classes) if classes is not None else _classes(train_data),
-                     average=_the_average(model, [*shaping, *callbacks]))
+                     average=_the_average(model, [*shaping, *callbacks]), precision=precision)
     if _show_progress(progress, callbacks):
         from mlplab.training.progress import ProgressBar
 
@@ -291,7 +301,7 @@ def _fit_epochs(state: FitState, chosen: Engine, val_data: Batches | None, test_
                 callbacks: list[Callback], augment: Callable[[Tensor, int], Tensor] | None,
                 governor: ThreadGovernor) -> None:
     """Train the epochs, test the best weights, tell the callbacks: the body of `fit`."""
-    step = chosen.step(state.model, state.loss, state.optimizer)  # after a resume: the scratch engine views the optimizer state
+    step = chosen.step(state.model, state.loss, state.optimizer, compute_dtype(state.precision))  # after a resume: the scratch engine views the optimizer state
     _train_epochs(state, step, val_data, callbacks, augment, governor)
     if test_data is not None:
         state.metrics = final_metrics(state, test_data)
@@ -386,7 +396,8 @@ def final_metrics(state: FitState, test_data: Batches) -> dict[str, Any]:
         if tested != state.epoch:
             model.load_state_dict(current)  # the model goes on holding the last epoch's weights
     classes = state.classes or [str(index) for index in range(len(test["per_class_accuracy"]))]
-    return test_metrics(test, list(classes), state.history, tested, state.best, str(state.device), state.engine)
+    return test_metrics(test, list(classes), state.history, tested, state.best, str(state.device), state.engine,
+                        state.precision)
 
 
 def _show_progress(progress: bool | None, callbacks: list[Callback]) -> bool:

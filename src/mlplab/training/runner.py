@@ -159,7 +159,8 @@ def train_prepared(setup: Setup, *, callbacks: Sequence[Callback] = (), resume: 
                    epochs=config.train.epochs, callbacks=callbacks, run_dir=writer, engine=setup.engine,
                    classes=setup.data.spec.classes, log_batches=config.train.log_batches,
                    augment=setup.augment, max_norm=config.optim.max_norm, average=config.train.ema,
-                   patience=config.train.patience, threads=config.train.threads, progress=False)
+                   patience=config.train.patience, threads=config.train.threads,
+                   precision=config.train.precision, progress=False)
     except TrainingDiverged as error:  # the same refusal, its advice in the command line's flags
         raise TrainingDiverged(error.epoch, error.problems, divergence_advice(config)) from None
 
