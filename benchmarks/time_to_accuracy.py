@@ -49,9 +49,7 @@ Targets (issue 28), on the 2-core development machine, idle:
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -67,6 +65,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))  # epoch_speed's lab pipeline, busy_machine's hogs
 
+import busy_machine  # noqa: E402
 from busy_machine import HOGS, start_hogs  # noqa: E402
 from epoch_speed import LabMNIST, lab_model, lab_transform  # noqa: E402
 
@@ -314,20 +313,13 @@ def mean_time(trials: list[Trial], threshold: float) -> float | None:
 
 
 def machine(threads: int | None, busy: str | None) -> str:
-    """CPU model, cores, PyTorch, threads, what ran beside, and the date: the line a record is stated with."""
+    """`busy_machine.machine`'s line (CPU model, CPUs, PyTorch, Python, date) with the cores, the threads and what
+    ran beside: the line a record is stated with."""
     import psutil
 
-    model = platform.processor() or "unknown CPU"
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    cores = psutil.cpu_count(logical=False)
-    return (f"{model}, {os.cpu_count()} CPUs ({cores} cores); torch {torch.__version__}; Python "
-            f"{platform.python_version()}; threads: {threads if threads else 'mlplab chooses (per run below)'}; "
-            f"beside: {f'one busy process ({busy})' if busy else 'nothing (idle)'}; "
-            f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}")
+    return (f"{busy_machine.machine()}; {psutil.cpu_count(logical=False)} cores; threads: "
+            f"{threads if threads else 'mlplab chooses (per run below)'}; "
+            f"beside: {f'one busy process ({busy})' if busy else 'nothing (idle)'}")
 
 
 def parse_seeds(text: str) -> list[int]:
