@@ -278,13 +278,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "logistic": {**_LAB, "hidden": (), "lr": 0.5, "epochs": 2, "normalize": "unit"},
     # mlplab's own recipes, each stating every setting it relies on (README "Recipes: fast, fast99 and best"):
     # 98% on MNIST in under a second of training on 2 CPU cores: one wide layer, two epochs, a one-cycle
-    # schedule to a high rate, label smoothing, the matrix products in bfloat16 (`mlplab.precision`: 1.5x
+    # schedule to a high rate, label smoothing, the matrix products in bfloat16 (`mlplab.precision`: 1.7x
     # sooner where the CPU multiplies bfloat16 natively, at the same accuracy; elsewhere add --precision 32-true).
-    # 384 units rather than 512: 98.23% against 98.27% over 30 seeds, in three quarters of the time.
+    # 384 units rather than 512: 98.22% over 30 seeds against 98.27% over 10, in three quarters of the time.
     "fast": dict(hidden=(384,), activation="relu", optimizer="sgd", lr=0.3, momentum=0.9, nesterov=True,
                  weight_decay=0.0, scheduler="onecycle", batch_size=256, epochs=2, loss="cross_entropy",
                  label_smoothing=0.1, augment="none", val_split="last", val_size=10_000, precision="bf16-mixed"),
-    # 99% on MNIST in about 25 s of training on 2 CPU cores: best's two layers of 1024 for 8 epochs at batch
+    # 99% on MNIST in about 21 s of training on 2 CPU cores: best's two layers of 1024 for 8 epochs at batch
     # 512, milder distortions (a short schedule cannot fit best's), bfloat16 products.
     "fast99": dict(hidden=(1024, 1024), activation="relu", optimizer="sgd", lr=0.4, momentum=0.9, nesterov=True,
                    weight_decay=0.0, scheduler="onecycle", batch_size=512, epochs=8, loss="cross_entropy",
