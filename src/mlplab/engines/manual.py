@@ -208,9 +208,7 @@ class ManualStep:
 
     def backward(self, z: list[Tensor], h: list[Tensor], dz: Tensor) -> None:
         """From dLoss/dz_L down to the first layer, writing dW_i and db_i into each parameter's ``.grad``."""
-        for parameter, grad in zip(self.parameters, self.grads):
-            if parameter.grad is not grad:  # first step, or zero_grad(set_to_none=True) ran
-                parameter.grad = grad
+        self._attach_gradients()
         for i in range(len(self.weights) - 1, -1, -1):
             torch.mm(dz.t(), h[i], out=self.grads[2 * i])  # dW_i = dz_i^T h_{i-1}, (n_i, n_{i-1})
             torch.sum(dz, dim=0, out=self.grads[2 * i + 1])  # db_i, (n_i,)
@@ -219,15 +217,19 @@ class ManualStep:
 
     def backward_mixed(self, z: list[Tensor], h: list[Tensor], dz: Tensor) -> None:
         """`backward` with the products in ``compute_dtype``; the gradients land in float32 ``.grad``."""
-        for parameter, grad in zip(self.parameters, self.grads):
-            if parameter.grad is not grad:
-                parameter.grad = grad
+        self._attach_gradients()
         dz = dz.to(self.compute_dtype)
         for i in range(len(self.weights) - 1, -1, -1):
             self.grads[2 * i].copy_(dz.t().mm(h[i]))  # dW_i = dz_i^T h_{i-1}, rounded up to float32
             torch.sum(dz, dim=0, dtype=self.grads[2 * i + 1].dtype, out=self.grads[2 * i + 1])  # db_i, summed in float32
             if i > 0:
                 dz = self.activation_gradient(dz.mm(self._low[i]), z[i - 1], h[i])
+
+    def _attach_gradients(self) -> None:
+        """Make this step's gradient tensors every parameter's ``.grad`` (the backward passes overwrite them)."""
+        for parameter, grad in zip(self.parameters, self.grads):
+            if parameter.grad is not grad:  # first step, or zero_grad(set_to_none=True) ran
+                parameter.grad = grad
 
     def _minus_one_hot(self, p: Tensor, labels: Tensor) -> Tensor:
         """``p - e_y`` computed in place of ``p`` (B, C): subtract 1 at each row's label."""
