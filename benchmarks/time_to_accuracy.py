@@ -5,8 +5,8 @@ Contenders, each trained in this process one after another, on the same machine 
 
   fast      mlplab's ``fast`` preset, run as ``mlplab train --preset fast`` runs it (run directory,
             checkpoints, validation each epoch: all on the clock)
-  fast99    mlplab's ``fast99`` preset (99% in about 25 s), likewise
-  best      mlplab's ``best`` preset, likewise (up to 15 minutes; leave it out with --recipes)
+  fast99    mlplab's ``fast99`` preset (99% in about 21 s), likewise
+  best      mlplab's ``best`` preset, likewise (about 13 minutes; leave it out with --recipes)
   labs      the labs' recipe: the lab net 784-16-32-24-10, SGD lr 0.01 momentum 0.9, batch 64,
             through a torch DataLoader over a torchvision-style dataset (PIL image -> ToTensor ->
             Normalize per sample; `epoch_speed.py`'s pipeline)
@@ -22,7 +22,8 @@ training, validation, checkpoints and run-directory writes. It stops only while 
 test images are scored after each epoch, and at the end. The time to a threshold is the
 training time at the end of the first epoch whose test accuracy reaches it. "test %" is what
 the recipe hands over: for mlplab the test accuracy in metrics.json (the weights of the best
-validation epoch), for the others the last epoch's. For scikit-learn the clock stops at each
+validation epoch, or for ``best``, which holds none out, of the best training epoch), for the
+others the last epoch's. For scikit-learn the clock stops at each
 of its epochs through a hook on its per-epoch bookkeeping (``_update_no_improvement_count``, a
 private method: if a scikit-learn release renames it, only the final accuracy and total time
 are reported).
@@ -43,7 +44,7 @@ Targets (issue 28), on the 2-core development machine, idle:
     python benchmarks/time_to_accuracy.py                                   # fast, fast99, labs, sklearn, keras
     python benchmarks/time_to_accuracy.py --recipes fast --seeds 0-9        # the fast target
     python benchmarks/time_to_accuracy.py --recipes fast99 --seeds 0-4 --busy torch
-    python benchmarks/time_to_accuracy.py --recipes best --seeds 0-2        # about 45 minutes
+    python benchmarks/time_to_accuracy.py --recipes best --seeds 0-2        # about 40 minutes
 """
 
 from __future__ import annotations

@@ -111,9 +111,11 @@ def test_presets_do_not_depend_on_the_defaults():
         assert config.optim.scheduler == "none" and config.optim.nesterov is False, name
         assert config.train.batch_size == 64 and config.model.hidden != Config().model.hidden, name
     relied_on = ("hidden", "optimizer", "lr", "momentum", "nesterov", "scheduler", "batch_size", "epochs", "loss",
-                 "label_smoothing", "augment", "val_split", "val_size")
+                 "label_smoothing", "augment", "val_split", "precision")
     for name in own:
         assert set(relied_on) <= set(PRESETS[name]), name
+        # The split's size is a setting only where something is held out (best trains on all 60,000).
+        assert ("val_size" in PRESETS[name]) == (PRESETS[name]["val_split"] != "none"), name
 
 
 def test_every_number_field_states_its_bounds_and_its_default_meets_them():

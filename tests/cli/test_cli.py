@@ -108,12 +108,29 @@ def test_presets_command_lists_recipes(capsys):
     assert [line.split()[0] for line in lines[1:]] == ["best", "digits", "fast", "fast99", "lab", "logistic", "seq",
                                                        "tutorial", "twolayer"]
     best = next(line for line in lines if line.startswith("best "))
-    assert "augment=both" in best and "ema=0.999" in best and "val_size=5000" in best
+    assert "augment=both" in best and "ema=0.999" in best and "epochs=150" in best
+    assert "val_split=none" in best and "val_size" not in best  # nothing held out, so no size to say
     assert "rotate" not in best  # the distortions' default sizes go unsaid, a recipe's own are said
     fast99 = next(line for line in lines if line.startswith("fast99 "))
     assert "rotate=8.0" in fast99 and "precision=bf16-mixed" in fast99 and "elastic_sigma" not in fast99
+    assert "val_size=5000" in fast99 and "val_split" not in fast99  # the usual split, of a size of its own
     lab = next(line for line in lines if line.startswith("lab "))
     assert "hidden=16,32,24" in lab and "momentum=0.9" in lab and "loss=nll" in lab and "scheduler" not in lab
+
+
+def test_the_test_line_names_the_epoch_it_scored_when_not_the_last(mnist_dir, tmp_path, capsys):
+    """One validation image, right from epoch 1: epoch 1 stays the best, and the test line says its weights
+    were scored; a run whose last epoch is its best says nothing more."""
+    flags = ["train", "--hidden", "8", "--epochs", "2", "--batch-size", "1000", "--val-size", "1", "--scheduler",
+             "none", "--data-dir", str(mnist_dir), "--threads", "1", "--no-progress"]
+    assert main([*flags, "--out", str(tmp_path / "kept")]) == 0
+    test_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("test loss"))
+    metrics = json.loads((tmp_path / "kept" / "metrics.json").read_text())
+    assert metrics["tested_epoch"] == 1, "the setup needs epoch 1 to be the best"
+    assert test_line.endswith("(10000 images; epoch 1's weights, the best validation accuracy)"), test_line
+    assert main([*flags, "--val-split", "none", "--epochs", "1", "--out", str(tmp_path / "last")]) == 0
+    test_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("test loss"))
+    assert test_line.endswith("(10000 images)"), test_line
 
 
 def test_closed_output_pipe_stops_quietly_and_keeps_finished_epochs(mnist_dir, tmp_path):

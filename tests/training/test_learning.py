@@ -1,7 +1,7 @@
 """Learning tests: mlplab's default recipe and each lab preset, trained on the real MNIST
 copy for their epochs, reach a stated test accuracy. The thresholds sit about a point under
 what they reach here (default 98.3%, lab 94.6%, twolayer 95.7%, tutorial 97.1%, seq 96.7%,
-logistic 91.4%). The `best` preset trains for about 15 minutes: its test is a soak (``--soak``)."""
+logistic 91.4%). The `best` preset trains for 13 minutes or more: its test is a soak (``--soak``)."""
 
 import json
 
@@ -49,9 +49,12 @@ def test_quadratic_and_ccql_losses_learn(make_config):
 
 @pytest.mark.learning
 @pytest.mark.soak
-def test_the_best_preset_reaches_99_3_percent(make_config):
-    """The `best` recipe, whole (about 15 minutes on 2 CPU cores): a plain MLP at or above 99.3%."""
+def test_the_best_preset_reaches_99_5_percent(make_config):
+    """The `best` recipe, whole (13 minutes alone on 2 CPU cores, about half an hour on this test's one
+    thread): a plain MLP at or above 99.5% (99.55-99.60% over seeds 0-2 in the README)."""
     config = make_config("best")
-    assert config.data.augment == "both" and config.train.ema is not None
+    assert config.data.augment == "both" and config.train.ema is not None and config.data.val_split == "none"
     history = train(config)
-    assert history.metrics["test_accuracy"] >= 0.993, f"best: {history.metrics['test_accuracy']:.4f}"
+    # No validation split: the epoch kept is the one of best training accuracy, late in the annealed schedule.
+    assert len(history) == 150 and history.metrics["tested_epoch"] >= 120, history.metrics["tested_epoch"]
+    assert history.metrics["test_accuracy"] >= 0.995, f"best: {history.metrics['test_accuracy']:.4f}"

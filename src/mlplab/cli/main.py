@@ -40,7 +40,7 @@ def build_parser() -> Parser:
 
 # What `mlplab presets` lists of each recipe, in this order; switched-off settings are left out.
 _RECIPE_FIELDS = ("hidden", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "scheduler", "batch_size",
-                  "epochs", "output", "loss", "label_smoothing", "normalize", "val_size", "augment", "ema", "max_norm",
+                  "epochs", "output", "loss", "label_smoothing", "normalize", "val_split", "val_size", "augment", "ema", "max_norm",
                   "patience", "rotate", "scale", "shear", "translate", "elastic_alpha", "elastic_sigma", "stroke", "blur",
                   "precision")
 _OFF = (False, 0.0, "none", None, "32-true")
@@ -52,17 +52,24 @@ def _list_presets(args: argparse.Namespace) -> int:
     owner = field_owner()
     for name, config in [("(default)", Config()), *((n, from_preset(n)) for n in sorted(PRESETS))]:
         values = {field: getattr(getattr(config, owner[field]), field) for field in _RECIPE_FIELDS}
-        shown = [f"{field}={_show(values[field])}" for field in _RECIPE_FIELDS
-                 if field == "hidden" or (values[field] not in _OFF and not _default_split(field, values[field]))]
+        shown = [f"{field}={_show(values[field])}" for field in _RECIPE_FIELDS if _said(field, values)]
         print(f"{name:<9} " + " ".join(shown))
     return 0
 
 
-def _default_split(field: str, value: object) -> bool:
-    """Defaults that go unsaid: the validation size (the same for most recipes) and the distortions' sizes."""
+def _said(field: str, values: dict[str, object]) -> bool:
+    """Whether `mlplab presets` names ``field``: always the layers; never a switched-off setting, nor a default
+    that goes unsaid (the validation split and its size, the same for most recipes, and the distortions' sizes)."""
     from mlplab.config import DataConfig
 
-    return field in ("val_size", *_DISTORTIONS) and value == getattr(DataConfig, field)
+    value = values[field]
+    if field == "hidden":
+        return True
+    if field == "val_split":
+        return value != DataConfig.val_split  # "none" too: all 60,000 images train
+    if field == "val_size" and values["val_split"] == "none":
+        return False
+    return value not in _OFF and not (field in ("val_size", *_DISTORTIONS) and value == getattr(DataConfig, field))
 
 
 # The sizes of the distortions, said only where a recipe changes them.

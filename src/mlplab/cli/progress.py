@@ -70,7 +70,7 @@ class TrainProgress(ProgressBar):
     def on_fit_end(self, state: FitState) -> None:
         metrics = state.metrics
         self._print(f"test loss {metrics['test_loss']:.4f}  accuracy {100 * metrics['test_accuracy']:.2f}% "
-                    f"({metrics['test_count']} images)")
+                    f"({metrics['test_count']} images{_tested(metrics, state.epoch)})")
         self._print("per-class accuracy:\n" + per_class_table(metrics["per_class_accuracy"]))
         self._print(f"saved: {self.run_dir}/{{config.toml, history.json, history.csv, last.pt, best.pt, metrics.json}}")
 
@@ -94,3 +94,12 @@ def _saved_epoch(run_dir: Path) -> int:
         return int(SavedModel(run_dir / "last.pt").epoch)
     except MlplabError:
         return 0
+
+
+def _tested(metrics: dict[str, Any], last_epoch: int) -> str:
+    """Which epoch's weights the test scored, said only when it is not the last epoch trained."""
+    best = metrics.get("best")
+    if metrics["tested_epoch"] == last_epoch or best is None:
+        return ""
+    judged = {"val_accuracy": "validation", "train_accuracy": "training"}[best["metric"]]
+    return f"; epoch {metrics['tested_epoch']}'s weights, the best {judged} accuracy"
