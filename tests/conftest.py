@@ -103,3 +103,31 @@ def trainings(monkeypatch):
 
     monkeypatch.setattr(runner, "train", counted)
     return calls
+
+
+NOTEBOOK_CELL_TIMEOUT = 600  # seconds: a notebook cell that hangs fails instead of eating CI's budget
+
+
+@pytest.fixture(scope="session")
+def executed_lab(tmp_path_factory):
+    """``execute(lab)``: the teacher's copy of a lab notebook run top to bottom in a fresh python3 kernel
+    (nbclient) from an empty folder, once per test session: the notebook tests check it, the docs site
+    shows it. Each call returns a copy; a notebook that fails raises ``CellExecutionError`` every time."""
+    import copy
+
+    cache = {}
+
+    def execute(lab):
+        if lab.name not in cache:
+            from nbclient import NotebookClient
+
+            from mlplab import notebooks
+
+            notebook = notebooks.teacher_copy(notebooks.read(lab))
+            folder = tmp_path_factory.mktemp(lab.name)
+            NotebookClient(notebook, timeout=NOTEBOOK_CELL_TIMEOUT, kernel_name="python3",
+                           resources={"metadata": {"path": str(folder)}}).execute()
+            cache[lab.name] = notebook
+        return copy.deepcopy(cache[lab.name])
+
+    return execute

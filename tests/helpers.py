@@ -64,3 +64,14 @@ def mlplab_process(*args: str, fault: str | None = None, timeout: float = 300):
         env["MLPLAB_FAULT"] = fault
     return subprocess.run([sys.executable, "-m", "mlplab", *args], capture_output=True, text=True, env=env,
                           timeout=timeout)
+
+
+def blobs(n: int = 300, validation: int = 120, spread: float = 3.0):
+    """``n`` training samples and ``validation`` more from the same three Gaussian blobs in 5 dimensions,
+    standardised (scikit-learn's make_blobs, seeded): ``X, y, X_val, y_val``."""
+    from sklearn.datasets import make_blobs
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = make_blobs(n + validation, n_features=5, centers=3, cluster_std=spread, random_state=0)
+    X = StandardScaler().fit_transform(X)
+    return X[:n], y[:n], X[n:], y[n:]

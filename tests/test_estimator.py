@@ -30,12 +30,28 @@ CHECKED = [
     MLPClassifier(hidden_layer_sizes=(10,), activation="logistic", solver="sgd", learning_rate_init=0.1,
                   dropout=0.1, max_iter=30, random_state=0, device="cpu"),
 ]
-# Checks that cannot apply, with the reason: none so far. (Without pandas, and without
-# SCIPY_ARRAY_API=1, scikit-learn skips its pandas and array-API checks on its own.)
-EXPECTED_FAILED_CHECKS: dict[str, str] = {}
+# Checks that cannot hold, with the reason. (Without pandas, and without SCIPY_ARRAY_API=1,
+# scikit-learn skips its pandas and array-API checks on its own.)
+# scikit-learn's own MLPClassifier passes the sample-weight equivalence check only with lbfgs
+# (sklearn/utils/_test_common/instance_generator.py), in float64.
+EXPECTED_FAILED_CHECKS: dict[str, str] = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "float32 training: a weight k and k repeated rows are summed in a different order, so the "
+        "probabilities agree to 2e-7 relative (5e-8 absolute), where the check asks rtol=1e-7; "
+        "test_estimator_weights.py checks the same equivalence at float32 precision"),
+}
+EXPECTED_FAILED_WITH_DROPOUT = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "dropout draws a mask per row, so k repeated rows are dropped independently where a row of "
+        "weight k is dropped once: the two trainings are different random processes"),
+}
 
 
-@parametrize_with_checks(CHECKED, expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS)
+def expected_failed_checks(estimator):
+    return EXPECTED_FAILED_WITH_DROPOUT if estimator.dropout > 0 else EXPECTED_FAILED_CHECKS
+
+
+@parametrize_with_checks(CHECKED, expected_failed_checks=expected_failed_checks)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -132,8 +148,6 @@ def test_partial_fit_continues_one_epoch_at_a_time():
     assert model.loss_curve_[-1] < model.loss_curve_[1]
     with pytest.raises(ValueError, match="not in `self.classes_`"):
         model.partial_fit(X[:3], [0, 1, 7])
-    with pytest.raises(ValueError, match="early_stopping"):
-        _small(early_stopping=True).partial_fit(X, y, classes=[0, 1, 2])
 
 
 def test_early_stopping_holds_out_data_and_keeps_the_best_epoch():

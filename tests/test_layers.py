@@ -1,6 +1,6 @@
 """The package's layers: no module imports from a layer above its own, and no import circle.
 
-The layers, bottom to top, as the README's Layout section lists them. A module may import
+The layers, bottom to top, as the Layout section of docs/contributing.md lists them. A module may import
 from its own layer and the ones below; imports under ``if TYPE_CHECKING:`` (annotations only)
 are left out of that rule, not out of the search for circles. The package root (`mlplab/__init__.py`) maps
 names lazily to every layer and is the top.
@@ -85,7 +85,7 @@ def _graph(annotations: bool = False) -> dict[str, set[str]]:
 
 def test_every_unit_of_the_package_has_a_layer():
     units = {_unit(module) for module in _graph()} - {"mlplab"}
-    assert units == set(LAYER_OF), f"add to LAYERS (and the README's Layout): {units ^ set(LAYER_OF)}"
+    assert units == set(LAYER_OF), f"add to LAYERS (and the Layout in docs/contributing.md): {units ^ set(LAYER_OF)}"
 
 
 def test_no_module_imports_from_a_layer_above_its_own():

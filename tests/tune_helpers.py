@@ -1,6 +1,7 @@
 """Helpers of the tests that run `mlplab tune` workers as processes (tests/cli/test_tune_cmd.py,
 tests/tune/test_batch.py): the command line of a tiny worker, starting and finishing one, and
-the check that a study finished exactly its trials, none lost or counted twice."""
+the check that a study finished exactly its trials, none lost or counted twice. The storage
+kinds one machine's workers can share (`STORAGES`) parametrize the tests of those guarantees."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mlplab.tune.storage import with_driver
+from mlplab.tune.storage import is_journal, with_driver
 
 optuna = pytest.importorskip("optuna", reason='the tune extra is not installed: pip install -e ".[dev]"')
 
@@ -26,6 +27,27 @@ log = true
 [hidden]
 choices = ["16", "8,8"]
 """
+
+
+# The storages of one machine: the default SQLite file, and a journal file (--storage FILE.log).
+STORAGES = ("sqlite", "journal")
+
+
+def storage_flag(kind: str, folder: Path) -> str | None:
+    """The ``--storage`` value of a study of ``kind`` in ``folder`` (None: the default, SQLite)."""
+    return str(folder / "study.log") if kind == "journal" else None
+
+
+def storage_url(kind: str, folder: Path) -> str:
+    """Where a study of ``kind`` in ``folder`` lives, as mlplab prints it and optuna-dashboard takes it."""
+    return str(folder.resolve() / "study.log") if kind == "journal" else f"sqlite:///{folder.resolve() / 'study.db'}"
+
+
+def plain_storage(url: str):
+    """Optuna's own storage for ``url``, opened without mlplab (a journal file read as Optuna reads it)."""
+    if is_journal(url):
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+    return with_driver(url)
 
 
 def tune_args(study: str, trials: int, folder: Path, mnist_dir: Path, storage: str | None = None) -> list[str]:
@@ -54,7 +76,8 @@ def finish(worker: subprocess.Popen) -> str:
 
 
 def trials_of(study: str, storage: str) -> list:
-    return optuna.load_study(study_name=study, storage=with_driver(storage)).get_trials()
+    """The trials of ``study`` in ``storage`` (a URL or a journal file), as Optuna reads them."""
+    return optuna.load_study(study_name=study, storage=plain_storage(storage)).get_trials()
 
 
 def check_study(trials: list, budget: int, killed: set[int] = frozenset()) -> None:

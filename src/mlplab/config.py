@@ -257,7 +257,7 @@ SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig,
 
 # The defaults above are mlplab's own recipe, chosen for a first run: 784-512-10, SGD with
 # Nesterov momentum 0.9, a one-cycle schedule peaking at lr 0.2, batch 256, 4 epochs. It
-# reaches 98.3% test accuracy on MNIST in 3 to 4 s of training on 2 CPU cores (README).
+# reaches 98.3% test accuracy on MNIST in 3 to 4 s of training on 2 CPU cores (docs/how-to/train.md).
 
 # What the lab recipes share, whatever the defaults: the lab net, plain SGD at a fixed rate.
 _LAB: dict[str, Any] = dict(hidden=(16, 32, 24), optimizer="sgd", lr=0.01, momentum=0.0, nesterov=False,
@@ -276,7 +276,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "seq": {**_LAB, "hidden": (64, 64), "momentum": 0.9},
     # Logistic regression 784-10 as in "What is torch.nn really?": lr 0.5, batch 64, 2 epochs.
     "logistic": {**_LAB, "hidden": (), "lr": 0.5, "epochs": 2, "normalize": "unit"},
-    # mlplab's own recipes, each stating every setting it relies on (README "Recipes: fast, fast99 and best"):
+    # mlplab's own recipes, each stating every setting it relies on (docs/how-to/recipes.md):
     # 98% on MNIST in under a second of training on 2 CPU cores: one wide layer, two epochs, a one-cycle
     # schedule to a high rate, label smoothing, the matrix products in bfloat16 (`mlplab.precision`: 1.7x
     # sooner where the CPU multiplies bfloat16 natively, at the same accuracy; elsewhere add --precision 32-true).
@@ -299,7 +299,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                  label_smoothing=0.1, augment="both", ema=0.999, val_split="none", precision="bf16-mixed"),
     # For people's own digits (`mlplab predict` and `serve` with no run): 784-512-10 as fast had it, trained 12 epochs
     # on digits distorted as people hand them in: affine and elastic, strokes bolder or thinner by up to
-    # half a pixel, blurred up to sigma 1 (README "A model for your own digits"). About 30 s on 2 CPU cores.
+    # half a pixel, blurred up to sigma 1 (docs/how-to/predict.md, "A model for your own digits"). About 30 s on 2 CPU cores.
     "digits": dict(hidden=(512,), activation="relu", optimizer="sgd", lr=0.3, momentum=0.9, nesterov=True,
                    weight_decay=0.0, scheduler="onecycle", batch_size=256, epochs=12, loss="cross_entropy",
                    label_smoothing=0.1, augment="both", rotate=12.0, scale=0.15, shear=8.0, translate=2.0,

@@ -47,7 +47,8 @@ def _residual(outputs: Tensor, targets: Tensor, output: str) -> Tensor:
     """p - e_y, shape (B, C), with p computed stably from the model's outputs."""
     log_probs = outputs if output == "log_softmax" else F.log_softmax(outputs, dim=1)
     probs = log_probs.exp()
-    one_hot = torch.zeros_like(probs).scatter_(1, targets.unsqueeze(1), 1.0)
+    # scatter, not scatter_: torch.func.vmap batches it (the weighted loss of `mlplab.estimator.weights`).
+    one_hot = torch.zeros_like(probs).scatter(1, targets.unsqueeze(1), 1.0)
     return probs - one_hot
 
 

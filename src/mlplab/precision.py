@@ -14,7 +14,7 @@ where the hardware multiplies bfloat16 natively: CPUs with AVX512-BF16 or AMX (r
 EPYC), and GPUs from NVIDIA's Ampere on. On the 2-core AMD EPYC this project is developed on,
 a (256, 1024) by (1024, 1024) product takes 1.3 ms in bfloat16 against 3.2-6.2 ms in float32
 (the five products of a 784-1024-1024-10 step at batch 256: 6.5 ms against 19.7 ms), and the
-fast and fast99 recipes train 1.7x sooner at the same accuracy (README "Recipes"; best uses it too). Elsewhere
+fast and fast99 recipes train 1.7x sooner at the same accuracy (docs/how-to/recipes.md; best uses it too). Elsewhere
 PyTorch emulates it, slower than float32. A run in bf16-mixed is still bit for bit the same on
 resume, and as seeded as any other, but its numbers differ from a float32 run's in the last
 digits of every product.

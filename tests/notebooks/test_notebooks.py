@@ -16,12 +16,12 @@ import pytest
 
 from mlplab import notebooks
 from mlplab.cli.main import main
+from conftest import NOTEBOOK_CELL_TIMEOUT
 
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("jupytext")
 
 LABS = notebooks.labs()
-CELL_TIMEOUT = 600  # seconds: a cell that hangs fails instead of eating CI's budget
 
 
 def _lines(source: str) -> set[str]:
@@ -145,7 +145,7 @@ def _execute(notebook, folder: Path):
     """Run ``notebook`` top to bottom in a fresh python3 kernel whose working folder is ``folder``."""
     from nbclient import NotebookClient
 
-    client = NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="python3",
+    client = NotebookClient(notebook, timeout=NOTEBOOK_CELL_TIMEOUT, kernel_name="python3",
                             resources={"metadata": {"path": str(folder)}})
     client.execute()
     return notebook
@@ -163,9 +163,8 @@ def test_the_students_copy_runs_up_to_its_first_exercise(lab, tmp_path):
 
 
 @pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.name)
-def test_the_notebook_runs_top_to_bottom_and_its_checks_pass(lab, tmp_path):
-    notebook = notebooks.teacher_copy(notebooks.read(lab))
-    executed = _execute(notebook, tmp_path)  # raises CellExecutionError, with the cell and its traceback
+def test_the_notebook_runs_top_to_bottom_and_its_checks_pass(lab, executed_lab):
+    executed = executed_lab(lab)  # raises CellExecutionError, with the cell and its traceback
     checks = executed.cells[-1]
     assert notebooks.CHECKS in notebooks.tags(checks) and checks.execution_count is not None
     images = [output.data["image/png"] for cell in executed.cells for output in cell.get("outputs", [])

@@ -203,3 +203,61 @@ def test_damaged_run_files_are_rewritten_from_last_pt_or_refused_in_one_line(run
     assert main(["report", str(copy)]) == 2
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and "metrics.json" in error
+
+
+def _config_rows(page):
+    """The Configuration table's ``{setting: value}`` rows of a report page."""
+    table = page.split("<h2>Configuration</h2>", 1)[1].split("</table>", 1)[0]
+    return dict(re.findall(r"<tr><td class=k>\w+</td><td class=k>(\w+)</td><td class=k>([^<]*)</td></tr>", table))
+
+
+@pytest.fixture(scope="module")
+def report_page(run_dir, tmp_path_factory):
+    """The report page of the module's run (augment none), written once."""
+    from mlplab.plots.report import write_report
+
+    return write_report(run_dir, out=tmp_path_factory.mktemp("report") / "report.html").read_text()
+
+
+def test_report_leaves_out_augmentation_settings_when_augment_is_none(report_page):
+    page = report_page
+    rows = _config_rows(page)
+    assert rows["augment"] == "none" and rows["hidden"] == "[20]"  # the table is there, and read right
+    assert "rotate" not in page and "elastic" not in page
+    assert not {"scale", "shear", "translate", "stroke", "blur"} & set(rows)
+    assert "Augmentation settings that do not act on this run are left out (augment none, stroke and blur 0)" in page
+
+
+def test_report_lists_only_the_augmentation_settings_that_act(make_config, tmp_path):
+    from mlplab.plots.report import write_report
+
+    history = train(make_config(epochs=1, hidden=(8,), batch_size=512, val_size=50_000, augment="elastic",
+                                elastic_alpha=20.0, stroke=0.5))
+    rows = _config_rows(write_report(history.run_dir).read_text())
+    assert rows["augment"] == "elastic"
+    assert (rows["elastic_alpha"], rows["elastic_sigma"], rows["stroke"]) == ("20.0", "4.0", "0.5")
+    assert not {"rotate", "scale", "shear", "translate", "blur"} & set(rows)  # affine sizes and a zero blur
+
+
+@pytest.mark.parametrize("augment, stroke, blur, expected", [
+    ("none", 0.0, 0.0, []),
+    ("none", 0.0, 1.0, ["blur"]),
+    ("affine", 0.0, 0.0, ["rotate", "scale", "shear", "translate"]),
+    ("elastic", 0.5, 0.0, ["elastic_alpha", "elastic_sigma", "stroke"]),
+    ("both", 0.5, 1.0, ["rotate", "scale", "shear", "translate", "elastic_alpha", "elastic_sigma", "stroke", "blur"]),
+])
+def test_augment_fields_are_the_settings_the_augmentation_reads(augment, stroke, blur, expected):
+    from mlplab.plots.samples import AUGMENT_FIELDS, augment_fields
+
+    config = DataConfig(augment=augment, stroke=stroke, blur=blur, download=False)
+    assert augment_fields(config) == expected
+    assert set(AUGMENT_FIELDS) <= {field for field in DataConfig.__dataclass_fields__}
+
+
+def test_report_shows_versions_as_a_table(run_dir, report_page):
+    table = report_page.split("<h2>Software</h2>", 1)[1].split("</table>", 1)[0]
+    assert table.startswith("\n<table><tr><th class=k>library</th><th class=k>version</th></tr>")
+    rows = re.findall(r"<tr><td class=k>([^<]*)</td><td class=k>([^<]*)</td></tr>", table)
+    versions = json.loads((run_dir / "metrics.json").read_text())["versions"]
+    assert rows == list(versions.items()) and {"mlplab", "torch", "python"} <= versions.keys()
+    assert "&quot;" not in report_page  # no JSON printed raw

@@ -35,6 +35,7 @@ def test_the_page_ranks_every_setting_and_embeds_the_figures(sweep_dir, capsys):
     assert rows == [str(s["lr"]) for s in settings]  # one row per setting, in the ranked order
     assert f"{100 * settings[0]['test_accuracy_mean']:.2f}%" in page
     assert page.count("data:image/png;base64,") == 2  # accuracy by lr, and the curves
+    assert page.count("<figcaption>Each marker is a setting's mean over its seeds") == 1  # what the markers mean
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing to fetch: it opens offline
     assert "mlplab train --config" in page and "best.toml" in page
 

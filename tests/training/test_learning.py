@@ -51,7 +51,7 @@ def test_quadratic_and_ccql_losses_learn(make_config):
 @pytest.mark.soak
 def test_the_best_preset_reaches_99_5_percent(make_config):
     """The `best` recipe, whole (13 minutes alone on 2 CPU cores, about half an hour on this test's one
-    thread): a plain MLP at or above 99.5% (99.55-99.60% over seeds 0-2 in the README)."""
+    thread): a plain MLP at or above 99.5% (99.55-99.60% over seeds 0-2 in docs/how-to/recipes.md)."""
     config = make_config("best")
     assert config.data.augment == "both" and config.train.ema is not None and config.data.val_split == "none"
     history = train(config)

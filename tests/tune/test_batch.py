@@ -4,8 +4,8 @@ A batch-4 study over a same-shape space finishes exactly its trials, each with a
 `open_run` and `mlplab eval` read, its score what its history says and what its own single run
 gives; a pruner halts members after an epoch; a space of several shapes trains several programs,
 and a config the vectorised trainer refuses trains alone; two worker processes with --batch
-share a study, and one killed in the middle of a batch loses none of its trials. Tiny trials:
-784-16-10 on 10,000 images, one thread.
+share a study, and one killed in the middle of a batch loses none of its trials, on the SQLite
+file and on a journal file alike. Tiny trials: 784-16-10 on 10,000 images, one thread.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from mlplab.tune.space import parse_space
 
 optuna = pytest.importorskip("optuna", reason='the tune extra is not installed: pip install -e ".[dev]"')
 
-from tune_helpers import check_study, finish, start_worker, trials_of, tune_args  # noqa: E402
+from tune_helpers import (STORAGES, check_study, finish, start_worker, storage_flag, storage_url,  # noqa: E402
+                          trials_of, tune_args)
 
 TINY = dict(hidden="16", epochs=2, batch_size=512, val_size=50_000, device="cpu", threads=1, progress=False,
             download=False, optimizer="sgd", scheduler="none")
@@ -181,23 +182,25 @@ def test_a_bad_batch_is_one_line(tmp_path, capsys):
 
 # --- worker processes --------------------------------------------------------------------------
 
-def _batch_args(study, trials, folder, mnist_dir):
+def _batch_args(study, trials, folder, mnist_dir, kind):
     (folder / "space.toml").write_text(SAME_SHAPE)
-    return [*tune_args(study, trials, folder, mnist_dir), "--batch", "3"]
+    return [*tune_args(study, trials, folder, mnist_dir, storage=storage_flag(kind, folder)), "--batch", "3"]
 
 
-def test_two_batch_workers_share_a_study(tmp_path, mnist_dir):
-    args = _batch_args("pair", 7, tmp_path, mnist_dir)
+@pytest.mark.parametrize("kind", STORAGES)
+def test_two_batch_workers_share_a_study(tmp_path, mnist_dir, kind):
+    args = _batch_args("pair", 7, tmp_path, mnist_dir, kind)
     workers = [start_worker(args, tmp_path) for _ in range(2)]
     outputs = [finish(worker) for worker in workers]
-    trials = trials_of("pair", f"sqlite:///{tmp_path / 'study.db'}")
+    trials = trials_of("pair", storage_url(kind, tmp_path))
     check_study(trials, 7)
     for output in outputs:
         assert "study pair done: 7 trials finished" in output
 
 
-def test_a_worker_killed_in_a_batch_loses_none_of_its_trials(tmp_path, mnist_dir):
-    args = [*_batch_args("killed", 5, tmp_path, mnist_dir), "--epochs", "4"]
+@pytest.mark.parametrize("kind", STORAGES)
+def test_a_worker_killed_in_a_batch_loses_none_of_its_trials(tmp_path, mnist_dir, kind):
+    args = [*_batch_args("killed", 5, tmp_path, mnist_dir, kind), "--epochs", "4"]
     victim = start_worker(args, tmp_path)
     started, line = [], victim.stdout.readline()
     while " train together, " not in line:  # its first batch is under way: kill it there
@@ -210,4 +213,4 @@ def test_a_worker_killed_in_a_batch_loses_none_of_its_trials(tmp_path, mnist_dir
     assert started == [0, 1, 2]
     again = start_worker(args, tmp_path)  # the same command, started again
     finish(again)
-    check_study(trials_of("killed", f"sqlite:///{tmp_path / 'study.db'}"), 5, killed=set(started))
+    check_study(trials_of("killed", storage_url(kind, tmp_path)), 5, killed=set(started))

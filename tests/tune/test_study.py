@@ -1,11 +1,14 @@
 """mlplab.tune: the search space and its errors, the default space, a trial's config, the places
 of a study, pruning (a bad trial stops after one epoch), best.toml, and a worker that does not
-match its study. The multi-process tests (workers sharing a study, a killed worker, PostgreSQL)
-are in tests/cli/test_tune_cmd.py."""
+match its study. What a study keeps in its storage (a study started again, settings, a dead
+worker's trial, Ctrl-C) is tested on each storage of one machine: the SQLite file and the
+journal file (``--storage journal``). The multi-process tests (workers sharing a study, a killed
+worker, PostgreSQL) are in tests/cli/test_tune_cmd.py."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -21,6 +24,8 @@ from mlplab.tune.objective import SURPLUS, SurplusTrial, claim_place, trial_conf
 from mlplab.tune.space import DEFAULT_SPACE, default_space, parse_space
 
 optuna = pytest.importorskip("optuna", reason='the tune extra is not installed: pip install -e ".[dev]"')
+
+from tune_helpers import STORAGES, plain_storage  # noqa: E402
 
 TINY = dict(hidden="16", epochs=3, batch_size=512, val_size=50_000, device="cpu", threads=1, progress=False,
             download=False)  # 10,000 training images: an epoch takes a fraction of a second
@@ -146,14 +151,19 @@ def test_a_trial_counts_finished_trials_and_those_numbered_before_it():
 
 # --- a study in one process: pruning, best.toml, settings -------------------------------------
 
-@pytest.fixture(scope="module")
-def pruned_study(tmp_path_factory, mnist_dir):
+def _storage(kind):
+    """The --storage value of a study of ``kind``: None (the default SQLite file) or journal (STUDY_DIR/study.log)."""
+    return "journal" if kind == "journal" else None
+
+
+@pytest.fixture(scope="module", params=STORAGES)
+def pruned_study(request, tmp_path_factory, mnist_dir):
     """Trial 0 (lr 0.2) runs 3 epochs; trial 1 (lr 1e-6, about chance) is pruned by the median pruner."""
     from mlplab.tune.study import TuneConfig, tune
 
-    folder = tmp_path_factory.mktemp("study")
-    settings = TuneConfig(study="prune", trials=2, out=str(folder), heartbeat=1)
-    queued = optuna.create_study(storage=settings.storage_url, study_name="prune", direction="maximize")
+    folder = tmp_path_factory.mktemp(f"study-{request.param}")
+    settings = TuneConfig(study="prune", trials=2, out=str(folder), heartbeat=1, storage=_storage(request.param))
+    queued = optuna.create_study(storage=plain_storage(settings.storage_url), study_name="prune", direction="maximize")
     queued.enqueue_trial({"lr": 0.2})
     queued.enqueue_trial({"lr": 1e-6})
     base = apply_overrides(Config(), {**TINY, "data_dir": str(mnist_dir), "optimizer": "sgd", "scheduler": "none"})
@@ -210,13 +220,15 @@ def test_a_worker_with_other_settings_is_refused(pruned_study):
         tune(pruned_study.base, pruned_study.settings, space=parse_space("[lr]\nlow = 0.1\nhigh = 0.2"))
 
 
-def test_a_study_not_made_by_mlplab_is_refused(tmp_path):
+@pytest.mark.parametrize("kind", STORAGES)
+def test_a_study_not_made_by_mlplab_is_refused(tmp_path, kind):
     from mlplab.tune.study import TuneConfig, tune
 
-    settings = TuneConfig(study="theirs", trials=1, out=str(tmp_path))
-    other = optuna.create_study(storage=settings.storage_url, study_name="theirs")
+    settings = TuneConfig(study="theirs", trials=1, out=str(tmp_path), storage=_storage(kind))
+    other = optuna.create_study(storage=plain_storage(settings.storage_url), study_name="theirs")
     other.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
-    with pytest.raises(MlplabError, match="study theirs in sqlite:///.* was not made by mlplab tune; choose another"):
+    with pytest.raises(MlplabError, match=f"study theirs in {re.escape(settings.storage_url)} was not made by "
+                                          "mlplab tune; choose another"):
         tune(Config(), settings)
 
 
@@ -236,7 +248,8 @@ def test_a_diverging_trial_is_pruned(tmp_path, mnist_dir):
     ("trials", 0, "--trials must be a whole number >= 1; got 0"),
     ("heartbeat", 0, "--heartbeat must be a whole number of seconds >= 1"),
     ("pruner", "asha", "unknown pruner 'asha'; choose one of: median, hyperband"),
-    ("storage", "study.db", "--storage takes a database URL like sqlite:///study.db"),
+    ("storage", "study.db", ("--storage takes a database URL like sqlite:///study.db, a journal file path ending "
+                             r"in \.log \(or journal: STUDY_DIR/study\.log\), or postgresql://")),
 ])
 def test_bad_study_settings_are_one_line(tmp_path, field, value, message):
     from mlplab.tune.study import TuneConfig, tune
@@ -277,15 +290,16 @@ def _env():
 
 # --- waiting for other workers ----------------------------------------------------------------
 
-def test_a_worker_waits_for_the_last_places_and_takes_over_a_dead_workers_trial(tmp_path, mnist_dir):
+@pytest.mark.parametrize("kind", STORAGES)
+def test_a_worker_waits_for_the_last_places_and_takes_over_a_dead_workers_trial(tmp_path, mnist_dir, kind):
     """Trial 0 was taken by a worker that died before it trained (so it has no heartbeat that could
     age): the study's one place is held, this worker waits, then fails it and runs its own."""
     from mlplab.tune.study import SETTINGS_KEY, TuneConfig, build_pruner, recorded_settings, tune
 
-    settings = TuneConfig(study="dead", trials=1, out=str(tmp_path), heartbeat=1)
+    settings = TuneConfig(study="dead", trials=1, out=str(tmp_path), heartbeat=1, storage=_storage(kind))
     base = apply_overrides(Config(), {**TINY, "epochs": 1, "data_dir": str(mnist_dir)})
     space = parse_space("[lr]\nchoices = [0.1]")
-    other = optuna.create_study(storage=settings.storage_url, study_name="dead", direction="maximize")
+    other = optuna.create_study(storage=plain_storage(settings.storage_url), study_name="dead", direction="maximize")
     other.set_user_attr(SETTINGS_KEY, recorded_settings(apply_overrides(base, {"out": None}), space,
                                                         type(build_pruner("median", 1)).__name__, 1))
     other.ask()  # trial 0: RUNNING, and nobody will ever run it
@@ -314,11 +328,12 @@ def test_optunas_lines_about_a_surplus_or_interrupted_trial_are_dropped():
     assert passes("Trial 7 failed with value None.") and passes("Trial 6 pruned.")
 
 
-def test_ctrl_c_queues_the_interrupted_trials_settings_again(tmp_path, mnist_dir, monkeypatch):
+@pytest.mark.parametrize("kind", STORAGES)
+def test_ctrl_c_queues_the_interrupted_trials_settings_again(tmp_path, mnist_dir, monkeypatch, kind):
     import mlplab.training.runner
     from mlplab.tune.study import TuneConfig, tune
 
-    settings = TuneConfig(study="stopped", trials=1, out=str(tmp_path))
+    settings = TuneConfig(study="stopped", trials=1, out=str(tmp_path), storage=_storage(kind))
     base = apply_overrides(Config(), {**TINY, "epochs": 1, "data_dir": str(mnist_dir)})
     space = parse_space("[lr]\nlow = 0.01\nhigh = 0.5\nlog = true")
     train = mlplab.training.runner.train

@@ -22,9 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "tune", help="search hyperparameters with Optuna: one study, any number of workers and machines",
         description="Run trials of an Optuna study until it has --trials finished trials. Every worker "
                     "started with the same --storage and --study shares the study (one machine with the "
-                    "default SQLite file; many with postgresql://...). A killed worker's running trial is "
-                    "run again; a study started again goes on. Each trial trains the base config (the "
-                    "training flags, as for mlplab train) with the sampled settings on top. "
+                    "default SQLite file or a journal file; many with postgresql://...). A killed worker's "
+                    "running trial is run again; a study started again goes on. Each trial trains the base "
+                    "config (the training flags, as for mlplab train) with the sampled settings on top. "
                     'Needs pip install "mlplab[tune]".')
     study = parser.add_argument_group("study")
     study.add_argument("--study", metavar="NAME", help="the study's name (required); workers with the same "
@@ -34,9 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     study.add_argument("--space", metavar="FILE.toml", help="search space, one table per setting "
                                                            "(default: lr, depth, width, weight_decay, batch_size; "
                                                            "see --print-space)")
-    study.add_argument("--storage", metavar="URL", help="database URL: postgresql://user:password@host/database "
-                                                       "for workers on many machines (default: "
-                                                       "sqlite:///STUDY_DIR/study.db)")
+    study.add_argument("--storage", metavar="URL|FILE.log",
+                       help="where the study lives: sqlite:///FILE.db (default: sqlite:///STUDY_DIR/study.db); "
+                            "a journal file FILE.log for many workers on one machine (journal: STUDY_DIR/study.log); "
+                            "postgresql://user:password@host/database for workers on many machines")
     study.add_argument("--out", dest="study_dir", metavar="DIR", help="the study's folder: trials/NNNN run "
                                                                       "directories and best.toml "
                                                                       "(default: runs/tune-NAME)")
@@ -73,6 +74,7 @@ def execute(args: argparse.Namespace) -> int:
         raise MlplabError(f"mlplab tune needs {' and '.join(missing)} (see mlplab tune --help)")
     config = config_of(args)
     from mlplab.tune.objective import describe
+    from mlplab.tune.storage import dashboard_command
     from mlplab.tune.study import TuneConfig, tune
 
     settings = TuneConfig(study=args.study, trials=args.trials, storage=args.storage, out=args.study_dir,
@@ -86,6 +88,7 @@ def execute(args: argparse.Namespace) -> int:
     result = tune(config, settings, space=space, say=_say)
     _say(f"study {args.study} done: {result.complete + result.pruned} trials finished "
          f"({result.complete} complete, {result.pruned} pruned)")
+    _say(f"browse it: {dashboard_command(settings.storage_url)}")
     if result.best_trial is None:
         _say("no trial completed, so there is no best config; try another space or --pruner")
         return 0

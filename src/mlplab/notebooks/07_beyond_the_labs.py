@@ -127,7 +127,7 @@ print(f"fast: validation accuracy {100 * history.epochs[-1]['val_accuracy']:.2f}
 
 # %% [markdown]
 # 98.26% of the 10,000 test digits, in a second or two (how long depends on your machine, on
-# what else it runs and on whether its CPU multiplies bfloat16 natively). The README measured
+# what else it runs and on whether its CPU multiplies bfloat16 natively). mlplab's Recipes guide measured
 # `fast` over seeds 0 to 9 at **98.20% ± 0.10**, in 0.77 s ± 0.07 of training on an idle 2-core
 # machine (on two threads; this notebook uses one), and 28× sooner to 98% than the Keras example
 # mnist_mlp (784-512-512-10, dropout, RMSprop).
@@ -156,7 +156,7 @@ print(f"fast: validation accuracy {100 * history.epochs[-1]['val_accuracy']:.2f}
 #   annealed epochs: epoch 140 of 150 for seed 0, 99.55% on the test set against 99.54% for
 #   epoch 150).
 #
-# The README's measurements of `best` (not this notebook's): **99.57% ± 0.03** test accuracy
+# The Recipes guide's measurements of `best` (not this notebook's): **99.57% ± 0.03** test accuracy
 # over seeds 0, 1 and 2 (99.55, 99.60, 99.57), 770 s of training alone on 2 cores, past 99%
 # after 79 s. The same net for 60 epochs in float32 with 5,000 images held out, `best` until
 # December 2026, reached 99.47% ± 0.02 in 398 s. The longer schedule alone did not buy the 0.10
@@ -392,7 +392,7 @@ differences = [abs(member.metrics["test_accuracy"] - accuracy) for member, accur
 print(f"largest difference between a member's test accuracy and its single run's: {max(differences)}")
 
 # %% [markdown]
-# Here the vectorised program is a few times faster (the README measures 1.5× to 2.9× for K
+# Here the vectorised program is a few times faster (mlplab's sweep guide measures 1.5× to 2.9× for K
 # from 16 to 256 members of this net). The gain is the overhead saved: a net this small is
 # mostly overhead, so stacking helps; a net as wide as `fast`'s is mostly arithmetic already,
 # and stacking it would save little. Members that share a seed share their batches (the image
@@ -416,7 +416,7 @@ print(f"largest difference between a member's test accuracy and its single run's
 # `trial.should_prune()` says so. The sampler is seeded, so the study is the same every time.
 # (`mlplab tune`, the command, and `mlplab.tune.tune` wrap the same idea for long studies: a
 # space in a TOML file, SQLite or PostgreSQL storage, many workers sharing one study; see the
-# README. Their sampler is not seeded, so this lab calls Optuna directly for a repeatable study.)
+# tuning guide. Their sampler is not seeded, so this lab calls Optuna directly for a repeatable study.)
 
 # %%
 import warnings
@@ -581,7 +581,7 @@ if optuna is not None:
 # ## Checks
 
 # %% tags=["checks"]
-# 1. fast reaches 97.5% (98.26% here; the README's ten seeds: 98.01 to 98.41%).
+# 1. fast reaches 97.5% (98.26% here; the Recipes guide's ten seeds: 98.01 to 98.41%).
 assert fast_accuracy >= 0.975, fast_accuracy
 
 # 2. The full recipe beats its weakest ablation clearly: removing momentum cost 2.1 points here.

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from mlplab.config import to_dict
+from mlplab.config import Config, to_dict
 from mlplab.plots.run import draw_run, read_run
+from mlplab.plots.samples import AUGMENT_FIELDS, augment_fields
 from mlplab.runs.reader import Run
 from mlplab.files import atomic_write_text
 
@@ -84,8 +84,8 @@ def _page(run: Run, figures: dict[str, str], skipped: dict[str, str]) -> str:
         elif name in skipped:
             parts.append(f"<h2>{title}</h2><p><i>Not drawn: {escape(skipped[name])}.</i></p>")
     if config is not None:
-        parts += ["<h2>Configuration</h2>", _config_table(to_dict(config))]
-    parts.append(f"<p class=sub>versions: {escape(json.dumps(metrics.get('versions', {})))}</p>")
+        parts += ["<h2>Configuration</h2>", *_config_table(config)]
+    parts += ["<h2>Software</h2>", _versions_table(metrics.get("versions") or {})]
     body = "\n".join(parts)
     return html_page(f"mlplab run {run.path.name}", body)
 
@@ -131,10 +131,28 @@ def _per_class_table(metrics: dict[str, Any]) -> str:
     return "<table><tr><th class=k>class</th><th>accuracy</th><th>images</th></tr>" + "".join(rows) + "</table>"
 
 
-def _config_table(config: dict[str, Any]) -> str:
+def _config_table(config: Config) -> list[str]:
+    """Every setting of the run, less the augmentation sizes that did not act on it (all of them for augment none)."""
+    idle = set(AUGMENT_FIELDS) - set(augment_fields(config.data))
     rows = [f"<tr><td class=k>{escape(section)}</td><td class=k>{escape(key)}</td><td class=k>{escape(value)}</td></tr>"
-            for section, values in config.items() if isinstance(values, dict) for key, value in values.items()]
-    return "<table><tr><th class=k>section</th><th class=k>setting</th><th class=k>value</th></tr>" + "".join(rows) + "</table>"
+            for section, values in to_dict(config).items() if isinstance(values, dict)
+            for key, value in values.items() if not (section == "data" and key in idle)]
+    table = ("<table><tr><th class=k>section</th><th class=k>setting</th><th class=k>value</th></tr>"
+             + "".join(rows) + "</table>")
+    if not idle:
+        return [table]
+    # Say that they were left out on purpose, and why, without naming them (nothing here acted).
+    off = " and ".join(name for name in ("stroke", "blur") if name in idle)
+    why = f"augment {config.data.augment}" + (f", {off} 0" if off else "")
+    return [table, f"<p class=sub>Augmentation settings that do not act on this run are left out ({escape(why)}).</p>"]
+
+
+def _versions_table(versions: dict[str, str]) -> str:
+    """The software that wrote the run, one library a row (``mlplab``, ``torch``, ``python``)."""
+    rows = "".join(f"<tr><td class=k>{escape(name)}</td><td class=k>{escape(version)}</td></tr>"
+                   for name, version in versions.items())
+    return ("<table><tr><th class=k>library</th><th class=k>version</th></tr>" + (rows or
+            "<tr><td class=k colspan=2>not recorded</td></tr>") + "</table>")
 
 
 def percent(value: float | None) -> str:

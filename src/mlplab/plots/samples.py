@@ -74,16 +74,37 @@ def augment_figure(config: DataConfig, index: int = 0, seed: int = 0, count: int
                              title)
 
 
+# How each augmentation setting reads in a title; `augment_fields` says which of them apply.
+_SETTING_TEXT = {"rotate": "rotate ±{:g}°", "scale": "scale ±{:g}", "shear": "shear ±{:g}°",
+                 "translate": "translate ±{:g} px", "elastic_alpha": "elastic α {:g} px",
+                 "elastic_sigma": "σ {:g} px", "stroke": "stroke ±{:g} px", "blur": "blur σ ≤ {:g} px"}
+AUGMENT_FIELDS = tuple(_SETTING_TEXT)  # every DataConfig field that sizes a distortion
+
+
+def augment_fields(config: DataConfig) -> list[str]:
+    """The augmentation settings of ``config`` that act on the training images, in `AUGMENT_FIELDS` order.
+
+    The affine sizes (rotate, scale, shear, translate) act only with ``augment`` "affine" or
+    "both", the elastic ones (elastic_alpha, elastic_sigma) only with "elastic" or "both";
+    stroke and blur act with any ``augment``, "none" included, once above 0 (as
+    `mlplab.augment.Augmentation` applies them).
+
+    Example::
+
+        >>> augment_fields(DataConfig(augment="elastic", download=False))
+        ['elastic_alpha', 'elastic_sigma']
+        >>> augment_fields(DataConfig(augment="none", blur=1.0, download=False))
+        ['blur']
+    """
+    fields = []
+    if config.augment in ("affine", "both"):
+        fields += ["rotate", "scale", "shear", "translate"]
+    if config.augment in ("elastic", "both"):
+        fields += ["elastic_alpha", "elastic_sigma"]
+    return fields + [name for name in ("stroke", "blur") if getattr(config, name) > 0]
+
+
 def _settings(config: DataConfig) -> str:
     """``"both: rotate ±12°, scale ±0.12, ..."``: the kind and the settings it uses (stroke and blur with any kind)."""
-    parts = []
-    if config.augment in ("affine", "both"):
-        parts += [f"rotate ±{config.rotate:g}°", f"scale ±{config.scale:g}", f"shear ±{config.shear:g}°",
-                  f"translate ±{config.translate:g} px"]
-    if config.augment in ("elastic", "both"):
-        parts += [f"elastic α {config.elastic_alpha:g} px, σ {config.elastic_sigma:g} px"]
-    if config.stroke > 0:
-        parts += [f"stroke ±{config.stroke:g} px"]
-    if config.blur > 0:
-        parts += [f"blur σ ≤ {config.blur:g} px"]
+    parts = [_SETTING_TEXT[name].format(getattr(config, name)) for name in augment_fields(config)]
     return config.augment + (": " + ", ".join(parts) if parts else "")

@@ -18,6 +18,11 @@ from mlplab.plots.report import escape, html_page, percent, png_data
 from mlplab.plots.sweep import plot_sweep
 
 
+BY_FIELD_CAPTION = ("Each marker is a setting's mean over its seeds, its error bar the standard deviation. A line "
+                    "joins only values on one ordered scale (learning rates, widths of nets of one depth); "
+                    "architectures of different depths are separate categories and stand apart.")
+
+
 def is_sweep_dir(path: str | Path) -> bool:
     """Whether ``path`` is a folder written by ``mlplab sweep`` (it holds sweep.toml)."""
     return (Path(path) / "sweep.toml").is_file()
@@ -60,7 +65,9 @@ def _page(sweep_dir: Path, grid: dict[str, Any], settings: list[dict[str, Any]],
     titles = {"curves": "Validation curves of the best settings"}
     for name, data in sorted(figures.items(), key=lambda item: item[0] != "curves"):
         title = titles.get(name, "Accuracy by " + name.removeprefix("accuracy_by_"))
-        parts.append(f'<figure><h2>{escape(title)}</h2><img alt="{escape(title)}" src="data:image/png;base64,{data}"></figure>')
+        caption = "" if name == "curves" else f"<figcaption>{BY_FIELD_CAPTION}</figcaption>"
+        parts.append(f'<figure><h2>{escape(title)}</h2><img alt="{escape(title)}" src="data:image/png;base64,{data}">'
+                     f"{caption}</figure>")
     parts += ["<h2>Plan</h2>", f"<pre>{escape(json.dumps(plan, indent=1))}</pre>",
               f"<p class=sub>rerun the best: <code>mlplab train --config {escape(str(sweep_dir / 'best.toml'))}</code></p>"]
     body = "\n".join(parts)

@@ -11,13 +11,30 @@ from mlplab.plots.backend import pyplot
 
 POSITIVE, NEGATIVE = "#c0392b", "#2e6db4"  # red and blue, as the weight figures elsewhere
 SOLVED, UNSOLVED = "#2ca02c", "#d62728"
+LAYER_Y = (0.0, 1.6, 3.0)  # heights of the inputs, the hidden units and the output (input spacing: 1)
+# Where along its line (0: the input, 1: the hidden unit) each input weight is written: lines into
+# the left hidden unit low, lines into the right one high. Each row then holds six labels
+# (1 - t) input spacings apart (0.64 and 0.4) and the rows are 0.24 x 1.6 units apart, where
+# one row of twelve (all at t = 0.38) packed the labels edge to edge in the middle.
+# Between the inputs and the hidden units each line crosses up to five others, so a label may
+# still sit on a crossing: its colour (its line's sign) and white box keep it legible there.
+INPUT_LABEL_ROWS = (0.36, 0.6)
 
 
 def networks(panels: Sequence[tuple[str, dict[str, np.ndarray]]]) -> Any:
     """Draw 6-2-1 networks side by side, each ``(title, {"W1": (2, 6), "b1": (2,), "W2": (2,), "b2": ()})``.
 
     Line width grows with a weight's size, red is positive and blue negative; every weight
-    is written on its line and every bias inside its unit.
+    is written on its line and every bias inside its unit. The input weights are written in two
+    rows (`INPUT_LABEL_ROWS`: lines into the left hidden unit low, into the right one high), so
+    no two labels overlap; values of 100 or more lose their decimal to stay five characters.
+
+    Example::
+
+        >>> from mlplab.experiments.symmetry import PAPER
+        >>> from mlplab.plots import save
+        >>> weights = {name: getattr(PAPER, name)[0].numpy() for name in ("W1", "b1", "W2", "b2")}
+        >>> save(networks([("The paper's Figure 1", weights)]), "symmetry_weights.png")
     """
     plt = pyplot()
     figure, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 5.2), squeeze=False)
@@ -33,14 +50,14 @@ def networks(panels: Sequence[tuple[str, dict[str, np.ndarray]]]) -> Any:
 
 
 def _draw_network(axis: Any, weights: dict[str, np.ndarray]) -> None:
-    inputs = [(x, 0.0) for x in np.linspace(0, 5, 6)]
-    hidden = [(1.25, 1.6), (3.75, 1.6)]
-    output = (2.5, 3.0)
+    inputs = [(x, LAYER_Y[0]) for x in np.linspace(0, 5, 6)]
+    hidden = [(1.25, LAYER_Y[1]), (3.75, LAYER_Y[1])]
+    output = (2.5, LAYER_Y[2])
     largest = max(float(np.abs(weights["W1"]).max()), float(np.abs(weights["W2"]).max()), 1e-9)
     for j, (hx, hy) in enumerate(hidden):
         for i, (ix, iy) in enumerate(inputs):
             value = weights["W1"][j, i]
-            _edge(axis, (ix, iy), (hx, hy), value, largest, label_at=0.38)
+            _edge(axis, (ix, iy), (hx, hy), value, largest, label_at=INPUT_LABEL_ROWS[j])
         _edge(axis, (hx, hy), output, weights["W2"][j], largest, label_at=0.5)
     for i, (x, y) in enumerate(inputs):
         _unit(axis, x, y, f"in {i + 1}")
@@ -48,7 +65,7 @@ def _draw_network(axis: Any, weights: dict[str, np.ndarray]) -> None:
         _unit(axis, x, y, f"{weights['b1'][j]:+.1f}")
     _unit(axis, *output, f"{float(weights['b2']):+.1f}")
     axis.set_xlim(-0.6, 5.6)
-    axis.set_ylim(-0.45, 3.4)
+    axis.set_ylim(-0.45, LAYER_Y[2] + 0.4)
     axis.set_aspect("equal")  # round units
     axis.axis("off")
 
@@ -60,7 +77,8 @@ def _edge(axis: Any, start: tuple[float, float], end: tuple[float, float], value
               alpha=0.75, zorder=1)
     x = start[0] + label_at * (end[0] - start[0])
     y = start[1] + label_at * (end[1] - start[1])
-    axis.text(x, y, f"{value:.1f}", fontsize=7.5, ha="center", va="center", color=color, zorder=3,
+    text = f"{value:.1f}" if abs(value) < 100 else f"{value:.0f}"  # at most five characters below 10,000
+    axis.text(x, y, text, fontsize=7.5, ha="center", va="center", color=color, zorder=3,
               bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
 
 

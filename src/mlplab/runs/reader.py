@@ -197,8 +197,9 @@ class Run:
         Args:
             images: one image or a list of them.
             which: the checkpoint (``"best"``, the rule above, or ``"last"``).
-            normalize, dataset: how the training images were scaled and which dataset they came
-                from; read from the run's config (give them for a run of a user-defined model).
+            normalize: how the training images were scaled; read from the run's config (give it for
+                a run of a user-defined model).
+            dataset: which dataset the training images came from; likewise.
             into: the module to load a user-defined model's weights into (see `model`).
 
         Example::

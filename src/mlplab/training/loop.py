@@ -67,9 +67,10 @@ def train_epoch(
         first_step: the run's optimizer steps before this pass (what ``on_batch_start`` is told first).
         threads: CPU threads to compute with; default chosen for the machine's load and the step's
             work, and re-checked as it goes (`mlplab.threads`); inside `fit`, fit's choice holds.
-        augment, after_step, on_batch_end: plain callables for the same three moments, run before
-            (``augment(images, step) -> images``, `mlplab.augment`) or after (the other two) the
-            callbacks' hooks.
+        augment: a plain callable ``augment(images, step) -> images`` (`mlplab.augment`), run on each
+            batch before the callbacks' hook of the same moment.
+        after_step: a plain callable run after each optimizer step, after the callbacks' hooks.
+        on_batch_end: a plain callable run at the end of each batch, after the callbacks' hooks.
         precision: ``"32-true"`` (float32 throughout) or ``"bf16-mixed"``: the step's matrix products in
             bfloat16, the weights and optimizer float32 (`mlplab.precision`); ignored when ``step`` is given.
     """

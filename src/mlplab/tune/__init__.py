@@ -5,7 +5,8 @@ Needs the ``tune`` extra (``pip install "mlplab[tune]"``: Optuna and a PostgreSQ
 
     space      `Space`, `parse_space`, `load_space`, `default_space`: what a study samples (TOML)
     objective  `Objective`: one trial trains a config with `mlplab.train`, reports every epoch, is pruned
-    storage    `open_storage`: the study's database (SQLite or PostgreSQL) with heartbeats and retries
+    storage    `open_storage`: the study's storage (SQLite, a journal file, PostgreSQL) with heartbeats and retries
+    journal    `JournalHeartbeatStorage`: Optuna's journal file storage, with the heartbeats it lacks
     batch      `BatchRunner`: ``--batch K``, trials that share a vectorised program train together
     study      `TuneConfig`, `tune`, `TuneResult`: one worker of a study shared by any number
 
@@ -16,6 +17,10 @@ A study from a notebook::
 
     result = tune(Config(), TuneConfig(study="first", trials=20), say=print)
     result.best_value, result.best_config      # also in runs/tune-first/best.toml
+
+Many workers of one machine share a study best through a journal file
+(``TuneConfig(..., storage="journal")``: ``runs/tune-first/study.log``); optuna-dashboard
+shows any study: ``dashboard_command(settings.storage_url)`` is the command.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ _EXPORTS = {
     "Space": "space", "Dimension": "space", "parse_space": "space", "load_space": "space",
     "default_space": "space", "DEFAULT_SPACE": "space",
     "Objective": "objective", "PruningReporter": "objective", "trial_config": "objective",
-    "open_storage": "storage", "default_storage": "storage", "Heartbeats": "storage",
+    "open_storage": "storage", "default_storage": "storage", "resolve_storage": "storage",
+    "dashboard_command": "storage", "Heartbeats": "storage",
     "BatchRunner": "batch",
     "TuneConfig": "study", "TuneResult": "study", "tune": "study", "build_pruner": "study",
 }
@@ -38,7 +44,7 @@ if TYPE_CHECKING:
     from mlplab.tune.batch import BatchRunner
     from mlplab.tune.objective import Objective, PruningReporter, trial_config
     from mlplab.tune.space import DEFAULT_SPACE, Dimension, Space, default_space, load_space, parse_space
-    from mlplab.tune.storage import Heartbeats, default_storage, open_storage
+    from mlplab.tune.storage import Heartbeats, dashboard_command, default_storage, open_storage, resolve_storage
     from mlplab.tune.study import TuneConfig, TuneResult, build_pruner, tune
 
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS, globals(), __all__)

@@ -1,24 +1,37 @@
-"""Where a study lives: an Optuna RDB storage opened from a database URL, with heartbeats.
+"""Where a study lives: a database URL or a journal file, opened with heartbeats.
 
-``sqlite:///STUDY_DIR/study.db`` (the default) serves the workers of one machine;
-``postgresql://user:password@host:5432/database`` serves workers on many (through psycopg 3,
-which the tune extra installs; ``postgresql+psycopg2://`` uses psycopg2 where it is installed). Every worker
-records a heartbeat of its running trial every ``heartbeat`` seconds. A trial whose
-heartbeat is older than three heartbeats belongs to a worker that died (killed, its
-machine gone): the next worker that looks marks it FAIL and queues its settings again,
-once (`RETRIES`), as a new trial, so no trial is lost and none is counted twice.
+``--storage`` takes one of three kinds of storage:
+
+    sqlite:///STUDY_DIR/study.db     the default: an SQLite file, for the workers of one machine
+    STUDY_DIR/study.log              an Optuna journal file (a path ending in .log or .jsonl;
+                                     ``journal`` names this one), for many workers of one machine
+                                     (`mlplab.tune.journal`)
+    postgresql://user:password@host:5432/database
+                                     a PostgreSQL server, for workers on many machines (through
+                                     psycopg 3, which the tune extra installs; ``postgresql+psycopg2://``
+                                     uses psycopg2 where it is installed)
+
+Every worker records a heartbeat of its running trial every ``heartbeat`` seconds. A trial
+whose heartbeat is older than three heartbeats belongs to a worker that died (killed, its
+machine gone): the next worker that looks marks it FAIL and queues its settings again, once
+(`RETRIES`), as a new trial, so no trial is lost and none is counted twice. A database keeps
+the heartbeats itself (Optuna's `RDBStorage`); a journal file keeps them in the trials' system
+attributes (`mlplab.tune.journal`), with the same interval, grace and retry.
 
 Every worker of a study must use the same heartbeat: a shorter one would take a slower
 worker's live trials for dead. `mlplab.tune.study` records it in the study and checks it.
 
 ``study.optimize`` beats for its one trial; a worker that trains several trials at once
 (``--batch``, `mlplab.tune.batch`) beats for all of them with `Heartbeats`.
+
+Every kind opens in optuna-dashboard as `resolve_storage` writes it (`dashboard_command`).
 """
 
 from __future__ import annotations
 
 import random
 import re
+import shlex
 import threading
 import time
 import warnings
@@ -31,6 +44,8 @@ INSTALL = 'pip install "mlplab[tune]"'
 RETRIES = 1  # how often a dead worker's trial is queued again (a second death frees its place)
 GRACE_HEARTBEATS = 3  # a trial is dead after this many heartbeats of silence
 _OPEN_ATTEMPTS = 5  # workers starting together race to create the tables: the loser tries again
+JOURNAL = "journal"  # --storage journal: the journal file STUDY_DIR/study.log
+JOURNAL_SUFFIXES = (".log", ".jsonl")  # a --storage path with one of these is a journal file
 
 
 def require_optuna() -> Any:
@@ -45,6 +60,32 @@ def require_optuna() -> Any:
 def default_storage(study_dir: Path) -> str:
     """``sqlite:////absolute/STUDY_DIR/study.db``: the study's own SQLite file."""
     return f"sqlite:///{Path(study_dir).resolve() / 'study.db'}"
+
+
+def resolve_storage(storage: str | None, study_dir: Path) -> str:
+    """The storage a ``--storage`` value names, as workers and optuna-dashboard take it.
+
+    None: the default SQLite file; ``journal``: the journal file ``STUDY_DIR/study.log``; a
+    journal file's path: made absolute (workers started elsewhere, and the dashboard, find it);
+    a URL: as it is.
+    """
+    if storage is None:
+        return default_storage(study_dir)
+    if storage == JOURNAL:
+        return str(Path(study_dir).resolve() / "study.log")
+    if is_journal(storage):
+        return str(Path(storage).expanduser().resolve())
+    return storage
+
+
+def is_journal(storage: str) -> bool:
+    """Whether ``storage`` is a journal file's path (not a URL; ending in .log or .jsonl)."""
+    return "://" not in storage and storage.lower().endswith(JOURNAL_SUFFIXES)
+
+
+def dashboard_command(storage: str) -> str:
+    """``optuna-dashboard sqlite:////abs/study.db``: the command that shows the study (its password hidden)."""
+    return f"optuna-dashboard {shlex.quote(shown_url(with_driver(storage)))}"
 
 
 def with_driver(url: str) -> str:
@@ -62,11 +103,20 @@ def shown_url(url: str) -> str:
 
 
 def open_storage(url: str, heartbeat: int) -> Any:
-    """An `optuna.storages.RDBStorage` for ``url`` with heartbeats every ``heartbeat`` seconds and
-    dead workers' trials retried once; a bad URL, a missing driver or an unreachable server is one line."""
+    """The Optuna storage ``url`` names (`resolve_storage`), with heartbeats every ``heartbeat`` seconds
+    and dead workers' trials retried once.
+
+    A journal file's path opens a `mlplab.tune.journal.JournalHeartbeatStorage`; a database URL an
+    `optuna.storages.RDBStorage`. A bad URL or path, a missing driver or an unreachable server is one line.
+    """
     optuna = require_optuna()
+    if is_journal(url):
+        from mlplab.tune.journal import open_journal
+
+        return open_journal(url, heartbeat, GRACE_HEARTBEATS * heartbeat, RETRIES)
     if "://" not in url:
-        raise MlplabError(f"--storage takes a database URL like sqlite:///study.db or "
+        raise MlplabError(f"--storage takes a database URL like sqlite:///study.db, a journal file path "
+                          f"ending in .log (or journal: STUDY_DIR/study.log), or "
                           f"postgresql://user:password@host/database; got {url!r}")
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +178,7 @@ class Heartbeats:
     interval after that, `finish` drops a trial once it is told, and leaving stops the thread.
 
     Args:
-        storage: the study's storage (an Optuna ``BaseHeartbeat``: `open_storage`'s `RDBStorage`).
+        storage: the study's storage (an Optuna ``BaseHeartbeat``: what `open_storage` opens).
         study_name: the study's name; ``numbers``: the trials' numbers.
     """
 

@@ -1,9 +1,9 @@
 """A study shared by any number of workers: `tune` runs one worker until the study has its trials.
 
-Every worker started with the same storage URL and study name joins the same study, on one
-machine (SQLite) or many (PostgreSQL). A worker runs trials while places are left
-(`mlplab.tune.objective`); when the remaining places are all held by other workers' running
-trials it waits, and takes over any whose worker dies (its heartbeat stops: see
+Every worker started with the same storage and study name joins the same study, on one
+machine (SQLite, or a journal file) or many (PostgreSQL). A worker runs trials while places
+are left (`mlplab.tune.objective`); when the remaining places are all held by other workers'
+running trials it waits, and takes over any whose worker dies (its heartbeat stops: see
 `mlplab.tune.storage`). It returns once the study has ``trials`` finished trials (COMPLETE or
 PRUNED), so each worker ends by reporting the same best trial. A study that is killed and
 started again goes on where it was; one started again with a larger ``trials`` grows.
@@ -13,9 +13,10 @@ share a vectorised program together (`mlplab.tune.batch`); places, heartbeats an
 work as for one trial.
 
 The study folder (``--out``, default ``runs/tune-<study>``) holds the SQLite file (when the
-storage is the default), ``trials/NNNN`` (each trial's run directory) and ``best.toml``, the
-best trial's config, written atomically after every trial that improves on it and at the
-end: ``mlplab train --config STUDY_DIR/best.toml`` trains it again.
+storage is the default) or the journal file (``--storage journal``), ``trials/NNNN`` (each
+trial's run directory) and ``best.toml``, the best trial's config, written atomically after
+every trial that improves on it and at the end: ``mlplab train --config STUDY_DIR/best.toml``
+trains it again.
 
 The first worker records the study's settings (the training flags, the space, the pruner and
 the heartbeat) in the study; a worker started with other settings is refused, since its
@@ -43,7 +44,7 @@ from mlplab.files import atomic_write_text
 from mlplab.tune.batch import BatchRunner
 from mlplab.tune.objective import SURPLUS, WORKER, Objective, SurplusTrial, describe, requeue, trial_config
 from mlplab.tune.space import Space, default_space, load_space
-from mlplab.tune.storage import (GRACE_HEARTBEATS, default_storage, is_storage_error, open_storage, require_optuna,
+from mlplab.tune.storage import (GRACE_HEARTBEATS, is_storage_error, open_storage, require_optuna, resolve_storage,
                                  shown_url, storage_error)
 
 # The settings that may differ between the workers of one study: where they write and run.
@@ -60,7 +61,9 @@ class TuneConfig:
     Args:
         study: the study's name; workers with the same storage and name share it.
         trials: finished trials (COMPLETE or PRUNED) the study ends at, over all its workers.
-        storage: database URL; default ``sqlite:///STUDY_DIR/study.db``; ``postgresql://...`` for many machines.
+        storage: where the study lives (`mlplab.tune.storage`): default ``sqlite:///STUDY_DIR/study.db``;
+            a journal file's path ending in .log (``journal``: ``STUDY_DIR/study.log``) for many workers
+            of one machine; ``postgresql://...`` for many machines.
         out: the study's folder (trial run directories, best.toml); default ``runs/tune-<study>``.
         space: a search space TOML file (`mlplab.tune.space`); default `mlplab.tune.space.DEFAULT_SPACE`.
         pruner: median or hyperband (`build_pruner`).
@@ -85,8 +88,9 @@ class TuneConfig:
 
     @property
     def storage_url(self) -> str:
-        """The storage URL, the default SQLite file filled in."""
-        return self.storage or default_storage(self.study_dir)
+        """The storage as workers and optuna-dashboard take it: the default SQLite file filled in,
+        a journal file's path made absolute (`mlplab.tune.storage.resolve_storage`)."""
+        return resolve_storage(self.storage, self.study_dir)
 
 
 @dataclass

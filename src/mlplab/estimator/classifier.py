@@ -25,14 +25,23 @@ tol, n_iter_no_change      stop (``state.stop``) after n_iter_no_change epochs w
                            loss falling (or, with early_stopping, the validation accuracy rising) by tol
 momentum                   SGD momentum (sgd only)
 nesterovs_momentum         SGD ``nesterov`` (sgd with momentum > 0; the same update as scikit-learn's)
-early_stopping             ``fit(val_data=...)`` on a stratified validation_fraction of the data;
-                           the best validation epoch's weights are restored at the end
+early_stopping             ``fit(val_data=...)`` on eval_set, else on a stratified validation_fraction
+                           of the data; the best validation epoch's weights are restored at the end
 beta_1, beta_2, epsilon    Adam's (and AdamW's) ``betas`` and ``eps``
 warm_start                 continue from ``model_`` with a new optimizer, as scikit-learn does
 verbose                    scikit-learn's lines (``Iteration 1, loss = ...``)
+sample_weight              each batch's loss is ``sum w_i loss_i / sum w_i``, as in scikit-learn
+                           1.7+ (`mlplab.estimator.weights`); equal weights train as none do
+partial_fit                one epoch; with early_stopping each call is scored on the kept validation
+                           data and, once n_iter_no_change calls pass without improving, training
+                           stops (``stopped_``; later calls warn and do nothing)
 =========================  =========================================================================
 
-mlplab's own: ``loss`` (a `mlplab.losses` name), ``engine``, ``device`` and ``dropout``.
+mlplab's own: ``loss`` (a `mlplab.losses` name), ``engine``, ``device``, ``dropout``,
+``class_weight`` (as scikit-learn's other classifiers define it: None, "balanced" or a dict;
+it multiplies the sample weights) and fit's ``eval_set=(X_val, y_val[, sample_weight_val])``
+(an explicit validation set, as LightGBM and XGBoost take it, instead of the
+validation_fraction split).
 
 ``alpha``: scikit-learn minimises, on each batch of B samples, the mean loss plus
 ``alpha / (2 B) * sum ||W||^2`` over the weight matrices (intercepts unpenalised). Its
@@ -40,14 +49,19 @@ gradient adds ``(alpha / B) W`` to each weight's gradient, which is what PyTorch
 ``weight_decay`` adds: so ``weight_decay = alpha / batch_size`` on the weights and 0 on the
 biases. That is exact for every full batch; the last, partial batch of b < B samples gets
 ``alpha / B`` where scikit-learn uses ``alpha / b``. For adamw the decay is decoupled
-(``W -= lr * weight_decay * W``), not an L2 penalty.
+(``W -= lr * weight_decay * W``), not an L2 penalty. With sample weights scikit-learn's
+penalty is ``alpha / (2 sum w_i)`` over the batch's weights; mlplab divides by the batch's
+expected total weight, ``weight_decay = alpha / (B * mean w)`` (exact for a full-data batch
+and for equal weights).
 
 Known differences: two classes get two softmax outputs (``coefs_[-1]`` has two columns;
 scikit-learn uses one logistic unit); weights start Glorot-uniform with zero biases
 (scikit-learn also draws the biases, and uses a smaller bound for logistic);
 ``loss_curve_`` holds the data loss without the L2 term; Adam adds epsilon to the
-bias-corrected sqrt(v) (PyTorch) rather than the raw one; no sample_weight, no multilabel
-targets, no sparse X.
+bias-corrected sqrt(v) (PyTorch) rather than the raw one; ``partial_fit(X, y, classes,
+sample_weight)`` keeps mlplab's and SGDClassifier's order where scikit-learn's MLP (1.7+)
+puts sample_weight before classes (pass both by name); partial_fit supports early_stopping,
+which scikit-learn's refuses; no multilabel targets, no sparse X.
 """
 
 from __future__ import annotations
@@ -67,7 +81,6 @@ try:
 except ImportError:
     raise ImportError('mlplab.MLPClassifier needs scikit-learn: pip install "mlplab[sklearn]"') from None
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
@@ -83,17 +96,19 @@ from mlplab.choices import ENGINES, OPTIMIZERS
 from mlplab.config import OptimConfig
 from mlplab.data.batches import Batches, epoch_seed
 from mlplab.data.loading import TensorSplit
+from mlplab.device import resolve_device
 from mlplab.errors import MlplabError
-from mlplab.losses import LOSSES, build_loss
+from mlplab.estimator.convergence import Convergence
+from mlplab.estimator.data import Samples, as_tensor, unpack_eval_set
+from mlplab.estimator.weights import (WeightedBatches, check_sample_weight, class_weight_factors,
+                                      uniform)
+from mlplab.losses import LOSSES, LossFunction, build_loss
 from mlplab.models import ACTIVATIONS, MLP
 from mlplab.optim import build_optimizer
-from mlplab.runs.state import Callback, FitState
 from mlplab.threads import ThreadGovernor, model_work
-from mlplab.device import resolve_device
 from mlplab.training.loop import fit, model_device
 
 EVAL_BATCH = 4096  # rows per forward pass in predict and validation
-SMALLEST_ADAPTIVE_LR = 1e-6  # scikit-learn's adaptive schedule stops below this rate
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -116,26 +131,52 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         warm_start: fit continues from the current weights.
         momentum: SGD momentum, in [0, 1).
         nesterovs_momentum: Nesterov's momentum (sgd).
-        early_stopping: hold out validation_fraction of the data and stop when its accuracy stalls.
-        validation_fraction: the held-out share for early stopping.
-        beta_1, beta_2, epsilon: Adam's moment decay rates and stabiliser (adam, adamw).
+        early_stopping: stop when the validation accuracy stalls, and keep the best epoch's weights. The
+            validation data is fit's ``eval_set``, else a held-out validation_fraction of the data; for
+            partial_fit see there.
+        validation_fraction: the held-out share for early stopping without an eval_set.
+        beta_1: Adam's decay rate of the gradient's running mean (adam, adamw).
+        beta_2: Adam's decay rate of the squared gradient's running mean (adam, adamw).
+        epsilon: Adam's stabiliser, added to the denominator (adam, adamw).
         n_iter_no_change: epochs without a tol improvement before stopping.
         loss: the training loss: cross_entropy, nll, quadratic, ccql or mse (`mlplab.losses`).
         engine: how gradients are computed: auto, autograd, manual or scratch (`mlplab.engines`).
-        device: auto (cuda, then mps, then cpu), cpu, cuda or mps.
-        dropout: probability of zeroing a hidden activation while training.
+            Weighted training (sample weights or class weights that differ) needs autograd, which
+            auto then takes.
+        device: auto (cuda, then mps, then cpu), cpu, cuda or mps. The model trains and predicts
+            there; every result comes back as NumPy arrays. Asking for an accelerator PyTorch
+            cannot see is a ValueError at fit.
+        dropout: the probability of zeroing each hidden unit's output (after its activation; never
+            the inputs or the output layer) in every training step, the kept ones scaled by
+            1 / (1 - dropout) (``torch.nn.Dropout``). Only training drops units: predict,
+            predict_proba, score and the validation score use the whole net (eval mode), so they
+            are deterministic. The masks come from torch's generator seeded by random_state (the
+            caller's torch RNG is left as it was). The manual engine has no dropout: with
+            dropout > 0, engine='auto' trains with autograd.
         threads: CPU threads to train with; None chooses them for the machine's load and the
             work, re-checked as it trains (`mlplab.threads`; ``history_.threads`` says what was
             chosen and why), unless you set ``torch.set_num_threads`` yourself. scikit-learn's
             own estimators take NumPy's BLAS threads as they find them.
+        class_weight: None (every class weighs 1), "balanced" (class c weighs
+            ``n_samples / (n_classes * count of c)``, from the y given to fit) or a dict
+            {class label: weight}, a class left out weighing 1 (scikit-learn's
+            ``compute_class_weight``). Each sample's loss is multiplied by its class's weight (and by its
+            sample_weight). Training only: the validation score is not class-weighted.
 
     Attributes (after fit): ``classes_``, ``n_features_in_`` (and ``feature_names_in_``),
     ``model_`` (the torch `MLP`), ``optimizer_`` (its torch optimizer, which partial_fit goes
     on with), ``coefs_`` and ``intercepts_`` (NumPy copies of its weights, each
-    ``(n_in, n_out)``), ``loss_``, ``loss_curve_``, ``best_loss_``, ``validation_scores_``,
-    ``best_validation_score_``, ``n_iter_`` (epochs of the last call), ``t_`` (samples
-    trained on), ``n_layers_``, ``n_outputs_``, ``out_activation_`` and ``history_`` (the
-    mlplab `History` of the last call).
+    ``(n_in, n_out)``), ``loss_``, ``loss_curve_``, ``best_loss_``, ``validation_scores_``
+    (with validation data: early_stopping or an eval_set), ``best_validation_score_``,
+    ``stopped_`` (whether early stopping ended training), ``n_iter_`` (epochs of the last
+    call), ``t_`` (samples trained on), ``n_layers_``, ``n_outputs_``, ``out_activation_``
+    and ``history_`` (the mlplab `History` of the last call).
+
+    Example::
+
+        >>> from mlplab import MLPClassifier
+        >>> model = MLPClassifier((64,), class_weight="balanced", early_stopping=True, random_state=0)
+        >>> model.fit(X_train, y_train, eval_set=(X_val, y_val)).score(X_test, y_test)
     """
 
     _parameter_constraints: dict = {
@@ -166,6 +207,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         "device": [StrOptions({"auto", "cpu", "cuda", "mps"})],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "threads": [Interval(Integral, 1, None, closed="left"), None],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
     def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, solver: str = "adam",
@@ -175,7 +217,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                  momentum: float = 0.9, nesterovs_momentum: bool = True, early_stopping: bool = False,
                  validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-8, n_iter_no_change: int = 10, loss: str = "cross_entropy",
-                 engine: str = "auto", device: str = "auto", dropout: float = 0.0, threads: int | None = None) -> None:
+                 engine: str = "auto", device: str = "auto", dropout: float = 0.0, threads: int | None = None,
+                 class_weight: dict | str | None = None) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -203,27 +246,63 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.dropout = dropout
         self.threads = threads
+        self.class_weight = class_weight
 
-    def fit(self, X: Any, y: Any) -> MLPClassifier:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, *, eval_set: Any = None) -> MLPClassifier:
         """Train for up to ``max_iter`` epochs (from the current weights with ``warm_start``); returns self.
 
         Args:
             X: (n_samples, n_features) numbers, e.g. 784 pixels per image.
             y: (n_samples,) class labels of any kind scikit-learn takes (ints, strings).
-        """
-        return self._fit(X, y, incremental=False)
+            sample_weight: (n_samples,) weights >= 0, or None for all 1. Each batch's loss is the
+                weighted mean ``sum_i w_i loss_i / sum_i w_i`` (w_i times its class_weight), and its
+                L2 term ``alpha / (2 sum_i w_i) ||W||^2``, as in scikit-learn (with the batch's expected
+                sum of weights, see the module docstring): a weight k counts as k copies of the sample,
+                0 as none. Weights that are all 1 train exactly as None does, bit for bit (all equal
+                to c: the same, with alpha scaled by 1/c). Samples held out for validation keep their
+                weights: the validation accuracy is weighted by them, as scikit-learn's is.
+            eval_set: the validation data, ``(X_val, y_val)`` or ``(X_val, y_val, sample_weight_val)``:
+                scored after every epoch into ``validation_scores_``. With early_stopping=True it decides
+                when to stop and whose weights are kept, instead of a validation_fraction of X held out
+                (all of X then trains); with early_stopping=False the scores are only recorded.
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
+        Example::
+
+            >>> model = MLPClassifier(early_stopping=True, n_iter_no_change=5, random_state=0)
+            >>> model.fit(X_train, y_train, eval_set=(X_val, y_val)).best_validation_score_
+        """
+        return self._fit(X, y, sample_weight, eval_set, incremental=False)
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None, *,
+                    eval_set: Any = None) -> MLPClassifier:
         """One epoch over (X, y), keeping the weights and the optimizer's state; returns self.
+
+        With early_stopping=True every call is scored on validation data: this call's ``eval_set``,
+        else the validation data an earlier call gave or held out, else a stratified
+        validation_fraction of this call's (X, y), held out once and kept for the later calls.
+        When more than ``n_iter_no_change`` calls in a row do not beat the best score by ``tol``
+        (fit's rule, with calls for epochs), training stops: the best call's weights are restored,
+        ``stopped_`` becomes True, and later calls warn and change nothing, until fit trains anew
+        (or early_stopping is set to False). Without early stopping, an ``eval_set`` (kept for later
+        calls too) is scored into ``validation_scores_``.
 
         Args:
             X: (n_samples, n_features) numbers.
             y: (n_samples,) class labels, all among ``classes``.
             classes: every class label; required on the first call.
+            sample_weight: (n_samples,) weights >= 0, as for `fit`. class_weight="balanced" is refused
+                here, since one call sees only part of y; pass the weights of all of y as a dict.
+            eval_set: ``(X_val, y_val)`` or ``(X_val, y_val, sample_weight_val)``, as for `fit`.
+
+        Example::
+
+            >>> model = MLPClassifier(early_stopping=True, n_iter_no_change=3, random_state=0)
+            >>> for X_chunk, y_chunk in chunks:
+            ...     model.partial_fit(X_chunk, y_chunk, classes=[0, 1, 2], eval_set=(X_val, y_val))
+            ...     if model.stopped_:
+            ...         break
         """
-        if self.early_stopping:
-            raise ValueError("partial_fit does not support early_stopping=True")
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, sample_weight, eval_set, incremental=True, classes=classes)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """(n_samples, n_classes) log-probabilities, columns in the order of ``classes_``."""
@@ -239,7 +318,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         work = model_work(self.model_, min(EVAL_BATCH, len(X)))
         with torch.no_grad(), ThreadGovernor(self.threads, work=work, device=device.type, recheck=False):
             parts = [functional_call(self.model_, weights, (rows.to(device, torch.float64),)).log_softmax(dim=1)
-                     for rows in _tensor(X).split(EVAL_BATCH)]
+                     for rows in as_tensor(X).split(EVAL_BATCH)]
         return torch.cat(parts).cpu().numpy()
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -276,23 +355,36 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """The output activation: softmax, for any number of classes."""
         return "softmax"
 
-    def _fit(self, X: Any, y: Any, *, incremental: bool, classes: Any = None) -> MLPClassifier:
+    def _fit(self, X: Any, y: Any, sample_weight: Any, eval_set: Any, *, incremental: bool,
+             classes: Any = None) -> MLPClassifier:
         """fit and partial_fit: validate, build or reuse the model and optimizer, run `mlplab.fit` once."""
         hidden = self._check_params()
         first = not hasattr(self, "model_") or not (self.warm_start or incremental)
         X, y = validate_data(self, X, y, reset=first, dtype=np.float32)
         labels = self._encode(y, first, incremental, classes)
+        data = Samples("train", X, labels, check_sample_weight(sample_weight, X),
+                       class_weight_factors(self.class_weight, self.classes_, labels, incremental))
+        self._check_engine(data.training_weights())
+        validation = self._eval_samples(eval_set) if eval_set is not None else None
+        if incremental and self.early_stopping and getattr(self, "stopped_", False):
+            self._warn_stopped()  # a no-op, said out loud: the weights are the best ones, kept
+            return self
         random = check_random_state(self.random_state)
         # random_state's seed moved on by the samples already trained on: successive calls shuffle differently.
         seed = epoch_seed(int(random.randint(np.iinfo(np.int32).max)), 0 if first else self.t_)
-        with _value_errors():
-            device = resolve_device("cpu" if self.engine == "scratch" else self.device) if first \
-                else model_device(self.model_)
-            with _seeded(seed, device):
-                if first:
-                    self._initialize(X.shape[1], hidden, len(self.classes_), device)
-                self._train(X, labels, incremental, random, seed)
+        device = self._device() if first else model_device(self.model_)
+        with _value_errors(), _seeded(seed, device):
+            if first:
+                self._initialize(X.shape[1], hidden, len(self.classes_), device)
+            self._train(data, validation, incremental, random, seed)
         return self
+
+    def _warn_stopped(self) -> None:
+        """The warning of a partial_fit call made after early stopping ended training."""
+        warnings.warn(f"partial_fit changed nothing: early stopping ended training after {len(self.loss_curve_)} "
+                      f"epochs (the validation score did not improve by tol={self.tol} in more than "
+                      f"n_iter_no_change={self.n_iter_no_change} epochs or calls) and kept the best weights; "
+                      "call fit to train anew, or set early_stopping=False to go on", UserWarning, stacklevel=4)
 
     def _check_params(self) -> list[int]:
         """scikit-learn's parameter validation, with a hint for what mlplab lacks; returns the hidden widths."""
@@ -313,6 +405,26 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                              "the L2 penalty as scikit-learn does; set alpha=0 or use another engine")
         return [int(size) for size in hidden]
 
+    def _check_engine(self, weights: np.ndarray | None) -> None:
+        """Refuse weights that differ with an engine that differentiates the unweighted loss by hand."""
+        if self.engine in ("manual", "scratch") and not uniform(weights):
+            raise ValueError(f"engine={self.engine!r} computes the gradient of the unweighted loss by hand; "
+                             "training with sample_weight or class_weight needs engine='auto' or 'autograd'")
+
+    def _device(self) -> torch.device:
+        """The device a new model goes to; an accelerator PyTorch cannot see is a one-line ValueError."""
+        if self.engine == "scratch":
+            return torch.device("cpu")  # it computes in NumPy
+        if self.device == "cuda" and not torch.cuda.is_available():
+            why = (f"this PyTorch ({torch.__version__}) is built without CUDA" if torch.version.cuda is None
+                   else "PyTorch sees no CUDA GPU (check the driver and CUDA_VISIBLE_DEVICES)")
+            raise ValueError(f"device='cuda' was asked for, but {why}; use device='cpu', or device='auto' to take "
+                             "a GPU when there is one")
+        if self.device == "mps" and not torch.backends.mps.is_available():
+            raise ValueError("device='mps' was asked for, but this PyTorch has no MPS backend (Apple silicon "
+                             "only); use device='cpu' or device='auto'")
+        return resolve_device(self.device)
+
     def _encode(self, y: np.ndarray, first: bool, incremental: bool, classes: Any) -> np.ndarray:
         """The labels as (n,) int64 positions in ``classes_``, which the first call sets and later calls check."""
         check_classification_targets(y)
@@ -327,11 +439,23 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         elif not incremental and not np.array_equal(known, self.classes_):
             raise ValueError(f"warm_start can only be used where `y` has the same classes as in the previous "
                              f"call to fit. Previous classes: {list(self.classes_)}, `y` has {list(known)}")
+        return self._positions(y, "`y`")
+
+    def _positions(self, y: np.ndarray, what: str) -> np.ndarray:
+        """Labels as (n,) int64 positions in ``classes_``; a label that is not a class is a ValueError."""
         unknown = np.setdiff1d(y, self.classes_)
         if unknown.size:
-            raise ValueError(f"`y` has classes not in `self.classes_`: {list(unknown)}; "
+            raise ValueError(f"{what} has classes not in `self.classes_`: {list(unknown)}; "
                              f"`self.classes_` has {list(self.classes_)}")
         return np.searchsorted(self.classes_, y).astype(np.int64)
+
+    def _eval_samples(self, eval_set: Any) -> Samples:
+        """fit's ``eval_set`` as validation samples, checked as fit checks X, y and sample_weight."""
+        X_val, y_val, weights = unpack_eval_set(eval_set)
+        X_val, y_val = validate_data(self, X_val, y_val, reset=False, dtype=np.float32)
+        check_classification_targets(y_val)
+        labels = self._positions(y_val, "eval_set's y")
+        return Samples("val", X_val, labels, check_sample_weight(weights, X_val, what="eval_set's sample_weight"))
 
     def _initialize(self, n_features: int, hidden: list[int], n_classes: int, device: torch.device) -> None:
         """A fresh model (from the seeded RNG) and fresh bookkeeping, as scikit-learn's first call makes them."""
@@ -344,46 +468,76 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.loss_curve_: list[float] = []
         self._no_improvement_count = 0
         self._best_weights: dict[str, torch.Tensor] | None = None
+        self._validation: Samples | None = None  # partial_fit's validation data, kept between calls
+        self.stopped_ = False
         self.best_loss_ = None if self.early_stopping else np.inf
         self.validation_scores_: list[float] | None = [] if self.early_stopping else None
         self.best_validation_score_ = -np.inf if self.early_stopping else None
 
-    def _train(self, X: np.ndarray, labels: np.ndarray, incremental: bool, random: np.random.RandomState,
+    def _train(self, data: Samples, validation: Samples | None, incremental: bool, random: np.random.RandomState,
                seed: int) -> None:
-        """Batches over the data, the optimizer (partial_fit keeps it), then `mlplab.fit` with `_Convergence`."""
-        train, val = self._splits(X, labels, random)
+        """Batches over the data, the optimizer (partial_fit keeps it), then `mlplab.fit` with `Convergence`."""
+        train, val = self._splits(data, validation, incremental, random)
+        weights = train.training_weights()
+        if weights is not None and not weights.any():
+            raise ValueError("every training sample weighs 0 (sample_weight times class_weight); give some "
+                             "samples of the training data a positive weight")
         batch_size = self._batch_size(len(train))
         if not incremental or not hasattr(self, "optimizer_"):
-            self.optimizer_ = self._build_optimizer(batch_size)
+            self.optimizer_ = self._build_optimizer()
+        self._set_decay(batch_size, weights)
         device = model_device(self.model_)
-        convergence = _Convergence(self, samples=len(train))
+        batches, loss = self._batches(train.to(device), weights, batch_size, seed)
+        # What this call tracks that earlier calls may not have: an eval_set without early stopping,
+        # or the training loss once early_stopping is set to False.
+        if val is not None and self.validation_scores_ is None:
+            self.validation_scores_, self.best_validation_score_ = [], -np.inf
+        if not self.early_stopping and self.best_loss_ is None:
+            self.best_loss_ = np.inf
+        val_data = val.to(device) if val is not None else None
+        convergence = Convergence(self, len(train), val, val_data.images if val_data is not None else None)
         self.n_iter_ = 0
         try:
             self.history_ = fit(
-                self.model_, Batches(train.to(device), batch_size, shuffle=self.shuffle, seed=seed),
-                val_data=Batches(val.to(device), EVAL_BATCH) if val is not None else None,
-                loss=build_loss(self.loss, self.model_.output), optimizer=self.optimizer_,
-                epochs=1 if incremental else self.max_iter, callbacks=[convergence], engine=self.engine,
-                threads=self.threads, progress=False)
+                self.model_, batches, val_data=Batches(val_data, EVAL_BATCH) if val_data is not None else None,
+                loss=loss, optimizer=self.optimizer_, epochs=1 if incremental else self.max_iter,
+                callbacks=[convergence], engine=self.engine, threads=self.threads, progress=False)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=4)
-        if self.early_stopping and self._best_weights is not None:
+        self._finish(convergence, incremental)
+
+    def _splits(self, data: Samples, validation: Samples | None, incremental: bool,
+                random: np.random.RandomState) -> tuple[Samples, Samples | None]:
+        """This call's training and validation samples; partial_fit keeps the validation samples for later calls.
+
+        The validation samples are the eval_set given; else, in partial_fit, those kept from an
+        earlier call; else, with early_stopping, a validation_fraction held out of the data.
+        """
+        if validation is None and incremental:
+            validation = self._validation
+        if validation is None and self.early_stopping:
+            data, validation = data.split(self.validation_fraction, random)
+        self._validation = validation if incremental else None
+        return data, validation
+
+    def _finish(self, convergence: Convergence, incremental: bool) -> None:
+        """After training: the best epoch's weights restored (fit; partial_fit when stopping), the warnings."""
+        self.stopped_ = self.early_stopping and convergence.stopped
+        if self.early_stopping and self._best_weights is not None and (self.stopped_ or not incremental):
             self.model_.load_state_dict(self._best_weights)
         if not incremental and not convergence.stopped and self.n_iter_ == self.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                          "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)
+                          "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=5)
 
-    def _splits(self, X: np.ndarray, labels: np.ndarray,
-                random: np.random.RandomState) -> tuple[_Split, _Split | None]:
-        """The training data, and with early_stopping a stratified validation share held out of it."""
-        if not self.early_stopping:
-            return _Split("train", X, labels), None
-        X_train, X_val, y_train, y_val = train_test_split(X, labels, random_state=random,
-                                                          test_size=self.validation_fraction, stratify=labels)
-        if len(y_val) < 2:
-            raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
-                             "your dataset.")
-        return _Split("train", X_train, y_train), _Split("val", X_val, y_val)
+    def _batches(self, train: TensorSplit, weights: np.ndarray | None, batch_size: int,
+                 seed: int) -> tuple[Batches | WeightedBatches, LossFunction]:
+        """The training batches and loss: `Batches` and the plain loss, or, for weights that differ, weighted ones."""
+        loss = build_loss(self.loss, self.model_.output)
+        if uniform(weights):  # equal weights leave every batch's loss a plain mean: train exactly as without them
+            return Batches(train, batch_size, shuffle=self.shuffle, seed=seed), loss
+        sample_weights = torch.from_numpy(weights).to(train.labels.device, torch.float32)
+        batches = WeightedBatches(train, sample_weights, loss, batch_size, shuffle=self.shuffle, seed=seed)
+        return batches, batches.loss
 
     def _batch_size(self, samples: int) -> int:
         """scikit-learn's rule: "auto" is min(200, samples); a larger size is clipped, with a warning."""
@@ -394,13 +548,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                           stacklevel=5)
         return int(np.clip(self.batch_size, 1, samples))
 
-    def _build_optimizer(self, batch_size: int) -> torch.optim.Optimizer:
-        """The solver over the model's parameters, with alpha as weight decay on the weights only."""
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        """The solver over the model's parameters; with alpha, the weights in a group of their own (`_set_decay`)."""
         layers = self.model_.linears()
-        decay = self.alpha / batch_size  # see the module docstring
         groups: list[Any] = list(self.model_.parameters())  # one group (scratch's and fused SGD's fast path)
-        if decay > 0:
-            groups = [{"params": [layer.weight for layer in layers], "weight_decay": decay},
+        if self.alpha > 0:
+            groups = [{"params": [layer.weight for layer in layers], "weight_decay": 0.0},
                       {"params": [layer.bias for layer in layers], "weight_decay": 0.0}]
         sgd = self.solver == "sgd"
         momentum = self.momentum if sgd else 0.0  # scikit-learn: "only used when solver='sgd'"
@@ -413,107 +566,20 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 group.update(betas=(self.beta_1, self.beta_2), eps=self.epsilon)
         return optimizer
 
+    def _set_decay(self, batch_size: int, weights: np.ndarray | None) -> None:
+        """alpha as the weights' decay for this call: alpha / (batch_size * mean weight) (see the module docstring).
+
+        Set on every call, so partial_fit's decay follows each call's batch size and weights.
+        """
+        if len(self.optimizer_.param_groups) != 2:  # built with alpha=0: one group, no decay
+            return
+        # The mean weight makes the divisor a batch's expected total weight; equal weights give it exactly.
+        scale = 1.0 if weights is None else float(weights[0] if uniform(weights) else weights.mean())
+        self.optimizer_.param_groups[0]["weight_decay"] = self.alpha / (batch_size * scale)
+
 
 # scikit-learn's activation names that mlplab spells differently.
 _ACTIVATION_NAMES = {"logistic": "sigmoid"}
-
-
-class _Split:
-    """Samples and their encoded labels as NumPy arrays, until they move to the training device."""
-
-    def __init__(self, name: str, X: np.ndarray, labels: np.ndarray) -> None:
-        self.name, self.X, self.labels = name, X, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def to(self, device: torch.device) -> TensorSplit:
-        """The split as mlplab's `TensorSplit` on ``device``: (n, n_features) float32 and (n,) int64."""
-        return TensorSplit(_tensor(self.X).to(device), torch.from_numpy(self.labels).to(device), self.name)
-
-
-class _Convergence(Callback):
-    """scikit-learn's per-epoch bookkeeping, written into the estimator's learned attributes.
-
-    After each epoch: the loss curve and counters; the tol test on the training loss, or
-    with early stopping on the validation accuracy (keeping the best weights); the sgd
-    learning-rate schedules; and, after n_iter_no_change epochs without improvement, either
-    a fifth of the rate (adaptive) or the end of training (``state.stop``).
-    """
-
-    def __init__(self, estimator: MLPClassifier, samples: int) -> None:
-        self.estimator = estimator
-        self.samples = samples  # training samples per epoch
-        self.stopped = False  # whether training ended before max_iter
-
-    def on_epoch_end(self, state: FitState, record: dict[str, Any]) -> None:
-        estimator = self.estimator
-        estimator.n_iter_ += 1
-        estimator.t_ += self.samples
-        estimator.loss_ = record["train_loss"]
-        estimator.loss_curve_.append(estimator.loss_)
-        self._say(f"Iteration {estimator.n_iter_}, loss = {estimator.loss_:.8f}")
-        improved = self._validation_improved(state, record) if estimator.early_stopping else self._loss_improved()
-        estimator._no_improvement_count = 0 if improved else estimator._no_improvement_count + 1
-        if estimator.solver == "sgd" and estimator.learning_rate == "invscaling":
-            _set_lr(state.optimizer, estimator.learning_rate_init / (estimator.t_ + 1) ** estimator.power_t)
-        if estimator._no_improvement_count > estimator.n_iter_no_change:
-            state.stop = self.stopped = self._stop_or_slow_down(state.optimizer)
-            if state.stop:
-                what = "validation accuracy" if estimator.early_stopping else "training loss"
-                state.stop_reason = f"no better {what} by tol={estimator.tol} in {estimator.n_iter_no_change} epochs"
-
-    def _loss_improved(self) -> bool:
-        estimator = self.estimator
-        improved = estimator.loss_ <= estimator.best_loss_ - estimator.tol
-        estimator.best_loss_ = min(estimator.best_loss_, estimator.loss_)
-        return improved
-
-    def _validation_improved(self, state: FitState, record: dict[str, Any]) -> bool:
-        estimator = self.estimator
-        score = record["val_accuracy"]  # scikit-learn's validation score: accuracy
-        estimator.validation_scores_.append(score)
-        self._say(f"Validation score: {score:f}")
-        improved = score >= estimator.best_validation_score_ + estimator.tol
-        if score > estimator.best_validation_score_:
-            estimator.best_validation_score_ = score
-            weights = state.model.state_dict()
-            estimator._best_weights = {name: tensor.detach().clone() for name, tensor in weights.items()}
-        return improved
-
-    def _stop_or_slow_down(self, optimizer: torch.optim.Optimizer) -> bool:
-        """Whether to stop; the adaptive schedule divides the rate by 5 instead, until it is tiny."""
-        estimator = self.estimator
-        watched = "Validation score" if estimator.early_stopping else "Training loss"
-        message = f"{watched} did not improve more than tol={estimator.tol:f} for {estimator.n_iter_no_change} " \
-                  "consecutive epochs."
-        lr = optimizer.param_groups[0]["lr"]
-        if estimator.solver != "sgd" or estimator.learning_rate != "adaptive":
-            self._say(message + " Stopping.")
-            return True
-        if lr <= SMALLEST_ADAPTIVE_LR:
-            self._say(message + " Learning rate too small. Stopping.")
-            return True
-        _set_lr(optimizer, lr / 5)
-        estimator._no_improvement_count = 0
-        self._say(message + f" Setting learning rate to {lr / 5:f}")
-        return False
-
-    def _say(self, line: str) -> None:
-        if self.estimator.verbose:
-            print(line)  # scikit-learn's verbose contract: the caller asked for these lines
-
-
-def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-
-
-def _tensor(X: np.ndarray) -> torch.Tensor:
-    """An array as a CPU tensor: shared, unless it is read-only (a memmap) or not in C order."""
-    if not (X.flags.writeable and X.flags.c_contiguous):
-        X = np.array(X, order="C")
-    return torch.from_numpy(X)
 
 
 @contextlib.contextmanager
@@ -526,7 +592,7 @@ def _seeded(seed: int, device: torch.device) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _value_errors() -> Iterator[None]:
-    """mlplab's refusals (an engine that cannot train this model, no CUDA) as scikit-learn's ValueError."""
+    """mlplab's refusals (an engine that cannot train this model) as scikit-learn's ValueError."""
     try:
         yield
     except MlplabError as error:

@@ -1,0 +1,60 @@
+"""Every `mlplab` command line shown in the README and the docs parses with mlplab's own parser: a flag
+renamed or removed, a choice dropped or a command gone fails here, on the page that still shows it.
+A line shown with the error it gets (the next line of the block, ``mlplab ...: error: ...``) must be
+refused, with that very message when the parser is what refuses it."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+
+from conftest import REPO
+from mlplab.cli.main import build_parser
+
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+
+
+def command_lines(markdown: str) -> list[tuple[str, str | None]]:
+    """The ``$ mlplab ...`` lines of a page's console blocks, without their comments and redirections, each
+    with the error line shown after it (None when none is)."""
+    found = []
+    for block in re.findall(r"^```console\n(.*?)^```$", markdown, flags=re.MULTILINE | re.DOTALL):
+        lines = block.splitlines()
+        for index, line in enumerate(lines):
+            if line.startswith("$ mlplab ") or line == "$ mlplab":
+                words = shlex.split(line[2:], comments=True)
+                after = lines[index + 1] if index + 1 < len(lines) else ""
+                error = after if re.match(r"^mlplab[\w ]*: error: ", after) else None
+                found.append((" ".join(shlex.quote(word) for word in _before_redirection(words)), error))
+    return found
+
+
+def _before_redirection(words: list[str]) -> list[str]:
+    """The command's own words: up to a pipe, a redirection, ``&&`` or ``&``."""
+    for index, word in enumerate(words):
+        if word in ("|", ">", ">>", "2>", "&&", "&", ";") or word.startswith(("2>", ">")):
+            return words[:index]
+    return words
+
+
+COMMANDS = [(page.relative_to(REPO), line, error) for page in PAGES for line, error in command_lines(page.read_text())]
+
+
+def test_the_pages_show_many_commands():
+    assert len(COMMANDS) >= 100 and any(error for _, _, error in COMMANDS)
+    assert {"train", "eval", "predict", "sweep", "tune", "serve", "studio"} <= {line.split()[1] for _, line, _ in COMMANDS}
+
+
+@pytest.mark.parametrize(("page", "line", "error"), COMMANDS, ids=[f"{page}: {line}" for page, line, _ in COMMANDS])
+def test_the_command_parses(page, line, error, capsys):
+    parser = build_parser()
+    try:
+        parser.parse_args(shlex.split(line)[1:])
+    except SystemExit as stop:
+        said = capsys.readouterr().err.strip()
+        if stop.code and error is None:  # --help and --version exit 0
+            pytest.fail(f"{page} shows `{line}`, which mlplab refuses: {said}")
+        if error is not None:
+            assert said.splitlines()[-1] == error, f"{page} shows `{line}` failing otherwise than it does"
