@@ -58,12 +58,14 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
 
 
 def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
-    """A notebook page's table of contents with the code in its headings: mkdocs-jupyter builds it from the
+    """A notebook page's title and table of contents with the code in its headings: mkdocs-jupyter builds them from the
     headings with their code dropped ("Two recipes: and", linking to ``#1-two-recipes-and``, for "Two recipes:
     `fast` and `best`", whose anchor is ``#1-two-recipes-fast-and-best``). Each entry takes the text and the
     anchor of its heading on the page, in order."""
     if page.file.src_path.endswith(".ipynb"):
         headings = _HEADING.findall(html)
+        if headings:  # the page's title too, which the nav shows ("Lab 5: From tensors to `nn.Module`")
+            page.title = _plain(headings[0][1])
         links = _in_order(page.toc)
         if len(headings) == len(links):
             for link, (anchor, inner) in zip(links, headings):

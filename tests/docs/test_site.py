@@ -54,10 +54,12 @@ def _text(page: Path) -> str:
 
 def test_every_lab_is_a_page_with_its_outputs_and_figures(site):
     nav = (REPO / "mkdocs.yml").read_text()
+    home = _text(site / "index.html")  # every page carries the navigation
     for lab in notebooks.labs():
         assert f"tutorials/labs/{lab.name}.ipynb" in nav, f"add {lab.name} to mkdocs.yml's nav"
         page = (site / "tutorials" / "labs" / lab.name / "index.html").read_text(encoding="utf-8")
         assert lab.title.replace("`", "") in _text(site / "tutorials" / "labs" / lab.name / "index.html")
+        assert lab.title.replace("`", "") in home, f"the navigation names {lab.name} otherwise"
         assert re.search(r'<img[^>]+src="data:image/png;base64,', page), f"{lab.name}: no figure on the page"
         assert page.count('class="jp-OutputArea-child"') >= 3, f"{lab.name}: no outputs (not executed?)"
         # Every link within the page (its table of contents too) lands on a heading that is there.
