@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplab.config import Config
+from mlplab.runs.history import judged_by
 from mlplab.runs.state import FitState
 from mlplab.training.progress import ProgressBar
 
@@ -101,5 +102,4 @@ def _tested(metrics: dict[str, Any], last_epoch: int) -> str:
     best = metrics.get("best")
     if metrics["tested_epoch"] == last_epoch or best is None:
         return ""
-    judged = {"val_accuracy": "validation", "train_accuracy": "training"}[best["metric"]]
-    return f"; epoch {metrics['tested_epoch']}'s weights, the best {judged} accuracy"
+    return f"; epoch {metrics['tested_epoch']}'s weights, the best {judged_by(best)}"

@@ -19,6 +19,7 @@ import torch
 from mlplab.errors import MlplabError
 from mlplab.plots import charts, images
 from mlplab.plots.backend import save
+from mlplab.runs.history import judged_by
 from mlplab.runs.reader import Run
 
 FIGURES = ("curves", "batch_loss", "confusion", "per_class", "weights", "predictions", "mistakes")
@@ -100,8 +101,7 @@ def figure_drawers(run: Run, data_dir: str | None = None,
 
     def curves() -> Any:
         best = metrics.get("best") or {}
-        best_by = "validation accuracy" if best.get("metric") == "val_accuracy" else "training accuracy"
-        return charts.training_curves(history.epochs, best.get("epoch"), loss_name, best_by)
+        return charts.training_curves(history.epochs, best.get("epoch"), loss_name, judged_by(best))
 
     def batch_loss() -> Any:
         if not history.batch_losses:

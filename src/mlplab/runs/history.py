@@ -38,6 +38,11 @@ def new_best(best: dict[str, Any] | None, record: dict[str, Any]) -> dict[str, A
     return {"epoch": record["epoch"], "score": record[metric], "metric": metric}
 
 
+def judged_by(best: dict[str, Any] | None) -> str:
+    """What chose a best-epoch record (`new_best`), in words: "validation accuracy" or "training accuracy"."""
+    return "validation accuracy" if (best or {}).get("metric") == "val_accuracy" else "training accuracy"
+
+
 def test_metrics(test: dict[str, Any], classes: list[str], history: History, tested_epoch: int,
                  best: dict[str, Any] | None, device: str, engine: str, precision: str = "32-true") -> dict[str, Any]:
     """A finished run's test metrics (metrics.json), from `mlplab.evaluate`'s result on the tested weights.
