@@ -42,56 +42,103 @@ from mlplab.lazy import lazy_names
 
 # name -> the module that defines it
 _EXPORTS = {
-    "MNIST": "mlplab.data", "FashionMNIST": "mlplab.data", "KMNIST": "mlplab.data",
-    "load_data": "mlplab.data", "Batches": "mlplab.data",
+    "MNIST": "mlplab.data",
+    "FashionMNIST": "mlplab.data",
+    "KMNIST": "mlplab.data",
+    "load_data": "mlplab.data",
+    "Batches": "mlplab.data",
     "MLP": "mlplab.models",
-    "fit": "mlplab.training.loop", "train_epoch": "mlplab.training.loop", "evaluate": "mlplab.metrics",
-    "Callback": "mlplab.runs.state", "FitState": "mlplab.runs.state",
-    "EarlyStopping": "mlplab.training.callbacks", "Steering": "mlplab.training.steering",
-    "WeightAverage": "mlplab.training.weights", "MaxNorm": "mlplab.training.weights",
+    "fit": "mlplab.training.loop",
+    "train_epoch": "mlplab.training.loop",
+    "evaluate": "mlplab.metrics",
+    "Callback": "mlplab.runs.state",
+    "FitState": "mlplab.runs.state",
+    "EarlyStopping": "mlplab.training.callbacks",
+    "Steering": "mlplab.training.steering",
+    "WeightAverage": "mlplab.training.weights",
+    "MaxNorm": "mlplab.training.weights",
     "Augmentation": "mlplab.augment",
-    "ProgressBar": "mlplab.training.progress", "LivePlot": "mlplab.plots.live",
+    "ProgressBar": "mlplab.training.progress",
+    "LivePlot": "mlplab.plots.live",
     "Schedule": "mlplab.optim",
     "History": "mlplab.runs.history",
-    "AverageMeter": "mlplab.metrics", "accuracy": "mlplab.metrics",
-    "confusion_matrix": "mlplab.metrics", "per_class_accuracy": "mlplab.metrics",
-    "Config": "mlplab.config", "from_preset": "mlplab.config", "load_config": "mlplab.config",
+    "AverageMeter": "mlplab.metrics",
+    "accuracy": "mlplab.metrics",
+    "confusion_matrix": "mlplab.metrics",
+    "per_class_accuracy": "mlplab.metrics",
+    "Config": "mlplab.config",
+    "from_preset": "mlplab.config",
+    "load_config": "mlplab.config",
     "train": "mlplab.training.runner",
-    "Run": "mlplab.runs", "open_run": "mlplab.runs", "load_model": "mlplab.runs",
+    "Run": "mlplab.runs",
+    "open_run": "mlplab.runs",
+    "load_model": "mlplab.runs",
     "pretrained": "mlplab.training.pretrained",
-    "save_checkpoint": "mlplab.runs.checkpoint", "load_checkpoint": "mlplab.runs.checkpoint",
+    "save_checkpoint": "mlplab.runs.checkpoint",
+    "load_checkpoint": "mlplab.runs.checkpoint",
     "MLPClassifier": "mlplab.estimator",
     "MlplabError": "mlplab.errors",
 }
-_MODULES = ("losses", "data", "models", "engines", "training", "runs", "metrics", "scratch", "config", "choices", "digits",
-            "sweep", "tune", "augment", "threads")
+_MODULES = (
+    "losses",
+    "data",
+    "models",
+    "engines",
+    "training",
+    "runs",
+    "metrics",
+    "scratch",
+    "config",
+    "choices",
+    "digits",
+    "sweep",
+    "tune",
+    "augment",
+    "threads",
+)
 
 __all__ = sorted([*_EXPORTS, *_MODULES])
 
 if TYPE_CHECKING:
-    from mlplab import (augment, choices, config, data, digits, engines, losses, metrics, models, runs, scratch, sweep, threads,
-                        training, tune)
+    from mlplab import (
+        augment,
+        choices,
+        config,
+        data,
+        digits,
+        engines,
+        losses,
+        metrics,
+        models,
+        runs,
+        scratch,
+        sweep,
+        threads,
+        training,
+        tune,
+    )
     from mlplab.augment import Augmentation
     from mlplab.config import Config, from_preset, load_config
     from mlplab.data import KMNIST, MNIST, Batches, FashionMNIST, load_data
     from mlplab.errors import MlplabError
     from mlplab.estimator import MLPClassifier
+    from mlplab.metrics import AverageMeter, accuracy, confusion_matrix, evaluate, per_class_accuracy
     from mlplab.models import MLP
     from mlplab.optim import Schedule
-    from mlplab.training.pretrained import pretrained
+    from mlplab.plots.live import LivePlot
+    from mlplab.runs.checkpoint import load_checkpoint, save_checkpoint
+    from mlplab.runs.history import History
     from mlplab.runs.reader import Run, load_model, open_run
     from mlplab.runs.state import Callback, FitState
     from mlplab.training.callbacks import EarlyStopping
+    from mlplab.training.loop import fit, train_epoch
+    from mlplab.training.pretrained import pretrained
+    from mlplab.training.progress import ProgressBar
+    from mlplab.training.runner import train
     from mlplab.training.steering import Steering
     from mlplab.training.weights import MaxNorm, WeightAverage
-    from mlplab.plots.live import LivePlot
-    from mlplab.training.progress import ProgressBar
-    from mlplab.runs.checkpoint import load_checkpoint, save_checkpoint
-    from mlplab.runs.history import History
-    from mlplab.training.loop import fit, train_epoch
-    from mlplab.metrics import AverageMeter, accuracy, confusion_matrix, evaluate, per_class_accuracy
-    from mlplab.training.runner import train
 
 
-__getattr__, __dir__ = lazy_names(__name__, {**_EXPORTS, **{name: f"mlplab.{name}" for name in _MODULES}}, globals(),
-                                  [*__all__, "__version__"])
+__getattr__, __dir__ = lazy_names(
+    __name__, {**_EXPORTS, **{name: f"mlplab.{name}" for name in _MODULES}}, globals(), [*__all__, "__version__"]
+)

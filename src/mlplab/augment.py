@@ -182,8 +182,10 @@ class Augmentation:
         pixels = self.side * self.side
         flat = images.dim() == 2 and images.shape[1] == pixels
         if not (flat or (images.dim() == 4 and tuple(images.shape[1:]) == (1, self.side, self.side))):
-            raise MlplabError(f"augmentation takes images of shape (B, {pixels}) or (B, 1, {self.side}, "
-                              f"{self.side}); got {tuple(images.shape)}")
+            raise MlplabError(
+                f"augmentation takes images of shape (B, {pixels}) or (B, 1, {self.side}, "
+                f"{self.side}); got {tuple(images.shape)}"
+            )
         if not images.is_floating_point():
             raise MlplabError(f"augmentation takes normalised float images; got {images.dtype}")
 
@@ -213,8 +215,9 @@ class Augmentation:
             ink = self._resample(ink, affine, field)
         return (ink + self.background).reshape(images.shape).to(images.dtype)
 
-    def _resample(self, ink: torch.Tensor, affine: tuple[torch.Tensor, torch.Tensor] | None,
-                  field: torch.Tensor | None) -> torch.Tensor:
+    def _resample(
+        self, ink: torch.Tensor, affine: tuple[torch.Tensor, torch.Tensor] | None, field: torch.Tensor | None
+    ) -> torch.Tensor:
         """``ink`` (B, 1, S, S), blank 0, resampled bilinearly through the elastic ``field`` (pixels), then ``affine``."""
         count, device, dtype = ink.shape[0], ink.device, ink.dtype
         # Output pixel centres in grid_sample's units (align_corners=False): -1 and 1 are the image's outer edges.
@@ -261,7 +264,7 @@ class Augmentation:
         radius = math.ceil(KERNEL_SIGMAS * self.sigma)
         pixel = torch.arange(self.side, dtype=torch.float32)
         lag = pixel.view(1, -1) - pixel.view(-1, 1)  # (S, S): j - i
-        band = torch.exp(-lag ** 2 / (2 * self.sigma ** 2)) * (lag.abs() <= radius)
+        band = torch.exp(-(lag**2) / (2 * self.sigma**2)) * (lag.abs() <= radius)
         band = (band / band[self.side // 2].sum()).to(device)  # an inner row sums to 1 (the scale is normalised away)
         smooth = band @ noise.to(device) @ band.T  # (B, 2, S, S): columns smoothed, then rows
         norm = smooth.flatten(1).norm(dim=1).clamp_min(1e-12).view(count, 1, 1, 1)
@@ -328,7 +331,7 @@ def blur_keeping_peak(ink: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
     side = ink.shape[-1]
     lags = torch.arange(1 - side, side, device=ink.device, dtype=ink.dtype)  # (2S - 1,): every j - i
     sigma = sigmas.clamp_min(1e-3).view(-1, 1)  # (B, 1); at 1e-3 the kernel is exactly [..., 0, 1, 0, ...]
-    kernel = torch.exp(-lags ** 2 / (2 * sigma ** 2)) * (lags.abs() <= torch.ceil(KERNEL_SIGMAS * sigma))
+    kernel = torch.exp(-(lags**2) / (2 * sigma**2)) * (lags.abs() <= torch.ceil(KERNEL_SIGMAS * sigma))
     kernel = kernel / kernel.sum(dim=1, keepdim=True)  # (B, 2S - 1), summing to 1: inner ink's mass is kept
     pixel = torch.arange(side, device=ink.device)
     band = kernel[:, pixel.view(1, -1) - pixel.view(-1, 1) + side - 1]  # (B, S, S): entry (i, j) is the kernel at j - i

@@ -66,8 +66,10 @@ class Bounds:
         """``>= 1``, ``> 0``, ``in [0, 1)``, ``in [0, 2**63 - 1]``: how the CLI help and errors state them."""
         if self.high is None:
             return f"{'>' if self.low_open else '>='} {_number(self.low)}"
-        return (f"in {'(' if self.low_open else '['}{_number(self.low)}, "
-                f"{_number(self.high)}{')' if self.high_open else ']'}")
+        return (
+            f"in {'(' if self.low_open else '['}{_number(self.low)}, "
+            f"{_number(self.high)}{')' if self.high_open else ']'}"
+        )
 
 
 def _number(value: float) -> str:
@@ -99,30 +101,54 @@ class DataConfig:
     """Where the images come from and how they are split and scaled; checks its values when built."""
 
     dataset: str = one_of("mnist", choices.DATASETS)
-    data_dir: str | None = setting(None, "folder holding the four IDX files (raw or .gz); default: $MLPLAB_DATA_DIR, else the download cache, else the copy bundled with mlplab (MNIST), else the mirrors")
+    data_dir: str | None = setting(
+        None,
+        "folder holding the four IDX files (raw or .gz); default: $MLPLAB_DATA_DIR, else the download cache, else the copy bundled with mlplab (MNIST), else the mirrors",
+    )
     cache_dir: str | None = setting(None, "download cache; default: $MLPLAB_CACHE_DIR, else ~/.cache/mlplab")
-    download: bool = setting(True, "fetch from the mirrors when no local copy is found (MNIST never needs to: mlplab bundles it)")
+    download: bool = setting(
+        True, "fetch from the mirrors when no local copy is found (MNIST never needs to: mlplab bundles it)"
+    )
     normalize: str = one_of("standard", choices.NORMALIZATIONS, choices.NORMALIZATION_NOTES)
     val_split: str = one_of("last", choices.VAL_SPLITS, choices.VAL_SPLIT_NOTES)
     val_size: int = setting(10_000, "images held out of the 60k training set for validation", bounds=COUNT)
     drop_last: bool = setting(False, "drop the last partial training batch (evaluation never drops)")
-    augment: str = one_of("none", choices.AUGMENTS, choices.AUGMENT_NOTES, more=(
-        ": distort every training batch on the fly, drawn from the seed and the step (resume stays exact)"))
+    augment: str = one_of(
+        "none",
+        choices.AUGMENTS,
+        choices.AUGMENT_NOTES,
+        more=(": distort every training batch on the fly, drawn from the seed and the step (resume stays exact)"),
+    )
     rotate: float = setting(12.0, "augment: largest rotation, degrees either way", bounds=Bounds(0, 180))
-    scale: float = setting(0.12, "augment: largest change of size, a fraction either way (0.12: 0.88 to 1.12 times)",
-                           bounds=Bounds(0, 1, high_open=True))
+    scale: float = setting(
+        0.12,
+        "augment: largest change of size, a fraction either way (0.12: 0.88 to 1.12 times)",
+        bounds=Bounds(0, 1, high_open=True),
+    )
     shear: float = setting(8.0, "augment: largest shear, degrees either way", bounds=Bounds(0, 60))
     translate: float = setting(2.0, "augment: largest shift, pixels either way on each axis", bounds=Bounds(0, 14))
-    elastic_alpha: float = setting(34.0, "augment: elastic displacement scale alpha, pixels (Simard 2003: 34)",
-                                   bounds=Bounds(0, 1000))
-    elastic_sigma: float = setting(4.0, "augment: width sigma of the Gaussian smoothing the displacement field, "
-                                        "pixels (Simard 2003: 4)", bounds=Bounds(0, 28, low_open=True))
-    stroke: float = setting(0.0, "augment: largest change of stroke width, MNIST pixels per side either way: each image "
-                                 "is dilated (bolder) or eroded (thinner) by U(-stroke, stroke) px; applies with any "
-                                 "--augment, none included; 0: off", bounds=Bounds(0, 2))
-    blur: float = setting(0.0, "augment: largest Gaussian blur, standard deviation in pixels: each image is blurred by "
-                               "sigma U(0, blur), then its strongest ink brought back to the level it had; applies with "
-                               "any --augment, none included; 0: off", bounds=Bounds(0, 3))
+    elastic_alpha: float = setting(
+        34.0, "augment: elastic displacement scale alpha, pixels (Simard 2003: 34)", bounds=Bounds(0, 1000)
+    )
+    elastic_sigma: float = setting(
+        4.0,
+        "augment: width sigma of the Gaussian smoothing the displacement field, pixels (Simard 2003: 4)",
+        bounds=Bounds(0, 28, low_open=True),
+    )
+    stroke: float = setting(
+        0.0,
+        "augment: largest change of stroke width, MNIST pixels per side either way: each image "
+        "is dilated (bolder) or eroded (thinner) by U(-stroke, stroke) px; applies with any "
+        "--augment, none included; 0: off",
+        bounds=Bounds(0, 2),
+    )
+    blur: float = setting(
+        0.0,
+        "augment: largest Gaussian blur, standard deviation in pixels: each image is blurred by "
+        "sigma U(0, blur), then its strongest ink brought back to the level it had; applies with "
+        "any --augment, none included; 0: off",
+        bounds=Bounds(0, 3),
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -132,7 +158,9 @@ class DataConfig:
 class ModelConfig:
     """The network: an MLP over flattened 28x28 images; checks its values when built."""
 
-    hidden: tuple[int, ...] = setting((512,), "hidden layer widths, comma-separated, each >= 1; none is logistic regression")
+    hidden: tuple[int, ...] = setting(
+        (512,), "hidden layer widths, comma-separated, each >= 1; none is logistic regression"
+    )
     activation: str = one_of("relu", choices.ACTIVATIONS)
     output: str = one_of("logits", choices.OUTPUTS)
     dropout: float = setting(0.0, "dropout probability after each hidden activation", bounds=FRACTION)
@@ -164,18 +192,27 @@ class OptimConfig:
     nesterov: bool = setting(True, "sgd Nesterov momentum (needs momentum > 0)")
     weight_decay: float = setting(0.0, "L2 penalty (decoupled for adamw)", bounds=Bounds(0, LARGE))
     scheduler: str = one_of("onecycle", choices.SCHEDULERS)
-    gamma: float = setting(0.9, "lr decay factor per epoch (exponential) or per step_size epochs (step)",
-                           bounds=Bounds(0, 1, low_open=True))
+    gamma: float = setting(
+        0.9,
+        "lr decay factor per epoch (exponential) or per step_size epochs (step)",
+        bounds=Bounds(0, 1, low_open=True),
+    )
     step_size: int = setting(1, "epochs between decays for scheduler=step", bounds=COUNT)
-    max_norm: float | None = setting(None, "after every step, scale each unit's incoming weights down to this L2 norm "
-                                           "at most (Srivastava et al. 2014; default: off)", bounds=Bounds(0, LARGE, low_open=True))
+    max_norm: float | None = setting(
+        None,
+        "after every step, scale each unit's incoming weights down to this L2 norm "
+        "at most (Srivastava et al. 2014; default: off)",
+        bounds=Bounds(0, LARGE, low_open=True),
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)
         name = self.optimizer
         if self.momentum > 0 and name not in MOMENTUM_OPTIMIZERS:
-            raise MlplabError(f"momentum applies only to {' and '.join(MOMENTUM_OPTIMIZERS)}, not {name}; "
-                              "set --momentum 0 or change --optimizer")
+            raise MlplabError(
+                f"momentum applies only to {' and '.join(MOMENTUM_OPTIMIZERS)}, not {name}; "
+                "set --momentum 0 or change --optimizer"
+            )
         if self.nesterov and name not in NESTEROV_OPTIMIZERS:
             raise MlplabError(f"nesterov applies only to --optimizer sgd, not {name}; drop --nesterov")
         if self.nesterov and self.momentum <= 0:
@@ -192,30 +229,56 @@ class TrainConfig:
 
     loss: str = one_of("cross_entropy", choices.LOSSES)
     beta: float = setting(1.0, "extra weight on the correct class's residual for loss=ccql", bounds=Bounds(0, LARGE))
-    label_smoothing: float = setting(0.0, "aim cross_entropy and nll at (1 - e) one-hot + e / classes instead of "
-                                          "one-hot (0: off)", bounds=FRACTION)
-    patience: int | None = setting(None, "stop early when the validation accuracy has not improved for this many "
-                                         "epochs (default: train every epoch)", bounds=COUNT)
-    ema: float | None = setting(None, "keep an exponential moving average of the weights with this decay per step "
-                                      "(e.g. 0.999): it is what is validated, tested and saved (default: off)",
-                                bounds=Bounds(0, 1, low_open=True, high_open=True))
+    label_smoothing: float = setting(
+        0.0, "aim cross_entropy and nll at (1 - e) one-hot + e / classes instead of one-hot (0: off)", bounds=FRACTION
+    )
+    patience: int | None = setting(
+        None,
+        "stop early when the validation accuracy has not improved for this many epochs (default: train every epoch)",
+        bounds=COUNT,
+    )
+    ema: float | None = setting(
+        None,
+        "keep an exponential moving average of the weights with this decay per step "
+        "(e.g. 0.999): it is what is validated, tested and saved (default: off)",
+        bounds=Bounds(0, 1, low_open=True, high_open=True),
+    )
     batch_size: int = setting(256, "training batch size", bounds=COUNT)
     eval_batch_size: int = setting(1000, "evaluation batch size (never drops samples)", bounds=COUNT)
     epochs: int = setting(4, "number of passes over the training split", bounds=COUNT)
     seed: int = setting(0, "drives the split, initialisation, shuffling and dropout", bounds=Bounds(0, INT64_MAX))
-    threads: int | None = setting(None, f"CPU threads for PyTorch while training, at most {THREADS_PER_CPU} per CPU; default: chosen for the machine as it is (the CPUs other processes leave free, the work of a step) and re-checked every second (mlplab.threads)", bounds=Bounds(1, 4096))
-    engine: str = one_of("auto", choices.ENGINES, more=(
-        ": how gradients are computed; manual writes the MLP's backprop out by hand (the same gradients, faster on "
-        "small nets), auto uses it wherever it applies (no dropout, a built-in loss); scratch computes the whole step "
-        "in NumPy (mlplab.scratch, CPU only)"))
-    precision: str = one_of("32-true", choices.PRECISIONS, choices.PRECISION_NOTES, more=(
-        ": bf16-mixed keeps the weights, optimizer, loss and evaluation in float32 and is faster only where the "
-        "hardware multiplies bfloat16 (AVX512-BF16 or AMX CPUs, recent GPUs; mlplab.precision)"))
+    threads: int | None = setting(
+        None,
+        f"CPU threads for PyTorch while training, at most {THREADS_PER_CPU} per CPU; default: chosen for the machine as it is (the CPUs other processes leave free, the work of a step) and re-checked every second (mlplab.threads)",
+        bounds=Bounds(1, 4096),
+    )
+    engine: str = one_of(
+        "auto",
+        choices.ENGINES,
+        more=(
+            ": how gradients are computed; manual writes the MLP's backprop out by hand (the same gradients, faster on "
+            "small nets), auto uses it wherever it applies (no dropout, a built-in loss); scratch computes the whole step "
+            "in NumPy (mlplab.scratch, CPU only)"
+        ),
+    )
+    precision: str = one_of(
+        "32-true",
+        choices.PRECISIONS,
+        choices.PRECISION_NOTES,
+        more=(
+            ": bf16-mixed keeps the weights, optimizer, loss and evaluation in float32 and is faster only where the "
+            "hardware multiplies bfloat16 (AVX512-BF16 or AMX CPUs, recent GPUs; mlplab.precision)"
+        ),
+    )
     device: str = one_of("auto", choices.DEVICES)
     out: str | None = setting(None, "run directory; default runs/<dataset>-<preset or mlp>-<time>")
     log_batches: bool = setting(False, "also record every training batch's loss (batches.csv)")
-    tensorboard: bool = setting(False, "also write TensorBoard logs into RUN_DIR/tensorboard (needs the tensorboard extra)")
-    wandb: bool = setting(False, "also log to Weights & Biases, online or with WANDB_MODE=offline (needs the wandb extra)")
+    tensorboard: bool = setting(
+        False, "also write TensorBoard logs into RUN_DIR/tensorboard (needs the tensorboard extra)"
+    )
+    wandb: bool = setting(
+        False, "also log to Weights & Biases, online or with WANDB_MODE=offline (needs the wandb extra)"
+    )
     wandb_project: str = setting("mlplab", "Weights & Biases project for --wandb")
     progress: bool = setting(True, "tqdm bar (only shown on a terminal)")
 
@@ -224,8 +287,9 @@ class TrainConfig:
         check_smoothing(self.loss, self.label_smoothing)
         check_precision(self.precision, self.engine, self.device)
         if self.engine == "scratch" and self.device not in ("auto", "cpu"):
-            raise MlplabError(f"--engine scratch computes in NumPy on the CPU, not on {self.device}; "
-                              "use --device cpu or auto")
+            raise MlplabError(
+                f"--engine scratch computes in NumPy on the CPU, not on {self.device}; use --device cpu or auto"
+            )
 
 
 @dataclass
@@ -260,8 +324,16 @@ SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig,
 # reaches 98.3% test accuracy on MNIST in 3 to 4 s of training on 2 CPU cores (docs/how-to/train.md).
 
 # What the lab recipes share, whatever the defaults: the lab net, plain SGD at a fixed rate.
-_LAB: dict[str, Any] = dict(hidden=(16, 32, 24), optimizer="sgd", lr=0.01, momentum=0.0, nesterov=False,
-                            scheduler="none", batch_size=64, epochs=3)
+_LAB: dict[str, Any] = dict(
+    hidden=(16, 32, 24),
+    optimizer="sgd",
+    lr=0.01,
+    momentum=0.0,
+    nesterov=False,
+    scheduler="none",
+    batch_size=64,
+    epochs=3,
+)
 
 # Lab recipes: overrides of the defaults above, keyed by field name; each states every
 # setting of its lab, so changing mlplab's defaults never changes a lab's recipe.
@@ -281,30 +353,101 @@ PRESETS: dict[str, dict[str, Any]] = {
     # schedule to a high rate, label smoothing, the matrix products in bfloat16 (`mlplab.precision`: 1.7x
     # sooner where the CPU multiplies bfloat16 natively, at the same accuracy; elsewhere add --precision 32-true).
     # 384 units rather than 512: 98.22% over 30 seeds against 98.27% over 10, in three quarters of the time.
-    "fast": dict(hidden=(384,), activation="relu", optimizer="sgd", lr=0.3, momentum=0.9, nesterov=True,
-                 weight_decay=0.0, scheduler="onecycle", batch_size=256, epochs=2, loss="cross_entropy",
-                 label_smoothing=0.1, augment="none", val_split="last", val_size=10_000, precision="bf16-mixed"),
+    "fast": dict(
+        hidden=(384,),
+        activation="relu",
+        optimizer="sgd",
+        lr=0.3,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=0.0,
+        scheduler="onecycle",
+        batch_size=256,
+        epochs=2,
+        loss="cross_entropy",
+        label_smoothing=0.1,
+        augment="none",
+        val_split="last",
+        val_size=10_000,
+        precision="bf16-mixed",
+    ),
     # 99% on MNIST in about 21 s of training on 2 CPU cores: best's two layers of 1024 for 8 epochs at batch
     # 512, milder distortions (a short schedule cannot fit best's), bfloat16 products.
-    "fast99": dict(hidden=(1024, 1024), activation="relu", optimizer="sgd", lr=0.4, momentum=0.9, nesterov=True,
-                   weight_decay=0.0, scheduler="onecycle", batch_size=512, epochs=8, loss="cross_entropy",
-                   label_smoothing=0.1, augment="both", rotate=8.0, scale=0.08, shear=6.0, translate=1.5,
-                   elastic_alpha=28.0, elastic_sigma=4.0, val_split="last", val_size=5_000, precision="bf16-mixed"),
+    "fast99": dict(
+        hidden=(1024, 1024),
+        activation="relu",
+        optimizer="sgd",
+        lr=0.4,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=0.0,
+        scheduler="onecycle",
+        batch_size=512,
+        epochs=8,
+        loss="cross_entropy",
+        label_smoothing=0.1,
+        augment="both",
+        rotate=8.0,
+        scale=0.08,
+        shear=6.0,
+        translate=1.5,
+        elastic_alpha=28.0,
+        elastic_sigma=4.0,
+        val_split="last",
+        val_size=5_000,
+        precision="bf16-mixed",
+    ),
     # As good as a plain MLP gets in 15 minutes on 2 CPU cores (99.57% over 3 seeds in about 13): two layers
     # of 1024, affine and elastic distortions of every batch, label smoothing, a moving average of the weights,
     # 150 epochs on all 60,000 training images (no validation split: the epoch kept is the one of best training
     # accuracy, in practice one of the last), bfloat16 products.
-    "best": dict(hidden=(1024, 1024), activation="relu", optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,
-                 weight_decay=0.0, scheduler="onecycle", batch_size=128, epochs=150, loss="cross_entropy",
-                 label_smoothing=0.1, augment="both", ema=0.999, val_split="none", precision="bf16-mixed"),
+    "best": dict(
+        hidden=(1024, 1024),
+        activation="relu",
+        optimizer="sgd",
+        lr=0.1,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=0.0,
+        scheduler="onecycle",
+        batch_size=128,
+        epochs=150,
+        loss="cross_entropy",
+        label_smoothing=0.1,
+        augment="both",
+        ema=0.999,
+        val_split="none",
+        precision="bf16-mixed",
+    ),
     # For people's own digits (`mlplab predict` and `serve` with no run): 784-512-10 as fast had it, trained 12 epochs
     # on digits distorted as people hand them in: affine and elastic, strokes bolder or thinner by up to
     # half a pixel, blurred up to sigma 1 (docs/how-to/predict.md, "A model for your own digits"). About 30 s on 2 CPU cores.
-    "digits": dict(hidden=(512,), activation="relu", optimizer="sgd", lr=0.3, momentum=0.9, nesterov=True,
-                   weight_decay=0.0, scheduler="onecycle", batch_size=256, epochs=12, loss="cross_entropy",
-                   label_smoothing=0.1, augment="both", rotate=12.0, scale=0.15, shear=8.0, translate=2.0,
-                   elastic_alpha=34.0, elastic_sigma=4.0, stroke=0.5, blur=1.0, val_split="last", val_size=5_000,
-                   precision="32-true"),
+    "digits": dict(
+        hidden=(512,),
+        activation="relu",
+        optimizer="sgd",
+        lr=0.3,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=0.0,
+        scheduler="onecycle",
+        batch_size=256,
+        epochs=12,
+        loss="cross_entropy",
+        label_smoothing=0.1,
+        augment="both",
+        rotate=12.0,
+        scale=0.15,
+        shear=8.0,
+        translate=2.0,
+        elastic_alpha=34.0,
+        elastic_sigma=4.0,
+        stroke=0.5,
+        blur=1.0,
+        val_split="last",
+        val_size=5_000,
+        precision="32-true",
+    ),
 }
 
 
@@ -379,7 +522,8 @@ def _check_int64(name: str, number: Any) -> None:
 def _check_widths(widths: Any) -> None:
     """Refuse hidden layer widths unless they are a sequence of positive integers that int64 holds."""
     if not isinstance(widths, (tuple, list)) or not all(
-            isinstance(width, numbers.Integral) and not isinstance(width, bool) for width in widths):
+        isinstance(width, numbers.Integral) and not isinstance(width, bool) for width in widths
+    ):
         raise _not_widths(widths)
     if any(width <= 0 for width in widths):
         raise MlplabError(f"hidden layer widths must be positive; got {widths!r}")
@@ -389,15 +533,19 @@ def _check_widths(widths: Any) -> None:
 def check_smoothing(loss: str, label_smoothing: float) -> None:
     """Refuse label smoothing for a loss that does not take it (only cross_entropy and nll do)."""
     if label_smoothing and loss not in SMOOTHED_LOSSES:
-        raise MlplabError(f"label smoothing applies to the cross_entropy and nll losses, not {loss}; "
-                          "set --label-smoothing 0 or --loss cross_entropy")
+        raise MlplabError(
+            f"label smoothing applies to the cross_entropy and nll losses, not {loss}; "
+            "set --label-smoothing 0 or --loss cross_entropy"
+        )
 
 
 def check_output(loss: str, output: str) -> None:
     """Refuse a loss that cannot read the model's output: nll reads log-probabilities, not logits."""
     if loss == "nll" and output == "logits":
-        raise MlplabError("loss 'nll' expects log-probabilities but the model outputs logits; "
-                          "use --output log_softmax or --loss cross_entropy")
+        raise MlplabError(
+            "loss 'nll' expects log-probabilities but the model outputs logits; "
+            "use --output log_softmax or --loss cross_entropy"
+        )
 
 
 def setting_value(name: str, value: Any) -> Any:
@@ -470,8 +618,9 @@ def _hidden(value: Any) -> tuple[int, ...]:
             raise MlplabError("hidden needs layer widths like 16,32,24, or none for no hidden layer")
         entries = [entry.strip() for entry in text.split(",")]
         if "" in entries:
-            raise MlplabError(f"hidden has an empty entry in {value!r}; give widths like 16,32,24, "
-                              "or none for no hidden layer")
+            raise MlplabError(
+                f"hidden has an empty entry in {value!r}; give widths like 16,32,24, or none for no hidden layer"
+            )
         entries = [width for entry in entries for width in entry.split()]  # "16 32" also works
     try:
         return tuple(_integer(width) for width in entries)
@@ -528,13 +677,21 @@ def from_preset(name: str) -> Config:
 def changed_fields(config: Config) -> dict[str, Any]:
     """The fields of ``config`` that differ from the defaults, flat: what a file says over a preset."""
     default = Config()
-    return {field.name: getattr(getattr(config, section), field.name) for section, kind in SECTION_TYPES.items()
-            for field in dataclasses.fields(kind)
-            if getattr(getattr(config, section), field.name) != getattr(getattr(default, section), field.name)}
+    return {
+        field.name: getattr(getattr(config, section), field.name)
+        for section, kind in SECTION_TYPES.items()
+        for field in dataclasses.fields(kind)
+        if getattr(getattr(config, section), field.name) != getattr(getattr(default, section), field.name)
+    }
 
 
-def resolve_config(preset: str | None = None, file: Config | None = None, flags: dict[str, Any] | None = None,
-                   *, base: Config | None = None) -> Config:
+def resolve_config(
+    preset: str | None = None,
+    file: Config | None = None,
+    flags: dict[str, Any] | None = None,
+    *,
+    base: Config | None = None,
+) -> Config:
     """A config from its layers, later winning: what ``mlplab train``, ``sweep`` and ``tune`` do with their flags.
 
     Args:

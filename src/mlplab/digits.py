@@ -105,9 +105,12 @@ class ImageTooLarge(NotAnImage):
     def of_size(cls, label: str, width: int, height: int, jpeg: bool) -> ImageTooLarge:
         """The error for an image that would decode to ``width`` x ``height``: the limit, and what to do."""
         advice = "scale it down first" + ("" if jpeg else ", or save it as JPEG (read reduced, at any size)")
-        return cls(f"{label}: {width}x{height} pixels is too large to decode: at most {MAX_PIXELS:,} pixels are "
-                   f"decoded, and a digit needs no more than {DECODE_SIDE} px on its longer side; {advice}",
-                   width, height)
+        return cls(
+            f"{label}: {width}x{height} pixels is too large to decode: at most {MAX_PIXELS:,} pixels are "
+            f"decoded, and a digit needs no more than {DECODE_SIDE} px on its longer side; {advice}",
+            width,
+            height,
+        )
 
 
 def load_image(source: Any, name: str | None = None) -> Any:
@@ -178,11 +181,14 @@ def _decoding(label: str) -> Iterator[None]:
     except IsADirectoryError:
         raise NotAnImage(f"{label}: is a folder, not an image") from None
     except Image.DecompressionBombError as error:  # a header Pillow itself refuses: hundreds of megapixels
-        raise ImageTooLarge(f"{label}: far too large to decode ({one_line(error, None)}); at most {MAX_PIXELS:,} "
-                            "pixels are decoded: scale it down first") from None
+        raise ImageTooLarge(
+            f"{label}: far too large to decode ({one_line(error, None)}); at most {MAX_PIXELS:,} "
+            "pixels are decoded: scale it down first"
+        ) from None
     except UnidentifiedImageError as error:
-        raise NotAnImage(f"{label}: not an image Pillow can read ({type(error).__name__}); "
-                         "give a PNG, JPEG, WebP or GIF file") from None
+        raise NotAnImage(
+            f"{label}: not an image Pillow can read ({type(error).__name__}); give a PNG, JPEG, WebP or GIF file"
+        ) from None
     except (OSError, ValueError, SyntaxError) as error:  # truncated or corrupt data
         raise NotAnImage(f"{label}: a damaged or unreadable image ({error})") from None
 
@@ -221,8 +227,13 @@ def _upright(image: Any) -> Any:
 
 
 # What a path that is not a regular file names, for its error.
-_NOT_FILES = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-              (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_NOT_FILES = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def _check_regular_file(path: str | Path, label: str) -> None:
@@ -251,8 +262,10 @@ def _check_finite(image: Any, label: str) -> None:
     nan = int(np.isnan(values).sum())
     infinite = values.size - int(finite.sum()) - nan
     what = " and ".join(kind for kind, count in (("NaN", nan), ("infinite", infinite)) if count)
-    raise NotAnImage(f"{label}: the image has {what} pixels ({nan + infinite:,} of {values.size:,}); "
-                     "every pixel needs a finite grey level")
+    raise NotAnImage(
+        f"{label}: the image has {what} pixels ({nan + infinite:,} of {values.size:,}); "
+        "every pixel needs a finite grey level"
+    )
 
 
 def _image_from_array(array: np.ndarray, label: str) -> Any:
@@ -262,7 +275,9 @@ def _image_from_array(array: np.ndarray, label: str) -> Any:
     if array.ndim == 1 and array.size == FIELD * FIELD:
         array = array.reshape(FIELD, FIELD)
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)) or 0 in array.shape:
-        raise NotAnImage(f"{label}: an array of shape {array.shape} is not an image (need (H, W), (H, W, 3|4) or 784 values)")
+        raise NotAnImage(
+            f"{label}: an array of shape {array.shape} is not an image (need (H, W), (H, W, 3|4) or 784 values)"
+        )
     values = array.astype(np.float64)
     if not np.isfinite(values).all():
         raise NotAnImage(f"{label}: the array holds NaN or infinite values")
@@ -271,7 +286,9 @@ def _image_from_array(array: np.ndarray, label: str) -> Any:
     pixels = np.clip(np.rint(values), 0, 255).astype(np.uint8)
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
-    return Image.fromarray(pixels, mode={2: "L", 3: "RGB", 4: "RGBA"}[pixels.ndim if pixels.ndim == 2 else pixels.shape[2]])
+    return Image.fromarray(
+        pixels, mode={2: "L", 3: "RGB", 4: "RGBA"}[pixels.ndim if pixels.ndim == 2 else pixels.shape[2]]
+    )
 
 
 def to_gray(image: Any) -> np.ndarray:
@@ -320,8 +337,10 @@ def check_size(image: Any) -> None:
     (judged at the size it was decoded, before `load_image` reduced it)."""
     width, height = image.info.get("decoded_size", image.size)
     if min(height, width) < MIN_SIDE:
-        raise NoDigitFound(f"no digit found: the image is {width}x{height} pixels, too small or thin to hold a "
-                           f"digit (at least {MIN_SIDE} pixels each way)")
+        raise NoDigitFound(
+            f"no digit found: the image is {width}x{height} pixels, too small or thin to hold a "
+            f"digit (at least {MIN_SIDE} pixels each way)"
+        )
 
 
 def paper_level(gray: np.ndarray) -> np.ndarray:
@@ -337,8 +356,10 @@ def paper_level(gray: np.ndarray) -> np.ndarray:
     height, width = gray.shape
     scale = min(1.0, 64.0 / max(height, width))
     small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = np.asarray(Image.fromarray(np.asarray(gray, dtype=np.float32), mode="F").resize(small_size, Image.Resampling.BOX),
-                       dtype=np.float64)
+    small = np.asarray(
+        Image.fromarray(np.asarray(gray, dtype=np.float32), mode="F").resize(small_size, Image.Resampling.BOX),
+        dtype=np.float64,
+    )
     coefficients = _surface_fit(small)
     level = sum(c * term for c, term in zip(coefficients, _quadratic_terms(height, width)))
     return np.broadcast_to(level, (height, width)).astype(np.float32)
@@ -356,8 +377,9 @@ def _surface_fit(values: np.ndarray, rounds: int = 5) -> np.ndarray:
     the background of ``values``: least squares over the pixels of middling level, then
     again over those within 2.5 robust standard deviations of the fit, a few rounds."""
     height, width = values.shape
-    terms = np.stack([np.broadcast_to(term, values.shape) for term in _quadratic_terms(height, width)],
-                     axis=-1).reshape(-1, 6)
+    terms = np.stack(
+        [np.broadcast_to(term, values.shape) for term in _quadratic_terms(height, width)], axis=-1
+    ).reshape(-1, 6)
     flat = values.reshape(-1)
     # Start from the pixels between the 40th and 60th percentile of the level: the ink covers
     # at most about a third of an image, so these are paper even under a bold digit.
@@ -397,7 +419,7 @@ def remove_background(gray: np.ndarray) -> tuple[np.ndarray, float]:
     # The noise's standard deviation from neighbouring pixels' differences: paper and the
     # insides of strokes are smooth, so only noise makes most neighbours differ, however much
     # ink there is (for Gaussian noise, the median |difference| is 0.6745 sqrt(2) sigma).
-    noise = float(np.median(np.abs(np.diff(residual, axis=1)))) / (0.6745 * 2 ** 0.5)
+    noise = float(np.median(np.abs(np.diff(residual, axis=1)))) / (0.6745 * 2**0.5)
     return np.clip(ink, 0.0, 1.0), noise
 
 
@@ -459,8 +481,11 @@ def _smoothed(ink: np.ndarray) -> np.ndarray:
         for _ in range(3):
             padded = np.concatenate([np.take(ink, [0], axis), ink, np.take(ink, [-1], axis)], axis=axis)
             count = padded.shape[axis]
-            ink = (np.take(padded, range(0, count - 2), axis) + np.take(padded, range(1, count - 1), axis)
-                   + np.take(padded, range(2, count), axis)) / 3
+            ink = (
+                np.take(padded, range(0, count - 2), axis)
+                + np.take(padded, range(1, count - 1), axis)
+                + np.take(padded, range(2, count), axis)
+            ) / 3
     return ink.astype(np.float32)
 
 
@@ -479,7 +504,9 @@ def _cleaned(ink: np.ndarray, noise: float) -> np.ndarray:
     if fraction < MIN_INK_FRACTION:
         raise NoDigitFound("no digit found: only a speck of ink")
     if fraction > MAX_INK_FRACTION:
-        raise NoDigitFound("no digit found: the image is mostly ink (write a dark digit on light paper, or light on dark)")
+        raise NoDigitFound(
+            "no digit found: the image is mostly ink (write a dark digit on light paper, or light on dark)"
+        )
     full = float(np.percentile(ink[strokes], 90))
     floor = threshold / 2  # keep the soft edges of strokes, drop the background's noise
     level = bold_level(ink, threshold, full)
@@ -545,8 +572,7 @@ def stroke_width(ink: np.ndarray) -> float:
     if area == 0:
         return 0.0
     padded = np.pad(mask, 1)
-    interior = (padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1]
-                & padded[1:-1, :-2] & padded[1:-1, 2:])
+    interior = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
     boundary = area - int(interior.sum())
     return 2.0 * area / max(boundary, 1)
 
@@ -607,7 +633,7 @@ def center_by_mass(digit: np.ndarray, size: int = FIELD, center: tuple[float, fl
     top = int(np.clip(round(center[0] - mass_row), 0, size - height))
     left = int(np.clip(round(center[1] - mass_col), 0, size - width))
     field = np.zeros((size, size), dtype=np.float32)
-    field[top:top + height, left:left + width] = digit
+    field[top : top + height, left : left + width] = digit
     return field
 
 
@@ -664,13 +690,19 @@ class Prediction:
         """A JSON-ready summary: source, label and its name, top ``k``, every probability, or the error."""
         if not self.found:
             return {"source": self.source, "found": False, "error": self.error}
-        return {"source": self.source, "found": True, "label": self.label, "name": self.classes[self.label],
-                "top": [{"name": n, "probability": p} for n, p in self.top(k)],
-                "probabilities": list(self.probabilities)}
+        return {
+            "source": self.source,
+            "found": True,
+            "label": self.label,
+            "name": self.classes[self.label],
+            "top": [{"name": n, "probability": p} for n, p in self.top(k)],
+            "probabilities": list(self.probabilities),
+        }
 
 
-def predict(model: Any, sources: Any, *, normalize: str, spec: Any, names: list[str] | None = None,
-            device: Any = "cpu") -> list[Prediction]:
+def predict(
+    model: Any, sources: Any, *, normalize: str, spec: Any, names: list[str] | None = None, device: Any = "cpu"
+) -> list[Prediction]:
     """`Prediction` of ``model`` for each image of ``sources``: a list of anything `to_mnist` takes,
     one such image, or a stack of grey images (N, H, W) as an array.
 
@@ -695,8 +727,9 @@ def predict(model: Any, sources: Any, *, normalize: str, spec: Any, names: list[
             results[index] = Prediction(name, None, classes, (), None, f"{name}: {error}")
     if prepared:
         indices = sorted(prepared)
-        probabilities = classify(model, np.stack([prepared[i] for i in indices]), normalize=normalize,
-                                 spec=spec, device=device)
+        probabilities = classify(
+            model, np.stack([prepared[i] for i in indices]), normalize=normalize, spec=spec, device=device
+        )
         for row, index in enumerate(indices):
             p = tuple(float(v) for v in probabilities[row])
             results[index] = Prediction(names[index], int(probabilities[row].argmax()), classes, p, prepared[index])

@@ -46,8 +46,9 @@ def leftover_temporaries(folder: Path, names: Container[str] | None) -> list[Pat
     """The temporary files `atomic_write` left in ``folder`` for the files ``names`` (None: for any file):
     its writer died between creating one and renaming it. Only the folder's one writer may delete them."""
     found = (_TEMPORARY.match(path.name) for path in Path(folder).iterdir())
-    return [Path(folder) / match.group(0) for match in found
-            if match and (names is None or match.group("name") in names)]
+    return [
+        Path(folder) / match.group(0) for match in found if match and (names is None or match.group("name") in names)
+    ]
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 
-def lazy_names(package: str, exports: dict[str, str], namespace: dict[str, Any],
-               public: list[str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+def lazy_names(
+    package: str, exports: dict[str, str], namespace: dict[str, Any], public: list[str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``(__getattr__, __dir__)`` for ``package``: ``exports`` maps each name to the module defining it
     (relative to the package, or absolute with a leading ``mlplab.``); a value once imported is kept
     in ``namespace`` (the package's globals), so later lookups skip `__getattr__`. ``__dir__`` lists

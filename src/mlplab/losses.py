@@ -141,8 +141,9 @@ class NamedLoss:
         return _FUNCTIONS[self.name](outputs, targets, output=self.output)
 
 
-def build_loss(name: str | LossFunction, output: str = "logits", beta: float = 1.0,
-               label_smoothing: float = 0.0) -> LossFunction:
+def build_loss(
+    name: str | LossFunction, output: str = "logits", beta: float = 1.0, label_smoothing: float = 0.0
+) -> LossFunction:
     """The loss ``(outputs (B, C), targets (B,) int64) -> mean over the batch`` called ``name``.
 
     Args:

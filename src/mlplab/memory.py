@@ -56,5 +56,6 @@ def check_memory(needed: int, what: str, advice: str, device: Any = "cpu") -> No
     if free is None or needed <= USABLE_FRACTION * free:
         return
     where = "this machine has" if not str(device).startswith("cuda") else f"{device} has"
-    raise MlplabError(f"{what} needs about {format_bytes(needed)} of memory; {where} {format_bytes(free)} free; "
-                      f"{advice}")
+    raise MlplabError(
+        f"{what} needs about {format_bytes(needed)} of memory; {where} {format_bytes(free)} free; {advice}"
+    )

@@ -92,8 +92,13 @@ def per_class_accuracy(confusion: Tensor) -> list[float]:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Batches, loss_fn: LossFn | None = None,
-             num_classes: int | None = None, threads: int | None = None) -> dict[str, Any]:
+def evaluate(
+    model: nn.Module,
+    batches: Batches,
+    loss_fn: LossFn | None = None,
+    num_classes: int | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
     """Loss, accuracy, per-class accuracy and confusion matrix over every sample of ``batches``, in eval mode.
 
     Args:
@@ -109,8 +114,9 @@ def evaluate(model: nn.Module, batches: Batches, loss_fn: LossFn | None = None,
         return _evaluate_pass(model, batches, loss_fn or default_loss(model), num_classes, device)
 
 
-def _evaluate_pass(model: nn.Module, batches: Batches, loss_fn: LossFn, num_classes: int | None,
-                   device: torch.device) -> dict[str, Any]:
+def _evaluate_pass(
+    model: nn.Module, batches: Batches, loss_fn: LossFn, num_classes: int | None, device: torch.device
+) -> dict[str, Any]:
     """The body of `evaluate`."""
     model.eval()
     loss_meter = AverageMeter()

@@ -52,8 +52,11 @@ def check_parameter_memory(widths: Sequence[int]) -> None:
     """Refuse, in one line, an MLP whose float32 parameters cannot fit in the memory free now."""
     from mlplab.memory import check_memory
 
-    check_memory(4 * parameter_count(widths), f"an MLP of widths {'-'.join(map(str, widths))} for its weights",
-                 "use narrower layers")
+    check_memory(
+        4 * parameter_count(widths),
+        f"an MLP of widths {'-'.join(map(str, widths))} for its weights",
+        "use narrower layers",
+    )
 
 
 # The defaults of `MLP(...)` are those of `ModelConfig()`: mlplab's default recipe, 784-512-10.

@@ -130,8 +130,14 @@ class Schedule:
         optimizer: the optimizer, for `lr` when there is no scheduler.
     """
 
-    def __init__(self, scheduler: Any = None, interval: str | None = None, *, name: str | None = None,
-                 optimizer: Optimizer | None = None) -> None:
+    def __init__(
+        self,
+        scheduler: Any = None,
+        interval: str | None = None,
+        *,
+        name: str | None = None,
+        optimizer: Optimizer | None = None,
+    ) -> None:
         if interval is None:
             interval = "step" if isinstance(scheduler, PER_STEP_SCHEDULERS) else "epoch"
         else:
@@ -184,8 +190,10 @@ def as_schedule(scheduler: Any, optimizer: Optimizer | None = None) -> Schedule 
     if scheduler is None or isinstance(scheduler, Schedule):
         return scheduler
     if not hasattr(scheduler, "step") or not hasattr(scheduler, "optimizer"):
-        raise TypeError(f"scheduler must be a torch.optim.lr_scheduler scheduler or an mlplab.Schedule, "
-                        f"not {type(scheduler).__name__}")
+        raise TypeError(
+            f"scheduler must be a torch.optim.lr_scheduler scheduler or an mlplab.Schedule, "
+            f"not {type(scheduler).__name__}"
+        )
     return Schedule(scheduler)
 
 

@@ -49,8 +49,11 @@ def check_precision(precision: str, engine: str, device: str = "cpu") -> None:
     if COMPUTE_DTYPES[precision] is None:
         return
     if engine == "scratch":
-        raise MlplabError(f"--precision {precision} needs PyTorch's matrix products; the scratch engine computes in "
-                          "NumPy, which has no bfloat16: use --engine manual, autograd or auto, or --precision 32-true")
+        raise MlplabError(
+            f"--precision {precision} needs PyTorch's matrix products; the scratch engine computes in "
+            "NumPy, which has no bfloat16: use --engine manual, autograd or auto, or --precision 32-true"
+        )
     if device == "mps":
-        raise MlplabError(f"--precision {precision} is not offered on mps (untested there); add --precision 32-true, "
-                          "or --device cpu")
+        raise MlplabError(
+            f"--precision {precision} is not offered on mps (untested there); add --precision 32-true, or --device cpu"
+        )

@@ -59,12 +59,15 @@ def check_threads(requested: int) -> int:
         raise MlplabError(f"threads must be at least 1; got {requested}")
     cpus = os.cpu_count() or 1
     if requested > THREADS_PER_CPU * cpus:
-        raise MlplabError(f"threads must be at most {THREADS_PER_CPU * cpus} on this machine "
-                          f"({THREADS_PER_CPU} per CPU, {cpus} CPUs); got {requested}")
+        raise MlplabError(
+            f"threads must be at most {THREADS_PER_CPU * cpus} on this machine "
+            f"({THREADS_PER_CPU} per CPU, {cpus} CPUs); got {requested}"
+        )
     return requested
 
 
 # --- What the machine offers -------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CpuReading:
@@ -117,8 +120,13 @@ def _cgroup_dirs(proc_cgroup: Path, root: Path) -> list[tuple[str, Path]]:
         if controllers == "":  # cgroup v2: one hierarchy
             version, base = "v2", root
         elif "cpu" in controllers.split(","):  # cgroup v1: the cpu controller's hierarchy
-            version, base = "v1", next((root / name for name in ("cpu,cpuacct", "cpu", "cpuacct,cpu")
-                                        if (root / name).is_dir()), root / "cpu")
+            version, base = (
+                "v1",
+                next(
+                    (root / name for name in ("cpu,cpuacct", "cpu", "cpuacct,cpu") if (root / name).is_dir()),
+                    root / "cpu",
+                ),
+            )
         else:
             continue
         folder = base / path.lstrip("/")
@@ -155,8 +163,9 @@ def _usage_of(version: str, folder: Path) -> float | None:
         return None
 
 
-def cpu_quota(proc_cgroup: Path = Path("/proc/self/cgroup"),
-              root: Path = Path("/sys/fs/cgroup")) -> tuple[float | None, tuple[str, Path] | None]:
+def cpu_quota(
+    proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")
+) -> tuple[float | None, tuple[str, Path] | None]:
     """The tightest cgroup CPU quota on this process (in CPUs) and the cgroup that sets it; (None, None) if none."""
     tightest: tuple[float | None, tuple[str, Path] | None] = (None, None)
     for version, folder in _cgroup_dirs(proc_cgroup, root):
@@ -190,8 +199,12 @@ class CpuMonitor:
         self._last = self._snapshot()
 
     def _snapshot(self) -> _Snapshot:
-        return _Snapshot(time.monotonic(), _busy_seconds(self.cpus), time.process_time(),
-                         _usage_of(*self._cgroup) if self._cgroup is not None else None)
+        return _Snapshot(
+            time.monotonic(),
+            _busy_seconds(self.cpus),
+            time.process_time(),
+            _usage_of(*self._cgroup) if self._cgroup is not None else None,
+        )
 
     def read(self, min_window: float = WINDOW_SECONDS) -> CpuReading:
         """The load since the last reading (waiting until ``min_window`` seconds have passed); starts the next window.
@@ -246,6 +259,7 @@ def monitor() -> CpuMonitor:
 
 
 # --- The policy ----------------------------------------------------------------------------------------
+
 
 def work_threads(work: int | None) -> int | None:
     """The most threads ``work`` multiply-adds a step keep busy (None: no limit, the work is unknown)."""
@@ -376,15 +390,25 @@ class ThreadGovernor:
         outer = _ACTIVE.get()
         if outer is not None:  # an outer governor (fit's, around train_epoch's; a using_threads block) decides
             self.count, self.set_by = outer.count, outer.set_by
-            self.log.append({"step": self._step, "threads": outer.count, "set_by": outer.set_by,
-                             "reason": f"chosen around this call: {outer.log[-1]['reason'] if outer.log else ''}"})
+            self.log.append(
+                {
+                    "step": self._step,
+                    "threads": outer.count,
+                    "set_by": outer.set_by,
+                    "reason": f"chosen around this call: {outer.log[-1]['reason'] if outer.log else ''}",
+                }
+            )
             return self
         self._active, self._previous = True, torch.get_num_threads()
         self._token = _ACTIVE.set(self)
         if self.threads is not None:
             self.set_by, count, reason = "threads=", check_threads(self.threads), "fixed by threads= or --threads"
         elif (yours := user_threads()) is not None:
-            self.set_by, count, reason = "torch.set_num_threads", yours, "set by you (torch.set_num_threads or OMP_NUM_THREADS), kept"
+            self.set_by, count, reason = (
+                "torch.set_num_threads",
+                yours,
+                "set by you (torch.set_num_threads or OMP_NUM_THREADS), kept",
+            )
         else:
             count, reason = self._choose(None)
         if self.set_by != "auto" and self.recheck:

@@ -59,9 +59,11 @@ _enabled = [True]
 
 def _probe(name: str, uses: str, fallback: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated function as the check of probe ``name``."""
+
     def register(check: Callable[..., Any]) -> Callable[..., Any]:
         PROBES[name] = Probe(name, uses, fallback, check)
         return check
+
     return register
 
 
@@ -98,17 +100,23 @@ def forget() -> None:
 
 
 def _warn(kernel: str, reason: str) -> None:
-    warnings.warn(f"mlplab: the fast SGD step is off for this process (torch.{kernel}: {reason}); "
-                  "training continues with optimizer.step(), the same update, somewhat slower", RuntimeWarning,
-                  stacklevel=4)
+    warnings.warn(
+        f"mlplab: the fast SGD step is off for this process (torch.{kernel}: {reason}); "
+        "training continues with optimizer.step(), the same update, somewhat slower",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 # --- The fused SGD kernel, called directly (`mlplab.engines.optimizer_step`) -------------------------------------
 
 SGD_KERNEL = "_fused_sgd_"  # torch._fused_sgd_: the kernel behind SGD(fused=True).step()
-_HOOK_REGISTRIES = ((None, "_optimizer_step_pre_hooks"), (None, "_optimizer_step_post_hooks"),
-                    (optimizer_module, "_global_optimizer_pre_hooks"),
-                    (optimizer_module, "_global_optimizer_post_hooks"))
+_HOOK_REGISTRIES = (
+    (None, "_optimizer_step_pre_hooks"),
+    (None, "_optimizer_step_post_hooks"),
+    (optimizer_module, "_global_optimizer_pre_hooks"),
+    (optimizer_module, "_global_optimizer_post_hooks"),
+)
 
 
 def sgd_kernel() -> Any:
@@ -125,30 +133,51 @@ def hooks_absent(optimizer: Optimizer) -> bool:
     return True
 
 
-def fused_sgd_step(optimizer: Optimizer, params: list[Tensor], grads: list[Tensor], buffers: list[Tensor],
-                   kernel: Any = None) -> None:
+def fused_sgd_step(
+    optimizer: Optimizer, params: list[Tensor], grads: list[Tensor], buffers: list[Tensor], kernel: Any = None
+) -> None:
     """The fused kernel with the arguments ``SGD(fused=True).step()`` gives it after its first step."""
     group = optimizer.param_groups[0]
-    (kernel or sgd_kernel())(params, grads, buffers, weight_decay=group["weight_decay"], momentum=group["momentum"],
-                             lr=group["lr"], dampening=group["dampening"], nesterov=group["nesterov"],
-                             maximize=group["maximize"], is_first_step=False, grad_scale=None, found_inf=None)
+    (kernel or sgd_kernel())(
+        params,
+        grads,
+        buffers,
+        weight_decay=group["weight_decay"],
+        momentum=group["momentum"],
+        lr=group["lr"],
+        dampening=group["dampening"],
+        nesterov=group["nesterov"],
+        maximize=group["maximize"],
+        is_first_step=False,
+        grad_scale=None,
+        found_inf=None,
+    )
 
 
-@_probe("optimizer_hooks", "the step-hook registries of torch.optim.optimizer and of each optimizer",
-        "optimizer.step(), which runs the hooks itself")
+@_probe(
+    "optimizer_hooks",
+    "the step-hook registries of torch.optim.optimizer and of each optimizer",
+    "optimizer.step(), which runs the hooks itself",
+)
 def _hook_registries_readable() -> bool:
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     return all(hasattr(optimizer if holder is None else holder, name) for holder, name in _HOOK_REGISTRIES)
 
 
-@_probe("fused_sgd_kernel", f"torch.{SGD_KERNEL} called directly, without .step()'s bookkeeping (~40 µs a step)",
-        "optimizer.step(): the same kernel through the public API")
+@_probe(
+    "fused_sgd_kernel",
+    f"torch.{SGD_KERNEL} called directly, without .step()'s bookkeeping (~40 µs a step)",
+    "optimizer.step(): the same kernel through the public API",
+)
 def _fused_sgd_kernel_exact() -> bool:
     """Two SGD steps (momentum, Nesterov, weight decay) by ``.step()`` and by the kernel directly: bit for bit?"""
     results = []
     for direct in (False, True):
         generator = torch.Generator().manual_seed(0)
-        params = [torch.randn(5, 3, generator=generator).requires_grad_(), torch.randn(5, generator=generator).requires_grad_()]
+        params = [
+            torch.randn(5, 3, generator=generator).requires_grad_(),
+            torch.randn(5, generator=generator).requires_grad_(),
+        ]
         try:
             optimizer = torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3, fused=True)
             for step in range(2):
@@ -202,13 +231,17 @@ PUBLIC_GRADIENTS: dict[str, ActivationGradient] = {
     "leaky_relu": lambda grad, z, h: torch.where(z > 0, grad, grad * 0.01),  # grad * (1 or 0.01)
     "elu": lambda grad, z, h: torch.where(z > 0, grad, grad * (h + 1)),  # grad * (1 or h + 1)
     # grad * (Phi(z) + z phi(z)), Phi and phi the standard normal CDF and density
-    "gelu": lambda grad, z, h: grad * (0.5 * (1 + torch.erf(z * 0.5 ** 0.5))
-                                       + z * torch.exp(-0.5 * z * z) * (2 * torch.pi) ** -0.5),
+    "gelu": lambda grad, z, h: (
+        grad * (0.5 * (1 + torch.erf(z * 0.5**0.5)) + z * torch.exp(-0.5 * z * z) * (2 * torch.pi) ** -0.5)
+    ),
 }
 
 
-@_probe("activation_backward", "torch.ops.aten.<f>_backward, the kernels autograd runs (one call each)",
-        "PUBLIC_GRADIENTS: f'(z) written with public operations, equal to 1e-12 in float64")
+@_probe(
+    "activation_backward",
+    "torch.ops.aten.<f>_backward, the kernels autograd runs (one call each)",
+    "PUBLIC_GRADIENTS: f'(z) written with public operations, equal to 1e-12 in float64",
+)
 def _aten_kernel_agrees(activation: str) -> bool:
     generator = torch.Generator().manual_seed(0)
     z = torch.randn(64, dtype=torch.float64, generator=generator) * 3
@@ -229,11 +262,20 @@ def activation_gradient(activation: str) -> ActivationGradient:
 # --- Fused optimizers (`mlplab.optim`) ----------------------------------------------------------------------------
 
 # The optimizers with a fused kernel in recent torch, by `mlplab.choices.OPTIMIZERS` name.
-FUSED_OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam,
-                                                "adamw": torch.optim.AdamW, "adagrad": torch.optim.Adagrad}
+FUSED_OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "adagrad": torch.optim.Adagrad,
+}
 
-@_probe("fused_optimizer", "fused=True: whether this torch has the kernel for the optimizer, device and dtype "
-        "(it fails at the first step, not at construction)", "foreach=True on CPU and CUDA, else the default loop")
+
+@_probe(
+    "fused_optimizer",
+    "fused=True: whether this torch has the kernel for the optimizer, device and dtype "
+    "(it fails at the first step, not at construction)",
+    "foreach=True on CPU and CUDA, else the default loop",
+)
 def _fused_step_runs(name: str, device: torch.device, dtype: torch.dtype) -> bool:
     probe = torch.zeros(1, device=device, dtype=dtype, requires_grad=True)
     probe.grad = torch.zeros_like(probe)
@@ -265,8 +307,9 @@ def tail_columns(sizes: Sequence[int], width: int) -> Tensor:
     return torch.tensor(columns, dtype=torch.int64)
 
 
-def scalar_loop_columns(probe: str, dtype: torch.dtype, device: torch.device,
-                        sizes: Sequence[int] | None, *key: Any) -> Tensor | None:
+def scalar_loop_columns(
+    probe: str, dtype: torch.dtype, device: torch.device, sizes: Sequence[int] | None, *key: Any
+) -> Tensor | None:
     """The (T,) columns a fused CPU kernel rounds in its scalar loop, where probe ``probe`` found its width; else None."""
     width = result(probe, dtype, *key) if sizes is not None and device.type == "cpu" else None
     columns = tail_columns(sizes, width) if width else None
@@ -286,8 +329,11 @@ def second_moment_update(exp_avg_sq: Tensor, g: Tensor, beta2: float, tail: Tens
     fused = None
     if tail is not None:
         tail_grads = g.index_select(1, tail)
-        fused = torch.addcmul(tail_grads.mul(1 - beta2).mul_(tail_grads), exp_avg_sq.index_select(1, tail),
-                              torch.tensor(beta2, dtype=g.dtype, device=g.device))
+        fused = torch.addcmul(
+            tail_grads.mul(1 - beta2).mul_(tail_grads),
+            exp_avg_sq.index_select(1, tail),
+            torch.tensor(beta2, dtype=g.dtype, device=g.device),
+        )
     exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
     return exp_avg_sq if fused is None else exp_avg_sq.index_copy_(1, tail, fused)
 
@@ -306,8 +352,11 @@ def kernel_sqrt(dtype: torch.dtype, device: torch.device) -> Callable[[Tensor, T
     return _numpy_sqrt if exact else lambda values, out: torch.sqrt(values, out=out)
 
 
-@_probe("exact_sqrt", "numpy.sqrt on a CPU tensor's memory: the processor's correctly rounded square root, as the "
-        "fused kernels take it", "torch.sqrt (MKL's vector math on the CPU: one unit in the last place off for some)")
+@_probe(
+    "exact_sqrt",
+    "numpy.sqrt on a CPU tensor's memory: the processor's correctly rounded square root, as the fused kernels take it",
+    "torch.sqrt (MKL's vector math on the CPU: one unit in the last place off for some)",
+)
 def _numpy_sqrt_exact(dtype: torch.dtype) -> bool:
     values = torch.rand(1000, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(dtype) * 10
     try:
@@ -323,8 +372,9 @@ def _draw(dtype: torch.dtype, count: int) -> list[Tensor]:
     return [torch.randn(_ROWS, _PROBE_SIZE, generator=generator, dtype=dtype) for _ in range(count)]
 
 
-def _fused_steps(kind: type[Optimizer], start: Tensor, grads: Sequence[Tensor], state: dict[str, Tensor],
-                 **options: Any) -> tuple[Tensor, dict[str, Tensor]] | None:
+def _fused_steps(
+    kind: type[Optimizer], start: Tensor, grads: Sequence[Tensor], state: dict[str, Tensor], **options: Any
+) -> tuple[Tensor, dict[str, Tensor]] | None:
     """``kind(fused=True)`` from ``state``, stepped once per gradient on `_ROWS` tensors (the rows of ``start``).
 
     Returns the parameters and every state tensor but the step count, stacked (`_ROWS`, `_PROBE_SIZE`);
@@ -342,20 +392,33 @@ def _fused_steps(kind: type[Optimizer], start: Tensor, grads: Sequence[Tensor], 
     except (RuntimeError, TypeError, ValueError):  # no fused kernel for this dtype in this torch
         return None
     names = [name for name in optimizer.state[params[0]] if name != "step"]
-    return (torch.stack([param.detach() for param in params]),
-            {name: torch.stack([optimizer.state[param][name] for param in params]) for name in names})
+    return (
+        torch.stack([param.detach() for param in params]),
+        {name: torch.stack([optimizer.state[param][name] for param in params]) for name in names},
+    )
 
 
-@_probe("sgd_tail_width", "the fused CPU SGD kernel's vector width W: its scalar loop fuses buf = mu buf + g",
-        "buf = mu buf + g rounded twice everywhere: the members equal their runs to rounding")
+@_probe(
+    "sgd_tail_width",
+    "the fused CPU SGD kernel's vector width W: its scalar loop fuses buf = mu buf + g",
+    "buf = mu buf + g rounded twice everywhere: the members equal their runs to rounding",
+)
 def _sgd_width(dtype: torch.dtype) -> int | None:
     """W for which one SGD step (momentum, Nesterov, weight decay) matches ``SGD(fused=True)`` bit for bit; else None."""
     start, grad, buffers = _draw(dtype, 3)
     lr, mu, wd = 0.05, 0.9, 1e-3
-    want = _fused_steps(torch.optim.SGD, start, [grad * 0.1], {"momentum_buffer": buffers * 0.1}, lr=lr, momentum=mu,
-                        nesterov=True, weight_decay=wd)
+    want = _fused_steps(
+        torch.optim.SGD,
+        start,
+        [grad * 0.1],
+        {"momentum_buffer": buffers * 0.1},
+        lr=lr,
+        momentum=mu,
+        nesterov=True,
+        weight_decay=wd,
+    )
     momentum, decay = (torch.full((_ROWS, 1), value, dtype=dtype) for value in (mu, wd))
-    for width in (_WIDTHS if want is not None else ()):
+    for width in _WIDTHS if want is not None else ():
         g, buf = (grad * 0.1).addcmul_(start, decay), buffers * 0.1  # g = grad + wd p
         buf = momentum_update(buf, g, momentum, tail_columns([_PROBE_SIZE], width))
         got = torch.addcmul(start, g.addcmul_(buf, momentum), torch.full((_ROWS, 1), -lr, dtype=dtype))
@@ -364,16 +427,24 @@ def _sgd_width(dtype: torch.dtype) -> int | None:
     return None
 
 
-@_probe("adam_tail_width", "the fused CPU Adam/AdamW kernel's vector width W: its scalar loop rounds v's update "
-        "as fma(v, beta2, (1 - beta2) g g), and its correctly rounded sqrt (exact_sqrt)",
-        "the formulas' roundings and torch.sqrt: the members equal their runs to rounding")
+@_probe(
+    "adam_tail_width",
+    "the fused CPU Adam/AdamW kernel's vector width W: its scalar loop rounds v's update "
+    "as fma(v, beta2, (1 - beta2) g g), and its correctly rounded sqrt (exact_sqrt)",
+    "the formulas' roundings and torch.sqrt: the members equal their runs to rounding",
+)
 def _adam_width(dtype: torch.dtype, decoupled: bool) -> int | None:
     """W for which two Adam (AdamW) steps match ``Adam(fused=True)`` bit for bit; else None."""
     start, *grads = _draw(dtype, 3)
     grads, (beta1, beta2), lr, wd = [grad * 0.1 for grad in grads], (0.9, 0.999), 0.05, 1e-2
     want = _fused_steps(torch.optim.AdamW if decoupled else torch.optim.Adam, start, grads, {}, lr=lr, weight_decay=wd)
-    for width in (_WIDTHS if want is not None else ()):
-        tail, p, m, v = tail_columns([_PROBE_SIZE], width), start.clone(), torch.zeros_like(start), torch.zeros_like(start)
+    for width in _WIDTHS if want is not None else ():
+        tail, p, m, v = (
+            tail_columns([_PROBE_SIZE], width),
+            start.clone(),
+            torch.zeros_like(start),
+            torch.zeros_like(start),
+        )
         for t, grad in enumerate(grads, start=1):
             g = grad.clone()
             if decoupled:
@@ -382,8 +453,8 @@ def _adam_width(dtype: torch.dtype, decoupled: bool) -> int | None:
                 g.addcmul_(p, torch.tensor(wd, dtype=dtype))
             m.lerp_(g, 1 - beta1)
             second_moment_update(v, g, beta2, tail)
-            denom = kernel_sqrt(dtype, start.device)(v, torch.empty_like(v)).div_(math.sqrt(1 - beta2 ** t)).add_(1e-8)
-            p.add_(torch.mul(m, -lr / (1 - beta1 ** t)).div_(denom))
+            denom = kernel_sqrt(dtype, start.device)(v, torch.empty_like(v)).div_(math.sqrt(1 - beta2**t)).add_(1e-8)
+            p.add_(torch.mul(m, -lr / (1 - beta1**t)).div_(denom))
         if all(torch.equal(a, b) for a, b in zip((p, m, v), (want[0], *want[1].values()))):
             return width
     return None
@@ -391,8 +462,13 @@ def _adam_width(dtype: torch.dtype, decoupled: bool) -> int | None:
 
 # --- What the vectorised trainer's bit-for-bit promise rests on (`mlplab.sweep`) -----------------------------------
 
-@_probe("batched_products", "that bmm computes each member's slice as mm computes it alone (MKL does, on one thread; "
-        "PyTorch does not promise it)", "none needed: the sweep's members then equal their runs to rounding")
+
+@_probe(
+    "batched_products",
+    "that bmm computes each member's slice as mm computes it alone (MKL does, on one thread; "
+    "PyTorch does not promise it)",
+    "none needed: the sweep's members then equal their runs to rounding",
+)
 def _bmm_slices_equal_mm(dtype: torch.dtype, threads: int) -> bool:
     generator = torch.Generator().manual_seed(0)
     for rows, inner, cols in ((64, 784, 16), (64, 16, 32), (32, 64, 10)):

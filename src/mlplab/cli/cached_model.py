@@ -14,8 +14,10 @@ if TYPE_CHECKING:
     from mlplab.training.pretrained import Notice
 
 PRESET = "digits"  # the recipe trained for people's own digits (mlplab.config.PRESETS)
-RETRAIN_HELP = (f"train the cached {PRESET} model again (used when no run is given; it is kept in "
-                "$MLPLAB_CACHE_DIR or ~/.cache/mlplab under models/)")
+RETRAIN_HELP = (
+    f"train the cached {PRESET} model again (used when no run is given; it is kept in "
+    "$MLPLAB_CACHE_DIR or ~/.cache/mlplab under models/)"
+)
 
 
 def check_retrain(model: object, retrain: bool) -> None:
@@ -23,8 +25,10 @@ def check_retrain(model: object, retrain: bool) -> None:
     from mlplab.errors import MlplabError
 
     if model is not None and retrain:
-        raise MlplabError(f"--retrain trains the cached {PRESET} model, used when no run is given; {model} is a "
-                          f"trained model already: drop --retrain or {model}")
+        raise MlplabError(
+            f"--retrain trains the cached {PRESET} model, used when no run is given; {model} is a "
+            f"trained model already: drop --retrain or {model}"
+        )
 
 
 def cached_run(retrain: bool = False) -> Run:
@@ -37,8 +41,10 @@ def cached_run(retrain: bool = False) -> Run:
         nonlocal trained
         if notice.kind == "training":
             trained = True
-            _err(f"no run given: training the {PRESET} model once ({_recipe()}; seconds to a minute), kept in "
-                 f"{_home(notice.path)}; later calls load it")
+            _err(
+                f"no run given: training the {PRESET} model once ({_recipe()}; seconds to a minute), kept in "
+                f"{_home(notice.path)}; later calls load it"
+            )
         elif notice.kind != "loaded":
             _err(f"mlplab: {str(notice).replace(str(notice.path), _home(notice.path))}")
 
@@ -76,7 +82,7 @@ def _home(path: Path) -> str:
     """``path`` with the home folder written ``~``, as a user types it."""
     home = str(Path.home())
     text = str(path)
-    return "~" + text[len(home):] if home not in ("", "/") and text.startswith(home + "/") else text
+    return "~" + text[len(home) :] if home not in ("", "/") and text.startswith(home + "/") else text
 
 
 def _err(line: str) -> None:

@@ -11,9 +11,12 @@ from mlplab.cli.progress import per_class_table
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `eval` command."""
-    parser = subparsers.add_parser("eval", help="evaluate a checkpoint on the test (or val/train) split",
-                                   description="Evaluate a checkpoint (a .pt file, or a run directory: its best.pt, "
-                                               "else its last.pt before any best epoch was saved).")
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate a checkpoint on the test (or val/train) split",
+        description="Evaluate a checkpoint (a .pt file, or a run directory: its best.pt, "
+        "else its last.pt before any best epoch was saved).",
+    )
     parser.add_argument("checkpoint", help="best.pt / last.pt, or a run directory")
     parser.add_argument("--split", choices=SPLITS, default="test", help="split to evaluate (default: test)")
     parser.add_argument("--data-dir", help="folder holding the dataset's IDX files (default: as in training)")
@@ -31,9 +34,21 @@ def execute(args: argparse.Namespace) -> int:
     path = saved.path
     per_class = dict(zip(result["classes"], result["per_class_accuracy"]))
     if args.json:
-        print(json.dumps({"checkpoint": str(path), "split": args.split, "epoch": result["epoch"],
-                          "loss": result["loss"], "accuracy": result["accuracy"], "count": result["count"],
-                          "per_class_accuracy": per_class, "confusion": result["confusion"]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "checkpoint": str(path),
+                    "split": args.split,
+                    "epoch": result["epoch"],
+                    "loss": result["loss"],
+                    "accuracy": result["accuracy"],
+                    "count": result["count"],
+                    "per_class_accuracy": per_class,
+                    "confusion": result["confusion"],
+                },
+                indent=2,
+            )
+        )
         return 0
     dataset = saved.config.data.dataset
     print(f"{path} (epoch {result['epoch']}), {dataset} {args.split} split, {result['count']} images")

@@ -15,12 +15,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `export` command."""
     parser = subparsers.add_parser("export", help="export a checkpoint's weights to safetensors, or its model to ONNX")
     parser.add_argument("checkpoint", help="a .pt file, or a run directory (its best.pt, else its last.pt)")
-    parser.add_argument("--format", choices=EXPORT_FORMATS, default="safetensors",
-                        help="safetensors: the weights, for PyTorch; onnx: the model, for any ONNX runtime "
-                             '(needs pip install "mlplab[onnx]") (default: safetensors)')
+    parser.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="safetensors",
+        help="safetensors: the weights, for PyTorch; onnx: the model, for any ONNX runtime "
+        '(needs pip install "mlplab[onnx]") (default: safetensors)',
+    )
     parser.add_argument("--out", help="output file (default: model.safetensors or model.onnx beside the checkpoint)")
-    add_number(parser, "--opset", int, Bounds(1, 100), "--format onnx: the ONNX operator set, up to the newest "
-               "the installed onnx knows (default: torch's)")
+    add_number(
+        parser,
+        "--opset",
+        int,
+        Bounds(1, 100),
+        "--format onnx: the ONNX operator set, up to the newest the installed onnx knows (default: torch's)",
+    )
     parser.set_defaults(func=execute)
 
 

@@ -33,8 +33,9 @@ def add_field_flag(group: argparse._ArgumentGroup, field: dataclasses.Field) -> 
     choices = field.metadata.get("choices")
     # The help already lists a choice field's names: the metavar keeps argparse from listing them again.
     metavar = "W1,W2,..." if field.name == "hidden" else field.name.upper() if choices else None
-    action = group.add_argument(flag, dest=field.name, type=kind, default=None, metavar=metavar, choices=choices,
-                                help=help_text)
+    action = group.add_argument(
+        flag, dest=field.name, type=kind, default=None, metavar=metavar, choices=choices, help=help_text
+    )
     action.bounds = field.metadata.get("bounds")  # checked by the config section the value goes into
 
 
@@ -59,8 +60,9 @@ class Number:
         return value
 
 
-def add_number(parser: Any, flag: str, kind: type, bounds: Bounds, help: str, *, hide_default: bool = False,
-               **options: Any) -> argparse.Action:
+def add_number(
+    parser: Any, flag: str, kind: type, bounds: Bounds, help: str, *, hide_default: bool = False, **options: Any
+) -> argparse.Action:
     """Add a number flag whose declared range is checked as it is parsed and stated in its help, with
     its default (``hide_default=True`` leaves the default to ``help``'s own words)."""
     default = options.get("default")
@@ -100,8 +102,8 @@ def check_output_dir(path: Path, flag: str) -> None:
     if existing == path and not path.is_dir():
         raise MlplabError(f"{flag} {path} is a file, not a folder; choose another {flag}")
     if not existing.is_dir():
-        raise MlplabError(f"{flag} {path} cannot be created: {existing} is a file, not a folder; "
-                          f"choose another {flag}")
+        raise MlplabError(f"{flag} {path} cannot be created: {existing} is a file, not a folder; choose another {flag}")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise MlplabError(f"{flag} {path} cannot be written: {existing} is read-only or not yours to write; "
-                          f"choose another {flag}")
+        raise MlplabError(
+            f"{flag} {path} cannot be written: {existing} is read-only or not yours to write; choose another {flag}"
+        )

@@ -8,8 +8,21 @@ import signal
 import sys
 
 from mlplab._version import __version__
-from mlplab.cli import (data_cmd, eval_cmd, experiment_cmd, export_cmd, gradcheck_cmd, notebooks_cmd, plot_cmd,
-                        predict_cmd, serve_cmd, studio_cmd, sweep_cmd, train_cmd, tune_cmd)
+from mlplab.cli import (
+    data_cmd,
+    eval_cmd,
+    experiment_cmd,
+    export_cmd,
+    gradcheck_cmd,
+    notebooks_cmd,
+    plot_cmd,
+    predict_cmd,
+    serve_cmd,
+    studio_cmd,
+    sweep_cmd,
+    train_cmd,
+    tune_cmd,
+)
 from mlplab.cli.parser import EXIT_USER_ERROR, Parser
 from mlplab.errors import MlplabError, describe_os_error
 
@@ -33,16 +46,44 @@ def build_parser() -> Parser:
     serve_cmd.register(subparsers)
     studio_cmd.register(subparsers)
     notebooks_cmd.register(subparsers)
-    presets = subparsers.add_parser("presets", help="list mlplab's default recipe and the lab recipes usable with --preset")
+    presets = subparsers.add_parser(
+        "presets", help="list mlplab's default recipe and the lab recipes usable with --preset"
+    )
     presets.set_defaults(func=_list_presets)
     return parser
 
 
 # What `mlplab presets` lists of each recipe, in this order; switched-off settings are left out.
-_RECIPE_FIELDS = ("hidden", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "scheduler", "batch_size",
-                  "epochs", "output", "loss", "label_smoothing", "normalize", "val_split", "val_size", "augment", "ema", "max_norm",
-                  "patience", "rotate", "scale", "shear", "translate", "elastic_alpha", "elastic_sigma", "stroke", "blur",
-                  "precision")
+_RECIPE_FIELDS = (
+    "hidden",
+    "optimizer",
+    "lr",
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "scheduler",
+    "batch_size",
+    "epochs",
+    "output",
+    "loss",
+    "label_smoothing",
+    "normalize",
+    "val_split",
+    "val_size",
+    "augment",
+    "ema",
+    "max_norm",
+    "patience",
+    "rotate",
+    "scale",
+    "shear",
+    "translate",
+    "elastic_alpha",
+    "elastic_sigma",
+    "stroke",
+    "blur",
+    "precision",
+)
 _OFF = (False, 0.0, "none", None, "32-true")
 
 
@@ -123,4 +164,3 @@ def console(argv: list[str] | None = None) -> int:
     status = main(argv)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     return status
-

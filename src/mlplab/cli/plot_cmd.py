@@ -18,26 +18,38 @@ AUGMENT_SETTINGS = ("rotate", "scale", "shear", "translate", "elastic_alpha", "e
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `plot`, `show` and `report` commands."""
-    plot = subparsers.add_parser("plot", help="draw every figure of a run into RUN_DIR/figures",
-                                 description="Draw a run's figures from its files (history and test metrics from last.pt; "
-                                             "the model figures from its best checkpoint, as `mlplab eval` reads it): "
-                                             "training curves, per-batch loss, confusion matrix, per-class accuracy, "
-                                             "first-layer weights, predictions and the most confident mistakes.")
+    plot = subparsers.add_parser(
+        "plot",
+        help="draw every figure of a run into RUN_DIR/figures",
+        description="Draw a run's figures from its files (history and test metrics from last.pt; "
+        "the model figures from its best checkpoint, as `mlplab eval` reads it): "
+        "training curves, per-batch loss, confusion matrix, per-class accuracy, "
+        "first-layer weights, predictions and the most confident mistakes.",
+    )
     plot.add_argument("run_dir", help="a directory written by `mlplab train`")
     plot.add_argument("--format", default="png", help=f"{FORMAT_HELP} (default: png)")
     plot.add_argument("--out", help="folder for the figures (default: RUN_DIR/figures)")
-    add_number(plot, "--units", int, Bounds(1, 1024), "hidden units whose first-layer weights are drawn (default: 16; "
-               "logistic regression: all 10)", default=16, hide_default=True)
+    add_number(
+        plot,
+        "--units",
+        int,
+        Bounds(1, 1024),
+        "hidden units whose first-layer weights are drawn (default: 16; logistic regression: all 10)",
+        default=16,
+        hide_default=True,
+    )
     plot.add_argument("--data-dir", help="folder holding the dataset's IDX files (default: as in training)")
     plot.set_defaults(func=execute_plot)
 
     show = subparsers.add_parser("show", help="draw a dataset's images: `mlplab show samples|augment`")
     what = show.add_subparsers(dest="what", metavar="WHAT")
     what.required = True
-    samples = what.add_parser("samples", help="a grid of images with their labels",
-                              description="Draw a grid of a dataset split's images with their labels.")
-    samples.add_argument("--dataset", default="mnist", choices=DATASETS,
-                         help="dataset (default: mnist)")
+    samples = what.add_parser(
+        "samples",
+        help="a grid of images with their labels",
+        description="Draw a grid of a dataset split's images with their labels.",
+    )
+    samples.add_argument("--dataset", default="mnist", choices=DATASETS, help="dataset (default: mnist)")
     samples.add_argument("--split", default="train", choices=SPLITS, help="split (default: train)")
     add_number(samples, "--n", int, Bounds(1, 1000), "number of images", default=40)
     samples.add_argument("--class", dest="label", help="only this class: a label (3) or a name (three, Trouser)")
@@ -47,13 +59,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     samples.set_defaults(func=execute_samples)
     _register_augment(what)
 
-    report = subparsers.add_parser("report", help="write one self-contained HTML page for a run or a sweep",
-                                   description="Write RUN_DIR/report.html: config, metrics, per-class table and "
-                                               "every figure embedded; for a folder written by `mlplab sweep`, "
-                                               "SWEEP_DIR/report.html: every setting ranked and the sweep's figures. "
-                                               "It opens offline in any browser.")
-    report.add_argument("run_dir", metavar="RUN_DIR|SWEEP_DIR",
-                        help="a directory written by `mlplab train` or `mlplab sweep`")
+    report = subparsers.add_parser(
+        "report",
+        help="write one self-contained HTML page for a run or a sweep",
+        description="Write RUN_DIR/report.html: config, metrics, per-class table and "
+        "every figure embedded; for a folder written by `mlplab sweep`, "
+        "SWEEP_DIR/report.html: every setting ranked and the sweep's figures. "
+        "It opens offline in any browser.",
+    )
+    report.add_argument(
+        "run_dir", metavar="RUN_DIR|SWEEP_DIR", help="a directory written by `mlplab train` or `mlplab sweep`"
+    )
     report.add_argument("--out", help="output file (default: report.html in that directory)")
     report.add_argument("--data-dir", help="folder holding the dataset's IDX files (default: as in training)")
     report.set_defaults(func=execute_report)
@@ -62,14 +78,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _register_augment(what: argparse._SubParsersAction) -> None:
     """Add `show augment`: its distortion flags are `mlplab train`'s, with --augment defaulting to both."""
 
-    augment = what.add_parser("augment", help="one training image and its random distortions",
-                              description="Draw one training image, then --count versions of it distorted as "
-                                          "`mlplab train --augment` would, at optimizer steps 0, 1, ...")
+    augment = what.add_parser(
+        "augment",
+        help="one training image and its random distortions",
+        description="Draw one training image, then --count versions of it distorted as "
+        "`mlplab train --augment` would, at optimizer steps 0, 1, ...",
+    )
     augment.add_argument("--dataset", default="mnist", choices=DATASETS, help="dataset (default: mnist)")
     add_number(augment, "--index", int, Bounds(0, 59_999), "which training image", default=0)
-    augment.add_argument("--augment", default="both", choices=AUGMENTS,
-                         help="the geometric distortion: none, affine, elastic or both (affine, then elastic); "
-                              "--stroke and --blur apply with any (default: both)")
+    augment.add_argument(
+        "--augment",
+        default="both",
+        choices=AUGMENTS,
+        help="the geometric distortion: none, affine, elastic or both (affine, then elastic); "
+        "--stroke and --blur apply with any (default: both)",
+    )
     fields = {field.name: field for field in dataclasses.fields(DataConfig)}
     for name in AUGMENT_SETTINGS:
         add_field_flag(augment, fields[name])
@@ -84,8 +107,9 @@ def execute_plot(args: argparse.Namespace) -> int:
     """Draw and list the figures (and any that could not be drawn, with why)."""
     from mlplab.plots import plot_run
 
-    figures = plot_run(args.run_dir, figure_formats(args.format), data_dir=args.data_dir, out_dir=args.out,
-                       weight_units=args.units)
+    figures = plot_run(
+        args.run_dir, figure_formats(args.format), data_dir=args.data_dir, out_dir=args.out, weight_units=args.units
+    )
     for name, paths in figures.written.items():
         print(f"{name:<12} {', '.join(map(str, paths))}")
     for name, reason in figures.skipped.items():

@@ -17,27 +17,36 @@ from mlplab.config import Bounds
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `predict` command."""
     parser = subparsers.add_parser(
-        "predict", help="predict your own digit images (PNG, JPEG, WebP, GIF), with a trained run or a ready model",
+        "predict",
+        help="predict your own digit images (PNG, JPEG, WebP, GIF), with a trained run or a ready model",
         usage="mlplab predict [-h] [--top TOP] [--json] [--show OUT.png] [--retrain] [RUN_DIR | CHECKPOINT.pt] "
-              "IMAGE [IMAGE ...]",
+        "IMAGE [IMAGE ...]",
         description="Predict images of digits. With a run directory or a checkpoint file (.pt) first, its model "
-                    f"(a run's best checkpoint) reads them; with images only, the {PRESET} preset's model does: "
-                    "trained once on first use (seconds to a minute, offline, on the bundled MNIST) and kept in "
-                    "$MLPLAB_CACHE_DIR or ~/.cache/mlplab under models/; later calls load it (--retrain trains it "
-                    "again). Each image (any size; colour, grey or with transparency; dark ink on light paper or "
-                    "light on dark; a photo) is made into an MNIST-style 28x28 first (see mlplab.digits). An "
-                    "unreadable image, or one with no digit, gets one line and a non-zero exit; the others are "
-                    "still predicted.",
+        f"(a run's best checkpoint) reads them; with images only, the {PRESET} preset's model does: "
+        "trained once on first use (seconds to a minute, offline, on the bundled MNIST) and kept in "
+        "$MLPLAB_CACHE_DIR or ~/.cache/mlplab under models/; later calls load it (--retrain trains it "
+        "again). Each image (any size; colour, grey or with transparency; dark ink on light paper or "
+        "light on dark; a photo) is made into an MNIST-style 28x28 first (see mlplab.digits). An "
+        "unreadable image, or one with no digit, gets one line and a non-zero exit; the others are "
+        "still predicted.",
         epilog="The first argument is the model when it is a folder (which must be a run directory) or ends in "
-               ".pt; otherwise every argument is an image. Examples: `mlplab predict seven.png photo.jpg`, "
-               "`mlplab predict runs/mnist seven.png`.")
-    parser.add_argument("inputs", nargs="+", metavar="[RUN_DIR | CHECKPOINT.pt] IMAGE",
-                        help="a run directory (its best checkpoint) or a checkpoint file (.pt), then image files; "
-                             f"image files alone: the cached {PRESET} model")
+        ".pt; otherwise every argument is an image. Examples: `mlplab predict seven.png photo.jpg`, "
+        "`mlplab predict runs/mnist seven.png`.",
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="[RUN_DIR | CHECKPOINT.pt] IMAGE",
+        help="a run directory (its best checkpoint) or a checkpoint file (.pt), then image files; "
+        f"image files alone: the cached {PRESET} model",
+    )
     add_number(parser, "--top", int, Bounds(1, 100), "classes to list per image", default=3)
     parser.add_argument("--json", action="store_true", help="print the predictions as JSON")
-    parser.add_argument("--show", metavar="OUT.png",
-                        help="also draw each image, the 28x28 the model saw and its probabilities (needs mlplab[plots])")
+    parser.add_argument(
+        "--show",
+        metavar="OUT.png",
+        help="also draw each image, the 28x28 the model saw and its probabilities (needs mlplab[plots])",
+    )
     parser.add_argument("--retrain", action="store_true", help=RETRAIN_HELP + "; only with images alone")
     parser.set_defaults(func=execute, more_positionals="inputs")
 
@@ -52,8 +61,7 @@ def execute(args: argparse.Namespace) -> int:
     model_path, images = split_inputs(args.inputs)
     check_retrain(model_path, args.retrain)
     model, normalize, spec = _load(model_path, images, args.retrain)
-    predictions = predict(model, [Path(image) for image in images], normalize=normalize, spec=spec,
-                          names=list(images))
+    predictions = predict(model, [Path(image) for image in images], normalize=normalize, spec=spec, names=list(images))
     if args.json:
         print(json.dumps([p.to_dict(args.top) for p in predictions], indent=2))
     else:
@@ -91,8 +99,10 @@ def split_inputs(inputs: list[str]) -> tuple[Path | None, list[str]]:
     first = Path(inputs[0])
     if first.is_dir():
         if not any((first / name).is_file() for name in ("last.pt", "config.toml")):
-            raise MlplabError(f"{first} is a folder but not a run directory (no last.pt or config.toml); give a run "
-                              f"written by `mlplab train`, or image files (e.g. {first / '*.png'})")
+            raise MlplabError(
+                f"{first} is a folder but not a run directory (no last.pt or config.toml); give a run "
+                f"written by `mlplab train`, or image files (e.g. {first / '*.png'})"
+            )
         return first, inputs[1:]
     if first.suffix.lower() == ".pt" or (len(inputs) > 1 and not os.path.lexists(first) and not first.suffix):
         return first, inputs[1:]  # a path that does not exist is told so by the checkpoint reader
@@ -116,6 +126,8 @@ def _load(path: Path | None, images: list[str], retrain: bool):
             raise MlplabError(f"no images given after the model {path}; give image files after it")
     config = saved.config
     if config is None:
-        raise MlplabError(f"{saved.path} holds a user-defined model that mlplab cannot rebuild; predict from Python: "
-                          "open_run(RUN_DIR).predict(images, normalize=..., dataset=..., into=your_module)")
+        raise MlplabError(
+            f"{saved.path} holds a user-defined model that mlplab cannot rebuild; predict from Python: "
+            "open_run(RUN_DIR).predict(images, normalize=..., dataset=..., into=your_module)"
+        )
     return saved.model(), config.data.normalize, get_spec(config.data.dataset)

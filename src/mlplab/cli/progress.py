@@ -70,8 +70,10 @@ class TrainProgress(ProgressBar):
 
     def on_fit_end(self, state: FitState) -> None:
         metrics = state.metrics
-        self._print(f"test loss {metrics['test_loss']:.4f}  accuracy {100 * metrics['test_accuracy']:.2f}% "
-                    f"({metrics['test_count']} images{_tested(metrics, state.epoch)})")
+        self._print(
+            f"test loss {metrics['test_loss']:.4f}  accuracy {100 * metrics['test_accuracy']:.2f}% "
+            f"({metrics['test_count']} images{_tested(metrics, state.epoch)})"
+        )
         self._print("per-class accuracy:\n" + per_class_table(metrics["per_class_accuracy"]))
         self._print(f"saved: {self.run_dir}/{{config.toml, history.json, history.csv, last.pt, best.pt, metrics.json}}")
 
@@ -80,8 +82,10 @@ class TrainProgress(ProgressBar):
         self.close()
         saved = _saved_epoch(self.run_dir) if self.run_dir is not None else 0
         if saved:
-            self._print(f"interrupted: epoch {saved} is saved in {self.run_dir}/last.pt; "
-                        f"continue with `mlplab train --resume {self.run_dir}`")
+            self._print(
+                f"interrupted: epoch {saved} is saved in {self.run_dir}/last.pt; "
+                f"continue with `mlplab train --resume {self.run_dir}`"
+            )
         else:
             self._print("interrupted before the first epoch finished; nothing was saved")
 

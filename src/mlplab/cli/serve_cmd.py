@@ -12,23 +12,40 @@ from mlplab.config import Bounds
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `serve` command."""
     parser = subparsers.add_parser(
-        "serve", help="a web page: draw a digit, see the model's prediction live",
+        "serve",
+        help="a web page: draw a digit, see the model's prediction live",
         description="Serve a page where you draw a digit (mouse, pen or touch) or upload an image and see the "
-                    "run's best model classify it as you draw, with the 28x28 it saw; and a JSON API "
-                    "(POST /api/predict, GET /api/model, GET /health). With no RUN_DIR it serves the "
-                    f"{PRESET} preset's model: trained once on first use (seconds to a minute, offline) and kept in "
-                    "$MLPLAB_CACHE_DIR or ~/.cache/mlplab under models/; later calls load it. Needs the serve "
-                    'extra: pip install "mlplab[serve]".')
-    parser.add_argument("run_dir", metavar="RUN_DIR", nargs="?",
-                        help=f"a run directory written by `mlplab train` (default: the cached {PRESET} model)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0: your network)")
-    port = parser.add_argument("--port", type=_port, default=8000, help="port, 0-65535 (default: 8000; 0 picks a free one)")
+        "run's best model classify it as you draw, with the 28x28 it saw; and a JSON API "
+        "(POST /api/predict, GET /api/model, GET /health). With no RUN_DIR it serves the "
+        f"{PRESET} preset's model: trained once on first use (seconds to a minute, offline) and kept in "
+        "$MLPLAB_CACHE_DIR or ~/.cache/mlplab under models/; later calls load it. Needs the serve "
+        'extra: pip install "mlplab[serve]".',
+    )
+    parser.add_argument(
+        "run_dir",
+        metavar="RUN_DIR",
+        nargs="?",
+        help=f"a run directory written by `mlplab train` (default: the cached {PRESET} model)",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0: your network)",
+    )
+    port = parser.add_argument(
+        "--port", type=_port, default=8000, help="port, 0-65535 (default: 8000; 0 picks a free one)"
+    )
     port.bounds = PORTS
-    parser.add_argument("--allow-host", metavar="NAME", type=_host, action="append", default=[],
-                        help="another host name the server answers to, e.g. mybox.local (repeat for several; "
-                             "'*' for any). By default it answers only to localhost and IP addresses (loopback "
-                             "ones when --host is), so no web page can reach it by a rebound DNS name")
+    parser.add_argument(
+        "--allow-host",
+        metavar="NAME",
+        type=_host,
+        action="append",
+        default=[],
+        help="another host name the server answers to, e.g. mybox.local (repeat for several; "
+        "'*' for any). By default it answers only to localhost and IP addresses (loopback "
+        "ones when --host is), so no web page can reach it by a rebound DNS name",
+    )
     parser.add_argument("--retrain", action="store_true", help=RETRAIN_HELP + "; only without RUN_DIR")
     parser.set_defaults(func=execute)
 
@@ -66,8 +83,10 @@ def execute(args: argparse.Namespace) -> int:
     info, hosts = app.state.served.info, app.state.hosts
     sock = listen(args.host, args.port)
     accuracy = "" if info["test_accuracy"] is None else f", test accuracy {100 * info['test_accuracy']:.2f}%"
-    print(f"mlplab serve: {url(sock)} ({info['dataset']}, {info['architecture']}{accuracy}); "
-          "press Ctrl+C to stop", flush=True)
+    print(
+        f"mlplab serve: {url(sock)} ({info['dataset']}, {info['architecture']}{accuracy}); press Ctrl+C to stop",
+        flush=True,
+    )
     if not hosts.loopback_only:  # reachable from the network: say by which names, and how to add one
         print(f"mlplab serve: answering to {hosts.describe()}; another name needs --allow-host NAME", flush=True)
     # One image a request: far too little work to split, so each request computes on the thread that

@@ -16,12 +16,15 @@ from mlplab.errors import MlplabError
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `train` command."""
     parser = subparsers.add_parser(
-        "train", help="train an MLP and write a run directory",
+        "train",
+        help="train an MLP and write a run directory",
         description="Train an MLP. Settings come from the defaults, then --preset, then --config, "
-                    "then the flags below (later wins).",
+        "then the flags below (later wins).",
     )
     parser.add_argument("--preset", choices=sorted(PRESETS), help="start from a lab's recipe (see `mlplab presets`)")
-    parser.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (e.g. a run's config.toml)")
+    parser.add_argument(
+        "--config", metavar="FILE.toml", help="read settings from a TOML file (e.g. a run's config.toml)"
+    )
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
     for section, kind in SECTION_TYPES.items():
@@ -34,15 +37,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def config_of(args: argparse.Namespace) -> Config:
     """Defaults, then the resumed run's / preset's config, then --config, then flags (`mlplab.config.resolve_config`)."""
     if args.resume:
-        from mlplab.training import load_checkpoint
         from mlplab.runs.directory import last_checkpoint
+        from mlplab.training import load_checkpoint
 
         config = from_dict(load_checkpoint(last_checkpoint(Path(args.resume)))["config"])
         if args.preset and args.preset != config.preset:
             # The checkpoint's config is the base of a resume: a preset would be ignored.
             saved = f"preset {config.preset}" if config.preset else "no preset"
-            raise MlplabError(f"--preset cannot change a resumed run: {args.resume} continues with its "
-                              f"checkpoint's config ({saved}); drop --preset, or start a new run with another --out")
+            raise MlplabError(
+                f"--preset cannot change a resumed run: {args.resume} continues with its "
+                f"checkpoint's config ({saved}); drop --preset, or start a new run with another --out"
+            )
     else:
         config = None
     flags = given_fields(args)

@@ -9,7 +9,7 @@ import sys
 from mlplab.choices import PRUNERS
 from mlplab.cli.flags import SECTION_TITLES, add_field_flag, add_number, check_run_dir
 from mlplab.cli.train_cmd import config_of
-from mlplab.config import PRESETS, Bounds, SECTION_TYPES
+from mlplab.config import PRESETS, SECTION_TYPES, Bounds
 from mlplab.errors import MlplabError
 
 # Training flags tune does not take: --out names the study's folder, and trials print lines, not bars.
@@ -19,37 +19,77 @@ NOT_TRIAL_FLAGS = ("out", "progress")
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `tune` command."""
     parser = subparsers.add_parser(
-        "tune", help="search hyperparameters with Optuna: one study, any number of workers and machines",
+        "tune",
+        help="search hyperparameters with Optuna: one study, any number of workers and machines",
         description="Run trials of an Optuna study until it has --trials finished trials. Every worker "
-                    "started with the same --storage and --study shares the study (one machine with the "
-                    "default SQLite file or a journal file; many with postgresql://...). A killed worker's "
-                    "running trial is run again; a study started again goes on. Each trial trains the base "
-                    "config (the training flags, as for mlplab train) with the sampled settings on top. "
-                    'Needs pip install "mlplab[tune]".')
+        "started with the same --storage and --study shares the study (one machine with the "
+        "default SQLite file or a journal file; many with postgresql://...). A killed worker's "
+        "running trial is run again; a study started again goes on. Each trial trains the base "
+        "config (the training flags, as for mlplab train) with the sampled settings on top. "
+        'Needs pip install "mlplab[tune]".',
+    )
     study = parser.add_argument_group("study")
-    study.add_argument("--study", metavar="NAME", help="the study's name (required); workers with the same "
-                                                      "storage and name share it")
-    add_number(study, "--trials", int, Bounds(1, 1_000_000), "finished trials (complete or pruned) the study "
-               "ends at, counted over all its workers; required", metavar="N")
-    study.add_argument("--space", metavar="FILE.toml", help="search space, one table per setting "
-                                                           "(default: lr, depth, width, weight_decay, batch_size; "
-                                                           "see --print-space)")
-    study.add_argument("--storage", metavar="URL|FILE.log",
-                       help="where the study lives: sqlite:///FILE.db (default: sqlite:///STUDY_DIR/study.db); "
-                            "a journal file FILE.log for many workers on one machine (journal: STUDY_DIR/study.log); "
-                            "postgresql://user:password@host/database for workers on many machines")
-    study.add_argument("--out", dest="study_dir", metavar="DIR", help="the study's folder: trials/NNNN run "
-                                                                      "directories and best.toml "
-                                                                      "(default: runs/tune-NAME)")
-    study.add_argument("--pruner", choices=PRUNERS, default="median", metavar="PRUNER",
-                       help="how a trial behind the others is stopped early: median (below the median of "
-                            "earlier trials at the same epoch, once 5 trials have completed) | hyperband "
-                            "(default: median)")
-    add_number(study, "--heartbeat", int, Bounds(1, 3600), "a running trial's heartbeat; one silent for 3 "
-               "heartbeats is run again (every worker of a study takes the same)", default=10, metavar="SECONDS")
-    add_number(study, "--batch", int, Bounds(1, 1024), "trains up to K trials at once: trials that can share a "
-               "vectorised program (the same network shape, loss, optimizer, batch size and epochs, as mlplab sweep "
-               "takes) train together as one batched program, the others one by one", default=1, metavar="K")
+    study.add_argument(
+        "--study", metavar="NAME", help="the study's name (required); workers with the same storage and name share it"
+    )
+    add_number(
+        study,
+        "--trials",
+        int,
+        Bounds(1, 1_000_000),
+        "finished trials (complete or pruned) the study ends at, counted over all its workers; required",
+        metavar="N",
+    )
+    study.add_argument(
+        "--space",
+        metavar="FILE.toml",
+        help="search space, one table per setting "
+        "(default: lr, depth, width, weight_decay, batch_size; "
+        "see --print-space)",
+    )
+    study.add_argument(
+        "--storage",
+        metavar="URL|FILE.log",
+        help="where the study lives: sqlite:///FILE.db (default: sqlite:///STUDY_DIR/study.db); "
+        "a journal file FILE.log for many workers on one machine (journal: STUDY_DIR/study.log); "
+        "postgresql://user:password@host/database for workers on many machines",
+    )
+    study.add_argument(
+        "--out",
+        dest="study_dir",
+        metavar="DIR",
+        help="the study's folder: trials/NNNN run directories and best.toml (default: runs/tune-NAME)",
+    )
+    study.add_argument(
+        "--pruner",
+        choices=PRUNERS,
+        default="median",
+        metavar="PRUNER",
+        help="how a trial behind the others is stopped early: median (below the median of "
+        "earlier trials at the same epoch, once 5 trials have completed) | hyperband "
+        "(default: median)",
+    )
+    add_number(
+        study,
+        "--heartbeat",
+        int,
+        Bounds(1, 3600),
+        "a running trial's heartbeat; one silent for 3 "
+        "heartbeats is run again (every worker of a study takes the same)",
+        default=10,
+        metavar="SECONDS",
+    )
+    add_number(
+        study,
+        "--batch",
+        int,
+        Bounds(1, 1024),
+        "trains up to K trials at once: trials that can share a "
+        "vectorised program (the same network shape, loss, optimizer, batch size and epochs, as mlplab sweep "
+        "takes) train together as one batched program, the others one by one",
+        default=1,
+        metavar="K",
+    )
     study.add_argument("--print-space", action="store_true", help="print the search space as TOML and exit")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="start the base config from a lab's recipe")
     parser.add_argument("--config", metavar="FILE.toml", help="read the base config from a TOML file")
@@ -77,8 +117,16 @@ def execute(args: argparse.Namespace) -> int:
     from mlplab.tune.storage import dashboard_command
     from mlplab.tune.study import TuneConfig, tune
 
-    settings = TuneConfig(study=args.study, trials=args.trials, storage=args.storage, out=args.study_dir,
-                          space=args.space, pruner=args.pruner, heartbeat=args.heartbeat, batch=args.batch)
+    settings = TuneConfig(
+        study=args.study,
+        trials=args.trials,
+        storage=args.storage,
+        out=args.study_dir,
+        space=args.space,
+        pruner=args.pruner,
+        heartbeat=args.heartbeat,
+        batch=args.batch,
+    )
     check_run_dir(settings.study_dir)
     if config.train.threads is not None:
         from mlplab.threads import check_threads
@@ -86,8 +134,10 @@ def execute(args: argparse.Namespace) -> int:
         check_threads(config.train.threads)
     _quiet_optuna()  # after the base config is checked, before the study opens
     result = tune(config, settings, space=space, say=_say)
-    _say(f"study {args.study} done: {result.complete + result.pruned} trials finished "
-         f"({result.complete} complete, {result.pruned} pruned)")
+    _say(
+        f"study {args.study} done: {result.complete + result.pruned} trials finished "
+        f"({result.complete} complete, {result.pruned} pruned)"
+    )
     _say(f"browse it: {dashboard_command(settings.storage_url)}")
     if result.best_trial is None:
         _say("no trial completed, so there is no best config; try another space or --pruner")

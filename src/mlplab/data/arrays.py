@@ -22,8 +22,10 @@ from mlplab.data.verify import checksum_problem, max_content_bytes
 from mlplab.errors import MlplabError
 
 IMAGE_SHAPE = (28, 28)
-_REINSTALL = ("the copy bundled with mlplab is damaged: reinstall mlplab (pip install --force-reinstall mlplab), "
-              "or pass --data-dir DIR with a good copy")
+_REINSTALL = (
+    "the copy bundled with mlplab is damaged: reinstall mlplab (pip install --force-reinstall mlplab), "
+    "or pass --data-dir DIR with a good copy"
+)
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,12 @@ def _read_verified(spec: DatasetSpec, record: FileRecord, path: Path) -> np.ndar
             raise IDXError(f"{error}; {_REINSTALL}") from None
         raise
     if problem is not None:
-        advice = (_REINSTALL if is_bundled(spec, path) else
-                  f"is it another dataset's file, or damaged? point --data-dir at the {spec.title} "
-                  "files, or delete it if it is a damaged download")
+        advice = (
+            _REINSTALL
+            if is_bundled(spec, path)
+            else f"is it another dataset's file, or damaged? point --data-dir at the {spec.title} "
+            "files, or delete it if it is a damaged download"
+        )
         raise MlplabError(f"{path} does not match {spec.name}'s checksum for {record.raw_name} ({problem}); {advice}")
     return array
 
@@ -100,13 +105,18 @@ def _check_structure(spec: DatasetSpec, arrays: list[np.ndarray], paths: tuple[P
     for array, path in zip(arrays, paths, strict=True):
         if array.dtype != np.uint8:
             raise IDXError(f"{path} holds {array.dtype} values; {spec.name} files hold uint8")
-    for images, labels, image_path, label_path in ((arrays[0], arrays[1], paths[0], paths[1]),
-                                                   (arrays[2], arrays[3], paths[2], paths[3])):
+    for images, labels, image_path, label_path in (
+        (arrays[0], arrays[1], paths[0], paths[1]),
+        (arrays[2], arrays[3], paths[2], paths[3]),
+    ):
         if images.shape[1:] != IMAGE_SHAPE:
-            raise IDXError(f"{image_path} holds images of {images.shape[1]}x{images.shape[2]} pixels; "
-                           f"{spec.name} images are 28x28")
+            raise IDXError(
+                f"{image_path} holds images of {images.shape[1]}x{images.shape[2]} pixels; {spec.name} images are 28x28"
+            )
         if len(images) != len(labels):
             raise IDXError(f"{image_path} holds {len(images)} images but {label_path} holds {len(labels)} labels")
         if len(labels) and int(labels.max()) >= len(spec.classes):
-            raise IDXError(f"{label_path} holds label {int(labels.max())}; {spec.name} has "
-                           f"{len(spec.classes)} classes (0 to {len(spec.classes) - 1})")
+            raise IDXError(
+                f"{label_path} holds label {int(labels.max())}; {spec.name} has "
+                f"{len(spec.classes)} classes (0 to {len(spec.classes) - 1})"
+            )

@@ -16,7 +16,6 @@ import torch
 from mlplab.data.loading import TensorSplit
 from mlplab.errors import MlplabError
 
-
 # Small batches are gathered this many rows at a time (one index_select, then views of it):
 # a call costs ~5 µs of dispatch however few rows it copies, a third of a batch-4 step's overhead.
 GATHER_ROWS = 256
@@ -43,8 +42,9 @@ class Batches:
         seed: the shuffling seed.
     """
 
-    def __init__(self, split: TensorSplit, batch_size: int, shuffle: bool = False,
-                 drop_last: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self, split: TensorSplit, batch_size: int, shuffle: bool = False, drop_last: bool = False, seed: int = 0
+    ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise MlplabError(f"batch size must be a whole number of at least 1; got {batch_size!r}")
         self.split = split
@@ -79,7 +79,7 @@ class Batches:
     def _slices(self, stop: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         images, labels, size = self.split.images, self.split.labels, self.batch_size
         for start in range(0, min(stop, len(labels)), size):
-            yield images[start:start + size], labels[start:start + size]
+            yield images[start : start + size], labels[start : start + size]
 
     def _gathers(self, order: torch.Tensor, stop: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = order[:stop]

@@ -44,12 +44,15 @@ def default_cache_dir() -> Path:
 def local_copy_hint(spec: DatasetSpec) -> str:
     """How to point mlplab at files the user already has (ends the offline and download errors)."""
     names = ", ".join(record.name for _, record in spec.files.items())
-    return (f"to use a local copy, put the four {spec.title} files ({names}; raw or .gz) in a folder "
-            "and pass --data-dir DIR (data_dir= in Python) or set MLPLAB_DATA_DIR=DIR")
+    return (
+        f"to use a local copy, put the four {spec.title} files ({names}; raw or .gz) in a folder "
+        "and pass --data-dir DIR (data_dir= in Python) or set MLPLAB_DATA_DIR=DIR"
+    )
 
 
-def download_file(spec: DatasetSpec, role: str, folder: str | Path, *,
-                  timeout: float = DEFAULT_TIMEOUT, progress: bool = False) -> Path:
+def download_file(
+    spec: DatasetSpec, role: str, folder: str | Path, *, timeout: float = DEFAULT_TIMEOUT, progress: bool = False
+) -> Path:
     """Download one of a dataset's files into ``folder``, trying each mirror in turn; returns its path.
 
     Args:
@@ -107,8 +110,9 @@ def _stream(url: str, out: BinaryIO, timeout: float, progress: bool, label: str)
         total = int(length) if length and length.isdigit() else None
         show = progress and sys.stderr.isatty()
         received = 0
-        with tqdm(total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024,
-                  disable=not show, leave=False) as bar:
+        with tqdm(
+            total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024, disable=not show, leave=False
+        ) as bar:
             while chunk := response.read(CHUNK_BYTES):
                 out.write(chunk)
                 received += len(chunk)

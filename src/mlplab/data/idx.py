@@ -88,16 +88,21 @@ def parse_idx(payload: bytes, path: str | Path, expect_ndim: int | None = None) 
     """Decode uncompressed IDX bytes (``path`` only names the file in errors) to a native-endian array."""
     dtype, shape, header = _read_header(payload, path)
     if expect_ndim is not None and len(shape) != expect_ndim:
-        raise IDXError(f"{path} holds a {len(shape)}-dimensional array of shape {_dims(shape)} where a "
-                       f"{expect_ndim}-dimensional one was expected; is it the wrong file (images vs labels)?")
+        raise IDXError(
+            f"{path} holds a {len(shape)}-dimensional array of shape {_dims(shape)} where a "
+            f"{expect_ndim}-dimensional one was expected; is it the wrong file (images vs labels)?"
+        )
     expected = math.prod(shape) * dtype.itemsize  # exact: numpy's int64 product would wrap
     actual = len(payload) - header
     if actual < expected:
-        raise IDXError(f"{path} is truncated: its header promises {_dims(shape)} {dtype.name} values "
-                       f"({expected} bytes) but only {actual} bytes follow")
+        raise IDXError(
+            f"{path} is truncated: its header promises {_dims(shape)} {dtype.name} values "
+            f"({expected} bytes) but only {actual} bytes follow"
+        )
     if actual > expected:
-        raise IDXError(f"{path} has {actual - expected} unexpected trailing bytes after its "
-                       f"{_dims(shape)} {dtype.name} values")
+        raise IDXError(
+            f"{path} has {actual - expected} unexpected trailing bytes after its {_dims(shape)} {dtype.name} values"
+        )
     values = np.frombuffer(payload, dtype=dtype, count=expected // dtype.itemsize, offset=header)
     try:
         array = values.reshape(shape)
@@ -149,8 +154,10 @@ def _read_header(payload: bytes, path: str | Path) -> tuple[np.dtype, tuple[int,
     if len(payload) < 4:
         raise IDXError(f"{path} is truncated: {len(payload)} bytes, too short for an IDX header")
     if payload[0] != 0 or payload[1] != 0:
-        raise IDXError(f"{path} is not an IDX file: it starts with bytes {payload[:4].hex()}, "
-                       "expected 0000 then a type code and a dimension count")
+        raise IDXError(
+            f"{path} is not an IDX file: it starts with bytes {payload[:4].hex()}, "
+            "expected 0000 then a type code and a dimension count"
+        )
     code, ndim = payload[2], payload[3]
     if code not in IDX_DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
@@ -164,23 +171,26 @@ def _read_header(payload: bytes, path: str | Path) -> tuple[np.dtype, tuple[int,
     return IDX_DTYPES[code], shape, header
 
 
-def _bounded_header(payload: bytes, path: str | Path,
-                    max_bytes: int | None) -> tuple[np.dtype, tuple[int, ...], int]:
+def _bounded_header(payload: bytes, path: str | Path, max_bytes: int | None) -> tuple[np.dtype, tuple[int, ...], int]:
     """`_read_header`, refusing a header that declares over ``max_bytes``; returns dtype, shape, declared bytes."""
     dtype, shape, header = _read_header(payload, path)
     declared = header + math.prod(shape) * dtype.itemsize  # exact: header plus values
     if max_bytes is not None and declared > max_bytes:
-        raise IDXError(f"{path} declares {_dims(shape)} {dtype.name} values ({declared} bytes with its header), "
-                       f"more than the {max_bytes} bytes expected; is it the wrong file, or damaged? "
-                       "copy or download it again")
+        raise IDXError(
+            f"{path} declares {_dims(shape)} {dtype.name} values ({declared} bytes with its header), "
+            f"more than the {max_bytes} bytes expected; is it the wrong file, or damaged? "
+            "copy or download it again"
+        )
     return dtype, shape, declared
 
 
 def _check_stored_size(size: int, path: str | Path, max_bytes: int | None) -> None:
     """Refuse a stored file too big to hold ``max_bytes`` of IDX data (gzip adds well under 1/512)."""
     if max_bytes is not None and size > max_bytes + max_bytes // 512 + TRAILING_SLACK:
-        raise IDXError(f"{path} is {size} bytes, too big for this file (at most {max_bytes} bytes of IDX data); "
-                       "is it the wrong file, or damaged? copy or download it again")
+        raise IDXError(
+            f"{path} is {size} bytes, too big for this file (at most {max_bytes} bytes of IDX data); "
+            "is it the wrong file, or damaged? copy or download it again"
+        )
 
 
 def _gunzip_idx(stored: bytes, path: str | Path, max_bytes: int | None) -> bytes:
@@ -205,9 +215,11 @@ def _gunzip_idx(stored: bytes, path: str | Path, max_bytes: int | None) -> bytes
             pieces.append(piece)
             size += len(piece)
     if size > limit:
-        raise IDXError(f"{path} has more than {TRAILING_SLACK} unexpected trailing bytes after its "
-                       f"{_dims(shape)} {dtype.name} values (decompression stopped there); "
-                       "is it the wrong file, or damaged? copy or download it again")
+        raise IDXError(
+            f"{path} has more than {TRAILING_SLACK} unexpected trailing bytes after its "
+            f"{_dims(shape)} {dtype.name} values (decompression stopped there); "
+            "is it the wrong file, or damaged? copy or download it again"
+        )
     return b"".join(pieces)
 
 

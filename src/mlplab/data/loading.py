@@ -81,8 +81,7 @@ def unscale_pixels(images: torch.Tensor, kind: str, spec: DatasetSpec) -> torch.
     return images.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def split_indices(total: int, val_split: str, val_size: int,
-                  seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+def split_indices(total: int, val_split: str, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Sorted positions (int64) of the training and validation images among ``total``.
 
     ``val_split`` and ``val_size`` are a `DataConfig`'s (checked by it); only ``total``, known once
@@ -92,17 +91,20 @@ def split_indices(total: int, val_split: str, val_size: int,
     if val_split == "none":
         return every, None
     if val_size >= total:
-        raise MlplabError(f"val_size must be a whole number between 1 and {total - 1} "
-                          f"(the training set has {total} images); got {val_size!r}")
+        raise MlplabError(
+            f"val_size must be a whole number between 1 and {total - 1} "
+            f"(the training set has {total} images); got {val_size!r}"
+        )
     if val_split == "last":
-        return every[: total - val_size], every[total - val_size:]
+        return every[: total - val_size], every[total - val_size :]
     order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
     # Sorted, so a split is a choice of images, not an order: shuffling is the batcher's job.
     return order[val_size:].sort().values, order[:val_size].sort().values
 
 
-def load_data(config: DataConfig | str | None = None, device: torch.device | str = "cpu", seed: int = 0,
-              progress: bool = False) -> DataBundle:
+def load_data(
+    config: DataConfig | str | None = None, device: torch.device | str = "cpu", seed: int = 0, progress: bool = False
+) -> DataBundle:
     """Find (or download), verify and read a dataset, and return its splits as tensors on ``device``.
 
     ``load_data()`` is MNIST as `mlplab train` uses it by default: 50,000 training, 10,000
@@ -137,15 +139,17 @@ def load_data(config: DataConfig | str | None = None, device: torch.device | str
     )
 
 
-def _to_tensors(images: np.ndarray, labels: np.ndarray, kind: str,
-                spec: DatasetSpec) -> tuple[torch.Tensor, torch.Tensor]:
+def _to_tensors(
+    images: np.ndarray, labels: np.ndarray, kind: str, spec: DatasetSpec
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 1, 28, 28) normalised float32 images and (N,) int64 labels on the CPU."""
     pixels = scale_pixels(shared_tensor(images), kind, spec)  # scale_pixels allocates the float tensor
     return pixels.unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
 
-def _take(name: str, images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor,
-          device: torch.device) -> TensorSplit:
+def _take(
+    name: str, images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, device: torch.device
+) -> TensorSplit:
     """The rows ``index`` (sorted) of a CPU split, moved to ``device`` in one copy."""
     start, stop = int(index[0]), int(index[-1]) + 1
     if stop - start == len(index):  # a run of rows: a view, still contiguous, no copy on the CPU

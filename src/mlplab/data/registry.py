@@ -85,8 +85,12 @@ class DatasetSpec:
 
 
 def _files(md5s: tuple[str, str, str, str], sha256s: tuple[str | None, ...] = (None,) * 4) -> FileSet:
-    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    names = (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    )
     return FileSet(*(FileRecord(n, m, s) for n, m, s in zip(names, md5s, sha256s, strict=True)))
 
 
@@ -94,16 +98,32 @@ MNIST_SPEC = DatasetSpec(
     name="mnist",
     title="MNIST",
     files=_files(
-        ("f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
-         "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c"),
-        ("ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-         "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-         "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-         "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+        (
+            "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "d53e105ee54ea40749a09fcbcd1e9432",
+            "9fb629c4189551a2d022fa330f9573f3",
+            "ec29112dd5afa0611ce80d1b7f02629c",
+        ),
+        (
+            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        ),
     ),
     mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
-    classes=("0 - zero", "1 - one", "2 - two", "3 - three", "4 - four",
-             "5 - five", "6 - six", "7 - seven", "8 - eight", "9 - nine"),
+    classes=(
+        "0 - zero",
+        "1 - one",
+        "2 - two",
+        "3 - three",
+        "4 - four",
+        "5 - five",
+        "6 - six",
+        "7 - seven",
+        "8 - eight",
+        "9 - nine",
+    ),
     mean=0.1307,
     std=0.3081,
     torchvision_folder="MNIST",
@@ -112,11 +132,16 @@ MNIST_SPEC = DatasetSpec(
 FASHION_MNIST_SPEC = DatasetSpec(
     name="fashion-mnist",
     title="Fashion-MNIST",
-    files=_files(("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
-                  "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310")),
+    files=_files(
+        (
+            "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "25c81989df183df01b3e8a0aad5dffbe",
+            "bef4ecab320f06d8554ea6380940ec79",
+            "bb300cfdad3c16e7a12a480ee83cd310",
+        )
+    ),
     mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     mean=0.2860,
     std=0.3530,
     torchvision_folder="FashionMNIST",
@@ -125,8 +150,14 @@ FASHION_MNIST_SPEC = DatasetSpec(
 KMNIST_SPEC = DatasetSpec(
     name="kmnist",
     title="Kuzushiji-MNIST",
-    files=_files(("bdb82020997e1d708af4cf47b453dcf7", "e144d726b3acfaa3e44228e80efcd344",
-                  "5c965bf0a639b31b8f53240b1b52f4d7", "7320c461ea6c1c855c0b718fb2a4b134")),
+    files=_files(
+        (
+            "bdb82020997e1d708af4cf47b453dcf7",
+            "e144d726b3acfaa3e44228e80efcd344",
+            "5c965bf0a639b31b8f53240b1b52f4d7",
+            "7320c461ea6c1c855c0b718fb2a4b134",
+        )
+    ),
     mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
     classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
     mean=0.1918,

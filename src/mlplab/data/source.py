@@ -82,8 +82,14 @@ def is_bundled(spec: DatasetSpec, path: Path) -> bool:
     return folder is not None and Path(path).parent == folder
 
 
-def find_source(spec: DatasetSpec | str, data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                download: bool = True, progress: bool = False, timeout: float = DEFAULT_TIMEOUT) -> DataSource:
+def find_source(
+    spec: DatasetSpec | str,
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    download: bool = True,
+    progress: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> DataSource:
     """Where the dataset's four files are, downloading missing ones into the cache if it comes to that.
 
     Looks in ``data_dir``, else ``$MLPLAB_DATA_DIR``, else the cache, else the bundled copy
@@ -115,14 +121,22 @@ def find_source(spec: DatasetSpec | str, data_dir: str | Path | None = None, cac
     if bundled is not None:
         return DataSource(bundled, "bundled")
     if not download:
-        raise MlplabError(f"no local copy of {spec.name} (looked in {folder}) and downloading is off; "
-                          f"drop --no-download to fetch it, or {local_copy_hint(spec)}")
+        raise MlplabError(
+            f"no local copy of {spec.name} (looked in {folder}) and downloading is off; "
+            f"drop --no-download to fetch it, or {local_copy_hint(spec)}"
+        )
     fetch_missing(spec, folder, timeout=timeout, progress=progress)
     return DataSource(folder, "download")
 
 
-def locate(spec: DatasetSpec | str, data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-           download: bool = True, progress: bool = False, timeout: float = DEFAULT_TIMEOUT) -> Path:
+def locate(
+    spec: DatasetSpec | str,
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    download: bool = True,
+    progress: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Path:
     """The folder holding the dataset's four files: `find_source` without the origin."""
     return find_source(spec, data_dir, cache_dir, download, progress, timeout).folder
 
@@ -145,13 +159,17 @@ def fetch_missing(spec: DatasetSpec, folder: Path, timeout: float = DEFAULT_TIME
 def _from_data_folder(spec: DatasetSpec, root: Path, origin: str) -> Path:
     """The complete candidate folder under a user-named root, or a one-line error naming what is missing."""
     if not root.is_dir():
-        raise MlplabError(f"data folder {root} (from {origin}) does not exist; "
-                          f"point {origin} at a folder holding the four {spec.title} files")
+        raise MlplabError(
+            f"data folder {root} (from {origin}) does not exist; "
+            f"point {origin} at a folder holding the four {spec.title} files"
+        )
     found = find_folder(spec, root)
     if found is not None:
         return found
     candidates = candidate_folders(spec, root)
     best = min(candidates, key=lambda folder: len(missing_files(spec, folder)))  # first one on ties: root
     others = ", ".join(str(c) for c in candidates if c != best)
-    raise MlplabError(f"data folder {best} (from {origin}) is missing {spec.name} files "
-                      f"{', '.join(missing_files(spec, best))} (raw or .gz; also looked in {others})")
+    raise MlplabError(
+        f"data folder {best} (from {origin}) is missing {spec.name} files "
+        f"{', '.join(missing_files(spec, best))} (raw or .gz; also looked in {others})"
+    )

@@ -36,8 +36,7 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def checksum_problem(record: FileRecord, stored: bytes, compressed: bool,
-                     content: Callable[[], bytes]) -> str | None:
+def checksum_problem(record: FileRecord, stored: bytes, compressed: bool, content: Callable[[], bytes]) -> str | None:
     """None when the file is acceptable, else a short description of the mismatch.
 
     Args:

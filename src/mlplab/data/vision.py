@@ -37,8 +37,14 @@ class MNIST(Dataset[tuple[Any, Any]]):
 
     dataset = "mnist"  # registry name; subclasses change only this
 
-    def __init__(self, root: str | Path, train: bool = True, transform: Callable[[torch.Tensor], Any] | None = None,
-                 target_transform: Callable[[int], Any] | None = None, download: bool = False) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        train: bool = True,
+        transform: Callable[[torch.Tensor], Any] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
+        download: bool = False,
+    ) -> None:
         super().__init__()
         self.root = os.path.expanduser(root) if isinstance(root, str) else root
         self.train = train
@@ -71,8 +77,10 @@ class MNIST(Dataset[tuple[Any, Any]]):
 
     def __repr__(self) -> str:
         split = "Train" if self.train else "Test"
-        return (f"Dataset {type(self).__name__}\n    Number of datapoints: {len(self)}\n"
-                f"    Root location: {self.root}\n    Split: {split}")
+        return (
+            f"Dataset {type(self).__name__}\n    Number of datapoints: {len(self)}\n"
+            f"    Root location: {self.root}\n    Split: {split}"
+        )
 
     def _folder(self, download: bool) -> Path:
         """The folder with all four files, downloading the missing ones into ``raw_folder`` if asked."""
@@ -83,8 +91,10 @@ class MNIST(Dataset[tuple[Any, Any]]):
         raw = Path(self.raw_folder)
         if not download:
             looked = ", ".join(str(folder) for folder in candidate_folders(self.spec, root))
-            raise MlplabError(f"{self.spec.title} files not found (looked in {looked}); pass download=True "
-                              f"or copy {', '.join(missing_files(self.spec, raw))} into {raw}")
+            raise MlplabError(
+                f"{self.spec.title} files not found (looked in {looked}); pass download=True "
+                f"or copy {', '.join(missing_files(self.spec, raw))} into {raw}"
+            )
         fetch_missing(self.spec, raw)
         return raw
 

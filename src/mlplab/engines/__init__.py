@@ -87,5 +87,19 @@ def make_step(name: str | Engine, model: Any, loss: Any, optimizer: Any) -> Step
     return resolve_engine(name, model, loss, optimizer).step(model, loss, optimizer)
 
 
-__all__ = ["AUTO_ORDER", "AutogradEngine", "AutogradStep", "ENGINE_TABLE", "Engine", "ManualEngine", "ManualStep",
-           "ScratchEngine", "ScratchStep", "Step", "capabilities", "config_engine", "make_step", "resolve_engine"]
+__all__ = [
+    "AUTO_ORDER",
+    "AutogradEngine",
+    "AutogradStep",
+    "ENGINE_TABLE",
+    "Engine",
+    "ManualEngine",
+    "ManualStep",
+    "ScratchEngine",
+    "ScratchStep",
+    "Step",
+    "capabilities",
+    "config_engine",
+    "make_step",
+    "resolve_engine",
+]

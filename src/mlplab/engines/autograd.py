@@ -23,8 +23,13 @@ class AutogradStep:
             (`mlplab.precision`): the matrix products in bfloat16, the parameters and their gradients float32.
     """
 
-    def __init__(self, model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
-                 optimizer: torch.optim.Optimizer, compute_dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: Callable[[Tensor, Tensor], Tensor],
+        optimizer: torch.optim.Optimizer,
+        compute_dtype: torch.dtype | None = None,
+    ) -> None:
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.optimizer_step = OptimizerStep(optimizer)  # optimizer.step(), cheaper for fused SGD
         self.compute_dtype = compute_dtype
@@ -52,6 +57,7 @@ class AutogradEngine(Engine):
     def unsupported(self, model: Any, loss: Any, optimizer: Any) -> str | None:
         return None
 
-    def step(self, model: nn.Module, loss: Any, optimizer: torch.optim.Optimizer,
-             compute_dtype: torch.dtype | None = None) -> AutogradStep:
+    def step(
+        self, model: nn.Module, loss: Any, optimizer: torch.optim.Optimizer, compute_dtype: torch.dtype | None = None
+    ) -> AutogradStep:
         return AutogradStep(model, loss, optimizer, compute_dtype)

@@ -63,8 +63,9 @@ class ManualEngine(Engine):
     def unsupported(self, model: Any, loss: Any, optimizer: Any) -> str | None:
         return _unsupported(model, loss)
 
-    def step(self, model: MLP, loss: NamedLoss, optimizer: torch.optim.Optimizer,
-             compute_dtype: torch.dtype | None = None) -> ManualStep:
+    def step(
+        self, model: MLP, loss: NamedLoss, optimizer: torch.optim.Optimizer, compute_dtype: torch.dtype | None = None
+    ) -> ManualStep:
         return ManualStep(model, loss, optimizer, compute_dtype)
 
 
@@ -82,8 +83,9 @@ class ManualStep:
             parameters' own dtype.
     """
 
-    def __init__(self, model: MLP, loss_fn: NamedLoss, optimizer: torch.optim.Optimizer,
-                 compute_dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self, model: MLP, loss_fn: NamedLoss, optimizer: torch.optim.Optimizer, compute_dtype: torch.dtype | None = None
+    ) -> None:
         reason = _unsupported(model, loss_fn)
         if reason is not None:
             raise ValueError(f"ManualStep cannot train this model: {reason}")
@@ -186,8 +188,11 @@ class ManualStep:
             if smoothing:  # target q = (1 - e) e_y + e / C: the loss and dz = (p - q) / B
                 loss = (1 - smoothing) * loss - smoothing * log_p.mean()
                 p = log_p.exp_().sub_(smoothing / log_p.shape[1])
-                dz = p.index_put_((self._row_indices(count, p.device), labels),
-                                  torch.tensor(smoothing - 1, dtype=p.dtype, device=p.device), accumulate=True)
+                dz = p.index_put_(
+                    (self._row_indices(count, p.device), labels),
+                    torch.tensor(smoothing - 1, dtype=p.dtype, device=p.device),
+                    accumulate=True,
+                )
                 return loss, dz.div_(count)
             dz = self._minus_one_hot(log_p.exp_(), labels)  # p - e_y, in place of log p
             return loss, dz.div_(count)
@@ -221,7 +226,9 @@ class ManualStep:
         dz = dz.to(self.compute_dtype)
         for i in range(len(self.weights) - 1, -1, -1):
             self.grads[2 * i].copy_(dz.t().mm(h[i]))  # dW_i = dz_i^T h_{i-1}, rounded up to float32
-            torch.sum(dz, dim=0, dtype=self.grads[2 * i + 1].dtype, out=self.grads[2 * i + 1])  # db_i, summed in float32
+            torch.sum(
+                dz, dim=0, dtype=self.grads[2 * i + 1].dtype, out=self.grads[2 * i + 1]
+            )  # db_i, summed in float32
             if i > 0:
                 dz = self.activation_gradient(dz.mm(self._low[i]), z[i - 1], h[i])
 
@@ -243,4 +250,3 @@ class ManualStep:
         if rows is None:
             rows = self._rows[count, device] = torch.arange(count, device=device)
         return rows
-

@@ -70,7 +70,9 @@ class OptimizerStep:
         self.optimizer = optimizer
         self.steps = 0  # taken so far
         self.fast = fast_path_works()  # False: every step is optimizer.step()
-        self._kernel = torch_internals.sgd_kernel() if self.fast else None  # looked up once: torch resolves it through __getattr__
+        self._kernel = (
+            torch_internals.sgd_kernel() if self.fast else None
+        )  # looked up once: torch resolves it through __getattr__
         self._tensors: tuple[Any, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] | None = None
 
     def __call__(self) -> None:
@@ -79,8 +81,12 @@ class OptimizerStep:
                 fused_sgd_step(self.optimizer, *self._kernel_tensors(self.optimizer.param_groups[0]), self._kernel)
             except Exception as error:  # noqa: BLE001 - raised before any update: take the public step
                 self.fast = False
-                warnings.warn(f"mlplab: the fast SGD step is off for this process ({type(error).__name__}: {error}); "
-                              "training continues with optimizer.step(), the same update", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"mlplab: the fast SGD step is off for this process ({type(error).__name__}: {error}); "
+                    "training continues with optimizer.step(), the same update",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
                 self.optimizer.step()
         else:
             self.optimizer.step()
@@ -94,7 +100,9 @@ class OptimizerStep:
         group = self.optimizer.param_groups[0]
         return len(self._tensors[1]) == len(group["params"]) and (group["momentum"] == 0 or bool(self._tensors[3]))
 
-    def _kernel_tensors(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    def _kernel_tensors(
+        self, group: dict[str, Any]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
         """Parameters with a gradient, their gradients and momentum buffers: reused while still current."""
         state = self.optimizer.state  # load_state_dict replaces it, and with it every buffer
         if self._tensors is not None and self._tensors[0] is state:

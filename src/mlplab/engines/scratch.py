@@ -20,15 +20,18 @@ import torch
 from torch import Tensor
 
 from mlplab import scratch
-from mlplab.precision import check_precision
 from mlplab.engines.base import Engine
 from mlplab.losses import NamedLoss
 from mlplab.models import MLP, activation_and_dropout
+from mlplab.precision import check_precision
 
 # The torch optimizers whose update `mlplab.scratch` implements, by name.
 SCRATCH_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-_STATE_KEYS = {"sgd": ("momentum_buffer",), "adam": ("step", "exp_avg", "exp_avg_sq"),
-               "adamw": ("step", "exp_avg", "exp_avg_sq")}
+_STATE_KEYS = {
+    "sgd": ("momentum_buffer",),
+    "adam": ("step", "exp_avg", "exp_avg_sq"),
+    "adamw": ("step", "exp_avg", "exp_avg_sq"),
+}
 
 
 def _unsupported(model: Any, loss_fn: object, optimizer: str | torch.optim.Optimizer) -> str | None:
@@ -63,8 +66,9 @@ class ScratchEngine(Engine):
     def unsupported(self, model: Any, loss: Any, optimizer: Any) -> str | None:
         return _unsupported(model, loss, optimizer)
 
-    def step(self, model: MLP, loss: NamedLoss, optimizer: torch.optim.Optimizer,
-             compute_dtype: torch.dtype | None = None) -> ScratchStep:
+    def step(
+        self, model: MLP, loss: NamedLoss, optimizer: torch.optim.Optimizer, compute_dtype: torch.dtype | None = None
+    ) -> ScratchStep:
         if compute_dtype is not None:
             check_precision("bf16-mixed", self.name)  # NumPy has no bfloat16: refused in one line
         return ScratchStep(model, loss, optimizer)
@@ -86,8 +90,11 @@ class ScratchStep:
             raise ValueError(f"the scratch engine cannot train this run: {reason}")
         parameters = list(model.parameters())
         group_parameters = optimizer.param_groups[0]["params"]
-        if len(optimizer.param_groups) != 1 or len(group_parameters) != len(parameters) or any(
-                a is not b for a, b in zip(group_parameters, parameters)):
+        if (
+            len(optimizer.param_groups) != 1
+            or len(group_parameters) != len(parameters)
+            or any(a is not b for a, b in zip(group_parameters, parameters))
+        ):
             raise ValueError("the scratch engine needs one optimizer param group holding model.parameters() in order")
         self.network = scratch.from_torch(model, share=True)  # views of the model's tensors
         self.loss_fn = scratch.loss_for(loss_fn.name, loss_fn.beta)
@@ -106,8 +113,9 @@ class ScratchStep:
         return torch.from_numpy(outputs), loss
 
 
-def _shared_optimizer(optimizer: torch.optim.Optimizer, network: scratch.Sequential,
-                      parameters: list[torch.nn.Parameter]) -> scratch.SGD | scratch.Adam:
+def _shared_optimizer(
+    optimizer: torch.optim.Optimizer, network: scratch.Sequential, parameters: list[torch.nn.Parameter]
+) -> scratch.SGD | scratch.Adam:
     """The scratch optimizer with the torch optimizer's settings, its state arrays views of the torch state."""
     name = _optimizer_name(optimizer)
     group = optimizer.param_groups[0]
@@ -116,12 +124,20 @@ def _shared_optimizer(optimizer: torch.optim.Optimizer, network: scratch.Sequent
     if name == "sgd":
         if group["dampening"] or group["maximize"]:
             raise ValueError("the scratch engine's SGD has no dampening or maximize")
-        return scratch.SGD(network.parameters(), group["lr"], group["momentum"], group["weight_decay"],
-                           group["nesterov"], state=state)
+        return scratch.SGD(
+            network.parameters(), group["lr"], group["momentum"], group["weight_decay"], group["nesterov"], state=state
+        )
     if group["amsgrad"] or group["maximize"]:
         raise ValueError("the scratch engine's Adam has no amsgrad or maximize")
-    return scratch.Adam(network.parameters(), group["lr"], group["betas"], group["eps"], group["weight_decay"],
-                        decoupled=name == "adamw", state=state)
+    return scratch.Adam(
+        network.parameters(),
+        group["lr"],
+        group["betas"],
+        group["eps"],
+        group["weight_decay"],
+        decoupled=name == "adamw",
+        state=state,
+    )
 
 
 def _state_tensor(optimizer: torch.optim.Optimizer, parameter: torch.nn.Parameter, key: str) -> Tensor:
@@ -134,4 +150,3 @@ def _state_tensor(optimizer: torch.optim.Optimizer, parameter: torch.nn.Paramete
     if state.get(key) is None:
         state[key] = torch.zeros((), dtype=torch.float32) if key == "step" else torch.zeros_like(parameter.detach())
     return state[key]
-

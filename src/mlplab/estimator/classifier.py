@@ -89,8 +89,10 @@ from sklearn.utils.validation import check_is_fitted
 try:
     from sklearn.utils.validation import validate_data  # scikit-learn >= 1.6
 except ImportError:  # older releases have it as a method
+
     def validate_data(estimator: Any, *args: Any, **kwargs: Any) -> Any:
         return estimator._validate_data(*args, **kwargs)
+
 
 from mlplab.choices import ENGINES, OPTIMIZERS
 from mlplab.config import OptimConfig
@@ -100,8 +102,7 @@ from mlplab.device import resolve_device
 from mlplab.errors import MlplabError
 from mlplab.estimator.convergence import Convergence
 from mlplab.estimator.data import Samples, as_tensor, unpack_eval_set
-from mlplab.estimator.weights import (WeightedBatches, check_sample_weight, class_weight_factors,
-                                      uniform)
+from mlplab.estimator.weights import WeightedBatches, check_sample_weight, class_weight_factors, uniform
 from mlplab.losses import LOSSES, LossFunction, build_loss
 from mlplab.models import ACTIVATIONS, MLP
 from mlplab.optim import build_optimizer
@@ -210,15 +211,38 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
-    def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, solver: str = "adam",
-                 alpha: float = 0.0001, batch_size: int | str = "auto", learning_rate: str = "constant",
-                 learning_rate_init: float = 0.001, power_t: float = 0.5, max_iter: int = 200, shuffle: bool = True,
-                 random_state: Any = None, tol: float = 1e-4, verbose: bool = False, warm_start: bool = False,
-                 momentum: float = 0.9, nesterovs_momentum: bool = True, early_stopping: bool = False,
-                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-8, n_iter_no_change: int = 10, loss: str = "cross_entropy",
-                 engine: str = "auto", device: str = "auto", dropout: float = 0.0, threads: int | None = None,
-                 class_weight: dict | str | None = None) -> None:
+    def __init__(
+        self,
+        hidden_layer_sizes: Any = (100,),
+        activation: str = "relu",
+        *,
+        solver: str = "adam",
+        alpha: float = 0.0001,
+        batch_size: int | str = "auto",
+        learning_rate: str = "constant",
+        learning_rate_init: float = 0.001,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: Any = None,
+        tol: float = 1e-4,
+        verbose: bool = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: int = 10,
+        loss: str = "cross_entropy",
+        engine: str = "auto",
+        device: str = "auto",
+        dropout: float = 0.0,
+        threads: int | None = None,
+        class_weight: dict | str | None = None,
+    ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -273,8 +297,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """
         return self._fit(X, y, sample_weight, eval_set, incremental=False)
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None, *,
-                    eval_set: Any = None) -> MLPClassifier:
+    def partial_fit(
+        self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None, *, eval_set: Any = None
+    ) -> MLPClassifier:
         """One epoch over (X, y), keeping the weights and the optimizer's state; returns self.
 
         With early_stopping=True every call is scored on validation data: this call's ``eval_set``,
@@ -317,8 +342,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.model_.eval()
         work = model_work(self.model_, min(EVAL_BATCH, len(X)))
         with torch.no_grad(), ThreadGovernor(self.threads, work=work, device=device.type, recheck=False):
-            parts = [functional_call(self.model_, weights, (rows.to(device, torch.float64),)).log_softmax(dim=1)
-                     for rows in as_tensor(X).split(EVAL_BATCH)]
+            parts = [
+                functional_call(self.model_, weights, (rows.to(device, torch.float64),)).log_softmax(dim=1)
+                for rows in as_tensor(X).split(EVAL_BATCH)
+            ]
         return torch.cat(parts).cpu().numpy()
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -355,15 +382,21 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """The output activation: softmax, for any number of classes."""
         return "softmax"
 
-    def _fit(self, X: Any, y: Any, sample_weight: Any, eval_set: Any, *, incremental: bool,
-             classes: Any = None) -> MLPClassifier:
+    def _fit(
+        self, X: Any, y: Any, sample_weight: Any, eval_set: Any, *, incremental: bool, classes: Any = None
+    ) -> MLPClassifier:
         """fit and partial_fit: validate, build or reuse the model and optimizer, run `mlplab.fit` once."""
         hidden = self._check_params()
         first = not hasattr(self, "model_") or not (self.warm_start or incremental)
         X, y = validate_data(self, X, y, reset=first, dtype=np.float32)
         labels = self._encode(y, first, incremental, classes)
-        data = Samples("train", X, labels, check_sample_weight(sample_weight, X),
-                       class_weight_factors(self.class_weight, self.classes_, labels, incremental))
+        data = Samples(
+            "train",
+            X,
+            labels,
+            check_sample_weight(sample_weight, X),
+            class_weight_factors(self.class_weight, self.classes_, labels, incremental),
+        )
         self._check_engine(data.training_weights())
         validation = self._eval_samples(eval_set) if eval_set is not None else None
         if incremental and self.early_stopping and getattr(self, "stopped_", False):
@@ -381,48 +414,66 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _warn_stopped(self) -> None:
         """The warning of a partial_fit call made after early stopping ended training."""
-        warnings.warn(f"partial_fit changed nothing: early stopping ended training after {len(self.loss_curve_)} "
-                      f"epochs (the validation score did not improve by tol={self.tol} in more than "
-                      f"n_iter_no_change={self.n_iter_no_change} epochs or calls) and kept the best weights; "
-                      "call fit to train anew, or set early_stopping=False to go on", UserWarning, stacklevel=4)
+        warnings.warn(
+            f"partial_fit changed nothing: early stopping ended training after {len(self.loss_curve_)} "
+            f"epochs (the validation score did not improve by tol={self.tol} in more than "
+            f"n_iter_no_change={self.n_iter_no_change} epochs or calls) and kept the best weights; "
+            "call fit to train anew, or set early_stopping=False to go on",
+            UserWarning,
+            stacklevel=4,
+        )
 
     def _check_params(self) -> list[int]:
         """scikit-learn's parameter validation, with a hint for what mlplab lacks; returns the hidden widths."""
         if self.activation == "identity":
-            raise ValueError("activation 'identity' is not available: mlplab's MLP applies one of "
-                             f"{', '.join(['logistic', *ACTIVATIONS])} (with no activation the layers compose to "
-                             "one linear map: use hidden_layer_sizes=() for that model)")
+            raise ValueError(
+                "activation 'identity' is not available: mlplab's MLP applies one of "
+                f"{', '.join(['logistic', *ACTIVATIONS])} (with no activation the layers compose to "
+                "one linear map: use hidden_layer_sizes=() for that model)"
+            )
         if self.solver == "lbfgs":
-            raise ValueError(f"solver 'lbfgs' is not available: mlplab trains with minibatch solvers: "
-                             f"{', '.join(OPTIMIZERS)}")
+            raise ValueError(
+                f"solver 'lbfgs' is not available: mlplab trains with minibatch solvers: {', '.join(OPTIMIZERS)}"
+            )
         self._validate_params()
         sizes = self.hidden_layer_sizes
         hidden = [sizes] if isinstance(sizes, Integral) else list(sizes)
         if any(not isinstance(size, Integral) or size <= 0 for size in hidden):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
         if self.engine == "scratch" and self.alpha > 0:
-            raise ValueError("engine='scratch' trains one parameter group, so it cannot keep the biases out of "
-                             "the L2 penalty as scikit-learn does; set alpha=0 or use another engine")
+            raise ValueError(
+                "engine='scratch' trains one parameter group, so it cannot keep the biases out of "
+                "the L2 penalty as scikit-learn does; set alpha=0 or use another engine"
+            )
         return [int(size) for size in hidden]
 
     def _check_engine(self, weights: np.ndarray | None) -> None:
         """Refuse weights that differ with an engine that differentiates the unweighted loss by hand."""
         if self.engine in ("manual", "scratch") and not uniform(weights):
-            raise ValueError(f"engine={self.engine!r} computes the gradient of the unweighted loss by hand; "
-                             "training with sample_weight or class_weight needs engine='auto' or 'autograd'")
+            raise ValueError(
+                f"engine={self.engine!r} computes the gradient of the unweighted loss by hand; "
+                "training with sample_weight or class_weight needs engine='auto' or 'autograd'"
+            )
 
     def _device(self) -> torch.device:
         """The device a new model goes to; an accelerator PyTorch cannot see is a one-line ValueError."""
         if self.engine == "scratch":
             return torch.device("cpu")  # it computes in NumPy
         if self.device == "cuda" and not torch.cuda.is_available():
-            why = (f"this PyTorch ({torch.__version__}) is built without CUDA" if torch.version.cuda is None
-                   else "PyTorch sees no CUDA GPU (check the driver and CUDA_VISIBLE_DEVICES)")
-            raise ValueError(f"device='cuda' was asked for, but {why}; use device='cpu', or device='auto' to take "
-                             "a GPU when there is one")
+            why = (
+                f"this PyTorch ({torch.__version__}) is built without CUDA"
+                if torch.version.cuda is None
+                else "PyTorch sees no CUDA GPU (check the driver and CUDA_VISIBLE_DEVICES)"
+            )
+            raise ValueError(
+                f"device='cuda' was asked for, but {why}; use device='cpu', or device='auto' to take "
+                "a GPU when there is one"
+            )
         if self.device == "mps" and not torch.backends.mps.is_available():
-            raise ValueError("device='mps' was asked for, but this PyTorch has no MPS backend (Apple silicon "
-                             "only); use device='cpu' or device='auto'")
+            raise ValueError(
+                "device='mps' was asked for, but this PyTorch has no MPS backend (Apple silicon "
+                "only); use device='cpu' or device='auto'"
+            )
         return resolve_device(self.device)
 
     def _encode(self, y: np.ndarray, first: bool, incremental: bool, classes: Any) -> np.ndarray:
@@ -434,19 +485,23 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if first:
             self.classes_ = known
         elif incremental and classes is not None and not np.array_equal(known, self.classes_):
-            raise ValueError(f"`classes={list(known)}` is not the same as on last call to partial_fit, "
-                             f"was: {list(self.classes_)}")
+            raise ValueError(
+                f"`classes={list(known)}` is not the same as on last call to partial_fit, was: {list(self.classes_)}"
+            )
         elif not incremental and not np.array_equal(known, self.classes_):
-            raise ValueError(f"warm_start can only be used where `y` has the same classes as in the previous "
-                             f"call to fit. Previous classes: {list(self.classes_)}, `y` has {list(known)}")
+            raise ValueError(
+                f"warm_start can only be used where `y` has the same classes as in the previous "
+                f"call to fit. Previous classes: {list(self.classes_)}, `y` has {list(known)}"
+            )
         return self._positions(y, "`y`")
 
     def _positions(self, y: np.ndarray, what: str) -> np.ndarray:
         """Labels as (n,) int64 positions in ``classes_``; a label that is not a class is a ValueError."""
         unknown = np.setdiff1d(y, self.classes_)
         if unknown.size:
-            raise ValueError(f"{what} has classes not in `self.classes_`: {list(unknown)}; "
-                             f"`self.classes_` has {list(self.classes_)}")
+            raise ValueError(
+                f"{what} has classes not in `self.classes_`: {list(unknown)}; `self.classes_` has {list(self.classes_)}"
+            )
         return np.searchsorted(self.classes_, y).astype(np.int64)
 
     def _eval_samples(self, eval_set: Any) -> Samples:
@@ -462,8 +517,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         activation = _ACTIVATION_NAMES.get(self.activation, self.activation)
         output = "log_softmax" if self.loss == "nll" else "logits"  # nll reads log-probabilities
         # Glorot-uniform weights, as scikit-learn draws them (its biases too; here they start at 0).
-        self.model_ = MLP(n_features, hidden, n_classes, activation=activation, output=output,
-                          dropout=float(self.dropout), init="xavier").to(device)
+        self.model_ = MLP(
+            n_features,
+            hidden,
+            n_classes,
+            activation=activation,
+            output=output,
+            dropout=float(self.dropout),
+            init="xavier",
+        ).to(device)
         self.t_ = 0
         self.loss_curve_: list[float] = []
         self._no_improvement_count = 0
@@ -474,14 +536,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.validation_scores_: list[float] | None = [] if self.early_stopping else None
         self.best_validation_score_ = -np.inf if self.early_stopping else None
 
-    def _train(self, data: Samples, validation: Samples | None, incremental: bool, random: np.random.RandomState,
-               seed: int) -> None:
+    def _train(
+        self, data: Samples, validation: Samples | None, incremental: bool, random: np.random.RandomState, seed: int
+    ) -> None:
         """Batches over the data, the optimizer (partial_fit keeps it), then `mlplab.fit` with `Convergence`."""
         train, val = self._splits(data, validation, incremental, random)
         weights = train.training_weights()
         if weights is not None and not weights.any():
-            raise ValueError("every training sample weighs 0 (sample_weight times class_weight); give some "
-                             "samples of the training data a positive weight")
+            raise ValueError(
+                "every training sample weighs 0 (sample_weight times class_weight); give some "
+                "samples of the training data a positive weight"
+            )
         batch_size = self._batch_size(len(train))
         if not incremental or not hasattr(self, "optimizer_"):
             self.optimizer_ = self._build_optimizer()
@@ -499,15 +564,24 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ = 0
         try:
             self.history_ = fit(
-                self.model_, batches, val_data=Batches(val_data, EVAL_BATCH) if val_data is not None else None,
-                loss=loss, optimizer=self.optimizer_, epochs=1 if incremental else self.max_iter,
-                callbacks=[convergence], engine=self.engine, threads=self.threads, progress=False)
+                self.model_,
+                batches,
+                val_data=Batches(val_data, EVAL_BATCH) if val_data is not None else None,
+                loss=loss,
+                optimizer=self.optimizer_,
+                epochs=1 if incremental else self.max_iter,
+                callbacks=[convergence],
+                engine=self.engine,
+                threads=self.threads,
+                progress=False,
+            )
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=4)
         self._finish(convergence, incremental)
 
-    def _splits(self, data: Samples, validation: Samples | None, incremental: bool,
-                random: np.random.RandomState) -> tuple[Samples, Samples | None]:
+    def _splits(
+        self, data: Samples, validation: Samples | None, incremental: bool, random: np.random.RandomState
+    ) -> tuple[Samples, Samples | None]:
         """This call's training and validation samples; partial_fit keeps the validation samples for later calls.
 
         The validation samples are the eval_set given; else, in partial_fit, those kept from an
@@ -526,11 +600,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if self.early_stopping and self._best_weights is not None and (self.stopped_ or not incremental):
             self.model_.load_state_dict(self._best_weights)
         if not incremental and not convergence.stopped and self.n_iter_ == self.max_iter:
-            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                          "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=5)
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                "optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=5,
+            )
 
-    def _batches(self, train: TensorSplit, weights: np.ndarray | None, batch_size: int,
-                 seed: int) -> tuple[Batches | WeightedBatches, LossFunction]:
+    def _batches(
+        self, train: TensorSplit, weights: np.ndarray | None, batch_size: int, seed: int
+    ) -> tuple[Batches | WeightedBatches, LossFunction]:
         """The training batches and loss: `Batches` and the plain loss, or, for weights that differ, weighted ones."""
         loss = build_loss(self.loss, self.model_.output)
         if uniform(weights):  # equal weights leave every batch's loss a plain mean: train exactly as without them
@@ -544,8 +623,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if self.batch_size == "auto":
             return min(200, samples)
         if self.batch_size > samples:
-            warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
-                          stacklevel=5)
+            warnings.warn(
+                "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped", stacklevel=5
+            )
         return int(np.clip(self.batch_size, 1, samples))
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
@@ -553,14 +633,22 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         layers = self.model_.linears()
         groups: list[Any] = list(self.model_.parameters())  # one group (scratch's and fused SGD's fast path)
         if self.alpha > 0:
-            groups = [{"params": [layer.weight for layer in layers], "weight_decay": 0.0},
-                      {"params": [layer.bias for layer in layers], "weight_decay": 0.0}]
+            groups = [
+                {"params": [layer.weight for layer in layers], "weight_decay": 0.0},
+                {"params": [layer.bias for layer in layers], "weight_decay": 0.0},
+            ]
         sgd = self.solver == "sgd"
         momentum = self.momentum if sgd else 0.0  # scikit-learn: "only used when solver='sgd'"
-        optimizer = build_optimizer(groups, OptimConfig(optimizer=self.solver, lr=self.learning_rate_init,
-                                                        momentum=momentum,
-                                                        nesterov=sgd and self.nesterovs_momentum and momentum > 0,
-                                                        scheduler="none"))
+        optimizer = build_optimizer(
+            groups,
+            OptimConfig(
+                optimizer=self.solver,
+                lr=self.learning_rate_init,
+                momentum=momentum,
+                nesterov=sgd and self.nesterovs_momentum and momentum > 0,
+                scheduler="none",
+            ),
+        )
         if self.solver in ("adam", "adamw"):
             for group in optimizer.param_groups:
                 group.update(betas=(self.beta_1, self.beta_2), eps=self.epsilon)

@@ -36,8 +36,13 @@ class Convergence(Callback):
         validation_images: those samples' (n, n_features) images on the training device.
     """
 
-    def __init__(self, estimator: MLPClassifier, samples: int, validation: Samples | None = None,
-                 validation_images: Tensor | None = None) -> None:
+    def __init__(
+        self,
+        estimator: MLPClassifier,
+        samples: int,
+        validation: Samples | None = None,
+        validation_images: Tensor | None = None,
+    ) -> None:
         self.estimator = estimator
         self.samples = samples
         self.validation, self.validation_images = validation, validation_images
@@ -95,8 +100,10 @@ class Convergence(Callback):
         """Whether to stop; the adaptive schedule divides the rate by 5 instead, until it is tiny."""
         estimator = self.estimator
         watched = "Validation score" if estimator.early_stopping else "Training loss"
-        message = f"{watched} did not improve more than tol={estimator.tol:f} for {estimator.n_iter_no_change} " \
-                  "consecutive epochs."
+        message = (
+            f"{watched} did not improve more than tol={estimator.tol:f} for {estimator.n_iter_no_change} "
+            "consecutive epochs."
+        )
         lr = optimizer.param_groups[0]["lr"]
         if estimator.solver != "sgd" or estimator.learning_rate != "adaptive":
             self._say(message + " Stopping.")
@@ -118,4 +125,3 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Set every parameter group's learning rate."""
     for group in optimizer.param_groups:
         group["lr"] = lr
-

@@ -29,8 +29,14 @@ class Samples:
         factors: each sample's ``class_weight``; None: all 1. Training only.
     """
 
-    def __init__(self, name: str, X: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None,
-                 factors: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        X: np.ndarray,
+        labels: np.ndarray,
+        weights: np.ndarray | None = None,
+        factors: np.ndarray | None = None,
+    ) -> None:
         self.name, self.X, self.labels, self.weights, self.factors = name, X, labels, weights, factors
 
     def __len__(self) -> int:
@@ -42,6 +48,7 @@ class Samples:
 
     def take(self, rows: np.ndarray, name: str) -> Samples:
         """The samples at ``rows``, in that order."""
+
         def pick(array: np.ndarray | None) -> np.ndarray | None:
             return None if array is None else array[rows]
 
@@ -53,16 +60,20 @@ class Samples:
         The held-out samples keep their sample weights (their accuracy is weighted by them) but not
         their class weights, which shape the training loss only.
         """
-        train_rows, val_rows = train_test_split(np.arange(len(self)), random_state=random, test_size=fraction,
-                                                stratify=self.labels)
+        train_rows, val_rows = train_test_split(
+            np.arange(len(self)), random_state=random, test_size=fraction, stratify=self.labels
+        )
         if len(val_rows) < 2:
-            raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
-                             "your dataset.")
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' or the size of your dataset."
+            )
         val = self.take(val_rows, "val")
         val.factors = None
         if val.weights is not None and not val.weights.any():
-            raise ValueError("every sample held out for validation has sample_weight 0; pass eval_set, raise "
-                             "validation_fraction or change random_state")
+            raise ValueError(
+                "every sample held out for validation has sample_weight 0; pass eval_set, raise "
+                "validation_fraction or change random_state"
+            )
         return self.take(train_rows, "train"), val
 
     def to(self, device: torch.device) -> TensorSplit:
@@ -78,13 +89,15 @@ def unpack_eval_set(eval_set: Any) -> tuple[Any, Any, Any]:
     """
     if isinstance(eval_set, list) and eval_set and all(isinstance(item, tuple) for item in eval_set):
         if len(eval_set) > 1:
-            raise ValueError(f"eval_set takes one validation set; got a list of {len(eval_set)} (pass one "
-                             "(X_val, y_val) tuple)")
+            raise ValueError(
+                f"eval_set takes one validation set; got a list of {len(eval_set)} (pass one (X_val, y_val) tuple)"
+            )
         eval_set = eval_set[0]
     if not isinstance(eval_set, (tuple, list)) or len(eval_set) not in (2, 3):
-        raise ValueError("eval_set must be (X_val, y_val) or (X_val, y_val, sample_weight_val); got "
-                         f"{type(eval_set).__name__}" + (f" of {len(eval_set)} items" if hasattr(eval_set, "__len__")
-                                                         else ""))
+        raise ValueError(
+            "eval_set must be (X_val, y_val) or (X_val, y_val, sample_weight_val); got "
+            f"{type(eval_set).__name__}" + (f" of {len(eval_set)} items" if hasattr(eval_set, "__len__") else "")
+        )
     X_val, y_val, *weights = eval_set
     return X_val, y_val, weights[0] if weights else None
 

@@ -49,8 +49,9 @@ def check_sample_weight(sample_weight: Any, X: np.ndarray, what: str = "sample_w
     return weights
 
 
-def class_weight_factors(class_weight: Any, classes: np.ndarray, labels: np.ndarray,
-                         incremental: bool) -> np.ndarray | None:
+def class_weight_factors(
+    class_weight: Any, classes: np.ndarray, labels: np.ndarray, incremental: bool
+) -> np.ndarray | None:
     """Each sample's class weight (n_samples,) float64 from ``class_weight``, or None for None.
 
     Args:
@@ -63,14 +64,17 @@ def class_weight_factors(class_weight: Any, classes: np.ndarray, labels: np.ndar
     if class_weight is None:
         return None
     if isinstance(class_weight, str) and incremental:
-        raise ValueError("class_weight='balanced' is not supported for partial_fit, which sees one chunk of the "
-                         "data at a time; compute the weights on all of y with sklearn.utils.class_weight."
-                         "compute_class_weight('balanced', classes=classes, y=y) and pass them as a dict")
+        raise ValueError(
+            "class_weight='balanced' is not supported for partial_fit, which sees one chunk of the "
+            "data at a time; compute the weights on all of y with sklearn.utils.class_weight."
+            "compute_class_weight('balanced', classes=classes, y=y) and pass them as a dict"
+        )
     if isinstance(class_weight, dict):
         unknown = [label for label in class_weight if label not in set(classes.tolist())]
         if unknown:
-            raise ValueError(f"class_weight has labels that are not classes: {unknown}; the classes are "
-                             f"{classes.tolist()}")
+            raise ValueError(
+                f"class_weight has labels that are not classes: {unknown}; the classes are {classes.tolist()}"
+            )
         values = np.asarray(list(class_weight.values()), dtype=np.float64)
         if not (np.isfinite(values).all() and (values >= 0).all()):
             raise ValueError(f"class_weight values must be finite numbers >= 0; got {class_weight}")
@@ -129,8 +133,15 @@ class WeightedBatches:
         batch_size, shuffle, seed: as for `mlplab.Batches`.
     """
 
-    def __init__(self, split: TensorSplit, weights: Tensor, loss: Callable[[Tensor, Tensor], Tensor],
-                 batch_size: int, shuffle: bool, seed: int) -> None:
+    def __init__(
+        self,
+        split: TensorSplit,
+        weights: Tensor,
+        loss: Callable[[Tensor, Tensor], Tensor],
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+    ) -> None:
         rows = torch.arange(len(split), device=split.labels.device)
         self.rows = Batches(TensorSplit(split.images, rows, split.name), batch_size, shuffle=shuffle, seed=seed)
         self.labels, self.weights = split.labels, weights

@@ -32,8 +32,9 @@ class LinregConfig:
 
     samples: int = setting(1000, "rows of synthetic data, N", bounds=Bounds(2, 100_000_000))
     features: int = setting(5, "input features, P", bounds=Bounds(1, 10_000))
-    noise: float = setting(0.1, "standard deviation of the Gaussian noise added to y (units of y)",
-                           bounds=Bounds(0, 1_000_000))
+    noise: float = setting(
+        0.1, "standard deviation of the Gaussian noise added to y (units of y)", bounds=Bounds(0, 1_000_000)
+    )
     seed: int = setting(0, "drives the data, SGD's initial weights and its shuffling", bounds=Bounds(0, 2**32 - 1))
     batch_size: int = setting(8, "rows per SGD step", bounds=Bounds(1, 100_000_000))
     lr: float = setting(1e-3, "SGD learning rate", bounds=Bounds(0, 1_000_000, low_open=True))
@@ -43,8 +44,10 @@ class LinregConfig:
         check_fields(self)
         if self.samples < self.features + 1:
             # [X, 1] has features + 1 columns: fewer rows leave least squares without a unique solution.
-            raise MlplabError(f"samples must be at least features + 1 = {self.features + 1} for a unique "
-                              f"least-squares fit; got {self.samples}")
+            raise MlplabError(
+                f"samples must be at least features + 1 = {self.features + 1} for a unique "
+                f"least-squares fit; got {self.samples}"
+            )
 
     def bytes_needed(self) -> int:
         """Memory the experiment holds, roughly, float64: X and the design [X, 1], lstsq's copy and work of
@@ -164,7 +167,7 @@ def sgd(features: torch.Tensor, targets: torch.Tensor, config: LinregConfig) -> 
             model.train()
             order = torch.randperm(samples, generator=generator)  # a fresh shuffle every epoch
             for start in range(0, samples, config.batch_size):  # the last batch may be smaller; none dropped
-                batch = order[start:start + config.batch_size]
+                batch = order[start : start + config.batch_size]
                 optimizer.zero_grad()
                 loss = loss_function(model(features[batch]), columns[batch])
                 loss.backward()
@@ -173,8 +176,9 @@ def sgd(features: torch.Tensor, targets: torch.Tensor, config: LinregConfig) -> 
             model.eval()
             curve.append(whole_data_mse())
             if not math.isfinite(curve[-1]):
-                raise MlplabError(f"SGD diverged: the MSE is {curve[-1]} after epoch {len(curve) - 1}; "
-                                  f"lower lr (now {config.lr:g})")
+                raise MlplabError(
+                    f"SGD diverged: the MSE is {curve[-1]} after epoch {len(curve) - 1}; lower lr (now {config.lr:g})"
+                )
     seconds = time.perf_counter() - started
     return SgdRun(Fit(model.weight.detach()[0].clone(), float(model.bias.detach()), curve[-1]), curve, seconds)
 
@@ -183,14 +187,23 @@ def run(config: LinregConfig) -> LinregResult:
     """Make the data, solve least squares, train SGD, and collect the numbers."""
     from mlplab.memory import check_memory
 
-    check_memory(config.bytes_needed(), f"--samples {config.samples} with --features {config.features}",
-                 "use fewer --samples or --features")
+    check_memory(
+        config.bytes_needed(),
+        f"--samples {config.samples} with --features {config.features}",
+        "use fewer --samples or --features",
+    )
     features, targets, true_weights, true_bias = make_data(config)
     exact = least_squares(features, targets)
     trained = sgd(features, targets, config)
     return LinregResult(
-        config=config, sgd_mse=trained.curve, least_squares_mse=exact.mse,
-        true_weights=true_weights.tolist(), true_bias=true_bias,
-        least_squares_weights=exact.weights.tolist(), least_squares_bias=exact.bias,
-        sgd_weights=trained.fit.weights.tolist(), sgd_bias=trained.fit.bias, sgd_seconds=trained.seconds,
+        config=config,
+        sgd_mse=trained.curve,
+        least_squares_mse=exact.mse,
+        true_weights=true_weights.tolist(),
+        true_bias=true_bias,
+        least_squares_weights=exact.weights.tolist(),
+        least_squares_bias=exact.bias,
+        sgd_weights=trained.fit.weights.tolist(),
+        sgd_bias=trained.fit.bias,
+        sgd_seconds=trained.seconds,
     )

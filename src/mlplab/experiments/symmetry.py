@@ -28,8 +28,20 @@ from torch import Tensor
 from mlplab.experiments.symmetry_config import SymmetryConfig
 from mlplab.threads import ThreadGovernor
 
-__all__ = ["PAPER", "SymmetryConfig", "Training", "Weights", "cases", "error", "forward", "gradients",
-           "initial_weights", "solved", "train"]
+__all__ = [
+    "PAPER",
+    "SymmetryConfig",
+    "Training",
+    "Weights",
+    "cases",
+    "error",
+    "forward",
+    "gradients",
+    "initial_weights",
+    "solved",
+    "train",
+]
+
 
 def cases(dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
     """All 64 inputs (64, 6) of 0s and 1s, in binary counting order, and their targets (64,): 1 if symmetric."""
@@ -72,8 +84,9 @@ def initial_weights(config: SymmetryConfig, dtype: torch.dtype = torch.float64) 
         flat = (torch.rand(2 * 6 + 2 + 2 + 1, generator=generator, dtype=dtype) * 2 - 1) * config.init_range
         draws.append(flat)
     flat = torch.stack(draws)  # (S, 17): W1 row-major, b1, W2, b2
-    return Weights(flat[:, :12].reshape(-1, 2, 6).clone(), flat[:, 12:14].clone(), flat[:, 14:16].clone(),
-                   flat[:, 16].clone())
+    return Weights(
+        flat[:, :12].reshape(-1, 2, 6).clone(), flat[:, 12:14].clone(), flat[:, 14:16].clone(), flat[:, 16].clone()
+    )
 
 
 def forward(weights: Weights, x: Tensor, activation: str = "logistic") -> tuple[Tensor, Tensor]:
@@ -89,14 +102,15 @@ def error(y: Tensor, d: Tensor) -> Tensor:
     return 0.5 * ((y - d) ** 2).sum(dim=1)
 
 
-def gradients(weights: Weights, x: Tensor, d: Tensor,
-              activation: str = "logistic") -> tuple[Tensor, Tensor, list[Tensor]]:
+def gradients(
+    weights: Weights, x: Tensor, d: Tensor, activation: str = "logistic"
+) -> tuple[Tensor, Tensor, list[Tensor]]:
     """Outputs y (S, P), E (S,) and dE/d(W1, b1, W2, b2) accumulated over all cases: the backward pass written out.
 
-        dE/dy = y - d;  delta_out = (y - d) y (1 - y)                  (S, P)
-        dE/dW2_j = sum_p delta_out h_j;  dE/db2 = sum_p delta_out
-        delta_j = delta_out W2_j f'(z1_j), f' = h (1 - h) or 1 - h^2     (S, P, H)
-        dE/dW1_ji = sum_p delta_j x_i;  dE/db1_j = sum_p delta_j
+    dE/dy = y - d;  delta_out = (y - d) y (1 - y)                  (S, P)
+    dE/dW2_j = sum_p delta_out h_j;  dE/db2 = sum_p delta_out
+    delta_j = delta_out W2_j f'(z1_j), f' = h (1 - h) or 1 - h^2     (S, P, H)
+    dE/dW1_ji = sum_p delta_j x_i;  dE/db1_j = sum_p delta_j
     """
     h, y = forward(weights, x, activation)
     delta_out = (y - d) * y * (1 - y)  # (S, P)
@@ -156,8 +170,9 @@ def train(config: SymmetryConfig, weights: Weights | None = None) -> Training:
 def _optimizer(config: SymmetryConfig, parameters: list[Tensor]) -> tuple[torch.optim.Optimizer, object]:
     """The paper's rule (SGD, momentum alpha, lr eps, no dampening) or Adam, and the schedule if any."""
     if config.optimizer == "sgd":
-        optimizer: torch.optim.Optimizer = torch.optim.SGD(parameters, lr=config.eps, momentum=config.alpha,
-                                                           foreach=False)
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(
+            parameters, lr=config.eps, momentum=config.alpha, foreach=False
+        )
     else:
         optimizer = torch.optim.Adam(parameters, lr=config.eps, foreach=False)
     if config.scheduler == "cosine":
@@ -165,4 +180,3 @@ def _optimizer(config: SymmetryConfig, parameters: list[Tensor]) -> tuple[torch.
     if config.scheduler == "exponential":
         return optimizer, torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.gamma)
     return optimizer, None
-

@@ -62,8 +62,10 @@ def summarize(training: Training) -> dict[str, Any]:
     solved_at, strict_at = training.solved_at, training.strict_at
     count = len(solved_at)
     within = {"paper_budget": config.sweeps, "long_budget": config.long_sweeps}
-    fractions = {name: {"solved": _fraction(solved_at, budget), "strict": _fraction(strict_at, budget)}
-                 for name, budget in within.items()}
+    fractions = {
+        name: {"solved": _fraction(solved_at, budget), "strict": _fraction(strict_at, budget)}
+        for name, budget in within.items()
+    }
     solved_ever = (solved_at >= 0).nonzero().squeeze(1)
     found = structure(training.weights.W1[solved_ever])
     unsolved = (solved_at < 0).nonzero().squeeze(1)
@@ -80,7 +82,9 @@ def summarize(training: Training) -> dict[str, Any]:
             "matching": int(found.matches.sum()),
             "fraction": float(found.matches.double().mean()) if len(solved_ever) else None,
             "patterns": _patterns(found.ratios.flatten(0, 1)) if len(solved_ever) else {},
-            "median_ratios": [float(r) for r in found.ratios.flatten(0, 1).median(dim=0).values] if len(solved_ever) else None,
+            "median_ratios": [float(r) for r in found.ratios.flatten(0, 1).median(dim=0).values]
+            if len(solved_ever)
+            else None,
             "ratio_quartiles": _quartiles(found.ratios.flatten(0, 1)) if len(solved_ever) else None,
         },
         "unsolved": {

@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING
 
 from mlplab.lazy import lazy_names
 
-_EXPORTS = {"export_safetensors": "safetensors_file", "load_safetensors": "safetensors_file",
-            "export_onnx": "onnx_file"}
+_EXPORTS = {
+    "export_safetensors": "safetensors_file",
+    "load_safetensors": "safetensors_file",
+    "export_onnx": "onnx_file",
+}
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:

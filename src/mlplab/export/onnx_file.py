@@ -103,9 +103,11 @@ def _rebuild(saved: SavedModel) -> MLP:
     path = saved.path
     if saved.config is None:
         name = saved.record["model_info"].get("class", "a user-defined module")
-        raise MlplabError(f"{path} holds a user-defined model ({name}) that mlplab cannot rebuild; export it yourself: "
-                          "torch.onnx.export(open_run(RUN_DIR).model(into=YourModule()), (torch.zeros(2, 1, 28, 28),), "
-                          "'model.onnx', dynamo=True)")
+        raise MlplabError(
+            f"{path} holds a user-defined model ({name}) that mlplab cannot rebuild; export it yourself: "
+            "torch.onnx.export(open_run(RUN_DIR).model(into=YourModule()), (torch.zeros(2, 1, 28, 28),), "
+            "'model.onnx', dynamo=True)"
+        )
     model = saved.model()
     if model.widths[0] != math.prod(IMAGE_SHAPE):
         raise MlplabError(f"{path} holds a net of {model.widths[0]} inputs; ONNX export takes 28x28 images (784)")
@@ -117,9 +119,11 @@ def _label(proto: Any, metadata: dict[str, str], model: MLP) -> None:
     (what a model viewer such as Netron shows first)."""
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
-    proto.doc_string = (f"mlplab {metadata['architecture']}. Input '{INPUT_NAME}': (batch, 1, 28, 28) float32, "
-                        "normalised as in training: (pixels / 255 - mean) / std, mean and std in the metadata. "
-                        f"Output '{metadata['output']}': (batch, {model.widths[-1]}).")
+    proto.doc_string = (
+        f"mlplab {metadata['architecture']}. Input '{INPUT_NAME}': (batch, 1, 28, 28) float32, "
+        "normalised as in training: (pixels / 255 - mean) / std, mean and std in the metadata. "
+        f"Output '{metadata['output']}': (batch, {model.widths[-1]})."
+    )
 
 
 def _metadata(checkpoint: dict[str, Any], path: Path, model: MLP) -> dict[str, str]:
@@ -162,23 +166,35 @@ def _to_onnx(model: MLP, opset: int | None) -> Any:
 
     newest = onnx.defs.onnx_opset_version()
     if opset is not None and (isinstance(opset, bool) or not isinstance(opset, int) or not 1 <= opset <= newest):
-        raise MlplabError(f"opset must be a whole number from 1 to {newest} (the newest onnx {onnx.__version__} "
-                          f"knows); got {opset!r}")
+        raise MlplabError(
+            f"opset must be a whole number from 1 to {newest} (the newest onnx {onnx.__version__} knows); got {opset!r}"
+        )
     example = torch.zeros(2, *IMAGE_SHAPE)  # batch 2: torch.export specialises sizes 0 and 1
     batch = torch.export.Dim("batch")
     try:
         with _quiet():
-            program = torch.onnx.export(model, (example,), dynamo=True, input_names=[INPUT_NAME],
-                                        output_names=[OUTPUT_NAMES[model.output]], opset_version=opset,
-                                        dynamic_shapes=({0: batch},), external_data=False, verbose=False)
+            program = torch.onnx.export(
+                model,
+                (example,),
+                dynamo=True,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAMES[model.output]],
+                opset_version=opset,
+                dynamic_shapes=({0: batch},),
+                external_data=False,
+                verbose=False,
+            )
     except Exception as error:  # torch raises its own exporter error types (and anything a converter trips)
-        raise MlplabError(f"torch could not export the model to ONNX ({one_line(error)}); "
-                          "try another --opset, or torch's default") from None
+        raise MlplabError(
+            f"torch could not export the model to ONNX ({one_line(error)}); try another --opset, or torch's default"
+        ) from None
     proto = program.model_proto
     written = next((entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")), None)
     if opset is not None and written != opset:  # torch keeps its own opset when a conversion fails
-        raise MlplabError(f"torch could not convert the model to opset {opset} (it stayed at {written}); "
-                          "choose a newer opset, or torch's default")
+        raise MlplabError(
+            f"torch could not convert the model to opset {opset} (it stayed at {written}); "
+            "choose a newer opset, or torch's default"
+        )
     return proto
 
 
@@ -214,16 +230,19 @@ def _check(data: bytes, model: MLP) -> None:
         onnx.checker.check_model(onnx.load_from_string(data))
         session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as error:  # onnx and onnxruntime raise their own error types
-        raise MlplabError(f"the exported ONNX model does not load ({one_line(error)}); "
-                          "try another --opset, or torch's default") from None
+        raise MlplabError(
+            f"the exported ONNX model does not load ({one_line(error)}); try another --opset, or torch's default"
+        ) from None
     images = torch.rand(3, *IMAGE_SHAPE, generator=torch.Generator().manual_seed(0))  # a batch size unlike the traced 2
     with torch.no_grad():
         expected = model(images).numpy()
     (got,) = session.run(None, {INPUT_NAME: images.numpy()})
     difference = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
     if not difference <= CHECK_TOLERANCE * max(1.0, float(np.abs(expected).max())):
-        raise MlplabError(f"the exported ONNX model disagrees with PyTorch (outputs {got.shape}, max difference "
-                          f"{difference:.3g}); nothing written: try another --opset, or torch's default")
+        raise MlplabError(
+            f"the exported ONNX model disagrees with PyTorch (outputs {got.shape}, max difference "
+            f"{difference:.3g}); nothing written: try another --opset, or torch's default"
+        )
 
 
 def _test_accuracy(checkpoint: dict[str, Any], path: Path) -> float | None:
@@ -255,4 +274,3 @@ def _import_onnx_packages() -> None:
             importlib.import_module(name)
         except ImportError:
             raise MlplabError(f'ONNX export needs {name}, which is not installed: pip install "mlplab[onnx]"') from None
-

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from mlplab.config import from_dict
 from mlplab.errors import MlplabError
-from mlplab.models import MLP, build_model
 from mlplab.files import atomic_write
+from mlplab.models import MLP, build_model
 from mlplab.runs.reader import SavedModel
 
 EXPORT_FORMAT = "mlplab.mlp"
@@ -55,8 +55,10 @@ def load_safetensors(path: str | Path) -> MLP:
         raise MlplabError(f"{path} was not written by `mlplab export` (no '{EXPORT_FORMAT}' metadata)")
     config, info = json.loads(metadata["config"]), json.loads(metadata["model_info"])
     if config is None:  # a user-defined module's weights: mlplab cannot rebuild the class
-        raise MlplabError(f"{path} holds a user-defined model ({info.get('class')}); build the module and load the "
-                          "weights into it: module.load_state_dict(safetensors.torch.load_file(path))")
+        raise MlplabError(
+            f"{path} holds a user-defined model ({info.get('class')}); build the module and load the "
+            "weights into it: module.load_state_dict(safetensors.torch.load_file(path))"
+        )
     config = from_dict(config)
     model = build_model(config.model, in_features=info["in_features"], num_classes=info["num_classes"])
     model.load_state_dict(tensors)

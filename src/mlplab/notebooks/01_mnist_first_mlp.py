@@ -63,8 +63,10 @@ RUNS.mkdir(parents=True)
 # %%
 data = mlplab.load_data()
 for split in (data.train, data.val, data.test):
-    print(f"{split.name:5}  images {tuple(split.images.shape)} {split.images.dtype}  "
-          f"labels {tuple(split.labels.shape)} {split.labels.dtype}")
+    print(
+        f"{split.name:5}  images {tuple(split.images.shape)} {split.images.dtype}  "
+        f"labels {tuple(split.labels.shape)} {split.labels.dtype}"
+    )
 print(f"pixel values from {data.train.images.min():.4f} to {data.train.images.max():.4f}")
 
 # %% [markdown]
@@ -95,8 +97,10 @@ print("five images", tuple(five.shape), "-> one row", tuple(row.shape))
 
 figure, axis = plt.subplots(figsize=(8, 2.2))
 axis.imshow(row, cmap="gray")
-axis.set_title("Five training images, concatenated along the width; labels "
-               + " ".join(str(label) for label in data.train.labels[:5].tolist()))
+axis.set_title(
+    "Five training images, concatenated along the width; labels "
+    + " ".join(str(label) for label in data.train.labels[:5].tolist())
+)
 axis.set_xlabel("column (pixel)")
 axis.set_ylabel("row (pixel)")
 plt.show()
@@ -123,6 +127,7 @@ print(data.train.labels[: ROWS * COLUMNS].reshape(ROWS, COLUMNS))
 # and says in `forward` how an input flows through them. Our net flattens each image to 784
 # numbers, then applies three hidden layers of 16, 32 and 24 ReLU units, and a last layer of 10
 # scores, one per digit. It returns log-probabilities (`log_softmax`), which `nn.NLLLoss` expects.
+
 
 # %%
 class Net(nn.Module):
@@ -209,6 +214,7 @@ for step, (images, labels) in enumerate(train, start=1):
 # also feeds the same numbers to `mlplab.AverageMeter` (which keeps the sums and divides once at
 # the end) and counts the correct answers, to return the epoch's accuracy.
 
+
 # %% tags=["student"]
 def train_epoch(model, batches, optimizer, loss_fn, live=None):
     """One pass over ``batches``; returns (running-average loss, AverageMeter, accuracy)."""
@@ -281,6 +287,7 @@ print(f"training accuracy   {train_accuracy:.4f}")
 # batch by batch *while the weights were changing*, so the training accuracy describes a moving
 # net. To measure one fixed net we need a test routine.
 
+
 # %%
 def accuracy(outputs: torch.Tensor, labels: torch.Tensor) -> float:
     """Fraction of rows of ``outputs`` (B, 10) whose highest score is at the label."""
@@ -291,8 +298,10 @@ with torch.no_grad():
     outputs = model(data.val.images[:8])
 print("predictions", outputs.argmax(dim=1).tolist())
 print("labels     ", data.val.labels[:8].tolist())
-print(f"accuracy on these 8: {accuracy(outputs, data.val.labels[:8]):.3f} "
-      f"(mlplab.accuracy says {mlplab.accuracy(outputs, data.val.labels[:8]):.3f})")
+print(
+    f"accuracy on these 8: {accuracy(outputs, data.val.labels[:8]):.3f} "
+    f"(mlplab.accuracy says {mlplab.accuracy(outputs, data.val.labels[:8]):.3f})"
+)
 
 # %% [markdown] tags=["exercise"]
 # **Exercise 2.** Write `test(model, batches, loss_fn)`, returning the mean loss and the accuracy
@@ -303,6 +312,7 @@ print(f"accuracy on these 8: {accuracy(outputs, data.val.labels[:8]):.3f} "
 # - `torch.no_grad()`: no graph is recorded, which saves memory and time;
 # - exact means: sum `loss × batch size` and the correct answers, divide by the number of images
 #   at the end; never drop the last, smaller batch.
+
 
 # %% tags=["student"]
 def test(model, batches, loss_fn):
@@ -338,8 +348,10 @@ test_batches = mlplab.Batches(data.test, batch_size=512)
 val_loss, val_accuracy = test(model, val, loss_fn)
 reference = mlplab.evaluate(model, val, loss_fn)
 print(f"after one epoch: validation loss {val_loss:.6f}, accuracy {val_accuracy:.4f}")
-print(f"mlplab.evaluate:  validation loss {reference['loss']:.6f}, accuracy {reference['accuracy']:.4f}"
-      f" over {reference['count']} images")
+print(
+    f"mlplab.evaluate:  validation loss {reference['loss']:.6f}, accuracy {reference['accuracy']:.4f}"
+    f" over {reference['count']} images"
+)
 
 # %% [markdown]
 # ## Training for three epochs, watching it live
@@ -360,8 +372,9 @@ for epoch in range(1, EPOCHS + 1):
     train.set_epoch(epoch)
     train_loss, _, train_accuracy = train_epoch(model, train, optimizer, loss_fn, live=live)
     val_loss, val_accuracy = test(model, val, loss_fn)
-    live.update(epoch=epoch, train_loss=train_loss, train_accuracy=train_accuracy,
-                val_loss=val_loss, val_accuracy=val_accuracy)
+    live.update(
+        epoch=epoch, train_loss=train_loss, train_accuracy=train_accuracy, val_loss=val_loss, val_accuracy=val_accuracy
+    )
     records.append((epoch, train_loss, train_accuracy, val_loss, val_accuracy))
 
 print("epoch  train loss  train acc  val loss  val acc")
@@ -406,11 +419,11 @@ print("the restored net gives identical outputs on all 10,000 test images:", sam
 # without stopping. Since `Batches` draws each epoch's order from (seed, epoch) alone, B and C
 # see the same batches, and B's weights must come out identical to C's.
 
+
 # %%
 def save_checkpoint(path, model, optimizer, epoch, loss):
     """Everything needed to go on training: weights, optimizer state, the epoch reached, its loss."""
-    torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "loss": loss}, path)
+    torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "loss": loss}, path)
 
 
 def new_run(seed=1):
@@ -470,13 +483,17 @@ print(f"without the optimizer state, the largest weight differs by {gap:.4f} fro
 # the same weights; its `state_dict` names them by position (`1.weight`) instead of by
 # attribute (`fc1.weight`).
 
+
 # %%
 def sequential_net() -> nn.Sequential:
     return nn.Sequential(
         nn.Flatten(),
-        nn.Linear(784, 16), nn.ReLU(),
-        nn.Linear(16, 32), nn.ReLU(),
-        nn.Linear(32, 24), nn.ReLU(),
+        nn.Linear(784, 16),
+        nn.ReLU(),
+        nn.Linear(16, 32),
+        nn.ReLU(),
+        nn.Linear(32, 24),
+        nn.ReLU(),
         nn.Linear(24, 10),
         nn.LogSoftmax(dim=1),
     )
@@ -553,6 +570,7 @@ print(f"mlplab.losses.quadratic: {ql_mlplab!r}")
 # batch like `quadratic_loss`. Check it on the worked example (0.43) and against
 # `mlplab.losses.ccql`. Hint: `probs.gather(1, labels.unsqueeze(1))` picks each row's $p_y$.
 
+
 # %% tags=["student"]
 def ccql_loss(outputs: torch.Tensor, labels: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
     """1/2 ||p - e_y||^2 + beta/2 (1 - p_y)^2, averaged over the batch."""
@@ -577,9 +595,13 @@ print(f"ccql_loss: {ccql_example:.12f}   mlplab.losses.ccql: {ccql_mlplab:.12f}"
 with torch.no_grad():
     outputs = model(data.val.images[:256]).double()
 labels = data.val.labels[:256]
-ccql_gaps = [abs(ccql_loss(outputs, labels, beta).item()
-                 - mlplab.losses.ccql(outputs, labels, output="log_softmax", beta=beta).item())
-             for beta in (0.0, 1.0, 2.5)]
+ccql_gaps = [
+    abs(
+        ccql_loss(outputs, labels, beta).item()
+        - mlplab.losses.ccql(outputs, labels, output="log_softmax", beta=beta).item()
+    )
+    for beta in (0.0, 1.0, 2.5)
+]
 beta_zero_gap = abs(ccql_loss(outputs, labels, 0.0).item() - quadratic_loss(outputs, labels).item())
 print(f"largest difference from mlplab.losses.ccql: {max(ccql_gaps):.1e}; beta = 0 vs quadratic: {beta_zero_gap:.1e}")
 
@@ -632,8 +654,10 @@ def first_step_reaching(steps, accuracies, level):
 print(f"{'loss':32} {'val acc, step 200':>17} {'step 800':>9} {'step 1564':>10} {'steps to 90%':>13}")
 for name, (steps, accuracies) in curves.items():
     at = dict(zip(steps, accuracies))
-    print(f"{name:32} {100 * at[200]:16.2f}% {100 * at[800]:8.2f}% {100 * at[steps[-1]]:9.2f}% "
-          f"{first_step_reaching(steps, accuracies, 0.90)!s:>13}")
+    print(
+        f"{name:32} {100 * at[200]:16.2f}% {100 * at[800]:8.2f}% {100 * at[steps[-1]]:9.2f}% "
+        f"{first_step_reaching(steps, accuracies, 0.90)!s:>13}"
+    )
 
 # %%
 figure, axis = plt.subplots(figsize=(7.5, 4.2))

@@ -58,7 +58,7 @@ torch.set_num_threads(1)
 # %%
 x = torch.tensor(2.0, requires_grad=True)
 f = x**3 + 2 * x
-print("f =", f)                      # grad_fn: the last operation, where backward starts
+print("f =", f)  # grad_fn: the last operation, where backward starts
 print("x is a leaf:", x.is_leaf, "  f is a leaf:", f.is_leaf)
 f.backward()
 by_hand = 3 * 2.0**2 + 2
@@ -91,16 +91,16 @@ print("w.grad =", w.grad, "  2w =", 2 * w.detach())
 # %%
 x = torch.tensor(2.0, requires_grad=True)
 y = x**2
-y.retain_grad()          # without this line, y.grad stays None (and PyTorch warns when you read it)
+y.retain_grad()  # without this line, y.grad stays None (and PyTorch warns when you read it)
 z = 3 * y + 1
 z.backward()
 dz_dy, dz_dx = y.grad.item(), x.grad.item()
 print(f"dz/dy = {dz_dy}  (by hand: 3)")
 print(f"dz/dx = {dz_dx}  (by hand: 3 * 2x = {3 * 2 * 2.0})")
 
-y_plain = torch.tensor(2.0, requires_grad=True) ** 2   # a non-leaf, no retain_grad()
+y_plain = torch.tensor(2.0, requires_grad=True) ** 2  # a non-leaf, no retain_grad()
 (3 * y_plain + 1).backward()
-print("without retain_grad(), y.grad is", y_plain.grad)   # None, with PyTorch's warning below
+print("without retain_grad(), y.grad is", y_plain.grad)  # None, with PyTorch's warning below
 
 # %% [markdown] tags=["exercise"]
 # **Exercise 1.** Let f(a, b) = (a·b + sin a)². Work out ∂f/∂a and ∂f/∂b by hand, evaluate
@@ -138,7 +138,7 @@ print("after one backward:", x.grad.item(), " (d(x²)/dx = 2x = 6)")
 (x**2).backward()
 print("after two:         ", x.grad.item(), " (6 + 6)")
 accumulated_twice = x.grad.item()
-x.grad = None            # what optimizer.zero_grad() does to every parameter (x.grad.zero_() also works)
+x.grad = None  # what optimizer.zero_grad() does to every parameter (x.grad.zero_() also works)
 (x**2).backward()
 print("after clearing:    ", x.grad.item())
 
@@ -154,8 +154,8 @@ print("after clearing:    ", x.grad.item())
 # micro-batches of 16 with each loss scaled by 16/64.
 
 # %%
-data = mlplab.load_data()                     # MNIST as tensors: 50k train / 10k val / 10k test, standardised
-images, labels = data.train.images[:64], data.train.labels[:64]   # (64, 1, 28, 28), (64,)
+data = mlplab.load_data()  # MNIST as tensors: 50k train / 10k val / 10k test, standardised
+images, labels = data.train.images[:64], data.train.labels[:64]  # (64, 1, 28, 28), (64,)
 
 torch.manual_seed(0)
 net = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
@@ -167,13 +167,13 @@ def gradients(module):
 
 
 net.zero_grad()
-F.cross_entropy(net(images), labels).backward()           # the mean over 64 images
+F.cross_entropy(net(images), labels).backward()  # the mean over 64 images
 big_batch = gradients(net)
 
 net.zero_grad()
 for chunk_images, chunk_labels in zip(images.split(16), labels.split(16)):
     loss = F.cross_entropy(net(chunk_images), chunk_labels)  # the mean over 16 images
-    (loss * len(chunk_labels) / len(labels)).backward()       # weighted by 16/64; .grad adds up
+    (loss * len(chunk_labels) / len(labels)).backward()  # weighted by 16/64; .grad adds up
 micro_batches = gradients(net)
 
 accumulation_error = (big_batch - micro_batches).abs().max().item()
@@ -194,7 +194,7 @@ print(f"without the weights, the gradient is {(gradients(net).norm() / big_batch
 net.zero_grad()
 for chunk_images, chunk_labels in zip(images.split([40, 24]), labels.split([40, 24])):
     loss = F.cross_entropy(net(chunk_images), chunk_labels)
-    (loss * len(chunk_labels) / len(labels)).backward()     # 40/64 and 24/64
+    (loss * len(chunk_labels) / len(labels)).backward()  # 40/64 and 24/64
 uneven = gradients(net)
 print(f"largest difference, 64 vs 40 + 24: {(uneven - big_batch).abs().max().item():.2e}")
 # With ½ each, the 24 images of the second micro-batch would count as much as the 40 of the
@@ -221,15 +221,15 @@ optimizer = torch.optim.SGD(by_optim_net.parameters(), lr=lr, momentum=momentum)
 velocities = [torch.zeros_like(p) for p in by_hand_net.parameters()]
 
 for step in range(3):
-    rows = slice(64 * step, 64 * (step + 1))                        # a different batch each step
+    rows = slice(64 * step, 64 * (step + 1))  # a different batch each step
     batch_images, batch_labels = data.train.images[rows], data.train.labels[rows]
 
     by_hand_net.zero_grad()
     F.cross_entropy(by_hand_net(batch_images), batch_labels).backward()
     with torch.no_grad():
         for p, v in zip(by_hand_net.parameters(), velocities):
-            v.mul_(momentum if step else 0).add_(p.grad)       # v = μ v + g  (v = g on the first step)
-            p.sub_(lr * v)                                     # p = p - lr v
+            v.mul_(momentum if step else 0).add_(p.grad)  # v = μ v + g  (v = g on the first step)
+            p.sub_(lr * v)  # p = p - lr v
 
     optimizer.zero_grad()
     F.cross_entropy(by_optim_net(batch_images), batch_labels).backward()
@@ -252,7 +252,7 @@ optimizer = torch.optim.SGD([weight], lr=0.1)
 scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.8)
 learning_rates = []
 for epoch in range(10):
-    learning_rates.append(optimizer.param_groups[0]["lr"])   # the lr this epoch trains with
+    learning_rates.append(optimizer.param_groups[0]["lr"])  # the lr this epoch trains with
     # ... this epoch's batches: zero_grad, forward, loss, backward, optimizer.step() ...
     optimizer.step()
     scheduler.step()
@@ -281,11 +281,11 @@ plt.show()
 generator = torch.Generator().manual_seed(0)
 true_w = torch.randn(5, generator=generator, dtype=torch.float64)
 true_b = torch.randn((), generator=generator, dtype=torch.float64)
-X = torch.randn(1000, 5, generator=generator, dtype=torch.float64)                 # (N, P)
+X = torch.randn(1000, 5, generator=generator, dtype=torch.float64)  # (N, P)
 y = X @ true_w + true_b + 0.1 * torch.randn(1000, generator=generator, dtype=torch.float64)  # (N,)
 
-design = torch.cat([X, torch.ones(1000, 1, dtype=torch.float64)], dim=1)         # (N, P + 1): the 1s carry b
-theta_ls = torch.linalg.lstsq(design, y.unsqueeze(1)).solution.squeeze(1)         # (P + 1,)
+design = torch.cat([X, torch.ones(1000, 1, dtype=torch.float64)], dim=1)  # (N, P + 1): the 1s carry b
+theta_ls = torch.linalg.lstsq(design, y.unsqueeze(1)).solution.squeeze(1)  # (P + 1,)
 mse_ls = ((design @ theta_ls - y) ** 2).mean().item()
 print("true w, b:         ", [round(v, 4) for v in true_w.tolist()], round(true_b.item(), 4))
 print("least-squares w, b:", [round(v, 4) for v in theta_ls[:5].tolist()], round(theta_ls[5].item(), 4))
@@ -322,17 +322,19 @@ def record():
         distance.append((theta - theta_ls).norm().item())
 
 
-record()                                           # epoch 0: before training
+record()  # epoch 0: before training
 for epoch in range(60):
-    order = torch.randperm(len(X))                 # a fresh shuffle every epoch
+    order = torch.randperm(len(X))  # a fresh shuffle every epoch
     for batch in order.split(8):
         optimizer.zero_grad()
         loss = loss_fn(model(X[batch]), y[batch].unsqueeze(1))
         loss.backward()
         optimizer.step()
     record()
-print(f"after {len(sgd_mse) - 1} epochs: SGD MSE {sgd_mse[-1]:.8f}, least squares {mse_ls:.8f}, "
-      f"gap {sgd_mse[-1] - mse_ls:.1e}, distance {distance[-1]:.1e}")
+print(
+    f"after {len(sgd_mse) - 1} epochs: SGD MSE {sgd_mse[-1]:.8f}, least squares {mse_ls:.8f}, "
+    f"gap {sgd_mse[-1] - mse_ls:.1e}, distance {distance[-1]:.1e}"
+)
 
 # %% [markdown]
 # On a linear axis the SGD curve would sit on the least-squares line after a few epochs and
@@ -353,8 +355,11 @@ left.axhline(mse_ls, color="tab:orange", linestyle="--", label=f"least squares, 
 left.set(title="MSE per epoch", xlabel="epoch (0: before training)", ylabel="mean squared error (log scale)")
 right.semilogy(epochs, gap, label="|MSE_SGD − MSE_LS|")
 right.semilogy(epochs, distance, label="‖θ_SGD − θ_LS‖ (parameter distance)")
-right.set(title="How far SGD is from least squares", xlabel="epoch (0: before training)",
-          ylabel="gap (log scale; MSE units, parameter units)")
+right.set(
+    title="How far SGD is from least squares",
+    xlabel="epoch (0: before training)",
+    ylabel="gap (log scale; MSE units, parameter units)",
+)
 for axis in (left, right):
     axis.grid(alpha=0.3, which="both")
     axis.legend()
@@ -372,15 +377,17 @@ plt.show()
 # which redraws the curves as training goes.
 
 # %%
-train_batches = mlplab.Batches(data.train, batch_size=64, shuffle=True, seed=0)   # 782 batches per epoch
+train_batches = mlplab.Batches(data.train, batch_size=64, shuffle=True, seed=0)  # 782 batches per epoch
 val_batches = mlplab.Batches(data.val, batch_size=1000)
 
 torch.manual_seed(0)
 classifier = nn.Sequential(
-    nn.Flatten(),                       # (B, 1, 28, 28) -> (B, 784)
-    nn.Linear(784, 32), nn.ReLU(),
-    nn.Linear(32, 16), nn.ReLU(),
-    nn.Linear(16, 10),                  # (B, 10) logits
+    nn.Flatten(),  # (B, 1, 28, 28) -> (B, 784)
+    nn.Linear(784, 32),
+    nn.ReLU(),
+    nn.Linear(32, 16),
+    nn.ReLU(),
+    nn.Linear(16, 10),  # (B, 10) logits
 )
 loss_fn = nn.CrossEntropyLoss()
 optimizer = torch.optim.SGD(classifier.parameters(), lr=0.01, momentum=0.9)
@@ -416,14 +423,21 @@ for epoch in range(1, EPOCHS + 1):
 
         batch_losses.append(loss.item())
         live.batch(batch_losses[-1])
-        loss_sum += batch_losses[-1] * len(labels)      # exact epoch means: weight each batch by its size
+        loss_sum += batch_losses[-1] * len(labels)  # exact epoch means: weight each batch by its size
         correct += (outputs.argmax(dim=1) == labels).sum().item()
         seen += len(labels)
     scores = mlplab.evaluate(classifier, val_batches, loss_fn)
-    live.update(epoch=epoch, train_loss=loss_sum / seen, train_accuracy=correct / seen,
-                val_loss=scores["loss"], val_accuracy=scores["accuracy"])
-    print(f"epoch {epoch}: train loss {loss_sum / seen:.4f} acc {correct / seen:.2%}   "
-          f"val loss {scores['loss']:.4f} acc {scores['accuracy']:.2%}")
+    live.update(
+        epoch=epoch,
+        train_loss=loss_sum / seen,
+        train_accuracy=correct / seen,
+        val_loss=scores["loss"],
+        val_accuracy=scores["accuracy"],
+    )
+    print(
+        f"epoch {epoch}: train loss {loss_sum / seen:.4f} acc {correct / seen:.2%}   "
+        f"val loss {scores['loss']:.4f} acc {scores['accuracy']:.2%}"
+    )
 val_accuracy = scores["accuracy"]
 
 # %% [markdown]
@@ -440,13 +454,17 @@ window = 50
 smoothed = np.convolve(batch_losses, np.ones(window) / window, mode="valid")
 figure, axis = plt.subplots(figsize=(10, 4))
 axis.plot(np.arange(1, len(batch_losses) + 1), batch_losses, linewidth=0.5, alpha=0.4, label="every batch")
-axis.plot(np.arange(window, len(batch_losses) + 1), smoothed, linewidth=2,
-          label=f"moving average over {window} batches")
+axis.plot(
+    np.arange(window, len(batch_losses) + 1), smoothed, linewidth=2, label=f"moving average over {window} batches"
+)
 for epoch in range(1, EPOCHS):
     axis.axvline(epoch * len(train_batches), color="gray", linestyle=":", linewidth=1)
 axis.set_yscale("log")
-axis.set(title=f"784-32-16-10 on MNIST: training loss per batch (batch 64, {EPOCHS} epochs; dotted: epoch ends)",
-         xlabel="optimizer step (batch)", ylabel="cross-entropy (nats, log scale)")
+axis.set(
+    title=f"784-32-16-10 on MNIST: training loss per batch (batch 64, {EPOCHS} epochs; dotted: epoch ends)",
+    xlabel="optimizer step (batch)",
+    ylabel="cross-entropy (nats, log scale)",
+)
 axis.grid(alpha=0.3, which="both")
 axis.legend()
 plt.show()
@@ -459,7 +477,7 @@ plt.show()
 # ## Checks
 
 # %% tags=["checks"]
-assert cubic_grad == 14.0 and torch.equal(w.grad, 2 * w.detach())   # exact: small integers and halves
+assert cubic_grad == 14.0 and torch.equal(w.grad, 2 * w.detach())  # exact: small integers and halves
 assert dz_dy == 3.0 and dz_dx == 12.0
 assert accumulated_twice == 12.0
 assert abs(grad_a - hand_a) < 1e-5 and abs(grad_b - hand_b) < 1e-5, (grad_a, hand_a, grad_b, hand_b)
@@ -467,8 +485,8 @@ assert accumulation_error < 1e-6, accumulation_error
 assert (uneven - big_batch).abs().max().item() < 1e-6
 assert step_error < 1e-6, step_error
 assert all(abs(rate - 0.1 * 0.8**epoch) < 1e-12 for epoch, rate in enumerate(learning_rates))
-assert (sgd_mse[-1] - mse_ls) / mse_ls < 1e-4, (sgd_mse[-1], mse_ls)   # within 0.01% of the optimum
+assert (sgd_mse[-1] - mse_ls) / mse_ls < 1e-4, (sgd_mse[-1], mse_ls)  # within 0.01% of the optimum
 assert distance[-1] < 1e-2, distance[-1]
 assert len(batch_losses) == EPOCHS * len(train_batches)
-assert val_accuracy > 0.95, val_accuracy   # 0.9606 measured
+assert val_accuracy > 0.95, val_accuracy  # 0.9606 measured
 print("all checks passed")

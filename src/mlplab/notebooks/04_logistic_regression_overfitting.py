@@ -62,14 +62,14 @@ torch.set_num_threads(1)
 # weight stays exactly 0 and the weight images in section 5 show only what was learned.
 
 # %%
-data = mlplab.load_data(DataConfig(normalize="unit"))          # MNIST: 50k train / 10k val / 10k test, pixels in [0, 1]
+data = mlplab.load_data(DataConfig(normalize="unit"))  # MNIST: 50k train / 10k val / 10k test, pixels in [0, 1]
 print(f"train {tuple(data.train.images.shape)}, val {tuple(data.val.images.shape)}, from {data.origin_description}")
 val_batches = mlplab.Batches(data.val, batch_size=1000)
 
 
 def logistic_regression():
     """The 784-10 model: flatten, one linear layer (initialised to zero), log-softmax."""
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.LogSoftmax(dim=1))   # (B, 1, 28, 28) -> (B, 10)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.LogSoftmax(dim=1))  # (B, 1, 28, 28) -> (B, 10)
     nn.init.zeros_(model[1].weight)
     nn.init.zeros_(model[1].bias)
     return model
@@ -96,6 +96,7 @@ print(f"{sum(p.numel() for p in model.parameters())} parameters (784 x 10 weight
 # `{"loss": ..., "accuracy": ...}`: the mean loss and the fraction of images classified
 # correctly over the whole pass, weighted by batch size.
 
+
 # %% tags=["student"]
 def train_epoch(model, batches, loss_fn, optimizer):
     """One training pass; returns the epoch's mean loss and accuracy over its images."""
@@ -114,17 +115,17 @@ def train_epoch(model, batches, loss_fn, optimizer):
     loss_sum, correct, count = 0.0, 0, 0
     for images, labels in batches:
         optimizer.zero_grad()
-        log_probabilities = model(images)                  # (B, 10)
-        loss = loss_fn(log_probabilities, labels)          # the mean over the B images
+        log_probabilities = model(images)  # (B, 10)
+        loss = loss_fn(log_probabilities, labels)  # the mean over the B images
         loss.backward()
         optimizer.step()
-        loss_sum += loss.item() * len(labels)              # back to a sum over images
+        loss_sum += loss.item() * len(labels)  # back to a sum over images
         correct += (log_probabilities.argmax(dim=1) == labels).sum().item()
         count += len(labels)
     return {"loss": loss_sum / count, "accuracy": correct / count}
 
 
-@torch.no_grad()                                           # no graph: evaluation never calls backward
+@torch.no_grad()  # no graph: evaluation never calls backward
 def validate(model, batches, loss_fn):
     """One evaluation pass; returns the mean loss and accuracy over the images."""
     model.eval()
@@ -151,16 +152,19 @@ ours_optimizer = torch.optim.SGD(ours.parameters(), lr=0.1)
 theirs_optimizer = torch.optim.SGD(theirs.parameters(), lr=0.1)
 
 ours_train = train_epoch(ours, mlplab.Batches(data.train, batch_size=64, shuffle=True, seed=0), loss_fn, ours_optimizer)
-theirs_train = mlplab.train_epoch(theirs, mlplab.Batches(data.train, batch_size=64, shuffle=True, seed=0), loss_fn,
-                                  theirs_optimizer)
+theirs_train = mlplab.train_epoch(
+    theirs, mlplab.Batches(data.train, batch_size=64, shuffle=True, seed=0), loss_fn, theirs_optimizer
+)
 ours_val, theirs_val = validate(ours, val_batches, loss_fn), mlplab.evaluate(theirs, val_batches, loss_fn)
-same_model_val = mlplab.evaluate(ours, val_batches, loss_fn)     # mlplab's evaluation of *our* model
+same_model_val = mlplab.evaluate(ours, val_batches, loss_fn)  # mlplab's evaluation of *our* model
 
 print(f"{'':24}{'ours':>10}{'mlplab':>10}")
-for name, mine, other in (("train loss", ours_train["loss"], theirs_train["loss"]),
-                          ("train accuracy", ours_train["accuracy"], theirs_train["accuracy"]),
-                          ("val loss", ours_val["loss"], theirs_val["loss"]),
-                          ("val accuracy", ours_val["accuracy"], theirs_val["accuracy"])):
+for name, mine, other in (
+    ("train loss", ours_train["loss"], theirs_train["loss"]),
+    ("train accuracy", ours_train["accuracy"], theirs_train["accuracy"]),
+    ("val loss", ours_val["loss"], theirs_val["loss"]),
+    ("val accuracy", ours_val["accuracy"], theirs_val["accuracy"]),
+):
     print(f"{name:24}{mine:10.6f}{other:10.6f}")
 weight_gap = max((p - q).abs().max().item() for p, q in zip(ours.parameters(), theirs.parameters()))
 print(f"largest weight difference after one epoch: {weight_gap:.1e}")
@@ -176,6 +180,7 @@ print(f"same model, validate vs mlplab.evaluate: loss {ours_val['loss']:.8f} vs 
 # returns the model and its history, showing the curves live as it goes; section 6 runs it
 # again, unchanged, on Fashion-MNIST.
 
+
 # %%
 def train_logistic(dataset, epochs, title, lr=0.1):
     """Train a fresh 784-10 logistic regression on a `load_data` bundle; returns (model, history)."""
@@ -189,8 +194,13 @@ def train_logistic(dataset, epochs, title, lr=0.1):
     for epoch in range(1, epochs + 1):
         train = train_epoch(model, train_batches, loss_fn, optimizer)
         val = validate(model, validation, loss_fn)
-        record = {"epoch": epoch, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
-                  "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+        record = {
+            "epoch": epoch,
+            "train_loss": train["loss"],
+            "train_accuracy": train["accuracy"],
+            "val_loss": val["loss"],
+            "val_accuracy": val["accuracy"],
+        }
         history.append(record)
         live.update(record)
     return model, history
@@ -199,12 +209,16 @@ def train_logistic(dataset, epochs, title, lr=0.1):
 EPOCHS = 5
 model, history = train_logistic(data, EPOCHS, "Logistic regression 784-10 on MNIST")
 for record in history:
-    print(", ".join(f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}"
-                    for key, value in record.items()))
+    print(
+        ", ".join(
+            f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}" for key, value in record.items()
+        )
+    )
 
 # %% [markdown]
 # The live plot is for watching; the final figure is drawn from the history alone, like any
 # plot of a finished run. `plot_history` is used again for every run below.
+
 
 # %%
 def plot_history(history, title, best_epoch=None):
@@ -214,8 +228,9 @@ def plot_history(history, title, best_epoch=None):
     for split, color in (("train", "tab:blue"), ("val", "tab:orange")):
         label = "training" if split == "train" else "validation"
         loss_axis.plot(epochs, [r[f"{split}_loss"] for r in history], marker=".", color=color, label=label)
-        accuracy_axis.plot(epochs, [100 * r[f"{split}_accuracy"] for r in history], marker=".", color=color,
-                           label=label)
+        accuracy_axis.plot(
+            epochs, [100 * r[f"{split}_accuracy"] for r in history], marker=".", color=color, label=label
+        )
     loss_axis.set(title="Loss", xlabel="epoch", ylabel="NLL loss (nats per image)")
     accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
     for axis in (loss_axis, accuracy_axis):
@@ -251,7 +266,7 @@ logistic_val_accuracy = history[-1]["val_accuracy"]
 # above) and takes the `LivePlot` as a callback.
 
 # %%
-small = mlplab.data.TensorSplit(data.train.images[:1000], data.train.labels[:1000], "train")   # 1,000 images
+small = mlplab.data.TensorSplit(data.train.images[:1000], data.train.labels[:1000], "train")  # 1,000 images
 
 
 def train_wide(weight_decay=0.0, epochs=20):
@@ -259,18 +274,29 @@ def train_wide(weight_decay=0.0, epochs=20):
     torch.manual_seed(0)
     model = mlplab.MLP(hidden=(512, 512), output="log_softmax")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=weight_decay)
-    live = mlplab.LivePlot(title=f"784-512-512-10 on 1,000 images, weight decay {weight_decay:g}",
-                           loss_name="NLL loss (nats per image)")
-    return mlplab.fit(model, mlplab.Batches(small, batch_size=50, shuffle=True, seed=0), val_data=val_batches,
-                      loss=loss_fn, optimizer=optimizer, epochs=epochs, callbacks=[live], progress=False)
+    live = mlplab.LivePlot(
+        title=f"784-512-512-10 on 1,000 images, weight decay {weight_decay:g}", loss_name="NLL loss (nats per image)"
+    )
+    return mlplab.fit(
+        model,
+        mlplab.Batches(small, batch_size=50, shuffle=True, seed=0),
+        val_data=val_batches,
+        loss=loss_fn,
+        optimizer=optimizer,
+        epochs=epochs,
+        callbacks=[live],
+        progress=False,
+    )
 
 
 overfit = train_wide().epochs
 val_losses = [record["val_loss"] for record in overfit]
 best_epoch = 1 + int(np.argmin(val_losses))
-print(f"lowest validation loss {min(val_losses):.4f} at epoch {best_epoch}; at epoch {len(overfit)}: "
-      f"{val_losses[-1]:.4f}, training loss {overfit[-1]['train_loss']:.4f}, "
-      f"training accuracy {overfit[-1]['train_accuracy']:.2%}, validation accuracy {overfit[-1]['val_accuracy']:.2%}")
+print(
+    f"lowest validation loss {min(val_losses):.4f} at epoch {best_epoch}; at epoch {len(overfit)}: "
+    f"{val_losses[-1]:.4f}, training loss {overfit[-1]['train_loss']:.4f}, "
+    f"training accuracy {overfit[-1]['train_accuracy']:.2%}, validation accuracy {overfit[-1]['val_accuracy']:.2%}"
+)
 
 # %%
 plot_history(overfit, "Overfitting: 784-512-512-10 MLP trained on 1,000 MNIST images, validated on 10,000", best_epoch)
@@ -312,14 +338,19 @@ for run, label in ((overfit, "no weight decay"), (regularised, "weight decay 1e-
     axis.plot(epochs, [record["val_loss"] for record in run], marker=".", label=f"{label}, validation")
     axis.plot(epochs, [record["train_loss"] for record in run], linestyle="--", label=f"{label}, training")
 axis.set_yscale("log")
-axis.set(title="784-512-512-10 on 1,000 images: the effect of weight decay", xlabel="epoch",
-         ylabel="NLL loss (nats per image, log scale)")
+axis.set(
+    title="784-512-512-10 on 1,000 images: the effect of weight decay",
+    xlabel="epoch",
+    ylabel="NLL loss (nats per image, log scale)",
+)
 axis.grid(alpha=0.3, which="both")
 axis.legend()
 plt.show()
-print(f"final validation loss: {overfit[-1]['val_loss']:.4f} without weight decay, "
-      f"{regularised[-1]['val_loss']:.4f} with; validation accuracy {overfit[-1]['val_accuracy']:.2%} and "
-      f"{regularised[-1]['val_accuracy']:.2%}")
+print(
+    f"final validation loss: {overfit[-1]['val_loss']:.4f} without weight decay, "
+    f"{regularised[-1]['val_loss']:.4f} with; validation accuracy {overfit[-1]['val_accuracy']:.2%} and "
+    f"{regularised[-1]['val_accuracy']:.2%}"
+)
 
 # %% [markdown]
 # With weight decay the training loss levels off near 0.004 instead of falling on towards
@@ -337,11 +368,12 @@ print(f"final validation loss: {overfit[-1]['val_loss']:.4f} without weight deca
 # it. The colour scale is centred at 0 and shared by the ten images; the border is white
 # because no image ever has ink there, so those weights never left 0.
 
+
 # %%
 def plot_weights(model, classes, title):
     """The 10 rows of the first layer's weights as 28x28 images, on one diverging colour scale centred at 0."""
     weights = model[1].weight.detach().reshape(10, 28, 28)
-    limit = weights.abs().max().item()                      # symmetric limits: white is exactly 0
+    limit = weights.abs().max().item()  # symmetric limits: white is exactly 0
     figure, axes = plt.subplots(2, 5, figsize=(11, 4.6), layout="constrained")
     for axis, image, name in zip(axes.flat, weights, classes):
         shown = axis.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit)
@@ -375,12 +407,14 @@ plot_weights(model, data.spec.classes, "Logistic regression on MNIST: each class
 
 # %%
 try:
-    mlplab.FashionMNIST("data", train=True, download=True)     # finds or downloads the four files into data/
+    mlplab.FashionMNIST("data", train=True, download=True)  # finds or downloads the four files into data/
     fashion = mlplab.load_data(DataConfig(dataset="fashion-mnist", data_dir="data", normalize="unit"))
 except mlplab.MlplabError as error:
     fashion = None
-    print("Fashion-MNIST's files are not here (offline): put its four IDX files in data/FashionMNIST/raw "
-          "or run with network; skipping")
+    print(
+        "Fashion-MNIST's files are not here (offline): put its four IDX files in data/FashionMNIST/raw "
+        "or run with network; skipping"
+    )
     print(f"(mlplab: {error})")
 
 # %% [markdown]
@@ -402,14 +436,14 @@ if fashion is not None:
 # ## Checks
 
 # %% tags=["checks"]
-assert logistic_val_accuracy >= 0.91, logistic_val_accuracy      # 0.9195 measured
-for key in ("loss", "accuracy"):                                 # our functions against mlplab's
+assert logistic_val_accuracy >= 0.91, logistic_val_accuracy  # 0.9195 measured
+for key in ("loss", "accuracy"):  # our functions against mlplab's
     assert abs(ours_train[key] - theirs_train[key]) < 1e-6, (key, ours_train[key], theirs_train[key])
     assert abs(ours_val[key] - theirs_val[key]) < 1e-6, (key, ours_val[key], theirs_val[key])
     assert abs(ours_val[key] - same_model_val[key]) < 1e-6, (key, ours_val[key], same_model_val[key])
 assert weight_gap < 1e-5, weight_gap
-assert overfit[-1]["train_accuracy"] >= 0.99, overfit[-1]["train_accuracy"]   # it memorises the 1,000 images
-assert overfit[-1]["val_loss"] > 1.1 * min(val_losses), val_losses           # and its validation loss turns up
+assert overfit[-1]["train_accuracy"] >= 0.99, overfit[-1]["train_accuracy"]  # it memorises the 1,000 images
+assert overfit[-1]["val_loss"] > 1.1 * min(val_losses), val_losses  # and its validation loss turns up
 assert best_epoch < len(overfit) - 5, best_epoch
 assert regularised[-1]["val_loss"] < overfit[-1]["val_loss"]
 if fashion is not None:

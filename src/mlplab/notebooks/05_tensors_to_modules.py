@@ -104,6 +104,7 @@ print("weights", tuple(weights.shape), "leaf:", weights.is_leaf, " bias", tuple(
 # batch of each row's log-probability at its label. Hint: `log_probs[torch.arange(B), labels]`
 # picks one entry per row.
 
+
 # %% tags=["student"]
 def log_softmax(scores: torch.Tensor) -> torch.Tensor:
     """log softmax of each row of ``scores`` (B, C), stable for large scores."""
@@ -191,6 +192,7 @@ print(f"weights not scaled by 1/sqrt(784)   {unscaled_loss:.4f}")
 # The model's answer is the class with the largest score; its accuracy is the fraction of right
 # answers. At the start it is about 10%, chance level.
 
+
 # %%
 def accuracy(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Fraction of rows whose largest entry is at the label."""
@@ -225,8 +227,13 @@ direction = -torch.autograd.grad(loss_200, weights)[0]  # steepest descent, (784
 direction /= direction.norm()
 steps = torch.linspace(-2, 6, 801)
 with torch.no_grad():
-    along = [(nll(log_softmax(images_200 @ (weights + t * direction) + bias), labels_200).item(),
-              accuracy(images_200 @ (weights + t * direction) + bias, labels_200).item()) for t in steps]
+    along = [
+        (
+            nll(log_softmax(images_200 @ (weights + t * direction) + bias), labels_200).item(),
+            accuracy(images_200 @ (weights + t * direction) + bias, labels_200).item(),
+        )
+        for t in steps
+    ]
 
 figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 3.8))
 loss_axis.plot(steps, [loss for loss, _ in along])
@@ -270,13 +277,12 @@ def validate(model) -> tuple[float, float]:
         return F.cross_entropy(outputs, y_valid).item(), accuracy(outputs, y_valid).item()
 
 
-live = mlplab.LivePlot(title="Linear model, trained by hand", epochs=EPOCHS,
-                       loss_name="NLL loss (nats per image)")
+live = mlplab.LivePlot(title="Linear model, trained by hand", epochs=EPOCHS, loss_name="NLL loss (nats per image)")
 for epoch in range(1, EPOCHS + 1):
     train_loss = mlplab.AverageMeter()  # the epoch's exact mean loss (Lab 1)
     for i in range((n - 1) // BATCH + 1):
         start = i * BATCH
-        xb, yb = x_train[start:start + BATCH], y_train[start:start + BATCH]
+        xb, yb = x_train[start : start + BATCH], y_train[start : start + BATCH]
         loss = nll(model(xb), yb)
         loss.backward()
         with torch.no_grad():
@@ -315,7 +321,7 @@ def model(xb):
 for epoch in range(1, EPOCHS + 1):
     for i in range((n - 1) // BATCH + 1):
         start = i * BATCH
-        loss = F.cross_entropy(model(x_train[start:start + BATCH]), y_train[start:start + BATCH])
+        loss = F.cross_entropy(model(x_train[start : start + BATCH]), y_train[start : start + BATCH])
         loss.backward()
         with torch.no_grad():
             weights -= LR * weights.grad
@@ -340,14 +346,14 @@ print(f"validation accuracy {results['F.cross_entropy']:.4f}")
 # scores `xb @ weights + bias`. Then write the training loop with `model.parameters()` for the
 # update and `model.zero_grad()` to clear the gradients.
 
+
 # %% tags=["student"]
 class MnistLogistic(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         ...  # your code here: self.weights and self.bias, as nn.Parameter
 
-    def forward(self, xb: torch.Tensor) -> torch.Tensor:
-        ...  # your code here
+    def forward(self, xb: torch.Tensor) -> torch.Tensor: ...  # your code here
 
 
 torch.manual_seed(0)
@@ -375,7 +381,7 @@ model = MnistLogistic()
 for epoch in range(1, EPOCHS + 1):
     for i in range((n - 1) // BATCH + 1):
         start = i * BATCH
-        loss = F.cross_entropy(model(x_train[start:start + BATCH]), y_train[start:start + BATCH])
+        loss = F.cross_entropy(model(x_train[start : start + BATCH]), y_train[start : start + BATCH])
         loss.backward()
         with torch.no_grad():
             for parameter in model.parameters():
@@ -393,6 +399,7 @@ print(f"validation accuracy {results['nn.Module, nn.Parameter, parameters()']:.4
 # A layer computing `x @ W + b` is so common that `nn.Linear(784, 10)` provides it, parameters
 # and initialisation included. It stores its weight transposed, (10, 784), and draws it uniformly
 # in ±1/√784 (a different draw from ours, at the same scale).
+
 
 # %%
 class MnistLogistic(nn.Module):
@@ -412,7 +419,7 @@ print(model, [tuple(parameter.shape) for parameter in model.parameters()])
 for epoch in range(1, EPOCHS + 1):
     for i in range((n - 1) // BATCH + 1):
         start = i * BATCH
-        loss = F.cross_entropy(model(x_train[start:start + BATCH]), y_train[start:start + BATCH])
+        loss = F.cross_entropy(model(x_train[start : start + BATCH]), y_train[start : start + BATCH])
         loss.backward()
         with torch.no_grad():
             for parameter in model.parameters():
@@ -436,7 +443,7 @@ optimizer = torch.optim.SGD(model.parameters(), lr=LR)
 for epoch in range(1, EPOCHS + 1):
     for i in range((n - 1) // BATCH + 1):
         start = i * BATCH
-        loss = F.cross_entropy(model(x_train[start:start + BATCH]), y_train[start:start + BATCH])
+        loss = F.cross_entropy(model(x_train[start : start + BATCH]), y_train[start : start + BATCH])
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -484,10 +491,17 @@ print(f"validation accuracy {results['mlplab.Batches (shuffled)']:.4f}")
 # %%
 torch.manual_seed(0)
 model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
-history = mlplab.fit(model, train, val_data=val, loss=F.cross_entropy,
-                     optimizer=torch.optim.SGD(model.parameters(), lr=LR), epochs=EPOCHS,
-                     callbacks=[mlplab.LivePlot(title="Linear model, trained by mlplab.fit",
-                                                loss_name="cross-entropy (nats per image)")])
+history = mlplab.fit(
+    model,
+    train,
+    val_data=val,
+    loss=F.cross_entropy,
+    optimizer=torch.optim.SGD(model.parameters(), lr=LR),
+    epochs=EPOCHS,
+    callbacks=[
+        mlplab.LivePlot(title="Linear model, trained by mlplab.fit", loss_name="cross-entropy (nats per image)")
+    ],
+)
 results["mlplab.fit"] = history.column("val_accuracy")[-1]
 
 # %% [markdown]

@@ -88,8 +88,10 @@ trainset = mlplab.data.TensorSplit(data.train.images[subset], data.train.labels[
 trainloader = mlplab.Batches(trainset, batch_size=4, shuffle=True, seed=0)
 valloader = mlplab.Batches(data.val, batch_size=1000)
 testloader = mlplab.Batches(data.test, batch_size=1000)
-print(f"{len(trainset)} training images in {len(trainloader)} mini-batches of 4; "
-      f"{len(data.val)} validation and {len(data.test)} test images")
+print(
+    f"{len(trainset)} training images in {len(trainloader)} mini-batches of 4; "
+    f"{len(data.val)} validation and {len(data.test)} test images"
+)
 
 # %% [markdown]
 # As in the tutorial, a look at one mini-batch:
@@ -110,6 +112,7 @@ plt.show()
 #
 # The tutorial's `Net`, with its convolutions replaced by a flatten: 784 pixels in, two hidden
 # ReLU layers of 120 and 256 units, 10 scores (logits) out.
+
 
 # %%
 class Net(nn.Module):
@@ -149,8 +152,9 @@ optimizer = optim.SGD(net.parameters(), lr=0.001, momentum=0.9)
 # (`mlplab.evaluate`, in eval mode and without gradients), which the tutorial does not.
 
 # %%
-live = mlplab.LivePlot(title="Tutorial net 784-120-256-10, batch 4, SGD lr 0.001 momentum 0.9",
-                       epochs=2, loss_name="cross-entropy (nats)")
+live = mlplab.LivePlot(
+    title="Tutorial net 784-120-256-10, batch 4, SGD lr 0.001 momentum 0.9", epochs=2, loss_name="cross-entropy (nats)"
+)
 for epoch in range(2):  # loop over the dataset multiple times
     net.train()
     running_loss, epoch_loss, correct = 0.0, 0.0, 0
@@ -169,8 +173,13 @@ for epoch in range(2):  # loop over the dataset multiple times
             live.batch(running_loss / 500)
             running_loss = 0.0
     val = mlplab.evaluate(net, valloader, criterion)
-    live.update(epoch=epoch + 1, train_loss=epoch_loss / len(trainset), train_accuracy=correct / len(trainset),
-                val_loss=val["loss"], val_accuracy=val["accuracy"])
+    live.update(
+        epoch=epoch + 1,
+        train_loss=epoch_loss / len(trainset),
+        train_accuracy=correct / len(trainset),
+        val_loss=val["loss"],
+        val_accuracy=val["accuracy"],
+    )
 print("Finished Training")
 
 # %% [markdown]
@@ -193,8 +202,13 @@ for name, accuracy in zip(classes, per_class):
 figure, axis = plt.subplots(figsize=(7, 3.4))
 bars = axis.bar(range(10), [100 * a for a in per_class], color="#1f77b4")
 axis.bar_label(bars, fmt="%.1f", fontsize=8)
-axis.axhline(100 * tutorial_accuracy, color="black", linestyle="--", linewidth=1,
-             label=f"all classes: {100 * tutorial_accuracy:.1f}%")
+axis.axhline(
+    100 * tutorial_accuracy,
+    color="black",
+    linestyle="--",
+    linewidth=1,
+    label=f"all classes: {100 * tutorial_accuracy:.1f}%",
+)
 axis.set_xticks(range(10))
 axis.set_ylim(80, 104)
 axis.set_xlabel("true digit")
@@ -274,6 +288,7 @@ plt.show()
 # $dz = (P - Y) / B$. Compute the log-probabilities stably: subtract each row's maximum before
 # exponentiating (it changes nothing in the result, and `np.exp` never overflows).
 
+
 # %% tags=["student"]
 def softmax_cross_entropy(z, labels):
     """z (B, C) logits, labels (B,) ints -> (mean of -log p_y, dL/dz (B, C))."""
@@ -297,6 +312,7 @@ def softmax_cross_entropy(z, labels):
 # **Exercise 2.** Complete `Linear`: `forward` computes $y = xW + b$ and keeps $x$;
 # `backward(dy)` stores `self.dW` and `self.db` and returns $dx$.
 
+
 # %% tags=["student"]
 class Linear:
     """y = x W + b for a batch x (B, n_in); W (n_in, n_out), b (n_out,), updated in place by the optimizer."""
@@ -304,11 +320,9 @@ class Linear:
     def __init__(self, W, b):
         self.W, self.b = W, b
 
-    def forward(self, x):
-        ...  # your code here
+    def forward(self, x): ...  # your code here
 
-    def backward(self, dy):
-        ...  # your code here: set self.dW and self.db, return dx
+    def backward(self, dy): ...  # your code here: set self.dW and self.db, return dx
 
 
 # %% tags=["solution"]
@@ -332,15 +346,14 @@ class Linear:
 # **Exercise 3.** Complete `ReLU`: `forward` returns $\max(x, 0)$ and keeps where $x > 0$;
 # `backward(dy)` returns $dy \odot [x > 0]$.
 
+
 # %% tags=["student"]
 class ReLU:
     """h = max(x, 0) elementwise."""
 
-    def forward(self, x):
-        ...  # your code here
+    def forward(self, x): ...  # your code here
 
-    def backward(self, dy):
-        ...  # your code here
+    def backward(self, dy): ...  # your code here
 
 
 # %% tags=["solution"]
@@ -359,6 +372,7 @@ class ReLU:
 # The network chains the layers: `forward` runs them in order, `backward` in reverse, each
 # layer's $dx$ becoming the $dy$ of the layer below. The weights start as PyTorch's
 # `nn.Linear` starts them, uniform in $\pm 1/\sqrt{n_\text{in}}$.
+
 
 # %%
 class ScratchNet:
@@ -405,6 +419,7 @@ class ScratchNet:
 # numbers rounded differently, about 1 for unrelated ones. For a layer on its own, the loss is a
 # random projection of its output, $L = \sum y \odot R$, so that $dy = R$ and every output entry
 # is tested at once.
+
 
 # %%
 def relative_error(a, b):
@@ -455,12 +470,25 @@ F.cross_entropy(z_torch, torch.from_numpy(labels)).backward()
 _, numeric = finite_differences(lambda: softmax_cross_entropy(z, labels)[0], z)
 reference = scratch.SoftmaxCrossEntropy()
 reference.forward(z, labels)
-layer_rows.append(("softmax+CE: dz", dz.shape, {
-    "vs autograd": relative_error(dz, z_torch.grad), "vs finite diff.": relative_error(dz.reshape(-1), numeric),
-    "vs mlplab.scratch": relative_error(dz, reference.backward())}))
+layer_rows.append(
+    (
+        "softmax+CE: dz",
+        dz.shape,
+        {
+            "vs autograd": relative_error(dz, z_torch.grad),
+            "vs finite diff.": relative_error(dz.reshape(-1), numeric),
+            "vs mlplab.scratch": relative_error(dz, reference.backward()),
+        },
+    )
+)
 
 # Linear 5 -> 4: dW, db, dx with L = sum(y * R).
-x, W, b, R = rng.standard_normal((8, 5)), rng.standard_normal((5, 4)), rng.standard_normal(4), rng.standard_normal((8, 4))
+x, W, b, R = (
+    rng.standard_normal((8, 5)),
+    rng.standard_normal((5, 4)),
+    rng.standard_normal(4),
+    rng.standard_normal((8, 4)),
+)
 linear = Linear(W, b)
 linear.forward(x)
 dx = linear.backward(R)
@@ -469,13 +497,23 @@ x_t, W_t, b_t = (torch.tensor(a, requires_grad=True) for a in (x, W, b))
 reference = scratch.Linear(W.T.copy(), b.copy())  # PyTorch's layout: weight = W^T
 reference.forward(x)
 reference_dx = reference.backward(R)
-for name, ours, auto, ref, array in (("Linear: dW", linear.dW, W_t.grad, reference.dW.T, W),
-                                     ("Linear: db", linear.db, b_t.grad, reference.db, b),
-                                     ("Linear: dx", dx, x_t.grad, reference_dx, x)):
+for name, ours, auto, ref, array in (
+    ("Linear: dW", linear.dW, W_t.grad, reference.dW.T, W),
+    ("Linear: db", linear.db, b_t.grad, reference.db, b),
+    ("Linear: dx", dx, x_t.grad, reference_dx, x),
+):
     _, numeric = finite_differences(lambda: float(np.sum(linear.forward(x) * R)), array)
-    layer_rows.append((name, ours.shape, {
-        "vs autograd": relative_error(ours, auto), "vs finite diff.": relative_error(ours.reshape(-1), numeric),
-        "vs mlplab.scratch": relative_error(ours, ref)}))
+    layer_rows.append(
+        (
+            name,
+            ours.shape,
+            {
+                "vs autograd": relative_error(ours, auto),
+                "vs finite diff.": relative_error(ours.reshape(-1), numeric),
+                "vs mlplab.scratch": relative_error(ours, ref),
+            },
+        )
+    )
 
 # ReLU: dx with L = sum(h * R).
 x, R = rng.standard_normal((8, 5)), rng.standard_normal((8, 5))
@@ -487,9 +525,17 @@ x_t = torch.tensor(x, requires_grad=True)
 _, numeric = finite_differences(lambda: float(np.sum(relu.forward(x) * R)), x)
 reference = scratch.ReLU()
 reference.forward(x)
-layer_rows.append(("ReLU: dx", dx.shape, {
-    "vs autograd": relative_error(dx, x_t.grad), "vs finite diff.": relative_error(dx.reshape(-1), numeric),
-    "vs mlplab.scratch": relative_error(dx, reference.backward(R))}))
+layer_rows.append(
+    (
+        "ReLU: dx",
+        dx.shape,
+        {
+            "vs autograd": relative_error(dx, x_t.grad),
+            "vs finite diff.": relative_error(dx.reshape(-1), numeric),
+            "vs mlplab.scratch": relative_error(dx, reference.backward(R)),
+        },
+    )
+)
 table(layer_rows)
 
 # %% [markdown]
@@ -498,6 +544,7 @@ table(layer_rows)
 # entries of each weight matrix (each entry costs two forward passes); the reference is
 # `mlplab.scratch`'s network built on the same weights. `check_network` is reused below, on a
 # network with a bug.
+
 
 # %%
 def autograd_gradients(net, x, labels):
@@ -532,9 +579,17 @@ def check_network(net, x, labels, entries=20):
     for (name, layer), auto, ref in zip(arrays, autograd_gradients(net, x, labels), scratch_gradients(net, x, labels)):
         ours, value = getattr(layer, "d" + name[0]), getattr(layer, name[0])
         index, numeric = finite_differences(lambda: softmax_cross_entropy(net.forward(x), labels)[0], value, entries)
-        rows.append((name, ours.shape, {"vs autograd": relative_error(ours, auto),
-                                        "vs finite diff.": relative_error(ours.reshape(-1)[index], numeric),
-                                        "vs mlplab.scratch": relative_error(ours, ref)}))
+        rows.append(
+            (
+                name,
+                ours.shape,
+                {
+                    "vs autograd": relative_error(ours, auto),
+                    "vs finite diff.": relative_error(ours.reshape(-1)[index], numeric),
+                    "vs mlplab.scratch": relative_error(ours, ref),
+                },
+            )
+        )
     return rows
 
 
@@ -562,6 +617,7 @@ table(network_rows)
 # %% [markdown] tags=["exercise"]
 # **Exercise 4.** Write `sgd_step(net, lr)`: update every Linear layer's `W` and `b` in place
 # from its `dW` and `db`.
+
 
 # %% tags=["student"]
 def sgd_step(net, lr):
@@ -593,7 +649,7 @@ def train_epoch(net, images, labels, lr, rng, step=sgd_step, batch_size=64, on_b
     order = rng.permutation(len(labels))
     total_loss, correct = 0.0, 0
     for start in range(0, len(labels), batch_size):
-        index = order[start:start + batch_size]
+        index = order[start : start + batch_size]
         x, y = images[index], labels[index]
         z = net.forward(x)
         loss, dz = softmax_cross_entropy(z, y)
@@ -622,14 +678,20 @@ def evaluate(net, images, labels):
 # %%
 scratch_net = ScratchNet((784, 128, 128, 10), seed=0)
 rng = np.random.default_rng(0)
-live = mlplab.LivePlot(title="From-scratch NumPy MLP 784-128-128-10, batch 64, SGD lr 0.1, 0.1, 0.01", epochs=3,
-                       loss_name="cross-entropy (nats)")
+live = mlplab.LivePlot(
+    title="From-scratch NumPy MLP 784-128-128-10, batch 64, SGD lr 0.1, 0.1, 0.01",
+    epochs=3,
+    loss_name="cross-entropy (nats)",
+)
 for epoch, lr in zip(range(1, 4), (0.1, 0.1, 0.01)):
     train_loss, train_accuracy = train_epoch(scratch_net, x_train, y_train, lr, rng, on_batch=live.batch)
     val_loss, val_accuracy = evaluate(scratch_net, x_val, y_val)
-    live.update(epoch=epoch, train_loss=train_loss, train_accuracy=train_accuracy,
-                val_loss=val_loss, val_accuracy=val_accuracy)
-    print(f"epoch {epoch} (lr {lr}): train loss {train_loss:.4f}, val loss {val_loss:.4f}, val accuracy {val_accuracy:.2%}")
+    live.update(
+        epoch=epoch, train_loss=train_loss, train_accuracy=train_accuracy, val_loss=val_loss, val_accuracy=val_accuracy
+    )
+    print(
+        f"epoch {epoch} (lr {lr}): train loss {train_loss:.4f}, val loss {val_loss:.4f}, val accuracy {val_accuracy:.2%}"
+    )
 scratch_test_loss, scratch_accuracy = evaluate(scratch_net, x_test, y_test)
 print(f"test loss {scratch_test_loss:.4f}, test accuracy {scratch_accuracy:.2%}")
 
@@ -642,6 +704,7 @@ print(f"test loss {scratch_test_loss:.4f}, test accuracy {scratch_accuracy:.2%}"
 # **Bug 1: the optimizer adds the gradient.** `W += lr * dW` instead of `W -= lr * dW` is one
 # character. It climbs the loss instead of descending it. Both runs below start from the same
 # weights and see the same batches.
+
 
 # %%
 def sgd_step_climbing(net, lr):
@@ -656,14 +719,23 @@ curves = {}
 with np.errstate(over="ignore", invalid="ignore"):  # the climbing run overflows float32
     for name, step in (("fixed: W -= lr * dW", sgd_step), ("bug: W += lr * dW", sgd_step_climbing)):
         losses = []
-        train_epoch(ScratchNet((784, 128, 128, 10), seed=0), x_train[:subset_size], y_train[:subset_size], 0.1,
-                    np.random.default_rng(0), step=step, on_batch=losses.append)
+        train_epoch(
+            ScratchNet((784, 128, 128, 10), seed=0),
+            x_train[:subset_size],
+            y_train[:subset_size],
+            0.1,
+            np.random.default_rng(0),
+            step=step,
+            on_batch=losses.append,
+        )
         curves[name] = np.array(losses)
 climbing, descending = curves["bug: W += lr * dW"], curves["fixed: W -= lr * dW"]
 first_nan = int(np.argmax(~np.isfinite(climbing)))
 print(f"fixed: loss {descending[0]:.3f} at step 1, {descending[-10:].mean():.3f} over the last 10 steps")
-print(f"bug:   loss {climbing[0]:.3f} at step 1, {climbing[first_nan - 1]:.3g} at step {first_nan}, "
-      f"then {climbing[first_nan]} (overflow) from step {first_nan + 1} on")
+print(
+    f"bug:   loss {climbing[0]:.3f} at step 1, {climbing[first_nan - 1]:.3g} at step {first_nan}, "
+    f"then {climbing[first_nan]} (overflow) from step {first_nan + 1} on"
+)
 
 # %%
 figure, axis = plt.subplots(figsize=(7, 3.6))
@@ -671,8 +743,14 @@ steps = np.arange(1, subset_size // 64 + 1)
 for name, losses in curves.items():
     axis.plot(steps, losses, label=name, color="#d62728" if name.startswith("bug") else "#1f77b4")
 axis.axvline(first_nan + 1, color="#d62728", linestyle=":", linewidth=1)
-axis.annotate(f"loss is nan from step {first_nan + 1}", (first_nan + 1, climbing[first_nan - 1]),
-              xytext=(first_nan + 8, climbing[first_nan - 1]), color="#d62728", fontsize=9, va="center")
+axis.annotate(
+    f"loss is nan from step {first_nan + 1}",
+    (first_nan + 1, climbing[first_nan - 1]),
+    xytext=(first_nan + 8, climbing[first_nan - 1]),
+    color="#d62728",
+    fontsize=9,
+    va="center",
+)
 axis.set_yscale("log")
 axis.set_xlabel("optimizer step (batches of 64)")
 axis.set_ylabel("training loss, cross-entropy (nats, log scale)")
@@ -699,6 +777,7 @@ plt.show()
 # Below, the middle Linear is swapped for one that computes its own `dW` and `db` correctly
 # but returns `dy`. Both nets train from the same weights on the same 300 batches:
 
+
 # %%
 class LinearHandsOnDy(Linear):
     """BUG: the right dW and db, but the layer below receives dy instead of dx = dy W^T."""
@@ -716,13 +795,18 @@ def with_wrong_tensor(net):
 
 
 bug_curves, bug_accuracy = {}, {}
-for name, net_ in (("fixed", ScratchNet((784, 128, 128, 10), seed=0)),
-                   ("bug: returns dy", with_wrong_tensor(ScratchNet((784, 128, 128, 10), seed=0)))):
+for name, net_ in (
+    ("fixed", ScratchNet((784, 128, 128, 10), seed=0)),
+    ("bug: returns dy", with_wrong_tensor(ScratchNet((784, 128, 128, 10), seed=0))),
+):
     losses = []
-    train_epoch(net_, x_train[:300 * 64], y_train[:300 * 64], 0.1, np.random.default_rng(0), on_batch=losses.append)
+    train_epoch(net_, x_train[: 300 * 64], y_train[: 300 * 64], 0.1, np.random.default_rng(0), on_batch=losses.append)
     bug_curves[name], bug_accuracy[name] = np.array(losses), evaluate(net_, x_val, y_val)[1]
-    print(f"{name:16s} mean loss over the last 50 steps {bug_curves[name][-50:].mean():.4f}, "
-          f"val accuracy {bug_accuracy[name]:.2%}")
+    print(
+        f"{name:16s} mean loss over the last 50 steps {bug_curves[name][-50:].mean():.4f}, "
+        f"val accuracy {bug_accuracy[name]:.2%}"
+    )
+
 
 # %%
 def moving_average(values, width=20):
@@ -733,8 +817,12 @@ figure, axis = plt.subplots(figsize=(7, 3.6))
 for name, losses in bug_curves.items():
     color = "#d62728" if name.startswith("bug") else "#1f77b4"
     axis.plot(np.arange(1, len(losses) + 1), losses, color=color, alpha=0.2, linewidth=0.7)
-    axis.plot(np.arange(20, len(losses) + 1), moving_average(losses), color=color,
-              label=f"{name} (val accuracy {bug_accuracy[name]:.1%})")
+    axis.plot(
+        np.arange(20, len(losses) + 1),
+        moving_average(losses),
+        color=color,
+        label=f"{name} (val accuracy {bug_accuracy[name]:.1%})",
+    )
 axis.set_xlabel("optimizer step (batches of 64)")
 axis.set_ylabel("training loss, cross-entropy (nats)")
 axis.set_title("Bug 2: the middle Linear hands on dy (thin: each batch; thick: mean of 20)")
@@ -755,8 +843,9 @@ plt.show()
 # whose gradients are wrong:
 
 # %%
-buggy_rows = check_network(with_wrong_tensor(ScratchNet((784, 128, 128, 10), seed=0, dtype=np.float64)),
-                           x_check, labels_check)
+buggy_rows = check_network(
+    with_wrong_tensor(ScratchNet((784, 128, 128, 10), seed=0, dtype=np.float64)), x_check, labels_check
+)
 table(buggy_rows)
 
 # %% [markdown]
@@ -854,6 +943,7 @@ show_prediction(three_path, three_prediction)
 # ## Checks
 #
 # Executing this notebook is a test: these asserts fail if a result above goes wrong.
+
 
 # %% tags=["checks"]
 def worst(rows, column, names=None):

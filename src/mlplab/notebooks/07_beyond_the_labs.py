@@ -80,16 +80,34 @@ def parameters(config):
     return sum(p.numel() for p in model.parameters())
 
 
-names = ["hidden", "activation", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "scheduler",
-         "batch_size", "epochs", "loss", "label_smoothing", "augment", "ema", "precision"]
+names = [
+    "hidden",
+    "activation",
+    "optimizer",
+    "lr",
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "scheduler",
+    "batch_size",
+    "epochs",
+    "loss",
+    "label_smoothing",
+    "augment",
+    "ema",
+    "precision",
+]
 rows = ["| setting | `fast` | `best` |", "|---|---|---|"]
 rows += [f"| `{name}` | {setting(fast, name)} | {setting(best, name)} |" for name in names]
 rows.append(f"| parameters | {parameters(fast):,} | {parameters(best):,} |")
-trained_on = {name: 60_000 - (0 if c.data.val_split == "none" else c.data.val_size)  # the rest is held out
-              for name, c in (("fast", fast), ("best", best))}
+trained_on = {
+    name: 60_000 - (0 if c.data.val_split == "none" else c.data.val_size)  # the rest is held out
+    for name, c in (("fast", fast), ("best", best))
+}
 rows.append(f"| images trained on (of 60,000; the rest validate) | {trained_on['fast']:,} | {trained_on['best']:,} |")
-steps = {name: -(-trained_on[name] // c.train.batch_size) * c.train.epochs
-         for name, c in (("fast", fast), ("best", best))}
+steps = {
+    name: -(-trained_on[name] // c.train.batch_size) * c.train.epochs for name, c in (("fast", fast), ("best", best))
+}
 rows.append(f"| optimizer steps | {steps['fast']:,} | {steps['best']:,} |")
 display(Markdown("\n".join(rows)))
 
@@ -122,8 +140,10 @@ live = mlplab.LivePlot(title="fast: 784-384-10 on MNIST")
 history = mlplab.train(apply_overrides(fast, {"out": str(RUNS / "fast")}), callbacks=[live])
 fast_accuracy = history.metrics["test_accuracy"]
 fast_seconds = sum(record["seconds"] for record in history.epochs)
-print(f"fast: validation accuracy {100 * history.epochs[-1]['val_accuracy']:.2f}%, test accuracy "
-      f"{100 * fast_accuracy:.2f}%, after {fast_seconds:.1f} s of training (validation and checkpoints included)")
+print(
+    f"fast: validation accuracy {100 * history.epochs[-1]['val_accuracy']:.2f}%, test accuracy "
+    f"{100 * fast_accuracy:.2f}%, after {fast_seconds:.1f} s of training (validation and checkpoints included)"
+)
 
 # %% [markdown]
 # 98.26% of the 10,000 test digits, in a second or two (how long depends on your machine, on
@@ -226,8 +246,7 @@ print(f"{len(ABLATIONS) * len(SEEDS) - 1} runs in {time.perf_counter() - started
 # %%
 def ablation_table(results):
     full = np.mean(results["full recipe"])
-    rows = ["| variant | test accuracy, mean of seeds (%) | change against the full recipe (points) |",
-            "|---|---|---|"]
+    rows = ["| variant | test accuracy, mean of seeds (%) | change against the full recipe (points) |", "|---|---|---|"]
     for name, accuracies in results.items():
         mean = np.mean(accuracies)
         change = "" if name == "full recipe" else f"{100 * (mean - full):+.2f}"
@@ -286,8 +305,10 @@ ablation_table(results)
 ablate("plus weight average", {"ema": 0.999})
 ablation_table(results)
 first_weight = 0.999 ** (steps["fast"] - 1)
-print(f"the average remembers about {1 / (1 - 0.999):.0f} steps; fast takes {steps['fast']}; at the end "
-      f"the weights after step 1 still weigh {first_weight:.2f} in the average")
+print(
+    f"the average remembers about {1 / (1 - 0.999):.0f} steps; fast takes {steps['fast']}; at the end "
+    f"the weights after step 1 still weigh {first_weight:.2f} in the average"
+)
 # Worse, by almost three points: the average reaches back further than the whole run, so two
 # thirds of it are the nearly untrained weights of the first step. In `best`'s 70,350 steps the
 # same average is a short tail over the last ~1.4% of training, and there it helps.
@@ -318,8 +339,9 @@ configs = [apply_overrides(lab, {"lr": float(rate), "seed": seed}) for rate in r
 
 started = time.perf_counter()
 sweep = train_vectorised(configs)
-print(f"{len(configs)} members, {lab.train.epochs} epochs each, trained together in "
-      f"{time.perf_counter() - started:.1f} s")
+print(
+    f"{len(configs)} members, {lab.train.epochs} epochs each, trained together in {time.perf_counter() - started:.1f} s"
+)
 
 
 def best_val(member):
@@ -330,10 +352,12 @@ def best_val(member):
 members = list(sweep)  # in the order of the configs: each rate's seeds side by side
 scores = np.array([best_val(member) for member in members]).reshape(len(rates), len(SEEDS))
 for row, rate in enumerate(rates):
-    group = members[row * len(SEEDS):(row + 1) * len(SEEDS)]
+    group = members[row * len(SEEDS) : (row + 1) * len(SEEDS)]
     notes = [f"seed {m.config.train.seed} diverged at epoch {m.diverged.epoch}" for m in group if m.diverged]
-    print(f"lr {rate:7.4f}: best val accuracy {', '.join(f'{100 * s:.2f}%' for s in scores[row])}"
-          + (f"  ({'; '.join(notes)})" if notes else ""))
+    print(
+        f"lr {rate:7.4f}: best val accuracy {', '.join(f'{100 * s:.2f}%' for s in scores[row])}"
+        + (f"  ({'; '.join(notes)})" if notes else "")
+    )
 
 # %%
 figure, axis = plt.subplots(figsize=(7.5, 4))
@@ -352,8 +376,10 @@ figure.tight_layout()
 plt.show()
 
 best_member = max(members, key=best_val)
-print(f"best member: lr {best_member.config.optim.lr:.4f}, seed {best_member.config.train.seed}: "
-      f"val {100 * best_val(best_member):.2f}%, test {100 * best_member.metrics['test_accuracy']:.2f}%")
+print(
+    f"best member: lr {best_member.config.optim.lr:.4f}, seed {best_member.config.train.seed}: "
+    f"val {100 * best_val(best_member):.2f}%, test {100 * best_member.metrics['test_accuracy']:.2f}%"
+)
 
 # %% [markdown]
 # The curve has the usual shape: too small a rate learns slowly (about 91% after three epochs at
@@ -385,8 +411,10 @@ together = train_vectorised(small)
 vectorised = time.perf_counter() - started
 
 speedup = one_by_one / vectorised
-print(f"{len(small)} members, 1 epoch: one by one {one_by_one:.2f} s, vectorised {vectorised:.2f} s: "
-      f"{speedup:.1f}x faster")
+print(
+    f"{len(small)} members, 1 epoch: one by one {one_by_one:.2f} s, vectorised {vectorised:.2f} s: "
+    f"{speedup:.1f}x faster"
+)
 single = [mlplab.open_run(RUNS / "one-by-one" / f"lr{k}").metrics["test_accuracy"] for k in range(len(small))]
 differences = [abs(member.metrics["test_accuracy"] - accuracy) for member, accuracy in zip(together, single)]
 print(f"largest difference between a member's test accuracy and its single run's: {max(differences)}")
@@ -471,9 +499,12 @@ def say(study, trial):
 
 
 def run_study(objective, trials, name):
-    study = optuna.create_study(study_name=name, direction="maximize",  # storage=None: in memory
-                                sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=4),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=4))
+    study = optuna.create_study(
+        study_name=name,
+        direction="maximize",  # storage=None: in memory
+        sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=4),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=4),
+    )
     study.optimize(objective, n_trials=trials, callbacks=[say])
     return study
 
@@ -481,8 +512,10 @@ def run_study(objective, trials, name):
 if optuna is not None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own line per trial instead
     study = run_study(objective, TRIALS, "lab7")
-    print(f"best: trial {study.best_trial.number}, val accuracy {100 * study.best_value:.2f}%, "
-          + ", ".join(f"{key} {value:.4g}" for key, value in study.best_params.items()))
+    print(
+        f"best: trial {study.best_trial.number}, val accuracy {100 * study.best_value:.2f}%, "
+        + ", ".join(f"{key} {value:.4g}" for key, value in study.best_params.items())
+    )
 
 
 # %% [markdown]
@@ -490,15 +523,25 @@ if optuna is not None:
 # trials: each trial's score in the order they ran, the best so far, and the score against the
 # learning rate (the width as the dot's colour).
 
+
 # %%
 def plot_study(study, title):
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    pruned = [t for t in study.trials  # value: epoch 1's; a trial that diverged in epoch 1 has none
-              if t.state == optuna.trial.TrialState.PRUNED and t.value is not None]
+    pruned = [
+        t
+        for t in study.trials  # value: epoch 1's; a trial that diverged in epoch 1 has none
+        if t.state == optuna.trial.TrialState.PRUNED and t.value is not None
+    ]
     figure, (history_axis, rate_axis) = plt.subplots(1, 2, figsize=(12, 4.2))
     history_axis.plot([t.number for t in complete], [100 * t.value for t in complete], "o", label="complete")
-    history_axis.plot([t.number for t in pruned], [100 * t.value for t in pruned], "x", color="red", markersize=8,
-                      label="pruned (its score after epoch 1)")
+    history_axis.plot(
+        [t.number for t in pruned],
+        [100 * t.value for t in pruned],
+        "x",
+        color="red",
+        markersize=8,
+        label="pruned (its score after epoch 1)",
+    )
     numbers = [t.number for t in study.trials]
     best_so_far = [max([100 * c.value for c in complete if c.number <= n], default=np.nan) for n in numbers]
     history_axis.step(numbers, best_so_far, where="post", color="green", label="best so far")
@@ -507,10 +550,22 @@ def plot_study(study, title):
     history_axis.set_title("Optimisation history")
     history_axis.legend(loc="lower left")
     history_axis.grid(alpha=0.3)
-    points = rate_axis.scatter([t.params["lr"] for t in complete], [100 * t.value for t in complete],
-                               c=[t.params["width"] for t in complete], cmap="viridis", s=60, label="complete")
-    rate_axis.plot([t.params["lr"] for t in pruned], [100 * t.value for t in pruned], "x", color="red",
-                   markersize=8, label="pruned (after epoch 1)")
+    points = rate_axis.scatter(
+        [t.params["lr"] for t in complete],
+        [100 * t.value for t in complete],
+        c=[t.params["width"] for t in complete],
+        cmap="viridis",
+        s=60,
+        label="complete",
+    )
+    rate_axis.plot(
+        [t.params["lr"] for t in pruned],
+        [100 * t.value for t in pruned],
+        "x",
+        color="red",
+        markersize=8,
+        label="pruned (after epoch 1)",
+    )
     figure.colorbar(points, ax=rate_axis, label="width of a complete trial (hidden units)")
     rate_axis.set_xscale("log")
     rate_axis.set_xlabel("peak learning rate (log scale)")
@@ -547,9 +602,11 @@ if optuna is not None:
 # and run a new study of `TRIALS` trials with `run_study`. Does the best trial choose two layers? Is
 # its score better than the first study's, and by more than the 0.1 to 0.3 points a seed moves it?
 
+
 # %% tags=["student"]
-def objective_wide(trial):
-    ...  # sample lr, momentum, width as above, plus depth and batch_size; train; return the score
+def objective_wide(
+    trial,
+): ...  # sample lr, momentum, width as above, plus depth and batch_size; train; return the score
 
 
 # %% tags=["solution"]
@@ -568,8 +625,10 @@ def objective_wide(trial):
 
 if optuna is not None:
     wide = run_study(objective_wide, TRIALS, "lab7-wide")
-    print(f"best of the wider study: trial {wide.best_trial.number}, val accuracy {100 * wide.best_value:.2f}%, "
-          + ", ".join(f"{key} {value:.4g}" for key, value in wide.best_params.items()))
+    print(
+        f"best of the wider study: trial {wide.best_trial.number}, val accuracy {100 * wide.best_value:.2f}%, "
+        + ", ".join(f"{key} {value:.4g}" for key, value in wide.best_params.items())
+    )
     print(f"best of the first study: {100 * study.best_value:.2f}%")
 # The wider study's best is two layers of 49 units (97.14%), below the first study's 97.28%: with
 # two more dimensions and the same ten trials, each region of the space gets fewer draws (and one

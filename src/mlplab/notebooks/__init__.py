@@ -86,14 +86,14 @@ def student_copy(notebook: Any) -> Any:
             cells.append(cell)
         elif not (cells and STUDENT in tags(cells[-1])):
             label = f"Exercise {exercise}" if exercise else "Exercise"
-            cells.append(nbformat.v4.new_code_cell(f"# {label}: your code here\n",
-                                                   metadata={"tags": [STUDENT]}))
+            cells.append(nbformat.v4.new_code_cell(f"# {label}: your code here\n", metadata={"tags": [STUDENT]}))
     copy.cells = cells
     return copy
 
 
-def write(folder: str | Path, student: bool = False, fmt: str = "ipynb", force: bool = False,
-          names: list[str] | None = None) -> list[Path]:
+def write(
+    folder: str | Path, student: bool = False, fmt: str = "ipynb", force: bool = False, names: list[str] | None = None
+) -> list[Path]:
     """Write the labs' notebooks into ``folder``; returns the files written.
 
     Args:
@@ -111,8 +111,10 @@ def write(folder: str | Path, student: bool = False, fmt: str = "ipynb", force: 
     targets = {lab: folder / f"{lab.name}.{fmt}" for lab in chosen}
     existing = [path.name for path in targets.values() if path.exists()]
     if existing and not force:
-        raise MlplabError(f"{folder} already holds {', '.join(existing)}: they may hold someone's work; "
-                          "choose another folder or pass --force to replace them")
+        raise MlplabError(
+            f"{folder} already holds {', '.join(existing)}: they may hold someone's work; "
+            "choose another folder or pass --force to replace them"
+        )
     jupytext = _jupytext()
     for lab, path in targets.items():
         notebook = read(lab)
@@ -129,8 +131,9 @@ def _choose(available: list[Lab], names: list[str] | None) -> list[Lab]:
     for name in names:
         matches = [lab for lab in available if name in (lab.name, lab.name[:2], lab.name[:2].lstrip("0"))]
         if not matches:
-            raise MlplabError(f"no notebook {name!r}: choose from {', '.join(lab.name for lab in available)} "
-                              "(or their numbers)")
+            raise MlplabError(
+                f"no notebook {name!r}: choose from {', '.join(lab.name for lab in available)} (or their numbers)"
+            )
         chosen += [lab for lab in matches if lab not in chosen]
     return chosen
 

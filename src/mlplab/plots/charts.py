@@ -16,8 +16,12 @@ from mlplab.plots.backend import pyplot, short_name
 TRAIN, VAL, BEST = "#1f77b4", "#ff7f0e", "#2ca02c"
 
 
-def training_curves(records: Sequence[dict[str, Any]], best_epoch: int | None = None, loss_name: str = "loss",
-                    best_by: str = "validation accuracy") -> Any:
+def training_curves(
+    records: Sequence[dict[str, Any]],
+    best_epoch: int | None = None,
+    loss_name: str = "loss",
+    best_by: str = "validation accuracy",
+) -> Any:
     """Loss (left) and accuracy (right) per epoch, train and validation, the best epoch (by ``best_by``) marked."""
     plt = pyplot()
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -26,10 +30,17 @@ def training_curves(records: Sequence[dict[str, Any]], best_epoch: int | None = 
         for split, color in (("train", TRAIN), ("val", VAL)):
             values = [r.get(f"{split}_{key}") for r in records]
             if all(v is not None for v in values):
-                axis.plot(epochs, [scale * v for v in values], marker="o", color=color,
-                          label="training (mean over the epoch)" if split == "train" else "validation (end of epoch)")
+                axis.plot(
+                    epochs,
+                    [scale * v for v in values],
+                    marker="o",
+                    color=color,
+                    label="training (mean over the epoch)" if split == "train" else "validation (end of epoch)",
+                )
         if best_epoch is not None:
-            axis.axvline(best_epoch, color=BEST, linestyle="--", linewidth=1.2, label=f"best epoch: {best_epoch} (by {best_by})")
+            axis.axvline(
+                best_epoch, color=BEST, linestyle="--", linewidth=1.2, label=f"best epoch: {best_epoch} (by {best_by})"
+            )
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=9)
@@ -40,8 +51,12 @@ def training_curves(records: Sequence[dict[str, Any]], best_epoch: int | None = 
     accuracy_axis.set_ylabel("accuracy (%)")
     accuracy_axis.set_title("Accuracy")
     has_validation = any(r.get("val_loss") is not None for r in records)
-    figure.suptitle("Training curves: a validation curve that turns while training keeps improving is overfitting"
-                    if has_validation else "Training curves (this run has no validation split)", fontsize=11)
+    figure.suptitle(
+        "Training curves: a validation curve that turns while training keeps improving is overfitting"
+        if has_validation
+        else "Training curves (this run has no validation split)",
+        fontsize=11,
+    )
     figure.tight_layout()
     return figure
 
@@ -55,7 +70,7 @@ def batch_loss_curve(losses: Sequence[float], steps_per_epoch: int | None = None
     window = max(1, min(len(losses) // 20, 100))
     if window > 1:
         smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-        axis.plot(steps[window - 1:], smooth, color=TRAIN, linewidth=1.8, label=f"mean of the last {window} batches")
+        axis.plot(steps[window - 1 :], smooth, color=TRAIN, linewidth=1.8, label=f"mean of the last {window} batches")
     if steps_per_epoch:
         for boundary in range(steps_per_epoch, len(losses), steps_per_epoch):
             axis.axvline(boundary + 0.5, color="gray", linestyle=":", linewidth=1)
@@ -77,24 +92,36 @@ def confusion_heatmap(confusion: Sequence[Sequence[int]], classes: Sequence[str]
     figure, axis = plt.subplots(figsize=(7.5, 6.5))
     image = axis.imshow(counts, cmap="Blues")
     names = [short_name(name) for name in classes]
-    axis.set_xticks(range(len(names)), names, rotation=45 if max(map(len, names)) > 2 else 0, ha="right"
-                    if max(map(len, names)) > 2 else "center")
+    axis.set_xticks(
+        range(len(names)),
+        names,
+        rotation=45 if max(map(len, names)) > 2 else 0,
+        ha="right" if max(map(len, names)) > 2 else "center",
+    )
     axis.set_yticks(range(len(names)), names)
     axis.set_xlabel("predicted class")
     axis.set_ylabel("true class")
     threshold = counts.max() / 2
     for (row, column), count in np.ndenumerate(counts):
         if count:
-            axis.text(column, row, str(count), ha="center", va="center", fontsize=8,
-                      color="white" if count > threshold else "black")
+            axis.text(
+                column,
+                row,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if count > threshold else "black",
+            )
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04).set_label("images")
     axis.set_title(title, fontsize=11)
     figure.tight_layout()
     return figure
 
 
-def per_class_bars(accuracies: Sequence[float], classes: Sequence[str], title: str,
-                   overall: float | None = None) -> Any:
+def per_class_bars(
+    accuracies: Sequence[float], classes: Sequence[str], title: str, overall: float | None = None
+) -> Any:
     """Each class's accuracy as a bar with its value, and the overall accuracy as a line."""
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(9, 4.5))

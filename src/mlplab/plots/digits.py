@@ -19,8 +19,9 @@ def predictions_figure(predictions: Sequence[Any], originals: Sequence[Any]) -> 
     white), the 28x28 the model saw, and a bar per class; an image without a prediction shows its reason."""
     plt = pyplot()
     rows = max(len(predictions), 1)
-    figure, axes = plt.subplots(rows, 3, figsize=(8.0, 2.0 * rows), squeeze=False,
-                                gridspec_kw={"width_ratios": [1.0, 1.0, 2.2]})
+    figure, axes = plt.subplots(
+        rows, 3, figsize=(8.0, 2.0 * rows), squeeze=False, gridspec_kw={"width_ratios": [1.0, 1.0, 2.2]}
+    )
     for row, (prediction, original) in enumerate(zip(predictions, originals)):
         given, seen, bars = axes[row]
         given.imshow(original)
@@ -33,8 +34,9 @@ def predictions_figure(predictions: Sequence[Any], originals: Sequence[Any]) -> 
             bars.bar(range(len(names)), prediction.probabilities, color=colors)
             bars.set_xticks(range(len(names)), names, fontsize=8)
             bars.set_ylim(0, 1)
-            bars.set_title(f"{prediction.classes[prediction.label]}: {100 * max(prediction.probabilities):.1f}%",
-                           fontsize=9)
+            bars.set_title(
+                f"{prediction.classes[prediction.label]}: {100 * max(prediction.probabilities):.1f}%", fontsize=9
+            )
             bars.tick_params(axis="y", labelsize=8)
         else:
             seen.set_axis_off()
@@ -62,7 +64,7 @@ def shown_as_given(source: Any) -> np.ndarray:
 
 
 def _shorten(text: str, width: int = 28) -> str:
-    return text if len(text) <= width else "..." + text[-(width - 3):]
+    return text if len(text) <= width else "..." + text[-(width - 3) :]
 
 
 def _wrap(text: str, width: int = 40) -> str:

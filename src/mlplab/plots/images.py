@@ -22,8 +22,16 @@ CELL = 1.25  # inches per image in a grid: room for a two-line caption at 9 pt
 TITLE_CHARACTERS_PER_INCH = 10  # at 12 pt: a grid's title is wrapped to its width
 
 
-def image_grid(images: np.ndarray, captions: Sequence[str], title: str, *, colors: Sequence[str] | None = None,
-               columns: int | None = None, frame: Sequence[bool] | None = None, caption_lines: int = 1) -> Any:
+def image_grid(
+    images: np.ndarray,
+    captions: Sequence[str],
+    title: str,
+    *,
+    colors: Sequence[str] | None = None,
+    columns: int | None = None,
+    frame: Sequence[bool] | None = None,
+    caption_lines: int = 1,
+) -> Any:
     """Images in rows with a caption under each; ``frame[i]`` draws a red border around image i."""
     plt = pyplot()
     images = np.asarray(images).reshape(len(images), 28, 28) if len(images) else np.zeros((0, 28, 28))
@@ -33,8 +41,9 @@ def image_grid(images: np.ndarray, captions: Sequence[str], title: str, *, color
     height = CELL + 0.18 * (caption_lines - 1)
     title = textwrap.fill(title, width=int(columns * CELL * TITLE_CHARACTERS_PER_INCH))  # never cut at the edges
     title_lines = title.count("\n") + 1
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * CELL, rows * height + 0.6 + 0.25 * (title_lines - 1)),
-                                squeeze=False)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(columns * CELL, rows * height + 0.6 + 0.25 * (title_lines - 1)), squeeze=False
+    )
     low, high = (float(images.min()), float(images.max())) if len(images) else (0.0, 1.0)
     for index, axis in _cells(axes, len(images)):
         axis.imshow(images[index], cmap="gray", vmin=low, vmax=high)
@@ -68,21 +77,32 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, classes: Sequence[str], 
     return image_grid(images, [classes[int(label)] for label in labels], title)
 
 
-def predictions_grid(images: np.ndarray, labels: np.ndarray, predictions: np.ndarray, classes: Sequence[str],
-                     title: str) -> Any:
+def predictions_grid(
+    images: np.ndarray, labels: np.ndarray, predictions: np.ndarray, classes: Sequence[str], title: str
+) -> Any:
     """Each image captioned "pred P / true T"; mistakes in red with a red frame."""
     wrong = [int(p) != int(t) for p, t in zip(predictions, labels)]
-    captions = [f"pred {short_name(classes[int(p)])}\ntrue {short_name(classes[int(t)])}"
-                for p, t in zip(predictions, labels)]
-    return image_grid(images, captions, title, colors=[MISTAKE if w else CORRECT for w in wrong], frame=wrong,
-                      caption_lines=2)
+    captions = [
+        f"pred {short_name(classes[int(p)])}\ntrue {short_name(classes[int(t)])}" for p, t in zip(predictions, labels)
+    ]
+    return image_grid(
+        images, captions, title, colors=[MISTAKE if w else CORRECT for w in wrong], frame=wrong, caption_lines=2
+    )
 
 
-def confident_mistakes(images: np.ndarray, labels: np.ndarray, predictions: np.ndarray, confidence: np.ndarray,
-                       classes: Sequence[str], title: str) -> Any:
+def confident_mistakes(
+    images: np.ndarray,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    confidence: np.ndarray,
+    classes: Sequence[str],
+    title: str,
+) -> Any:
     """Misclassified images captioned with the predicted class, its probability and the true class."""
-    captions = [f"pred {short_name(classes[int(p)])} ({100 * c:.1f}%)\ntrue {short_name(classes[int(t)])}"
-                for p, c, t in zip(predictions, confidence, labels)]
+    captions = [
+        f"pred {short_name(classes[int(p)])} ({100 * c:.1f}%)\ntrue {short_name(classes[int(t)])}"
+        for p, c, t in zip(predictions, confidence, labels)
+    ]
     return image_grid(images, captions, title, colors=[MISTAKE] * len(captions), caption_lines=2)
 
 

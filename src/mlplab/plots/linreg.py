@@ -22,9 +22,12 @@ def loss_curve(result: LinregResult) -> Any:
     _draw_curve(curve_axis, result)
     _draw_coefficients(coefficient_axis, result)
     config = result.config
-    figure.suptitle(f"Linear regression by mini-batch SGD vs least squares: N = {config.samples} samples, "
-                    f"P = {config.features} features, noise std {config.noise:g}, batch {config.batch_size}, "
-                    f"lr {config.lr:g}, seed {config.seed}", fontsize=11)
+    figure.suptitle(
+        f"Linear regression by mini-batch SGD vs least squares: N = {config.samples} samples, "
+        f"P = {config.features} features, noise std {config.noise:g}, batch {config.batch_size}, "
+        f"lr {config.lr:g}, seed {config.seed}",
+        fontsize=11,
+    )
     figure.tight_layout()
     return figure
 
@@ -32,17 +35,33 @@ def loss_curve(result: LinregResult) -> Any:
 def _draw_curve(axis: Any, result: LinregResult) -> None:
     epochs = np.arange(len(result.sgd_mse))  # 0 is before the first step
     final = result.sgd_mse[-1]
-    axis.plot(epochs, result.sgd_mse, color=TRAIN, linewidth=1.8,
-              label=f"SGD: MSE over all samples after each epoch (last {final:.6f})")
-    axis.axhline(result.least_squares_mse, color=VAL, linestyle="--", linewidth=1.5,
-                 label=f"least squares (closed form, the optimum): {result.least_squares_mse:.6f}")
+    axis.plot(
+        epochs,
+        result.sgd_mse,
+        color=TRAIN,
+        linewidth=1.8,
+        label=f"SGD: MSE over all samples after each epoch (last {final:.6f})",
+    )
+    axis.axhline(
+        result.least_squares_mse,
+        color=VAL,
+        linestyle="--",
+        linewidth=1.5,
+        label=f"least squares (closed form, the optimum): {result.least_squares_mse:.6f}",
+    )
     # The two lines above merge once SGD converges; their gap, on the same log axis, shows how
     # fast it closes (a straight line: geometric convergence) and where SGD's noise stops it.
     gap = np.asarray(result.sgd_mse) - result.least_squares_mse
     shown = gap > 0  # rounding can put SGD a hair under the optimum; a log axis cannot draw that
-    axis.plot(epochs[shown], gap[shown], color=TRAIN, linestyle=":", linewidth=1.5,
-              label=f"gap: SGD minus least squares (last {final - result.least_squares_mse:.2g}, "
-                    f"{100 * result.excess:+.2g}%)")
+    axis.plot(
+        epochs[shown],
+        gap[shown],
+        color=TRAIN,
+        linestyle=":",
+        linewidth=1.5,
+        label=f"gap: SGD minus least squares (last {final - result.least_squares_mse:.2g}, "
+        f"{100 * result.excess:+.2g}%)",
+    )
     axis.set_yscale("log")
     axis.set_xlim(0, epochs[-1])
     axis.set_xlabel("epoch (0: before training)")
@@ -67,8 +86,9 @@ def _draw_coefficients(axis: Any, result: LinregResult) -> None:
             label += f" (largest error {np.max(np.abs(np.asarray(values) - true_values)):.2g})"
         axis.bar(positions + (index - 1) * width, values, width, color=color, label=label)
     axis.axhline(0, color="black", linewidth=0.8)
-    axis.set_xticks(positions, names, fontsize=10 if len(names) <= 8 else 8,
-                    rotation=0 if len(names) <= 12 else 90)  # w10, w11, ... would run together
+    axis.set_xticks(
+        positions, names, fontsize=10 if len(names) <= 8 else 8, rotation=0 if len(names) <= 12 else 90
+    )  # w10, w11, ... would run together
     axis.set_xlabel("coefficient (w: weights, b: bias)")
     axis.set_ylabel("value (units of y per unit of x; b: units of y)")
     axis.set_title("Coefficients: true and estimated", fontsize=10)

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from mlplab.errors import MlplabError
-from mlplab.session import in_notebook
 from mlplab.runs.state import Callback, FitState
+from mlplab.session import in_notebook
 
 TRAIN, VAL = "#1f77b4", "#ff7f0e"  # the colours of `mlplab.plots.charts.training_curves`
 DRAW_SHARE = 20  # within an epoch, wait at least 20 redraws' time between two: drawing takes <= 5%
@@ -49,9 +49,15 @@ class LivePlot(Callback):
             live.update(epoch=epoch, train_loss=..., train_accuracy=..., val_loss=..., val_accuracy=...)
     """
 
-    def __init__(self, title: str | None = None, epochs: int | None = None, interval: float = 1.0,
-                 loss_name: str = "loss (mean per image)", show: bool | None = None,
-                 epoch_name: str = "epoch") -> None:
+    def __init__(
+        self,
+        title: str | None = None,
+        epochs: int | None = None,
+        interval: float = 1.0,
+        loss_name: str = "loss (mean per image)",
+        show: bool | None = None,
+        epoch_name: str = "epoch",
+    ) -> None:
         self.title = title or "Training curves"
         self.epochs = epochs
         self.interval = interval
@@ -146,12 +152,16 @@ class LivePlot(Callback):
         mean = " (epoch mean)" if self.epoch_name == "epoch" else ""
         # The x axis spans the epochs to come, the last one recorded (numbers need not count from 1 by 1),
         # and an epoch whose batches are filling.
-        last = max(self.epochs or 0, max((record["epoch"] for record in self.records), default=0),
-                   len(self.batch_losses) - 1 + bool(self.batch_losses[-1]))
+        last = max(
+            self.epochs or 0,
+            max((record["epoch"] for record in self.records), default=0),
+            len(self.batch_losses) - 1 + bool(self.batch_losses[-1]),
+        )
         for axis, key, scale in ((loss_axis, "loss", 1.0), (accuracy_axis, "accuracy", 100.0)):
             for split, color, label in (("train", TRAIN, f"training{mean}"), ("val", VAL, "validation")):
-                points = [(r["epoch"], scale * r[f"{split}_{key}"]) for r in self.records
-                          if r[f"{split}_{key}"] is not None]
+                points = [
+                    (r["epoch"], scale * r[f"{split}_{key}"]) for r in self.records if r[f"{split}_{key}"] is not None
+                ]
                 if points:
                     axis.plot(*zip(*points), marker="o", color=color, label=label)
             axis.set_xlabel(self.epoch_name)

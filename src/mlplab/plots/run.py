@@ -36,8 +36,13 @@ class RunFigures:
     skipped: dict[str, str] = field(default_factory=dict)  # figure name -> reason
 
 
-def plot_run(run_dir: str | Path, formats: tuple[str, ...] = ("png",), data_dir: str | None = None,
-             out_dir: str | Path | None = None, weight_units: int = WEIGHT_UNITS) -> RunFigures:
+def plot_run(
+    run_dir: str | Path,
+    formats: tuple[str, ...] = ("png",),
+    data_dir: str | None = None,
+    out_dir: str | Path | None = None,
+    weight_units: int = WEIGHT_UNITS,
+) -> RunFigures:
     """Write every figure of the run in ``run_dir`` into ``out_dir`` (default ``RUN_DIR/figures``).
 
     Args:
@@ -52,8 +57,13 @@ def plot_run(run_dir: str | Path, formats: tuple[str, ...] = ("png",), data_dir:
     return draw_run(read_run(run_dir), out, formats, data_dir, weight_units)
 
 
-def draw_run(run: Run, out: Path, formats: tuple[str, ...] = ("png",), data_dir: str | None = None,
-             weight_units: int = WEIGHT_UNITS) -> RunFigures:
+def draw_run(
+    run: Run,
+    out: Path,
+    formats: tuple[str, ...] = ("png",),
+    data_dir: str | None = None,
+    weight_units: int = WEIGHT_UNITS,
+) -> RunFigures:
     """`plot_run` for a run already read by `read_run`: every figure into the folder ``out``."""
     result = RunFigures()
     if weight_units < 1:
@@ -77,13 +87,14 @@ def read_run(run_dir: str | Path) -> Run:
     run = Run(run_dir)
     run.checkpoint_path("last")  # a run with no saved epoch is told how to start again
     if not run.finished:
-        raise MlplabError(f"{run.path} is not a finished run ({run.epochs} epochs saved, no test metrics yet); "
-                          f"finish it with `mlplab train --resume {run.path}`")
+        raise MlplabError(
+            f"{run.path} is not a finished run ({run.epochs} epochs saved, no test metrics yet); "
+            f"finish it with `mlplab train --resume {run.path}`"
+        )
     return run
 
 
-def figure_drawers(run: Run, data_dir: str | None = None,
-                   weight_units: int = WEIGHT_UNITS) -> dict[str, Any]:
+def figure_drawers(run: Run, data_dir: str | None = None, weight_units: int = WEIGHT_UNITS) -> dict[str, Any]:
     """Each figure's drawing function (no arguments, returns a Figure), in `FIGURES` order.
 
     A function raises `SkipFigure` when the run lacks what it needs; the test split is
@@ -111,13 +122,19 @@ def figure_drawers(run: Run, data_dir: str | None = None,
 
     def confusion() -> Any:
         accuracy = 100 * metrics["test_accuracy"]
-        return charts.confusion_heatmap(metrics["confusion"], classes,
-                                        f"Confusion matrix, test split ({metrics['test_count']} images, "
-                                        f"{accuracy:.2f}% on the diagonal)")
+        return charts.confusion_heatmap(
+            metrics["confusion"],
+            classes,
+            f"Confusion matrix, test split ({metrics['test_count']} images, {accuracy:.2f}% on the diagonal)",
+        )
 
     def per_class() -> Any:
-        return charts.per_class_bars(list(metrics["per_class_accuracy"].values()), classes,
-                                     "Test accuracy per class", overall=metrics["test_accuracy"])
+        return charts.per_class_bars(
+            list(metrics["per_class_accuracy"].values()),
+            classes,
+            "Test accuracy per class",
+            overall=metrics["test_accuracy"],
+        )
 
     def weights() -> Any:
         if config is None:
@@ -126,32 +143,53 @@ def figure_drawers(run: Run, data_dir: str | None = None,
         if weight.shape[1] != 784:
             raise SkipFigure(f"first-layer weights have {weight.shape[1]} inputs, not 28x28 = 784")
         if len(config.model.hidden) == 0:  # logistic regression: one template per class
-            return images.weight_images(weight, classes, "Weights of each class (logistic regression): "
-                                        "red pixels raise its score, blue lower it", columns=5)
+            return images.weight_images(
+                weight,
+                classes,
+                "Weights of each class (logistic regression): red pixels raise its score, blue lower it",
+                columns=5,
+            )
         count = min(weight_units, len(weight))
-        return images.weight_images(weight[:count], [f"unit {i}" for i in range(count)],
-                                    f"First-layer weights of hidden units 0-{count - 1} "
-                                    f"(of {len(weight)}): what each unit looks for")
+        return images.weight_images(
+            weight[:count],
+            [f"unit {i}" for i in range(count)],
+            f"First-layer weights of hidden units 0-{count - 1} (of {len(weight)}): what each unit looks for",
+        )
 
     def predictions_grid() -> Any:
         found = predictions()
         shown = slice(0, PREDICTIONS)
         wrong = int((found["predicted"][shown] != found["labels"][shown]).sum())
-        return images.predictions_grid(found["images"][shown], found["labels"][shown], found["predicted"][shown],
-                                       classes, f"Predictions on the first {PREDICTIONS} test images "
-                                       f"({wrong} wrong, in red)")
+        return images.predictions_grid(
+            found["images"][shown],
+            found["labels"][shown],
+            found["predicted"][shown],
+            classes,
+            f"Predictions on the first {PREDICTIONS} test images ({wrong} wrong, in red)",
+        )
 
     def mistakes() -> Any:
         found = predictions()
         wrong = np.flatnonzero(found["predicted"] != found["labels"])
         order = wrong[np.argsort(-found["confidence"][wrong], kind="stable")][:MISTAKES]
-        return images.confident_mistakes(found["images"][order], found["labels"][order], found["predicted"][order],
-                                         found["confidence"][order], classes,
-                                         f"The {len(order)} most confident mistakes of {len(wrong)} "
-                                         "(predicted class and its probability)")
+        return images.confident_mistakes(
+            found["images"][order],
+            found["labels"][order],
+            found["predicted"][order],
+            found["confidence"][order],
+            classes,
+            f"The {len(order)} most confident mistakes of {len(wrong)} (predicted class and its probability)",
+        )
 
-    return {"curves": curves, "batch_loss": batch_loss, "confusion": confusion, "per_class": per_class,
-            "weights": weights, "predictions": predictions_grid, "mistakes": mistakes}
+    return {
+        "curves": curves,
+        "batch_loss": batch_loss,
+        "confusion": confusion,
+        "per_class": per_class,
+        "weights": weights,
+        "predictions": predictions_grid,
+        "mistakes": mistakes,
+    }
 
 
 # Why a user-defined model's run has no model figures: its config does not describe the network.
@@ -175,5 +213,9 @@ def _evaluate_test_split(run: Run, data_dir: str | None) -> dict[str, np.ndarray
     outputs = torch.cat([model(batch) for batch in data.test.images.split(1000)])
     probabilities = outputs.exp() if model.output == "log_softmax" else outputs.softmax(dim=1)
     confidence, predicted = probabilities.max(dim=1)
-    return {"images": data.test.images.numpy(), "labels": data.test.labels.numpy(),
-            "predicted": predicted.numpy(), "confidence": confidence.numpy()}
+    return {
+        "images": data.test.images.numpy(),
+        "labels": data.test.labels.numpy(),
+        "predicted": predicted.numpy(),
+        "confidence": confidence.numpy(),
+    }

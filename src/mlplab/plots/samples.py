@@ -22,8 +22,9 @@ def resolve_class(value: str | int, classes: tuple[str, ...]) -> int:
     raise MlplabError(f"unknown class {value!r}; give a label 0-{len(classes) - 1} or one of: {', '.join(classes)}")
 
 
-def sample_figure(config: DataConfig, split: str = "train", count: int = 40, label: str | int | None = None,
-                  seed: int | None = None) -> Any:
+def sample_figure(
+    config: DataConfig, split: str = "train", count: int = 40, label: str | int | None = None, seed: int | None = None
+) -> Any:
     """``count`` images of ``split`` (of class ``label`` only, if given): the first ones, or a seeded random draw."""
     from mlplab.data import load_data
 
@@ -65,19 +66,27 @@ def augment_figure(config: DataConfig, index: int = 0, seed: int = 0, count: int
     if not 0 <= index < len(data.train):
         raise MlplabError(f"--index must be in [0, {len(data.train) - 1}] (the training split); got {index}")
     augmentation = Augmentation(config, seed, background_value(config, data.spec))
-    image = data.train.images[index:index + 1]  # (1, 1, 28, 28)
+    image = data.train.images[index : index + 1]  # (1, 1, 28, 28)
     with torch.no_grad():
         versions = [image] + [augmentation(image, step) for step in range(count)]
     label = data.spec.classes[int(data.train.labels[index])]
     title = f"{config.dataset} training image {index} ({label}), augment {_settings(config)}, seed {seed}"
-    return images.image_grid(torch.cat(versions).numpy(), ["original"] + [f"step {step}" for step in range(count)],
-                             title)
+    return images.image_grid(
+        torch.cat(versions).numpy(), ["original"] + [f"step {step}" for step in range(count)], title
+    )
 
 
 # How each augmentation setting reads in a title; `augment_fields` says which of them apply.
-_SETTING_TEXT = {"rotate": "rotate ±{:g}°", "scale": "scale ±{:g}", "shear": "shear ±{:g}°",
-                 "translate": "translate ±{:g} px", "elastic_alpha": "elastic α {:g} px",
-                 "elastic_sigma": "σ {:g} px", "stroke": "stroke ±{:g} px", "blur": "blur σ ≤ {:g} px"}
+_SETTING_TEXT = {
+    "rotate": "rotate ±{:g}°",
+    "scale": "scale ±{:g}",
+    "shear": "shear ±{:g}°",
+    "translate": "translate ±{:g} px",
+    "elastic_alpha": "elastic α {:g} px",
+    "elastic_sigma": "σ {:g} px",
+    "stroke": "stroke ±{:g} px",
+    "blur": "blur σ ≤ {:g} px",
+}
 AUGMENT_FIELDS = tuple(_SETTING_TEXT)  # every DataConfig field that sizes a distortion
 
 

@@ -1,10 +1,10 @@
 """Figures of a sweep directory, drawn from its files (settings.json, results.json, members.json, sweep.toml).
 
-    figures/accuracy_by_<field>.png   mean accuracy of each setting against one swept field, the
-                                      spread over seeds (std) as error bars; one colour per value
-                                      of the other swept fields; lines only along an ordered
-                                      series (`axis_order`), never between architectures
-    figures/curves.png                validation accuracy by epoch of the best few configurations
+figures/accuracy_by_<field>.png   mean accuracy of each setting against one swept field, the
+                                  spread over seeds (std) as error bars; one colour per value
+                                  of the other swept fields; lines only along an ordered
+                                  series (`axis_order`), never between architectures
+figures/curves.png                validation accuracy by epoch of the best few configurations
 """
 
 from __future__ import annotations
@@ -96,8 +96,11 @@ def accuracy_by_field(settings: list[dict[str, Any]], field: str, values: list[A
     positions = {_label(value): position for position, value in enumerate(ordered)}
     for axis, split in zip(axes[0], splits):
         for number, (key, rows) in enumerate(lines.items()):
-            points = {positions[_label(r[field])]: (100 * r[f"{split}_accuracy_mean"], 100 * r[f"{split}_accuracy_std"])
-                      for r in rows if r[f"{split}_accuracy_mean"] is not None}  # position -> (mean %, std %)
+            points = {
+                positions[_label(r[field])]: (100 * r[f"{split}_accuracy_mean"], 100 * r[f"{split}_accuracy_std"])
+                for r in rows
+                if r[f"{split}_accuracy_mean"] is not None
+            }  # position -> (mean %, std %)
             label = " ".join(f"{n}={v}" for n, v in zip(others, key)) or None
             style = {"color": f"C{number}", "label": label} if number < MAX_LINES else {"color": "0.7", "label": None}
             _draw_points(axis, points, runs, _dodge(number, len(lines)), style)
@@ -125,15 +128,22 @@ def _dodge(number: int, count: int) -> float:
     return spacing * (min(number, slots - 1) - (slots - 1) / 2)
 
 
-def _draw_points(axis: Any, points: dict[int, tuple[float, float]], runs: list[list[int]], offset: float,
-                 style: dict[str, Any]) -> None:
+def _draw_points(
+    axis: Any, points: dict[int, tuple[float, float]], runs: list[list[int]], offset: float, style: dict[str, Any]
+) -> None:
     """Markers with error bars at ``{position: (mean, std)}``, a line through each run of two or more."""
     for run in runs:
         run = [position for position in run if position in points]  # a random sweep may skip some
         if run:
-            axis.errorbar([position + offset for position in run], [points[p][0] for p in run],
-                          yerr=[points[p][1] for p in run], marker="o", capsize=4,
-                          linestyle="-" if len(run) > 1 else "none", **style)
+            axis.errorbar(
+                [position + offset for position in run],
+                [points[p][0] for p in run],
+                yerr=[points[p][1] for p in run],
+                marker="o",
+                capsize=4,
+                linestyle="-" if len(run) > 1 else "none",
+                **style,
+            )
             style = {**style, "label": None}  # one legend entry per combination, however many runs it has
 
 
@@ -161,8 +171,11 @@ def curves(members: list[dict[str, Any]]) -> Any:
     from matplotlib.ticker import MaxNLocator
 
     figure, axis = plt.subplots(figsize=(7.5, 4.5))
-    key = "val_accuracy" if members[0]["history"]["epochs"] and \
-        members[0]["history"]["epochs"][0].get("val_accuracy") is not None else "train_accuracy"
+    key = (
+        "val_accuracy"
+        if members[0]["history"]["epochs"] and members[0]["history"]["epochs"][0].get("val_accuracy") is not None
+        else "train_accuracy"
+    )
     for member in members:
         records = member["history"]["epochs"]
         label = " ".join(f"{n}={_label(v)}" for n, v in member["overrides"].items())

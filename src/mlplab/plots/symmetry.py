@@ -70,16 +70,32 @@ def _draw_network(axis: Any, weights: dict[str, np.ndarray]) -> None:
     axis.axis("off")
 
 
-def _edge(axis: Any, start: tuple[float, float], end: tuple[float, float], value: float, largest: float,
-          label_at: float) -> None:
+def _edge(
+    axis: Any, start: tuple[float, float], end: tuple[float, float], value: float, largest: float, label_at: float
+) -> None:
     color = POSITIVE if value >= 0 else NEGATIVE
-    axis.plot([start[0], end[0]], [start[1], end[1]], color=color, linewidth=0.4 + 4.5 * abs(value) / largest,
-              alpha=0.75, zorder=1)
+    axis.plot(
+        [start[0], end[0]],
+        [start[1], end[1]],
+        color=color,
+        linewidth=0.4 + 4.5 * abs(value) / largest,
+        alpha=0.75,
+        zorder=1,
+    )
     x = start[0] + label_at * (end[0] - start[0])
     y = start[1] + label_at * (end[1] - start[1])
     text = f"{value:.1f}" if abs(value) < 100 else f"{value:.0f}"  # at most five characters below 10,000
-    axis.text(x, y, text, fontsize=7.5, ha="center", va="center", color=color, zorder=3,
-              bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+    axis.text(
+        x,
+        y,
+        text,
+        fontsize=7.5,
+        ha="center",
+        va="center",
+        color=color,
+        zorder=3,
+        bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
+    )
 
 
 def _unit(axis: Any, x: float, y: float, text: str) -> None:
@@ -87,21 +103,33 @@ def _unit(axis: Any, x: float, y: float, text: str) -> None:
     axis.text(x, y, text, ha="center", va="center", fontsize=8, zorder=4)
 
 
-def sweeps_histogram(first_solved: Sequence[int], first_strict: Sequence[int], seeds: int, paper_budget: int,
-                     long_budget: int) -> Any:
+def sweeps_histogram(
+    first_solved: Sequence[int], first_strict: Sequence[int], seeds: int, paper_budget: int, long_budget: int
+) -> Any:
     """How many seeds first solved the task after how many sweeps (log-spaced bins), with both budgets marked."""
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(9, 4.5))
     values = [v for v in (*first_solved, *first_strict) if v > 0]
     low = max(1, min(values)) if values else 1
     bins = np.geomspace(low, long_budget, 30)
-    axis.hist([first_solved, first_strict], bins=bins, color=[SOLVED, "#8c564b"], alpha=0.8,
-              label=["every output on the right side of 0.5", "every output within 0.2 of its target"])
+    axis.hist(
+        [first_solved, first_strict],
+        bins=bins,
+        color=[SOLVED, "#8c564b"],
+        alpha=0.8,
+        label=["every output on the right side of 0.5", "every output within 0.2 of its target"],
+    )
     axis.set_xscale("log")
     for budget, text in ((paper_budget, "the paper's"), (long_budget, "the long")):
         axis.axvline(budget, color="black", linestyle="--", linewidth=1)
-        axis.text(budget, axis.get_ylim()[1] * 0.95, f" {text} {budget:,} sweeps", fontsize=9, va="top",
-                  ha="left" if budget == paper_budget else "right")
+        axis.text(
+            budget,
+            axis.get_ylim()[1] * 0.95,
+            f" {text} {budget:,} sweeps",
+            fontsize=9,
+            va="top",
+            ha="left" if budget == paper_budget else "right",
+        )
     axis.set_xlabel("sweeps until solved (log scale; one sweep = one weight change from all 64 cases)")
     axis.set_ylabel("seeds")
     unsolved = seeds - len(first_solved)
@@ -120,8 +148,13 @@ def error_curves(errors: np.ndarray, solved: np.ndarray, paper_budget: int) -> A
     for mask, color, name in ((solved, SOLVED, "solved"), (~solved, UNSOLVED, "not solved")):
         if mask.any():
             axis.plot(sweeps, errors[:, mask], color=color, alpha=0.12, linewidth=0.6)
-            axis.plot(sweeps, np.median(errors[:, mask], axis=1), color=color, linewidth=2.2,
-                      label=f"{name}: {int(mask.sum())} seeds (median in bold)")
+            axis.plot(
+                sweeps,
+                np.median(errors[:, mask], axis=1),
+                color=color,
+                linewidth=2.2,
+                label=f"{name}: {int(mask.sum())} seeds (median in bold)",
+            )
     axis.axhline(4.0, color="gray", linestyle=":", linewidth=1.2, label="E = 4: every symmetric case wrong")
     axis.axvline(paper_budget, color="black", linestyle="--", linewidth=1, label=f"the paper's {paper_budget:,} sweeps")
     axis.set_xscale("symlog", linthresh=100)
@@ -136,23 +169,28 @@ def error_curves(errors: np.ndarray, solved: np.ndarray, paper_budget: int) -> A
     return figure
 
 
-def workaround_bars(names: Sequence[str], paper_budget: Sequence[float], long_budget: Sequence[float],
-                    budgets: tuple[int, int]) -> Any:
+def workaround_bars(
+    names: Sequence[str], paper_budget: Sequence[float], long_budget: Sequence[float], budgets: tuple[int, int]
+) -> Any:
     """The fraction of seeds solved per configuration, within the paper's budget and the long one."""
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(10, 4.8))
     positions = np.arange(len(names))
-    for offset, values, color, budget in ((-0.2, paper_budget, "#1f77b4", budgets[0]),
-                                          (0.2, long_budget, "#ff7f0e", budgets[1])):
-        bars = axis.bar(positions + offset, [100 * v for v in values], width=0.4, color=color,
-                        label=f"within {budget:,} sweeps")
+    for offset, values, color, budget in (
+        (-0.2, paper_budget, "#1f77b4", budgets[0]),
+        (0.2, long_budget, "#ff7f0e", budgets[1]),
+    ):
+        bars = axis.bar(
+            positions + offset, [100 * v for v in values], width=0.4, color=color, label=f"within {budget:,} sweeps"
+        )
         axis.bar_label(bars, [f"{100 * v:.0f}" for v in values], fontsize=8, padding=2)
     axis.set_xticks(positions, names, rotation=15, ha="right", fontsize=9)
     axis.set_ylabel("seeds solved (%)")
     axis.set_ylim(0, 125)  # room above the bars for the legend
     axis.set_xlabel("configuration")
-    axis.set_title("Which workarounds help: seeds solving the task (all 64 outputs on the right side of 0.5)",
-                   fontsize=11)
+    axis.set_title(
+        "Which workarounds help: seeds solving the task (all 64 outputs on the right side of 0.5)", fontsize=11
+    )
     axis.legend(fontsize=9, loc="upper center", ncol=2)
     axis.set_yticks(range(0, 101, 20))
     axis.grid(axis="y", alpha=0.3)

@@ -19,11 +19,20 @@ from mlplab.lazy import lazy_names
 
 # Names imported on first use: the CLI reads runs, and starts without torch.
 _EXPORTS = {
-    "History": "history", "epoch_record": "history", "new_best": "history", "test_metrics": "history",
-    "Callback": "state", "FitState": "state",
-    "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
-    "RunWriter": "writer", "write_trained_run": "writer",
-    "Run": "reader", "open_run": "reader", "load_model": "reader", "SavedModel": "reader",
+    "History": "history",
+    "epoch_record": "history",
+    "new_best": "history",
+    "test_metrics": "history",
+    "Callback": "state",
+    "FitState": "state",
+    "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "RunWriter": "writer",
+    "write_trained_run": "writer",
+    "Run": "reader",
+    "open_run": "reader",
+    "load_model": "reader",
+    "SavedModel": "reader",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -38,15 +38,19 @@ def check_archive(path: Path) -> int:
     if compressed:  # named by the largest: the record that would have taken the memory
         largest = max(compressed, key=lambda member: member.file_size)
         method = zipfile.compressor_names.get(largest.compress_type, f"method {largest.compress_type}")
-        raise MlplabError(f"refusing to load {path}: its member {largest.filename!r} is compressed ({method}, "
-                          f"{largest.compress_size:,} bytes declared to hold {largest.file_size:,}), which torch.save "
-                          f"never writes; {_ADVICE}")
+        raise MlplabError(
+            f"refusing to load {path}: its member {largest.filename!r} is compressed ({method}, "
+            f"{largest.compress_size:,} bytes declared to hold {largest.file_size:,}), which torch.save "
+            f"never writes; {_ADVICE}"
+        )
     for member in members:
         _check_sizes(path, member)
     declared, size = sum(member.file_size for member in members), path.stat().st_size
     if declared > size:
-        raise MlplabError(f"refusing to load {path}: its members declare {declared:,} bytes in all, more than the "
-                          f"file's {size:,} (entries that overlap or lie about their size, as in a zip bomb); {_ADVICE}")
+        raise MlplabError(
+            f"refusing to load {path}: its members declare {declared:,} bytes in all, more than the "
+            f"file's {size:,} (entries that overlap or lie about their size, as in a zip bomb); {_ADVICE}"
+        )
     return sum(member.file_size for member in members if is_tensor_record(member.filename))
 
 
@@ -63,16 +67,22 @@ def _members(path: Path) -> list[zipfile.ZipInfo]:
     # Broad on purpose: zipfile's parser lets a damaged directory raise BadZipFile, struct.error,
     # ValueError, UnicodeDecodeError, EOFError or OSError; reading a directory runs no code.
     except Exception:
-        raise MlplabError(f"{path} is not a readable checkpoint (not a torch.save archive); it may be truncated or "
-                          "another kind of file") from None
+        raise MlplabError(
+            f"{path} is not a readable checkpoint (not a torch.save archive); it may be truncated or "
+            "another kind of file"
+        ) from None
 
 
 def _check_sizes(path: Path, member: zipfile.ZipInfo) -> None:
     """Refuse a stored member whose two sizes disagree, and a non-tensor member over `PICKLE_LIMIT`."""
     name = member.filename
     if member.file_size != member.compress_size:  # stored bytes are the bytes: one of the sizes lies
-        raise MlplabError(f"{path} is damaged: its member {name!r} declares {member.file_size:,} bytes stored in "
-                          f"{member.compress_size:,}; {_ADVICE}")
+        raise MlplabError(
+            f"{path} is damaged: its member {name!r} declares {member.file_size:,} bytes stored in "
+            f"{member.compress_size:,}; {_ADVICE}"
+        )
     if not is_tensor_record(name) and member.file_size > PICKLE_LIMIT:
-        raise MlplabError(f"refusing to load {path}: its member {name!r} declares {member.file_size / 1e6:,.1f} MB, "
-                          f"more than any checkpoint's record holds ({PICKLE_LIMIT / 1e6:.0f} MB); {_ADVICE}")
+        raise MlplabError(
+            f"refusing to load {path}: its member {name!r} declares {member.file_size / 1e6:,.1f} MB, "
+            f"more than any checkpoint's record holds ({PICKLE_LIMIT / 1e6:.0f} MB); {_ADVICE}"
+        )

@@ -157,12 +157,16 @@ def load_record(path: Path, map_location: str | torch.device = "cpu") -> dict[st
         _check_tensor_bytes(path, tensor_bytes)
     checkpoint = _torch_load(path, map_location)
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise MlplabError(f"{path} is not an mlplab checkpoint (no '{CHECKPOINT_FORMAT}' marker); "
-                          "use a last.pt or best.pt from `mlplab train`")
+        raise MlplabError(
+            f"{path} is not an mlplab checkpoint (no '{CHECKPOINT_FORMAT}' marker); "
+            "use a last.pt or best.pt from `mlplab train`"
+        )
     schema = checkpoint.get("schema_version", 0)
     if type(schema) is not int:  # not isinstance: True is an int too, but never a schema
-        raise MlplabError(f"{path} has a schema_version of type {type(schema).__name__}, not a whole number; "
-                          "use a last.pt or best.pt written by `mlplab train`")
+        raise MlplabError(
+            f"{path} has a schema_version of type {type(schema).__name__}, not a whole number; "
+            "use a last.pt or best.pt written by `mlplab train`"
+        )
     if schema > SCHEMA_VERSION:
         raise MlplabError(
             f"{path} has checkpoint schema {schema}, newer than this mlplab reads ({SCHEMA_VERSION}); upgrade mlplab"
@@ -188,8 +192,10 @@ def _torch_load(path: Path, map_location: str | torch.device) -> Any:
         # damaged pickle raise whatever its opcodes trip (IndexError popping an empty stack, KeyError
         # on a memo slot, struct.error, TypeError from an allowed constructor); the zip reader and
         # the storage checks add RuntimeError, OSError and EOFError. None of these runs code.
-        raise MlplabError(f"{path} is not a readable checkpoint ({type(error).__name__}); it may be truncated "
-                          "or not a torch file; use a last.pt or best.pt written by `mlplab train`") from None
+        raise MlplabError(
+            f"{path} is not a readable checkpoint ({type(error).__name__}); it may be truncated "
+            "or not a torch file; use a last.pt or best.pt written by `mlplab train`"
+        ) from None
 
 
 def _check_tensor_bytes(path: Path, tensor_bytes: int) -> None:
@@ -202,9 +208,11 @@ def _check_tensor_bytes(path: Path, tensor_bytes: int) -> None:
     weight_bytes = sum(tensor.numel() * tensor.element_size() for tensor in weights.values())
     most = WEIGHT_COPIES * weight_bytes + TENSOR_MARGIN
     if tensor_bytes > most:
-        raise MlplabError(f"refusing to load {path}: it declares {tensor_bytes / 1e6:,.1f} MB of tensor data, but "
-                          f"the network its config describes ({weight_bytes / 1e6:,.1f} MB of weights) needs at most "
-                          f"{most / 1e6:,.1f} MB; use a last.pt or best.pt written by `mlplab train`")
+        raise MlplabError(
+            f"refusing to load {path}: it declares {tensor_bytes / 1e6:,.1f} MB of tensor data, but "
+            f"the network its config describes ({weight_bytes / 1e6:,.1f} MB of weights) needs at most "
+            f"{most / 1e6:,.1f} MB; use a last.pt or best.pt written by `mlplab train`"
+        )
 
 
 def _check_digest(checkpoint: dict[str, Any], path: Path) -> None:
@@ -227,11 +235,15 @@ def _check_digest(checkpoint: dict[str, Any], path: Path) -> None:
     # TypeError: a value of a type no checkpoint holds
     except (RuntimeError, TypeError) as error:
         reason = one_line(error)
-        raise MlplabError(f"{path} holds contents no mlplab checkpoint has, so its checksum cannot be computed "
-                          f"({reason}); use a last.pt or best.pt written by `mlplab train`") from None
+        raise MlplabError(
+            f"{path} holds contents no mlplab checkpoint has, so its checksum cannot be computed "
+            f"({reason}); use a last.pt or best.pt written by `mlplab train`"
+        ) from None
     if recorded != actual:
-        raise MlplabError(f"{path} is damaged: {what} not match the checksum recorded when it was written "
-                          "(bytes changed on disk); use another checkpoint (best.pt or last.pt) or train again")
+        raise MlplabError(
+            f"{path} is damaged: {what} not match the checksum recorded when it was written "
+            "(bytes changed on disk); use another checkpoint (best.pt or last.pt) or train again"
+        )
 
 
 def check_contents(checkpoint: dict[str, Any], path: Path) -> None:
@@ -240,20 +252,25 @@ def check_contents(checkpoint: dict[str, Any], path: Path) -> None:
 
     missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
     if missing:
-        raise MlplabError(f"{path} is incomplete: it has no {', '.join(missing)}; use a last.pt or best.pt "
-                          "written by `mlplab train`")
+        raise MlplabError(
+            f"{path} is incomplete: it has no {', '.join(missing)}; use a last.pt or best.pt written by `mlplab train`"
+        )
     for key in ("epoch", "step"):  # counts a resume compares and adds to
         count = checkpoint[key]
         if type(count) is not int or count < 0:  # not isinstance: True is an int too
             kind = "a negative number" if type(count) is int else type(count).__name__
-            raise MlplabError(f"{path} records its {key} as {kind}, not a whole number >= 0; use a last.pt or "
-                              "best.pt written by `mlplab train`")
+            raise MlplabError(
+                f"{path} records its {key} as {kind}, not a whole number >= 0; use a last.pt or "
+                "best.pt written by `mlplab train`"
+            )
     try:  # plain data, as `to_dict` writes it: `mlplab export` stores both as JSON
         json.dumps([checkpoint["config"], checkpoint["model_info"]])
     except (TypeError, ValueError, RuntimeError) as error:  # RuntimeError: RecursionError, nesting too deep
         reason = one_line(error)
-        raise MlplabError(f"{path} has a config or model_info that is not plain data ({reason}); use a last.pt or "
-                          "best.pt written by `mlplab train`") from None
+        raise MlplabError(
+            f"{path} has a config or model_info that is not plain data ({reason}); use a last.pt or "
+            "best.pt written by `mlplab train`"
+        ) from None
     if checkpoint["config"] is None:  # a model fit() trained but mlplab did not build: the user rebuilds it
         _check_weights_are_tensors(checkpoint["model"], path)
     else:
@@ -267,13 +284,21 @@ def _check_finite(weights: Any, path: Path) -> None:
     """Refuse weights that hold inf or nan: training refuses to save them, so a file holding them was made otherwise."""
     if not isinstance(weights, dict):
         raise MlplabError(f"{path} holds no state dict of named weights; use a last.pt or best.pt written by mlplab")
-    broken = [str(name) for name, tensor in weights.items()
-              if isinstance(tensor, torch.Tensor) and not tensor.is_nested and not tensor.is_meta
-              and tensor.layout == torch.strided and (tensor.is_floating_point() or tensor.is_complex())
-              and not bool(torch.isfinite(tensor).all())]
+    broken = [
+        str(name)
+        for name, tensor in weights.items()
+        if isinstance(tensor, torch.Tensor)
+        and not tensor.is_nested
+        and not tensor.is_meta
+        and tensor.layout == torch.strided
+        and (tensor.is_floating_point() or tensor.is_complex())
+        and not bool(torch.isfinite(tensor).all())
+    ]
     if broken:
-        raise MlplabError(f"{path} holds weights that are not finite numbers ({', '.join(broken[:3])} hold inf or "
-                          "nan), which training never saves; use another checkpoint, or train again")
+        raise MlplabError(
+            f"{path} holds weights that are not finite numbers ({', '.join(broken[:3])} hold inf or "
+            "nan), which training never saves; use another checkpoint, or train again"
+        )
 
 
 def _expected_weights(checkpoint: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
@@ -284,15 +309,18 @@ def _expected_weights(checkpoint: dict[str, Any], path: Path) -> dict[str, torch
         config = from_dict(checkpoint["config"])
         info = checkpoint["model_info"]
         with torch.device("meta"):  # shapes and dtypes only: no memory, no draw from the RNG
-            return build_model(config.model, in_features=info["in_features"],
-                               num_classes=info["num_classes"]).state_dict()
+            return build_model(
+                config.model, in_features=info["in_features"], num_classes=info["num_classes"]
+            ).state_dict()
     # Config values of any type reach plain conversions here: float(10**400) overflows, int() of a
     # many-element tensor and str() of a deeply nested list raise RuntimeError, a tensor indexed by
     # a name raises IndexError.
     except (MlplabError, LookupError, TypeError, ValueError, AttributeError, ArithmeticError, RuntimeError) as error:
         reason = one_line(error)
-        raise MlplabError(f"{path} describes no network mlplab can build ({reason}); use a last.pt or best.pt "
-                          "written by `mlplab train`") from None
+        raise MlplabError(
+            f"{path} describes no network mlplab can build ({reason}); use a last.pt or best.pt "
+            "written by `mlplab train`"
+        ) from None
 
 
 def _check_weights_fit_the_config(checkpoint: dict[str, Any], path: Path) -> None:
@@ -301,8 +329,11 @@ def _check_weights_fit_the_config(checkpoint: dict[str, Any], path: Path) -> Non
     weights = checkpoint["model"]
     if not isinstance(weights, dict) or set(weights) != set(expected):
         # Other keys by their type: a damaged file's keys need not sort together, nor print in one line
-        found = (sorted(key if isinstance(key, str) else f"<{type(key).__name__}>" for key in weights)
-                 if isinstance(weights, dict) else type(weights).__name__)
+        found = (
+            sorted(key if isinstance(key, str) else f"<{type(key).__name__}>" for key in weights)
+            if isinstance(weights, dict)
+            else type(weights).__name__
+        )
         raise MlplabError(f"{path} holds weights {found} but its config describes {sorted(expected)}")
     for name, want in expected.items():
         got = weights[name]
@@ -316,8 +347,7 @@ def _check_weights_fit_the_config(checkpoint: dict[str, Any], path: Path) -> Non
             found = f"{tuple(got.shape)} {got.dtype}"
         else:
             continue
-        raise MlplabError(f"{path} holds {name} of {found} where its config describes "
-                          f"{tuple(want.shape)} {want.dtype}")
+        raise MlplabError(f"{path} holds {name} of {found} where its config describes {tuple(want.shape)} {want.dtype}")
 
 
 def _check_weights_are_tensors(weights: Any, path: Path) -> None:
@@ -326,5 +356,7 @@ def _check_weights_are_tensors(weights: Any, path: Path) -> None:
         raise MlplabError(f"{path} holds no state dict of named weights; use a last.pt or best.pt written by mlplab")
     for name, tensor in weights.items():
         if not isinstance(tensor, torch.Tensor) or tensor.is_nested or tensor.is_meta or tensor.layout != torch.strided:
-            raise MlplabError(f"{path} holds {name} as {type(tensor).__name__}, not a dense tensor with data; "
-                              "use a last.pt or best.pt written by mlplab")
+            raise MlplabError(
+                f"{path} holds {name} as {type(tensor).__name__}, not a dense tensor with data; "
+                "use a last.pt or best.pt written by mlplab"
+            )

@@ -40,8 +40,18 @@ from mlplab.files import atomic_write_text, fault_point, leftover_temporaries
 from mlplab.runs.history import History
 
 # Fields a resume may change: they move the run or extend it but cannot change its result.
-RESUMABLE_CHANGES = ("epochs", "device", "out", "progress", "data_dir", "cache_dir", "download",
-                     "tensorboard", "wandb", "wandb_project")
+RESUMABLE_CHANGES = (
+    "epochs",
+    "device",
+    "out",
+    "progress",
+    "data_dir",
+    "cache_dir",
+    "download",
+    "tensorboard",
+    "wandb",
+    "wandb_project",
+)
 
 
 def default_run_dir(config: Config, root: Path = Path("runs")) -> Path:
@@ -81,10 +91,16 @@ def check_fresh(run_dir: Path, command_line: bool = True) -> None:
     """
     found = [name for name in WORK_FILES if (run_dir / name).exists()]
     if found:
-        resume, elsewhere = ((f"`mlplab train --resume {run_dir}`", "another --out") if command_line
-                             else ("fit(..., resume=True)", "another run_dir"))
-        advice = (f"continue it with {resume} or choose {elsewhere}"
-                  if "last.pt" in found else f"choose {elsewhere} (or move those files away)")
+        resume, elsewhere = (
+            (f"`mlplab train --resume {run_dir}`", "another --out")
+            if command_line
+            else ("fit(..., resume=True)", "another run_dir")
+        )
+        advice = (
+            f"continue it with {resume} or choose {elsewhere}"
+            if "last.pt" in found
+            else f"choose {elsewhere} (or move those files away)"
+        )
         raise MlplabError(f"{run_dir} already holds a run ({', '.join(found)}); {advice}")
 
 
@@ -106,8 +122,10 @@ def locked(run_dir: Path) -> Iterator[None]:
         note = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
         stack.callback(os.close, note)
         if descriptor is None:
-            raise RunDirInUse(f"{run_dir} is in use: another mlplab process (PID {_holder(note)}) is training in "
-                              "it; wait for it to finish, or choose another --out")
+            raise RunDirInUse(
+                f"{run_dir} is in use: another mlplab process (PID {_holder(note)}) is training in "
+                "it; wait for it to finish, or choose another --out"
+            )
         os.ftruncate(note, 0)
         os.pwrite(note, f"{os.getpid()}\n".encode(), 0)
         remove_leftovers(run_dir)
@@ -154,12 +172,16 @@ def last_checkpoint(run_dir: Path) -> Path:
     """``run_dir/last.pt``, the checkpoint a resume continues; a run stopped before it saved one is
     told how to start again."""
     if Path(run_dir).is_file():  # `--resume run/best.pt`: the folder that holds it is the run
-        raise MlplabError(f"{run_dir} is a file, not a run directory; resume the run that holds it: "
-                          f"`mlplab train --resume {Path(run_dir).parent}`")
+        raise MlplabError(
+            f"{run_dir} is a file, not a run directory; resume the run that holds it: "
+            f"`mlplab train --resume {Path(run_dir).parent}`"
+        )
     path = Path(run_dir) / "last.pt"
     if not path.exists() and (Path(run_dir) / "config.toml").exists():
-        raise MlplabError(f"{run_dir} has no saved epoch yet (it was stopped during its first epoch); start it "
-                          f"again with `mlplab train --config {Path(run_dir) / 'config.toml'} --out {run_dir}`")
+        raise MlplabError(
+            f"{run_dir} has no saved epoch yet (it was stopped during its first epoch); start it "
+            f"again with `mlplab train --config {Path(run_dir) / 'config.toml'} --out {run_dir}`"
+        )
     return path
 
 
@@ -240,11 +262,15 @@ def check_resumable(saved: Config, requested: Config, path: Path) -> None:
     """Refuse a resume whose config differs from the checkpoint's in anything but `RESUMABLE_CHANGES`."""
     saved_fields = _flatten(to_dict(saved))
     requested_fields = _flatten(to_dict(requested))
-    changed = [name for name in saved_fields if name not in RESUMABLE_CHANGES
-               and saved_fields[name] != requested_fields.get(name)]
+    changed = [
+        name
+        for name in saved_fields
+        if name not in RESUMABLE_CHANGES and saved_fields[name] != requested_fields.get(name)
+    ]
     if changed:
-        details = ", ".join(f"{n}: checkpoint has {saved_fields[n]!r}, asked for {requested_fields.get(n)!r}"
-                            for n in changed)
+        details = ", ".join(
+            f"{n}: checkpoint has {saved_fields[n]!r}, asked for {requested_fields.get(n)!r}" for n in changed
+        )
         raise MlplabError(
             f"cannot resume {path} with a different config ({details}); drop those flags, "
             "or start a new run with another --out"

@@ -15,15 +15,31 @@ from mlplab.files import atomic_write_text
 EPOCH_FIELDS = ("epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
 
 
-def epoch_record(epoch: int, step: int, lr: float, train_loss: float, train_accuracy: float,
-                 val_loss: float | None, val_accuracy: float | None, seconds: float) -> dict[str, Any]:
+def epoch_record(
+    epoch: int,
+    step: int,
+    lr: float,
+    train_loss: float,
+    train_accuracy: float,
+    val_loss: float | None,
+    val_accuracy: float | None,
+    seconds: float,
+) -> dict[str, Any]:
     """One epoch of a run's history (`EPOCH_FIELDS`), as `fit` and the vectorised trainer both write it.
 
     ``step`` counts the optimizer steps taken by the end of the epoch, ``lr`` is the learning rate
     the epoch started with; the validation numbers are None without a validation split.
     """
-    return {"epoch": epoch, "step": step, "lr": lr, "train_loss": train_loss, "train_accuracy": train_accuracy,
-            "val_loss": val_loss, "val_accuracy": val_accuracy, "seconds": seconds}
+    return {
+        "epoch": epoch,
+        "step": step,
+        "lr": lr,
+        "train_loss": train_loss,
+        "train_accuracy": train_accuracy,
+        "val_loss": val_loss,
+        "val_accuracy": val_accuracy,
+        "seconds": seconds,
+    }
 
 
 def new_best(best: dict[str, Any] | None, record: dict[str, Any]) -> dict[str, Any] | None:
@@ -43,8 +59,16 @@ def judged_by(best: dict[str, Any] | None) -> str:
     return "validation accuracy" if (best or {}).get("metric") == "val_accuracy" else "training accuracy"
 
 
-def test_metrics(test: dict[str, Any], classes: list[str], history: History, tested_epoch: int,
-                 best: dict[str, Any] | None, device: str, engine: str, precision: str = "32-true") -> dict[str, Any]:
+def test_metrics(
+    test: dict[str, Any],
+    classes: list[str],
+    history: History,
+    tested_epoch: int,
+    best: dict[str, Any] | None,
+    device: str,
+    engine: str,
+    precision: str = "32-true",
+) -> dict[str, Any]:
     """A finished run's test metrics (metrics.json), from `mlplab.evaluate`'s result on the tested weights.
 
     ``test`` holds ``loss``, ``accuracy``, ``count``, ``per_class_accuracy`` (one per class, in the
@@ -54,10 +78,19 @@ def test_metrics(test: dict[str, Any], classes: list[str], history: History, tes
     from mlplab.runs.checkpoint import versions  # checkpoints import torch; history files do not
 
     return {
-        "test_loss": test["loss"], "test_accuracy": test["accuracy"], "test_count": test["count"],
-        "per_class_accuracy": dict(zip(classes, test["per_class_accuracy"])), "confusion": test["confusion"],
-        "epochs": len(history), "tested_epoch": tested_epoch, "best": best, "device": device, "engine": engine,
-        "precision": precision, "threads": [dict(entry) for entry in history.threads], "versions": versions(),
+        "test_loss": test["loss"],
+        "test_accuracy": test["accuracy"],
+        "test_count": test["count"],
+        "per_class_accuracy": dict(zip(classes, test["per_class_accuracy"])),
+        "confusion": test["confusion"],
+        "epochs": len(history),
+        "tested_epoch": tested_epoch,
+        "best": best,
+        "device": device,
+        "engine": engine,
+        "precision": precision,
+        "threads": [dict(entry) for entry in history.threads],
+        "versions": versions(),
     }
 
 
@@ -70,7 +103,9 @@ class History:
     run_dir: Path | None = None  # where fit() wrote the run, if anywhere
     metrics: dict[str, Any] | None = None  # the test metrics fit() measured at the end, if it had test data
     stopped: dict[str, Any] | None = None  # {"epoch", "reason"} when training ended before its last epoch
-    threads: list[dict[str, Any]] = field(default_factory=list)  # each CPU thread choice: {"step", "threads", "set_by", "reason"}
+    threads: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # each CPU thread choice: {"step", "threads", "set_by", "reason"}
     # Each change made while training (`mlplab.Steering`): {"step", "epoch", "lr"} or {"step", "epoch", "momentum"},
     # ``step`` the optimizer steps taken before it.
     changes: list[dict[str, Any]] = field(default_factory=list)
@@ -106,27 +141,32 @@ class History:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "History":
+    def from_dict(cls, data: dict[str, Any]) -> History:
         """Inverse of `to_dict`."""
         stopped = data.get("stopped")
-        return cls(epochs=[dict(r) for r in data.get("epochs", [])], batch_losses=list(data.get("batch_losses", [])),
-                   stopped=dict(stopped) if stopped is not None else None,
-                   threads=[dict(entry) for entry in data.get("threads", [])],
-                   changes=[dict(change) for change in data.get("changes", [])])
+        return cls(
+            epochs=[dict(r) for r in data.get("epochs", [])],
+            batch_losses=list(data.get("batch_losses", [])),
+            stopped=dict(stopped) if stopped is not None else None,
+            threads=[dict(entry) for entry in data.get("threads", [])],
+            changes=[dict(change) for change in data.get("changes", [])],
+        )
 
     def save(self, run_dir: Path) -> None:
         """Write history.csv, batches.csv (when logged) and, last, history.json into ``run_dir``.
 
         history.json comes last: when it holds this history, so do the CSV files.
         """
-        atomic_write_text(run_dir / "history.csv", _csv(EPOCH_FIELDS, [[r.get(k) for k in EPOCH_FIELDS] for r in self.epochs]))
+        atomic_write_text(
+            run_dir / "history.csv", _csv(EPOCH_FIELDS, [[r.get(k) for k in EPOCH_FIELDS] for r in self.epochs])
+        )
         if self.batch_losses:
             rows = [[step, loss] for step, loss in enumerate(self.batch_losses, start=1)]
             atomic_write_text(run_dir / "batches.csv", _csv(("step", "loss"), rows))
         atomic_write_text(run_dir / "history.json", json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: Path) -> "History":
+    def load(cls, path: Path) -> History:
         """Read history.json (or the history.json inside a run directory)."""
         path = Path(path)
         if path.is_dir():

@@ -132,8 +132,10 @@ class Run:
         check_choice("checkpoint", which, WHICH)
         best = self.path / "best.pt"
         if which == "best" and best.exists() and not best.is_file():  # never the last epoch in its place, silently
-            raise MlplabError(f"{best} is not a file (a folder?), so the run's best epoch cannot be read; move it "
-                              f"away, or use the run's last epoch ({self.path / 'last.pt'})")
+            raise MlplabError(
+                f"{best} is not a file (a folder?), so the run's best epoch cannot be read; move it "
+                f"away, or use the run's last epoch ({self.path / 'last.pt'})"
+            )
         if which == "best" and best.is_file():
             return best
         return last_checkpoint(self.path)  # a run with no saved epoch is told how to start again
@@ -151,8 +153,9 @@ class Run:
             self._loaded[key] = SavedModel(path, map_location=map_location)
         return self._loaded[key]
 
-    def model(self, which: str = "best", *, into: nn.Module | None = None,
-              device: str | torch.device = "cpu") -> nn.Module:
+    def model(
+        self, which: str = "best", *, into: nn.Module | None = None, device: str | torch.device = "cpu"
+    ) -> nn.Module:
         """The network of checkpoint ``which``, on ``device`` and in eval mode.
 
         Args:
@@ -169,8 +172,9 @@ class Run:
 
         return config_loss(_config_of(self.config, self.path))
 
-    def evaluate(self, split: str = "test", which: str = "best", *, data_dir: str | None = None,
-                 device: str = "auto") -> dict[str, Any]:
+    def evaluate(
+        self, split: str = "test", which: str = "best", *, data_dir: str | None = None, device: str = "auto"
+    ) -> dict[str, Any]:
         """Score checkpoint ``which`` on a split of the run's own data with the run's own loss.
 
         On the test split of the best checkpoint this is what metrics.json holds (``test_loss``,
@@ -185,8 +189,15 @@ class Run:
         """
         return self.saved(which).evaluate(split, data_dir=data_dir, device=device)
 
-    def predict(self, images: Any, which: str = "best", *, normalize: str | None = None,
-                dataset: str | None = None, into: nn.Module | None = None) -> list[Prediction]:
+    def predict(
+        self,
+        images: Any,
+        which: str = "best",
+        *,
+        normalize: str | None = None,
+        dataset: str | None = None,
+        into: nn.Module | None = None,
+    ) -> list[Prediction]:
         """What the run's model says of your own digits: one `mlplab.digits.Prediction` per image.
 
         Each image (a path, bytes, a Pillow image or a NumPy array; PNG, JPEG, WebP, GIF, any
@@ -212,8 +223,10 @@ class Run:
 
         config = self.config
         if config is None and (normalize is None or dataset is None):
-            raise MlplabError(f"{self.path} is a run of a user-defined model: pass normalize= and dataset= "
-                              "(how its training images were scaled, e.g. normalize='standard', dataset='mnist')")
+            raise MlplabError(
+                f"{self.path} is a run of a user-defined model: pass normalize= and dataset= "
+                "(how its training images were scaled, e.g. normalize='standard', dataset='mnist')"
+            )
         spec = get_spec(dataset or config.data.dataset)
         return predict(self.model(which, into=into), images, normalize=normalize or config.data.normalize, spec=spec)
 
@@ -302,16 +315,20 @@ class SavedModel:
         if into is None:
             if self.record["config"] is None:
                 name = info.get("class", "a user-defined module")
-                raise MlplabError(f"{self.path} holds a user-defined model ({name}) that mlplab cannot rebuild; "
-                                  "build the module again and pass it: open_run(...).model(into=...)")
+                raise MlplabError(
+                    f"{self.path} holds a user-defined model ({name}) that mlplab cannot rebuild; "
+                    "build the module again and pass it: open_run(...).model(into=...)"
+                )
             from mlplab.models import build_model
 
             into = build_model(self.config.model, in_features=info["in_features"], num_classes=info["num_classes"])
         try:
             into.load_state_dict(self.record["model"])
         except RuntimeError as error:  # missing, unexpected or misshapen keys: a message over many lines
-            raise MlplabError(f"{self.path} holds weights that do not fit the {type(into).__name__} given "
-                              f"({one_line(error)}); pass a module built as the run's was") from None
+            raise MlplabError(
+                f"{self.path} holds weights that do not fit the {type(into).__name__} given "
+                f"({one_line(error)}); pass a module built as the run's was"
+            ) from None
         return into.to(device).eval()
 
     def evaluate(self, split: str = "test", *, data_dir: str | None = None, device: str = "auto") -> dict[str, Any]:
@@ -332,8 +349,9 @@ class SavedModel:
         images = {"test": data.test, "val": data.val, "train": data.train}[split]
         if images is None:
             raise MlplabError("this run has no validation split (--val-split none); use --split test or train")
-        result = evaluate(model.to(target), Batches(images, config.train.eval_batch_size), config_loss(config),
-                          len(data.spec.classes))
+        result = evaluate(
+            model.to(target), Batches(images, config.train.eval_batch_size), config_loss(config), len(data.spec.classes)
+        )
         return {**result, "classes": tuple(data.spec.classes), "epoch": self.epoch}
 
 
@@ -345,15 +363,19 @@ def _config_of(config: Config | None, path: Path) -> Config:
 
 
 def _user_module(path: Path) -> str:
-    return (f"{path} is a run of a user-defined module: mlplab does not know its data or loss; "
-            "score it with mlplab.evaluate(model, batches, loss)")
+    return (
+        f"{path} is a run of a user-defined module: mlplab does not know its data or loss; "
+        "score it with mlplab.evaluate(model, batches, loss)"
+    )
 
 
 def _not_a_run_dir(path: Path) -> str:
     """The one-line error for a path that is no run directory, with what to give instead."""
     if path.is_file():
-        return (f"{path} is a file, not a run directory; open the folder that holds it ({path.parent}), "
-                "or load a single checkpoint with mlplab.load_model")
+        return (
+            f"{path} is a file, not a run directory; open the folder that holds it ({path.parent}), "
+            "or load a single checkpoint with mlplab.load_model"
+        )
     found = "does not exist" if not path.exists() else "has no last.pt and no config.toml"
     return f"{path} is not a run directory ({found}); give a folder written by `mlplab train`"
 
@@ -365,8 +387,10 @@ def _read_json_record(path: Path) -> dict[str, Any]:
     try:
         record = json.loads(path.read_bytes())
     except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
-        raise MlplabError(f"{path} is damaged ({type(error).__name__}) and last.pt could not rewrite it (a run "
-                          "from an older mlplab, or a folder mlplab cannot write); retrain the run") from None
+        raise MlplabError(
+            f"{path} is damaged ({type(error).__name__}) and last.pt could not rewrite it (a run "
+            "from an older mlplab, or a folder mlplab cannot write); retrain the run"
+        ) from None
     if not isinstance(record, dict):
         raise MlplabError(f"{path} holds a {type(record).__name__}, not a record of mlplab's; retrain the run")
     return record

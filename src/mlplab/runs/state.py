@@ -70,7 +70,6 @@ class FitState:
     precision: str = "32-true"  # what the training steps compute in (`mlplab.precision`)
     threads: Any = None  # the `mlplab.threads.ThreadGovernor` choosing the CPU threads (its log: history.threads)
 
-
     @property
     def eval_model(self) -> nn.Module:
         """The model that is validated, tested and saved: the averaged one when weights are averaged."""
@@ -116,6 +115,8 @@ def check_callbacks(callbacks: Iterable[Any]) -> list[Callback]:
     checked = list(callbacks)
     for callback in checked:
         if not isinstance(callback, Callback):
-            raise TypeError(f"callbacks must subclass mlplab.Callback; got {type(callback).__name__} "
-                            "(subclass it and override the hooks you need)")
+            raise TypeError(
+                f"callbacks must subclass mlplab.Callback; got {type(callback).__name__} "
+                "(subclass it and override the hooks you need)"
+            )
     return checked

@@ -21,11 +21,18 @@ import torch
 from mlplab.config import Config, from_dict, model_fields, to_dict
 from mlplab.errors import MlplabError, describe_os_error, one_line
 from mlplab.optim import load_optimizer_state
-from mlplab.runs.state import Callback, FitState
 from mlplab.runs.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from mlplab.runs.directory import (
+    NEXT_BEST,
+    check_fresh,
+    check_resumable,
+    last_checkpoint,
+    locked,
+    publish,
+    write_config,
+)
 from mlplab.runs.history import History
-from mlplab.runs.directory import (NEXT_BEST, check_fresh, check_resumable, last_checkpoint, locked, publish,
-                                   write_config)
+from mlplab.runs.state import Callback, FitState
 
 # Schedules laid out for the whole run: a resume cannot change their number of epochs.
 FIXED_LENGTH = ("cosine", "onecycle", "OneCycleLR", "CosineAnnealingLR")
@@ -47,8 +54,14 @@ class RunWriter(Callback):
         resume: continue the run in ``run_dir`` instead of starting a fresh one.
     """
 
-    def __init__(self, run_dir: str | Path, *, config: Config | None = None,
-                 model_info: dict[str, Any] | None = None, resume: bool = False) -> None:
+    def __init__(
+        self,
+        run_dir: str | Path,
+        *,
+        config: Config | None = None,
+        model_info: dict[str, Any] | None = None,
+        resume: bool = False,
+    ) -> None:
         self.run_dir = Path(run_dir)
         self.config = config
         self.model_info = model_info
@@ -107,14 +120,20 @@ class RunWriter(Callback):
         if saved is None:
             config = self.run_dir / "config.toml"
             if config.is_file():
-                return (f"no epoch was saved yet; once there is room, start it again with "
-                        f"`mlplab train --config {config} --out {self.run_dir}`")
+                return (
+                    f"no epoch was saved yet; once there is room, start it again with "
+                    f"`mlplab train --config {config} --out {self.run_dir}`"
+                )
             return "nothing was saved; once there is room, run the same command again"
         if saved.get("metrics") is not None:
-            return (f"the finished run is saved in {last}; its other files are written again when it is "
-                    f"next opened (mlplab eval {self.run_dir})")
-        return (f"epoch {saved['epoch']} is saved in {self.run_dir}; continue from it with "
-                f"`mlplab train --resume {self.run_dir}` (fit(..., resume=True) in Python)")
+            return (
+                f"the finished run is saved in {last}; its other files are written again when it is "
+                f"next opened (mlplab eval {self.run_dir})"
+            )
+        return (
+            f"epoch {saved['epoch']} is saved in {self.run_dir}; continue from it with "
+            f"`mlplab train --resume {self.run_dir}` (fit(..., resume=True) in Python)"
+        )
 
     def close(self) -> None:
         self._lock.close()
@@ -134,14 +153,23 @@ class RunWriter(Callback):
     def checkpoint(self, state: FitState) -> dict[str, Any]:
         """The self-describing dict saved as last.pt / best.pt (tensors and builtins only)."""
         model = state.model
-        info = self.model_info or {"class": f"{type(model).__module__}.{type(model).__qualname__}",
-                                   "classes": state.classes}
+        info = self.model_info or {
+            "class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "classes": state.classes,
+        }
         record = checkpoint_record(
-            config=self.config, model=state.eval_model.state_dict(), model_info=info,
+            config=self.config,
+            model=state.eval_model.state_dict(),
+            model_info=info,
             optimizer=state.optimizer.state_dict(),
-            schedule=state.schedule.state_dict() if state.schedule is not None else None, epoch=state.epoch,
-            step=state.step, best=state.best, history=state.history, metrics=state.metrics,
-            position=self._epoch_end or _position(state))
+            schedule=state.schedule.state_dict() if state.schedule is not None else None,
+            epoch=state.epoch,
+            step=state.step,
+            best=state.best,
+            history=state.history,
+            metrics=state.metrics,
+            position=self._epoch_end or _position(state),
+        )
         if state.average is not None:  # "model" holds the averaged weights: what the run means
             record.update(training_model=model.state_dict(), average=state.average.state_dict())
         return record
@@ -169,8 +197,10 @@ class RunWriter(Callback):
             raise
         except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as error:
             reason = one_line(error)
-            raise MlplabError(f"cannot resume {path}: its model, optimizer, schedule or random state does not fit "
-                              f"this run ({reason}); start a new run in another folder") from None
+            raise MlplabError(
+                f"cannot resume {path}: its model, optimizer, schedule or random state does not fit "
+                f"this run ({reason}); start a new run in another folder"
+            ) from None
         self._epoch_end = {"rng": checkpoint["rng"], "data_order": checkpoint.get("data_order")}
         state.epoch, state.step, state.best = checkpoint["epoch"], checkpoint["step"], checkpoint["best"]
         state.history = History.from_dict(checkpoint["history"])
@@ -179,51 +209,69 @@ class RunWriter(Callback):
         elif state.best is not None and state.best["epoch"] == state.epoch:
             # The epoch resumed from is the best so far: keep its weights, as the uninterrupted run kept
             # them when that epoch ended, so that if no later epoch beats it, it is still the one tested.
-            state.best_weights = {name: tensor.detach().clone()
-                                  for name, tensor in state.eval_model.state_dict().items()}
+            state.best_weights = {
+                name: tensor.detach().clone() for name, tensor in state.eval_model.state_dict().items()
+            }
 
     def _check_resumable(self, checkpoint: dict[str, Any], path: Path, epochs: int) -> None:
         """Refuse a resume that would not continue the same run, or has nothing left to train."""
         saved = from_dict(checkpoint["config"]) if checkpoint["config"] is not None else None
         if (saved is None) != (self.config is None):
             how = "with `mlplab train --resume`" if saved is not None else "by calling fit with your model"
-            raise MlplabError(f"cannot resume {path} this way: it was trained {'from a config' if saved else 'with fit'}; "
-                              f"resume it {how}")
+            raise MlplabError(
+                f"cannot resume {path} this way: it was trained {'from a config' if saved else 'with fit'}; "
+                f"resume it {how}"
+            )
         if saved is not None and self.config is not None:
             _check_same_config(saved, self.config, path)
         if checkpoint["optimizer"] is None:
-            raise MlplabError(f"{path} cannot be resumed: it was trained outside mlplab train (by the vectorised "
-                              "trainer), which keeps no optimizer state; train it again with "
-                              f"`mlplab train --config {self.run_dir / 'config.toml'}` and another --out")
+            raise MlplabError(
+                f"{path} cannot be resumed: it was trained outside mlplab train (by the vectorised "
+                "trainer), which keeps no optimizer state; train it again with "
+                f"`mlplab train --config {self.run_dir / 'config.toml'}` and another --out"
+            )
         schedule = (checkpoint["schedule"] or {}).get("name")
         fixed = schedule in FIXED_LENGTH
-        finished = checkpoint.get("metrics") is not None or ("metrics" not in checkpoint
-                                                             and (self.run_dir / "metrics.json").exists())
+        finished = checkpoint.get("metrics") is not None or (
+            "metrics" not in checkpoint and (self.run_dir / "metrics.json").exists()
+        )
         stopped = (checkpoint.get("history") or {}).get("stopped")
         if finished and stopped:
-            raise MlplabError(f"{self.run_dir} already finished: it stopped after epoch {stopped['epoch']} "
-                              f"({stopped['reason']}); train a new run with another "
-                              f"{'--out' if self.config is not None else 'run_dir'}")
+            raise MlplabError(
+                f"{self.run_dir} already finished: it stopped after epoch {stopped['epoch']} "
+                f"({stopped['reason']}); train a new run with another "
+                f"{'--out' if self.config is not None else 'run_dir'}"
+            )
         if checkpoint["epoch"] > epochs or (checkpoint["epoch"] == epochs and finished):
             cli = self.config is not None  # resumed by `mlplab train --resume`: say it in flags
             more, elsewhere = ("--epochs", "another --out") if cli else ("epochs", "another run_dir")
-            further = (f"its {schedule} schedule cannot be extended: train a new run with more {more} and {elsewhere}"
-                       if fixed else f"pass {more} N with N > {checkpoint['epoch']} to train further")
+            further = (
+                f"its {schedule} schedule cannot be extended: train a new run with more {more} and {elsewhere}"
+                if fixed
+                else f"pass {more} N with N > {checkpoint['epoch']} to train further"
+            )
             raise MlplabError(f"{self.run_dir} already finished {checkpoint['epoch']} epochs; {further}")
         if saved is not None and saved.train.epochs != epochs and fixed:
-            raise MlplabError(f"cannot change --epochs when resuming a {schedule} schedule: it was laid out for "
-                              f"{saved.train.epochs} epochs; resume with --epochs {saved.train.epochs}, or train a "
-                              "new run with another --out")
+            raise MlplabError(
+                f"cannot change --epochs when resuming a {schedule} schedule: it was laid out for "
+                f"{saved.train.epochs} epochs; resume with --epochs {saved.train.epochs}, or train a "
+                "new run with another --out"
+            )
 
 
 def _check_same_config(saved: Config, asked: Config, path: Path) -> None:
     """A resume from a config must ask for the same model, and change nothing but `RESUMABLE_CHANGES`."""
     saved_model, asked_model = model_fields(saved), model_fields(asked)
-    changed = [f"{name}={saved_model[name]!r} but you asked for {name}={asked_model[name]!r}"
-               for name in saved_model if saved_model[name] != asked_model[name]]
+    changed = [
+        f"{name}={saved_model[name]!r} but you asked for {name}={asked_model[name]!r}"
+        for name in saved_model
+        if saved_model[name] != asked_model[name]
+    ]
     if changed:
-        raise MlplabError(f"cannot resume {path}: its model has {'; '.join(changed)}; "
-                          "drop the model flags, or start a new run with another --out")
+        raise MlplabError(
+            f"cannot resume {path}: its model has {'; '.join(changed)}; "
+            "drop the model flags, or start a new run with another --out"
+        )
     check_resumable(saved, asked, path)
 
 
@@ -246,8 +294,11 @@ def data_order(data: Any, next_epoch: int) -> dict[str, Any]:
     derive their order from it and their seed) and the state of a DataLoader's own generator.
     A DataLoader without one shuffles from the global torch RNG, which checkpoints carry anyway."""
     generator = _generator(data)
-    return {"seed": getattr(data, "seed", None), "next_epoch": next_epoch,
-            "generator": generator.get_state() if generator is not None else None}
+    return {
+        "seed": getattr(data, "seed", None),
+        "next_epoch": next_epoch,
+        "generator": generator.get_state() if generator is not None else None,
+    }
 
 
 def restore_data_order(data: Any, order: dict[str, Any]) -> None:
@@ -257,10 +308,20 @@ def restore_data_order(data: Any, order: dict[str, Any]) -> None:
         generator.set_state(order["generator"])
 
 
-def checkpoint_record(*, config: Config | None, model: dict[str, Any], model_info: dict[str, Any],
-                      optimizer: dict[str, Any] | None, schedule: dict[str, Any] | None, epoch: int, step: int,
-                      best: dict[str, Any] | None, history: History, metrics: dict[str, Any] | None,
-                      position: dict[str, Any] | None) -> dict[str, Any]:
+def checkpoint_record(
+    *,
+    config: Config | None,
+    model: dict[str, Any],
+    model_info: dict[str, Any],
+    optimizer: dict[str, Any] | None,
+    schedule: dict[str, Any] | None,
+    epoch: int,
+    step: int,
+    best: dict[str, Any] | None,
+    history: History,
+    metrics: dict[str, Any] | None,
+    position: dict[str, Any] | None,
+) -> dict[str, Any]:
     """The dict last.pt and best.pt hold (`save_checkpoint` adds format, schema, versions and checksum).
 
     Args:
@@ -286,8 +347,16 @@ def checkpoint_record(*, config: Config | None, model: dict[str, Any], model_inf
     }
 
 
-def write_trained_run(run_dir: str | Path, *, config: Config, model_info: dict[str, Any], last_model: torch.nn.Module,
-                      best_model: torch.nn.Module, history: History, best: dict[str, Any]) -> None:
+def write_trained_run(
+    run_dir: str | Path,
+    *,
+    config: Config,
+    model_info: dict[str, Any],
+    last_model: torch.nn.Module,
+    best_model: torch.nn.Module,
+    history: History,
+    best: dict[str, Any],
+) -> None:
     """Write the run directory of a run trained outside `fit` (a vectorised sweep member), as `RunWriter` would have.
 
     The folder gets config.toml/json, last.pt (the last epoch, with the test metrics
@@ -311,11 +380,21 @@ def write_trained_run(run_dir: str | Path, *, config: Config, model_info: dict[s
         write_config(run_dir, config)
 
         def record(model: torch.nn.Module, epochs: list[dict[str, Any]], metrics: dict[str, Any] | None):
-            return checkpoint_record(config=config, model=model.state_dict(), model_info=model_info, optimizer=None,
-                                     schedule=None, epoch=epochs[-1]["epoch"], step=epochs[-1]["step"], best=best,
-                                     history=History(epochs=epochs), metrics=metrics, position=None)
+            return checkpoint_record(
+                config=config,
+                model=model.state_dict(),
+                model_info=model_info,
+                optimizer=None,
+                schedule=None,
+                epoch=epochs[-1]["epoch"],
+                step=epochs[-1]["step"],
+                best=best,
+                history=History(epochs=epochs),
+                metrics=metrics,
+                position=None,
+            )
 
-        save_checkpoint(run_dir / NEXT_BEST, record(best_model, history.epochs[:best["epoch"]], None))
+        save_checkpoint(run_dir / NEXT_BEST, record(best_model, history.epochs[: best["epoch"]], None))
         last = record(last_model, history.epochs, history.metrics)
         save_checkpoint(run_dir / "last.pt", last)
         publish(run_dir, last, staged_epoch=best["epoch"])

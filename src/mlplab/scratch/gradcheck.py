@@ -25,8 +25,12 @@ from mlplab.scratch.network import Sequential
 class GradcheckResult:
     """Per checked array ("input", "layers.0.weight", ...): how far the backward pass is from the differences."""
 
-    errors: dict[str, float] = field(default_factory=dict)  # max |analytic - numeric| / max(atol, rtol |numeric|); ok <= 1
-    relative: dict[str, float] = field(default_factory=dict)  # ||analytic - numeric|| / ||numeric|| over the checked entries
+    errors: dict[str, float] = field(
+        default_factory=dict
+    )  # max |analytic - numeric| / max(atol, rtol |numeric|); ok <= 1
+    relative: dict[str, float] = field(
+        default_factory=dict
+    )  # ||analytic - numeric|| / ||numeric|| over the checked entries
     entries: dict[str, int] = field(default_factory=dict)  # how many entries were checked
 
     @property
@@ -38,13 +42,25 @@ class GradcheckResult:
         return self.ok
 
     def __str__(self) -> str:
-        return "\n".join(f"{name}: relative error {self.relative[name]:.2e} over {self.entries[name]} entries "
-                         f"({'ok' if error <= 1 else 'FAILED'})" for name, error in self.errors.items())
+        return "\n".join(
+            f"{name}: relative error {self.relative[name]:.2e} over {self.entries[name]} entries "
+            f"({'ok' if error <= 1 else 'FAILED'})"
+            for name, error in self.errors.items()
+        )
 
 
-def gradcheck(module: Layer | Sequential | Loss, x: np.ndarray, targets: np.ndarray | None = None, *,
-              loss: Loss | None = None, eps: float = 1e-6, atol: float = 1e-8, rtol: float = 1e-6,
-              entries: int | None = None, seed: int = 0) -> GradcheckResult:
+def gradcheck(
+    module: Layer | Sequential | Loss,
+    x: np.ndarray,
+    targets: np.ndarray | None = None,
+    *,
+    loss: Loss | None = None,
+    eps: float = 1e-6,
+    atol: float = 1e-8,
+    rtol: float = 1e-6,
+    entries: int | None = None,
+    seed: int = 0,
+) -> GradcheckResult:
     """Compare ``module``'s backward pass with central differences, for its input and every parameter.
 
     Args:
@@ -64,8 +80,11 @@ def gradcheck(module: Layer | Sequential | Loss, x: np.ndarray, targets: np.ndar
     rng = np.random.default_rng(seed)
     result = GradcheckResult()
     for name, value, grad in checked:
-        index = np.arange(value.size) if entries is None or entries >= value.size else np.sort(
-            rng.choice(value.size, entries, replace=False))
+        index = (
+            np.arange(value.size)
+            if entries is None or entries >= value.size
+            else np.sort(rng.choice(value.size, entries, replace=False))
+        )
         numeric = _central_differences(objective, value, index, eps)
         analytic = grad.reshape(-1)[index]
         scale = np.maximum(atol, rtol * np.abs(numeric))
@@ -78,12 +97,14 @@ def gradcheck(module: Layer | Sequential | Loss, x: np.ndarray, targets: np.ndar
 def _objective(module, x, targets, loss, seed):
     """L as a function of the current arrays, and (name, array, analytic gradient) for x and every parameter."""
     if isinstance(module, Loss):
+
         def objective() -> float:
             return module.forward(x, targets)
 
         objective()
         return objective, [("input", x, module.backward().copy())]
     if loss is not None:
+
         def objective() -> float:
             return loss.forward(module.forward(x), targets)
 
@@ -98,8 +119,11 @@ def _objective(module, x, targets, loss, seed):
         objective()
         grad_out = projection
     checked = [("input", x, module.backward(grad_out).reshape(x.shape).copy())]
-    named = module.named_parameters() if isinstance(module, Sequential) else [
-        (parameter.name, parameter) for parameter in module.parameters()]
+    named = (
+        module.named_parameters()
+        if isinstance(module, Sequential)
+        else [(parameter.name, parameter) for parameter in module.parameters()]
+    )
     checked += [(name, parameter.value, parameter.grad.copy()) for name, parameter in named]
     return objective, checked
 

@@ -54,8 +54,10 @@ class Linear(Layer):
 
     def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
         if W.ndim != 2 or b.shape != W.shape[:1] or W.dtype != b.dtype:
-            raise ValueError(f"Linear needs W (n_out, n_in) and b (n_out,) of one dtype; "
-                             f"got {W.shape} {W.dtype} and {b.shape} {b.dtype}")
+            raise ValueError(
+                f"Linear needs W (n_out, n_in) and b (n_out,) of one dtype; "
+                f"got {W.shape} {W.dtype} and {b.shape} {b.dtype}"
+            )
         self.W, self.b = W, b
         self.dW = np.zeros_like(W)  # dLoss/dW, (n_out, n_in), written by backward
         self.db = np.zeros_like(b)  # dLoss/db, (n_out,)

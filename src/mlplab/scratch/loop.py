@@ -19,15 +19,16 @@ from mlplab.scratch.losses import Loss
 from mlplab.scratch.network import Sequential
 
 
-def batches(images: np.ndarray, labels: np.ndarray, batch_size: int,
-            rng: np.random.Generator | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def batches(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, rng: np.random.Generator | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(x, y)`` mini-batches in order, or shuffled by ``rng``; the last may be smaller, none is dropped."""
     order = rng.permutation(len(labels)) if rng is not None else None
     for start in range(0, len(labels), batch_size):
         if order is None:
-            yield images[start:start + batch_size], labels[start:start + batch_size]
+            yield images[start : start + batch_size], labels[start : start + batch_size]
         else:
-            index = order[start:start + batch_size]
+            index = order[start : start + batch_size]
             yield images[index], labels[index]
 
 
@@ -40,8 +41,9 @@ def train_step(network: Sequential, loss_fn: Loss, optimizer, x: np.ndarray, y: 
     return outputs, loss
 
 
-def train_epoch(network: Sequential, loss_fn: Loss, optimizer,
-                data: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+def train_epoch(
+    network: Sequential, loss_fn: Loss, optimizer, data: Iterable[tuple[np.ndarray, np.ndarray]]
+) -> dict[str, float]:
     """One pass of `train_step` over ``data``; returns the exact mean loss and accuracy (weighted by batch size)."""
     total_loss, correct, count = 0.0, 0, 0
     for x, y in data:
@@ -52,8 +54,9 @@ def train_epoch(network: Sequential, loss_fn: Loss, optimizer,
     return {"loss": total_loss / count, "accuracy": correct / count}
 
 
-def evaluate(network: Sequential, loss_fn: Loss, images: np.ndarray, labels: np.ndarray,
-             batch_size: int = 1000) -> dict[str, float]:
+def evaluate(
+    network: Sequential, loss_fn: Loss, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000
+) -> dict[str, float]:
     """Mean loss and accuracy over every sample (no gradients are computed)."""
     total_loss, correct = 0.0, 0
     for x, y in batches(images, labels, batch_size):

@@ -60,8 +60,11 @@ class Sequential:
     def named_parameters(self) -> list[tuple[str, Parameter]]:
         """`parameters` under the torch MLP's names: ``layers.0.weight``, ``layers.0.bias``, ..."""
         names = {"W": "weight", "b": "bias"}
-        return [(f"layers.{index}.{names[parameter.name]}", parameter)
-                for index, layer in enumerate(self.linears()) for parameter in layer.parameters()]
+        return [
+            (f"layers.{index}.{names[parameter.name]}", parameter)
+            for index, layer in enumerate(self.linears())
+            for parameter in layer.parameters()
+        ]
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """``{"layers.0.weight": W_1, "layers.0.bias": b_1, ...}``: the torch MLP's keys, the arrays themselves."""
@@ -93,9 +96,16 @@ class Sequential:
         return f"Sequential(\n  {inner}\n)"
 
 
-def mlp(widths: Sequence[int], activation: str = "relu", output: str = "logits", *,
-        dtype: type = np.float32, init: str = "default", init_range: float = 0.1,
-        seed: int | np.random.Generator = 0) -> Sequential:
+def mlp(
+    widths: Sequence[int],
+    activation: str = "relu",
+    output: str = "logits",
+    *,
+    dtype: type = np.float32,
+    init: str = "default",
+    init_range: float = 0.1,
+    seed: int | np.random.Generator = 0,
+) -> Sequential:
     """Linear, activation, ..., Linear (and LogSoftmax for ``output="log_softmax"``), initialised from NumPy's RNG.
 
     Args:
@@ -112,8 +122,7 @@ def mlp(widths: Sequence[int], activation: str = "relu", output: str = "logits",
     return _assemble(linears, activation, output)
 
 
-def _init_linear(n_in: int, n_out: int, init: str, init_range: float, rng: np.random.Generator,
-                 dtype: type) -> Linear:
+def _init_linear(n_in: int, n_out: int, init: str, init_range: float, rng: np.random.Generator, dtype: type) -> Linear:
     if init == "default":
         return Linear.init(n_in, n_out, rng, dtype)
     if init == "uniform":
@@ -131,8 +140,9 @@ def _init_linear(n_in: int, n_out: int, init: str, init_range: float, rng: np.ra
 def _assemble(linears: list[Linear], activation: str, output: str) -> Sequential:
     """Interleave the Linears with the activation, and end with LogSoftmax if asked."""
     if activation not in ACTIVATION_LAYERS:
-        raise ValueError(f"the scratch engine has no activation {activation!r}; "
-                         f"choose one of: {', '.join(ACTIVATION_LAYERS)}")
+        raise ValueError(
+            f"the scratch engine has no activation {activation!r}; choose one of: {', '.join(ACTIVATION_LAYERS)}"
+        )
     if output not in OUTPUTS:
         raise ValueError(f"unknown output {output!r}; choose one of: {', '.join(OUTPUTS)}")
     if any(layer.W.dtype not in DTYPES for layer in linears):
@@ -146,13 +156,26 @@ def _assemble(linears: list[Linear], activation: str, output: str) -> Sequential
     return Sequential(*layers)
 
 
-def from_config(config: ModelConfig, in_features: int = 784, num_classes: int = 10, *,
-                dtype: type = np.float32, seed: int | np.random.Generator = 0) -> Sequential:
+def from_config(
+    config: ModelConfig,
+    in_features: int = 784,
+    num_classes: int = 10,
+    *,
+    dtype: type = np.float32,
+    seed: int | np.random.Generator = 0,
+) -> Sequential:
     """The network a `ModelConfig` describes (as `mlplab.models.build_model`), with NumPy-drawn weights."""
     if config.dropout > 0:
         raise ValueError("the scratch engine has no dropout; set dropout to 0")
-    return mlp((in_features, *config.hidden, num_classes), config.activation, config.output,
-               dtype=dtype, init=config.init, init_range=config.init_range, seed=seed)
+    return mlp(
+        (in_features, *config.hidden, num_classes),
+        config.activation,
+        config.output,
+        dtype=dtype,
+        init=config.init,
+        init_range=config.init_range,
+        seed=seed,
+    )
 
 
 def from_torch(model: Any, dtype: type | None = None, share: bool = False) -> Sequential:
@@ -187,10 +210,11 @@ def to_torch(network: Sequential, model: Any) -> Any:
     for key, array in network.state_dict().items():
         if key not in state or tuple(state[key].shape) != array.shape:
             raise ValueError(f"the torch model has no parameter {key} of shape {array.shape}")
-    model.load_state_dict({key: torch.from_numpy(np.ascontiguousarray(array)) for key, array in network.state_dict().items()})
+    model.load_state_dict(
+        {key: torch.from_numpy(np.ascontiguousarray(array)) for key, array in network.state_dict().items()}
+    )
     return model
 
 
 def _numpy_dtype(tensor: Any) -> np.dtype:
     return np.dtype(str(tensor.dtype).removeprefix("torch."))
-

@@ -32,16 +32,28 @@ class SGD:
             default: zeros, which is PyTorch's first step (v = g) exactly.
     """
 
-    def __init__(self, parameters: list[Parameter], lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
-                 nesterov: bool = False, state: list[State] | None = None) -> None:
+    def __init__(
+        self,
+        parameters: list[Parameter],
+        lr: float,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        state: list[State] | None = None,
+    ) -> None:
         if lr <= 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD needs lr > 0, momentum >= 0, weight_decay >= 0; got {lr}, {momentum}, {weight_decay}")
+            raise ValueError(
+                f"SGD needs lr > 0, momentum >= 0, weight_decay >= 0; got {lr}, {momentum}, {weight_decay}"
+            )
         if nesterov and momentum == 0:
             raise ValueError("nesterov needs momentum > 0")
         self.parameters = list(parameters)
         self.lr, self.momentum, self.weight_decay, self.nesterov = lr, momentum, weight_decay, nesterov
-        self.state = state if state is not None else [
-            {"momentum_buffer": np.zeros_like(p.value)} if momentum else {} for p in self.parameters]
+        self.state = (
+            state
+            if state is not None
+            else [{"momentum_buffer": np.zeros_like(p.value)} if momentum else {} for p in self.parameters]
+        )
 
     def step(self) -> None:
         """Update every parameter in place from its current gradient."""
@@ -75,16 +87,34 @@ class Adam:
             ``exp_avg_sq`` (s), updated in place; default: zeros.
     """
 
-    def __init__(self, parameters: list[Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, decoupled: bool = False,
-                 state: list[State] | None = None) -> None:
+    def __init__(
+        self,
+        parameters: list[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        decoupled: bool = False,
+        state: list[State] | None = None,
+    ) -> None:
         if lr <= 0 or weight_decay < 0 or not all(0 <= beta < 1 for beta in betas):
-            raise ValueError(f"Adam needs lr > 0, betas in [0, 1), weight_decay >= 0; got {lr}, {betas}, {weight_decay}")
+            raise ValueError(
+                f"Adam needs lr > 0, betas in [0, 1), weight_decay >= 0; got {lr}, {betas}, {weight_decay}"
+            )
         self.parameters = list(parameters)
         self.lr, self.betas, self.eps, self.weight_decay, self.decoupled = lr, betas, eps, weight_decay, decoupled
-        self.state = state if state is not None else [
-            {"step": np.zeros((), dtype=np.float32), "exp_avg": np.zeros_like(p.value),
-             "exp_avg_sq": np.zeros_like(p.value)} for p in self.parameters]
+        self.state = (
+            state
+            if state is not None
+            else [
+                {
+                    "step": np.zeros((), dtype=np.float32),
+                    "exp_avg": np.zeros_like(p.value),
+                    "exp_avg_sq": np.zeros_like(p.value),
+                }
+                for p in self.parameters
+            ]
+        )
 
     def step(self) -> None:
         """Update every parameter in place from its current gradient."""
@@ -104,7 +134,13 @@ class Adam:
             w -= (self.lr / (1 - beta1**t)) * m / denominator
 
 
-def AdamW(parameters: list[Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-          eps: float = 1e-8, weight_decay: float = 0.01, state: list[State] | None = None) -> Adam:
+def AdamW(
+    parameters: list[Parameter],
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.01,
+    state: list[State] | None = None,
+) -> Adam:
     """Adam with decoupled weight decay (PyTorch's AdamW, whose default weight_decay is 0.01)."""
     return Adam(parameters, lr, betas, eps, weight_decay, decoupled=True, state=state)

@@ -31,9 +31,17 @@ class GradientCheck:
     differences_ok: bool  # every checked entry within gradcheck's tolerance
 
 
-def check_gradients(config: ModelConfig, loss: str = "cross_entropy", beta: float = 1.0, *,
-                    in_features: int = 784, num_classes: int = 10, batch_size: int = 8,
-                    entries: int | None = 200, seed: int = 0) -> tuple[float, list[GradientCheck]]:
+def check_gradients(
+    config: ModelConfig,
+    loss: str = "cross_entropy",
+    beta: float = 1.0,
+    *,
+    in_features: int = 784,
+    num_classes: int = 10,
+    batch_size: int = 8,
+    entries: int | None = 200,
+    seed: int = 0,
+) -> tuple[float, list[GradientCheck]]:
     """The loss gradient of the network ``config`` describes, from scratch vs autograd vs finite differences.
 
     Everything runs in float64 on one random batch (standard normal inputs, random labels)
@@ -57,10 +65,14 @@ def check_gradients(config: ModelConfig, loss: str = "cross_entropy", beta: floa
     rows = []
     for name, torch_parameter in model.named_parameters():  # the scratch network uses the same names
         want = torch_parameter.grad.numpy()
-        rows.append(GradientCheck(
-            name=name, shape=tuple(want.shape),
-            vs_autograd=float(np.linalg.norm(analytic[name] - want) / max(np.linalg.norm(want), 1e-300)),
-            vs_differences=differences.relative[name], entries=differences.entries[name],
-            differences_ok=differences.errors[name] <= 1.0))
+        rows.append(
+            GradientCheck(
+                name=name,
+                shape=tuple(want.shape),
+                vs_autograd=float(np.linalg.norm(analytic[name] - want) / max(np.linalg.norm(want), 1e-300)),
+                vs_differences=differences.relative[name],
+                entries=differences.entries[name],
+                differences_ok=differences.errors[name] <= 1.0,
+            )
+        )
     return value, rows
-

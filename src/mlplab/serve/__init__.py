@@ -30,8 +30,14 @@ from typing import TYPE_CHECKING
 
 from mlplab.lazy import lazy_names
 
-_EXPORTS = {"create_app": "app", "ServedModel": "model", "require_serve_extra": "extra",
-            "listen": "server", "url": "server", "run_server": "server"}
+_EXPORTS = {
+    "create_app": "app",
+    "ServedModel": "model",
+    "require_serve_extra": "extra",
+    "listen": "server",
+    "url": "server",
+    "run_server": "server",
+}
 
 __all__ = sorted(_EXPORTS)
 

@@ -43,9 +43,13 @@ HEAVY_QUEUE = 4
 RETRY_AFTER_S = 2  # what a 503 asks a client to wait before trying again
 # The page's only sources are itself and this server (its one script file, /static/pad.js): no CDN,
 # no external font, works offline. mlplab studio's page has the same.
-CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; "
-                           "img-src 'self' blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'")
-ROUTES = "the page is GET / (and its script GET /static/pad.js), the API POST /api/predict, GET /api/model and GET /health"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src 'self' blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'"
+)
+ROUTES = (
+    "the page is GET / (and its script GET /static/pad.js), the API POST /api/predict, GET /api/model and GET /health"
+)
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,9 @@ class Limits:
             raise MlplabError(f"heavy_workers must be at most workers ({self.workers}); got {self.heavy_workers}")
 
 
-def create_app(run_dir: "str | Path | Run", *, host: str = "127.0.0.1", allow_hosts: Iterable[str] = (),
-               **limits: Any) -> "FastAPI":
+def create_app(
+    run_dir: "str | Path | Run", *, host: str = "127.0.0.1", allow_hosts: Iterable[str] = (), **limits: Any
+) -> "FastAPI":
     """The FastAPI app serving the best model of ``run_dir`` (see `mlplab.Run`).
 
     Args:
@@ -94,8 +99,10 @@ def create_app(run_dir: "str | Path | Run", *, host: str = "127.0.0.1", allow_ho
 
     unknown = sorted(set(limits) - set(Limits.__dataclass_fields__))
     if unknown:  # max_pixels among them: the pixel limit is mlplab.digits.MAX_PIXELS, shared with predict
-        raise MlplabError(f"unknown limit {', '.join(unknown)}; the limits are "
-                          f"{', '.join(Limits.__dataclass_fields__)} (images: mlplab.digits.MAX_PIXELS)")
+        raise MlplabError(
+            f"unknown limit {', '.join(unknown)}; the limits are "
+            f"{', '.join(Limits.__dataclass_fields__)} (images: mlplab.digits.MAX_PIXELS)"
+        )
     checked = Limits(**limits)
     served = ServedModel(run_dir)
     pool = WorkPool(checked.workers, checked.heavy_workers, checked.queue, checked.heavy_queue)
@@ -126,8 +133,9 @@ def add_routes(app: "FastAPI", served: "ServedModel", pool: WorkPool, limits: Li
 
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     async def index():
-        return HTMLResponse(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY,
-                                           "Cache-Control": "no-cache"})
+        return HTMLResponse(
+            page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY, "Cache-Control": "no-cache"}
+        )
 
     add_pad_script(app)
 
@@ -146,9 +154,12 @@ def add_routes(app: "FastAPI", served: "ServedModel", pool: WorkPool, limits: Li
                 source = await read_image_source(request, max_bytes=limits.max_upload_bytes)
                 return await run_on_pool(pool, served, source)
         except TimeoutError:
-            raise RequestError(503, f"the prediction took longer than {limits.timeout_s:g} s (the server is busy, "
-                                    "or the image is very large); try again, or send a smaller image",
-                               retry_after()) from None
+            raise RequestError(
+                503,
+                f"the prediction took longer than {limits.timeout_s:g} s (the server is busy, "
+                "or the image is very large); try again, or send a smaller image",
+                retry_after(),
+            ) from None
 
 
 async def run_on_pool(pool: WorkPool, served: "ServedModel", source: "ImageSource") -> dict[str, Any]:
@@ -167,9 +178,11 @@ async def run_on_pool(pool: WorkPool, served: "ServedModel", source: "ImageSourc
 def busy_message(full: PoolFull) -> str:
     """Why a request is refused when its lane is full, and what to do."""
     if full.heavy:
-        return (f"the server is busy with large images ({full.waiting} already waiting); try again in "
-                f"{RETRY_AFTER_S} s, or send a smaller one: images up to {math.isqrt(LIGHT_PIXELS)}x"
-                f"{math.isqrt(LIGHT_PIXELS)} pixels and {LIGHT_BYTES / 1e6:g} MB are served first")
+        return (
+            f"the server is busy with large images ({full.waiting} already waiting); try again in "
+            f"{RETRY_AFTER_S} s, or send a smaller one: images up to {math.isqrt(LIGHT_PIXELS)}x"
+            f"{math.isqrt(LIGHT_PIXELS)} pixels and {LIGHT_BYTES / 1e6:g} MB are served first"
+        )
     return f"the server is busy ({full.waiting} requests already waiting); try again in {RETRY_AFTER_S} s"
 
 

@@ -17,5 +17,7 @@ def require_serve_extra(command: str = "mlplab serve") -> None:
         try:
             importlib.import_module(module)
         except ImportError:
-            raise MlplabError(f'{command} needs {package}, which is not installed; '
-                              f'install the serve extra: pip install "mlplab[serve]"') from None
+            raise MlplabError(
+                f"{command} needs {package}, which is not installed; "
+                f'install the serve extra: pip install "mlplab[serve]"'
+            ) from None

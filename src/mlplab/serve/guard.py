@@ -64,7 +64,7 @@ def host_name(host_header: str) -> str:
     """The host of a Host header, lower case, without port, brackets or a final dot."""
     host = host_header.strip().lower()
     if host.startswith("["):
-        return host[1:host.find("]")] if "]" in host else host[1:]
+        return host[1 : host.find("]")] if "]" in host else host[1:]
     return host.rsplit(":", 1)[0].rstrip(".") if host.count(":") == 1 else host.rstrip(".")
 
 
@@ -112,17 +112,25 @@ def _header(scope: dict, name: bytes) -> str | None:
     return None
 
 
-async def refuse_host(scope: dict, send: Any, host: str | None, policy: HostPolicy,
-                      command: str = "mlplab serve") -> None:
+async def refuse_host(
+    scope: dict, send: Any, host: str | None, policy: HostPolicy, command: str = "mlplab serve"
+) -> None:
     """400 with ``{"error": ...}``: which Host came, which are answered, and the flag that adds one."""
     if host is None:
         message = "the request has no Host header; send one (every browser and HTTP/1.1 client does)"
     else:
         name = host_name(host)[:100]
-        message = (f"this server does not answer to the host {name!r} (it answers to {policy.describe()}; this "
-                   f"protects it against DNS rebinding); open it by one of those, or start {command} with "
-                   f"--allow-host {name or 'NAME'}")
+        message = (
+            f"this server does not answer to the host {name!r} (it answers to {policy.describe()}; this "
+            f"protects it against DNS rebinding); open it by one of those, or start {command} with "
+            f"--allow-host {name or 'NAME'}"
+        )
     body = json.dumps({"error": message}, separators=(",", ":")).encode()  # as FastAPI writes JSON
-    await send({"type": "http.response.start", "status": 400,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 400,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body if scope.get("method") != "HEAD" else b""})

@@ -44,8 +44,10 @@ UNTYPED = ("", "application/octet-stream")
 # to decode and 100 MB while it does.
 LIGHT_PIXELS = DECODE_SIDE * DECODE_SIDE
 LIGHT_BYTES = 1_000_000
-WHAT_TO_SEND = (f"send an image ({', '.join(IMAGE_TYPES)}), a multipart form with the file in the field "
-                f'"{FIELD}", or JSON {{"pixels": [784 numbers]}}')
+WHAT_TO_SEND = (
+    f"send an image ({', '.join(IMAGE_TYPES)}), a multipart form with the file in the field "
+    f'"{FIELD}", or JSON {{"pixels": [784 numbers]}}'
+)
 
 
 class RequestError(MlplabError):
@@ -142,8 +144,11 @@ async def upload_from_form(request: Request, body: bytes) -> tuple[bytes, str]:
     async with FormRequest(request.scope, replay).form(max_files=1, max_fields=16) as form:
         upload = form.get(FIELD)
         if not isinstance(upload, UploadFile):
-            raise RequestError(422, f'the form has no file in the field "{FIELD}"; send it as {FIELD}=@digit.png '
-                                    f'(curl -F) or <input type="file" name="{FIELD}">')
+            raise RequestError(
+                422,
+                f'the form has no file in the field "{FIELD}"; send it as {FIELD}=@digit.png '
+                f'(curl -F) or <input type="file" name="{FIELD}">',
+            )
         name = upload.filename or "the upload"
         declared = media_type(upload.content_type)
         if declared not in (*IMAGE_TYPES, *UNTYPED):

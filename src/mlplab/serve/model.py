@@ -41,8 +41,10 @@ class ServedModel:
         run = run_dir if isinstance(run_dir, Run) else open_run(run_dir)
         config = run.config
         if config is None:
-            raise MlplabError(f"{run_dir} is a run of a user-defined model, which mlplab cannot rebuild to serve; "
-                              "serve a run of mlplab's MLP (one written by `mlplab train`)")
+            raise MlplabError(
+                f"{run_dir} is a run of a user-defined model, which mlplab cannot rebuild to serve; "
+                "serve a run of mlplab's MLP (one written by `mlplab train`)"
+            )
         self.model = run.model()  # the best epoch, in eval mode
         self.spec = get_spec(config.data.dataset)
         self.normalize = config.data.normalize
@@ -60,8 +62,9 @@ class ServedModel:
 
         image = to_mnist(source, name)  # (28, 28) uint8, light ink on black, centred
         probabilities = classify(self.model, image[None], normalize=self.normalize, spec=self.spec)[0]
-        prediction = Prediction(name, int(np.argmax(probabilities)), tuple(self.spec.classes),
-                                tuple(float(p) for p in probabilities), image)
+        prediction = Prediction(
+            name, int(np.argmax(probabilities)), tuple(self.spec.classes), tuple(float(p) for p in probabilities), image
+        )
         answer = prediction.to_dict(3)
         del answer["source"], answer["found"]  # the client knows what it sent; an answer is always found
         answer["image"] = image.ravel().tolist()

@@ -60,8 +60,9 @@ class WorkPool:
         answer = await asyncio.wrap_future(future)   # cancelling it drops the job if unstarted
     """
 
-    def __init__(self, workers: int, heavy_workers: int, queue: int, heavy_queue: int, *,
-                 name: str = "mlplab-serve-worker") -> None:
+    def __init__(
+        self, workers: int, heavy_workers: int, queue: int, heavy_queue: int, *, name: str = "mlplab-serve-worker"
+    ) -> None:
         self.workers, self.name = workers, name
         self._lanes = {False: _Lane(queue, workers), True: _Lane(heavy_queue, heavy_workers)}
         self._condition = threading.Condition()
@@ -104,8 +105,10 @@ class WorkPool:
         """Start the ``workers`` threads if none run (first use, or use after `close`); under the lock."""
         if self._threads:
             return
-        self._threads = [threading.Thread(target=self._work, args=(self._generation,), name=f"{self.name}-{index}",
-                                          daemon=True) for index in range(self.workers)]
+        self._threads = [
+            threading.Thread(target=self._work, args=(self._generation,), name=f"{self.name}-{index}", daemon=True)
+            for index in range(self.workers)
+        ]
         for thread in self._threads:
             thread.start()
 

@@ -17,20 +17,25 @@ def listen(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host``:``port`` and listening (port 0: a free one, see `url`).
     Raises `MlplabError` (one line) when the address cannot be used."""
     try:
-        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                                 flags=socket.AI_PASSIVE)[0]
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
         sock = socket.socket(family, kind, protocol)
     except OSError as error:  # socket.gaierror: a host name that does not resolve
-        raise MlplabError(f"cannot listen on {host}:{port}: {error.strerror or error}; give --host an address "
-                          "of this machine, e.g. 127.0.0.1") from None
+        raise MlplabError(
+            f"cannot listen on {host}:{port}: {error.strerror or error}; give --host an address "
+            "of this machine, e.g. 127.0.0.1"
+        ) from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart at once after Ctrl+C, as uvicorn does
         sock.bind(address)
         sock.listen(128)
     except OSError as error:
         sock.close()
-        raise MlplabError(f"cannot listen on {host}:{port}: {error.strerror or error}; choose another --port "
-                          "(--port 0 picks a free one)") from None
+        raise MlplabError(
+            f"cannot listen on {host}:{port}: {error.strerror or error}; choose another --port "
+            "(--port 0 picks a free one)"
+        ) from None
     return sock
 
 

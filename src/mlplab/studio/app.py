@@ -21,8 +21,8 @@ steering and stopping a run (the POST routes under ``/api/`` except ``/api/inspe
 import asyncio
 import json
 import secrets
-from contextlib import asynccontextmanager
 from collections.abc import Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,12 +42,19 @@ MAX_IMAGE_BYTES = 2_000_000  # a drawn canvas is 5-20 kB
 KEEPALIVE_S = 15.0  # a comment on an idle event stream, so proxies and browsers keep it open
 CLOSING_CHECK_S = 0.25  # how often an idle event stream looks whether the server is stopping
 INSPECTORS = 4  # drawings and test images looked at at once (on worker threads)
-ROUTES = ("the page is GET / (and its script GET /static/pad.js); the API: GET /api/options, /api/state, /api/events (Server-Sent Events), "
-          "/api/test-image; POST /api/runs, /api/pause, /api/resume, /api/stop, /api/settings, /api/inspect")
+ROUTES = (
+    "the page is GET / (and its script GET /static/pad.js); the API: GET /api/options, /api/state, /api/events (Server-Sent Events), "
+    "/api/test-image; POST /api/runs, /api/pause, /api/resume, /api/stop, /api/settings, /api/inspect"
+)
 
 
-def create_studio_app(runs_root: str | Path = "runs", *, host: str = "127.0.0.1", token: str | None = None,
-                      allow_hosts: Iterable[str] = ()) -> "FastAPI":
+def create_studio_app(
+    runs_root: str | Path = "runs",
+    *,
+    host: str = "127.0.0.1",
+    token: str | None = None,
+    allow_hosts: Iterable[str] = (),
+) -> "FastAPI":
     """The FastAPI app of the studio: set up a run, watch it train, steer it, look inside its model.
 
     Args:
@@ -104,8 +111,14 @@ def add_page_routes(app: "FastAPI", studio: "Studio") -> None:
 
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     async def index():
-        return HTMLResponse(page_html(), headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY,
-                                           "Cache-Control": "no-cache", "Referrer-Policy": "no-referrer"})
+        return HTMLResponse(
+            page_html(),
+            headers={
+                "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+                "Cache-Control": "no-cache",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
 
     @app.api_route("/health", methods=["GET", "HEAD"])
     async def health():
@@ -122,8 +135,11 @@ def add_page_routes(app: "FastAPI", studio: "Studio") -> None:
     @app.get("/api/events")
     async def events(request: Request):
         queue, hello = studio.watch()
-        return StreamingResponse(event_stream(studio, queue, hello), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            event_stream(studio, queue, hello),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
 
 async def event_stream(studio: "Studio", queue: asyncio.Queue, hello: str):
@@ -138,7 +154,7 @@ async def event_stream(studio: "Studio", queue: asyncio.Queue, hello: str):
         while not studio.closing.is_set():
             try:
                 event = await asyncio.wait_for(queue.get(), timeout=CLOSING_CHECK_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if loop.time() - idle_since >= KEEPALIVE_S:
                     idle_since = loop.time()
                     yield ": keep-alive\n\n"
@@ -158,8 +174,11 @@ def add_control_routes(app: "FastAPI", studio: "Studio", token: str | None) -> N
         check_token(request.headers.get(TOKEN_HEADER), token)
         media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
         if media != "application/json":
-            raise RequestError(415, f"send a JSON body (Content-Type: application/json; {{}} when there is nothing "
-                                    f"to say), not {media or 'no content type'}")
+            raise RequestError(
+                415,
+                f"send a JSON body (Content-Type: application/json; {{}} when there is nothing "
+                f"to say), not {media or 'no content type'}",
+            )
         return await read_json(request)
 
     @app.post("/api/runs", status_code=202)
@@ -170,6 +189,7 @@ def add_control_routes(app: "FastAPI", studio: "Studio", token: str | None) -> N
 
     def status_route(action: Any) -> Any:
         """A route that takes no settings and answers with the studio's new status."""
+
         async def route(request: Request):
             await control(request)
             return {"status": settled(action)}
@@ -202,8 +222,11 @@ def check_token(given: str | None, token: str | None) -> None:
     if token is None:
         return
     if not given:
-        raise RequestError(401, f"starting, steering and stopping need the token printed when the studio started: "
-                                f"open the page by the address with ?token=..., or send the {TOKEN_HEADER} header")
+        raise RequestError(
+            401,
+            f"starting, steering and stopping need the token printed when the studio started: "
+            f"open the page by the address with ?token=..., or send the {TOKEN_HEADER} header",
+        )
     if not secrets.compare_digest(given.encode(), token.encode()):
         raise RequestError(403, "the token is wrong: use the one printed when the studio started")
 
@@ -271,14 +294,23 @@ def studio_options(token_required: bool) -> dict[str, Any]:
     from mlplab.config import MOMENTUM_OPTIMIZERS, PRESETS
     from mlplab.studio.session import DEFAULTS
 
-    presets = {name: {key: list(value) if isinstance(value, tuple) else value for key, value in fields.items()}
-               for name, fields in PRESETS.items()}
-    return {"presets": presets,
-            "choices": {"dataset": list(choices.DATASETS), "activation": list(choices.ACTIVATIONS),
-                        "optimizer": list(choices.OPTIMIZERS), "augment": list(choices.AUGMENTS),
-                        "scheduler": list(choices.SCHEDULERS)},
-            "defaults": dict(DEFAULTS), "momentum_optimizers": list(MOMENTUM_OPTIMIZERS),
-            "token_required": token_required}
+    presets = {
+        name: {key: list(value) if isinstance(value, tuple) else value for key, value in fields.items()}
+        for name, fields in PRESETS.items()
+    }
+    return {
+        "presets": presets,
+        "choices": {
+            "dataset": list(choices.DATASETS),
+            "activation": list(choices.ACTIVATIONS),
+            "optimizer": list(choices.OPTIMIZERS),
+            "augment": list(choices.AUGMENTS),
+            "scheduler": list(choices.SCHEDULERS),
+        },
+        "defaults": dict(DEFAULTS),
+        "momentum_optimizers": list(MOMENTUM_OPTIMIZERS),
+        "token_required": token_required,
+    }
 
 
 def page_html() -> str:

@@ -49,11 +49,17 @@ class LiveFeed(Callback):
         paused_seconds: a function giving the seconds spent paused so far (left out of the speed).
     """
 
-    def __init__(self, publish: Publish, probe: tuple[Tensor, Tensor], *,
-                 on_weights: Callable[[Any, int], None] | None = None,
-                 paused_seconds: Callable[[], float] = lambda: 0.0,
-                 every_steps: int = EVERY_STEPS, point_seconds: float = POINT_SECONDS,
-                 snapshot_seconds: float = SNAPSHOT_SECONDS) -> None:
+    def __init__(
+        self,
+        publish: Publish,
+        probe: tuple[Tensor, Tensor],
+        *,
+        on_weights: Callable[[Any, int], None] | None = None,
+        paused_seconds: Callable[[], float] = lambda: 0.0,
+        every_steps: int = EVERY_STEPS,
+        point_seconds: float = POINT_SECONDS,
+        snapshot_seconds: float = SNAPSHOT_SECONDS,
+    ) -> None:
         self.publish = publish
         self.probe = probe
         self.on_weights = on_weights
@@ -99,9 +105,15 @@ class LiveFeed(Callback):
 
     def on_fit_end(self, state: FitState) -> None:
         metrics = state.metrics or {}
-        self.publish("done", {"test_accuracy": metrics.get("test_accuracy"), "test_loss": metrics.get("test_loss"),
-                              "tested_epoch": metrics.get("tested_epoch"),
-                              "stopped": (state.history.stopped or {}).get("reason")})
+        self.publish(
+            "done",
+            {
+                "test_accuracy": metrics.get("test_accuracy"),
+                "test_loss": metrics.get("test_loss"),
+                "tested_epoch": metrics.get("tested_epoch"),
+                "stopped": (state.history.stopped or {}).get("reason"),
+            },
+        )
 
     def emit(self, step: int, snapshot: bool = False) -> None:
         """Measure and publish a point at ``step`` (and a snapshot when asked)."""
@@ -113,19 +125,31 @@ class LiveFeed(Callback):
         seconds = (now - self._clock[0]) - (paused - self._clock[1])
         group = state.optimizer.param_groups[0]
         total = state.epochs * state.num_batches if state.num_batches else None
-        self.publish("point", {
-            "step": step, "epoch": self._epoch,
-            "progress": min(1.0, step / total) if total else None,
-            "train_loss": float(sum(self._losses) / len(self._losses)) if self._losses else None,
-            "probe_loss": probe["loss"], "probe_accuracy": probe["accuracy"],
-            "lr": float(group["lr"]), "momentum": group.get("momentum"),
-            "images_per_second": self._images / seconds if self._images and seconds > 0 else None,
-        })
+        self.publish(
+            "point",
+            {
+                "step": step,
+                "epoch": self._epoch,
+                "progress": min(1.0, step / total) if total else None,
+                "train_loss": float(sum(self._losses) / len(self._losses)) if self._losses else None,
+                "probe_loss": probe["loss"],
+                "probe_accuracy": probe["accuracy"],
+                "lr": float(group["lr"]),
+                "momentum": group.get("momentum"),
+                "images_per_second": self._images / seconds if self._images and seconds > 0 else None,
+            },
+        )
         if snapshot:
-            self.publish("snapshot", {"step": step, "weights": first_layer_picture(state.eval_model),
-                                      "confusion": probe["confusion"], "pairs": confused_pairs(probe["confusion"],
-                                                                                              state.classes),
-                                      "probe_size": probe["count"]})
+            self.publish(
+                "snapshot",
+                {
+                    "step": step,
+                    "weights": first_layer_picture(state.eval_model),
+                    "confusion": probe["confusion"],
+                    "pairs": confused_pairs(probe["confusion"], state.classes),
+                    "probe_size": probe["count"],
+                },
+            )
             self._last_snapshot = now
         if self.on_weights is not None:
             self.on_weights(state.eval_model, step)
@@ -149,13 +173,17 @@ class LiveFeed(Callback):
                 model.train()
         confusion = confusion_matrix(predicted, labels, outputs.shape[1]).cpu()
         correct = int(confusion.trace())
-        return {"loss": loss if math.isfinite(loss) else None, "accuracy": correct / labels.shape[0],
-                "count": int(labels.shape[0]), "confusion": confusion.tolist()}
+        return {
+            "loss": loss if math.isfinite(loss) else None,
+            "accuracy": correct / labels.shape[0],
+            "count": int(labels.shape[0]),
+            "confusion": confusion.tolist(),
+        }
 
     def _publish_changes(self) -> None:
         """Tell the page of changes `mlplab.Steering` recorded since it last looked."""
         changes = self.state.history.changes if self.state is not None else []
-        for change in changes[self._changes_seen:]:
+        for change in changes[self._changes_seen :]:
             self.publish("change", dict(change))
         self._changes_seen = len(changes)
 
@@ -163,8 +191,9 @@ class LiveFeed(Callback):
 def first_layer_picture(model: Any, units: int = WEIGHT_UNITS) -> dict[str, Any] | None:
     """The incoming weights of the first layer's first ``units`` units as 28x28 pictures: bytes
     ``128 + 127 * w / scale`` (128 is 0, 255 is +scale, 1 is -scale), base64, unit after unit."""
-    linears = model.linears() if hasattr(model, "linears") else [m for m in model.modules()
-                                                                 if isinstance(m, torch.nn.Linear)]
+    linears = (
+        model.linears() if hasattr(model, "linears") else [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    )
     if not linears or linears[0].in_features != 784:
         return None
     weight = linears[0].weight.detach()[:units].to("cpu", torch.float32)  # (units, 784)
@@ -172,15 +201,26 @@ def first_layer_picture(model: Any, units: int = WEIGHT_UNITS) -> dict[str, Any]
     if not math.isfinite(scale):
         return None
     data = (128 + 127 * weight / scale).round().clamp(1, 255).to(torch.uint8)
-    return {"units": int(weight.shape[0]), "rows": 28, "cols": 28, "scale": scale,
-            "data": base64.b64encode(data.numpy().tobytes()).decode("ascii")}
+    return {
+        "units": int(weight.shape[0]),
+        "rows": 28,
+        "cols": 28,
+        "scale": scale,
+        "data": base64.b64encode(data.numpy().tobytes()).decode("ascii"),
+    }
 
 
 def confused_pairs(confusion: list[list[int]], classes: list[str] | None, count: int = PAIRS) -> list[dict[str, Any]]:
     """The ``count`` most frequent mistakes of a confusion matrix (rows true, columns predicted), most first."""
     names = classes or [str(index) for index in range(len(confusion))]
-    mistakes = [(confusion[true][predicted], true, predicted) for true in range(len(confusion))
-                for predicted in range(len(confusion)) if true != predicted and confusion[true][predicted] > 0]
+    mistakes = [
+        (confusion[true][predicted], true, predicted)
+        for true in range(len(confusion))
+        for predicted in range(len(confusion))
+        if true != predicted and confusion[true][predicted] > 0
+    ]
     mistakes.sort(key=lambda item: (-item[0], item[1], item[2]))
-    return [{"true": names[true], "predicted": names[predicted], "count": number}
-            for number, true, predicted in mistakes[:count]]
+    return [
+        {"true": names[true], "predicted": names[predicted], "count": number}
+        for number, true, predicted in mistakes[:count]
+    ]

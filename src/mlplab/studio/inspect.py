@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 
-
 class Inspector:
     """A copy of a run's `mlplab.MLP` in eval mode, answering what it makes of images.
 
@@ -56,10 +55,14 @@ class Inspector:
         label = int(probabilities.argmax())
         names = [f"hidden {index}" for index in range(1, len(outputs))] + ["output"]
         return {
-            "label": label, "name": self.classes[label], "probabilities": [float(p) for p in probabilities],
+            "label": label,
+            "name": self.classes[label],
+            "probabilities": [float(p) for p in probabilities],
             "image": np.asarray(image, dtype=np.uint8).ravel().tolist(),
-            "layers": [{"name": name, "width": int(values.shape[1]), "values": [_finite(v) for v in values[0].tolist()]}
-                       for name, values in zip(names, outputs)],
+            "layers": [
+                {"name": name, "width": int(values.shape[1]), "values": [_finite(v) for v in values[0].tolist()]}
+                for name, values in zip(names, outputs)
+            ],
             "step": step,
         }
 

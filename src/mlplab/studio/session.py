@@ -30,12 +30,36 @@ MAX_POINTS = 4000  # points kept for late browsers; beyond, every other one of t
 RESYNC = "resync"  # what a browser's queue holds when it fell behind: send the whole state again
 
 # The page's fields: what a run can be set up with (the rest keep the preset's or mlplab's defaults).
-FIELDS = ("dataset", "hidden", "activation", "optimizer", "scheduler", "lr", "momentum", "batch_size", "epochs",
-          "augment", "seed", "threads")  # threads: fixed, a run is bit for bit the same on any machine's load
+FIELDS = (
+    "dataset",
+    "hidden",
+    "activation",
+    "optimizer",
+    "scheduler",
+    "lr",
+    "momentum",
+    "batch_size",
+    "epochs",
+    "augment",
+    "seed",
+    "threads",
+)  # threads: fixed, a run is bit for bit the same on any machine's load
 # A first run for a class: small and quick (a few seconds an epoch on a laptop), and steerable.
-DEFAULTS: dict[str, Any] = {"preset": None, "dataset": "mnist", "hidden": [128], "activation": "relu",
-                            "optimizer": "sgd", "scheduler": "none", "lr": 0.1, "momentum": 0.9, "batch_size": 64,
-                            "epochs": 3, "augment": "none", "seed": 0, "threads": None}
+DEFAULTS: dict[str, Any] = {
+    "preset": None,
+    "dataset": "mnist",
+    "hidden": [128],
+    "activation": "relu",
+    "optimizer": "sgd",
+    "scheduler": "none",
+    "lr": 0.1,
+    "momentum": 0.9,
+    "batch_size": 64,
+    "epochs": 3,
+    "augment": "none",
+    "seed": 0,
+    "threads": None,
+}
 
 
 class Busy(MlplabError):
@@ -141,9 +165,18 @@ class Studio:
     def state(self) -> dict[str, Any]:
         """Everything the page shows, as plain data (`GET /api/state`, the ``hello`` event)."""
         with self._lock:
-            return json_safe({"status": self.status, "message": self.message, "run": self.run,
-                              "points": list(self.points), "epochs": list(self.epochs),
-                              "changes": list(self.changes), "latest": self.latest, "metrics": self.metrics})
+            return json_safe(
+                {
+                    "status": self.status,
+                    "message": self.message,
+                    "run": self.run,
+                    "points": list(self.points),
+                    "epochs": list(self.epochs),
+                    "changes": list(self.changes),
+                    "latest": self.latest,
+                    "metrics": self.metrics,
+                }
+            )
 
     def watch(self) -> tuple[asyncio.Queue, str]:
         """A new browser's queue and its first event, ``hello`` (the whole state), taken together
@@ -191,8 +224,9 @@ class Studio:
             self.run = describe_config(config)
             self.points, self.epochs, self.changes, self.latest, self.metrics = [], [], [], None, None
             self._set_status("preparing", "loading the data and building the model")
-            self.thread = threading.Thread(target=self._train, args=(config, self.steering), daemon=True,
-                                           name="mlplab-studio-training")
+            self.thread = threading.Thread(
+                target=self._train, args=(config, self.steering), daemon=True, name="mlplab-studio-training"
+            )
             self.thread.start()
             return dict(self.run)
 
@@ -202,7 +236,7 @@ class Studio:
         from mlplab.runs.directory import default_run_dir
 
         if not isinstance(fields, dict):
-            raise MlplabError("send the run's settings as a JSON object, e.g. {\"hidden\": [128], \"epochs\": 3}")
+            raise MlplabError('send the run\'s settings as a JSON object, e.g. {"hidden": [128], "epochs": 3}')
         unknown = sorted(set(fields) - {*FIELDS, "preset"})
         if unknown:
             raise MlplabError(f"unknown field {', '.join(unknown)}; the fields are preset, {', '.join(FIELDS)}")
@@ -232,8 +266,11 @@ class Studio:
     def resume(self) -> str:
         """Let a paused run go on (or take back a pause that has not held yet)."""
         with self._lock:
-            if not (self.steering is not None and self.steering.paused and self.status in ("preparing", "training",
-                                                                                         "paused")):
+            if not (
+                self.steering is not None
+                and self.steering.paused
+                and self.status in ("preparing", "training", "paused")
+            ):
                 raise Busy(f"nothing to resume: the studio is {self.status}")
             self.steering.resume()
             return "training"
@@ -314,8 +351,9 @@ class Studio:
         try:
             setup = self._prepare(config)
             with self._lock:  # stopped while the data loaded: say so (a pause says so itself, once it holds)
-                self._set_status("stopping" if steering.stopping else "training",
-                                 self.message if steering.stopping else None)
+                self._set_status(
+                    "stopping" if steering.stopping else "training", self.message if steering.stopping else None
+                )
             from mlplab.training.runner import train_prepared
 
             train_prepared(setup, callbacks=[steering, self._feed(setup, steering)])
@@ -350,8 +388,9 @@ class Studio:
 
         split = setup.data.val if setup.data.val is not None else setup.data.test
         probe = (split.images[:PROBE_SIZE], split.labels[:PROBE_SIZE])
-        return LiveFeed(self.publish, probe, on_weights=self.inspector.update,
-                        paused_seconds=lambda: steering.paused_seconds)
+        return LiveFeed(
+            self.publish, probe, on_weights=self.inspector.update, paused_seconds=lambda: steering.paused_seconds
+        )
 
 
 def describe_config(config: Any, setup: Any = None) -> dict[str, Any]:
@@ -362,13 +401,22 @@ def describe_config(config: Any, setup: Any = None) -> dict[str, Any]:
     spec = get_spec(config.data.dataset)
     widths = (784, *config.model.hidden, len(spec.classes))
     out = Path(config.train.out)
-    return {"dir": str(out), "name": out.name, "architecture": "-".join(map(str, widths)),
-            "dataset": config.data.dataset, "dataset_title": spec.title, "preset": config.preset,
-            "epochs": config.train.epochs, "batch_size": config.train.batch_size,
-            "steps_per_epoch": len(setup.train_batches) if setup is not None else None,
-            "optimizer": config.optim.optimizer, "scheduler": config.optim.scheduler,
-            "activation": config.model.activation, "lr": config.optim.lr,
-            "momentum": config.optim.momentum if config.optim.optimizer in MOMENTUM_OPTIMIZERS else None,
-            "momentum_steerable": config.optim.optimizer in MOMENTUM_OPTIMIZERS,
-            "augment": config.data.augment, "classes": list(spec.classes)}
-
+    return {
+        "dir": str(out),
+        "name": out.name,
+        "architecture": "-".join(map(str, widths)),
+        "dataset": config.data.dataset,
+        "dataset_title": spec.title,
+        "preset": config.preset,
+        "epochs": config.train.epochs,
+        "batch_size": config.train.batch_size,
+        "steps_per_epoch": len(setup.train_batches) if setup is not None else None,
+        "optimizer": config.optim.optimizer,
+        "scheduler": config.optim.scheduler,
+        "activation": config.model.activation,
+        "lr": config.optim.lr,
+        "momentum": config.optim.momentum if config.optim.optimizer in MOMENTUM_OPTIMIZERS else None,
+        "momentum_steerable": config.optim.optimizer in MOMENTUM_OPTIMIZERS,
+        "augment": config.data.augment,
+        "classes": list(spec.classes),
+    }

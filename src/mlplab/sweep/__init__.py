@@ -32,25 +32,61 @@ from typing import TYPE_CHECKING
 from mlplab.lazy import lazy_names
 
 _EXPORTS = {
-    "check_members": "members", "check_program": "members", "partition": "members",
-    "initial_model": "members", "member_settings": "members",
-    "SHARED_FIELDS": "members", "VARYING_FIELDS": "members",
-    "load_sweep_data": "members", "SweepData": "members", "SweepDataCache": "members",
-    "StackedMLP": "stacked", "BatchedStep": "stacked", "evaluate_stacked": "stacked",
-    "StackedSGD": "optimizers", "StackedAdam": "optimizers", "StackedRMSprop": "optimizers",
-    "StackedAdagrad": "optimizers", "stacked_optimizer": "optimizers", "MemberRates": "optimizers",
-    "VectorisedGroup": "trainer", "MemberResult": "trainer", "Divergence": "trainer",
-    "plan_sweep": "plan", "SweepPlan": "plan", "ProgramPlan": "plan", "member_bytes": "plan", "available_memory": "plan",
-    "train_vectorised": "vectorised", "SweepEpoch": "vectorised", "SweepResult": "vectorised",
+    "check_members": "members",
+    "check_program": "members",
+    "partition": "members",
+    "initial_model": "members",
+    "member_settings": "members",
+    "SHARED_FIELDS": "members",
+    "VARYING_FIELDS": "members",
+    "load_sweep_data": "members",
+    "SweepData": "members",
+    "SweepDataCache": "members",
+    "StackedMLP": "stacked",
+    "BatchedStep": "stacked",
+    "evaluate_stacked": "stacked",
+    "StackedSGD": "optimizers",
+    "StackedAdam": "optimizers",
+    "StackedRMSprop": "optimizers",
+    "StackedAdagrad": "optimizers",
+    "stacked_optimizer": "optimizers",
+    "MemberRates": "optimizers",
+    "VectorisedGroup": "trainer",
+    "MemberResult": "trainer",
+    "Divergence": "trainer",
+    "plan_sweep": "plan",
+    "SweepPlan": "plan",
+    "ProgramPlan": "plan",
+    "member_bytes": "plan",
+    "available_memory": "plan",
+    "train_vectorised": "vectorised",
+    "SweepEpoch": "vectorised",
+    "SweepResult": "vectorised",
     "member_model": "vectorised",
 }
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from mlplab.sweep.members import (SHARED_FIELDS, VARYING_FIELDS, SweepData, SweepDataCache, check_members,
-                                      check_program, initial_model, load_sweep_data, member_settings, partition)
-    from mlplab.sweep.optimizers import (MemberRates, StackedAdagrad, StackedAdam, StackedRMSprop, StackedSGD,
-                                         stacked_optimizer)
+    from mlplab.sweep.members import (
+        SHARED_FIELDS,
+        VARYING_FIELDS,
+        SweepData,
+        SweepDataCache,
+        check_members,
+        check_program,
+        initial_model,
+        load_sweep_data,
+        member_settings,
+        partition,
+    )
+    from mlplab.sweep.optimizers import (
+        MemberRates,
+        StackedAdagrad,
+        StackedAdam,
+        StackedRMSprop,
+        StackedSGD,
+        stacked_optimizer,
+    )
     from mlplab.sweep.plan import ProgramPlan, SweepPlan, available_memory, member_bytes, plan_sweep
     from mlplab.sweep.stacked import BatchedStep, StackedMLP, evaluate_stacked
     from mlplab.sweep.trainer import Divergence, MemberResult, VectorisedGroup

@@ -43,14 +43,22 @@ def group_state(group: VectorisedGroup, epoch: int) -> dict[str, Any]:
 
     The tensors are the group's own, not copies: save the dict before the next step.
     """
-    return {"kind": KIND, "epoch": epoch, "epochs": group.train_config.epochs,
-            "finished": epoch >= group.train_config.epochs or not bool(group.alive.any()),
-            "members": list(group.indices), "steps_taken": group.steps_taken, "weights": group.model.flat,
-            "best_weights": group.best_weights, "optimizer": group.optimizer.state_dict(),
-            "alive": group.alive.tolist(), "best": [None if b is None else dict(b) for b in group.best],
-            "histories": [history.to_dict() for history in group.histories],
-            "diverged": [None if d is None else dataclasses.asdict(d) for d in group.diverged],
-            "halted": list(group.halted)}
+    return {
+        "kind": KIND,
+        "epoch": epoch,
+        "epochs": group.train_config.epochs,
+        "finished": epoch >= group.train_config.epochs or not bool(group.alive.any()),
+        "members": list(group.indices),
+        "steps_taken": group.steps_taken,
+        "weights": group.model.flat,
+        "best_weights": group.best_weights,
+        "optimizer": group.optimizer.state_dict(),
+        "alive": group.alive.tolist(),
+        "best": [None if b is None else dict(b) for b in group.best],
+        "histories": [history.to_dict() for history in group.histories],
+        "diverged": [None if d is None else dataclasses.asdict(d) for d in group.diverged],
+        "halted": list(group.halted),
+    }
 
 
 def restore_group(group: VectorisedGroup, state: dict[str, Any]) -> int:
@@ -63,8 +71,9 @@ def restore_group(group: VectorisedGroup, state: dict[str, Any]) -> int:
     for name, mine in (("weights", group.model.flat), ("best_weights", group.best_weights)):
         saved = state[name]
         if saved.shape != mine.shape or saved.dtype != mine.dtype:
-            raise ValueError(f"its {name} are {tuple(saved.shape)} {saved.dtype}, this group's "
-                             f"{tuple(mine.shape)} {mine.dtype}")
+            raise ValueError(
+                f"its {name} are {tuple(saved.shape)} {saved.dtype}, this group's {tuple(mine.shape)} {mine.dtype}"
+            )
         mine.copy_(saved)
     group.optimizer.load_state_dict(state["optimizer"])
     group.steps_taken = state["steps_taken"]
@@ -104,13 +113,16 @@ class GroupCheckpoints:
             return 0
         state = load_record(path, map_location=group.device)
         if state.get("kind") != KIND:
-            raise MlplabError(f"{path} is not a sweep group's checkpoint; move it away, or start the sweep again "
-                              "in another folder")
+            raise MlplabError(
+                f"{path} is not a sweep group's checkpoint; move it away, or start the sweep again in another folder"
+            )
         try:
             return restore_group(group, state)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            raise MlplabError(f"cannot resume from {path}: it does not fit group {number + 1} of this sweep's plan "
-                              f"({one_line(error)}); start the sweep again in another folder") from None
+            raise MlplabError(
+                f"cannot resume from {path}: it does not fit group {number + 1} of this sweep's plan "
+                f"({one_line(error)}); start the sweep again in another folder"
+            ) from None
 
     def saved(self) -> dict[int, dict[str, Any]]:
         """Each saved group's number (0-based) and what it says of itself: ``epoch``, ``epochs``, ``finished``, ``members``.
@@ -125,8 +137,7 @@ class GroupCheckpoints:
                 continue
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-                found[int(match.group(1)) - 1] = {key: state[key] for key in ("epoch", "epochs", "finished",
-                                                                               "members")}
+                found[int(match.group(1)) - 1] = {key: state[key] for key in ("epoch", "epochs", "finished", "members")}
             except Exception:  # noqa: BLE001 - a damaged file is reported by `restore`, which checks it
                 continue
         return found

@@ -54,8 +54,17 @@ from mlplab.threads import ThreadGovernor, monitor
 
 # The columns every row has after its swept fields, in the order they are written.
 RESULT_FIELDS = ("best_epoch", "best_val_accuracy", "best_train_accuracy", "test_accuracy", "test_loss", "diverged")
-SETTING_FIELDS = ("seeds", "diverged", "val_accuracy_mean", "val_accuracy_std", "test_accuracy_mean",
-                  "test_accuracy_std", "test_loss_mean", "rank_metric", "best_index")
+SETTING_FIELDS = (
+    "seeds",
+    "diverged",
+    "val_accuracy_mean",
+    "val_accuracy_std",
+    "test_accuracy_mean",
+    "test_accuracy_std",
+    "test_loss_mean",
+    "rank_metric",
+    "best_index",
+)
 
 
 @dataclass
@@ -81,12 +90,20 @@ def sweep_configs(base: Config, combinations: Sequence[dict[str, Any]]) -> list[
     return configs
 
 
-def run_sweep(base: Config, combinations: list[dict[str, Any]], out: str | Path, *, grid: Grid | None = None,
-              random: tuple[int, int] | None = None, memory_budget: int | None = None,
-              max_group_size: int | None = None, calibrate: bool = True,
-              on_plan: Callable[[SweepPlan], None] | None = None,
-              on_resume: Callable[[SavedSweep], None] | None = None,
-              on_epoch_end: Sequence[Callable[[SweepEpoch], None]] = ()) -> SweepOutcome:
+def run_sweep(
+    base: Config,
+    combinations: list[dict[str, Any]],
+    out: str | Path,
+    *,
+    grid: Grid | None = None,
+    random: tuple[int, int] | None = None,
+    memory_budget: int | None = None,
+    max_group_size: int | None = None,
+    calibrate: bool = True,
+    on_plan: Callable[[SweepPlan], None] | None = None,
+    on_resume: Callable[[SavedSweep], None] | None = None,
+    on_epoch_end: Sequence[Callable[[SweepEpoch], None]] = (),
+) -> SweepOutcome:
     """Train one config per combination (``base`` with its overrides) as a vectorised sweep and write ``out``.
 
     Args:
@@ -115,8 +132,13 @@ def run_sweep(base: Config, combinations: list[dict[str, Any]], out: str | Path,
     monitor()  # the CPU load is read from here on, for the thread choice below
     # One thread choice for the calibration and the training, so that the plan times what will run.
     with ThreadGovernor(base.train.threads, work=sweep_work(configs)):
-        plan = saved.plan if saved is not None and saved.plan is not None else plan_sweep(
-            configs, memory_budget=memory_budget, max_group_size=max_group_size, calibrate=calibrate, data=data)
+        plan = (
+            saved.plan
+            if saved is not None and saved.plan is not None
+            else plan_sweep(
+                configs, memory_budget=memory_budget, max_group_size=max_group_size, calibrate=calibrate, data=data
+            )
+        )
         if on_plan is not None:
             on_plan(plan)
         with sweep_lock(out):
@@ -124,8 +146,9 @@ def run_sweep(base: Config, combinations: list[dict[str, Any]], out: str | Path,
             if saved is not None and saved.complete:
                 return read_outcome(out)
             plan, written = _begin(out, recipe, plan, saved)
-            result = train_vectorised(configs, data=data, plan=plan, on_epoch_end=on_epoch_end,
-                                      store=GroupCheckpoints(out / FOLDER))
+            result = train_vectorised(
+                configs, data=data, plan=plan, on_epoch_end=on_epoch_end, store=GroupCheckpoints(out / FOLDER)
+            )
             return write_results(out, combinations, result, written, kept=saved.kept if saved is not None else 0)
 
 
@@ -143,32 +166,50 @@ def read_outcome(out: Path) -> SweepOutcome:
     rows = json.loads((out / RESULTS_FILE).read_text())
     best = load_config(out / "best.toml") if (out / "best.toml").is_file() else None
     seconds = json.loads((out / "members.json").read_text()).get("seconds", 0.0)
-    return SweepOutcome(out=out, rows=rows, settings=json.loads((out / "settings.json").read_text()), best=best,
-                        written=[out / name for name in (*SWEEP_FILES[:2], FOLDER, *SWEEP_FILES[2:])
-                                 if (out / name).exists()], seconds=seconds,
-                        kept=len(rows), complete=True)
+    return SweepOutcome(
+        out=out,
+        rows=rows,
+        settings=json.loads((out / "settings.json").read_text()),
+        best=best,
+        written=[out / name for name in (*SWEEP_FILES[:2], FOLDER, *SWEEP_FILES[2:]) if (out / name).exists()],
+        seconds=seconds,
+        kept=len(rows),
+        complete=True,
+    )
 
 
-def write_results(out: Path, combinations: list[dict[str, Any]], result: SweepResult,
-                  written: list[Path], kept: int = 0) -> SweepOutcome:
+def write_results(
+    out: Path, combinations: list[dict[str, Any]], result: SweepResult, written: list[Path], kept: int = 0
+) -> SweepOutcome:
     """Write members.json, the result and setting tables and best.toml; results.json last (the sweep's commit)."""
-    rows = [result_row(k, overrides, member.history, member.metrics,
-                       None if member.diverged is None else str(member.diverged))
-            for k, (overrides, member) in enumerate(zip(combinations, result.members))]
+    rows = [
+        result_row(
+            k, overrides, member.history, member.metrics, None if member.diverged is None else str(member.diverged)
+        )
+        for k, (overrides, member) in enumerate(zip(combinations, result.members))
+    ]
     settings = setting_rows(rows, combinations)
-    members = [{**member.to_dict(), "overrides": {n: plain(v) for n, v in overrides.items()}}
-               for overrides, member in zip(combinations, result.members)]
-    written.append(_write(out / "members.json", _json({"members": members, "seconds": result.seconds,
-                                                        **result.extras})))
+    members = [
+        {**member.to_dict(), "overrides": {n: plain(v) for n, v in overrides.items()}}
+        for overrides, member in zip(combinations, result.members)
+    ]
+    written.append(
+        _write(out / "members.json", _json({"members": members, "seconds": result.seconds, **result.extras}))
+    )
     best = None
     if settings and settings[0]["best_index"] is not None:
         chosen = result.members[settings[0]["best_index"]].config
         best = rerun_config(chosen, chosen.train.threads)
         written.append(_write(out / "best.toml", to_toml(best)))
-    written += [_write(out / "results.csv", to_csv(rows)), _write(out / "settings.csv", to_csv(settings)),
-                _write(out / "settings.json", _json(settings)), _write(out / "results.json", _json(rows))]
-    return SweepOutcome(out=out, rows=rows, settings=settings, best=best, written=written, seconds=result.seconds,
-                        kept=kept)
+    written += [
+        _write(out / "results.csv", to_csv(rows)),
+        _write(out / "settings.csv", to_csv(settings)),
+        _write(out / "settings.json", _json(settings)),
+        _write(out / "results.json", _json(rows)),
+    ]
+    return SweepOutcome(
+        out=out, rows=rows, settings=settings, best=best, written=written, seconds=result.seconds, kept=kept
+    )
 
 
 def rerun_config(config: Config, threads: int | None) -> Config:
@@ -194,8 +235,12 @@ def grid_of(combinations: Sequence[dict[str, Any]]) -> Grid:
 
 def sweep_toml(base: Config, grid: Grid, random: tuple[int, int] | None) -> str:
     """The base config as `to_toml` writes it, then the ``[grid]`` (and ``[random]``) tables."""
-    lines = [to_toml(base), "[grid]", *(f"{name} = {toml_value([plain(v) for v in values])}"
-                                        for name, values in grid.items()), ""]
+    lines = [
+        to_toml(base),
+        "[grid]",
+        *(f"{name} = {toml_value([plain(v) for v in values])}" for name, values in grid.items()),
+        "",
+    ]
     if random is not None:
         lines += ["[random]", f"count = {random[0]}", f"seed = {random[1]}", ""]
     return "\n".join(lines)
@@ -210,18 +255,22 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def result_row(index: int, overrides: dict[str, Any], history: Any, metrics: dict[str, Any] | None,
-               diverged: str | None) -> dict[str, Any]:
+def result_row(
+    index: int, overrides: dict[str, Any], history: Any, metrics: dict[str, Any] | None, diverged: str | None
+) -> dict[str, Any]:
     """One configuration's row: its index, its swept values, then `RESULT_FIELDS`."""
     has_val = any(record.get("val_accuracy") is not None for record in history.epochs)
     best = history.best_epoch("val_accuracy" if has_val else "train_accuracy")
-    return {"index": index, **{name: plain(value) for name, value in overrides.items()},
-            "best_epoch": best["epoch"] if best else None,
-            "best_val_accuracy": best.get("val_accuracy") if best else None,
-            "best_train_accuracy": best.get("train_accuracy") if best else None,
-            "test_accuracy": metrics["test_accuracy"] if metrics else None,
-            "test_loss": metrics["test_loss"] if metrics else None,
-            "diverged": diverged}
+    return {
+        "index": index,
+        **{name: plain(value) for name, value in overrides.items()},
+        "best_epoch": best["epoch"] if best else None,
+        "best_val_accuracy": best.get("val_accuracy") if best else None,
+        "best_train_accuracy": best.get("train_accuracy") if best else None,
+        "test_accuracy": metrics["test_accuracy"] if metrics else None,
+        "test_loss": metrics["test_loss"] if metrics else None,
+        "diverged": diverged,
+    }
 
 
 def setting_rows(rows: list[dict[str, Any]], combinations: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -237,14 +286,21 @@ def setting_rows(rows: list[dict[str, Any]], combinations: list[dict[str, Any]])
         test = [row["test_accuracy"] for row in finished]
         rank_by = "best_val_accuracy" if val else "best_train_accuracy"
         best = max(finished, key=lambda row: (row[rank_by], -row["index"])) if finished else None
-        settings.append({
-            "setting": describe(dict(key)) or "(base)", **{name: plain(value) for name, value in key},
-            "seeds": len(members), "diverged": len(members) - len(finished),
-            "val_accuracy_mean": mean(val), "val_accuracy_std": spread(val),
-            "test_accuracy_mean": mean(test), "test_accuracy_std": spread(test),
-            "test_loss_mean": mean([row["test_loss"] for row in finished]),
-            "rank_metric": mean([row[rank_by] for row in finished]),
-            "best_index": best["index"] if best else None})
+        settings.append(
+            {
+                "setting": describe(dict(key)) or "(base)",
+                **{name: plain(value) for name, value in key},
+                "seeds": len(members),
+                "diverged": len(members) - len(finished),
+                "val_accuracy_mean": mean(val),
+                "val_accuracy_std": spread(val),
+                "test_accuracy_mean": mean(test),
+                "test_accuracy_std": spread(test),
+                "test_loss_mean": mean([row["test_loss"] for row in finished]),
+                "rank_metric": mean([row[rank_by] for row in finished]),
+                "best_index": best["index"] if best else None,
+            }
+        )
     return sorted(settings, key=lambda s: -1.0 if s["rank_metric"] is None else s["rank_metric"], reverse=True)
 
 
@@ -271,6 +327,7 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(rows[0].keys())
     for row in rows:
-        writer.writerow(["" if v is None else ",".join(map(str, v)) if isinstance(v, list) else v
-                         for v in row.values()])
+        writer.writerow(
+            ["" if v is None else ",".join(map(str, v)) if isinstance(v, list) else v for v in row.values()]
+        )
     return buffer.getvalue()

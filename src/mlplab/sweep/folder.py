@@ -39,8 +39,16 @@ SWEEP_FILE = "sweep.toml"  # written first: its presence marks a folder as a swe
 PLAN_FILE = "plan.json"
 RESULTS_FILE = "results.json"  # written last: its presence means the sweep is finished and every file whole
 FIGURES = "figures"  # drawn from the files once the sweep is finished (`mlplab.plots.sweep`)
-SWEEP_FILES = (SWEEP_FILE, PLAN_FILE, "members.json", "best.toml", "results.csv", "settings.csv", "settings.json",
-               RESULTS_FILE)
+SWEEP_FILES = (
+    SWEEP_FILE,
+    PLAN_FILE,
+    "members.json",
+    "best.toml",
+    "results.csv",
+    "settings.csv",
+    "settings.json",
+    RESULTS_FILE,
+)
 # Settings a resumed sweep may change: they cannot change its results (a sweep reads no engine and logs no batches).
 RESUMABLE = tuple(name for name in RESUMABLE_CHANGES if name != "epochs") + ("engine", "log_batches")
 
@@ -75,8 +83,9 @@ class SavedSweep:
             return "no member had started"
         kept = f"{self.kept} of {self.members} members finished"
         partial = [(number, group) for number, group in sorted(self.groups.items()) if not group["finished"]]
-        saved = "".join(f", group {number + 1} saved after epoch {group['epoch']} of {group['epochs']}"
-                        for number, group in partial)
+        saved = "".join(
+            f", group {number + 1} saved after epoch {group['epoch']} of {group['epochs']}" for number, group in partial
+        )
         return kept + saved
 
 
@@ -90,14 +99,17 @@ def saved_sweep(out: Path, recipe: str) -> SavedSweep | None:
         raise MlplabError(f"--out {out} is a file, not a folder; choose another folder")
     if not (out / SWEEP_FILE).is_file():
         if GroupCheckpoints(out / FOLDER).saved():
-            raise MlplabError(f"--out {out} holds a sweep's checkpoints but no {SWEEP_FILE} to say which sweep; "
-                              "choose another folder")
+            raise MlplabError(
+                f"--out {out} holds a sweep's checkpoints but no {SWEEP_FILE} to say which sweep; choose another folder"
+            )
         return None
     changed = differences(read_toml(out / SWEEP_FILE, "sweep file"), tomllib.loads(recipe))
     if changed:
         shown = "; ".join(changed[:4]) + ("; ..." if len(changed) > 4 else "")
-        raise MlplabError(f"--out {out} already holds a sweep of another plan ({shown}); run its own command again "
-                          f"to finish or show it (`mlplab sweep --resume {out}`), or choose another folder")
+        raise MlplabError(
+            f"--out {out} already holds a sweep of another plan ({shown}); run its own command again "
+            f"to finish or show it (`mlplab sweep --resume {out}`), or choose another folder"
+        )
     return read_saved(out)
 
 
@@ -113,8 +125,11 @@ def differences(saved: dict[str, Any], asked: dict[str, Any]) -> list[str]:
     names = [*before, *(name for name in after if name not in before)]
     # A base value the grid sets for every member (in both sweeps) is never trained with.
     swept = {name for name in names if f"grid.{name}" in before and f"grid.{name}" in after}
-    return [f"{name} {_shown(before.get(name))} in its {SWEEP_FILE}, {_shown(after.get(name))} asked"
-            for name in names if name not in RESUMABLE and name not in swept and before.get(name) != after.get(name)]
+    return [
+        f"{name} {_shown(before.get(name))} in its {SWEEP_FILE}, {_shown(after.get(name))} asked"
+        for name in names
+        if name not in RESUMABLE and name not in swept and before.get(name) != after.get(name)
+    ]
 
 
 def _flat(tables: dict[str, Any]) -> dict[str, Any]:
@@ -135,8 +150,9 @@ def _read_plan(path: Path) -> SweepPlan:
     try:
         return SweepPlan.from_dict(json.loads(path.read_text()))
     except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise MlplabError(f"{path} is not a sweep's plan ({type(error).__name__}: {error}); start the sweep again "
-                          "in another folder") from None
+        raise MlplabError(
+            f"{path} is not a sweep's plan ({type(error).__name__}: {error}); start the sweep again in another folder"
+        ) from None
 
 
 @contextlib.contextmanager

@@ -62,7 +62,7 @@ def load_grid(path: str | Path) -> Grid:
         if isinstance(values, str):
             values = _split(name, values)
         elif not isinstance(values, list) or not values:
-            raise MlplabError(f"{path}: grid.{name} must be a non-empty list of values (or a range like \"0-4\")")
+            raise MlplabError(f'{path}: grid.{name} must be a non-empty list of values (or a range like "0-4")')
         grid[name] = _values(name, values)
     return _checked(grid)
 
@@ -146,6 +146,7 @@ def setting_key(overrides: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
 
 def describe(overrides: dict[str, Any]) -> str:
     """``lr=0.01 hidden=16,32,24``: a configuration as the command line writes it."""
+
     def text(value: Any) -> str:
         return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 

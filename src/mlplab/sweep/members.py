@@ -35,10 +35,10 @@ from torch import Tensor
 
 from mlplab.config import Config, DataConfig, ModelConfig
 from mlplab.data import DataBundle, load_data
+from mlplab.device import config_device
 from mlplab.errors import MlplabError
 from mlplab.losses import config_loss
 from mlplab.models import MLP, build_model
-from mlplab.device import config_device
 
 # The settings every member must share, by section (all of data and model).
 SHARED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -54,7 +54,13 @@ VARYING_FIELDS: dict[str, tuple[str, ...]] = {
     "train": ("seed", "patience"),
 }
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")  # what the stacked updates implement (`mlplab.sweep.optimizers`)
+OPTIMIZERS = (
+    "sgd",
+    "adam",
+    "adamw",
+    "rmsprop",
+    "adagrad",
+)  # what the stacked updates implement (`mlplab.sweep.optimizers`)
 
 
 def program_key(config: Config) -> tuple[Any, ...]:
@@ -79,8 +85,10 @@ def describe_program(config: Config, in_features: int = 784, num_classes: int = 
     """A program's shared settings in a few words: ``"784-16-32-24-10 relu, cross_entropy, sgd, batch 64, 3 epochs"``."""
     widths = "-".join(str(width) for width in (in_features, *config.model.hidden, num_classes))
     epochs = config.train.epochs
-    return (f"{config.data.dataset} {widths} {config.model.activation}, {config.train.loss}, {config.optim.optimizer}, "
-            f"batch {config.train.batch_size}, {epochs} epoch{'s' if epochs > 1 else ''}")
+    return (
+        f"{config.data.dataset} {widths} {config.model.activation}, {config.train.loss}, {config.optim.optimizer}, "
+        f"batch {config.train.batch_size}, {epochs} epoch{'s' if epochs > 1 else ''}"
+    )
 
 
 def check_members(configs: Sequence[Config]) -> None:
@@ -110,30 +118,42 @@ def check_program(configs: Sequence[Config]) -> None:
             for name in names:
                 mine, theirs = getattr(getattr(config, section), name), getattr(getattr(first, section), name)
                 if mine != theirs:
-                    raise MlplabError(f"sweep members must share {name}: member {index} has {mine!r} where member 0 "
-                                      f"has {theirs!r}; sweep them separately")
+                    raise MlplabError(
+                        f"sweep members must share {name}: member {index} has {mine!r} where member 0 "
+                        f"has {theirs!r}; sweep them separately"
+                    )
     optimizer = first.optim.optimizer
     if optimizer not in OPTIMIZERS:
-        raise MlplabError(f"the vectorised trainer takes --optimizer {', '.join(OPTIMIZERS)}, not {optimizer}; "
-                          "train these runs one by one with mlplab train")
+        raise MlplabError(
+            f"the vectorised trainer takes --optimizer {', '.join(OPTIMIZERS)}, not {optimizer}; "
+            "train these runs one by one with mlplab train"
+        )
     if first.model.dropout > 0:
         raise MlplabError("the vectorised trainer does not implement dropout; set --dropout 0")
     extras = [flag for flag, value in (("--max-norm", first.optim.max_norm), ("--ema", first.train.ema)) if value]
     if extras:
-        raise MlplabError(f"the vectorised trainer does not implement {', '.join(extras)}; leave "
-                          f"{'it' if len(extras) == 1 else 'them'} out, or train these runs one by one with mlplab train")
+        raise MlplabError(
+            f"the vectorised trainer does not implement {', '.join(extras)}; leave "
+            f"{'it' if len(extras) == 1 else 'them'} out, or train these runs one by one with mlplab train"
+        )
     if first.train.precision != "32-true":
-        raise MlplabError(f"the vectorised trainer computes in float32, not --precision {first.train.precision}; "
-                          "set --precision 32-true, or train these runs one by one with mlplab train")
+        raise MlplabError(
+            f"the vectorised trainer computes in float32, not --precision {first.train.precision}; "
+            "set --precision 32-true, or train these runs one by one with mlplab train"
+        )
     if first.data.augment != "none" or first.data.stroke > 0 or first.data.blur > 0:
-        raise MlplabError("the vectorised trainer does not augment batches; set --augment none, --stroke 0 and "
-                          "--blur 0, or train these runs one by one with mlplab train")
+        raise MlplabError(
+            "the vectorised trainer does not augment batches; set --augment none, --stroke 0 and "
+            "--blur 0, or train these runs one by one with mlplab train"
+        )
     # refuses what prepare refuses (nll of logits, label smoothing of a quadratic loss)
     config_loss(first)
     seeds = {config.train.seed for config in configs}
     if first.data.val_split == "random" and len(seeds) > 1:
-        raise MlplabError("with --val-split random each seed holds out different images, so members of different "
-                          "seeds would train on different splits; use --val-split last or none, or one seed")
+        raise MlplabError(
+            "with --val-split random each seed holds out different images, so members of different "
+            "seeds would train on different splits; use --val-split last or none, or one seed"
+        )
 
 
 def initial_model(config: Config, in_features: int, num_classes: int) -> MLP:
@@ -150,8 +170,10 @@ def initial_model(config: Config, in_features: int, num_classes: int) -> MLP:
 
 def member_settings(configs: Sequence[Config]) -> list[dict[str, Any]]:
     """Each member's own settings (`VARYING_FIELDS`), flat, in member order: what tells members apart."""
-    return [{name: getattr(getattr(config, section), name)
-             for section, names in VARYING_FIELDS.items() for name in names} for config in configs]
+    return [
+        {name: getattr(getattr(config, section), name) for section, names in VARYING_FIELDS.items() for name in names}
+        for config in configs
+    ]
 
 
 @dataclass
@@ -165,14 +187,16 @@ class SweepData:
     test: tuple[Tensor, Tensor]
 
     @classmethod
-    def from_bundle(cls, bundle: DataBundle, dtype: torch.dtype = torch.float32) -> "SweepData":
+    def from_bundle(cls, bundle: DataBundle, dtype: torch.dtype = torch.float32) -> SweepData:
         """Flatten the bundle's splits and convert them to ``dtype`` (float32 keeps the same memory)."""
+
         def split(images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
             return images.flatten(1).to(dtype).contiguous(), labels
 
         val = split(bundle.val.images, bundle.val.labels) if bundle.val is not None else None
-        return cls(bundle, *split(bundle.train.images, bundle.train.labels), val,
-                   split(bundle.test.images, bundle.test.labels))
+        return cls(
+            bundle, *split(bundle.train.images, bundle.train.labels), val, split(bundle.test.images, bundle.test.labels)
+        )
 
     @property
     def in_features(self) -> int:

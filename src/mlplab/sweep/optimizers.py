@@ -76,8 +76,10 @@ class StackedUpdate:
         """Copy a `state_dict` back into this update's tensors (of the same members, in the same order)."""
         mine, saved = self.state_tensors, state["tensors"]
         if len(mine) != len(saved) or any(a.shape != b.shape for a, b in zip(mine, saved)):
-            raise ValueError(f"the saved optimizer state has {[tuple(t.shape) for t in saved]}, this update "
-                             f"{[tuple(t.shape) for t in mine]}")
+            raise ValueError(
+                f"the saved optimizer state has {[tuple(t.shape) for t in saved]}, this update "
+                f"{[tuple(t.shape) for t in mine]}"
+            )
         for tensor, value in zip(mine, saved):
             tensor.copy_(value)
         if hasattr(self, "steps"):
@@ -101,13 +103,20 @@ class StackedSGD(StackedUpdate):
             kernel's scalar-loop columns, probe ``sgd_tail_width``); None: none are treated apart.
     """
 
-    def __init__(self, momentum: Sequence[float], weight_decay: Sequence[float], nesterov: Sequence[bool],
-                 like: Tensor, sizes: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        momentum: Sequence[float],
+        weight_decay: Sequence[float],
+        nesterov: Sequence[bool],
+        like: Tensor,
+        sizes: Sequence[int] | None = None,
+    ) -> None:
         self.momentum = column(momentum, like) if any(momentum) else None  # None: no member uses momentum
         self.weight_decay = column(weight_decay, like) if any(weight_decay) else None
         # Nesterov for every member (True), none (False), or a (K, 1) mask of those that use it.
         self.nesterov: bool | Tensor = all(nesterov) or (
-            torch.tensor(nesterov, device=like.device).unsqueeze(1) if any(nesterov) else False)
+            torch.tensor(nesterov, device=like.device).unsqueeze(1) if any(nesterov) else False
+        )
         self.buffers = torch.zeros_like(like) if self.momentum is not None else None  # (K, P)
         self.tail = scalar_loop_columns("sgd_tail_width", like.dtype, like.device, sizes)  # (T,) columns, or None
 
@@ -153,12 +162,14 @@ class StackedAdam(StackedUpdate):
             kernel's scalar-loop columns, probe ``adam_tail_width``); None: none are treated apart.
     """
 
-    def __init__(self, weight_decay: Sequence[float], decoupled: bool, like: Tensor,
-                 sizes: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, weight_decay: Sequence[float], decoupled: bool, like: Tensor, sizes: Sequence[int] | None = None
+    ) -> None:
         self.decoupled = decoupled
         # (K, 1): Adam's in the parameters' dtype (a kernel operand); AdamW's in float64 (1 - lr wd is taken in double).
-        self.weight_decay = (column(weight_decay, like, torch.float64 if decoupled else None)
-                             if any(weight_decay) else None)
+        self.weight_decay = (
+            column(weight_decay, like, torch.float64 if decoupled else None) if any(weight_decay) else None
+        )
         self.exp_avg = torch.zeros_like(like)  # (K, P) first moment m
         self.exp_avg_sq = torch.zeros_like(like)  # (K, P) second moment v
         self.steps = 0
@@ -182,8 +193,8 @@ class StackedAdam(StackedUpdate):
             base = torch.mul(parameters, (1 + negative_lr * self.weight_decay).to(parameters.dtype), out=out)
         self.exp_avg.lerp_(g, 1 - beta1)
         second_moment_update(self.exp_avg_sq, g, beta2, self.tail)  # v = beta2 v + (1 - beta2) g g
-        denom = self.sqrt(self.exp_avg_sq, g).div_(math.sqrt(1 - beta2 ** self.steps)).add_(ADAM_EPS)
-        step_size = (negative_lr / (1 - beta1 ** self.steps)).to(parameters.dtype)  # (K, 1) -lr / (1 - beta1^t)
+        denom = self.sqrt(self.exp_avg_sq, g).div_(math.sqrt(1 - beta2**self.steps)).add_(ADAM_EPS)
+        step_size = (negative_lr / (1 - beta1**self.steps)).to(parameters.dtype)  # (K, 1) -lr / (1 - beta1^t)
         update = torch.mul(self.exp_avg, step_size).div_(denom)
         if base is out:
             return out.add_(update)
@@ -212,8 +223,11 @@ class StackedRMSprop(StackedUpdate):
         self.weight_decay = column(weight_decay, like) if any(weight_decay) else None
         self.momentum = column(momentum, like) if any(momentum) else None  # None: no member uses momentum
         # The members without momentum, as a (K, 1) mask, when some others have it; else None.
-        self.plain = (torch.tensor([value == 0 for value in momentum], device=like.device).unsqueeze(1)
-                      if any(momentum) and not all(momentum) else None)
+        self.plain = (
+            torch.tensor([value == 0 for value in momentum], device=like.device).unsqueeze(1)
+            if any(momentum) and not all(momentum)
+            else None
+        )
         self.square_avg = torch.zeros_like(like)  # (K, P)
         self.buffers = torch.zeros_like(like) if self.momentum is not None else None  # (K, P)
 
@@ -289,8 +303,9 @@ def state_count(optims: Sequence[OptimConfig]) -> int:
     return {"sgd": momentum, "adam": 2, "adamw": 2, "rmsprop": 1 + momentum, "adagrad": 1}[kind]
 
 
-def stacked_optimizer(optims: Sequence[OptimConfig], like: Tensor, sizes: Sequence[int] | None = None
-                      ) -> StackedOptimizer:
+def stacked_optimizer(
+    optims: Sequence[OptimConfig], like: Tensor, sizes: Sequence[int] | None = None
+) -> StackedOptimizer:
     """The stacked update of K members, one `OptimConfig` each, all of one optimizer kind.
 
     Args:

@@ -37,17 +37,22 @@ import torch
 from mlplab.config import Config
 from mlplab.errors import MlplabError
 from mlplab.memory import available_memory
+from mlplab.models import parameter_count
 from mlplab.sweep.members import SweepData, SweepDataCache, as_cache, check_members, describe_program, partition
 from mlplab.sweep.optimizers import state_count
-from mlplab.models import parameter_count
 from mlplab.sweep.trainer import CALIBRATION_SECONDS, CALIBRATION_STEPS, time_groups
 
 BUDGET_FRACTION = 0.5  # of the memory available when no budget is given
 MiB = 2**20
 
 
-def member_bytes(config: Config, dtype: torch.dtype = torch.float32, train_size: int = 50_000,
-                 in_features: int = 784, num_classes: int = 10) -> dict[str, int]:
+def member_bytes(
+    config: Config,
+    dtype: torch.dtype = torch.float32,
+    train_size: int = 50_000,
+    in_features: int = 784,
+    num_classes: int = 10,
+) -> dict[str, int]:
     """The bytes one member of ``config``'s shape adds to a group, by what they hold (see the module docstring)."""
     widths = (in_features, *config.model.hidden, num_classes)
     size = torch.empty(0, dtype=dtype).element_size()
@@ -92,22 +97,36 @@ class ProgramPlan:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (builtins only)."""
-        return {"name": self.name, "members": self.members, "group_size": self.group_size, "groups": self.groups,
-                "bytes_per_member": dict(self.bytes_per_member), "epochs": self.epochs,
-                "steps_per_epoch": self.steps_per_epoch, "seconds_per_step": dict(self.seconds_per_step),
-                "seconds_per_eval_batch": dict(self.seconds_per_eval_batch),
-                "seconds_per_epoch_setup": dict(self.seconds_per_epoch_setup),
-                "seconds_per_group_setup": dict(self.seconds_per_group_setup),
-                "predicted_seconds": self.predicted_seconds}
+        return {
+            "name": self.name,
+            "members": self.members,
+            "group_size": self.group_size,
+            "groups": self.groups,
+            "bytes_per_member": dict(self.bytes_per_member),
+            "epochs": self.epochs,
+            "steps_per_epoch": self.steps_per_epoch,
+            "seconds_per_step": dict(self.seconds_per_step),
+            "seconds_per_eval_batch": dict(self.seconds_per_eval_batch),
+            "seconds_per_epoch_setup": dict(self.seconds_per_epoch_setup),
+            "seconds_per_group_setup": dict(self.seconds_per_group_setup),
+            "predicted_seconds": self.predicted_seconds,
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ProgramPlan":
+    def from_dict(cls, data: dict[str, Any]) -> ProgramPlan:
         """Inverse of `to_dict` (JSON turned the group sizes that key the timings into text)."""
         timings = {name: {int(size): seconds for size, seconds in data[name].items()} for name in _TIMINGS}
-        return cls(name=data["name"], members=list(data["members"]), group_size=data["group_size"],
-                   groups=[list(group) for group in data["groups"]], bytes_per_member=dict(data["bytes_per_member"]),
-                   epochs=data["epochs"], steps_per_epoch=data["steps_per_epoch"],
-                   predicted_seconds=data["predicted_seconds"], **timings)
+        return cls(
+            name=data["name"],
+            members=list(data["members"]),
+            group_size=data["group_size"],
+            groups=[list(group) for group in data["groups"]],
+            bytes_per_member=dict(data["bytes_per_member"]),
+            epochs=data["epochs"],
+            steps_per_epoch=data["steps_per_epoch"],
+            predicted_seconds=data["predicted_seconds"],
+            **timings,
+        )
 
 
 _TIMINGS = ("seconds_per_step", "seconds_per_eval_batch", "seconds_per_epoch_setup", "seconds_per_group_setup")
@@ -157,37 +176,54 @@ class SweepPlan:
     def describe(self) -> str:
         """The plan in a few lines, for a person deciding whether to run it."""
         groups = _count(len(self.groups), "group")
-        lines = [f"{self.members} members in "
-                 + (f"{_count(len(self.programs), 'program')} ({groups})" if len(self.programs) > 1 else groups)
-                 + f"; memory budget {self.budget_bytes / MiB:.0f} MiB ({self.budget_source}); the data: "
-                 f"{self.shared_bytes / MiB:.0f} MiB, held once"]
+        lines = [
+            f"{self.members} members in "
+            + (f"{_count(len(self.programs), 'program')} ({groups})" if len(self.programs) > 1 else groups)
+            + f"; memory budget {self.budget_bytes / MiB:.0f} MiB ({self.budget_source}); the data: "
+            f"{self.shared_bytes / MiB:.0f} MiB, held once"
+        ]
         for program in self.programs:
             groups = len(program.groups)
-            line = (f"{'  ' if len(self.programs) > 1 else ''}{program.name}: {len(program.members)} members in "
-                    f"{_count(groups, 'group')} of at most {program.group_size}, {program.steps_per_epoch} steps an "
-                    f"epoch, {program.member_total / MiB:.1f} MiB a member")
+            line = (
+                f"{'  ' if len(self.programs) > 1 else ''}{program.name}: {len(program.members)} members in "
+                f"{_count(groups, 'group')} of at most {program.group_size}, {program.steps_per_epoch} steps an "
+                f"epoch, {program.member_total / MiB:.1f} MiB a member"
+            )
             if program.predicted_seconds is not None:
-                steps = ", ".join(f"{seconds * 1e3:.1f} ms a step for {size}" for size, seconds in
-                                  sorted(program.seconds_per_step.items(), reverse=True))
+                steps = ", ".join(
+                    f"{seconds * 1e3:.1f} ms a step for {size}"
+                    for size, seconds in sorted(program.seconds_per_step.items(), reverse=True)
+                )
                 line += f"; {program.predicted_seconds:.1f} s ({steps})"
             lines.append(line)
         if self.predicted_seconds is not None:
-            lines.append(f"predicted: {self.predicted_seconds:.1f} s (timed on at least {CALIBRATION_STEPS} steps and {CALIBRATION_SECONDS:g} s a group size)")
+            lines.append(
+                f"predicted: {self.predicted_seconds:.1f} s (timed on at least {CALIBRATION_STEPS} steps and {CALIBRATION_SECONDS:g} s a group size)"
+            )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (builtins only)."""
-        return {"members": self.members, "groups": self.groups, "shared_bytes": self.shared_bytes,
-                "budget_bytes": self.budget_bytes, "budget_source": self.budget_source,
-                "predicted_seconds": self.predicted_seconds,
-                "programs": [program.to_dict() for program in self.programs]}
+        return {
+            "members": self.members,
+            "groups": self.groups,
+            "shared_bytes": self.shared_bytes,
+            "budget_bytes": self.budget_bytes,
+            "budget_source": self.budget_source,
+            "predicted_seconds": self.predicted_seconds,
+            "programs": [program.to_dict() for program in self.programs],
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SweepPlan":
+    def from_dict(cls, data: dict[str, Any]) -> SweepPlan:
         """Inverse of `to_dict`: a plan.json read back (a resumed sweep follows its saved plan)."""
-        return cls(members=data["members"], programs=[ProgramPlan.from_dict(p) for p in data["programs"]],
-                   shared_bytes=data["shared_bytes"], budget_bytes=data["budget_bytes"],
-                   budget_source=data["budget_source"])
+        return cls(
+            members=data["members"],
+            programs=[ProgramPlan.from_dict(p) for p in data["programs"]],
+            shared_bytes=data["shared_bytes"],
+            budget_bytes=data["budget_bytes"],
+            budget_source=data["budget_source"],
+        )
 
 
 def _count(number: int, noun: str) -> str:
@@ -197,8 +233,10 @@ def _count(number: int, noun: str) -> str:
 def group_size_for(bytes_per_member: int, budget: int, members: int) -> int:
     """The most members whose bytes fit in ``budget`` (at most ``members``); a one-line error if not even one fits."""
     if bytes_per_member > budget:
-        raise MlplabError(f"one member needs {bytes_per_member / MiB:.1f} MiB but the memory budget is "
-                          f"{budget / MiB:.1f} MiB; give a larger budget or a smaller batch size")
+        raise MlplabError(
+            f"one member needs {bytes_per_member / MiB:.1f} MiB but the memory budget is "
+            f"{budget / MiB:.1f} MiB; give a larger budget or a smaller batch size"
+        )
     return min(members, budget // bytes_per_member)
 
 
@@ -213,9 +251,15 @@ def _budget(memory_budget: int | None, device: torch.device) -> tuple[int, str]:
     return int(available * BUDGET_FRACTION), f"{BUDGET_FRACTION:.0%} of the {available / 2**30:.1f} GiB available"
 
 
-def plan_sweep(configs: Sequence[Config], *, memory_budget: int | None = None, max_group_size: int | None = None,
-               dtype: torch.dtype = torch.float32, calibrate: bool = True,
-               data: SweepData | SweepDataCache | None = None) -> SweepPlan:
+def plan_sweep(
+    configs: Sequence[Config],
+    *,
+    memory_budget: int | None = None,
+    max_group_size: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    calibrate: bool = True,
+    data: SweepData | SweepDataCache | None = None,
+) -> SweepPlan:
     """Plan a vectorised sweep of ``configs``: programs, groups, their memory and (with ``calibrate``) the seconds.
 
     The configs are split into programs (`mlplab.sweep.members.partition`): members that
@@ -235,8 +279,9 @@ def plan_sweep(configs: Sequence[Config], *, memory_budget: int | None = None, m
         data: a `SweepData` for every config, or a `SweepDataCache`; loaded as needed when None.
     """
     check_members(configs)
-    if max_group_size is not None and (isinstance(max_group_size, bool) or not isinstance(max_group_size, int)
-                                       or max_group_size < 1):
+    if max_group_size is not None and (
+        isinstance(max_group_size, bool) or not isinstance(max_group_size, int) or max_group_size < 1
+    ):
         raise MlplabError(f"the largest group size must be a whole number of at least 1; got {max_group_size!r}")
     cache = as_cache(data, dtype)
     programs = []
@@ -257,15 +302,20 @@ def plan_sweep(configs: Sequence[Config], *, memory_budget: int | None = None, m
         order = sorted(members, key=lambda k: configs[k].train.seed)
         batch = first.train.batch_size
         program = ProgramPlan(
-            name=describe_program(first, program_data.in_features, program_data.num_classes), members=list(members),
-            group_size=size, groups=[order[start:start + size] for start in range(0, len(order), size)], bytes_per_member=per_member,
+            name=describe_program(first, program_data.in_features, program_data.num_classes),
+            members=list(members),
+            group_size=size,
+            groups=[order[start : start + size] for start in range(0, len(order), size)],
+            bytes_per_member=per_member,
             epochs=first.train.epochs,
-            steps_per_epoch=train_size // batch if first.data.drop_last else math.ceil(train_size / batch))
+            steps_per_epoch=train_size // batch if first.data.drop_last else math.ceil(train_size / batch),
+        )
         if calibrate:
             calibrate_program(program, [configs[k] for k in members], program_data, dtype)
         programs.append(program)
-    return SweepPlan(members=len(configs), programs=programs, shared_bytes=cache.nbytes, budget_bytes=budget,
-                     budget_source=source)
+    return SweepPlan(
+        members=len(configs), programs=programs, shared_bytes=cache.nbytes, budget_bytes=budget, budget_source=source
+    )
 
 
 def calibrate_program(plan: ProgramPlan, configs: Sequence[Config], data: SweepData, dtype: torch.dtype) -> None:
@@ -279,7 +329,13 @@ def calibrate_program(plan: ProgramPlan, configs: Sequence[Config], data: SweepD
     val_batches = math.ceil(len(data.val[1]) / eval_batch) if data.val is not None else 0
     test_batches = math.ceil(len(data.test[1]) / eval_batch)
     plan.predicted_seconds = sum(
-        plan.epochs * (plan.steps_per_epoch * timings[len(group)].step + timings[len(group)].epoch_setup
-                       + val_batches * timings[len(group)].eval_batch)
-        + test_batches * timings[len(group)].eval_batch + timings[len(group)].group_setup
-        for group in plan.groups)
+        plan.epochs
+        * (
+            plan.steps_per_epoch * timings[len(group)].step
+            + timings[len(group)].epoch_setup
+            + val_batches * timings[len(group)].eval_batch
+        )
+        + test_batches * timings[len(group)].eval_batch
+        + timings[len(group)].group_setup
+        for group in plan.groups
+    )

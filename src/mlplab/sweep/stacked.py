@@ -72,9 +72,9 @@ def layer_views(flat: Tensor, widths: Sequence[int]) -> tuple[list[Tensor], list
     count = flat.shape[0]
     weights, biases, start = [], [], 0
     for n_in, n_out in zip(widths[:-1], widths[1:]):
-        weights.append(flat[:, start:start + n_out * n_in].view(count, n_out, n_in))
+        weights.append(flat[:, start : start + n_out * n_in].view(count, n_out, n_in))
         start += n_out * n_in
-        biases.append(flat[:, start:start + n_out])
+        biases.append(flat[:, start : start + n_out])
         start += n_out
     return weights, biases
 
@@ -88,8 +88,9 @@ class StackedMLP:
         dtype, device: of every buffer.
     """
 
-    def __init__(self, widths: Sequence[int], count: int, dtype: torch.dtype = torch.float32,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, widths: Sequence[int], count: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+    ) -> None:
         self.widths = tuple(widths)
         self.count = count
         size = parameter_count(self.widths)
@@ -98,8 +99,9 @@ class StackedMLP:
         self._current = 0
 
     @classmethod
-    def from_models(cls, models: Sequence[MLP], dtype: torch.dtype = torch.float32,
-                    device: torch.device | str = "cpu") -> "StackedMLP":
+    def from_models(
+        cls, models: Sequence[MLP], dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+    ) -> StackedMLP:
         """Stack the parameters of ``models`` (all of the same widths), converted to ``dtype`` exactly."""
         stacked = cls(models[0].widths, len(models), dtype, device)
         for row, model in zip(stacked.flat, models):
@@ -144,8 +146,15 @@ class BatchedStep:
         per_seed: m, the members per seed: consecutive runs of m members share their images.
     """
 
-    def __init__(self, model: StackedMLP, activation: str, loss: str, beta: float = 1.0, per_seed: int = 1,
-                 label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: StackedMLP,
+        activation: str,
+        loss: str,
+        beta: float = 1.0,
+        per_seed: int = 1,
+        label_smoothing: float = 0.0,
+    ) -> None:
         self.model = model
         self.per_seed = per_seed
         self.loss, self.beta, self.label_smoothing = loss, beta, label_smoothing
@@ -296,8 +305,9 @@ def stacked_outputs(flat: Tensor, widths: tuple[int, ...], x: Tensor, activation
     return torch.log_softmax(z, dim=2) if output == "log_softmax" else z
 
 
-def batch_losses(outputs: Tensor, labels: Tensor, loss: str, output: str, beta: float = 1.0,
-                 label_smoothing: float = 0.0) -> Tensor:
+def batch_losses(
+    outputs: Tensor, labels: Tensor, loss: str, output: str, beta: float = 1.0, label_smoothing: float = 0.0
+) -> Tensor:
     """Each member's mean loss over a batch, (K,), from its outputs (K, N, C) (as `stacked_outputs` gives them)
     and the labels (N,): the formulas of `mlplab.losses`."""
     index = labels.view(1, -1, 1).expand(outputs.shape[0], -1, 1)  # each sample's label, for every member
@@ -321,9 +331,19 @@ def batch_losses(outputs: Tensor, labels: Tensor, loss: str, output: str, beta: 
 
 
 @torch.inference_mode()
-def evaluate_stacked(flat: Tensor, widths: tuple[int, ...], images: Tensor, labels: Tensor, *, batch_size: int,
-                     activation: str, output: str, loss: str, beta: float = 1.0,
-                     label_smoothing: float = 0.0) -> StackedScores:
+def evaluate_stacked(
+    flat: Tensor,
+    widths: tuple[int, ...],
+    images: Tensor,
+    labels: Tensor,
+    *,
+    batch_size: int,
+    activation: str,
+    output: str,
+    loss: str,
+    beta: float = 1.0,
+    label_smoothing: float = 0.0,
+) -> StackedScores:
     """Score every member (rows of ``flat``, (K, P)) on a whole split, in batches of ``batch_size``.
 
     Args:
@@ -337,11 +357,17 @@ def evaluate_stacked(flat: Tensor, widths: tuple[int, ...], images: Tensor, labe
     hits = torch.zeros(count * classes * classes, dtype=torch.int64, device=flat.device)
     offsets = torch.arange(count, device=flat.device).unsqueeze(1) * (classes * classes)  # (K, 1)
     for start in range(0, len(labels), batch_size):
-        x, y = images[start:start + batch_size], labels[start:start + batch_size]
+        x, y = images[start : start + batch_size], labels[start : start + batch_size]
         outputs = stacked_outputs(flat, widths, x, activation, output)  # (K, n, C)
-        loss_sum += batch_losses(outputs, y, loss, output, beta, label_smoothing).double() * len(y)  # batch mean x batch size
+        loss_sum += batch_losses(outputs, y, loss, output, beta, label_smoothing).double() * len(
+            y
+        )  # batch mean x batch size
         cells = offsets + (y * classes).unsqueeze(0) + outputs.argmax(dim=2)  # (K, n): k C^2 + y C + prediction
         hits += torch.bincount(cells.flatten(), minlength=len(hits))
     confusion = hits.view(count, classes, classes)
-    return StackedScores(loss=loss_sum / len(labels), correct=confusion.diagonal(dim1=1, dim2=2).sum(dim=1),
-                         count=len(labels), confusion=confusion)
+    return StackedScores(
+        loss=loss_sum / len(labels),
+        correct=confusion.diagonal(dim1=1, dim2=2).sum(dim=1),
+        count=len(labels),
+        confusion=confusion,
+    )

@@ -96,9 +96,14 @@ class MemberResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (builtins only): the config, the history and metrics, and the divergence if any."""
-        return {"index": self.index, "config": to_dict(self.config), "history": self.history.to_dict(),
-                "metrics": self.metrics, "diverged": None if self.diverged is None else str(self.diverged),
-                "halted": self.halted}
+        return {
+            "index": self.index,
+            "config": to_dict(self.config),
+            "history": self.history.to_dict(),
+            "metrics": self.metrics,
+            "diverged": None if self.diverged is None else str(self.diverged),
+            "halted": self.halted,
+        }
 
 
 def members_per_seed(seeds: Sequence[int]) -> int:
@@ -118,8 +123,14 @@ class VectorisedGroup:
         dtype, device: of every tensor of the program.
     """
 
-    def __init__(self, configs: Sequence[Config], indices: Sequence[int], data: SweepData,
-                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        configs: Sequence[Config],
+        indices: Sequence[int],
+        data: SweepData,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> None:
         first = configs[0]
         # Seed-major order: members of one seed side by side, so that they can share their images.
         order = sorted(range(len(configs)), key=lambda k: configs[k].train.seed)
@@ -130,18 +141,34 @@ class VectorisedGroup:
         models = [initial_model(config, data.in_features, data.num_classes) for config in configs]
         self.model = StackedMLP.from_models(models, dtype, self.device)
         self.per_seed = members_per_seed([config.train.seed for config in configs])
-        self.step = BatchedStep(self.model, first.model.activation, first.train.loss, first.train.beta, self.per_seed,
-                                first.train.label_smoothing)
-        self.optimizer = stacked_optimizer([config.optim for config in configs], like=self.model.flat,
-                                           sizes=parameter_sizes(self.model.widths))
+        self.step = BatchedStep(
+            self.model,
+            first.model.activation,
+            first.train.loss,
+            first.train.beta,
+            self.per_seed,
+            first.train.label_smoothing,
+        )
+        self.optimizer = stacked_optimizer(
+            [config.optim for config in configs], like=self.model.flat, sizes=parameter_sizes(self.model.widths)
+        )
         # One `Batches` per distinct seed (S of them; S = K unless seeds repeat evenly).
-        self.batches = [Batches(data.bundle.train, first.train.batch_size, shuffle=True, drop_last=first.data.drop_last,
-                                seed=config.train.seed) for config in configs[::self.per_seed]]
+        self.batches = [
+            Batches(
+                data.bundle.train,
+                first.train.batch_size,
+                shuffle=True,
+                drop_last=first.data.drop_last,
+                seed=config.train.seed,
+            )
+            for config in configs[:: self.per_seed]
+        ]
         self.steps_per_epoch = len(self.batches[0])
         self.rates = MemberRates([config.optim for config in configs], first.train.epochs, self.steps_per_epoch)
         count = len(configs)
-        self.inputs = torch.empty(len(self.batches) * first.train.batch_size, data.in_features, dtype=dtype,
-                                  device=self.device)
+        self.inputs = torch.empty(
+            len(self.batches) * first.train.batch_size, data.in_features, dtype=dtype, device=self.device
+        )
         self.alive = torch.ones(count, dtype=torch.bool, device=self.device)
         self.stopped: Tensor | None = None  # indices of the members stopped so far, once there are any
         self.diverged: list[Divergence | None] = [None] * count
@@ -159,8 +186,14 @@ class VectorisedGroup:
 
     def persistent_bytes(self) -> int:
         """Bytes of the tensors the group holds between steps (parameters, gradients, optimizer state, best weights, inputs)."""
-        tensors = [self.model.flat, self.model.spare, self.step.grads, self.best_weights, self.inputs,
-                   *self.optimizer.state_tensors]
+        tensors = [
+            self.model.flat,
+            self.model.spare,
+            self.step.grads,
+            self.best_weights,
+            self.inputs,
+            *self.optimizer.state_tensors,
+        ]
         return sum(t.numel() * t.element_size() for t in tensors)
 
     def epoch_batches(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
@@ -173,11 +206,11 @@ class VectorisedGroup:
         full = min(len(self.batches[0].split) // size, self.steps_per_epoch)
         stop = self.steps_per_epoch * size if self.batches[0].drop_last else orders.shape[1]
         # (steps, K, B): step s's indices for every member, contiguous, laid out once per epoch.
-        steps = orders[:, :full * size].view(count, full, size).transpose(0, 1).contiguous()
+        steps = orders[:, : full * size].view(count, full, size).transpose(0, 1).contiguous()
         labels = self.data.train_labels[steps].repeat_interleave(self.per_seed, dim=1)  # (steps, K, B)
         batches = list(zip(steps, labels))
         if stop > full * size:  # the last, smaller batch
-            rest = orders[:, full * size:stop].contiguous()
+            rest = orders[:, full * size : stop].contiguous()
             batches.append((rest, self.data.train_labels[rest].repeat_interleave(self.per_seed, dim=0)))
         return iter(batches)
 
@@ -195,16 +228,18 @@ class VectorisedGroup:
         negative_lr = self.epoch_rates()
         return self.train_steps(self.epoch_batches(epoch), negative_lr, epoch, max_steps)
 
-    def train_steps(self, batches: Iterator[tuple[Tensor, Tensor]], negative_lr: Tensor, epoch: int,
-                    max_steps: int | None = None) -> tuple[Tensor, Tensor]:
+    def train_steps(
+        self, batches: Iterator[tuple[Tensor, Tensor]], negative_lr: Tensor, epoch: int, max_steps: int | None = None
+    ) -> tuple[Tensor, Tensor]:
         """The steps of one epoch (see `train_epoch`): gather, forward and backward, update, divergence check."""
         losses, correct, sizes = [], [], []
         for s, (index, labels) in enumerate(batches):
             if max_steps is not None and s >= max_steps:
                 break
             size = labels.shape[1]
-            x = torch.index_select(self.data.train_images, 0, index.view(-1),
-                                   out=self.inputs[:index.numel()]).view(len(index), size, -1)  # (S, B, n_0)
+            x = torch.index_select(self.data.train_images, 0, index.view(-1), out=self.inputs[: index.numel()]).view(
+                len(index), size, -1
+            )  # (S, B, n_0)
             logits, loss = self.step(x, labels)  # gradients into self.step.grads
             losses.append(loss)
             correct.append((logits.max(dim=1).indices == labels).sum(dim=1))  # arg-max, first of ties
@@ -229,8 +264,11 @@ class VectorisedGroup:
         finite = torch.isfinite(new.sum(dim=1) + loss) | ~self.alive
         if not bool(finite.all()):
             for k in torch.nonzero(~finite).flatten().tolist():
-                reason = (f"the training loss is {float(loss[k])}" if not math.isfinite(float(loss[k]))
-                          else "its weights hold inf or nan after the update")
+                reason = (
+                    f"the training loss is {float(loss[k])}"
+                    if not math.isfinite(float(loss[k]))
+                    else "its weights hold inf or nan after the update"
+                )
                 self.stop(k, Divergence(epoch, self.steps_taken, reason))
         if self.stopped is not None:
             new.index_copy_(0, self.stopped, self.model.flat.index_select(0, self.stopped))
@@ -253,10 +291,18 @@ class VectorisedGroup:
     def evaluate(self, split: tuple[Tensor, Tensor], weights: Tensor | None = None) -> StackedScores:
         """Every member's scores on ``split`` (the current weights, or ``weights`` (K, P))."""
         images, labels = split
-        return evaluate_stacked(self.model.flat if weights is None else weights, self.model.widths, images, labels,
-                                batch_size=self.train_config.eval_batch_size, activation=self.model_config.activation,
-                                output=self.model_config.output, loss=self.train_config.loss,
-                                beta=self.train_config.beta, label_smoothing=self.train_config.label_smoothing)
+        return evaluate_stacked(
+            self.model.flat if weights is None else weights,
+            self.model.widths,
+            images,
+            labels,
+            batch_size=self.train_config.eval_batch_size,
+            activation=self.model_config.activation,
+            output=self.model_config.output,
+            loss=self.train_config.loss,
+            beta=self.train_config.beta,
+            label_smoothing=self.train_config.label_smoothing,
+        )
 
     def run_epoch(self, epoch: int) -> list[dict[str, Any] | None]:
         """Train and validate one epoch, and record it for every member still training.
@@ -275,9 +321,16 @@ class VectorisedGroup:
             if self.diverged[k] is not None or self.halted[k] is not None:
                 records.append(None)
                 continue
-            record = epoch_record(epoch, self.steps_taken, float(self.epoch_lr[k]), float(train_loss[k]),
-                                  float(train_accuracy[k]), float(val.loss[k]) if val else None,
-                                  float(val.accuracy[k]) if val else None, seconds)
+            record = epoch_record(
+                epoch,
+                self.steps_taken,
+                float(self.epoch_lr[k]),
+                float(train_loss[k]),
+                float(train_accuracy[k]),
+                float(val.loss[k]) if val else None,
+                float(val.accuracy[k]) if val else None,
+                seconds,
+            )
             history.append(record)
             self._update_best(k, record)
             self._stop_early(k, epoch)
@@ -306,14 +359,29 @@ class VectorisedGroup:
         for k, (index, config, history) in enumerate(zip(self.indices, self.configs, self.histories)):
             if self.diverged[k] is None:
                 confusion = test.confusion[k]
-                scores = {"loss": float(test.loss[k]), "accuracy": float(test.accuracy[k]), "count": test.count,
-                          "per_class_accuracy": per_class_accuracy(confusion), "confusion": confusion.tolist()}
-                history.metrics = test_metrics(scores, classes, history, self.best[k]["epoch"], self.best[k],
-                                               str(self.device), "vectorised")
-            results.append(MemberResult(index=index, config=config, history=history,
-                                        weights=self.model.flat[k].clone(), best_weights=self.best_weights[k].clone(),
-                                        in_features=self.data.in_features, num_classes=self.data.num_classes,
-                                        diverged=self.diverged[k], halted=self.halted[k]))
+                scores = {
+                    "loss": float(test.loss[k]),
+                    "accuracy": float(test.accuracy[k]),
+                    "count": test.count,
+                    "per_class_accuracy": per_class_accuracy(confusion),
+                    "confusion": confusion.tolist(),
+                }
+                history.metrics = test_metrics(
+                    scores, classes, history, self.best[k]["epoch"], self.best[k], str(self.device), "vectorised"
+                )
+            results.append(
+                MemberResult(
+                    index=index,
+                    config=config,
+                    history=history,
+                    weights=self.model.flat[k].clone(),
+                    best_weights=self.best_weights[k].clone(),
+                    in_features=self.data.in_features,
+                    num_classes=self.data.num_classes,
+                    diverged=self.diverged[k],
+                    halted=self.halted[k],
+                )
+            )
         return results
 
 
@@ -327,14 +395,16 @@ class GroupTiming:
     group_setup: float  # initial models, stacking, buffers
 
 
-def time_groups(configs: Sequence[Config], data: SweepData, dtype: torch.dtype,
-                sizes: Sequence[int]) -> dict[int, GroupTiming]:
+def time_groups(
+    configs: Sequence[Config], data: SweepData, dtype: torch.dtype, sizes: Sequence[int]
+) -> dict[int, GroupTiming]:
     """Time each group size of ``sizes`` on a throwaway group of the first members of ``configs`` (one program)."""
     governor = active_governor()  # the training's thread choice: timed steps run on the count training will
     # The calibration draws a second epoch's rates: a one-epoch onecycle schedule would refuse
     # to step past its last step, so the throwaway groups are given two epochs (same step cost).
-    configs = [dataclasses.replace(c, train=dataclasses.replace(c.train, epochs=max(2, c.train.epochs)))
-               for c in configs]
+    configs = [
+        dataclasses.replace(c, train=dataclasses.replace(c.train, epochs=max(2, c.train.epochs))) for c in configs
+    ]
     # Untimed: the first group of a process also runs one-time checks (the kernels' probes).
     VectorisedGroup(configs[:1], [0], data, dtype, data.train_images.device)
     timings = {}
@@ -359,8 +429,12 @@ def _time_group(configs: Sequence[Config], data: SweepData, dtype: torch.dtype) 
     eval_batch = configs[0].train.eval_batch_size
     one_batch = (images[:eval_batch], labels[:eval_batch])
     group.evaluate(one_batch)  # untimed, as above
-    return GroupTiming(step=step, eval_batch=_median_seconds(lambda: group.evaluate(one_batch)),
-                       epoch_setup=epoch_setup, group_setup=group_setup)
+    return GroupTiming(
+        step=step,
+        eval_batch=_median_seconds(lambda: group.evaluate(one_batch)),
+        epoch_setup=epoch_setup,
+        group_setup=group_setup,
+    )
 
 
 def _median_seconds(work: Callable[[], Any], repeats: int = 3) -> float:
@@ -381,5 +455,7 @@ def _seconds_per_step(group: VectorisedGroup, batches: Iterator[tuple[Tensor, Te
         group.train_steps(batches, rates, epoch=2, max_steps=CALIBRATION_STEPS)
         drawn += CALIBRATION_STEPS + 1  # train_steps draws one batch past its last step
         elapsed = time.perf_counter() - started
-        if elapsed >= CALIBRATION_SECONDS or drawn + CALIBRATION_STEPS > group.steps_per_epoch:  # enough, or no batches left
+        if (
+            elapsed >= CALIBRATION_SECONDS or drawn + CALIBRATION_STEPS > group.steps_per_epoch
+        ):  # enough, or no batches left
             return elapsed / (group.steps_taken - first)

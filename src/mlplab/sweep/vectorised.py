@@ -101,11 +101,18 @@ def member_model(result: SweepResult, index: int, which: str = "last") -> MLP:
     return result.model(index, which)
 
 
-def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = None, max_group_size: int | None = None,
-                     dtype: torch.dtype = torch.float32, threads: int | None = None,
-                     data: SweepData | SweepDataCache | None = None, plan: SweepPlan | None = None,
-                     on_epoch_end: Sequence[Callable[[SweepEpoch], None]] = (),
-                     store: GroupCheckpoints | None = None) -> SweepResult:
+def train_vectorised(
+    configs: Sequence[Config],
+    *,
+    memory_budget: int | None = None,
+    max_group_size: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    threads: int | None = None,
+    data: SweepData | SweepDataCache | None = None,
+    plan: SweepPlan | None = None,
+    on_epoch_end: Sequence[Callable[[SweepEpoch], None]] = (),
+    store: GroupCheckpoints | None = None,
+) -> SweepResult:
     """Train every config of ``configs`` in vectorised programs (in groups where they do not all fit at once).
 
     Args:
@@ -137,8 +144,18 @@ def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = N
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype}")
     cache = as_cache(data, dtype)
-    plan = plan if plan is not None else plan_sweep(configs, memory_budget=memory_budget, dtype=dtype, data=cache,
-                                                    max_group_size=max_group_size, calibrate=False)
+    plan = (
+        plan
+        if plan is not None
+        else plan_sweep(
+            configs,
+            memory_budget=memory_budget,
+            dtype=dtype,
+            data=cache,
+            max_group_size=max_group_size,
+            calibrate=False,
+        )
+    )
     if plan.members != len(configs):
         raise ValueError(f"the plan is for {plan.members} members, not {len(configs)}; make it with these configs")
     governor = ThreadGovernor(threads or configs[0].train.threads, work=sweep_work(configs))
@@ -150,20 +167,33 @@ def train_vectorised(configs: Sequence[Config], *, memory_budget: int | None = N
             program_data = cache.get(first)
             devices.add(str(program_data.train_images.device))
             for indices in program.groups:
-                group = VectorisedGroup([configs[i] for i in indices], indices, program_data, dtype,
-                                        program_data.train_images.device)
+                group = VectorisedGroup(
+                    [configs[i] for i in indices], indices, program_data, dtype, program_data.train_images.device
+                )
                 group.after_step = governor  # re-checks the load (the caller's governor, when nested)
                 train_group(group, number, on_epoch_end, store, governing)
                 members.extend(group.results())
                 number += 1
     members.sort(key=lambda member: member.index)
-    return SweepResult(members=members, plan=plan, seconds=time.perf_counter() - started,
-                       extras={**thread_extras(governing), "dtype": str(dtype).removeprefix("torch."),
-                               "device": ", ".join(sorted(devices))})
+    return SweepResult(
+        members=members,
+        plan=plan,
+        seconds=time.perf_counter() - started,
+        extras={
+            **thread_extras(governing),
+            "dtype": str(dtype).removeprefix("torch."),
+            "device": ", ".join(sorted(devices)),
+        },
+    )
 
 
-def train_group(group: VectorisedGroup, number: int, on_epoch_end: Sequence[Callable[[SweepEpoch], None]],
-                store: GroupCheckpoints | None, governing: ThreadGovernor) -> None:
+def train_group(
+    group: VectorisedGroup,
+    number: int,
+    on_epoch_end: Sequence[Callable[[SweepEpoch], None]],
+    store: GroupCheckpoints | None,
+    governing: ThreadGovernor,
+) -> None:
     """Train group ``number`` from its saved epoch (none: the first) to its last, calling the hooks, then saving."""
     done = store.restore(number, group) if store is not None else 0
     # The thread choices each member trains under, as a run records them: those of the processes
@@ -192,12 +222,15 @@ def train_group(group: VectorisedGroup, number: int, on_epoch_end: Sequence[Call
 
 def sweep_work(configs: Sequence[Config]) -> int:
     """Multiply-adds of one step of the largest program: its members x batch x an MNIST-shaped net's weights."""
+
     def weights(config: Config) -> int:
         widths = (784, *config.model.hidden, 10)  # every MNIST-family dataset: 28 x 28 in, 10 classes
         return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:]))
 
-    return max(len(program) * configs[program[0]].train.batch_size * weights(configs[program[0]])
-               for program in partition(configs))
+    return max(
+        len(program) * configs[program[0]].train.batch_size * weights(configs[program[0]])
+        for program in partition(configs)
+    )
 
 
 def thread_extras(governor: ThreadGovernor) -> dict[str, Any]:

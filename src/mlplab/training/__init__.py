@@ -22,14 +22,25 @@ from mlplab.lazy import lazy_names
 
 # Names imported on first use: the CLI imports the callbacks module, and starts without torch.
 _EXPORTS = {
-    "Callback": "mlplab.runs.state", "FitState": "mlplab.runs.state", "EarlyStopping": "callbacks",
-    "ProgressBar": "progress", "MaxNorm": "weights", "WeightAverage": "weights",
-    "load_checkpoint": "mlplab.runs.checkpoint", "save_checkpoint": "mlplab.runs.checkpoint",
+    "Callback": "mlplab.runs.state",
+    "FitState": "mlplab.runs.state",
+    "EarlyStopping": "callbacks",
+    "ProgressBar": "progress",
+    "MaxNorm": "weights",
+    "WeightAverage": "weights",
+    "load_checkpoint": "mlplab.runs.checkpoint",
+    "save_checkpoint": "mlplab.runs.checkpoint",
     "History": "mlplab.runs.history",
-    "evaluate": "mlplab.metrics", "fit": "loop", "train_epoch": "loop",
-    "AverageMeter": "mlplab.metrics", "accuracy": "mlplab.metrics", "confusion_matrix": "mlplab.metrics",
+    "evaluate": "mlplab.metrics",
+    "fit": "loop",
+    "train_epoch": "loop",
+    "AverageMeter": "mlplab.metrics",
+    "accuracy": "mlplab.metrics",
+    "confusion_matrix": "mlplab.metrics",
     "per_class_accuracy": "mlplab.metrics",
-    "Setup": "runner", "prepare": "runner", "train": "runner",
+    "Setup": "runner",
+    "prepare": "runner",
+    "train": "runner",
 }
 __all__ = sorted(_EXPORTS)
 

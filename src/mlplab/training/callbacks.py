@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from mlplab.metrics import AverageMeter
-
 from mlplab.runs.state import Callback, FitState
 
 
@@ -47,8 +46,10 @@ def early_stop(best: dict[str, Any] | None, epoch: int, epochs: int, patience: i
     if best is None or epoch - best["epoch"] < patience or epoch >= epochs:
         return None
     metric = best["metric"].replace("_", " ")
-    return (f"early stopping: no better {metric} than epoch {best['epoch']}'s {best['score']:.4f} "
-            f"in {patience} epoch{'s' if patience > 1 else ''}")
+    return (
+        f"early stopping: no better {metric} than epoch {best['epoch']}'s {best['score']:.4f} "
+        f"in {patience} epoch{'s' if patience > 1 else ''}"
+    )
 
 
 class BatchLossLog(Callback):

@@ -81,8 +81,12 @@ def train_epoch(
         check_precision(precision, resolved.name, device.type)
         step = resolved.step(model, loss_fn, optimizer, compute_dtype(precision))
     schedule = as_schedule(schedule)
-    governor = ThreadGovernor(threads, work=model_work(model, getattr(batches, "batch_size", None)),
-                              numpy_blas=resolved is not None and resolved.name == "scratch", device=device.type)
+    governor = ThreadGovernor(
+        threads,
+        work=model_work(model, getattr(batches, "batch_size", None)),
+        numpy_blas=resolved is not None and resolved.name == "scratch",
+        device=device.type,
+    )
     hooks = StepHooks.of(check_callbacks(callbacks), augment, after_step, on_batch_end)
     with governor:
         if governor.active:  # called on its own: this pass re-checks the load as it goes
@@ -101,20 +105,35 @@ class StepHooks:
     batch_end: list[Callable[[Any], None]]  # (loss), last
 
     @classmethod
-    def of(cls, callbacks: Sequence[Callback], augment: Callable[[Tensor, int], Tensor] | None = None,
-           after_step: Sequence[Callable[[], None]] = (),
-           on_batch_end: Sequence[Callable[[Any], None]] = ()) -> StepHooks:
+    def of(
+        cls,
+        callbacks: Sequence[Callback],
+        augment: Callable[[Tensor, int], Tensor] | None = None,
+        after_step: Sequence[Callable[[], None]] = (),
+        on_batch_end: Sequence[Callable[[Any], None]] = (),
+    ) -> StepHooks:
         """The hooks of ``callbacks``, in their order, with `train_epoch`'s plain callables added."""
+
         def bound(hook: str) -> list[Any]:
             return [getattr(callback, hook) for callback in callbacks if callback.overrides(hook)]
 
         first = [augment] if augment is not None else []
-        return cls(first + bound("on_batch_start"), bound("on_step_end") + list(after_step),
-                   bound("on_batch_end") + list(on_batch_end))
+        return cls(
+            first + bound("on_batch_start"),
+            bound("on_step_end") + list(after_step),
+            bound("on_batch_end") + list(on_batch_end),
+        )
 
 
-def _train_pass(model: nn.Module, batches: Batches, step: Step, schedule: Any, device: torch.device,
-                hooks: StepHooks, first_step: int) -> dict[str, Any]:
+def _train_pass(
+    model: nn.Module,
+    batches: Batches,
+    step: Step,
+    schedule: Any,
+    device: torch.device,
+    hooks: StepHooks,
+    first_step: int,
+) -> dict[str, Any]:
     """The body of `train_epoch`: every batch's step, the meters and the schedule."""
     loss_meter = AverageMeter()
     watch = LossWatch(device, first_step)
@@ -152,8 +171,10 @@ class LossNotFinite(MlplabError):
 
     def __init__(self, step: int, batch: int, value: float) -> None:
         self.step, self.batch, self.value = step, batch, value
-        super().__init__(f"the training loss of step {step} (batch {batch + 1} of the pass) is {value}; "
-                         "lower the learning rate, or change the loss or optimizer")
+        super().__init__(
+            f"the training loss of step {step} (batch {batch + 1} of the pass) is {value}; "
+            "lower the learning rate, or change the loss or optimizer"
+        )
 
 
 class LossWatch:
@@ -190,14 +211,30 @@ class LossWatch:
         self.pending = []
 
 
-def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = None,
-        test_data: Batches | None = None, loss: LossFn | None = None, optimizer: Any = None,
-        scheduler: Any = None, epochs: int = 1, callbacks: Sequence[Callback] = (),
-        run_dir: str | Path | Callback | None = None, resume: bool = False, engine: str | Engine = "auto",
-        classes: Sequence[str] | None = None, log_batches: bool = False,
-        augment: Callable[[Tensor, int], Tensor] | None = None, max_norm: float | None = None,
-        average: float | WeightAverage | None = None, patience: int | None = None, threads: int | None = None,
-        precision: str = "32-true", progress: bool | None = None) -> History:
+def fit(
+    model: nn.Module,
+    train_data: Batches,
+    *,
+    val_data: Batches | None = None,
+    test_data: Batches | None = None,
+    loss: LossFn | None = None,
+    optimizer: Any = None,
+    scheduler: Any = None,
+    epochs: int = 1,
+    callbacks: Sequence[Callback] = (),
+    run_dir: str | Path | Callback | None = None,
+    resume: bool = False,
+    engine: str | Engine = "auto",
+    classes: Sequence[str] | None = None,
+    log_batches: bool = False,
+    augment: Callable[[Tensor, int], Tensor] | None = None,
+    max_norm: float | None = None,
+    average: float | WeightAverage | None = None,
+    patience: int | None = None,
+    threads: int | None = None,
+    precision: str = "32-true",
+    progress: bool | None = None,
+) -> History:
     """Train ``model`` for ``epochs`` epochs; returns the `History` (one record per epoch).
 
     Args:
@@ -264,11 +301,20 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
     check_precision(precision, chosen.name, model_device(model).type)
     shaping = _shorthand_callbacks(model, max_norm, average, log_batches)  # they change what is trained and kept
     callbacks = check_callbacks(callbacks)
-    state = FitState(model=model, optimizer=optimizer, schedule=schedule, loss=loss, engine=chosen.name,
-                     epochs=epochs, train_data=train_data, device=model_device(model),
-                     num_batches=len(train_data) if hasattr(train_data, "__len__") else None,  # type: ignore[arg-type]
-                     classes=list(classes) if classes is not None else _classes(train_data),
-                     average=_the_average(model, [*shaping, *callbacks]), precision=precision)
+    state = FitState(
+        model=model,
+        optimizer=optimizer,
+        schedule=schedule,
+        loss=loss,
+        engine=chosen.name,
+        epochs=epochs,
+        train_data=train_data,
+        device=model_device(model),
+        num_batches=len(train_data) if hasattr(train_data, "__len__") else None,  # type: ignore[arg-type]
+        classes=list(classes) if classes is not None else _classes(train_data),
+        average=_the_average(model, [*shaping, *callbacks]),
+        precision=precision,
+    )
     if _show_progress(progress, callbacks):
         from mlplab.training.progress import ProgressBar
 
@@ -283,8 +329,12 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
         writer = run_dir if isinstance(run_dir, RunWriter) else RunWriter(run_dir, resume=resume)
         callbacks = [writer, *callbacks]  # an epoch is saved before anyone hears it ended
     callbacks = [*shaping, *callbacks]
-    governor = ThreadGovernor(threads, work=model_work(model, getattr(train_data, "batch_size", None)),
-                              numpy_blas=chosen.name == "scratch", device=state.device.type)
+    governor = ThreadGovernor(
+        threads,
+        work=model_work(model, getattr(train_data, "batch_size", None)),
+        numpy_blas=chosen.name == "scratch",
+        device=state.device.type,
+    )
     try:
         with governor:
             state.threads = governor
@@ -298,11 +348,19 @@ def fit(model: nn.Module, train_data: Batches, *, val_data: Batches | None = Non
     return state.history
 
 
-def _fit_epochs(state: FitState, chosen: Engine, val_data: Batches | None, test_data: Batches | None,
-                callbacks: list[Callback], augment: Callable[[Tensor, int], Tensor] | None,
-                governor: ThreadGovernor) -> None:
+def _fit_epochs(
+    state: FitState,
+    chosen: Engine,
+    val_data: Batches | None,
+    test_data: Batches | None,
+    callbacks: list[Callback],
+    augment: Callable[[Tensor, int], Tensor] | None,
+    governor: ThreadGovernor,
+) -> None:
     """Train the epochs, test the best weights, tell the callbacks: the body of `fit`."""
-    step = chosen.step(state.model, state.loss, state.optimizer, compute_dtype(state.precision))  # after a resume: the scratch engine views the optimizer state
+    step = chosen.step(
+        state.model, state.loss, state.optimizer, compute_dtype(state.precision)
+    )  # after a resume: the scratch engine views the optimizer state
     _train_epochs(state, step, val_data, callbacks, augment, governor)
     if test_data is not None:
         state.metrics = final_metrics(state, test_data)
@@ -311,8 +369,14 @@ def _fit_epochs(state: FitState, chosen: Engine, val_data: Batches | None, test_
         callback.on_fit_end(state)
 
 
-def _train_epochs(state: FitState, step: Step, val_data: Batches | None, callbacks: list[Callback],
-                  augment: Callable[[Tensor, int], Tensor] | None, governor: ThreadGovernor) -> None:
+def _train_epochs(
+    state: FitState,
+    step: Step,
+    val_data: Batches | None,
+    callbacks: list[Callback],
+    augment: Callable[[Tensor, int], Tensor] | None,
+    governor: ThreadGovernor,
+) -> None:
     """The epoch loop: train, validate, record, let the callbacks save and report."""
     for epoch in range(state.epoch + 1, state.epochs + 1):
         if state.stop:  # a resumed run that had already stopped early
@@ -323,17 +387,35 @@ def _train_epochs(state: FitState, step: Step, val_data: Batches | None, callbac
         lr = state.optimizer.param_groups[0]["lr"]
         set_epoch(state.train_data, epoch)
         try:
-            train = train_epoch(state.model, state.train_data, state.loss, state.optimizer, state.schedule,
-                                step=step, callbacks=callbacks, first_step=state.step, augment=augment,
-                                after_step=[governor])  # the governor's re-check last: it counts the step
+            train = train_epoch(
+                state.model,
+                state.train_data,
+                state.loss,
+                state.optimizer,
+                state.schedule,
+                step=step,
+                callbacks=callbacks,
+                first_step=state.step,
+                augment=augment,
+                after_step=[governor],
+            )  # the governor's re-check last: it counts the step
         except LossNotFinite as error:  # stopped at that step: nothing of this epoch is kept
-            raise_diverged(state, epoch, [f"the training loss of step {error.step} (batch {error.batch + 1}) "
-                                          f"is {error.value}"])
+            raise_diverged(
+                state, epoch, [f"the training loss of step {error.step} (batch {error.batch + 1}) is {error.value}"]
+            )
         val = evaluate(state.eval_model, val_data, state.loss) if val_data is not None else None
         check_finite(state, epoch, train["loss"], val["loss"] if val else None)
         state.step += len(train["batch_losses"])
-        record = epoch_record(epoch, state.step, lr, train["loss"], train["accuracy"], val["loss"] if val else None,
-                              val["accuracy"] if val else None, time.perf_counter() - started)
+        record = epoch_record(
+            epoch,
+            state.step,
+            lr,
+            train["loss"],
+            train["accuracy"],
+            val["loss"] if val else None,
+            val["accuracy"] if val else None,
+            time.perf_counter() - started,
+        )
         state.history.append(record)
         state.epoch = epoch
         state.new_best = _update_best(state, record)
@@ -350,8 +432,9 @@ class TrainingDiverged(MlplabError):
 
     def __init__(self, epoch: int, problems: list[str], advice: str) -> None:
         self.epoch, self.problems = epoch, problems
-        super().__init__(f"training diverged in epoch {epoch}: {'; '.join(problems)}; nothing of this epoch "
-                         f"was saved; {advice}")
+        super().__init__(
+            f"training diverged in epoch {epoch}: {'; '.join(problems)}; nothing of this epoch was saved; {advice}"
+        )
 
 
 def check_finite(state: FitState, epoch: int, train_loss: float, val_loss: float | None) -> None:
@@ -397,8 +480,9 @@ def final_metrics(state: FitState, test_data: Batches) -> dict[str, Any]:
         if tested != state.epoch:
             model.load_state_dict(current)  # the model goes on holding the last epoch's weights
     classes = state.classes or [str(index) for index in range(len(test["per_class_accuracy"]))]
-    return test_metrics(test, list(classes), state.history, tested, state.best, str(state.device), state.engine,
-                        state.precision)
+    return test_metrics(
+        test, list(classes), state.history, tested, state.best, str(state.device), state.engine, state.precision
+    )
 
 
 def _show_progress(progress: bool | None, callbacks: list[Callback]) -> bool:
@@ -425,7 +509,9 @@ def _shorthand_callbacks(model: nn.Module, max_norm: float | None, average: Any,
         made.append(average)
     elif average is not None:
         if isinstance(average, bool) or not isinstance(average, (int, float)):
-            raise TypeError(f"average must be a decay in (0, 1) or a mlplab.WeightAverage; got {type(average).__name__}")
+            raise TypeError(
+                f"average must be a decay in (0, 1) or a mlplab.WeightAverage; got {type(average).__name__}"
+            )
         made.append(WeightAverage(model, average))
     if log_batches:
         made.append(BatchLossLog())
@@ -469,21 +555,24 @@ def _optimizer(model: nn.Module, optimizer: Any) -> torch.optim.Optimizer:
         from mlplab.config import OptimConfig
         from mlplab.optim import build_optimizer
 
-        return build_optimizer(model.parameters(), OptimConfig(optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True,
-                                                               scheduler="none"))
+        return build_optimizer(
+            model.parameters(), OptimConfig(optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, scheduler="none")
+        )
     if isinstance(optimizer, torch.optim.Optimizer):
         return optimizer
     if callable(optimizer):
         made = optimizer(model.parameters())
         if isinstance(made, torch.optim.Optimizer):
             return made
-    raise TypeError("optimizer must be a torch.optim optimizer over model.parameters(), or a function making one "
-                    f"from them (functools.partial(torch.optim.Adam, lr=1e-3)); got {type(optimizer).__name__}")
+    raise TypeError(
+        "optimizer must be a torch.optim optimizer over model.parameters(), or a function making one "
+        f"from them (functools.partial(torch.optim.Adam, lr=1e-3)); got {type(optimizer).__name__}"
+    )
 
 
 def _check_arguments(model: Any, epochs: Any, resume: bool, run_dir: Any) -> None:
     if not isinstance(model, nn.Module):
-        hint = (" (to train a Config, use mlplab.train(config))" if type(model).__name__ == "Config" else "")
+        hint = " (to train a Config, use mlplab.train(config))" if type(model).__name__ == "Config" else ""
         raise TypeError(f"fit trains an nn.Module; got {type(model).__name__}{hint}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise MlplabError(f"epochs must be a whole number of at least 1; got {epochs!r}")

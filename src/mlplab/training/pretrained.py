@@ -48,8 +48,18 @@ from mlplab.runs.reader import Run, open_run
 
 # Fields that say where a run's files go, where its data is found and how visibly and on how many
 # threads it trains: not what the model is. The fingerprint reads them at their defaults.
-RUN_ONLY_FIELDS = ("out", "progress", "threads", "data_dir", "cache_dir", "download", "log_batches",
-                   "tensorboard", "wandb", "wandb_project")
+RUN_ONLY_FIELDS = (
+    "out",
+    "progress",
+    "threads",
+    "data_dir",
+    "cache_dir",
+    "download",
+    "log_batches",
+    "tensorboard",
+    "wandb",
+    "wandb_project",
+)
 FINGERPRINT_DIGITS = 10  # hex digits: 40 bits, for the few recipes one cache ever sees
 
 
@@ -75,8 +85,7 @@ class Notice:
         return {
             "loaded": f"using the cached model {self.path}",
             "training": f"training the model kept in {self.path}",
-            "waiting": f"another mlplab process is training or checking the model kept in {self.path}; waiting "
-                       "for it",
+            "waiting": f"another mlplab process is training or checking the model kept in {self.path}; waiting for it",
             "discarded": f"the cached model {self.path} is unusable ({self.detail}): deleted, training it again",
             "removed": f"removed {self.path}, a cached model of an older recipe or mlplab version",
         }[self.kind]
@@ -86,8 +95,14 @@ class Unusable(MlplabError):
     """A cached run that may not be used: unfinished, damaged, or not the recipe its name says."""
 
 
-def pretrained(preset: str = "digits", *, cache_dir: str | Path | None = None, progress: bool = True,
-               retrain: bool = False, notify: Callable[[Notice], None] | None = None) -> Run:
+def pretrained(
+    preset: str = "digits",
+    *,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    retrain: bool = False,
+    notify: Callable[[Notice], None] | None = None,
+) -> Run:
     """The finished run of ``preset`` kept in the cache, trained first when none is usable.
 
     The first call trains the preset's recipe (`mlplab.config.PRESETS`) with `mlplab.train` on

@@ -16,8 +16,10 @@ from mlplab.runs.state import Callback, FitState
 
 def epoch_line(record: dict[str, Any], epochs: int) -> str:
     """``epoch 2/3  train loss 0.2108 acc  93.57%  val loss ... acc ...  lr 0.01  1.9s``."""
-    line = (f"epoch {record['epoch']:>{len(str(epochs))}}/{epochs}  "
-            f"train loss {record['train_loss']:.4f} acc {100 * record['train_accuracy']:6.2f}%")
+    line = (
+        f"epoch {record['epoch']:>{len(str(epochs))}}/{epochs}  "
+        f"train loss {record['train_loss']:.4f} acc {100 * record['train_accuracy']:6.2f}%"
+    )
     if record["val_loss"] is not None:
         line += f"  val loss {record['val_loss']:.4f} acc {100 * record['val_accuracy']:6.2f}%"
     return line + f"  lr {record['lr']:.4g}  {record['seconds']:.1f}s"
@@ -68,8 +70,14 @@ class ProgressBar(Callback):
             self._threads_seen = len(state.history.threads)  # the choice training started with is the header's
         if self.show_bar is not False:
             tqdm = _tqdm()
-            self.bar = tqdm(total=state.num_batches, desc=f"epoch {epoch}/{state.epochs}", unit="batch",
-                            leave=False, disable=None if self.show_bar is None else False, mininterval=0.2)
+            self.bar = tqdm(
+                total=state.num_batches,
+                desc=f"epoch {epoch}/{state.epochs}",
+                unit="batch",
+                leave=False,
+                disable=None if self.show_bar is None else False,
+                mininterval=0.2,
+            )
 
     def on_batch_end(self, loss: Any) -> None:
         if self.bar is not None:
@@ -78,15 +86,17 @@ class ProgressBar(Callback):
     def on_epoch_end(self, state: FitState, record: dict[str, Any]) -> None:
         self.close()
         self.write(epoch_line(record, state.epochs))
-        for entry in state.history.threads[self._threads_seen or 0:]:
+        for entry in state.history.threads[self._threads_seen or 0 :]:
             self.write(threads_line(entry))
         self._threads_seen = len(state.history.threads)
 
     def on_fit_end(self, state: FitState) -> None:
         metrics = state.metrics
         if metrics is not None:
-            self.write(f"test loss {metrics['test_loss']:.4f}  accuracy {100 * metrics['test_accuracy']:.2f}% "
-                       f"({metrics['test_count']} images, epoch {metrics['tested_epoch']})")
+            self.write(
+                f"test loss {metrics['test_loss']:.4f}  accuracy {100 * metrics['test_accuracy']:.2f}% "
+                f"({metrics['test_count']} images, epoch {metrics['tested_epoch']})"
+            )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -112,8 +122,14 @@ class TrainingBar(Callback):
     def on_fit_start(self, state: FitState) -> None:
         if self.show_bar is not False:
             total = None if state.num_batches is None else state.num_batches * (state.epochs - state.epoch)
-            self.bar = _tqdm()(total=total, desc=self.description, unit="batch", leave=True,
-                               disable=None if self.show_bar is None else False, mininterval=0.2)
+            self.bar = _tqdm()(
+                total=total,
+                desc=self.description,
+                unit="batch",
+                leave=True,
+                disable=None if self.show_bar is None else False,
+                mininterval=0.2,
+            )
 
     def on_batch_end(self, loss: Any) -> None:
         if self.bar is not None:

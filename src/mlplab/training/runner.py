@@ -21,19 +21,19 @@ from mlplab.config import MOMENTUM_OPTIMIZERS, Config
 from mlplab.data import Batches, DataBundle, load_data
 from mlplab.data.arrays import IMAGE_SHAPE
 from mlplab.data.registry import get_spec
+from mlplab.device import config_device
 from mlplab.engines import Engine, config_engine
 from mlplab.losses import config_loss
 from mlplab.memory import check_memory
 from mlplab.models import MLP, build_model, parameter_count
 from mlplab.optim import Schedule, build_optimizer, build_schedule
-from mlplab.runs.state import Callback
-from mlplab.threads import monitor
-from mlplab.device import config_device
-from mlplab.runs.history import History
-from mlplab.training.loop import TrainingDiverged, fit
 from mlplab.runs.directory import create_run_dir
-from mlplab.training.tracking import trackers
+from mlplab.runs.history import History
+from mlplab.runs.state import Callback
 from mlplab.runs.writer import RunWriter
+from mlplab.threads import monitor
+from mlplab.training.loop import TrainingDiverged, fit
+from mlplab.training.tracking import trackers
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 LARGEST_SPLIT = 60_000
@@ -63,8 +63,12 @@ class Setup:
 
     def model_info(self) -> dict[str, object]:
         """What rebuilding the model needs besides the config, as checkpoints store it."""
-        return {"in_features": self.data.train.images[0].numel(), "num_classes": self.num_classes,
-                "classes": list(self.data.spec.classes), "output": self.model.output}
+        return {
+            "in_features": self.data.train.images[0].numel(),
+            "num_classes": self.num_classes,
+            "classes": list(self.data.spec.classes),
+            "output": self.model.output,
+        }
 
 
 def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
@@ -77,10 +81,12 @@ def prepare(config: Config, loss_fn: LossFn | str | None = None) -> Setup:
     check_run_memory(config, device)  # before the data loads and the model is built
     torch.manual_seed(config.train.seed)  # one seed: split, initialisation, shuffling, dropout
     data = load_data(config.data, device=device, seed=config.train.seed, progress=config.train.progress)
-    model = build_model(config.model, in_features=data.train.images[0].numel(),
-                        num_classes=len(data.spec.classes)).to(device)
-    train_batches = Batches(data.train, config.train.batch_size, shuffle=True,
-                            drop_last=config.data.drop_last, seed=config.train.seed)
+    model = build_model(config.model, in_features=data.train.images[0].numel(), num_classes=len(data.spec.classes)).to(
+        device
+    )
+    train_batches = Batches(
+        data.train, config.train.batch_size, shuffle=True, drop_last=config.data.drop_last, seed=config.train.seed
+    )
     optimizer = build_optimizer(model.parameters(), config.optim)
     return Setup(
         config=config,
@@ -114,9 +120,13 @@ def check_run_memory(config: Config, device: torch.device) -> None:
     spec = get_spec(config.data.dataset)
     needed = run_bytes(config, math.prod(IMAGE_SHAPE), len(spec.classes))
     shown = ",".join(map(str, config.model.hidden)) or "none"
-    check_memory(needed, f"training --hidden {shown} with --batch-size {config.train.batch_size} and "
-                 f"--eval-batch-size {config.train.eval_batch_size}", "use narrower layers or smaller batches",
-                 device)
+    check_memory(
+        needed,
+        f"training --hidden {shown} with --batch-size {config.train.batch_size} and "
+        f"--eval-batch-size {config.train.eval_batch_size}",
+        "use narrower layers or smaller batches",
+        device,
+    )
 
 
 def build_augmentation(config: Any, data: DataBundle, seed: int) -> Callable[[Tensor, int], Tensor] | None:
@@ -128,8 +138,9 @@ def build_augmentation(config: Any, data: DataBundle, seed: int) -> Callable[[Te
     return augmentation if augmentation.active else None
 
 
-def train(config: Config, *, callbacks: Sequence[Callback] = (), loss_fn: LossFn | None = None,
-          resume: bool = False) -> History:
+def train(
+    config: Config, *, callbacks: Sequence[Callback] = (), loss_fn: LossFn | None = None, resume: bool = False
+) -> History:
     """Train the run ``config`` describes end to end and write its run directory; returns the history.
 
     Args:
@@ -154,13 +165,28 @@ def train_prepared(setup: Setup, *, callbacks: Sequence[Callback] = (), resume: 
     run_dir = Path(config.train.out) if resume else create_run_dir(config)
     writer = RunWriter(run_dir, config=config, model_info=setup.model_info(), resume=resume)
     try:
-        return fit(setup.model, setup.train_batches, val_data=setup.val_batches, test_data=setup.test_batches,
-                   loss=setup.loss_fn, optimizer=setup.optimizer, scheduler=setup.schedule,
-                   epochs=config.train.epochs, callbacks=callbacks, run_dir=writer, engine=setup.engine,
-                   classes=setup.data.spec.classes, log_batches=config.train.log_batches,
-                   augment=setup.augment, max_norm=config.optim.max_norm, average=config.train.ema,
-                   patience=config.train.patience, threads=config.train.threads,
-                   precision=config.train.precision, progress=False)
+        return fit(
+            setup.model,
+            setup.train_batches,
+            val_data=setup.val_batches,
+            test_data=setup.test_batches,
+            loss=setup.loss_fn,
+            optimizer=setup.optimizer,
+            scheduler=setup.schedule,
+            epochs=config.train.epochs,
+            callbacks=callbacks,
+            run_dir=writer,
+            engine=setup.engine,
+            classes=setup.data.spec.classes,
+            log_batches=config.train.log_batches,
+            augment=setup.augment,
+            max_norm=config.optim.max_norm,
+            average=config.train.ema,
+            patience=config.train.patience,
+            threads=config.train.threads,
+            precision=config.train.precision,
+            progress=False,
+        )
     except TrainingDiverged as error:  # the same refusal, its advice in the command line's flags
         raise TrainingDiverged(error.epoch, error.problems, divergence_advice(config)) from None
 

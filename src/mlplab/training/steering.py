@@ -64,8 +64,7 @@ class Steering(Callback):
         steering.pause(); steering.resume(); steering.stop()
     """
 
-    def __init__(self, replay: Iterable[dict[str, Any]] = (),
-                 on_hold: Callable[[bool], None] | None = None) -> None:
+    def __init__(self, replay: Iterable[dict[str, Any]] = (), on_hold: Callable[[bool], None] | None = None) -> None:
         self.on_hold = on_hold
         self._lock = threading.Condition()
         self._pending: dict[str, float] = {}

@@ -94,7 +94,9 @@ class WandbLogger(Callback):
         run_dir = _run_dir(state, "--wandb")
         try:
             self.run = self._wandb.init(
-                project=self.project, dir=str(run_dir), name=run_dir.name,
+                project=self.project,
+                dir=str(run_dir),
+                name=run_dir.name,
                 config=to_dict(self.config) if self.config is not None else None,
                 # fit may be called several times in one process (notebooks, tests): one wandb run per fit.
                 reinit="finish_previous",
@@ -102,8 +104,10 @@ class WandbLogger(Callback):
         except self._wandb.errors.Error as error:
             # Usually no API key on a machine without a terminal: a hint instead of wandb's traceback.
             reason = one_line(error, limit=None)
-            raise MlplabError(f"--wandb could not start a run ({reason}); to log without an account or network, "
-                              "set WANDB_MODE=offline and `wandb sync` the run later") from error
+            raise MlplabError(
+                f"--wandb could not start a run ({reason}); to log without an account or network, "
+                "set WANDB_MODE=offline and `wandb sync` the run later"
+            ) from error
 
     def on_epoch_end(self, state: FitState, record: dict[str, Any]) -> None:
         self.run.log(epoch_scalars(record), step=record["epoch"])

@@ -30,13 +30,25 @@ from typing import TYPE_CHECKING
 from mlplab.lazy import lazy_names
 
 _EXPORTS = {
-    "Space": "space", "Dimension": "space", "parse_space": "space", "load_space": "space",
-    "default_space": "space", "DEFAULT_SPACE": "space",
-    "Objective": "objective", "PruningReporter": "objective", "trial_config": "objective",
-    "open_storage": "storage", "default_storage": "storage", "resolve_storage": "storage",
-    "dashboard_command": "storage", "Heartbeats": "storage",
+    "Space": "space",
+    "Dimension": "space",
+    "parse_space": "space",
+    "load_space": "space",
+    "default_space": "space",
+    "DEFAULT_SPACE": "space",
+    "Objective": "objective",
+    "PruningReporter": "objective",
+    "trial_config": "objective",
+    "open_storage": "storage",
+    "default_storage": "storage",
+    "resolve_storage": "storage",
+    "dashboard_command": "storage",
+    "Heartbeats": "storage",
     "BatchRunner": "batch",
-    "TuneConfig": "study", "TuneResult": "study", "tune": "study", "build_pruner": "study",
+    "TuneConfig": "study",
+    "TuneResult": "study",
+    "tune": "study",
+    "build_pruner": "study",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -111,7 +111,9 @@ class BatchRunner:
 
         taken = []
         for _ in range(count):
-            with warnings.catch_warnings():  # heartbeats for asked trials are `Heartbeats`' work, which Optuna cannot see
+            with (
+                warnings.catch_warnings()
+            ):  # heartbeats for asked trials are `Heartbeats`' work, which Optuna cannot see
                 warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
                 trial = self.study.ask()
             try:
@@ -138,9 +140,11 @@ class BatchRunner:
         for program in partition([config for _, config in together]):
             members = [together[index] for index in program]
             numbers = ", ".join(str(trial.number) for trial, _ in members)
-            self.say(f"trials {numbers} train together, vectorised: {describe_program(members[0][1])}"
-                                if len(members) > 1 else
-                                f"trial {numbers} trains vectorised: {describe_program(members[0][1])}")
+            self.say(
+                f"trials {numbers} train together, vectorised: {describe_program(members[0][1])}"
+                if len(members) > 1
+                else f"trial {numbers} trains vectorised: {describe_program(members[0][1])}"
+            )
             self.train_program(members, tell)
         for trial, config in alone:
             self.train_alone(trial, config, tell)
@@ -209,7 +213,18 @@ def write_member_run(member: Any, run_dir: Path) -> None:
         member.history.save(run_dir)
         return
     last = member.model("last")
-    info = {"in_features": member.in_features, "num_classes": member.num_classes,
-            "classes": list(get_spec(member.config.data.dataset).classes), "output": last.output}
-    write_trained_run(run_dir, config=member.config, model_info=info, last_model=last,
-                      best_model=member.model("best"), history=member.history, best=member.metrics["best"])
+    info = {
+        "in_features": member.in_features,
+        "num_classes": member.num_classes,
+        "classes": list(get_spec(member.config.data.dataset).classes),
+        "output": last.output,
+    }
+    write_trained_run(
+        run_dir,
+        config=member.config,
+        model_info=info,
+        last_model=last,
+        best_model=member.model("best"),
+        history=member.history,
+        best=member.metrics["best"],
+    )

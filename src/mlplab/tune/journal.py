@@ -51,8 +51,7 @@ from optuna.storages import JournalStorage
 # Optuna has no public name for the interface study.optimize and fail_stale_trials look for;
 # RDBStorage implements this one.
 from optuna.storages._heartbeat import BaseHeartbeat
-from optuna.storages.journal import (BaseJournalBackend, JournalFileBackend, JournalFileOpenLock,
-                                     JournalFileSymlinkLock)
+from optuna.storages.journal import BaseJournalBackend, JournalFileBackend, JournalFileOpenLock, JournalFileSymlinkLock
 from optuna.trial import TrialState
 
 from mlplab.errors import MlplabError, one_line
@@ -73,8 +72,13 @@ class JournalHeartbeatStorage(JournalStorage, BaseHeartbeat):
             (``optuna.storages.RetryHeartbeatStaleTrialCallback`` queues it again).
     """
 
-    def __init__(self, backend: BaseJournalBackend, heartbeat_interval: int, grace_period: int,
-                 stale_trial_callback: Callable[[Any, Any], None] | None = None) -> None:
+    def __init__(
+        self,
+        backend: BaseJournalBackend,
+        heartbeat_interval: int,
+        grace_period: int,
+        stale_trial_callback: Callable[[Any, Any], None] | None = None,
+    ) -> None:
         super().__init__(backend)
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
@@ -122,11 +126,17 @@ def open_journal(path: str, heartbeat: int, grace_period: int, retries: int) -> 
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries)
     try:
-        return JournalHeartbeatStorage(JournalFileBackend(str(file), lock_obj=lock), heartbeat_interval=heartbeat,
-                                       grace_period=grace_period, stale_trial_callback=retry)
+        return JournalHeartbeatStorage(
+            JournalFileBackend(str(file), lock_obj=lock),
+            heartbeat_interval=heartbeat,
+            grace_period=grace_period,
+            stale_trial_callback=retry,
+        )
     except (ValueError, KeyError, TypeError, AssertionError) as error:  # what replaying a foreign file raises
-        raise MlplabError(f"--storage {file} is not an Optuna journal file ({one_line(error)}); "
-                          "give a new path, or a journal that mlplab tune or Optuna wrote") from None
+        raise MlplabError(
+            f"--storage {file} is not an Optuna journal file ({one_line(error)}); "
+            "give a new path, or a journal that mlplab tune or Optuna wrote"
+        ) from None
 
 
 def check_journal(file: Path) -> None:
@@ -146,8 +156,10 @@ def check_journal(file: Path) -> None:
     except ValueError:
         record = None
     if not (isinstance(record, dict) and "op_code" in record):
-        raise MlplabError(f"--storage {file} is not an Optuna journal file (its first line is not a journal "
-                          "record); give a new path, or a journal that mlplab tune or Optuna wrote")
+        raise MlplabError(
+            f"--storage {file} is not an Optuna journal file (its first line is not a journal "
+            "record); give a new path, or a journal that mlplab tune or Optuna wrote"
+        )
 
 
 def check_writable(file: Path) -> None:
@@ -159,5 +171,7 @@ def check_writable(file: Path) -> None:
         if not os.access(file.parent, os.W_OK):  # the lock file is made beside the journal
             raise PermissionError(f"cannot write the folder {file.parent}")
     except OSError as error:
-        raise MlplabError(f"cannot use the journal file {file}: {one_line(error)}; give --storage a path "
-                          "in a folder you can write, ending in .log") from None
+        raise MlplabError(
+            f"cannot use the journal file {file}: {one_line(error)}; give --storage a path "
+            "in a folder you can write, ending in .log"
+        ) from None

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from mlplab.config import Config, apply_overrides
-from mlplab.tune.space import Space
 from mlplab.runs.state import Callback, FitState
+from mlplab.tune.space import Space
 
 SURPLUS = "surplus"  # the user attribute of a trial that found every place taken and ran nothing
 WORKER = "worker"  # the user attribute naming the worker (host:pid) that trains a trial, set as it starts
@@ -74,9 +74,12 @@ def claim_place(trial: Any, budget: int) -> None:
     from optuna.trial import TrialState
 
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
-    taken = sum(1 for other in trial.study.get_trials(deepcopy=False)
-                if other.state in finished
-                or (other.state in (TrialState.RUNNING, TrialState.WAITING) and other.number < trial.number))
+    taken = sum(
+        1
+        for other in trial.study.get_trials(deepcopy=False)
+        if other.state in finished
+        or (other.state in (TrialState.RUNNING, TrialState.WAITING) and other.number < trial.number)
+    )
     if taken >= budget:
         trial.set_user_attr(SURPLUS, True)
         raise SurplusTrial(f"all {budget} trials of the study are taken")
@@ -151,8 +154,9 @@ class Objective:
 
 def describe(params: dict[str, Any]) -> str:
     """``lr=0.0123 depth=2 width=64``: sampled values, numbers to 4 significant digits."""
-    return " ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
-                    for name, value in params.items())
+    return " ".join(
+        f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}" for name, value in params.items()
+    )
 
 
 def requeue(study: Any, trial: Any) -> None:

@@ -84,11 +84,19 @@ _WHERE = "it says where or how a run is written or shown, not what it learns"
 _DATA = "it picks the data the trials learn from and are compared on"
 FIXED = {
     "out": "each trial gets its own run directory in the study's folder",
-    "progress": _WHERE, "log_batches": _WHERE, "tensorboard": _WHERE, "wandb": _WHERE, "wandb_project": _WHERE,
+    "progress": _WHERE,
+    "log_batches": _WHERE,
+    "tensorboard": _WHERE,
+    "wandb": _WHERE,
+    "wandb_project": _WHERE,
     "device": "it is the machine, not the model: set it with --device",
     "threads": "it is the machine, not the model: set it with --threads",
-    "dataset": _DATA, "data_dir": _DATA, "cache_dir": _DATA, "download": _DATA,
-    "val_split": _DATA, "val_size": _DATA,
+    "dataset": _DATA,
+    "data_dir": _DATA,
+    "cache_dir": _DATA,
+    "download": _DATA,
+    "val_split": _DATA,
+    "val_size": _DATA,
     "seed": "the best seed is luck, not a setting; every trial trains with the same --seed",
 }
 
@@ -216,8 +224,10 @@ def _check_name(name: str) -> None:
     names = [*SHAPE, *(field for field in field_types() if field not in FIXED)]
     close = difflib.get_close_matches(name, names, n=1)
     hint = f" (did you mean [{close[0]}]?)" if close else ""
-    raise MlplabError(f"unknown setting [{name}]{hint}; a table is named as a config field "
-                      "(see mlplab train --help), or depth or width")
+    raise MlplabError(
+        f"unknown setting [{name}]{hint}; a table is named as a config field "
+        "(see mlplab train --help), or depth or width"
+    )
 
 
 def _choices(name: str, values: Any) -> tuple[Any, ...]:

@@ -115,9 +115,11 @@ def open_storage(url: str, heartbeat: int) -> Any:
 
         return open_journal(url, heartbeat, GRACE_HEARTBEATS * heartbeat, RETRIES)
     if "://" not in url:
-        raise MlplabError(f"--storage takes a database URL like sqlite:///study.db, a journal file path "
-                          f"ending in .log (or journal: STUDY_DIR/study.log), or "
-                          f"postgresql://user:password@host/database; got {url!r}")
+        raise MlplabError(
+            f"--storage takes a database URL like sqlite:///study.db, a journal file path "
+            f"ending in .log (or journal: STUDY_DIR/study.log), or "
+            f"postgresql://user:password@host/database; got {url!r}"
+        )
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     # Two workers writing one SQLite file wait for each other's locks; a server's connections may
@@ -129,11 +131,17 @@ def open_storage(url: str, heartbeat: int) -> Any:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
-                    with_driver(url), engine_kwargs=engine, heartbeat_interval=heartbeat,
-                    grace_period=GRACE_HEARTBEATS * heartbeat, heartbeat_stale_trial_callback=retry(max_retry=RETRIES))
+                    with_driver(url),
+                    engine_kwargs=engine,
+                    heartbeat_interval=heartbeat,
+                    grace_period=GRACE_HEARTBEATS * heartbeat,
+                    heartbeat_stale_trial_callback=retry(max_retry=RETRIES),
+                )
         except ImportError as error:
             driver = getattr(error.__cause__, "name", None) or "its database driver"
-            install = INSTALL if driver == "psycopg" else "install it, or use postgresql://... (the tune extra's driver)"
+            install = (
+                INSTALL if driver == "psycopg" else "install it, or use postgresql://... (the tune extra's driver)"
+            )
             raise MlplabError(f"--storage {shown_url(url)} needs the Python module {driver}: {install}") from None
         except Exception as error:
             if not is_storage_error(error):
@@ -163,11 +171,15 @@ def storage_error(url: str, error: BaseException) -> MlplabError:
     import sqlalchemy.exc
 
     if isinstance(error, sqlalchemy.exc.ArgumentError):
-        return MlplabError(f"--storage {shown_url(url)} is not a database URL SQLAlchemy knows ({one_line(error)}); "
-                           "use sqlite:///FILE.db or postgresql://user:password@host/database")
+        return MlplabError(
+            f"--storage {shown_url(url)} is not a database URL SQLAlchemy knows ({one_line(error)}); "
+            "use sqlite:///FILE.db or postgresql://user:password@host/database"
+        )
     reason = one_line(getattr(error, "orig", None) or error)
-    return MlplabError(f"cannot use the study storage {shown_url(url)}: {reason}; check that the database "
-                       "server is running and the URL is right (finished trials are kept there)")
+    return MlplabError(
+        f"cannot use the study storage {shown_url(url)}: {reason}; check that the database "
+        "server is running and the URL is right (finished trials are kept there)"
+    )
 
 
 class Heartbeats:
@@ -186,13 +198,12 @@ class Heartbeats:
         study_id = storage.get_study_id_from_name(study_name)
         self.storage = storage
         self.interval = storage.get_heartbeat_interval()  # seconds; None: heartbeats are off
-        self.trials = {number: storage.get_trial_id_from_study_id_trial_number(study_id, number)
-                       for number in numbers}
+        self.trials = {number: storage.get_trial_id_from_study_id_trial_number(study_id, number) for number in numbers}
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._beat, name="mlplab-heartbeats", daemon=True)
 
-    def __enter__(self) -> "Heartbeats":
+    def __enter__(self) -> Heartbeats:
         if self.interval is not None:
             self._record()
             self.thread.start()

@@ -44,12 +44,30 @@ from mlplab.files import atomic_write_text
 from mlplab.tune.batch import BatchRunner
 from mlplab.tune.objective import SURPLUS, WORKER, Objective, SurplusTrial, describe, requeue, trial_config
 from mlplab.tune.space import Space, default_space, load_space
-from mlplab.tune.storage import (GRACE_HEARTBEATS, is_storage_error, open_storage, require_optuna, resolve_storage,
-                                 shown_url, storage_error)
+from mlplab.tune.storage import (
+    GRACE_HEARTBEATS,
+    is_storage_error,
+    open_storage,
+    require_optuna,
+    resolve_storage,
+    shown_url,
+    storage_error,
+)
 
 # The settings that may differ between the workers of one study: where they write and run.
-LOCAL_FIELDS = ("out", "progress", "device", "threads", "data_dir", "cache_dir", "download", "log_batches",
-                "tensorboard", "wandb", "wandb_project")
+LOCAL_FIELDS = (
+    "out",
+    "progress",
+    "device",
+    "threads",
+    "data_dir",
+    "cache_dir",
+    "download",
+    "log_batches",
+    "tensorboard",
+    "wandb",
+    "wandb_project",
+)
 SETTINGS_KEY = "mlplab"  # the study's user attribute holding the settings its first worker recorded
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -108,8 +126,14 @@ class TuneResult:
     best_path: Path | None = None  # best.toml
 
 
-def tune(config: Config, settings: TuneConfig, *, space: Space | None = None, pruner: Any = None,
-         say: Callable[[str], None] | None = None) -> TuneResult:
+def tune(
+    config: Config,
+    settings: TuneConfig,
+    *,
+    space: Space | None = None,
+    pruner: Any = None,
+    say: Callable[[str], None] | None = None,
+) -> TuneResult:
     """Run one worker of the study ``settings`` names until the study has ``settings.trials`` finished trials.
 
     Args:
@@ -133,13 +157,19 @@ def tune(config: Config, settings: TuneConfig, *, space: Space | None = None, pr
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study = optuna.create_study(
-                storage=storage, study_name=settings.study, direction="maximize", load_if_exists=True,
+                storage=storage,
+                study_name=settings.study,
+                direction="maximize",
+                load_if_exists=True,
                 sampler=optuna.samplers.TPESampler(constant_liar=True),  # workers avoid each other's running trials
-                pruner=pruner)
+                pruner=pruner,
+            )
         check_same_study(study, recorded_settings(base, space, type(pruner).__name__, settings.heartbeat), url)
         finished = count_states(study)
-        say(f"study {settings.study}: {finished['finished']} of {settings.trials} trials finished; "
-            f"storage {shown_url(url)}; trials in {settings.study_dir}")
+        say(
+            f"study {settings.study}: {finished['finished']} of {settings.trials} trials finished; "
+            f"storage {shown_url(url)}; trials in {settings.study_dir}"
+        )
         worker = Worker(study, base, space, settings, say, storage=storage)
         worker.run()
         return worker.result()
@@ -194,14 +224,17 @@ def check_same_study(study: Any, record: dict[str, Any], url: str) -> None:
         # A study made elsewhere is taken only while it is empty but for queued trials (enqueue_trial).
         ran = [trial for trial in study.get_trials(deepcopy=False) if trial.state.name != "WAITING"]
         if ran or [direction.name for direction in study.directions] != ["MAXIMIZE"]:
-            raise MlplabError(f"study {study.study_name} in {shown_url(url)} was not made by mlplab tune; "
-                              "choose another --study")
+            raise MlplabError(
+                f"study {study.study_name} in {shown_url(url)} was not made by mlplab tune; choose another --study"
+            )
         study.set_user_attr(SETTINGS_KEY, record)
         saved = study.user_attrs[SETTINGS_KEY]  # two first workers at once: the later write holds
     if saved != record:
-        raise MlplabError(f"study {study.study_name} was started with other settings ({_differences(saved, record)}); "
-                          "start every worker with the same training flags, --space, --pruner and --heartbeat, "
-                          "or choose another --study")
+        raise MlplabError(
+            f"study {study.study_name} was started with other settings ({_differences(saved, record)}); "
+            "start every worker with the same training flags, --space, --pruner and --heartbeat, "
+            "or choose another --study"
+        )
 
 
 def _differences(saved: dict[str, Any], record: dict[str, Any]) -> str:
@@ -210,12 +243,18 @@ def _differences(saved: dict[str, Any], record: dict[str, Any]) -> str:
     for section, values in record["base"].items():
         there = saved.get("base", {}).get(section)
         if isinstance(values, dict) and isinstance(there, dict):
-            notes += [f"{name} {there.get(name)!r} there, {value!r} here"
-                      for name, value in values.items() if there.get(name) != value]
+            notes += [
+                f"{name} {there.get(name)!r} there, {value!r} here"
+                for name, value in values.items()
+                if there.get(name) != value
+            ]
         elif there != values:
             notes.append(f"{section} {there!r} there, {values!r} here")
-    notes += [f"the {what}" for what, key in (("search space", "space"), ("pruner", "pruner"),
-                                                ("heartbeat", "heartbeat")) if saved.get(key) != record[key]]
+    notes += [
+        f"the {what}"
+        for what, key in (("search space", "space"), ("pruner", "pruner"), ("heartbeat", "heartbeat"))
+        if saved.get(key) != record[key]
+    ]
     return "; ".join(notes[:4]) or "another mlplab version"
 
 
@@ -237,8 +276,15 @@ def best_trial(study: Any) -> Any:
 class Worker:
     """One worker's loop over a study (see the module docstring); `tune` builds and runs it."""
 
-    def __init__(self, study: Any, base: Config, space: Space, settings: TuneConfig,
-                 say: Callable[[str], None], storage: Any = None) -> None:
+    def __init__(
+        self,
+        study: Any,
+        base: Config,
+        space: Space,
+        settings: TuneConfig,
+        say: Callable[[str], None],
+        storage: Any = None,
+    ) -> None:
         self.study, self.base, self.space, self.settings, self.say = study, base, space, settings, say
         self.budget = settings.trials
         self.best_path = settings.study_dir / "best.toml"
@@ -246,8 +292,11 @@ class Worker:
         self.unstarted: dict[int, float] = {}  # running trials not started, by number: when first seen so
         trial_base = apply_overrides(base, {"progress": False})  # trials print through `say`, not a bar
         self.objective = Objective(trial_base, space, settings.study_dir, self.budget, say=say)
-        self.batch = (BatchRunner(study, storage, self.objective, settings.batch, self.finished, say)
-                      if settings.batch > 1 else None)  # None: one trial at a time, through study.optimize
+        self.batch = (
+            BatchRunner(study, storage, self.objective, settings.batch, self.finished, say)
+            if settings.batch > 1
+            else None
+        )  # None: one trial at a time, through study.optimize
 
     def run(self) -> None:
         """Run trials while places are left; wait while other workers hold the rest; return when the study is done."""
@@ -285,8 +334,10 @@ class Worker:
             self.fail_unstarted()
             if not waiting:
                 running = counts["RUNNING"]
-                self.say(f"waiting for {running} trial{'s' * (running > 1)} running in other workers "
-                         "(this worker takes over any whose worker stops)")
+                self.say(
+                    f"waiting for {running} trial{'s' * (running > 1)} running in other workers "
+                    "(this worker takes over any whose worker stops)"
+                )
                 waiting = True
             time.sleep(self.settings.heartbeat)
 
@@ -298,8 +349,9 @@ class Worker:
 
         running = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
         now = time.monotonic()
-        self.unstarted = {trial.number: self.unstarted.get(trial.number, now) for trial in running
-                          if WORKER not in trial.user_attrs}
+        self.unstarted = {
+            trial.number: self.unstarted.get(trial.number, now) for trial in running if WORKER not in trial.user_attrs
+        }
         grace = GRACE_HEARTBEATS * self.settings.heartbeat
         for trial in running:
             if now - self.unstarted.get(trial.number, now) > grace:
@@ -327,11 +379,13 @@ class Worker:
         if best is None or (best.number == self.written and self.best_path.exists()):
             return False
         config = trial_config(self.base, self.space, best.params, None)
-        header = (f"# mlplab tune, study {self.settings.study}: the best trial, {best.number}, best validation "
-                  f"accuracy {best.value:.4f} (epoch {best.user_attrs.get('best_epoch')})\n"
-                  f"# its run directory: {best.user_attrs.get('run_dir')}\n"
-                  f"# sampled: {describe(best.params)}\n"
-                  f"# train it again: mlplab train --config {self.best_path}\n\n")
+        header = (
+            f"# mlplab tune, study {self.settings.study}: the best trial, {best.number}, best validation "
+            f"accuracy {best.value:.4f} (epoch {best.user_attrs.get('best_epoch')})\n"
+            f"# its run directory: {best.user_attrs.get('run_dir')}\n"
+            f"# sampled: {describe(best.params)}\n"
+            f"# train it again: mlplab train --config {self.best_path}\n\n"
+        )
         atomic_write_text(self.best_path, header + to_toml(config))
         self.written = best.number
         return True
@@ -343,9 +397,14 @@ class Worker:
         best = best_trial(self.study)
         if best is None:
             return result
-        return dataclasses.replace(result, best_trial=best.number, best_value=best.value, best_params=best.params,
-                                   best_config=trial_config(self.base, self.space, best.params, None),
-                                   best_path=self.best_path)
+        return dataclasses.replace(
+            result,
+            best_trial=best.number,
+            best_value=best.value,
+            best_params=best.params,
+            best_config=trial_config(self.base, self.space, best.params, None),
+            best_path=self.best_path,
+        )
 
 
 class QuietFailures(logging.Filter):
