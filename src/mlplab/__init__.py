@@ -6,7 +6,8 @@ The everyday names, imported on first use (``import mlplab`` itself loads no tor
     models     MLP
     losses     the labs' losses (cross_entropy, nll, quadratic, ccql, mse), as ``mlplab.losses``
     training   fit (any nn.Module), train_epoch, evaluate, Callback, EarlyStopping, ProgressBar, Schedule,
-               Steering (pause, stop, change the lr or momentum while fit trains), History, AverageMeter, accuracy, confusion_matrix, per_class_accuracy
+               Steering (pause, stop, change the lr or momentum while fit trains), History, AverageMeter,
+               accuracy, confusion_matrix, per_class_accuracy
     notebooks  LivePlot (training curves redrawn as a notebook trains); the labs: ``mlplab notebooks DIR``
     regularise Augmentation (random affine and elastic distortions, stroke width, blur; per batch), WeightAverage,
                MaxNorm
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mlplab._version import __version__
+from mlplab._version import __version__ as __version__
 from mlplab.lazy import lazy_names
 
 # name -> the module that defines it
@@ -100,43 +101,57 @@ _MODULES = (
 __all__ = sorted([*_EXPORTS, *_MODULES])
 
 if TYPE_CHECKING:
-    from mlplab import (
-        augment,
-        choices,
-        config,
-        data,
-        digits,
-        engines,
-        losses,
-        metrics,
-        models,
-        runs,
-        scratch,
-        sweep,
-        threads,
-        training,
-        tune,
-    )
-    from mlplab.augment import Augmentation
-    from mlplab.config import Config, from_preset, load_config
-    from mlplab.data import KMNIST, MNIST, Batches, FashionMNIST, load_data
-    from mlplab.errors import MlplabError
-    from mlplab.estimator import MLPClassifier
-    from mlplab.metrics import AverageMeter, accuracy, confusion_matrix, evaluate, per_class_accuracy
-    from mlplab.models import MLP
-    from mlplab.optim import Schedule
-    from mlplab.plots.live import LivePlot
-    from mlplab.runs.checkpoint import load_checkpoint, save_checkpoint
-    from mlplab.runs.history import History
-    from mlplab.runs.reader import Run, load_model, open_run
-    from mlplab.runs.state import Callback, FitState
-    from mlplab.training.callbacks import EarlyStopping
-    from mlplab.training.loop import fit, train_epoch
-    from mlplab.training.pretrained import pretrained
-    from mlplab.training.progress import ProgressBar
-    from mlplab.training.runner import train
-    from mlplab.training.steering import Steering
-    from mlplab.training.weights import MaxNorm, WeightAverage
+    from mlplab import augment as augment
+    from mlplab import choices as choices
+    from mlplab import config as config
+    from mlplab import data as data
+    from mlplab import digits as digits
+    from mlplab import engines as engines
+    from mlplab import losses as losses
+    from mlplab import metrics as metrics
+    from mlplab import models as models
+    from mlplab import runs as runs
+    from mlplab import scratch as scratch
+    from mlplab import sweep as sweep
+    from mlplab import threads as threads
+    from mlplab import training as training
+    from mlplab import tune as tune
+    from mlplab.augment import Augmentation as Augmentation
+    from mlplab.config import Config as Config
+    from mlplab.config import from_preset as from_preset
+    from mlplab.config import load_config as load_config
+    from mlplab.data import KMNIST as KMNIST
+    from mlplab.data import MNIST as MNIST
+    from mlplab.data import Batches as Batches
+    from mlplab.data import FashionMNIST as FashionMNIST
+    from mlplab.data import load_data as load_data
+    from mlplab.errors import MlplabError as MlplabError
+    from mlplab.estimator import MLPClassifier as MLPClassifier
+    from mlplab.metrics import AverageMeter as AverageMeter
+    from mlplab.metrics import accuracy as accuracy
+    from mlplab.metrics import confusion_matrix as confusion_matrix
+    from mlplab.metrics import evaluate as evaluate
+    from mlplab.metrics import per_class_accuracy as per_class_accuracy
+    from mlplab.models import MLP as MLP
+    from mlplab.optim import Schedule as Schedule
+    from mlplab.plots.live import LivePlot as LivePlot
+    from mlplab.runs.checkpoint import load_checkpoint as load_checkpoint
+    from mlplab.runs.checkpoint import save_checkpoint as save_checkpoint
+    from mlplab.runs.history import History as History
+    from mlplab.runs.reader import Run as Run
+    from mlplab.runs.reader import load_model as load_model
+    from mlplab.runs.reader import open_run as open_run
+    from mlplab.runs.state import Callback as Callback
+    from mlplab.runs.state import FitState as FitState
+    from mlplab.training.callbacks import EarlyStopping as EarlyStopping
+    from mlplab.training.loop import fit as fit
+    from mlplab.training.loop import train_epoch as train_epoch
+    from mlplab.training.pretrained import pretrained as pretrained
+    from mlplab.training.progress import ProgressBar as ProgressBar
+    from mlplab.training.runner import train as train
+    from mlplab.training.steering import Steering as Steering
+    from mlplab.training.weights import MaxNorm as MaxNorm
+    from mlplab.training.weights import WeightAverage as WeightAverage
 
 
 __getattr__, __dir__ = lazy_names(

@@ -218,7 +218,8 @@ class Augmentation:
     def _resample(
         self, ink: torch.Tensor, affine: tuple[torch.Tensor, torch.Tensor] | None, field: torch.Tensor | None
     ) -> torch.Tensor:
-        """``ink`` (B, 1, S, S), blank 0, resampled bilinearly through the elastic ``field`` (pixels), then ``affine``."""
+        """``ink`` (B, 1, S, S), blank 0, resampled bilinearly through the elastic ``field`` (pixels), then
+        ``affine``."""
         count, device, dtype = ink.shape[0], ink.device, ink.dtype
         # Output pixel centres in grid_sample's units (align_corners=False): -1 and 1 are the image's outer edges.
         centres = ((torch.arange(self.side, dtype=torch.float64) * 2 + 1) / self.side - 1).to(device, dtype)

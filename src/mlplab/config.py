@@ -49,7 +49,7 @@ class Bounds:
     low_open: bool = False
     high_open: bool = False
 
-    def admits(self, value: float) -> bool:
+    def admits(self, value: float | numbers.Real) -> bool:
         """Whether ``value`` is finite and within the bounds."""
         if isinstance(value, float) and not math.isfinite(value):  # ints are finite (and may not fit a float)
             return False
@@ -103,7 +103,8 @@ class DataConfig:
     dataset: str = one_of("mnist", choices.DATASETS)
     data_dir: str | None = setting(
         None,
-        "folder holding the four IDX files (raw or .gz); default: $MLPLAB_DATA_DIR, else the download cache, else the copy bundled with mlplab (MNIST), else the mirrors",
+        "folder holding the four IDX files (raw or .gz); default: $MLPLAB_DATA_DIR, else the download cache, "
+        "else the copy bundled with mlplab (MNIST), else the mirrors",
     )
     cache_dir: str | None = setting(None, "download cache; default: $MLPLAB_CACHE_DIR, else ~/.cache/mlplab")
     download: bool = setting(
@@ -249,16 +250,18 @@ class TrainConfig:
     seed: int = setting(0, "drives the split, initialisation, shuffling and dropout", bounds=Bounds(0, INT64_MAX))
     threads: int | None = setting(
         None,
-        f"CPU threads for PyTorch while training, at most {THREADS_PER_CPU} per CPU; default: chosen for the machine as it is (the CPUs other processes leave free, the work of a step) and re-checked every second (mlplab.threads)",
+        f"CPU threads for PyTorch while training, at most {THREADS_PER_CPU} per CPU; default: chosen for the "
+        "machine as it is (the CPUs other processes leave free, the work of a step) and re-checked every second "
+        "(mlplab.threads)",
         bounds=Bounds(1, 4096),
     )
     engine: str = one_of(
         "auto",
         choices.ENGINES,
         more=(
-            ": how gradients are computed; manual writes the MLP's backprop out by hand (the same gradients, faster on "
-            "small nets), auto uses it wherever it applies (no dropout, a built-in loss); scratch computes the whole step "
-            "in NumPy (mlplab.scratch, CPU only)"
+            ": how gradients are computed; manual writes the MLP's backprop out by hand (the same gradients, faster "
+            "on small nets), auto uses it wherever it applies (no dropout, a built-in loss); scratch computes the "
+            "whole step in NumPy (mlplab.scratch, CPU only)"
         ),
     )
     precision: str = one_of(
@@ -421,7 +424,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     # For people's own digits (`mlplab predict` and `serve` with no run): 784-512-10 as fast had it, trained 12 epochs
     # on digits distorted as people hand them in: affine and elastic, strokes bolder or thinner by up to
-    # half a pixel, blurred up to sigma 1 (docs/how-to/predict.md, "A model for your own digits"). About 30 s on 2 CPU cores.
+    # half a pixel, blurred up to sigma 1 (docs/how-to/predict.md, "A model for your own digits").
+    # About 30 s on 2 CPU cores.
     "digits": dict(
         hidden=(512,),
         activation="relu",
@@ -483,7 +487,8 @@ def check_fields(section: Any) -> None:
 
 
 def check_setting(name: str, value: Any) -> None:
-    """Refuse ``value`` for the config field ``name`` as a config would (for values that reach a builder from Python)."""
+    """Refuse ``value`` for the config field ``name`` as a config would (for values that reach a builder from
+    Python)."""
     _check_value(field_types()[name], value)
 
 
@@ -515,7 +520,7 @@ def _check_number(name: str, value: Any, whole: bool, bounds: Bounds | None) -> 
 
 def _check_int64(name: str, number: Any) -> None:
     """Refuse an integer that TOML and torch's int64 cannot hold (beyond that torch fails with a traceback)."""
-    if isinstance(number, numbers.Integral) and abs(number) > INT64_MAX:
+    if isinstance(number, numbers.Integral) and abs(int(number)) > INT64_MAX:
         raise MlplabError(f"{name} must be at most 2**63 - 1; got {number}")
 
 
@@ -648,7 +653,8 @@ def _not_boolean(name: str, value: Any) -> MlplabError:
 
 
 def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
-    """Return a copy of ``config`` with flat ``{field: value}`` overrides applied (each section checks them when built)."""
+    """Return a copy of ``config`` with flat ``{field: value}`` overrides applied (each section checks them
+    when built)."""
     owner = field_owner()
     sections = {s: dataclasses.asdict(getattr(config, s)) for s in SECTIONS}
     preset = config.preset

@@ -361,7 +361,7 @@ def paper_level(gray: np.ndarray) -> np.ndarray:
         dtype=np.float64,
     )
     coefficients = _surface_fit(small)
-    level = sum(c * term for c, term in zip(coefficients, _quadratic_terms(height, width)))
+    level = sum(c * term for c, term in zip(coefficients, _quadratic_terms(height, width), strict=True))
     return np.broadcast_to(level, (height, width)).astype(np.float32)
 
 
@@ -688,7 +688,7 @@ class Prediction:
 
     def to_dict(self, k: int = 3) -> dict[str, Any]:
         """A JSON-ready summary: source, label and its name, top ``k``, every probability, or the error."""
-        if not self.found:
+        if self.label is None:  # not found
             return {"source": self.source, "found": False, "error": self.error}
         return {
             "source": self.source,
@@ -715,10 +715,12 @@ def predict(
         sources = [sources]
     sources = list(sources)
     names = names or [str(s) if isinstance(s, (str, Path)) else f"image {i + 1}" for i, s in enumerate(sources)]
+    if len(names) != len(sources):
+        raise ValueError(f"{len(names)} names for {len(sources)} images: give one name per image")
     classes = tuple(spec.classes)
     prepared: dict[int, np.ndarray] = {}
     results: list[Prediction | None] = [None] * len(sources)
-    for index, (source, name) in enumerate(zip(sources, names)):
+    for index, (source, name) in enumerate(zip(sources, names, strict=True)):
         try:
             prepared[index] = to_mnist(source, name)
         except NotAnImage as error:

@@ -51,7 +51,7 @@ def leftover_temporaries(folder: Path, names: Container[str] | None) -> list[Pat
     ]
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
     ``file`` is opened ``w+b``: ``write`` may read back what it wrote (to verify it) and

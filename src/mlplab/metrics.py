@@ -63,8 +63,9 @@ class AverageMeter:
 
     def values(self) -> list[float]:
         """The per-batch values as floats, in order."""
-        if self._values and all(isinstance(v, Tensor) for v in self._values):
-            return torch.stack(self._values).double().cpu().tolist()  # one device sync for all
+        tensors = [v for v in self._values if isinstance(v, Tensor)]
+        if tensors and len(tensors) == len(self._values):
+            return torch.stack(tensors).double().cpu().tolist()  # one device sync for all
         return [float(v) for v in self._values]
 
 
@@ -88,7 +89,7 @@ def per_class_accuracy(confusion: Tensor) -> list[float]:
     """Recall of each true class from a confusion matrix (nan for a class with no samples)."""
     totals = confusion.sum(dim=1)
     hits = confusion.diagonal()
-    return [hit / total if total else float("nan") for hit, total in zip(hits.tolist(), totals.tolist())]
+    return [hit / total if total else float("nan") for hit, total in zip(hits.tolist(), totals.tolist(), strict=True)]
 
 
 @torch.no_grad()
@@ -131,6 +132,7 @@ def _evaluate_pass(
         num_classes = num_classes or outputs.shape[1]
     if not targets:
         raise MlplabError("nothing to evaluate: the batches are empty")
+    assert num_classes is not None  # set by the loop, which ran at least once
     confusion = confusion_matrix(torch.cat(predictions), torch.cat(targets), num_classes).cpu()
     return {
         "loss": loss_meter.avg,

@@ -9,7 +9,8 @@ calling each ``nn.Linear``/``nn.ReLU`` module (as ``nn.Sequential`` does) costs 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +46,7 @@ def _widths(in_features: int, hidden: Sequence[int], num_classes: int) -> tuple[
 
 def parameter_count(widths: Sequence[int]) -> int:
     """Weights and biases of an MLP of these widths, input to output: the sum of n_{i-1} n_i + n_i."""
-    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
 
 
 def check_parameter_memory(widths: Sequence[int]) -> None:
@@ -108,7 +109,7 @@ class MLP(nn.Module):
         self.init_range = init_range
         self.widths = widths  # e.g. (784, 16, 32, 24, 10)
         check_parameter_memory(widths)  # before nn.Linear allocates: one line, not the allocator's traceback
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else None
         self._activate = ACTIVATION_FUNCTIONS[activation]
         # nn.Linear already drew PyTorch's default init, in the same RNG order as an
@@ -117,13 +118,13 @@ class MLP(nn.Module):
 
     def reset_parameters(self) -> None:
         """Draw fresh weights with the configured scheme, from the global RNG."""
-        for layer in self.layers:
+        for layer in self.linears():
             layer.reset_parameters()  # PyTorch's default: U(+-1/sqrt(fan_in)) for both
         self._apply_init()
 
     def _apply_init(self) -> None:
         """Overwrite the Linears' PyTorch-default weights with the chosen scheme, if any."""
-        for layer in self.layers:
+        for layer in self.linears():
             if self.init == "uniform":
                 nn.init.uniform_(layer.weight, -self.init_range, self.init_range)
                 nn.init.uniform_(layer.bias, -self.init_range, self.init_range)
@@ -137,7 +138,7 @@ class MLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Map (B, 1, 28, 28) or (B, 784) inputs to (B, num_classes) logits or log-probabilities."""
         x = x.flatten(1)  # (B, in_features); a no-op view for (B, 784)
-        *hidden, last = self.layers
+        *hidden, last = cast("Iterable[nn.Linear]", self.layers)  # as `linears`, without its list (~0.3 µs a call)
         for layer in hidden:
             x = self._activate(F.linear(x, layer.weight, layer.bias))
             if self.dropout is not None:
@@ -150,7 +151,7 @@ class MLP(nn.Module):
         activations (B, width) after dropout (none in eval mode), then the (B, num_classes) output."""
         x = x.flatten(1)
         outputs = []
-        *hidden, last = self.layers
+        *hidden, last = self.linears()
         for layer in hidden:
             x = self._activate(F.linear(x, layer.weight, layer.bias))
             if self.dropout is not None:
@@ -162,7 +163,8 @@ class MLP(nn.Module):
 
     def linears(self) -> list[nn.Linear]:
         """The Linear layers from input to output (weight is (out, in), bias is (out,))."""
-        return list(self.layers)
+        # __init__ fills self.layers with Linears only; a ModuleList's items are typed as any Module
+        return cast("list[nn.Linear]", list(self.layers))
 
     @property
     def num_parameters(self) -> int:

@@ -18,7 +18,7 @@ to its own interval.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -37,7 +37,7 @@ from mlplab.errors import MlplabError, check_choice
 from mlplab.torch_internals import FUSED_OPTIMIZERS, works
 
 # Each of `mlplab.choices.OPTIMIZERS` as a torch optimizer class.
-_CLASSES: dict[str, type[Optimizer]] = {
+_CLASSES: dict[str, Callable[..., Optimizer]] = {
     "sgd": torch.optim.SGD,
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
@@ -102,9 +102,11 @@ def load_optimizer_state(optimizer: Optimizer, state: dict[str, Any]) -> None:
     written on one device (fused Adagrad exists only on CPU) could then break or slow
     down a resume on another. Use this instead of ``load_state_dict`` when resuming.
     """
-    kept = [{key: group[key] for key in ("fused", "foreach") if key in group} for group in optimizer.param_groups]
+    kept: list[dict[str, Any]] = [
+        {key: group[key] for key in ("fused", "foreach") if key in group} for group in optimizer.param_groups
+    ]
     optimizer.load_state_dict(state)
-    for group, flags in zip(optimizer.param_groups, kept):
+    for group, flags in zip(optimizer.param_groups, kept, strict=True):
         group.update(flags)
 
 
@@ -162,6 +164,8 @@ class Schedule:
         if self.interval != "epoch" or self.scheduler is None:
             return
         if isinstance(self.scheduler, ReduceLROnPlateau):
+            if train_loss is None:
+                raise ValueError("a ReduceLROnPlateau schedule is stepped with the epoch's training loss; got None")
             self.scheduler.step(train_loss)
         else:
             self.scheduler.step()

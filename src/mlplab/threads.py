@@ -142,8 +142,8 @@ def _quota_of(version: str, folder: Path) -> float | None:
     """A cgroup folder's CPU quota in CPUs, None when it sets none or cannot be read."""
     try:
         if version == "v2":
-            limit, period = (folder / "cpu.max").read_text().split()
-            return None if limit == "max" else int(limit) / int(period)
+            quota, period = (folder / "cpu.max").read_text().split()
+            return None if quota == "max" else int(quota) / int(period)
         limit = int((folder / "cpu.cfs_quota_us").read_text())
         return None if limit <= 0 else limit / int((folder / "cpu.cfs_period_us").read_text())
     except (OSError, ValueError):
@@ -429,7 +429,8 @@ class ThreadGovernor:
         self._active, self._due = False, math.inf
 
     def __call__(self) -> None:
-        """After an optimizer step: count it, and re-check the load when one is due (the outer governor's, if nested)."""
+        """After an optimizer step: count it, and re-check the load when one is due (the outer governor's, if
+        nested)."""
         if not self._active:
             if (outer := self._outer()) is not None:
                 outer()
@@ -462,7 +463,8 @@ class ThreadGovernor:
         return self._active
 
     def continue_log(self, earlier: list[dict[str, Any]], step: int) -> list[dict[str, Any]]:
-        """The run's whole log: ``earlier`` (a resumed run's choices) then this one's, whose first choice is at ``step``."""
+        """The run's whole log: ``earlier`` (a resumed run's choices) then this one's, whose first choice is at
+        ``step``."""
         for entry in self.log:
             entry["step"] = step
         self._step = step
@@ -504,6 +506,7 @@ class ThreadGovernor:
         fewer, _ = self._choose(None)
         if fewer >= count:
             return ""
+        assert self._reading is not None  # _choose has just read the load
         return f"; {self._reading.describe()}: {fewer} thread{'s' * (fewer > 1)} would be faster now"
 
     def _work(self) -> int | None:

@@ -181,11 +181,12 @@ def _fused_sgd_kernel_exact() -> bool:
         try:
             optimizer = torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3, fused=True)
             for step in range(2):
-                for p in params:
-                    p.grad = torch.randn(p.shape, generator=generator)
+                grads = [torch.randn(p.shape, generator=generator) for p in params]
+                for p, grad in zip(params, grads, strict=True):
+                    p.grad = grad
                 if direct and step > 0:
                     buffers = [optimizer.state[p]["momentum_buffer"] for p in params]
-                    fused_sgd_step(optimizer, params, [p.grad for p in params], buffers)
+                    fused_sgd_step(optimizer, params, grads, buffers)
                 else:
                     optimizer.step()
         except Exception as error:  # noqa: BLE001 - any failure of private API means: use the public one
@@ -193,7 +194,7 @@ def _fused_sgd_kernel_exact() -> bool:
                 _warn(SGD_KERNEL, f"{type(error).__name__}: {error}")
             return False  # not direct: this torch has no fused SGD at all; .step() it is
         results.append([p.detach().clone() for p in params])
-    same = all(torch.equal(a, b) for a, b in zip(*results))
+    same = all(torch.equal(a, b) for a, b in zip(*results, strict=True))
     if not same:
         _warn(SGD_KERNEL, "its update differs from optimizer.step()")
     return same
@@ -262,7 +263,7 @@ def activation_gradient(activation: str) -> ActivationGradient:
 # --- Fused optimizers (`mlplab.optim`) ----------------------------------------------------------------------------
 
 # The optimizers with a fused kernel in recent torch, by `mlplab.choices.OPTIMIZERS` name.
-FUSED_OPTIMIZERS: dict[str, type[Optimizer]] = {
+FUSED_OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
     "sgd": torch.optim.SGD,
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
@@ -300,7 +301,8 @@ _ROWS = 64  # probe tensors
 
 def tail_columns(sizes: Sequence[int], width: int) -> Tensor:
     """Columns of a (K, P) buffer, tensors of ``sizes`` end to end, that a W-wide kernel leaves to its scalar loop."""
-    columns, start = [], 0
+    columns: list[int] = []
+    start = 0
     for size in sizes:
         columns.extend(range(start + size - size % width, start + size))
         start += size
@@ -310,8 +312,11 @@ def tail_columns(sizes: Sequence[int], width: int) -> Tensor:
 def scalar_loop_columns(
     probe: str, dtype: torch.dtype, device: torch.device, sizes: Sequence[int] | None, *key: Any
 ) -> Tensor | None:
-    """The (T,) columns a fused CPU kernel rounds in its scalar loop, where probe ``probe`` found its width; else None."""
-    width = result(probe, dtype, *key) if sizes is not None and device.type == "cpu" else None
+    """The (T,) columns a fused CPU kernel rounds in its scalar loop, where probe ``probe`` found its width; else
+    None."""
+    if sizes is None or device.type != "cpu":
+        return None
+    width = result(probe, dtype, *key)
     columns = tail_columns(sizes, width) if width else None
     return columns.to(device) if columns is not None and len(columns) else None
 
@@ -325,17 +330,18 @@ def momentum_update(buffers: Tensor, g: Tensor, momentum: Tensor, tail: Tensor |
 
 
 def second_moment_update(exp_avg_sq: Tensor, g: Tensor, beta2: float, tail: Tensor | None) -> Tensor:
-    """v = beta2 v + (1 - beta2) g g in place, as the fused Adam kernel rounds it (the scalar loop: fma(v, beta2, ...))."""
-    fused = None
-    if tail is not None:
-        tail_grads = g.index_select(1, tail)
-        fused = torch.addcmul(
-            tail_grads.mul(1 - beta2).mul_(tail_grads),
-            exp_avg_sq.index_select(1, tail),
-            torch.tensor(beta2, dtype=g.dtype, device=g.device),
-        )
+    """v = beta2 v + (1 - beta2) g g in place, as the fused Adam kernel rounds it (the scalar loop:
+    fma(v, beta2, ...))."""
+    if tail is None:
+        return exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    tail_grads = g.index_select(1, tail)
+    fused = torch.addcmul(  # read before v is updated in place
+        tail_grads.mul(1 - beta2).mul_(tail_grads),
+        exp_avg_sq.index_select(1, tail),
+        torch.tensor(beta2, dtype=g.dtype, device=g.device),
+    )
     exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-    return exp_avg_sq if fused is None else exp_avg_sq.index_copy_(1, tail, fused)
+    return exp_avg_sq.index_copy_(1, tail, fused)
 
 
 def _numpy_sqrt(values: Tensor, out: Tensor) -> Tensor:
@@ -373,7 +379,7 @@ def _draw(dtype: torch.dtype, count: int) -> list[Tensor]:
 
 
 def _fused_steps(
-    kind: type[Optimizer], start: Tensor, grads: Sequence[Tensor], state: dict[str, Tensor], **options: Any
+    kind: Callable[..., Optimizer], start: Tensor, grads: Sequence[Tensor], state: dict[str, Tensor], **options: Any
 ) -> tuple[Tensor, dict[str, Tensor]] | None:
     """``kind(fused=True)`` from ``state``, stepped once per gradient on `_ROWS` tensors (the rows of ``start``).
 
@@ -386,7 +392,7 @@ def _fused_steps(
         for k, param in enumerate(params):
             optimizer.state[param].update({name: rows[k].clone() for name, rows in state.items()})
         for grad in grads:
-            for param, row in zip(params, grad):
+            for param, row in zip(params, grad, strict=True):
                 param.grad = row.clone()
             optimizer.step()
     except (RuntimeError, TypeError, ValueError):  # no fused kernel for this dtype in this torch
@@ -404,7 +410,8 @@ def _fused_steps(
     "buf = mu buf + g rounded twice everywhere: the members equal their runs to rounding",
 )
 def _sgd_width(dtype: torch.dtype) -> int | None:
-    """W for which one SGD step (momentum, Nesterov, weight decay) matches ``SGD(fused=True)`` bit for bit; else None."""
+    """W for which one SGD step (momentum, Nesterov, weight decay) matches ``SGD(fused=True)`` bit for bit; else
+    None."""
     start, grad, buffers = _draw(dtype, 3)
     lr, mu, wd = 0.05, 0.9, 1e-3
     want = _fused_steps(
@@ -417,8 +424,10 @@ def _sgd_width(dtype: torch.dtype) -> int | None:
         nesterov=True,
         weight_decay=wd,
     )
+    if want is None:
+        return None
     momentum, decay = (torch.full((_ROWS, 1), value, dtype=dtype) for value in (mu, wd))
-    for width in _WIDTHS if want is not None else ():
+    for width in _WIDTHS:
         g, buf = (grad * 0.1).addcmul_(start, decay), buffers * 0.1  # g = grad + wd p
         buf = momentum_update(buf, g, momentum, tail_columns([_PROBE_SIZE], width))
         got = torch.addcmul(start, g.addcmul_(buf, momentum), torch.full((_ROWS, 1), -lr, dtype=dtype))
@@ -438,7 +447,9 @@ def _adam_width(dtype: torch.dtype, decoupled: bool) -> int | None:
     start, *grads = _draw(dtype, 3)
     grads, (beta1, beta2), lr, wd = [grad * 0.1 for grad in grads], (0.9, 0.999), 0.05, 1e-2
     want = _fused_steps(torch.optim.AdamW if decoupled else torch.optim.Adam, start, grads, {}, lr=lr, weight_decay=wd)
-    for width in _WIDTHS if want is not None else ():
+    if want is None:
+        return None
+    for width in _WIDTHS:
         tail, p, m, v = (
             tail_columns([_PROBE_SIZE], width),
             start.clone(),
@@ -455,7 +466,9 @@ def _adam_width(dtype: torch.dtype, decoupled: bool) -> int | None:
             second_moment_update(v, g, beta2, tail)
             denom = kernel_sqrt(dtype, start.device)(v, torch.empty_like(v)).div_(math.sqrt(1 - beta2**t)).add_(1e-8)
             p.add_(torch.mul(m, -lr / (1 - beta1**t)).div_(denom))
-        if all(torch.equal(a, b) for a, b in zip((p, m, v), (want[0], *want[1].values()))):
+        ours, fused = (p, m, v), (want[0], *want[1].values())
+        # A state tensor this model lacks (another torch's Adam) is a mismatch, not a crash: fall back.
+        if len(ours) == len(fused) and all(torch.equal(a, b) for a, b in zip(ours, fused, strict=True)):
             return width
     return None
 

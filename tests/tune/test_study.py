@@ -243,11 +243,27 @@ def test_a_diverging_trial_is_pruned(tmp_path, mnist_dir):
     assert result.best_trial is None and not (tmp_path / "best.toml").exists()
 
 
+def test_a_sampler_seed_draws_the_same_study_again_and_another_seed_another(tmp_path, mnist_dir):
+    from mlplab.tune.study import TuneConfig, tune
+
+    base = apply_overrides(Config(), {**TINY, "epochs": 1, "data_dir": str(mnist_dir)})
+    space = parse_space("[lr]\nlow = 1e-3\nhigh = 0.3\nlog = true\n[batch_size]\nchoices = [128, 256, 512]")
+
+    def drawn(name, seed):
+        settings = TuneConfig(study=name, trials=3, out=str(tmp_path / name), sampler_seed=seed)
+        return [trial.params for trial in tune(base, settings, space=space).study.trials]
+
+    first = drawn("a", 7)
+    assert drawn("b", 7) == first and drawn("c", 8) != first
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("study", "a b", "--study must be a name of letters"),
     ("trials", 0, "--trials must be a whole number >= 1; got 0"),
     ("heartbeat", 0, "--heartbeat must be a whole number of seconds >= 1"),
     ("pruner", "asha", "unknown pruner 'asha'; choose one of: median, hyperband"),
+    ("sampler_seed", -1, r"--sampler-seed must be a whole number in \[0, 2\*\*32 - 1\]; got -1"),
+    ("sampler_seed", 2**32, r"--sampler-seed must be a whole number in \[0, 2\*\*32 - 1\]"),
     ("storage", "study.db", ("--storage takes a database URL like sqlite:///study.db, a journal file path ending "
                              r"in \.log \(or journal: STUDY_DIR/study\.log\), or postgresql://")),
 ])

@@ -60,8 +60,10 @@ def describe(run: Run) -> str:
     """``784-512-10, 98.93% on MNIST's test set``."""
     from mlplab.data import get_spec
 
-    title = get_spec(run.config.data.dataset).title
-    return f"{run.architecture}, {100 * run.metrics['test_accuracy']:.2f}% on {title}'s test set"
+    config, metrics = run.config, run.metrics
+    assert config is not None and metrics is not None  # `pretrained` returns a preset's finished run only
+    title = get_spec(config.data.dataset).title
+    return f"{run.architecture}, {100 * metrics['test_accuracy']:.2f}% on {title}'s test set"
 
 
 def _recipe() -> str:

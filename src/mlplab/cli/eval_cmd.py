@@ -32,7 +32,7 @@ def execute(args: argparse.Namespace) -> int:
     saved = SavedModel(args.checkpoint)  # a run directory means its best checkpoint
     result = saved.evaluate(args.split, data_dir=args.data_dir, device=args.device)
     path = saved.path
-    per_class = dict(zip(result["classes"], result["per_class_accuracy"]))
+    per_class = dict(zip(result["classes"], result["per_class_accuracy"], strict=True))
     if args.json:
         print(
             json.dumps(
@@ -50,7 +50,9 @@ def execute(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    dataset = saved.config.data.dataset
+    config = saved.config
+    assert config is not None  # evaluate refused a user-defined module's checkpoint, which has none
+    dataset = config.data.dataset
     print(f"{path} (epoch {result['epoch']}), {dataset} {args.split} split, {result['count']} images")
     print(f"{args.split} loss {result['loss']:.4f}  accuracy {100 * result['accuracy']:.2f}%")
     print("per-class accuracy:\n" + per_class_table(per_class))

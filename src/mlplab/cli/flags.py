@@ -33,7 +33,7 @@ def add_field_flag(group: argparse._ArgumentGroup, field: dataclasses.Field) -> 
     choices = field.metadata.get("choices")
     # The help already lists a choice field's names: the metavar keeps argparse from listing them again.
     metavar = "W1,W2,..." if field.name == "hidden" else field.name.upper() if choices else None
-    action = group.add_argument(
+    action: Any = group.add_argument(  # an argparse.Action, given a `bounds` attribute of its own
         flag, dest=field.name, type=kind, default=None, metavar=metavar, choices=choices, help=help_text
     )
     action.bounds = field.metadata.get("bounds")  # checked by the config section the value goes into
@@ -54,7 +54,8 @@ class Number:
         try:
             value = self.kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {self.bounds.requirement(self.kind is int)}; got {text!r}")
+            requirement = self.bounds.requirement(self.kind is int)
+            raise argparse.ArgumentTypeError(f"must be {requirement}; got {text!r}") from None
         if not self.bounds.admits(value):
             raise argparse.ArgumentTypeError(f"must be {self.bounds.requirement(self.kind is int)}; got {text}")
         return value

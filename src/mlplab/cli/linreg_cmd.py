@@ -77,6 +77,7 @@ def _print_summary(result: LinregResult) -> None:
         [*result.true_weights, result.true_bias],
         [*result.least_squares_weights, result.least_squares_bias],
         [*result.sgd_weights, result.sgd_bias],
+        strict=True,
     )
     for name, true, exact, trained in rows:
         print(f"{name:<13} {true:>9.4f}  {exact:>13.4f}  {trained:>9.4f}")

@@ -70,6 +70,8 @@ class TrainProgress(ProgressBar):
 
     def on_fit_end(self, state: FitState) -> None:
         metrics = state.metrics
+        if metrics is None:  # fit had no test data to score (`mlplab train` always gives it)
+            return
         self._print(
             f"test loss {metrics['test_loss']:.4f}  accuracy {100 * metrics['test_accuracy']:.2f}% "
             f"({metrics['test_count']} images{_tested(metrics, state.epoch)})"

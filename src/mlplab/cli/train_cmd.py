@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def config_of(args: argparse.Namespace) -> Config:
-    """Defaults, then the resumed run's / preset's config, then --config, then flags (`mlplab.config.resolve_config`)."""
+    """Defaults, then the resumed run's / preset's config, then --config, then flags
+    (`mlplab.config.resolve_config`)."""
     if args.resume:
         from mlplab.runs.directory import last_checkpoint
         from mlplab.training import load_checkpoint

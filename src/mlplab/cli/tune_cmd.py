@@ -90,6 +90,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=1,
         metavar="K",
     )
+    add_number(
+        study,
+        "--sampler-seed",
+        int,
+        Bounds(0, 2**32 - 1),
+        "seeds this worker's sampler: a study run by one worker draws the same settings "
+        "every time (workers sharing a study should each take their own)",
+        default=None,
+        metavar="N",
+    )
     study.add_argument("--print-space", action="store_true", help="print the search space as TOML and exit")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="start the base config from a lab's recipe")
     parser.add_argument("--config", metavar="FILE.toml", help="read the base config from a TOML file")
@@ -126,6 +136,7 @@ def execute(args: argparse.Namespace) -> int:
         pruner=args.pruner,
         heartbeat=args.heartbeat,
         batch=args.batch,
+        sampler_seed=args.sampler_seed,
     )
     check_run_dir(settings.study_dir)
     if config.train.threads is not None:

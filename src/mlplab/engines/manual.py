@@ -41,7 +41,8 @@ from mlplab.torch_internals import PUBLIC_GRADIENTS, activation_gradient
 
 
 def _unsupported(model: Any, loss_fn: object) -> str | None:
-    """Why `ManualStep` cannot train ``model`` (or the MLP a `ModelConfig` describes) with ``loss_fn``; None if it can."""
+    """Why `ManualStep` cannot train ``model`` (or the MLP a `ModelConfig` describes) with ``loss_fn``; None if
+    it can."""
     traits = activation_and_dropout(model)
     if traits is None:
         return f"it writes out the backward pass of mlplab's MLP only, not of {type(model).__name__}"
@@ -99,7 +100,7 @@ class ManualStep:
         self.biases = [layer.bias.detach() for layer in layers]  # b_i, (n_i,)
         # W_i^T as views made once (the update is in place, so they stay current): F.linear(h, W, b)
         # is addmm(b, h, W^T), and each view or wrapper left out of the step saves ~1.5 µs.
-        self.hidden_layers = [(W.t(), b) for W, b in zip(self.weights[:-1], self.biases[:-1])]
+        self.hidden_layers = [(W.t(), b) for W, b in zip(self.weights[:-1], self.biases[:-1], strict=True)]
         self.output_bias = self.biases[-1].unsqueeze(1)  # b_L as a column (C, 1)
         # The gradients are written into each parameter's .grad, created here once.
         self.parameters = [p for layer in layers for p in (layer.weight, layer.bias)]
@@ -155,7 +156,7 @@ class ManualStep:
         self._low = [W.to(dtype) for W in self.weights]  # this step's weights, rounded once (backward reuses them)
         z: list[Tensor] = []
         h = [x.to(dtype)]
-        for W, b in zip(self._low[:-1], self.biases[:-1]):
+        for W, b in zip(self._low[:-1], self.biases[:-1], strict=True):
             z.append(torch.addmm(b.to(dtype), h[-1], W.t()))  # z_i = h_{i-1} W_i^T + b_i, float32 accumulation
             h.append(self.activate(z[-1]))
         z.append(torch.addmm(self.output_bias.to(dtype), self._low[-1], h[-1].t()).float())  # the loss in float32
@@ -234,7 +235,7 @@ class ManualStep:
 
     def _attach_gradients(self) -> None:
         """Make this step's gradient tensors every parameter's ``.grad`` (the backward passes overwrite them)."""
-        for parameter, grad in zip(self.parameters, self.grads):
+        for parameter, grad in zip(self.parameters, self.grads, strict=True):
             if parameter.grad is not grad:  # first step, or zero_grad(set_to_none=True) ran
                 parameter.grad = grad
 

@@ -107,10 +107,13 @@ class OptimizerStep:
         state = self.optimizer.state  # load_state_dict replaces it, and with it every buffer
         if self._tensors is not None and self._tensors[0] is state:
             _, params, grads, buffers = self._tensors
-            if len(params) == len(group["params"]) and all(p.grad is g for p, g in zip(params, grads)):
+            if len(params) == len(group["params"]) and all(p.grad is g for p, g in zip(params, grads, strict=True)):
                 return params, grads, buffers
-        params = [p for p in group["params"] if p.grad is not None]
-        grads = [p.grad for p in params]
+        params, grads = [], []
+        for p in group["params"]:
+            if p.grad is not None:  # the kernel, as .step(), skips a parameter without a gradient
+                params.append(p)
+                grads.append(p.grad)
         buffers = [state[p]["momentum_buffer"] for p in params] if group["momentum"] != 0 else []
         self._tensors = (state, params, grads, buffers)
         return params, grads, buffers

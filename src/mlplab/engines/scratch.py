@@ -35,7 +35,8 @@ _STATE_KEYS = {
 
 
 def _unsupported(model: Any, loss_fn: object, optimizer: str | torch.optim.Optimizer) -> str | None:
-    """Why the scratch engine cannot train this model, loss and optimizer (a name or a torch optimizer); None if it can."""
+    """Why the scratch engine cannot train this model, loss and optimizer (a name or a torch optimizer); None if
+    it can."""
     traits = activation_and_dropout(model)
     if traits is None:
         return f"it builds mlplab's MLP only, not {type(model).__name__}"
@@ -93,7 +94,7 @@ class ScratchStep:
         if (
             len(optimizer.param_groups) != 1
             or len(group_parameters) != len(parameters)
-            or any(a is not b for a, b in zip(group_parameters, parameters))
+            or any(a is not b for a, b in zip(group_parameters, parameters, strict=True))
         ):
             raise ValueError("the scratch engine needs one optimizer param group holding model.parameters() in order")
         self.network = scratch.from_torch(model, share=True)  # views of the model's tensors
@@ -107,7 +108,8 @@ class ScratchStep:
         optimizer.step()
 
     def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, float]:
-        """Forward, loss, backward and update in NumPy; returns the outputs (B, C) as a tensor and the batch-mean loss."""
+        """Forward, loss, backward and update in NumPy; returns the outputs (B, C) as a tensor and the batch-mean
+        loss."""
         self.optimizer.lr = self.torch_optimizer.param_groups[0]["lr"]  # schedules change it between steps
         outputs, loss = scratch.train_step(self.network, self.loss_fn, self.optimizer, images.numpy(), labels.numpy())
         return torch.from_numpy(outputs), loss
@@ -118,6 +120,7 @@ def _shared_optimizer(
 ) -> scratch.SGD | scratch.Adam:
     """The scratch optimizer with the torch optimizer's settings, its state arrays views of the torch state."""
     name = _optimizer_name(optimizer)
+    assert name is not None  # ScratchStep refused any other optimizer (`_unsupported`)
     group = optimizer.param_groups[0]
     keys = _STATE_KEYS[name] if name != "sgd" or group["momentum"] else ()
     state = [{key: _state_tensor(optimizer, parameter, key).numpy() for key in keys} for parameter in parameters]

@@ -94,20 +94,20 @@ except ImportError:  # older releases have it as a method
         return estimator._validate_data(*args, **kwargs)
 
 
-from mlplab.choices import ENGINES, OPTIMIZERS
+from mlplab.choices import ACTIVATIONS, ENGINES, LOSSES, OPTIMIZERS
 from mlplab.config import OptimConfig
 from mlplab.data.batches import Batches, epoch_seed
 from mlplab.data.loading import TensorSplit
-from mlplab.device import resolve_device
+from mlplab.device import model_device, resolve_device
 from mlplab.errors import MlplabError
 from mlplab.estimator.convergence import Convergence
 from mlplab.estimator.data import Samples, as_tensor, unpack_eval_set
 from mlplab.estimator.weights import WeightedBatches, check_sample_weight, class_weight_factors, uniform
-from mlplab.losses import LOSSES, LossFunction, build_loss
-from mlplab.models import ACTIVATIONS, MLP
+from mlplab.losses import LossFunction, build_loss
+from mlplab.models import MLP
 from mlplab.optim import build_optimizer
 from mlplab.threads import ThreadGovernor, model_work
-from mlplab.training.loop import fit, model_device
+from mlplab.training.loop import fit
 
 EVAL_BATCH = 4096  # rows per forward pass in predict and validation
 
@@ -620,7 +620,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _batch_size(self, samples: int) -> int:
         """scikit-learn's rule: "auto" is min(200, samples); a larger size is clipped, with a warning."""
-        if self.batch_size == "auto":
+        if isinstance(self.batch_size, str):  # "auto": the one string `_validate_params` admits
             return min(200, samples)
         if self.batch_size > samples:
             warnings.warn(

@@ -68,18 +68,23 @@ class Convergence(Callback):
 
     def _loss_improved(self) -> bool:
         estimator = self.estimator
-        improved = estimator.loss_ <= estimator.best_loss_ - estimator.tol
-        estimator.best_loss_ = min(estimator.best_loss_, estimator.loss_)
+        best = estimator.best_loss_
+        assert best is not None  # `_train` sets it (to inf) whenever the training loss decides, as here
+        improved = estimator.loss_ <= best - estimator.tol
+        estimator.best_loss_ = min(best, estimator.loss_)
         return improved
 
     def _validation_improved(self, state: FitState, record: dict[str, Any]) -> bool:
         """Record the epoch's validation score; keep the weights of the best epoch when they will be restored."""
         estimator = self.estimator
+        scores, best = estimator.validation_scores_, estimator.best_validation_score_
+        # `_train` starts both whenever it has validation data, the only time this is called.
+        assert scores is not None and best is not None
         score = self._score(state.eval_model, record)
-        estimator.validation_scores_.append(score)
+        scores.append(score)
         self._say(f"Validation score: {score:f}")
-        improved = score >= estimator.best_validation_score_ + estimator.tol
-        if score > estimator.best_validation_score_:
+        improved = score >= best + estimator.tol
+        if score > best:
             estimator.best_validation_score_ = score
             if estimator.early_stopping:
                 weights = state.model.state_dict()

@@ -135,7 +135,8 @@ class Training:
 
 
 def solved(y: Tensor, d: Tensor, margin: float = 0.5) -> Tensor:
-    """Per network (S,): every output within ``margin`` of its target (0.5: the right side of 0.5; 0.2: the 0.2/0.8 test)."""
+    """Per network (S,): every output within ``margin`` of its target (0.5: the right side of 0.5; 0.2: the
+    0.2/0.8 test)."""
     return ((y - d).abs() < margin).all(dim=1)
 
 
@@ -159,7 +160,7 @@ def train(config: SymmetryConfig, weights: Weights | None = None) -> Training:
                 first[solved(y, d, margin) & (first < 0)] = sweep
             if sweep == total:
                 break
-            for parameter, grad in zip(parameters, grads):
+            for parameter, grad in zip(parameters, grads, strict=True):
                 parameter.grad = grad
             optimizer.step()
             if schedule is not None:
@@ -167,7 +168,9 @@ def train(config: SymmetryConfig, weights: Weights | None = None) -> Training:
     return Training(config, weights, errors, solved_at, strict_at, y, time.perf_counter() - started)
 
 
-def _optimizer(config: SymmetryConfig, parameters: list[Tensor]) -> tuple[torch.optim.Optimizer, object]:
+def _optimizer(
+    config: SymmetryConfig, parameters: list[Tensor]
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
     """The paper's rule (SGD, momentum alpha, lr eps, no dampening) or Adam, and the schedule if any."""
     if config.optimizer == "sgd":
         optimizer: torch.optim.Optimizer = torch.optim.SGD(

@@ -23,7 +23,8 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from mlplab.export.onnx_file import export_onnx
-    from mlplab.export.safetensors_file import export_safetensors, load_safetensors
+    from mlplab.export.onnx_file import export_onnx as export_onnx
+    from mlplab.export.safetensors_file import export_safetensors as export_safetensors
+    from mlplab.export.safetensors_file import load_safetensors as load_safetensors
 
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS, globals(), __all__)

@@ -108,7 +108,10 @@ def _rebuild(saved: SavedModel) -> MLP:
             "torch.onnx.export(open_run(RUN_DIR).model(into=YourModule()), (torch.zeros(2, 1, 28, 28),), "
             "'model.onnx', dynamo=True)"
         )
+    from mlplab.models import MLP
+
     model = saved.model()
+    assert isinstance(model, MLP)  # a checkpoint with a config is rebuilt as the MLP it describes
     if model.widths[0] != math.prod(IMAGE_SHAPE):
         raise MlplabError(f"{path} holds a net of {model.widths[0]} inputs; ONNX export takes 28x28 images (784)")
     return model
@@ -188,6 +191,7 @@ def _to_onnx(model: MLP, opset: int | None) -> Any:
         raise MlplabError(
             f"torch could not export the model to ONNX ({one_line(error)}); try another --opset, or torch's default"
         ) from None
+    assert program is not None  # dynamo=True returns the ONNXProgram (only the legacy exporter returns None)
     proto = program.model_proto
     written = next((entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")), None)
     if opset is not None and written != opset:  # torch keeps its own opset when a conversion fails
@@ -215,7 +219,7 @@ def _quiet() -> Iterator[None]:
             warnings.simplefilter("ignore")
             yield
     finally:
-        for logger, level in zip(loggers, levels):
+        for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
 
 

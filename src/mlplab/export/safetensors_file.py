@@ -50,7 +50,7 @@ def load_safetensors(path: str | Path) -> MLP:
             metadata = handle.metadata() or {}
         tensors = load_file(str(path))
     except Exception as error:  # safetensors raises its own error types for malformed headers
-        raise MlplabError(f"{path} is not a readable safetensors file ({error})")
+        raise MlplabError(f"{path} is not a readable safetensors file ({error})") from error
     if metadata.get("format") != EXPORT_FORMAT:
         raise MlplabError(f"{path} was not written by `mlplab export` (no '{EXPORT_FORMAT}' metadata)")
     config, info = json.loads(metadata["config"]), json.loads(metadata["model_info"])

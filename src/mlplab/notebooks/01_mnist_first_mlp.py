@@ -456,7 +456,7 @@ for epoch in (1, 2):
     train.set_epoch(epoch)
     train_epoch(net_c, train, optimizer_c, loss_fn)
 
-resumed_matches = all(torch.equal(b, c) for b, c in zip(net_b.parameters(), net_c.parameters()))
+resumed_matches = all(torch.equal(b, c) for b, c in zip(net_b.parameters(), net_c.parameters(), strict=True))
 print("resumed run B == uninterrupted run C, bit for bit:", resumed_matches)
 
 # %% [markdown]
@@ -468,7 +468,7 @@ net_d, optimizer_d = new_run(seed=2)
 net_d.load_state_dict(checkpoint["model"])  # the weights, but not the optimizer's state
 train.set_epoch(2)
 train_epoch(net_d, train, optimizer_d, loss_fn)
-gap = max((d - c).abs().max().item() for d, c in zip(net_d.parameters(), net_c.parameters()))
+gap = max((d - c).abs().max().item() for d, c in zip(net_d.parameters(), net_c.parameters(), strict=True))
 print(f"without the optimizer state, the largest weight differs by {gap:.4f} from the uninterrupted run")
 
 # %% [markdown]
@@ -502,13 +502,13 @@ def sequential_net() -> nn.Sequential:
 torch.manual_seed(0)
 sequential = sequential_net()
 torch.manual_seed(0)
-same_start = all(torch.equal(s, n) for s, n in zip(sequential.parameters(), Net().parameters()))
+same_start = all(torch.equal(s, n) for s, n in zip(sequential.parameters(), Net().parameters(), strict=True))
 print(sequential)
 print("same initial weights as Net from the same seed:", same_start)
 print("state_dict names:", list(sequential.state_dict())[:4], "...")
 
 # The trained Net's weights, renamed by position, in the Sequential: the same function.
-sequential.load_state_dict(dict(zip(sequential.state_dict(), model.state_dict().values())))
+sequential.load_state_dict(dict(zip(sequential.state_dict(), model.state_dict().values(), strict=True)))
 sequential.eval()
 with torch.no_grad():
     sequential_same = torch.equal(sequential(data.test.images), model(data.test.images))
@@ -648,12 +648,12 @@ curves = {name: compare_run(loss) for name, loss in LOSSES.items()}
 
 def first_step_reaching(steps, accuracies, level):
     """The first step at which the accuracy reached ``level`` (inf if it never did)."""
-    return next((step for step, value in zip(steps, accuracies) if value >= level), math.inf)
+    return next((step for step, value in zip(steps, accuracies, strict=True) if value >= level), math.inf)
 
 
 print(f"{'loss':32} {'val acc, step 200':>17} {'step 800':>9} {'step 1564':>10} {'steps to 90%':>13}")
 for name, (steps, accuracies) in curves.items():
-    at = dict(zip(steps, accuracies))
+    at = dict(zip(steps, accuracies, strict=True))
     print(
         f"{name:32} {100 * at[200]:16.2f}% {100 * at[800]:8.2f}% {100 * at[steps[-1]]:9.2f}% "
         f"{first_step_reaching(steps, accuracies, 0.90)!s:>13}"
@@ -745,7 +745,7 @@ assert test_accuracy >= 0.93, test_accuracy
 assert records[-1][4] >= 0.93  # validation accuracy after the last epoch
 # Cross-entropy beats both quadratic losses at equal steps, and reaches 90% first.
 final = {name: accuracies[-1] for name, (steps, accuracies) in curves.items()}
-after_epoch = {name: dict(zip(steps, accuracies))[800] for name, (steps, accuracies) in curves.items()}
+after_epoch = {name: dict(zip(steps, accuracies, strict=True))[800] for name, (steps, accuracies) in curves.items()}
 for name in ("quadratic", "correct-class quadratic (β = 1)"):
     assert after_epoch["cross-entropy"] > after_epoch[name] + 0.005, after_epoch
     assert final["cross-entropy"] > final[name], final

@@ -171,7 +171,7 @@ F.cross_entropy(net(images), labels).backward()  # the mean over 64 images
 big_batch = gradients(net)
 
 net.zero_grad()
-for chunk_images, chunk_labels in zip(images.split(16), labels.split(16)):
+for chunk_images, chunk_labels in zip(images.split(16), labels.split(16), strict=True):
     loss = F.cross_entropy(net(chunk_images), chunk_labels)  # the mean over 16 images
     (loss * len(chunk_labels) / len(labels)).backward()  # weighted by 16/64; .grad adds up
 micro_batches = gradients(net)
@@ -180,7 +180,7 @@ accumulation_error = (big_batch - micro_batches).abs().max().item()
 print(f"largest difference, one batch of 64 vs 4 x 16 accumulated: {accumulation_error:.2e}")
 
 net.zero_grad()
-for chunk_images, chunk_labels in zip(images.split(16), labels.split(16)):
+for chunk_images, chunk_labels in zip(images.split(16), labels.split(16), strict=True):
     F.cross_entropy(net(chunk_images), chunk_labels).backward()  # forgot the 16/64
 print(f"without the weights, the gradient is {(gradients(net).norm() / big_batch.norm()).item():.2f} times too long")
 
@@ -192,7 +192,7 @@ print(f"without the weights, the gradient is {(gradients(net).norm() / big_batch
 
 # %% tags=["solution"]
 net.zero_grad()
-for chunk_images, chunk_labels in zip(images.split([40, 24]), labels.split([40, 24])):
+for chunk_images, chunk_labels in zip(images.split([40, 24]), labels.split([40, 24]), strict=True):
     loss = F.cross_entropy(net(chunk_images), chunk_labels)
     (loss * len(chunk_labels) / len(labels)).backward()  # 40/64 and 24/64
 uneven = gradients(net)
@@ -227,7 +227,7 @@ for step in range(3):
     by_hand_net.zero_grad()
     F.cross_entropy(by_hand_net(batch_images), batch_labels).backward()
     with torch.no_grad():
-        for p, v in zip(by_hand_net.parameters(), velocities):
+        for p, v in zip(by_hand_net.parameters(), velocities, strict=True):
             v.mul_(momentum if step else 0).add_(p.grad)  # v = μ v + g  (v = g on the first step)
             p.sub_(lr * v)  # p = p - lr v
 
@@ -235,7 +235,9 @@ for step in range(3):
     F.cross_entropy(by_optim_net(batch_images), batch_labels).backward()
     optimizer.step()
 
-step_error = max((p - q).abs().max().item() for p, q in zip(by_hand_net.parameters(), by_optim_net.parameters()))
+step_error = max(
+    (p - q).abs().max().item() for p, q in zip(by_hand_net.parameters(), by_optim_net.parameters(), strict=True)
+)
 print(f"largest weight difference after 3 steps, by hand vs optimizer.step(): {step_error:.2e}")
 
 # %% [markdown]
@@ -251,7 +253,7 @@ weight = torch.zeros(3, requires_grad=True)
 optimizer = torch.optim.SGD([weight], lr=0.1)
 scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.8)
 learning_rates = []
-for epoch in range(10):
+for _epoch in range(10):
     learning_rates.append(optimizer.param_groups[0]["lr"])  # the lr this epoch trains with
     # ... this epoch's batches: zero_grad, forward, loss, backward, optimizer.step() ...
     optimizer.step()
@@ -323,7 +325,7 @@ def record():
 
 
 record()  # epoch 0: before training
-for epoch in range(60):
+for _epoch in range(60):
     order = torch.randperm(len(X))  # a fresh shuffle every epoch
     for batch in order.split(8):
         optimizer.zero_grad()

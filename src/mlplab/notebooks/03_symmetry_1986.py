@@ -111,7 +111,8 @@ plt.show()
 # and the weights change **once per sweep**, after the gradient has been accumulated over
 # all 64 cases (full-batch gradient descent), with momentum:
 #
-# $$\Delta w(t) = -\varepsilon \frac{\partial E}{\partial w}(t) + \alpha\, \Delta w(t-1), \qquad \varepsilon = 0.1,\ \alpha = 0.9.$$
+# $$\Delta w(t) = -\varepsilon \frac{\partial E}{\partial w}(t) + \alpha\, \Delta w(t-1), \qquad
+# \varepsilon = 0.1,\ \alpha = 0.9.$$
 #
 # This is exactly `torch.optim.SGD(lr=ε, momentum=α)`: PyTorch keeps a velocity
 # v(t) = g(t) + α v(t−1) and steps w ← w − ε v(t), so its step −ε v(t) = −ε g(t) + α (−ε v(t−1))
@@ -282,7 +283,8 @@ plt.show()
 reference = symmetry.train(symmetry.SymmetryConfig(seeds=1, first_seed=SEED, sweeps=SWEEPS, long_sweeps=SWEEPS))
 ours = [net.hidden.weight, net.hidden.bias, net.output.weight.squeeze(0), net.output.bias.squeeze(0)]
 agreement = max(
-    (mine.detach() - theirs[0]).abs().max().item() for mine, theirs in zip(ours, reference.weights.tensors())
+    (mine.detach() - theirs[0]).abs().max().item()
+    for mine, theirs in zip(ours, reference.weights.tensors(), strict=True)
 )
 print(f"largest difference between our weights and mlplab's after {SWEEPS:,} sweeps: {agreement:.1e}")
 print(f"mlplab: solved at sweep {reference.solved_at.item()}; ours: {solved_at}")
@@ -306,7 +308,9 @@ def weights_of(net):
     }
 
 
-paper = {name: tensor[0].numpy() for name, tensor in zip(("W1", "b1", "W2", "b2"), symmetry.PAPER.tensors())}
+paper = {
+    name: tensor[0].numpy() for name, tensor in zip(("W1", "b1", "W2", "b2"), symmetry.PAPER.tensors(), strict=True)
+}
 symmetry_figures.networks(
     [("The paper's Figure 1", paper), (f"Learned here: seed {SEED}, {SWEEPS:,} sweeps", weights_of(net))]
 )
@@ -589,7 +593,7 @@ def initial_weights(hidden_units, config):
 # %%
 assert all(
     torch.equal(mine, theirs)
-    for mine, theirs in zip(initial_weights(2, base).tensors(), symmetry.initial_weights(base).tensors())
+    for mine, theirs in zip(initial_weights(2, base).tensors(), symmetry.initial_weights(base).tensors(), strict=True)
 )
 
 workaround_config = replace(base, long_sweeps=5_000)
@@ -777,8 +781,9 @@ def report_discussion():
             "output sank in the first 20 sweeps predicts how long a network took to leave the plateau (Spearman "
             f"correlation {spearman:.2f} over the 100 seeds; median largest output {depths[PAPERS]:.0e}). The "
             f"{failed[20_000]} networks unsolved after 20,000 sweeps are all among the {deepest} that sank deepest, "
-            f"at the end of the same trend, and all are still on the plateau ({leaving} of them with E already under 3.9, "
-            "leaving it): slow escapes rather than a different trap, though within any budget they are failures.",
+            f"at the end of the same trend, and all are still on the plateau ({leaving} of them with E already "
+            "under 3.9, leaving it): slow escapes rather than a different trap, though within any budget they are "
+            "failures.",
             "",
             "The workarounds, on the same 100 seeds, support that reading. Smaller steps (ε 0.05) keep the output "
             f"higher early (median largest output after 20 sweeps {depths['smaller steps (ε 0.05)']:.0e}) and "

@@ -166,7 +166,7 @@ for name, mine, other in (
     ("val accuracy", ours_val["accuracy"], theirs_val["accuracy"]),
 ):
     print(f"{name:24}{mine:10.6f}{other:10.6f}")
-weight_gap = max((p - q).abs().max().item() for p, q in zip(ours.parameters(), theirs.parameters()))
+weight_gap = max((p - q).abs().max().item() for p, q in zip(ours.parameters(), theirs.parameters(), strict=True))
 print(f"largest weight difference after one epoch: {weight_gap:.1e}")
 print(f"same model, validate vs mlplab.evaluate: loss {ours_val['loss']:.8f} vs {same_model_val['loss']:.8f}")
 
@@ -375,7 +375,7 @@ def plot_weights(model, classes, title):
     weights = model[1].weight.detach().reshape(10, 28, 28)
     limit = weights.abs().max().item()  # symmetric limits: white is exactly 0
     figure, axes = plt.subplots(2, 5, figsize=(11, 4.6), layout="constrained")
-    for axis, image, name in zip(axes.flat, weights, classes):
+    for axis, image, name in zip(axes.flat, weights, classes, strict=True):
         shown = axis.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit)
         axis.set_title(name, fontsize=10)
         axis.set_xticks([])

@@ -318,7 +318,7 @@ def model(xb):
     return xb @ weights + bias  # scores (logits); F.cross_entropy applies log-softmax itself
 
 
-for epoch in range(1, EPOCHS + 1):
+for _epoch in range(EPOCHS):
     for i in range((n - 1) // BATCH + 1):
         start = i * BATCH
         loss = F.cross_entropy(model(x_train[start : start + BATCH]), y_train[start : start + BATCH])
@@ -358,7 +358,7 @@ class MnistLogistic(nn.Module):
 
 torch.manual_seed(0)
 model = MnistLogistic()
-for epoch in range(1, EPOCHS + 1):
+for _epoch in range(EPOCHS):
     for i in range((n - 1) // BATCH + 1):
         ...  # your code here: the loss, backward, and the update of every parameter
 
@@ -378,7 +378,7 @@ class MnistLogistic(nn.Module):
 
 torch.manual_seed(0)  # the same draw as initial_weights
 model = MnistLogistic()
-for epoch in range(1, EPOCHS + 1):
+for _epoch in range(EPOCHS):
     for i in range((n - 1) // BATCH + 1):
         start = i * BATCH
         loss = F.cross_entropy(model(x_train[start : start + BATCH]), y_train[start : start + BATCH])
@@ -416,7 +416,7 @@ class MnistLogistic(nn.Module):
 torch.manual_seed(0)
 model = MnistLogistic()
 print(model, [tuple(parameter.shape) for parameter in model.parameters()])
-for epoch in range(1, EPOCHS + 1):
+for _epoch in range(EPOCHS):
     for i in range((n - 1) // BATCH + 1):
         start = i * BATCH
         loss = F.cross_entropy(model(x_train[start : start + BATCH]), y_train[start : start + BATCH])
@@ -440,7 +440,7 @@ print(f"validation accuracy {results['nn.Linear']:.4f}")
 torch.manual_seed(0)
 model = MnistLogistic()
 optimizer = torch.optim.SGD(model.parameters(), lr=LR)
-for epoch in range(1, EPOCHS + 1):
+for _epoch in range(EPOCHS):
     for i in range((n - 1) // BATCH + 1):
         start = i * BATCH
         loss = F.cross_entropy(model(x_train[start : start + BATCH]), y_train[start : start + BATCH])
@@ -529,8 +529,9 @@ plt.show()
 # rounding differences between them never flip an answer. `nn.Linear` starts from its own draw
 # (91.69%, then the same again with `torch.optim`); the last two see the images shuffled, and
 # `fit` gives exactly what our own loop over `Batches` gave (91.41%). The spread between stages,
-# a few tenths of a point, comes from the different starting weights and batch orders. All of them are the same model, about 92% accurate, about what a linear
-# classifier gets on MNIST; Lab 1's small MLP, with hidden layers, reaches about 95% in three epochs.
+# a few tenths of a point, comes from the different starting weights and batch orders. All of
+# them are the same model, about 92% accurate, about what a linear classifier gets on MNIST;
+# Lab 1's small MLP, with hidden layers, reaches about 95% in three epochs.
 
 # %% [markdown]
 # ## Checks

@@ -99,7 +99,7 @@ print(
 # %%
 images, labels = next(iter(trainloader))
 figure, axes = plt.subplots(1, 4, figsize=(6, 1.9))
-for axis, image, label in zip(axes, images, labels):
+for axis, image, label in zip(axes, images, labels, strict=True):
     axis.imshow(image[0], cmap="gray")
     axis.set_title(classes[label], fontsize=10)
     axis.set_axis_off()
@@ -195,7 +195,7 @@ scores = mlplab.evaluate(net, testloader, criterion)
 tutorial_accuracy = scores["accuracy"]
 per_class = mlplab.per_class_accuracy(torch.tensor(scores["confusion"]))
 print(f"Accuracy of the network on the {scores['count']} test images: {100 * tutorial_accuracy:.2f} %")
-for name, accuracy in zip(classes, per_class):
+for name, accuracy in zip(classes, per_class, strict=True):
     print(f"Accuracy for class: {name:9s} is {100 * accuracy:.1f} %")
 
 # %%
@@ -381,7 +381,7 @@ class ScratchNet:
     def __init__(self, widths, seed=0, dtype=np.float32):
         rng = np.random.default_rng(seed)
         self.layers = []
-        for n_in, n_out in zip(widths[:-1], widths[1:]):
+        for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
             bound = 1 / np.sqrt(n_in)
             W = rng.uniform(-bound, bound, (n_in, n_out)).astype(dtype)
             b = rng.uniform(-bound, bound, n_out).astype(dtype)
@@ -576,7 +576,9 @@ def check_network(net, x, labels, entries=20):
     net.backward(dz)
     arrays = [(f"{kind}{k + 1}", layer) for k, layer in enumerate(net.linears()) for kind in ("W", "b")]
     rows = []
-    for (name, layer), auto, ref in zip(arrays, autograd_gradients(net, x, labels), scratch_gradients(net, x, labels)):
+    for (name, layer), auto, ref in zip(
+        arrays, autograd_gradients(net, x, labels), scratch_gradients(net, x, labels), strict=True
+    ):
         ours, value = getattr(layer, "d" + name[0]), getattr(layer, name[0])
         index, numeric = finite_differences(lambda: softmax_cross_entropy(net.forward(x), labels)[0], value, entries)
         rows.append(
@@ -683,14 +685,15 @@ live = mlplab.LivePlot(
     epochs=3,
     loss_name="cross-entropy (nats)",
 )
-for epoch, lr in zip(range(1, 4), (0.1, 0.1, 0.01)):
+for epoch, lr in zip(range(1, 4), (0.1, 0.1, 0.01), strict=True):
     train_loss, train_accuracy = train_epoch(scratch_net, x_train, y_train, lr, rng, on_batch=live.batch)
     val_loss, val_accuracy = evaluate(scratch_net, x_val, y_val)
     live.update(
         epoch=epoch, train_loss=train_loss, train_accuracy=train_accuracy, val_loss=val_loss, val_accuracy=val_accuracy
     )
     print(
-        f"epoch {epoch} (lr {lr}): train loss {train_loss:.4f}, val loss {val_loss:.4f}, val accuracy {val_accuracy:.2%}"
+        f"epoch {epoch} (lr {lr}): train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
+        f"val accuracy {val_accuracy:.2%}"
     )
 scratch_test_loss, scratch_accuracy = evaluate(scratch_net, x_test, y_test)
 print(f"test loss {scratch_test_loss:.4f}, test accuracy {scratch_accuracy:.2%}")

@@ -180,7 +180,8 @@ print(
 # over seeds 0, 1 and 2 (99.55, 99.60, 99.57), 770 s of training alone on 2 cores, past 99%
 # after 79 s. The same net for 60 epochs in float32 with 5,000 images held out, `best` until
 # December 2026, reached 99.47% ± 0.02 in 398 s. The longer schedule alone did not buy the 0.10
-# points: 150 epochs with the 5,000 still held out reached 99.42% (one seed). The published anchors for plain MLPs: 98.4% (Keras's mnist_mlp), 98.9-99.05%
+# points: 150 epochs with the 5,000 still held out reached 99.42% (one seed). The published
+# anchors for plain MLPs: 98.4% (Keras's mnist_mlp), 98.9-99.05%
 # (dropout and max-norm, Srivastava et al. 2014), 99.3% (800 units with elastic distortions,
 # Simard 2003), 99.65% (a deep MLP trained for 800 epochs on a GPU, Ciresan et al. 2010): `best`
 # is 0.08 points short of it.
@@ -233,7 +234,10 @@ def ablate(name, overrides, seeds=SEEDS):
         run = mlplab.train(apply_overrides(fast, {**overrides, "seed": seed, "out": str(out)}))
         accuracies.append(run.metrics["test_accuracy"])
     results[name] = accuracies
-    print(f"{name:20s} " + "  ".join(f"seed {s}: {100 * a:.2f}%" for s, a in zip(seeds, accuracies)), flush=True)
+    print(
+        f"{name:20s} " + "  ".join(f"seed {s}: {100 * a:.2f}%" for s, a in zip(seeds, accuracies, strict=True)),
+        flush=True,
+    )
     return accuracies
 
 
@@ -362,7 +366,7 @@ for row, rate in enumerate(rates):
 # %%
 figure, axis = plt.subplots(figsize=(7.5, 4))
 axis.plot(rates, 100 * scores.mean(axis=1), "o-", color="#1f77b4", label="mean of 2 seeds")
-for column, seed in enumerate(SEEDS):
+for column in range(len(SEEDS)):
     axis.plot(rates, 100 * scores[:, column], ".", color="gray", label="each seed" if column == 0 else None)
 axis.set_xscale("log")
 axis.set_xlabel("learning rate (log scale)")
@@ -416,7 +420,9 @@ print(
     f"{speedup:.1f}x faster"
 )
 single = [mlplab.open_run(RUNS / "one-by-one" / f"lr{k}").metrics["test_accuracy"] for k in range(len(small))]
-differences = [abs(member.metrics["test_accuracy"] - accuracy) for member, accuracy in zip(together, single)]
+differences = [
+    abs(member.metrics["test_accuracy"] - accuracy) for member, accuracy in zip(together, single, strict=True)
+]
 print(f"largest difference between a member's test accuracy and its single run's: {max(differences)}")
 
 # %% [markdown]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,19 @@ def save(figure: Any, *paths: str | Path) -> list[Path]:
     written = []
     try:
         for path in map(Path, paths):
-            kind = path.suffix.lstrip(".").lower()
-            if kind not in FIGURE_FORMATS:
-                raise MlplabError(f"cannot write a figure as {path.name}: use a .png or .svg file name")
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format=kind, dpi=DPI)
-            atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
+            _save_as(figure, path)
             written.append(path)
     finally:
         pyplot().close(figure)
     return written
+
+
+def _save_as(figure: Any, path: Path) -> None:
+    """Render ``figure`` in the format ``path``'s suffix names, then write it to ``path`` atomically."""
+    kind = path.suffix.lstrip(".").lower()
+    if kind not in FIGURE_FORMATS:
+        raise MlplabError(f"cannot write a figure as {path.name}: use a .png or .svg file name")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=kind, dpi=DPI)
+    buffer.seek(0)
+    atomic_write(path, lambda handle: shutil.copyfileobj(buffer, handle))

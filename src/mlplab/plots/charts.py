@@ -28,8 +28,8 @@ def training_curves(
     epochs = [r["epoch"] for r in records]
     for axis, key, scale in ((loss_axis, "loss", 1.0), (accuracy_axis, "accuracy", 100.0)):
         for split, color in (("train", TRAIN), ("val", VAL)):
-            values = [r.get(f"{split}_{key}") for r in records]
-            if all(v is not None for v in values):
+            values = [r[f"{split}_{key}"] for r in records if r.get(f"{split}_{key}") is not None]
+            if len(values) == len(records):  # a split some epoch lacks (no validation data) is not drawn
                 axis.plot(
                     epochs,
                     [scale * v for v in values],

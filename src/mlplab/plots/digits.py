@@ -22,7 +22,7 @@ def predictions_figure(predictions: Sequence[Any], originals: Sequence[Any]) -> 
     figure, axes = plt.subplots(
         rows, 3, figsize=(8.0, 2.0 * rows), squeeze=False, gridspec_kw={"width_ratios": [1.0, 1.0, 2.2]}
     )
-    for row, (prediction, original) in enumerate(zip(predictions, originals)):
+    for row, (prediction, original) in enumerate(zip(predictions, originals, strict=True)):
         given, seen, bars = axes[row]
         given.imshow(original)
         given.set_title(_shorten(Path(prediction.source).name or prediction.source), fontsize=9)

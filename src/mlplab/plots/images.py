@@ -81,9 +81,10 @@ def predictions_grid(
     images: np.ndarray, labels: np.ndarray, predictions: np.ndarray, classes: Sequence[str], title: str
 ) -> Any:
     """Each image captioned "pred P / true T"; mistakes in red with a red frame."""
-    wrong = [int(p) != int(t) for p, t in zip(predictions, labels)]
+    wrong = [int(p) != int(t) for p, t in zip(predictions, labels, strict=True)]
     captions = [
-        f"pred {short_name(classes[int(p)])}\ntrue {short_name(classes[int(t)])}" for p, t in zip(predictions, labels)
+        f"pred {short_name(classes[int(p)])}\ntrue {short_name(classes[int(t)])}"
+        for p, t in zip(predictions, labels, strict=True)
     ]
     return image_grid(
         images, captions, title, colors=[MISTAKE if w else CORRECT for w in wrong], frame=wrong, caption_lines=2
@@ -101,7 +102,7 @@ def confident_mistakes(
     """Misclassified images captioned with the predicted class, its probability and the true class."""
     captions = [
         f"pred {short_name(classes[int(p)])} ({100 * c:.1f}%)\ntrue {short_name(classes[int(t)])}"
-        for p, c, t in zip(predictions, confidence, labels)
+        for p, c, t in zip(predictions, confidence, labels, strict=True)
     ]
     return image_grid(images, captions, title, colors=[MISTAKE] * len(captions), caption_lines=2)
 

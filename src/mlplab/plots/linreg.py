@@ -16,7 +16,8 @@ TRUE = "#7f7f7f"
 
 
 def loss_curve(result: LinregResult) -> Any:
-    """SGD's whole-data MSE per epoch on a log scale with the least-squares MSE dashed (left); every coefficient (right)."""
+    """SGD's whole-data MSE per epoch on a log scale with the least-squares MSE dashed (left); every coefficient
+    (right)."""
     plt = pyplot()
     figure, (curve_axis, coefficient_axis) = plt.subplots(1, 2, figsize=(12, 4.6), width_ratios=(3, 2))
     _draw_curve(curve_axis, result)

@@ -163,7 +163,7 @@ class LivePlot(Callback):
                     (r["epoch"], scale * r[f"{split}_{key}"]) for r in self.records if r[f"{split}_{key}"] is not None
                 ]
                 if points:
-                    axis.plot(*zip(*points), marker="o", color=color, label=label)
+                    axis.plot(*zip(*points, strict=True), marker="o", color=color, label=label)
             axis.set_xlabel(self.epoch_name)
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
             axis.grid(alpha=0.3)

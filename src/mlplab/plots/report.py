@@ -14,7 +14,7 @@ from typing import Any
 
 from mlplab.config import Config, to_dict
 from mlplab.files import atomic_write_text
-from mlplab.plots.run import draw_run, read_run
+from mlplab.plots.run import draw_run, finished_metrics, read_run
 from mlplab.plots.samples import AUGMENT_FIELDS, augment_fields
 from mlplab.runs.reader import Run
 
@@ -70,12 +70,12 @@ def write_report(run_dir: str | Path, data_dir: str | None = None, out: str | Pa
 
 
 def _page(run: Run, figures: dict[str, str], skipped: dict[str, str]) -> str:
-    config, metrics, records = run.config, run.metrics, run.history.epochs
+    config, metrics, records = run.config, finished_metrics(run), run.history.epochs
     best = metrics.get("best") or {}
     parts = [
         f"<h1>{escape(run.path.name)}</h1>",
-        f"<p class=sub>{escape(_recipe(run))}, {metrics['epochs']} epochs, engine {escape(metrics.get('engine', '?'))}, "
-        f"device {escape(metrics.get('device', '?'))}</p>",
+        f"<p class=sub>{escape(_recipe(run))}, {metrics['epochs']} epochs, "
+        f"engine {escape(metrics.get('engine', '?'))}, device {escape(metrics.get('device', '?'))}</p>",
         "<div class=grid>",
         f"<div><div class=metric>{100 * metrics['test_accuracy']:.2f}%</div>test accuracy "
         f"({metrics['test_count']} images)</div>",
@@ -116,7 +116,8 @@ def _recipe(run: Run) -> str:
 
 
 def _history_table(records: list[dict[str, Any]]) -> str:
-    header = "<tr><th>epoch</th><th>train loss</th><th>train acc</th><th>val loss</th><th>val acc</th><th>lr</th><th>s</th></tr>"
+    columns = ("epoch", "train loss", "train acc", "val loss", "val acc", "lr", "s")
+    header = "<tr>" + "".join(f"<th>{column}</th>" for column in columns) + "</tr>"
     rows = [
         f"<tr><td>{r['epoch']}</td><td>{r['train_loss']:.4f}</td><td>{percent(r['train_accuracy'])}</td>"
         f"<td>{_number(r['val_loss'])}</td><td>{percent(r['val_accuracy'])}</td><td>{r['lr']:.4g}</td>"
@@ -153,7 +154,7 @@ def _per_class_table(metrics: dict[str, Any]) -> str:
     counts = [sum(row) for row in metrics["confusion"]]
     rows = [
         f"<tr><td class=k>{escape(name)}</td><td>{percent(accuracy)}</td><td>{count}</td></tr>"
-        for (name, accuracy), count in zip(metrics["per_class_accuracy"].items(), counts)
+        for (name, accuracy), count in zip(metrics["per_class_accuracy"].items(), counts, strict=True)
     ]
     return "<table><tr><th class=k>class</th><th>accuracy</th><th>images</th></tr>" + "".join(rows) + "</table>"
 

@@ -86,12 +86,19 @@ def read_run(run_dir: str | Path) -> Run:
     """The finished run in ``run_dir``, opened (`mlplab.Run`); a one-line error if it is not finished."""
     run = Run(run_dir)
     run.checkpoint_path("last")  # a run with no saved epoch is told how to start again
-    if not run.finished:
+    finished_metrics(run)
+    return run
+
+
+def finished_metrics(run: Run) -> dict[str, Any]:
+    """The test metrics of ``run`` (`mlplab.Run.metrics`); a one-line error if it is not finished."""
+    metrics = run.metrics
+    if metrics is None:
         raise MlplabError(
             f"{run.path} is not a finished run ({run.epochs} epochs saved, no test metrics yet); "
             f"finish it with `mlplab train --resume {run.path}`"
         )
-    return run
+    return metrics
 
 
 def figure_drawers(run: Run, data_dir: str | None = None, weight_units: int = WEIGHT_UNITS) -> dict[str, Any]:
@@ -100,7 +107,7 @@ def figure_drawers(run: Run, data_dir: str | None = None, weight_units: int = WE
     A function raises `SkipFigure` when the run lacks what it needs; the test split is
     loaded and evaluated once, by the first figure that needs it.
     """
-    config, history, metrics = run.config, run.history, run.metrics
+    config, history, metrics = run.config, run.history, finished_metrics(run)
     classes = run.checkpoint()["model_info"]["classes"]
     loss_name = config.train.loss if config else "loss"  # no config: a user-defined model (see mlplab.runs.reader)
     evaluation: dict[str, Any] = {}

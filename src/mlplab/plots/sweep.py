@@ -73,7 +73,7 @@ def axis_order(values: list[Any]) -> tuple[list[Any], list[list[int]]]:
     for _, group in itertools.groupby(range(len(ordered)), key=lambda position: len(ordered[position])):
         positions = list(group)
         widths = [ordered[position] for position in positions]
-        widens = all(a <= b for narrow, wide in zip(widths, widths[1:]) for a, b in zip(narrow, wide))
+        widens = all(a <= b for narrow, wide in itertools.pairwise(widths) for a, b in zip(narrow, wide, strict=True))
         runs += [positions] if widens else [[position] for position in positions]
     return ordered, runs
 
@@ -94,14 +94,14 @@ def accuracy_by_field(settings: list[dict[str, Any]], field: str, values: list[A
         lines.setdefault(tuple(_label(row[name]) for name in others), []).append(row)
     ordered, runs = axis_order(values)
     positions = {_label(value): position for position, value in enumerate(ordered)}
-    for axis, split in zip(axes[0], splits):
+    for axis, split in zip(axes[0], splits, strict=True):
         for number, (key, rows) in enumerate(lines.items()):
             points = {
                 positions[_label(r[field])]: (100 * r[f"{split}_accuracy_mean"], 100 * r[f"{split}_accuracy_std"])
                 for r in rows
                 if r[f"{split}_accuracy_mean"] is not None
             }  # position -> (mean %, std %)
-            label = " ".join(f"{n}={v}" for n, v in zip(others, key)) or None
+            label = " ".join(f"{n}={v}" for n, v in zip(others, key, strict=True)) or None
             style = {"color": f"C{number}", "label": label} if number < MAX_LINES else {"color": "0.7", "label": None}
             _draw_points(axis, points, runs, _dodge(number, len(lines)), style)
         axis.set_xticks(range(len(ordered)), [_label(v) for v in ordered])

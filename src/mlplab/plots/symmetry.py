@@ -38,7 +38,7 @@ def networks(panels: Sequence[tuple[str, dict[str, np.ndarray]]]) -> Any:
     """
     plt = pyplot()
     figure, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 5.2), squeeze=False)
-    for axis, (title, weights) in zip(axes.flat, panels):
+    for axis, (title, weights) in zip(axes.flat, panels, strict=True):
         _draw_network(axis, {key: np.asarray(value, dtype=float) for key, value in weights.items()})
         axis.set_title(title, fontsize=11)
     axes.flat[0].plot([], [], color=POSITIVE, linewidth=3, label="positive weight")

@@ -37,11 +37,20 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from mlplab.runs.checkpoint import load_checkpoint, save_checkpoint
-    from mlplab.runs.history import History, epoch_record, new_best, test_metrics
-    from mlplab.runs.reader import Run, SavedModel, load_model, open_run
-    from mlplab.runs.state import Callback, FitState
-    from mlplab.runs.writer import RunWriter, write_trained_run
+    from mlplab.runs.checkpoint import load_checkpoint as load_checkpoint
+    from mlplab.runs.checkpoint import save_checkpoint as save_checkpoint
+    from mlplab.runs.history import History as History
+    from mlplab.runs.history import epoch_record as epoch_record
+    from mlplab.runs.history import new_best as new_best
+    from mlplab.runs.history import test_metrics as test_metrics
+    from mlplab.runs.reader import Run as Run
+    from mlplab.runs.reader import SavedModel as SavedModel
+    from mlplab.runs.reader import load_model as load_model
+    from mlplab.runs.reader import open_run as open_run
+    from mlplab.runs.state import Callback as Callback
+    from mlplab.runs.state import FitState as FitState
+    from mlplab.runs.writer import RunWriter as RunWriter
+    from mlplab.runs.writer import write_trained_run as write_trained_run
 
 
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS, globals(), __all__)

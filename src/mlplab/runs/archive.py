@@ -28,6 +28,8 @@ from mlplab.errors import MlplabError
 # kB for the lab's runs, a few MB after 10,000s of epochs
 PICKLE_LIMIT = 64 * 2**20
 _ADVICE = "use a last.pt or best.pt written by `mlplab train`"
+# The compression methods zipfile names (its table of names, `zipfile.compressor_names`, is undocumented)
+_METHODS = {zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
 
 
 def check_archive(path: Path) -> int:
@@ -37,7 +39,7 @@ def check_archive(path: Path) -> int:
     compressed = [member for member in members if member.compress_type != zipfile.ZIP_STORED]
     if compressed:  # named by the largest: the record that would have taken the memory
         largest = max(compressed, key=lambda member: member.file_size)
-        method = zipfile.compressor_names.get(largest.compress_type, f"method {largest.compress_type}")
+        method = _METHODS.get(largest.compress_type, f"method {largest.compress_type}")
         raise MlplabError(
             f"refusing to load {path}: its member {largest.filename!r} is compressed ({method}, "
             f"{largest.compress_size:,} bytes declared to hold {largest.file_size:,}), which torch.save "

@@ -112,7 +112,7 @@ def tensor_digest(data: Any) -> str:
     digest = hashlib.sha256()
     for place, tensor in _tensors(data, ""):
         digest.update(f"{place}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)  # no copy
     return digest.hexdigest()
 
 
@@ -186,7 +186,7 @@ def _torch_load(path: Path, map_location: str | torch.device) -> Any:
         raise MlplabError(
             f"refusing to load {path}: it holds objects that safe (weights_only) loading rejects ({first_line}); "
             "only load checkpoints written by mlplab"
-        )
+        ) from None
     except Exception as error:
         # Broad on purpose: torch wraps only UnpicklingError, and its pure-Python safe unpickler lets a
         # damaged pickle raise whatever its opcodes trip (IndexError popping an empty stack, KeyError

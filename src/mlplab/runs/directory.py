@@ -279,7 +279,7 @@ def check_resumable(saved: Config, requested: Config, path: Path) -> None:
 
 def _flatten(data: dict[str, Any]) -> dict[str, Any]:
     flat: dict[str, Any] = {"preset": data.get("preset")}
-    for key, value in data.items():
+    for value in data.values():
         if isinstance(value, dict):
             flat.update(value)
     return flat

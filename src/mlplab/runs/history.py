@@ -81,7 +81,7 @@ def test_metrics(
         "test_loss": test["loss"],
         "test_accuracy": test["accuracy"],
         "test_count": test["count"],
-        "per_class_accuracy": dict(zip(classes, test["per_class_accuracy"])),
+        "per_class_accuracy": dict(zip(classes, test["per_class_accuracy"], strict=True)),
         "confusion": test["confusion"],
         "epochs": len(history),
         "tested_epoch": tested_epoch,

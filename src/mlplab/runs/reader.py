@@ -222,13 +222,15 @@ class Run:
         from mlplab.digits import predict
 
         config = self.config
-        if config is None and (normalize is None or dataset is None):
+        if config is not None:
+            dataset, normalize = dataset or config.data.dataset, normalize or config.data.normalize
+        elif normalize is None or dataset is None:
             raise MlplabError(
                 f"{self.path} is a run of a user-defined model: pass normalize= and dataset= "
                 "(how its training images were scaled, e.g. normalize='standard', dataset='mnist')"
             )
-        spec = get_spec(dataset or config.data.dataset)
-        return predict(self.model(which, into=into), images, normalize=normalize or config.data.normalize, spec=spec)
+        spec = get_spec(dataset)
+        return predict(self.model(which, into=into), images, normalize=normalize, spec=spec)
 
     def __repr__(self) -> str:
         try:
@@ -313,7 +315,8 @@ class SavedModel:
         on ``device``, in eval mode."""
         info = self.record["model_info"]
         if into is None:
-            if self.record["config"] is None:
+            config = self.config
+            if config is None:
                 name = info.get("class", "a user-defined module")
                 raise MlplabError(
                     f"{self.path} holds a user-defined model ({name}) that mlplab cannot rebuild; "
@@ -321,7 +324,7 @@ class SavedModel:
                 )
             from mlplab.models import build_model
 
-            into = build_model(self.config.model, in_features=info["in_features"], num_classes=info["num_classes"])
+            into = build_model(config.model, in_features=info["in_features"], num_classes=info["num_classes"])
         try:
             into.load_state_dict(self.record["model"])
         except RuntimeError as error:  # missing, unexpected or misshapen keys: a message over many lines

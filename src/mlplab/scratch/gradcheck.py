@@ -89,7 +89,7 @@ def gradcheck(
         analytic = grad.reshape(-1)[index]
         scale = np.maximum(atol, rtol * np.abs(numeric))
         result.errors[name] = float(np.max(np.abs(analytic - numeric) / scale)) if index.size else 0.0
-        result.relative[name] = float(np.linalg.norm(analytic - numeric) / max(np.linalg.norm(numeric), 1e-300))
+        result.relative[name] = float(np.linalg.norm(analytic - numeric) / max(float(np.linalg.norm(numeric)), 1e-300))
         result.entries[name] = int(index.size)
     return result
 

@@ -11,9 +11,10 @@ built on views of a ``torch.nn.Linear``'s tensors trains that very layer.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple, overload
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 
 class Parameter(NamedTuple):
@@ -64,7 +65,7 @@ class Linear(Layer):
         self.x: np.ndarray | None = None  # the last forward's input, (B, n_in)
 
     @classmethod
-    def init(cls, n_in: int, n_out: int, rng: np.random.Generator, dtype: type = np.float32) -> Linear:
+    def init(cls, n_in: int, n_out: int, rng: np.random.Generator, dtype: DTypeLike = np.float32) -> Linear:
         """PyTorch's default initialisation: W and b uniform in +-1/sqrt(n_in)."""
         bound = 1.0 / np.sqrt(n_in)
         W = rng.uniform(-bound, bound, size=(n_out, n_in)).astype(dtype)
@@ -78,11 +79,18 @@ class Linear(Layer):
         z += self.b  # broadcast over the batch
         return z
 
+    @overload
+    def backward(self, grad_out: np.ndarray, input_grad: Literal[True] = True) -> np.ndarray: ...
+    @overload
+    def backward(self, grad_out: np.ndarray, input_grad: bool) -> np.ndarray | None: ...
+
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         """dz (B, n_out) -> dx = dz W (B, n_in); stores dW = dz^T x and db = sum over the batch of dz.
 
         ``input_grad=False`` skips dx (the first layer's input is the data): one matmul less.
         """
+        if self.x is None:
+            raise RuntimeError("Linear.backward needs a forward pass first: it reads that pass's input")
         np.matmul(grad_out.T, self.x, out=self.dW)  # dW = dz^T x, (n_out, B) (B, n_in)
         np.sum(grad_out, axis=0, out=self.db)  # db_j = sum_b dz_bj, (n_out,)
         return grad_out @ self.W if input_grad else None  # dx = dz W, (B, n_out) (n_out, n_in)

@@ -9,11 +9,12 @@ every gradient carries a 1/B.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from mlplab.scratch.layers import Softmax, log_softmax
 
 
-def one_hot(labels: np.ndarray, num_classes: int, dtype: type = np.float64) -> np.ndarray:
+def one_hot(labels: np.ndarray, num_classes: int, dtype: DTypeLike = np.float64) -> np.ndarray:
     """e_y for each label: (B,) ints -> (B, C) zeros with a 1 at each row's label."""
     encoded = np.zeros((len(labels), num_classes), dtype=dtype)
     encoded[np.arange(len(labels)), labels] = 1

@@ -40,13 +40,12 @@ class Sequential:
 
         ``input_grad=False`` (training: the input is data) skips the first Linear's dx.
         """
-        grad: np.ndarray | None = grad_out
+        grad = grad_out
         for index in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[index]
             if index == 0 and isinstance(layer, Linear):
-                grad = layer.backward(grad, input_grad=input_grad)
-            else:
-                grad = layer.backward(grad)
+                return layer.backward(grad, input_grad=input_grad)  # the first layer: the last step
+            grad = layer.backward(grad)
         return grad
 
     def linears(self) -> list[Linear]:
@@ -118,7 +117,10 @@ def mlp(
             use `from_torch` for that).
     """
     rng = np.random.default_rng(seed)
-    linears = [_init_linear(n_in, n_out, init, init_range, rng, dtype) for n_in, n_out in zip(widths[:-1], widths[1:])]
+    linears = [
+        _init_linear(n_in, n_out, init, init_range, rng, dtype)
+        for n_in, n_out in zip(widths[:-1], widths[1:], strict=True)
+    ]
     return _assemble(linears, activation, output)
 
 

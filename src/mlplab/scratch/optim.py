@@ -57,7 +57,7 @@ class SGD:
 
     def step(self) -> None:
         """Update every parameter in place from its current gradient."""
-        for (_, w, g), state in zip(self.parameters, self.state):
+        for (_, w, g), state in zip(self.parameters, self.state, strict=True):
             if self.weight_decay:
                 g = g + self.weight_decay * w
             if self.momentum:
@@ -119,7 +119,7 @@ class Adam:
     def step(self) -> None:
         """Update every parameter in place from its current gradient."""
         beta1, beta2 = self.betas
-        for (_, w, g), state in zip(self.parameters, self.state):
+        for (_, w, g), state in zip(self.parameters, self.state, strict=True):
             state["step"] += 1
             t = float(state["step"])
             if self.weight_decay and self.decoupled:

@@ -64,12 +64,14 @@ def check_gradients(
     differences = gradcheck(network, x, labels, loss=scratch_loss, entries=entries, seed=seed)
     rows = []
     for name, torch_parameter in model.named_parameters():  # the scratch network uses the same names
+        # every Linear's weight and bias enter the loss, so reference_loss.backward() gave each a gradient
+        assert torch_parameter.grad is not None
         want = torch_parameter.grad.numpy()
         rows.append(
             GradientCheck(
                 name=name,
                 shape=tuple(want.shape),
-                vs_autograd=float(np.linalg.norm(analytic[name] - want) / max(np.linalg.norm(want), 1e-300)),
+                vs_autograd=float(np.linalg.norm(analytic[name] - want) / max(float(np.linalg.norm(want)), 1e-300)),
                 vs_differences=differences.relative[name],
                 entries=differences.entries[name],
                 differences_ok=differences.errors[name] <= 1.0,

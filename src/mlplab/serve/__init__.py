@@ -42,9 +42,11 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from mlplab.serve.app import create_app
-    from mlplab.serve.extra import require_serve_extra
-    from mlplab.serve.model import ServedModel
-    from mlplab.serve.server import listen, run_server, url
+    from mlplab.serve.app import create_app as create_app
+    from mlplab.serve.extra import require_serve_extra as require_serve_extra
+    from mlplab.serve.model import ServedModel as ServedModel
+    from mlplab.serve.server import listen as listen
+    from mlplab.serve.server import run_server as run_server
+    from mlplab.serve.server import url as url
 
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS, globals(), __all__)

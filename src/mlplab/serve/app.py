@@ -13,7 +13,7 @@ nothing a client sends can give a 500 or stop the server.
 # (``request: Request``) at definition time, and Request is imported inside `add_routes`.
 import asyncio
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,18 +221,24 @@ def add_error_handlers(app: "FastAPI", routes: str) -> None:
 
     from mlplab.digits import ImageTooLarge, NoDigitFound, NotAnImage
 
+    @app.exception_handler(RequestError)
     async def refused(request: Request, error: RequestError) -> Any:
         return error_response(error.status, str(error), headers=error.headers)
 
+    @app.exception_handler(ImageTooLarge)
     async def too_large(request: Request, error: ImageTooLarge) -> Any:
         return error_response(413, str(error))
 
+    @app.exception_handler(NoDigitFound)
     async def no_digit(request: Request, error: NoDigitFound) -> Any:
         return error_response(422, f"{error}; draw a digit, or upload an image of one")
 
+    @app.exception_handler(NotAnImage)
+    @app.exception_handler(MlplabError)
     async def unreadable(request: Request, error: MlplabError) -> Any:
         return error_response(400, str(error))
 
+    @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Any:
         if error.status_code == 404:
             message = f"no such page: {request.url.path}; {routes}"
@@ -242,23 +248,16 @@ def add_error_handlers(app: "FastAPI", routes: str) -> None:
             message = " ".join(str(error.detail).split())
         return error_response(error.status_code, message, headers=error.headers)
 
+    @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> Any:
         return error_response(422, f"invalid request: {' '.join(str(error).split())[:200]}")
 
+    @app.exception_handler(Exception)
     async def bug(request: Request, error: Exception) -> Any:
         return error_response(500, f"internal error ({type(error).__name__}); see the server's log")
 
-    app.add_exception_handler(RequestError, refused)
-    app.add_exception_handler(NoDigitFound, no_digit)
-    app.add_exception_handler(ImageTooLarge, too_large)
-    app.add_exception_handler(NotAnImage, unreadable)
-    app.add_exception_handler(MlplabError, unreadable)
-    app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, invalid)
-    app.add_exception_handler(Exception, bug)
 
-
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Any:
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Any:
     """``{"error": message}`` with ``status``, and ``nosniff``: a 500 is sent from outside every
     middleware (Starlette's outermost layer answers it), so `Guard` cannot add it there."""
     from fastapi.responses import JSONResponse

@@ -29,9 +29,9 @@ _EXPORTS = {"create_studio_app": "app", "Studio": "session", "LiveFeed": "feed",
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from mlplab.studio.app import create_studio_app
-    from mlplab.studio.feed import LiveFeed
-    from mlplab.studio.inspect import Inspector
-    from mlplab.studio.session import Studio
+    from mlplab.studio.app import create_studio_app as create_studio_app
+    from mlplab.studio.feed import LiveFeed as LiveFeed
+    from mlplab.studio.inspect import Inspector as Inspector
+    from mlplab.studio.session import Studio as Studio
 
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS, globals(), __all__)

@@ -43,8 +43,9 @@ KEEPALIVE_S = 15.0  # a comment on an idle event stream, so proxies and browsers
 CLOSING_CHECK_S = 0.25  # how often an idle event stream looks whether the server is stopping
 INSPECTORS = 4  # drawings and test images looked at at once (on worker threads)
 ROUTES = (
-    "the page is GET / (and its script GET /static/pad.js); the API: GET /api/options, /api/state, /api/events (Server-Sent Events), "
-    "/api/test-image; POST /api/runs, /api/pause, /api/resume, /api/stop, /api/settings, /api/inspect"
+    "the page is GET / (and its script GET /static/pad.js); the API: GET /api/options, /api/state, "
+    "/api/events (Server-Sent Events), /api/test-image; "
+    "POST /api/runs, /api/pause, /api/resume, /api/stop, /api/settings, /api/inspect"
 )
 
 
@@ -282,10 +283,9 @@ def add_studio_errors(app: "FastAPI") -> None:
     from mlplab.serve.app import error_response
     from mlplab.studio.session import Busy
 
+    @app.exception_handler(Busy)  # NoModelYet too
     async def conflict(request: Request, error: MlplabError) -> Any:
         return error_response(409, str(error))
-
-    app.add_exception_handler(Busy, conflict)  # NoModelYet too
 
 
 def studio_options(token_required: bool) -> dict[str, Any]:

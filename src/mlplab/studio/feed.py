@@ -120,7 +120,7 @@ class LiveFeed(Callback):
         state = self.state
         assert state is not None
         started = time.perf_counter()
-        probe = self.score_probe()
+        probe = self.score_probe(state)
         now, paused = time.perf_counter(), self.paused_seconds()
         seconds = (now - self._clock[0]) - (paused - self._clock[1])
         group = state.optimizer.param_groups[0]
@@ -157,9 +157,8 @@ class LiveFeed(Callback):
         self._clock = (now, paused)
         self._cost = time.perf_counter() - started
 
-    def score_probe(self) -> dict[str, Any]:
-        """Loss, accuracy and confusion matrix of the model as it is, on the probe images; train mode is kept."""
-        state = self.state
+    def score_probe(self, state: FitState) -> dict[str, Any]:
+        """Loss, accuracy and confusion matrix of ``state``'s model as it is, on the probe images (train mode kept)."""
         model, (images, labels) = state.eval_model, self.probe
         was_training = model.training
         model.eval()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ class Inspector:
         classes: the class names.
     """
 
-    def __init__(self, model: Any, normalize: str, spec: Any, classes: list[str]) -> None:
+    def __init__(self, model: Any, normalize: str, spec: Any, classes: Sequence[str]) -> None:
         self.model = copy.deepcopy(model).to("cpu").eval()
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
@@ -37,7 +38,7 @@ class Inspector:
     def update(self, model: Any, step: int) -> None:
         """Copy ``model``'s weights (the training thread calls this between two steps)."""
         with self._lock, torch.no_grad():
-            for mine, theirs in zip(self.model.parameters(), model.parameters()):
+            for mine, theirs in zip(self.model.parameters(), model.parameters(), strict=True):
                 mine.copy_(theirs.detach())
             self.step = step
 
@@ -61,7 +62,7 @@ class Inspector:
             "image": np.asarray(image, dtype=np.uint8).ravel().tolist(),
             "layers": [
                 {"name": name, "width": int(values.shape[1]), "values": [_finite(v) for v in values[0].tolist()]}
-                for name, values in zip(names, outputs)
+                for name, values in zip(names, outputs, strict=True)
             ],
             "step": step,
         }

@@ -143,7 +143,8 @@ class Studio:
         self.runs_root = Path(runs_root)
         self.hub = Hub()
         self._lock = threading.RLock()
-        self.status, self.message = "idle", None
+        self.status: str = "idle"
+        self.message: str | None = None
         self.run: dict[str, Any] | None = None
         self.points: list[dict[str, Any]] = []
         self.epochs: list[dict[str, Any]] = []
@@ -217,6 +218,7 @@ class Studio:
         config = self.config_of(fields)
         with self._lock:
             if self.status in ACTIVE:
+                assert self.run is not None  # described as its run started
                 raise Busy(f"a run is already {self.status} ({self.run['name']}); stop it first")
             from mlplab.training.steering import Steering
 
@@ -302,6 +304,7 @@ class Studio:
         with self._lock:
             if self.status not in ("preparing", "training", "paused"):
                 raise Busy(f"no run to change: the studio is {self.status}")
+            assert self.run is not None  # described as its run started
             if changes.get("momentum") is not None and not self.run["momentum_steerable"]:
                 raise MlplabError(f"{self.run['optimizer']} has no momentum setting to change; change its lr instead")
             return self.steering.set(lr=changes.get("lr"), momentum=changes.get("momentum"))

@@ -58,7 +58,7 @@ _EXPORTS = {
     "SweepPlan": "plan",
     "ProgramPlan": "plan",
     "member_bytes": "plan",
-    "available_memory": "plan",
+    "available_memory": "mlplab.memory",
     "train_vectorised": "vectorised",
     "SweepEpoch": "vectorised",
     "SweepResult": "vectorised",
@@ -67,30 +67,37 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from mlplab.sweep.members import (
-        SHARED_FIELDS,
-        VARYING_FIELDS,
-        SweepData,
-        SweepDataCache,
-        check_members,
-        check_program,
-        initial_model,
-        load_sweep_data,
-        member_settings,
-        partition,
-    )
-    from mlplab.sweep.optimizers import (
-        MemberRates,
-        StackedAdagrad,
-        StackedAdam,
-        StackedRMSprop,
-        StackedSGD,
-        stacked_optimizer,
-    )
-    from mlplab.sweep.plan import ProgramPlan, SweepPlan, available_memory, member_bytes, plan_sweep
-    from mlplab.sweep.stacked import BatchedStep, StackedMLP, evaluate_stacked
-    from mlplab.sweep.trainer import Divergence, MemberResult, VectorisedGroup
-    from mlplab.sweep.vectorised import SweepEpoch, SweepResult, member_model, train_vectorised
+    from mlplab.memory import available_memory as available_memory
+    from mlplab.sweep.members import SHARED_FIELDS as SHARED_FIELDS
+    from mlplab.sweep.members import VARYING_FIELDS as VARYING_FIELDS
+    from mlplab.sweep.members import SweepData as SweepData
+    from mlplab.sweep.members import SweepDataCache as SweepDataCache
+    from mlplab.sweep.members import check_members as check_members
+    from mlplab.sweep.members import check_program as check_program
+    from mlplab.sweep.members import initial_model as initial_model
+    from mlplab.sweep.members import load_sweep_data as load_sweep_data
+    from mlplab.sweep.members import member_settings as member_settings
+    from mlplab.sweep.members import partition as partition
+    from mlplab.sweep.optimizers import MemberRates as MemberRates
+    from mlplab.sweep.optimizers import StackedAdagrad as StackedAdagrad
+    from mlplab.sweep.optimizers import StackedAdam as StackedAdam
+    from mlplab.sweep.optimizers import StackedRMSprop as StackedRMSprop
+    from mlplab.sweep.optimizers import StackedSGD as StackedSGD
+    from mlplab.sweep.optimizers import stacked_optimizer as stacked_optimizer
+    from mlplab.sweep.plan import ProgramPlan as ProgramPlan
+    from mlplab.sweep.plan import SweepPlan as SweepPlan
+    from mlplab.sweep.plan import member_bytes as member_bytes
+    from mlplab.sweep.plan import plan_sweep as plan_sweep
+    from mlplab.sweep.stacked import BatchedStep as BatchedStep
+    from mlplab.sweep.stacked import StackedMLP as StackedMLP
+    from mlplab.sweep.stacked import evaluate_stacked as evaluate_stacked
+    from mlplab.sweep.trainer import Divergence as Divergence
+    from mlplab.sweep.trainer import MemberResult as MemberResult
+    from mlplab.sweep.trainer import VectorisedGroup as VectorisedGroup
+    from mlplab.sweep.vectorised import SweepEpoch as SweepEpoch
+    from mlplab.sweep.vectorised import SweepResult as SweepResult
+    from mlplab.sweep.vectorised import member_model as member_model
+    from mlplab.sweep.vectorised import train_vectorised as train_vectorised
 
 
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS, globals(), __all__)

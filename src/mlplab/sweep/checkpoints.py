@@ -125,7 +125,8 @@ class GroupCheckpoints:
             ) from None
 
     def saved(self) -> dict[int, dict[str, Any]]:
-        """Each saved group's number (0-based) and what it says of itself: ``epoch``, ``epochs``, ``finished``, ``members``.
+        """Each saved group's number (0-based) and what it says of itself: ``epoch``, ``epochs``, ``finished``,
+        ``members``.
 
         Read without the weights (memory-mapped, not checksummed): for saying how far a sweep got;
         `restore` checks the whole file.
@@ -144,7 +145,8 @@ class GroupCheckpoints:
 
 
 def saved_weights(path: str | Path, which: str = "last") -> dict[int, torch.Tensor]:
-    """Each member's (P,) weights in a group's file, by its index among the sweep's configs: ``"last"`` or ``"best"``."""
+    """Each member's (P,) weights in a group's file, by its index among the sweep's configs: ``"last"`` or
+    ``"best"``."""
     state = load_record(Path(path))
     weights = state["weights" if which == "last" else "best_weights"]
     return {index: weights[row] for row, index in enumerate(state["members"])}

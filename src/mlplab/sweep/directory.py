@@ -186,12 +186,12 @@ def write_results(
         result_row(
             k, overrides, member.history, member.metrics, None if member.diverged is None else str(member.diverged)
         )
-        for k, (overrides, member) in enumerate(zip(combinations, result.members))
+        for k, (overrides, member) in enumerate(zip(combinations, result.members, strict=True))
     ]
     settings = setting_rows(rows, combinations)
     members = [
         {**member.to_dict(), "overrides": {n: plain(v) for n, v in overrides.items()}}
-        for overrides, member in zip(combinations, result.members)
+        for overrides, member in zip(combinations, result.members, strict=True)
     ]
     written.append(
         _write(out / "members.json", _json({"members": members, "seconds": result.seconds, **result.extras}))

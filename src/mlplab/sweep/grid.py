@@ -110,7 +110,7 @@ def _checked(grid: Grid) -> Grid:
 def expand(grid: Grid) -> list[dict[str, Any]]:
     """Every combination of the grid's values as ``{field: value}`` overrides, the last field fastest."""
     names = list(grid)
-    return [dict(zip(names, combination)) for combination in itertools.product(*(grid[n] for n in names))]
+    return [dict(zip(names, combination, strict=True)) for combination in itertools.product(*(grid[n] for n in names))]
 
 
 def size(grid: Grid) -> int:

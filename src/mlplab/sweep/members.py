@@ -82,7 +82,8 @@ def partition(configs: Sequence[Config]) -> list[list[int]]:
 
 
 def describe_program(config: Config, in_features: int = 784, num_classes: int = 10) -> str:
-    """A program's shared settings in a few words: ``"784-16-32-24-10 relu, cross_entropy, sgd, batch 64, 3 epochs"``."""
+    """A program's shared settings in a few words, e.g.
+    ``"784-16-32-24-10 relu, cross_entropy, sgd, batch 64, 3 epochs"``."""
     widths = "-".join(str(width) for width in (in_features, *config.model.hidden, num_classes))
     epochs = config.train.epochs
     return (

@@ -56,7 +56,10 @@ def column(values: Sequence[float], like: Tensor, dtype: torch.dtype | None = No
 class StackedUpdate:
     """What every stacked update offers: `step`, and `state_tensors`, the (K, P) tensors it keeps between steps."""
 
-    state_tensors: list[Tensor]
+    @property
+    def state_tensors(self) -> list[Tensor]:
+        """The (K, P) tensors the update keeps between steps."""
+        raise NotImplementedError
 
     def step(self, parameters: Tensor, grads: Tensor, negative_lr: Tensor, out: Tensor) -> Tensor:
         """Write the updated parameters into ``out`` (K, P) and return it; ``grads`` (K, P) is used up as scratch.
@@ -75,12 +78,12 @@ class StackedUpdate:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Copy a `state_dict` back into this update's tensors (of the same members, in the same order)."""
         mine, saved = self.state_tensors, state["tensors"]
-        if len(mine) != len(saved) or any(a.shape != b.shape for a, b in zip(mine, saved)):
+        if len(mine) != len(saved) or any(a.shape != b.shape for a, b in zip(mine, saved, strict=True)):
             raise ValueError(
                 f"the saved optimizer state has {[tuple(t.shape) for t in saved]}, this update "
                 f"{[tuple(t.shape) for t in mine]}"
             )
-        for tensor, value in zip(mine, saved):
+        for tensor, value in zip(mine, saved, strict=True):
             tensor.copy_(value)
         if hasattr(self, "steps"):
             self.steps = state["steps"]
@@ -132,6 +135,7 @@ class StackedSGD(StackedUpdate):
         if self.weight_decay is not None:
             g.addcmul_(parameters, self.weight_decay)  # g = grad + wd p
         if self.momentum is not None:
+            assert self.buffers is not None  # made with the momentum
             buffers = momentum_update(self.buffers, g, self.momentum, self.tail)  # buf = mu buf + g
             if self.nesterov is True:
                 g.addcmul_(buffers, self.momentum)  # g = g + mu buf
@@ -246,6 +250,7 @@ class StackedRMSprop(StackedUpdate):
         avg = torch.sqrt(self.square_avg).add_(RMSPROP_EPS)
         if self.momentum is None:
             return torch.add(parameters, g.mul_(negative_lr).div_(avg), out=out)  # p + ((-lr) g) / avg
+        assert self.buffers is not None  # made with the momentum
         self.buffers.mul_(self.momentum).addcdiv_(g, avg)  # buf = mu buf + g / avg
         new = torch.addcmul(parameters, self.buffers, negative_lr, out=out)  # p + (-lr) buf
         if self.plain is not None:

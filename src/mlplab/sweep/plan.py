@@ -171,7 +171,8 @@ class SweepPlan:
     def predicted_seconds(self) -> float | None:
         """The whole sweep's predicted seconds; None when not calibrated."""
         seconds = [program.predicted_seconds for program in self.programs]
-        return None if None in seconds else sum(seconds)
+        known = [value for value in seconds if value is not None]
+        return sum(known) if len(known) == len(seconds) else None
 
     def describe(self) -> str:
         """The plan in a few lines, for a person deciding whether to run it."""
@@ -183,10 +184,10 @@ class SweepPlan:
             f"{self.shared_bytes / MiB:.0f} MiB, held once"
         ]
         for program in self.programs:
-            groups = len(program.groups)
+            program_groups = _count(len(program.groups), "group")
             line = (
                 f"{'  ' if len(self.programs) > 1 else ''}{program.name}: {len(program.members)} members in "
-                f"{_count(groups, 'group')} of at most {program.group_size}, {program.steps_per_epoch} steps an "
+                f"{program_groups} of at most {program.group_size}, {program.steps_per_epoch} steps an "
                 f"epoch, {program.member_total / MiB:.1f} MiB a member"
             )
             if program.predicted_seconds is not None:
@@ -198,7 +199,8 @@ class SweepPlan:
             lines.append(line)
         if self.predicted_seconds is not None:
             lines.append(
-                f"predicted: {self.predicted_seconds:.1f} s (timed on at least {CALIBRATION_STEPS} steps and {CALIBRATION_SECONDS:g} s a group size)"
+                f"predicted: {self.predicted_seconds:.1f} s (timed on at least {CALIBRATION_STEPS} steps and "
+                f"{CALIBRATION_SECONDS:g} s a group size)"
             )
         return "\n".join(lines)
 
@@ -313,6 +315,7 @@ def plan_sweep(
         if calibrate:
             calibrate_program(program, [configs[k] for k in members], program_data, dtype)
         programs.append(program)
+    assert budget is not None  # set by the first program: check_members refused a sweep of none
     return SweepPlan(
         members=len(configs), programs=programs, shared_bytes=cache.nbytes, budget_bytes=budget, budget_source=source
     )

@@ -64,14 +64,14 @@ SOFTMAX_LOSSES = ("quadratic", "ccql", "mse")
 
 def parameter_sizes(widths: Sequence[int]) -> list[int]:
     """Numbers in each parameter tensor, in the order of ``MLP.parameters()``: n_1 n_0, n_1, n_2 n_1, n_2, ..."""
-    return [size for a, b in zip(widths[:-1], widths[1:]) for size in (a * b, b)]
+    return [size for a, b in zip(widths[:-1], widths[1:], strict=True) for size in (a * b, b)]
 
 
 def layer_views(flat: Tensor, widths: Sequence[int]) -> tuple[list[Tensor], list[Tensor]]:
     """The weight views (K, n_i, n_{i-1}) and bias views (K, n_i) of a (K, P) buffer."""
     count = flat.shape[0]
     weights, biases, start = [], [], 0
-    for n_in, n_out in zip(widths[:-1], widths[1:]):
+    for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
         weights.append(flat[:, start : start + n_out * n_in].view(count, n_out, n_in))
         start += n_out * n_in
         biases.append(flat[:, start : start + n_out])
@@ -104,7 +104,7 @@ class StackedMLP:
     ) -> StackedMLP:
         """Stack the parameters of ``models`` (all of the same widths), converted to ``dtype`` exactly."""
         stacked = cls(models[0].widths, len(models), dtype, device)
-        for row, model in zip(stacked.flat, models):
+        for row, model in zip(stacked.flat, models, strict=True):
             if model.widths != stacked.widths:
                 raise ValueError(f"stacked models must share their widths; got {model.widths} and {stacked.widths}")
             row.copy_(parameters_to_vector(model.parameters()).detach())
@@ -181,7 +181,7 @@ class BatchedStep:
         weights, biases = self.model.weights, self.model.biases
         z: list[Tensor] = []
         h = [x]
-        for i, (W, b) in enumerate(zip(weights[:-1], biases[:-1])):
+        for i, (W, b) in enumerate(zip(weights[:-1], biases[:-1], strict=True)):
             # z_i = h_{i-1} W_i^T + b_i, (K, B, n_i); the first layer from each seed's images
             z.append(self._first_layer(x) if i == 0 else torch.baddbmm(b.unsqueeze(1), h[-1], W.transpose(1, 2)))
             h.append(self.activate(z[-1]))  # h_i = f(z_i)
@@ -300,7 +300,7 @@ def stacked_outputs(flat: Tensor, widths: tuple[int, ...], x: Tensor, activation
     # First layer for all members at once: (N, n_0) x (n_0, K n_1) -> (N, K, n_1) -> (K, N, n_1).
     first = F.linear(x, weights[0].reshape(-1, widths[0]), biases[0].reshape(-1))
     z = first.view(samples, count, widths[1]).transpose(0, 1)
-    for W, b in zip(weights[1:], biases[1:]):
+    for W, b in zip(weights[1:], biases[1:], strict=True):
         z = torch.baddbmm(b.unsqueeze(1), activate(z), W.transpose(1, 2))  # (K, N, n_i)
     return torch.log_softmax(z, dim=2) if output == "log_softmax" else z
 

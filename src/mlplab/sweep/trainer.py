@@ -185,7 +185,8 @@ class VectorisedGroup:
         return len(self.configs)
 
     def persistent_bytes(self) -> int:
-        """Bytes of the tensors the group holds between steps (parameters, gradients, optimizer state, best weights, inputs)."""
+        """Bytes of the tensors the group holds between steps (parameters, gradients, optimizer state, best
+        weights, inputs)."""
         tensors = [
             self.model.flat,
             self.model.spare,
@@ -208,14 +209,15 @@ class VectorisedGroup:
         # (steps, K, B): step s's indices for every member, contiguous, laid out once per epoch.
         steps = orders[:, : full * size].view(count, full, size).transpose(0, 1).contiguous()
         labels = self.data.train_labels[steps].repeat_interleave(self.per_seed, dim=1)  # (steps, K, B)
-        batches = list(zip(steps, labels))
+        batches = list(zip(steps, labels, strict=True))
         if stop > full * size:  # the last, smaller batch
             rest = orders[:, full * size : stop].contiguous()
             batches.append((rest, self.data.train_labels[rest].repeat_interleave(self.per_seed, dim=0)))
         return iter(batches)
 
     def epoch_rates(self) -> Tensor:
-        """The next epoch's learning rates, negated, (steps, K, 1) float64 (as a run's Python floats); sets `epoch_lr`."""
+        """The next epoch's learning rates, negated, (steps, K, 1) float64 (as a run's Python floats); sets
+        `epoch_lr`."""
         rates = self.rates.epoch()  # (steps, K) float64
         self.epoch_lr = rates[0]  # what a run's history records as the epoch's lr
         return (-rates).to(self.device).unsqueeze(2)
@@ -356,8 +358,10 @@ class VectorisedGroup:
         test = self.evaluate(self.data.test, self.best_weights)
         classes = [str(name) for name in self.data.bundle.spec.classes]
         results = []
-        for k, (index, config, history) in enumerate(zip(self.indices, self.configs, self.histories)):
+        for k, (index, config, history) in enumerate(zip(self.indices, self.configs, self.histories, strict=True)):
+            best = self.best[k]
             if self.diverged[k] is None:
+                assert best is not None  # set by its first epoch, which every member that did not diverge trained
                 confusion = test.confusion[k]
                 scores = {
                     "loss": float(test.loss[k]),
@@ -367,7 +371,7 @@ class VectorisedGroup:
                     "confusion": confusion.tolist(),
                 }
                 history.metrics = test_metrics(
-                    scores, classes, history, self.best[k]["epoch"], self.best[k], str(self.device), "vectorised"
+                    scores, classes, history, best["epoch"], best, str(self.device), "vectorised"
                 )
             results.append(
                 MemberResult(
@@ -449,7 +453,8 @@ def _median_seconds(work: Callable[[], Any], repeats: int = 3) -> float:
 
 
 def _seconds_per_step(group: VectorisedGroup, batches: Iterator[tuple[Tensor, Tensor]], rates: Tensor) -> float:
-    """Seconds a training step of ``group`` takes: steps timed until `CALIBRATION_STEPS` and `CALIBRATION_SECONDS` are both passed."""
+    """Seconds a training step of ``group`` takes: steps timed until `CALIBRATION_STEPS` and
+    `CALIBRATION_SECONDS` are both passed."""
     started, first, drawn = time.perf_counter(), group.steps_taken, 0
     while True:
         group.train_steps(batches, rates, epoch=2, max_steps=CALIBRATION_STEPS)

@@ -1,19 +1,20 @@
 """Train K MLPs as a few batched programs: `train_vectorised`.
 
 A sweep over seeds, learning rates, momenta, weight decays, Nesterov and schedules of one
-architecture and one optimizer (sgd, adam, adamw, rmsprop or adagrad) runs K separate trainings that each spend most of their time on per-operation
-overhead. Here the K members train together: their parameters stacked into (K, P)
-buffers, their batches gathered into one (K, B, 784) tensor, the forward and backward
-passes done with ``torch.baddbmm``/``torch.bmm`` (the manual engine's equations with a
-member dimension, `mlplab.sweep.stacked`), and one optimizer update for all
-(`mlplab.sweep.optimizers`). Each member still gets exactly what its own ``mlplab train`` run
-would: the same initial weights (`initial_model`), the same data order
-(``Batches.order(epoch)`` of its seed), the learning rate its own scheduler gives at every
-step (`mlplab.sweep.optimizers.MemberRates`). On one CPU thread the weights come out equal to
-its single run's with the manual engine, bit for bit in float32 and float64 where the probes
-of `mlplab.torch_internals` pass (`bit_for_bit`), to rounding elsewhere, and so do its
-accuracies; its losses, means of float32 batch losses, to rounding (tests/sweep/test_vectorised.py).
-`train_vectorised` returns a `SweepResult`: per member, a `MemberResult` (`mlplab.sweep.trainer`).
+architecture and one optimizer (sgd, adam, adamw, rmsprop or adagrad) runs K separate
+trainings that each spend most of their time on per-operation overhead. Here the K members
+train together: their parameters stacked into (K, P) buffers, their batches gathered into
+one (K, B, 784) tensor, the forward and backward passes done with
+``torch.baddbmm``/``torch.bmm`` (the manual engine's equations with a member dimension,
+`mlplab.sweep.stacked`), and one optimizer update for all (`mlplab.sweep.optimizers`). Each
+member still gets exactly what its own ``mlplab train`` run would: the same initial weights
+(`initial_model`), the same data order (``Batches.order(epoch)`` of its seed), the learning
+rate its own scheduler gives at every step (`mlplab.sweep.optimizers.MemberRates`). On one
+CPU thread the weights come out equal to its single run's with the manual engine, bit for
+bit in float32 and float64 where the probes of `mlplab.torch_internals` pass
+(`bit_for_bit`), to rounding elsewhere, and so do its accuracies; its losses, means of
+float32 batch losses, to rounding (tests/sweep/test_vectorised.py). `train_vectorised`
+returns a `SweepResult`: per member, a `MemberResult` (`mlplab.sweep.trainer`).
 
 Members that differ in more than these (widths, depth, activation, loss, optimizer, batch
 size, epochs, dataset) are split into programs, each one batched program, trained one after
@@ -162,6 +163,7 @@ def train_vectorised(
     members, number, devices = [], 0, set()
     with governor:
         governing = governor if governor.active else active_governor()  # the one that chose: this or an outer one
+        assert governing is not None  # a governor inside another's block is not active
         for program in plan.programs:
             first = configs[program.members[0]]
             program_data = cache.get(first)
@@ -203,7 +205,7 @@ def train_group(
         governing.keep_count(earlier[0][-1]["threads"])  # as a resumed run does (`mlplab.threads`)
 
     def record_threads() -> None:
-        for history, before in zip(group.histories, earlier):
+        for history, before in zip(group.histories, earlier, strict=True):
             history.threads = before + [dict(entry) for entry in governing.log]
 
     for epoch in range(done + 1, group.train_config.epochs + 1):
@@ -225,7 +227,7 @@ def sweep_work(configs: Sequence[Config]) -> int:
 
     def weights(config: Config) -> int:
         widths = (784, *config.model.hidden, 10)  # every MNIST-family dataset: 28 x 28 in, 10 classes
-        return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:]))
+        return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True))
 
     return max(
         len(program) * configs[program[0]].train.batch_size * weights(configs[program[0]])

@@ -45,15 +45,25 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from mlplab.metrics import AverageMeter, accuracy, confusion_matrix, evaluate, per_class_accuracy
-    from mlplab.runs.checkpoint import load_checkpoint, save_checkpoint
-    from mlplab.runs.history import History
-    from mlplab.runs.state import Callback, FitState
-    from mlplab.training.callbacks import EarlyStopping
-    from mlplab.training.loop import fit, train_epoch
-    from mlplab.training.progress import ProgressBar
-    from mlplab.training.runner import Setup, prepare, train
-    from mlplab.training.weights import MaxNorm, WeightAverage
+    from mlplab.metrics import AverageMeter as AverageMeter
+    from mlplab.metrics import accuracy as accuracy
+    from mlplab.metrics import confusion_matrix as confusion_matrix
+    from mlplab.metrics import evaluate as evaluate
+    from mlplab.metrics import per_class_accuracy as per_class_accuracy
+    from mlplab.runs.checkpoint import load_checkpoint as load_checkpoint
+    from mlplab.runs.checkpoint import save_checkpoint as save_checkpoint
+    from mlplab.runs.history import History as History
+    from mlplab.runs.state import Callback as Callback
+    from mlplab.runs.state import FitState as FitState
+    from mlplab.training.callbacks import EarlyStopping as EarlyStopping
+    from mlplab.training.loop import fit as fit
+    from mlplab.training.loop import train_epoch as train_epoch
+    from mlplab.training.progress import ProgressBar as ProgressBar
+    from mlplab.training.runner import Setup as Setup
+    from mlplab.training.runner import prepare as prepare
+    from mlplab.training.runner import train as train
+    from mlplab.training.weights import MaxNorm as MaxNorm
+    from mlplab.training.weights import WeightAverage as WeightAverage
 
 
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS, globals(), __all__)

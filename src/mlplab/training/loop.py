@@ -29,6 +29,7 @@ from mlplab.session import interactive
 from mlplab.threads import ThreadGovernor, model_work
 
 if TYPE_CHECKING:
+    from mlplab.runs.writer import RunWriter
     from mlplab.training.weights import WeightAverage
 
 
@@ -76,8 +77,9 @@ def train_epoch(
     """
     model.train()
     device = model_device(model)
-    resolved = None if step is not None else resolve_engine(engine, model, loss_fn, optimizer)
+    resolved = None
     if step is None:
+        resolved = resolve_engine(engine, model, loss_fn, optimizer)
         check_precision(precision, resolved.name, device.type)
         step = resolved.step(model, loss_fn, optimizer, compute_dtype(precision))
     schedule = as_schedule(schedule)
@@ -141,20 +143,20 @@ def _train_pass(
     for index, (images, labels) in enumerate(batches):
         if images.device != device:
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        for hook in hooks.batch_start:  # augmentation
-            images = hook(images, first_step + index)
+        for start_hook in hooks.batch_start:  # augmentation
+            images = start_hook(images, first_step + index)
         outputs, loss = step(images, labels)  # zero grad, forward, loss, backward, optimizer step
         watch.check(loss)  # a diverged step stops the pass here, not after the epoch
-        for hook in hooks.step_end:  # a max-norm constraint, a weight average
-            hook()
+        for step_hook in hooks.step_end:  # a max-norm constraint, a weight average
+            step_hook()
         if schedule is not None:
             schedule.step_batch()
         # Kept as tensors and scored once at the end: no per-batch device sync or argmax.
         loss_meter.update(loss, labels.shape[0])
         all_outputs.append(outputs)
         targets.append(labels)
-        for hook in hooks.batch_end:
-            hook(loss)
+        for end_hook in hooks.batch_end:
+            end_hook(loss)
     watch.flush()
     if schedule is not None:
         schedule.step_epoch(loss_meter.avg if targets else None)
@@ -184,7 +186,8 @@ class LossWatch:
 
     def __init__(self, device: torch.device, first_step: int, every: int = 32) -> None:
         self.every = 1 if device.type == "cpu" else every
-        self.first_step, self.seen, self.pending = first_step, 0, []
+        self.first_step, self.seen = first_step, 0
+        self.pending: list[Tensor | float] = []  # the losses not yet checked
 
     def check(self, loss: Any) -> None:
         """Note one step's loss; raise `LossNotFinite` once a non-finite one is seen."""
@@ -222,7 +225,7 @@ def fit(
     scheduler: Any = None,
     epochs: int = 1,
     callbacks: Sequence[Callback] = (),
-    run_dir: str | Path | Callback | None = None,
+    run_dir: str | Path | RunWriter | None = None,
     resume: bool = False,
     engine: str | Engine = "auto",
     classes: Sequence[str] | None = None,
@@ -257,7 +260,7 @@ def fit(
             `mlplab.WeightAverage`, your own; their hooks run per epoch and around every step, and
             one ends training early by setting ``state.stop = True``.
         run_dir: a folder to write the run into (config, last.pt and best.pt, history,
-            metrics; see `mlplab.runs.directory`). None writes nothing.
+            metrics; see `mlplab.runs.directory`), or a `mlplab.runs.RunWriter` for one. None writes nothing.
         resume: continue the run in ``run_dir`` from its last.pt, bit for bit: rebuild the
             same model, optimizer, scheduler and data first; the checkpoint restores their
             state, the random streams and the data order.
@@ -533,8 +536,9 @@ def _the_average(model: nn.Module, callbacks: list[Callback]) -> Any:
 def set_epoch(data: Any, epoch: int) -> None:
     """Tell data that has epochs (`mlplab.Batches`, a DataLoader's DistributedSampler) which one starts."""
     for target in (data, getattr(data, "sampler", None), getattr(data, "batch_sampler", None)):
-        if callable(getattr(target, "set_epoch", None)):
-            target.set_epoch(epoch)
+        method = getattr(target, "set_epoch", None)
+        if callable(method):
+            method(epoch)
             return
 
 

@@ -23,6 +23,7 @@ from mlplab.data.arrays import IMAGE_SHAPE
 from mlplab.data.registry import get_spec
 from mlplab.device import config_device
 from mlplab.engines import Engine, config_engine
+from mlplab.errors import MlplabError
 from mlplab.losses import config_loss
 from mlplab.memory import check_memory
 from mlplab.models import MLP, build_model, parameter_count
@@ -162,7 +163,12 @@ def train(
 def train_prepared(setup: Setup, *, callbacks: Sequence[Callback] = (), resume: bool = False) -> History:
     """Train a run built by `prepare` with `fit`, writing its run directory (``--out``, or a new one under runs/)."""
     config = setup.config
-    run_dir = Path(config.train.out) if resume else create_run_dir(config)
+    if not resume:
+        run_dir = create_run_dir(config)
+    elif config.train.out is not None:
+        run_dir = Path(config.train.out)
+    else:
+        raise MlplabError("resume=True needs config.train.out: the run directory to continue")
     writer = RunWriter(run_dir, config=config, model_info=setup.model_info(), resume=resume)
     try:
         return fit(

@@ -53,10 +53,24 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from mlplab.tune.batch import BatchRunner
-    from mlplab.tune.objective import Objective, PruningReporter, trial_config
-    from mlplab.tune.space import DEFAULT_SPACE, Dimension, Space, default_space, load_space, parse_space
-    from mlplab.tune.storage import Heartbeats, dashboard_command, default_storage, open_storage, resolve_storage
-    from mlplab.tune.study import TuneConfig, TuneResult, build_pruner, tune
+    from mlplab.tune.batch import BatchRunner as BatchRunner
+    from mlplab.tune.objective import Objective as Objective
+    from mlplab.tune.objective import PruningReporter as PruningReporter
+    from mlplab.tune.objective import trial_config as trial_config
+    from mlplab.tune.space import DEFAULT_SPACE as DEFAULT_SPACE
+    from mlplab.tune.space import Dimension as Dimension
+    from mlplab.tune.space import Space as Space
+    from mlplab.tune.space import default_space as default_space
+    from mlplab.tune.space import load_space as load_space
+    from mlplab.tune.space import parse_space as parse_space
+    from mlplab.tune.storage import Heartbeats as Heartbeats
+    from mlplab.tune.storage import dashboard_command as dashboard_command
+    from mlplab.tune.storage import default_storage as default_storage
+    from mlplab.tune.storage import open_storage as open_storage
+    from mlplab.tune.storage import resolve_storage as resolve_storage
+    from mlplab.tune.study import TuneConfig as TuneConfig
+    from mlplab.tune.study import TuneResult as TuneResult
+    from mlplab.tune.study import build_pruner as build_pruner
+    from mlplab.tune.study import tune as tune
 
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS, globals(), __all__)

@@ -33,7 +33,7 @@ from typing import Any
 
 from mlplab.config import Config
 from mlplab.errors import MlplabError
-from mlplab.tune.objective import Objective, SurplusTrial, claim_place, requeue
+from mlplab.tune.objective import Objective, SurplusTrial, claim_place, requeue, scored_epoch
 from mlplab.tune.storage import Heartbeats
 
 # What a single run does that the vectorised trainer does not: such trials train alone.
@@ -172,7 +172,7 @@ class BatchRunner:
         epochs = configs[0].train.epochs
 
         def report(epoch: SweepEpoch) -> None:
-            for index, record in zip(epoch.members, epoch.records):
+            for index, record in zip(epoch.members, epoch.records, strict=True):
                 if record is None:
                     continue  # diverged or halted before this epoch
                 trial = trials[index]
@@ -184,15 +184,17 @@ class BatchRunner:
         self.data = self.data or SweepDataCache()
         # The threads: the trials' --threads, else chosen for the machine's load and re-checked (mlplab.threads).
         result = train_vectorised(configs, data=self.data, on_epoch_end=[report])
-        for trial, member in zip(trials, result.members):
-            write_member_run(member, Path(member.config.train.out))
+        for trial, member in zip(trials, result.members, strict=True):
+            out = member.config.train.out
+            assert out is not None  # `Objective.start` gave every trial its run directory
+            write_member_run(member, Path(out))
             if member.diverged is not None:
                 trial.set_user_attr("diverged", member.diverged.epoch)
                 tell(trial, state=optuna.trial.TrialState.PRUNED)
             elif member.halted is not None:
                 tell(trial, state=optuna.trial.TrialState.PRUNED)
             else:
-                best = member.history.best_epoch()  # the epoch best.pt holds (the earliest of equals)
+                best = scored_epoch(member.history)
                 trial.set_user_attr("best_epoch", best["epoch"])
                 tell(trial, values=best["val_accuracy"])
 

@@ -25,11 +25,17 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlplab.config import Config, apply_overrides
+from mlplab.errors import MlplabError
 from mlplab.runs.state import Callback, FitState
 from mlplab.tune.space import Space
+
+if TYPE_CHECKING:
+    from mlplab.runs.history import History
+
+NEEDS_VALIDATION = "mlplab tune compares trials on their validation accuracy: set --val-split last or random"
 
 SURPLUS = "surplus"  # the user attribute of a trial that found every place taken and ran nothing
 WORKER = "worker"  # the user attribute naming the worker (host:pid) that trains a trial, set as it starts
@@ -42,6 +48,15 @@ class SurplusTrial(Exception):
 def trial_config(base: Config, space: Space, params: dict[str, Any], run_dir: Path | str | None) -> Config:
     """The config a trial trains: ``base`` with the sampled ``params`` on top, writing into ``run_dir``."""
     return apply_overrides(base, {**space.overrides(params), "out": None if run_dir is None else str(run_dir)})
+
+
+def scored_epoch(history: History) -> dict[str, Any]:
+    """The record a finished trial is scored by: its best epoch by validation accuracy, the one best.pt holds
+    (the earliest of equals)."""
+    best = history.best_epoch()
+    if best is None:
+        raise MlplabError(NEEDS_VALIDATION)
+    return best
 
 
 def trial_dir(study_dir: Path, number: int) -> Path:
@@ -143,7 +158,7 @@ class Objective:
             raise TrialPruned(f"diverged in epoch {error.epoch}") from None
         if reporter.pruned_epoch is not None:
             raise TrialPruned(f"pruned after epoch {reporter.pruned_epoch}")
-        best = history.best_epoch()  # the epoch best.pt holds (the earliest of equals)
+        best = scored_epoch(history)
         trial.set_user_attr("best_epoch", best["epoch"])
         return best["val_accuracy"]
 

@@ -119,9 +119,12 @@ class Dimension:
         """Draw this setting's value from an Optuna trial (a retried trial gets its stored value back)."""
         if self.choices is not None:
             return trial.suggest_categorical(self.name, list(self.choices))
+        low, high = self.low, self.high
+        if low is None or high is None:
+            raise ValueError(f"the dimension {self.name!r} needs choices, or a low and a high")
         if self.whole:
-            return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
-        return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
+            return trial.suggest_int(self.name, int(low), int(high), step=int(self.step or 1), log=self.log)
+        return trial.suggest_float(self.name, low, high, step=self.step, log=self.log)
 
     def to_dict(self) -> dict[str, Any]:
         """The table of this setting, as the TOML file gives it (builtins only)."""

@@ -42,7 +42,16 @@ from mlplab.config import Config, apply_overrides, to_dict, to_toml
 from mlplab.errors import MlplabError, check_choice
 from mlplab.files import atomic_write_text
 from mlplab.tune.batch import BatchRunner
-from mlplab.tune.objective import SURPLUS, WORKER, Objective, SurplusTrial, describe, requeue, trial_config
+from mlplab.tune.objective import (
+    NEEDS_VALIDATION,
+    SURPLUS,
+    WORKER,
+    Objective,
+    SurplusTrial,
+    describe,
+    requeue,
+    trial_config,
+)
 from mlplab.tune.space import Space, default_space, load_space
 from mlplab.tune.storage import (
     GRACE_HEARTBEATS,
@@ -88,6 +97,9 @@ class TuneConfig:
         heartbeat: seconds between a running trial's heartbeats; one silent for three is taken for dead.
         batch: trials this worker takes at once; those that can share a vectorised program train
             together (`mlplab.tune.batch`); 1 trains one trial at a time. Workers of a study may differ in it.
+        sampler_seed: seeds this worker's sampler (Optuna's ``TPESampler(seed=...)``), so that a study run
+            by one worker draws the same settings every time; None draws afresh. Workers sharing a study
+            should each take their own seed, or they draw the same first settings.
     """
 
     study: str
@@ -98,6 +110,7 @@ class TuneConfig:
     pruner: str = "median"
     heartbeat: int = 10
     batch: int = 1
+    sampler_seed: int | None = None
 
     @property
     def study_dir(self) -> Path:
@@ -148,7 +161,7 @@ def tune(
     space = space or (load_space(settings.space) if settings.space else default_space())
     base = apply_overrides(config, {"out": None})
     if base.data.val_split == "none":
-        raise MlplabError("mlplab tune compares trials on their validation accuracy: set --val-split last or random")
+        raise MlplabError(NEEDS_VALIDATION)
     say = say or (lambda line: None)
     url = settings.storage_url
     storage = open_storage(url, settings.heartbeat)
@@ -161,7 +174,8 @@ def tune(
                 study_name=settings.study,
                 direction="maximize",
                 load_if_exists=True,
-                sampler=optuna.samplers.TPESampler(constant_liar=True),  # workers avoid each other's running trials
+                # constant_liar: workers avoid each other's running trials
+                sampler=optuna.samplers.TPESampler(constant_liar=True, seed=settings.sampler_seed),
                 pruner=pruner,
             )
         check_same_study(study, recorded_settings(base, space, type(pruner).__name__, settings.heartbeat), url)
@@ -189,6 +203,9 @@ def check_settings(settings: TuneConfig) -> None:
         raise MlplabError(f"--heartbeat must be a whole number of seconds >= 1; got {settings.heartbeat!r}")
     if isinstance(settings.batch, bool) or not isinstance(settings.batch, int) or settings.batch < 1:
         raise MlplabError(f"--batch must be a whole number >= 1; got {settings.batch!r}")
+    seed = settings.sampler_seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32):
+        raise MlplabError(f"--sampler-seed must be a whole number in [0, 2**32 - 1]; got {seed!r}")
     check_choice("pruner", settings.pruner, PRUNERS)
 
 
