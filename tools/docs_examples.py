@@ -126,12 +126,12 @@ def _wildcard(want: str, exact: bool = False) -> re.Pattern[str]:
     parts = []
     for piece in re.split(r"(…|\s+)", want.strip()):
         if piece == "…":
-            parts.append(".*")
+            parts.append("(.*)")
         elif piece and piece.isspace():
             parts.append(r"\s+")
         else:
             parts.append(piece if exact else NUMBER.sub("\0", piece).replace("\0", "@N@"))
-    pattern = "".join(re.escape(part) if part not in (".*", r"\s+") else part for part in parts)
+    pattern = "".join(re.escape(part) if part not in ("(.*)", r"\s+") else part for part in parts)
     return re.compile(pattern.replace("@N@", NUMBER.pattern))
 
 
@@ -292,17 +292,51 @@ def _output(example: Example) -> str | None:
     return compare(printed, example.parsed, mode)
 
 
-def _shown(page: Page, printed: str) -> str:
-    """What a page shows of a printed output: the page's own folder, which differs every run, as ``…``."""
+def _aligned(got: list[str], want: list[str]) -> list[str] | None:
+    """The shown lines refreshed from the printed ones: a shown ``...`` keeps standing for the lines it
+    covers, a shown line with ``…`` stays as it is, every other line becomes the printed one. None when
+    the two do not line up (then the page shows what was printed, whole)."""
+    if not want:
+        return [] if not got else None
+    head, rest = want[0], want[1:]
+    if head in ELLIPSIS:
+        for start in range(len(got) + 1):
+            tail = _aligned(got[start:], rest)
+            if tail is not None:
+                return [head, *tail]
+        return None
+    if not got or not line_agrees(got[0], head, Mode("budget")):
+        return None
+    tail = _aligned(got[1:], rest)
+    return None if tail is None else [_keep_wildcards(got[0], head), *tail]
+
+
+def _keep_wildcards(got: str, want: str) -> str:
+    """The printed line, with what the shown line's ``…`` stood for written as ``…`` again."""
+    match = _wildcard(want).fullmatch(got.strip()) if "…" in want else None
+    if match is None:
+        return got
+    line = got.strip()
+    for start, end in sorted((match.span(group) for group in range(1, (match.re.groups or 0) + 1)), reverse=True):
+        line = line[:start] + "…" + line[end:]
+    return got[: len(got) - len(got.lstrip())] + line
+
+
+def _shown(page: Page, printed: str, shown: str = "") -> str:
+    """What a page shows of a printed output: the page's own folder, which differs every run, as ``…``;
+    the page's ``...`` and ``…`` kept where the output still lines up with them."""
     text = printed.replace(str(page.folder.resolve()), "…").replace(str(page.folder), "…")
-    return text.rstrip() + "\n" if text.strip() else ""
+    got = [line.rstrip() for line in text.rstrip().splitlines()]
+    want = [line.rstrip() for line in shown.rstrip().splitlines()]
+    lines = (_aligned(got, want) if want else None) or got
+    return "\n".join(lines) + "\n" if "".join(lines).strip() else ""
 
 
 def _rewrite(page: Page, example: Example, printed: str) -> None:
     source = example.region.lexemes["source"]
     start = example.region.start + source.offset
     end = start + len(example.parsed)
-    page.rewrites.append((start, end, _shown(page, printed)))
+    page.rewrites.append((start, end, _shown(page, printed, example.parsed)))
 
 
 @dataclass(frozen=True)
@@ -411,7 +445,9 @@ def _console(example: Example) -> str | None:
         if status != 0 and "error" not in command.shown.lower():
             failures.append(f"$ {command.line}\nexited with {status}:\n{printed[-3000:]}")
         elif page.update:
-            page.rewrites.append((block_start + command.start, block_start + command.end, _shown(page, printed)))
+            page.rewrites.append(
+                (block_start + command.start, block_start + command.end, _shown(page, printed, command.shown))
+            )
         elif command.shown.strip() and (failure := compare(printed, command.shown, mode)):
             failures.append(f"$ {command.line}\n{failure}")
     return "\n\n".join(failures) or None

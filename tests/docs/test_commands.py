@@ -24,7 +24,10 @@ def command_lines(markdown: str) -> list[tuple[str, str | None]]:
         lines = block.splitlines()
         for index, line in enumerate(lines):
             if line.startswith("$ mlplab ") or line == "$ mlplab":
-                words = shlex.split(line[2:], comments=True)
+                shell = re.sub(r"(?<=\s)\d+(?=[<>])", "", line[2:])  # 2>&1: the 2 is the redirection's, not an argument
+                lexer = shlex.shlex(shell, posix=True, punctuation_chars=True)  # `;`, `|`, `&`, `>` apart
+                lexer.whitespace_split, lexer.commenters = True, "#"
+                words = list(lexer)
                 after = lines[index + 1] if index + 1 < len(lines) else ""
                 error = after if re.match(r"^mlplab[\w ]*: error: ", after) else None
                 found.append((" ".join(shlex.quote(word) for word in _before_redirection(words)), error))
@@ -32,9 +35,9 @@ def command_lines(markdown: str) -> list[tuple[str, str | None]]:
 
 
 def _before_redirection(words: list[str]) -> list[str]:
-    """The command's own words: up to a pipe, a redirection, ``&&`` or ``&``."""
+    """The command's own words: up to a pipe, a redirection, ``;``, ``&&``, ``||`` or ``&``."""
     for index, word in enumerate(words):
-        if word in ("|", ">", ">>", "2>", "&&", "&", ";") or word.startswith(("2>", ">")):
+        if word and set(word) <= set("|&;<>()"):
             return words[:index]
     return words
 
@@ -42,9 +45,18 @@ def _before_redirection(words: list[str]) -> list[str]:
 COMMANDS = [(page.relative_to(REPO), line, error) for page in PAGES for line, error in command_lines(page.read_text())]
 
 
+def test_shell_punctuation_ends_the_command():
+    shown = (
+        "```console\n$ mlplab train --out runs/x 2>&1 | grep epoch; echo $?  # note\n"
+        "$ mlplab train --seed 1 > log &\n```\n"
+    )
+    assert [line for line, _ in command_lines(shown)] == ["mlplab train --out runs/x", "mlplab train --seed 1"]
+
+
 def test_the_pages_show_many_commands():
     assert len(COMMANDS) >= 100 and any(error for _, _, error in COMMANDS)
-    assert {"train", "eval", "predict", "sweep", "tune", "serve", "studio"} <= {line.split()[1] for _, line, _ in COMMANDS}
+    shown = {line.split()[1] for _, line, _ in COMMANDS}
+    assert {"train", "eval", "predict", "sweep", "tune", "serve", "studio"} <= shown
 
 
 @pytest.mark.parametrize(("page", "line", "error"), COMMANDS, ids=[f"{page}: {line}" for page, line, _ in COMMANDS])

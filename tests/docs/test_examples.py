@@ -112,3 +112,26 @@ def test_a_page_runs_its_blocks_with_their_directives(tmp_path):
     page.write_text(page.read_text().replace("print(sum(range(4)))", "print(sum(range(5)))"))
     with pytest.raises(AssertionError, match="10"):
         docs.run_page(page, tmp_path / "again")
+
+
+def test_an_update_keeps_the_pages_elisions_and_wildcards(tmp_path):
+    page = docs.Page(folder=tmp_path)
+    printed = f"data from /venv/mlplab/data\nthreads: 2 (auto: idle)\nepoch 1 acc 91%\n  0 - zero 99%\nsaved: {tmp_path}/runs"
+    shown = "data from …/mlplab/data\nthreads: 1 (auto: …)\nepoch 1 acc 90%\n...\nsaved: …/runs"
+    assert docs._shown(page, printed, shown) == (
+        "data from …/mlplab/data\nthreads: 2 (auto: …)\nepoch 1 acc 91%\n...\nsaved: …/runs\n")
+    assert docs._shown(page, "something else entirely", shown) == "something else entirely\n"
+
+
+def test_an_ellipsis_inside_a_line_stands_for_any_text_there():
+    shown = "mnist: 50000 train images from …/mlplab/data/bundled/mnist (bundled)"
+    printed = "mnist: 50000 train images from /venv/lib/site-packages/mlplab/data/bundled/mnist (bundled)"
+    assert docs.compare(printed, shown, docs.Mode()) is None
+    assert docs.compare(printed.replace("50000", "5000"), shown, docs.Mode())
+    assert docs.compare(printed.replace("(bundled)", "(downloaded)"), shown, docs.Mode())
+
+
+def test_a_run_folder_named_by_its_start_time_matches_any_such_name():
+    shown = "run directory: runs/mnist-mlp-20261130-001239"
+    assert docs.compare("run directory: runs/mnist-mlp-20261207-011134", shown, docs.Mode()) is None
+    assert docs.compare("run directory: runs/fashion-mlp-20261207-011134", shown, docs.Mode())
