@@ -116,7 +116,8 @@ def test_a_page_runs_its_blocks_with_their_directives(tmp_path):
 
 def test_an_update_keeps_the_pages_elisions_and_wildcards(tmp_path):
     page = docs.Page(folder=tmp_path)
-    printed = f"data from /venv/mlplab/data\nthreads: 2 (auto: idle)\nepoch 1 acc 91%\n  0 - zero 99%\nsaved: {tmp_path}/runs"
+    printed = "data from /venv/mlplab/data\nthreads: 2 (auto: idle)\nepoch 1 acc 91%\n  0 - zero 99%\n"
+    printed += f"saved: {tmp_path}/runs"
     shown = "data from …/mlplab/data\nthreads: 1 (auto: …)\nepoch 1 acc 90%\n...\nsaved: …/runs"
     assert docs._shown(page, printed, shown) == (
         "data from …/mlplab/data\nthreads: 2 (auto: …)\nepoch 1 acc 91%\n...\nsaved: …/runs\n")
