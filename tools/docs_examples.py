@@ -55,6 +55,7 @@ import time
 import unittest
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sybil import Document, Example
 from sybil.parsers.markdown import CodeBlockParser, SkipParser
@@ -384,27 +385,12 @@ def _with_budget(command: str, budget: str) -> str:
 def run_command(command: str, page: Page, server: bool, shown: str) -> tuple[str, int]:
     """Run one command in the page's folder: what it printed (stdout and stderr together) and its status."""
     environment = {**os.environ, **page.environment}
+    options: dict[str, Any] = dict(cwd=page.folder, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if not server:
-        result = subprocess.run(
-            ["bash", "-c", command],
-            cwd=page.folder,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-        )
+        result = subprocess.run(["bash", "-c", command], text=True, timeout=COMMAND_TIMEOUT, **options)
         return result.stdout, result.returncode
     wanted = len([line for line in _lines(shown) if line not in ELLIPSIS])
-    process = subprocess.Popen(
-        ["bash", "-c", f"exec {command}"],
-        cwd=page.folder,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    process = subprocess.Popen(["bash", "-c", f"exec {command}"], text=True, start_new_session=True, **options)
     lines: list[str] = []
     enough = threading.Event()
 
@@ -444,7 +430,7 @@ def _console(example: Example) -> str | None:
         page.counts[f"compared {mode.kind}" if compared else "only run"] += 1
         if status != 0 and "error" not in command.shown.lower():
             failures.append(f"$ {command.line}\nexited with {status}:\n{printed[-3000:]}")
-        elif page.update:
+        elif page.update and command.shown.strip():  # a command shown without output stays so
             page.rewrites.append(
                 (block_start + command.start, block_start + command.end, _shown(page, printed, command.shown))
             )
