@@ -157,7 +157,7 @@ def _match(got: list[str], want: list[str], mode: Mode) -> bool:
     """Whether the printed lines match the shown ones, a shown ``...`` standing for any lines."""
     if not want:
         return not got
-    if want[0] in ELLIPSIS:
+    if want[0].strip() in ELLIPSIS:
         return any(_match(got[start:], want[1:], mode) for start in range(len(got) + 1))
     return bool(got) and line_agrees(got[0], want[0], mode) and _match(got[1:], want[1:], mode)
 
@@ -166,7 +166,7 @@ def compare(printed: str, shown: str, mode: Mode) -> str | None:
     """None when ``printed`` agrees with ``shown``; else a message that shows both."""
     got, want = _lines(printed), _lines(shown)
     if mode.kind == "budget":
-        forms = {skeleton(line) for line in want if line not in ELLIPSIS}
+        forms = {skeleton(line) for line in want if line.strip() not in ELLIPSIS}
         wild = [_wildcard(line) for line in want if "…" in line]
         strange = [
             line
@@ -259,7 +259,9 @@ def _inside(page: Page):
 
 def print_comments(source: str) -> list[str]:
     """What a block says its prints print: the comment ending each ``print(...)`` line, in order."""
-    return [match.group(1).strip() for match in re.finditer(r"^\s*print\(.*\)\s+#\s*(.+)$", source, re.MULTILINE)]
+    return [
+        match.group(1).strip() for match in re.finditer(r"^[ \t]*print\(.*\)[ \t]+#[ \t]*(.+)$", source, re.MULTILINE)
+    ]
 
 
 def _python(example: Example) -> str | None:
@@ -300,7 +302,7 @@ def _aligned(got: list[str], want: list[str]) -> list[str] | None:
     if not want:
         return [] if not got else None
     head, rest = want[0], want[1:]
-    if head in ELLIPSIS:
+    if head.strip() in ELLIPSIS:
         for start in range(len(got) + 1):
             tail = _aligned(got[start:], rest)
             if tail is not None:
@@ -389,7 +391,7 @@ def run_command(command: str, page: Page, server: bool, shown: str) -> tuple[str
     if not server:
         result = subprocess.run(["bash", "-c", command], text=True, timeout=COMMAND_TIMEOUT, **options)
         return result.stdout, result.returncode
-    wanted = len([line for line in _lines(shown) if line not in ELLIPSIS])
+    wanted = len([line for line in _lines(shown) if line.strip() not in ELLIPSIS])
     process = subprocess.Popen(["bash", "-c", f"exec {command}"], text=True, start_new_session=True, **options)
     lines: list[str] = []
     enough = threading.Event()
@@ -426,7 +428,7 @@ def _console(example: Example) -> str | None:
         budget = "" if page.update else mode.budget
         printed, status = run_command(_with_budget(command.line, budget), page, server, command.shown)
         page.counts["console commands"] += 1
-        compared = any(line not in ELLIPSIS for line in _lines(command.shown))
+        compared = any(line.strip() not in ELLIPSIS for line in _lines(command.shown))
         page.counts[f"compared {mode.kind}" if compared else "only run"] += 1
         if status != 0 and "error" not in command.shown.lower():
             failures.append(f"$ {command.line}\nexited with {status}:\n{printed[-3000:]}")
