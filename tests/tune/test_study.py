@@ -257,6 +257,30 @@ def test_a_sampler_seed_draws_the_same_study_again_and_another_seed_another(tmp_
     assert drawn("b", 7) == first and drawn("c", 8) != first
 
 
+def test_a_trial_another_worker_took_for_dead_does_not_end_this_worker(tmp_path, mnist_dir, monkeypatch):
+    from optuna.trial import TrialState
+
+    from mlplab.tune.objective import PruningReporter
+    from mlplab.tune.study import TuneConfig, tune
+
+    report = PruningReporter.on_epoch_end
+    failed = []
+
+    def failed_elsewhere(self, state, record):  # as a worker that saw this trial's heartbeat go stale does
+        if not failed:
+            failed.append(self.trial.number)
+            self.trial.study._storage.set_trial_state_values(self.trial._trial_id, TrialState.FAIL)
+        report(self, state, record)
+
+    monkeypatch.setattr(PruningReporter, "on_epoch_end", failed_elsewhere)
+    said = []
+    base = apply_overrides(Config(), {**TINY, "epochs": 1, "data_dir": str(mnist_dir)})
+    result = tune(base, TuneConfig(study="taken", trials=2, out=str(tmp_path)), say=said.append)
+    states = [trial.state.name for trial in result.study.trials]
+    assert failed == [0] and states == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert any("failed by another worker" in line for line in said)
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("study", "a b", "--study must be a name of letters"),
     ("trials", 0, "--trials must be a whole number >= 1; got 0"),

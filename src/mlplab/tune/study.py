@@ -344,7 +344,7 @@ class Worker:
                 if counts["finished"] + counts["RUNNING"] < self.budget:
                     waiting = False
                     if self.batch is None:
-                        self.study.optimize(self.objective, callbacks=callbacks, catch=(SurplusTrial,))
+                        self._optimize(callbacks)
                     else:
                         self.batch.run(self.budget - counts["finished"] - counts["RUNNING"])
                     continue
@@ -357,6 +357,17 @@ class Worker:
                 )
                 waiting = True
             time.sleep(self.settings.heartbeat)
+
+    def _optimize(self, callbacks: list[Any]) -> None:
+        """Run trials until the study's places are taken. A trial of this worker that another worker
+        failed, taking it for dead (its heartbeats came late on a loaded machine), is not this worker's
+        end: Optuna cannot record its result, its settings are queued again, and the loop goes on."""
+        try:
+            self.study.optimize(self.objective, callbacks=callbacks, catch=(SurplusTrial,))
+        except ValueError as error:
+            if not str(error).startswith("Cannot tell a"):  # optuna.study._tell: the trial is already finished
+                raise
+            self.say("a trial of this worker was failed by another worker, which took it for dead; it runs again")
 
     def fail_unstarted(self) -> None:
         """Fail running trials that never started training (their worker died between taking the trial
