@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+"""Atomic file writes: a reader sees the old file or the new one, never half of one; and the
+lock that makes processes take turns (`waiting_lock`).
 
 Every file mlplab writes (run files, checkpoints, figures, reports, exports, downloads)
 goes through `atomic_write`, and gets the mode ``open(path, "w")`` would leave: a new
@@ -10,13 +11,14 @@ files private (0600).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import secrets
 import shutil
 import stat
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -188,3 +190,37 @@ def read_settings_text(path: str | Path, what: str, limit: int = SETTINGS_FILE_L
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise MlplabError(f"{what} {path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+
+
+@contextlib.contextmanager
+def waiting_lock(lock_file: Path, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the lock on ``lock_file`` (made if missing) while the body runs; if another process
+    holds it, call ``waiting`` (if given) and wait for it.
+
+    For processes that take turns: a second process that must build a pretrained model waits
+    for the first and uses its model; a second worker of a study waits while the first changes
+    a trial's state. Not `mlplab.runs.directory.locked`, which refuses a second writer of a run.
+    The kernel releases the lock when its holder dies, however it dies. Where the OS has no
+    ``fcntl`` (Windows) there is no lock, nor in a folder this process may read but not write
+    (a shared cache): it can only use what is there.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    try:
+        handle = open(lock_file, "a+b")
+    except OSError as error:
+        if not isinstance(error, PermissionError) and error.errno != errno.EROFS:
+            raise
+        yield
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock

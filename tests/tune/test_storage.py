@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -147,3 +148,76 @@ def test_a_lock_left_by_a_worker_killed_while_appending_is_taken_over(tmp_path, 
     assert 3 < time.monotonic() - start < 15 and not os.path.lexists(lock)  # not Optuna's 30 s
     assert optuna.load_study(study_name="beats", storage=plain_storage(str(tmp_path / "study.log"))).user_attrs == {
         "after": True}
+
+
+# --- SQLite: workers take turns to change a trial's state ----------------------------------------
+
+def _rendezvous(monkeypatch, parties=2, seconds=1.5):
+    """Make each worker, once it has read a trial's state for an update, wait (up to ``seconds``) until
+    the other has read it too: the moment two workers race for the same trial, every time."""
+    import threading
+
+    from optuna.storages._rdb import models
+
+    barrier = threading.Barrier(parties, timeout=seconds)
+    read = models.TrialModel.find_or_raise_by_id
+
+    def read_then_meet(trial_id, session, for_update=False):
+        trial = read(trial_id, session, for_update=for_update)
+        if for_update:
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:  # the other worker waits for the lock: it reads after this one writes
+                pass
+        return trial
+
+    monkeypatch.setattr(models.TrialModel, "find_or_raise_by_id", read_then_meet)
+
+
+def _race(action, studies):
+    """Run ``action(study)`` for each study at once, in threads; their results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(studies)) as pool:
+        return list(pool.map(action, studies))
+
+
+def _workers(tmp_path, count=2):
+    """``count`` workers' views of one SQLite study, each with its own connection, as processes have."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    first = optuna.create_study(storage=open_storage(url, heartbeat=1), study_name="race", direction="maximize")
+    return [first] + [optuna.load_study(study_name="race", storage=open_storage(url, heartbeat=1))
+                      for _ in range(count - 1)]
+
+
+def test_an_sqlite_study_opens_as_a_storage_whose_workers_take_turns(tmp_path):
+    from mlplab.tune.sqlite import SQLiteStorage, lock_file, sqlite_file
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'new' / 'study.db'}", heartbeat=4)
+    assert isinstance(storage, SQLiteStorage) and storage.lock_file == tmp_path / "new" / ".study.db.lock"
+    assert storage.get_heartbeat_interval() == 4 and storage.grace_period == 12
+    assert lock_file(sqlite_file("sqlite:///runs/t/study.db?timeout=5")) == Path("runs/t/.study.db.lock")
+    assert [sqlite_file(url) for url in ("sqlite://", "sqlite:///:memory:", "postgresql://me@db/x")] == [None] * 3
+
+
+def test_two_workers_taking_the_same_queued_trial_at_once_on_sqlite_train_it_once(tmp_path, monkeypatch):
+    """Optuna's FOR UPDATE is ignored by SQLite: without turns, both workers took the queued trial
+    (both True) and both trained it in one run directory, which failed the tune test in CI."""
+    studies = _workers(tmp_path)
+    studies[0].enqueue_trial({"x": 0.5})
+    _rendezvous(monkeypatch)
+    taken = _race(lambda study: study._pop_waiting_trial_id(), studies)  # what study.ask and optimize call
+    assert sorted(taken, key=str) == [studies[0].trials[0]._trial_id, None]  # one took it; the other found none
+    assert [trial.state.name for trial in studies[1].get_trials()] == ["RUNNING"]
+
+
+def test_a_dead_trial_failed_by_two_workers_at_once_on_sqlite_is_queued_again_once(tmp_path, monkeypatch):
+    studies = _workers(tmp_path)
+    dead = _ask(studies[0])
+    studies[0]._storage.record_heartbeat(dead._trial_id)
+    time.sleep(4.5)  # over three heartbeats of silence (SQLite's clock counts whole seconds): its worker is dead
+    _rendezvous(monkeypatch)
+    _race(_fail_stale, studies)
+    trials = studies[1].get_trials()
+    assert [trial.state.name for trial in trials] == ["FAIL", "WAITING"]  # queued again once, not twice
+    assert trials[1].system_attrs["failed_trial"] == dead.number and trials[1].params == dead.params

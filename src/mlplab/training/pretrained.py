@@ -28,8 +28,6 @@ checkpoints, and answers from them.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -37,13 +35,14 @@ import re
 import secrets
 import shutil
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mlplab._version import __version__
 from mlplab.config import Config, from_preset, to_dict
 from mlplab.errors import MlplabError, describe_os_error, one_line
+from mlplab.files import waiting_lock
 from mlplab.runs.reader import Run, open_run
 
 # Fields that say where a run's files go, where its data is found and how visibly and on how many
@@ -136,7 +135,7 @@ def pretrained(
     models.mkdir(parents=True, exist_ok=True)
     expected = fingerprint(config)
     final = models / f"{preset}-{expected}"
-    with _preset_lock(models / f".{preset}.lock", waiting=lambda: notify(Notice("waiting", final))):
+    with waiting_lock(models / f".{preset}.lock", waiting=lambda: notify(Notice("waiting", final))):
         _remove_leftovers(models, preset)
         run = None if retrain else _cached(final, expected, notify)
         if run is None:
@@ -271,37 +270,6 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _preset_lock(lock_file: Path, waiting: Callable[[], None]) -> Iterator[None]:
-    """Hold the lock on ``lock_file`` while the body runs; if another process holds it, call
-    ``waiting`` and wait for it.
-
-    Not `mlplab.runs.directory.locked`: that one refuses a second writer of a run; here the second
-    process waits for the first and then uses its model. The kernel releases the lock when its
-    holder dies, however it dies. Where the OS has no ``fcntl`` (Windows) there is no lock, nor in
-    a cache this process may read but not write (a shared one): it can only use what is there.
-    """
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    try:
-        handle = open(lock_file, "a+b")
-    except OSError as error:
-        if not isinstance(error, PermissionError) and error.errno != errno.EROFS:
-            raise
-        yield
-        return
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            waiting()
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        yield  # closing the file releases the lock
 
 
 def _warn_discarded(notice: Notice) -> None:

@@ -3,6 +3,7 @@
 ``--storage`` takes one of three kinds of storage:
 
     sqlite:///STUDY_DIR/study.db     the default: an SQLite file, for the workers of one machine
+                                     (who take turns to change a trial's state: `mlplab.tune.sqlite`)
     STUDY_DIR/study.log              an Optuna journal file (a path ending in .log or .jsonl;
                                      ``journal`` names this one), for many workers of one machine
                                      (`mlplab.tune.journal`)
@@ -106,8 +107,9 @@ def open_storage(url: str, heartbeat: int) -> Any:
     """The Optuna storage ``url`` names (`resolve_storage`), with heartbeats every ``heartbeat`` seconds
     and dead workers' trials retried once.
 
-    A journal file's path opens a `mlplab.tune.journal.JournalHeartbeatStorage`; a database URL an
-    `optuna.storages.RDBStorage`. A bad URL or path, a missing driver or an unreachable server is one line.
+    A journal file's path opens a `mlplab.tune.journal.JournalHeartbeatStorage`; an SQLite file a
+    `mlplab.tune.sqlite.SQLiteStorage`; another database URL an `optuna.storages.RDBStorage`. A bad
+    URL or path, a missing driver or an unreachable server is one line.
     """
     optuna = require_optuna()
     if is_journal(url):
@@ -120,8 +122,13 @@ def open_storage(url: str, heartbeat: int) -> Any:
             f"ending in .log (or journal: STUDY_DIR/study.log), or "
             f"postgresql://user:password@host/database; got {url!r}"
         )
+    storage_class = optuna.storages.RDBStorage
     if url.startswith("sqlite:///"):
+        from mlplab.tune.sqlite import SQLiteStorage, sqlite_file
+
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        if sqlite_file(url) is not None:  # workers take turns to change a trial's state (`mlplab.tune.sqlite`)
+            storage_class = SQLiteStorage
     # Two workers writing one SQLite file wait for each other's locks; a server's connections may
     # go stale while a long trial runs.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
@@ -130,7 +137,7 @@ def open_storage(url: str, heartbeat: int) -> Any:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
+                return storage_class(
                     with_driver(url),
                     engine_kwargs=engine,
                     heartbeat_interval=heartbeat,
