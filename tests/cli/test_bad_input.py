@@ -89,6 +89,23 @@ def test_an_out_under_a_file_is_refused(tmp_path, capsys):
     assert f"{tmp_path / 'file'} is a file, not a folder" in _one_line_error(capsys)
 
 
+def test_an_out_holding_a_run_is_refused_before_any_data_loads(monkeypatch, tmp_path, capsys):
+    import mlplab.training.runner
+
+    def no_data(*_args, **_kwargs):
+        raise AssertionError("the data was loaded before --out was checked")
+
+    monkeypatch.setattr(mlplab.training.runner, "prepare", no_data)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "last.pt").write_bytes(b"")
+    assert main(["train", *TINY, "--out", str(out)]) == 2
+    assert _one_line_error(capsys) == (
+        f"mlplab: error: {out} already holds a run (last.pt); continue it with "
+        f"`mlplab train --resume {out}` or choose another --out")
+    assert sorted(path.name for path in out.iterdir()) == [".lock", "last.pt"]
+
+
 @pytest.mark.skipif(not Path("/proc/self").exists(), reason="no /proc on this system")
 def test_an_out_the_kernel_refuses_is_one_line(mnist_dir, capsys):
     """Root may write /proc by its mode bits, so only creating the folder fails: the edge reports it."""

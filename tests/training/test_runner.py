@@ -266,3 +266,27 @@ def test_a_callback_ends_training_early_by_setting_state_stop():
     stopper = StopAtEpoch(2)
     history = fit(MLP(4, (5,), 3), batches, epochs=10, callbacks=[stopper])
     assert history.column("epoch") == [1, 2] and stopper.ended
+
+
+def test_a_folder_in_use_or_holding_a_run_is_refused_before_any_data_loads(make_config, monkeypatch):
+    """The refusals come first, not after the data is loaded and the model built (seconds on a busy laptop)."""
+    from mlplab.training import runner
+
+    def no_data(*_args, **_kwargs):
+        raise AssertionError("the data was loaded before the folder was checked")
+
+    config = make_config(epochs=1, hidden="8", batch_size=1000)
+    run_dir = Path(config.train.out)
+    run_dir.mkdir()
+    monkeypatch.setattr(runner, "prepare", no_data)
+    with lock_held_elsewhere(run_dir) as holder:
+        for resume in (False, True):
+            with pytest.raises(MlplabError, match=f"is in use: another mlplab process \\(PID {holder.pid}\\)"):
+                train(config, resume=resume)
+    (run_dir / "history.json").write_text("[]")
+    with pytest.raises(MlplabError, match="already holds a run \\(history.json\\); choose another --out"):
+        train(config)
+    (run_dir / "config.toml").write_text("")
+    (run_dir / "history.json").unlink()
+    with pytest.raises(MlplabError, match="has no saved epoch yet"):
+        train(config, resume=True)

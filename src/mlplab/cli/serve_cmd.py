@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from mlplab.cli.cached_model import PRESET, RETRAIN_HELP
-from mlplab.config import Bounds
+from mlplab.cli.server_flags import add_server_flags
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,47 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="?",
         help=f"a run directory written by `mlplab train` (default: the cached {PRESET} model)",
     )
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0: your network)",
-    )
-    port = parser.add_argument(
-        "--port", type=_port, default=8000, help="port, 0-65535 (default: 8000; 0 picks a free one)"
-    )
-    port.bounds = PORTS
-    parser.add_argument(
-        "--allow-host",
-        metavar="NAME",
-        type=_host,
-        action="append",
-        default=[],
-        help="another host name the server answers to, e.g. mybox.local (repeat for several; "
-        "'*' for any). By default it answers only to localhost and IP addresses (loopback "
-        "ones when --host is), so no web page can reach it by a rebound DNS name",
-    )
+    add_server_flags(parser, network="your network", example="mybox.local")
     parser.add_argument("--retrain", action="store_true", help=RETRAIN_HELP + "; only without RUN_DIR")
     parser.set_defaults(func=execute)
-
-
-PORTS = Bounds(0, 65535)
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not PORTS.admits(port):
-        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535; got {text!r}")
-    return port
-
-
-def _host(text: str) -> str:
-    name = text.strip().lower()
-    if name != "*" and (not name or any(mark in name for mark in ":/[]@ ")):
-        raise argparse.ArgumentTypeError(f"a host name without scheme or port, e.g. mybox.local; got {text!r}")
-    return name
 
 
 def execute(args: argparse.Namespace) -> int:

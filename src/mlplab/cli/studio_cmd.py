@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mlplab.cli.serve_cmd import PORTS, _host, _port
+from mlplab.cli.server_flags import add_server_flags
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,30 +22,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--runs", metavar="DIR", default="runs", help="folder the runs are made in, one folder each (default: runs)"
     )
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0: your classroom "
-        "network, where anyone may watch and only the holder of the token may start, steer "
-        "or stop a run)",
+    add_server_flags(
+        parser,
+        network="your classroom network, where anyone may watch and only the holder of the token may "
+        "start, steer or stop a run",
+        example="classroom.local",
     )
-    port = parser.add_argument(
-        "--port", type=_port, default=8000, help="port, 0-65535 (default: 8000; 0 picks a free one)"
-    )
-    port.bounds = PORTS
     parser.add_argument(
         "--token",
         metavar="TOKEN",
         help="the secret starting, steering and stopping need (at least 8 characters); default: a "
         "new random one whenever --host is not loopback, none on this machine only",
-    )
-    parser.add_argument(
-        "--allow-host",
-        metavar="NAME",
-        type=_host,
-        action="append",
-        default=[],
-        help="another host name the server answers to, e.g. classroom.local (repeat for several; '*' for any)",
     )
     parser.set_defaults(func=execute)
 

@@ -66,12 +66,15 @@ def execute(args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(to_toml(config))
         return 0
+    from mlplab.runs.directory import check_startable
     from mlplab.threads import check_threads
     from mlplab.training.runner import prepare, train_prepared
     from mlplab.training.tracking import trackers
 
     # Refuse what would fail later before any data loads or anything is written.
     check_run_dir(Path(config.train.out or "runs"))
+    if config.train.out is not None:
+        check_startable(Path(config.train.out), bool(args.resume))  # in use, or holding a run
     if config.train.threads is not None:
         check_threads(config.train.threads)
     tracking = trackers(config)  # a missing extra fails before any data loads

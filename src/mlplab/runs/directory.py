@@ -168,6 +168,20 @@ def remove_leftovers(run_dir: Path) -> list[Path]:
     return stray
 
 
+def check_startable(run_dir: Path, resume: bool = False) -> None:
+    """Refuse at once, before any data loads, what a run's writer would refuse when training starts:
+    a folder another process trains in (`RunDirInUse`), a fresh run's folder that holds a run
+    already, a resume of a run with no saved epoch. The writer checks again under its lock."""
+    run_dir = Path(run_dir)
+    if resume:
+        last_checkpoint(run_dir)
+    if not run_dir.is_dir():
+        return  # a fresh run's new folder, or a resume the writer tells how to start
+    with locked(run_dir):
+        if not resume:
+            check_fresh(run_dir)
+
+
 def last_checkpoint(run_dir: Path) -> Path:
     """``run_dir/last.pt``, the checkpoint a resume continues; a run stopped before it saved one is
     told how to start again."""

@@ -28,7 +28,7 @@ from mlplab.losses import config_loss
 from mlplab.memory import check_memory
 from mlplab.models import MLP, build_model, parameter_count
 from mlplab.optim import Schedule, build_optimizer, build_schedule
-from mlplab.runs.directory import create_run_dir
+from mlplab.runs.directory import check_startable, create_run_dir
 from mlplab.runs.history import History
 from mlplab.runs.state import Callback
 from mlplab.runs.writer import RunWriter
@@ -150,6 +150,8 @@ def train(
         loss_fn: a custom ``(outputs, labels) -> mean loss`` callable used instead of ``config.train.loss``.
         resume: continue the run in ``config.train.out`` from its last.pt, bit for bit.
     """
+    if config.train.out is not None:
+        check_startable(Path(config.train.out), resume)  # a folder in use, or taken, before any data loads
     tracking = trackers(config)  # built first: a missing extra fails before any data loads
     try:
         setup = prepare(config, loss_fn)
