@@ -320,6 +320,22 @@ class Config:
 
 
 SECTIONS = ("data", "model", "optim", "train")
+# Fields that say where a run's files go, where its data is found, and how visibly and on how
+# many threads it trains: not what it trains. A cached model's fingerprint reads them at their
+# defaults (`mlplab.training.pretrained`); the workers of a study may differ in them, and in the
+# device (`mlplab.tune.study.LOCAL_FIELDS`).
+PLACE_FIELDS = (
+    "out",
+    "progress",
+    "threads",
+    "data_dir",
+    "cache_dir",
+    "download",
+    "log_batches",
+    "tensorboard",
+    "wandb",
+    "wandb_project",
+)
 SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "train": TrainConfig}
 
 # The defaults above are mlplab's own recipe, chosen for a first run: 784-512-10, SGD with

@@ -10,7 +10,7 @@ directory per preset and recipe, beside what is being made::
 ``<cache>`` is ``cache_dir``, else `mlplab.data.download.default_cache_dir` ($MLPLAB_CACHE_DIR,
 $XDG_CACHE_HOME/mlplab, ~/.cache/mlplab). The fingerprint (`fingerprint`) covers what makes the
 model: the preset's resolved config, less the fields that only say where and how visibly it
-runs (`RUN_ONLY_FIELDS`), and mlplab's version. A changed recipe or version is a new folder.
+runs (`mlplab.config.PLACE_FIELDS`), and mlplab's version. A changed recipe or version is a new folder.
 
 The protocol, all of it under the preset's lock (a second process waits, then uses the result):
 
@@ -40,25 +40,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mlplab._version import __version__
-from mlplab.config import Config, from_preset, to_dict
+from mlplab.config import PLACE_FIELDS, Config, from_preset, to_dict
 from mlplab.errors import MlplabError, describe_os_error, one_line
 from mlplab.files import waiting_lock
 from mlplab.runs.reader import Run, open_run
 
-# Fields that say where a run's files go, where its data is found and how visibly and on how many
-# threads it trains: not what the model is. The fingerprint reads them at their defaults.
-RUN_ONLY_FIELDS = (
-    "out",
-    "progress",
-    "threads",
-    "data_dir",
-    "cache_dir",
-    "download",
-    "log_batches",
-    "tensorboard",
-    "wandb",
-    "wandb_project",
-)
 FINGERPRINT_DIGITS = 10  # hex digits: 40 bits, for the few recipes one cache ever sees
 
 
@@ -161,12 +147,12 @@ def _models_folder(cache_dir: str | Path | None) -> Path:
 
 
 def fingerprint(config: Config, version: str | None = None) -> str:
-    """Short hex SHA-256 of what makes a model: ``config`` with its `RUN_ONLY_FIELDS` at their
+    """Short hex SHA-256 of what makes a model: ``config`` with its `mlplab.config.PLACE_FIELDS` at their
     defaults, and the mlplab ``version`` that trains it (default: this one)."""
     version = version or __version__
     data, defaults = to_dict(config), to_dict(Config())
     for section in ("data", "model", "optim", "train"):
-        for name in RUN_ONLY_FIELDS:
+        for name in PLACE_FIELDS:
             if name in data[section]:
                 data[section][name] = defaults[section][name]
     text = json.dumps({"config": data, "mlplab": version}, sort_keys=True)

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplab.choices import PRUNERS
-from mlplab.config import Config, apply_overrides, to_dict, to_toml
+from mlplab.config import PLACE_FIELDS, Config, apply_overrides, to_dict, to_toml
 from mlplab.errors import MlplabError, check_choice
 from mlplab.files import atomic_write_text
 from mlplab.tune.batch import BatchRunner
@@ -64,19 +64,7 @@ from mlplab.tune.storage import (
 )
 
 # The settings that may differ between the workers of one study: where they write and run.
-LOCAL_FIELDS = (
-    "out",
-    "progress",
-    "device",
-    "threads",
-    "data_dir",
-    "cache_dir",
-    "download",
-    "log_batches",
-    "tensorboard",
-    "wandb",
-    "wandb_project",
-)
+LOCAL_FIELDS = (*PLACE_FIELDS, "device")
 SETTINGS_KEY = "mlplab"  # the study's user attribute holding the settings its first worker recorded
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
