@@ -205,8 +205,12 @@ def test_best_toml_is_the_best_trials_config_and_reloads(pruned_study):
 def test_a_finished_study_started_again_runs_nothing(pruned_study):
     from mlplab.tune.study import tune
 
+    best_path = pruned_study.folder / "best.toml"
+    before = best_path.stat()
     again = tune(pruned_study.base, pruned_study.settings, space=pruned_study.space)
     assert len(again.study.trials) == 2 and again.best_trial == 0
+    after = best_path.stat()  # best.toml already says trial 0: not written again (a new file, atomically)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
 def test_a_worker_with_other_settings_is_refused(pruned_study):

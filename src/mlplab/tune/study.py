@@ -390,7 +390,8 @@ class Worker:
         self.say(line)
 
     def write_best(self, best: Any = None) -> bool:
-        """Write best.toml (atomically) if the study's best trial is not the one this worker last wrote."""
+        """Write best.toml (atomically) if it does not already say what the study's best trial is:
+        not after every trial, nor after a worker that takes over a study finds it up to date."""
         best = best or best_trial(self.study)
         if best is None or (best.number == self.written and self.best_path.exists()):
             return False
@@ -402,9 +403,12 @@ class Worker:
             f"# sampled: {describe(best.params)}\n"
             f"# train it again: mlplab train --config {self.best_path}\n\n"
         )
-        atomic_write_text(self.best_path, header + to_toml(config))
+        text = header + to_toml(config)
+        written_before = self.best_path.is_file() and self.best_path.read_bytes() == text.encode("utf-8")
+        if not written_before:
+            atomic_write_text(self.best_path, text)
         self.written = best.number
-        return True
+        return not written_before
 
     def result(self) -> TuneResult:
         """The study's counts and best trial, as the study stands now."""
