@@ -67,6 +67,19 @@ def test_an_ellipsis_stands_for_any_lines_and_a_budget_compares_the_form():
     assert docs.compare("epoch 1 loss 0.9", shown, budget)
 
 
+def test_a_note_that_the_load_changed_mid_run_may_come_or_not_where_outputs_vary():
+    """`threads: 2 from step 411 (...)` says what else the machine did at that moment (CI printed one)."""
+    change = "threads: 2 from step 411 (0.0 of 2 CPUs busy with other work, 2.0 free; 104 M multiply-adds a step)"
+    shown = "threads: 1 (auto: …)\nepoch 1/2 loss 0.41 0.8s\nepoch 2/2 loss 0.11 0.8s"
+    printed = "threads: 1 (auto: 1.1 of 2 CPUs busy)\nepoch 1/2 loss 0.41 1.0s\n" + change + "\nepoch 2/2 loss 0.11 0.6s"
+    for mode in (docs.Mode("measured"), docs.Mode("budget", budget="--epochs 1")):
+        assert docs.compare(printed, shown, mode) is None
+        assert docs.compare(printed.replace(change + "\n", ""), shown.replace("0.8s\n", "0.8s\n" + change + "\n", 1),
+                            mode) is None  # shown, not printed
+    assert docs.compare(printed, shown.replace("…", "1.1 of 2 CPUs busy"), docs.Mode())  # exact: every line
+    assert docs.compare(printed.replace(change, "threads: 2"), shown, docs.Mode("measured"))  # only that note
+
+
 def test_a_console_block_splits_into_commands_and_their_outputs():
     source = "$ mlplab train \\\n    --epochs 2\nepoch 1\nepoch 2\n$ mlplab eval runs/x  # a comment\nloss 1\n"
     commands = docs.console_commands(source)
