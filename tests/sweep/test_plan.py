@@ -36,3 +36,24 @@ def test_a_budget_too_small_for_one_member_is_a_one_line_error(make_config):
     with pytest.raises(MlplabError, match="one member needs .* MiB but the memory budget is") as error:
         plan_sweep(configs, memory_budget=1000, calibrate=False)
     assert "\n" not in str(error.value)
+
+
+def test_the_plan_is_timed_on_the_threads_training_will_use(make_config, monkeypatch):
+    """Not on PyTorch's count of the moment (1 here, the fixture's): the configs ask for 2, and
+    `train_vectorised` trains on 2, so its steps are timed on 2 (from Python, with no governor
+    around: a busy machine's plan once predicted 80-620 s for a sweep of 8)."""
+    import mlplab.sweep.plan
+
+    counts = []
+    time_groups = mlplab.sweep.plan.time_groups
+
+    def counted(*args, **kwargs):
+        counts.append(torch.get_num_threads())
+        return time_groups(*args, **kwargs)
+
+    monkeypatch.setattr(mlplab.sweep.plan, "time_groups", counted)
+    configs = [make_config("lab", seed=seed, epochs=1, val_size=58_000, threads=2) for seed in range(2)]
+    plan = plan_sweep(configs)
+    assert counts == [2] and plan.predicted_seconds is not None
+    assert torch.get_num_threads() == 1  # put back
+    assert train_vectorised(configs, plan=plan).members[0].history.threads[0]["threads"] == 2

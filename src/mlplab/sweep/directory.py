@@ -48,8 +48,8 @@ from mlplab.sweep.checkpoints import FOLDER, GroupCheckpoints
 from mlplab.sweep.folder import PLAN_FILE, RESULTS_FILE, SWEEP_FILE, SWEEP_FILES, SavedSweep, saved_sweep, sweep_lock
 from mlplab.sweep.grid import Grid, describe, setting_key
 from mlplab.sweep.members import SweepDataCache, check_members
-from mlplab.sweep.plan import SweepPlan, plan_sweep
-from mlplab.sweep.vectorised import SweepEpoch, SweepResult, sweep_work, train_vectorised
+from mlplab.sweep.plan import SweepPlan, plan_sweep, sweep_work
+from mlplab.sweep.vectorised import SweepEpoch, SweepResult, train_vectorised
 from mlplab.threads import ThreadGovernor, monitor
 
 # The columns every row has after its swept fields, in the order they are written.

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ from mlplab.models import parameter_count
 from mlplab.sweep.members import SweepData, SweepDataCache, as_cache, check_members, describe_program, partition
 from mlplab.sweep.optimizers import state_count
 from mlplab.sweep.trainer import CALIBRATION_SECONDS, CALIBRATION_STEPS, time_groups
+from mlplab.threads import ThreadGovernor
 
 BUDGET_FRACTION = 0.5  # of the memory available when no budget is given
 MiB = 2**20
@@ -286,38 +288,55 @@ def plan_sweep(
     ):
         raise MlplabError(f"the largest group size must be a whole number of at least 1; got {max_group_size!r}")
     cache = as_cache(data, dtype)
+    # Timed on the threads training will choose for the load of the moment (`train_vectorised`'s
+    # governor), not on whatever PyTorch has now; inside a caller's governor (`mlplab sweep`), on its.
+    threads = ThreadGovernor(configs[0].train.threads, work=sweep_work(configs)) if calibrate else nullcontext()
     programs = []
     budget, source = None, ""
-    for members in partition(configs):
-        first = configs[members[0]]
-        program_data = cache.get(first)
-        if budget is None:
-            budget, source = _budget(memory_budget, program_data.train_images.device)
-        train_size = len(program_data.train_labels)
-        # The member with the most optimizer state: a group keeps momentum buffers for all when one uses momentum.
-        most_state = max((configs[k] for k in members), key=lambda config: state_count([config.optim]))
-        per_member = member_bytes(most_state, dtype, train_size, program_data.in_features, program_data.num_classes)
-        size = group_size_for(sum(per_member.values()), budget, len(members))
-        if max_group_size is not None:
-            size = min(size, max_group_size)
-        # Seed-major, so that members of one seed land in one group and share their images there.
-        order = sorted(members, key=lambda k: configs[k].train.seed)
-        batch = first.train.batch_size
-        program = ProgramPlan(
-            name=describe_program(first, program_data.in_features, program_data.num_classes),
-            members=list(members),
-            group_size=size,
-            groups=[order[start : start + size] for start in range(0, len(order), size)],
-            bytes_per_member=per_member,
-            epochs=first.train.epochs,
-            steps_per_epoch=train_size // batch if first.data.drop_last else math.ceil(train_size / batch),
-        )
-        if calibrate:
-            calibrate_program(program, [configs[k] for k in members], program_data, dtype)
-        programs.append(program)
+    with threads:
+        for members in partition(configs):
+            first = configs[members[0]]
+            program_data = cache.get(first)
+            if budget is None:
+                budget, source = _budget(memory_budget, program_data.train_images.device)
+            train_size = len(program_data.train_labels)
+            # The member with the most optimizer state: a group keeps momentum buffers for all when one uses momentum.
+            most_state = max((configs[k] for k in members), key=lambda config: state_count([config.optim]))
+            per_member = member_bytes(most_state, dtype, train_size, program_data.in_features, program_data.num_classes)
+            size = group_size_for(sum(per_member.values()), budget, len(members))
+            if max_group_size is not None:
+                size = min(size, max_group_size)
+            # Seed-major, so that members of one seed land in one group and share their images there.
+            order = sorted(members, key=lambda k: configs[k].train.seed)
+            batch = first.train.batch_size
+            program = ProgramPlan(
+                name=describe_program(first, program_data.in_features, program_data.num_classes),
+                members=list(members),
+                group_size=size,
+                groups=[order[start : start + size] for start in range(0, len(order), size)],
+                bytes_per_member=per_member,
+                epochs=first.train.epochs,
+                steps_per_epoch=train_size // batch if first.data.drop_last else math.ceil(train_size / batch),
+            )
+            if calibrate:
+                calibrate_program(program, [configs[k] for k in members], program_data, dtype)
+            programs.append(program)
     assert budget is not None  # set by the first program: check_members refused a sweep of none
     return SweepPlan(
         members=len(configs), programs=programs, shared_bytes=cache.nbytes, budget_bytes=budget, budget_source=source
+    )
+
+
+def sweep_work(configs: Sequence[Config]) -> int:
+    """Multiply-adds of one step of the largest program: its members x batch x an MNIST-shaped net's weights."""
+
+    def weights(config: Config) -> int:
+        widths = (784, *config.model.hidden, 10)  # every MNIST-family dataset: 28 x 28 in, 10 classes
+        return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True))
+
+    return max(
+        len(program) * configs[program[0]].train.batch_size * weights(configs[program[0]])
+        for program in partition(configs)
     )
 
 

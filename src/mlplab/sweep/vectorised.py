@@ -43,8 +43,8 @@ import torch
 from mlplab.config import Config
 from mlplab.models import MLP
 from mlplab.sweep.checkpoints import GroupCheckpoints
-from mlplab.sweep.members import SweepData, SweepDataCache, as_cache, check_members, partition
-from mlplab.sweep.plan import SweepPlan, plan_sweep
+from mlplab.sweep.members import SweepData, SweepDataCache, as_cache, check_members
+from mlplab.sweep.plan import SweepPlan, plan_sweep, sweep_work
 from mlplab.sweep.trainer import MemberResult, VectorisedGroup
 from mlplab.threads import ThreadGovernor, active_governor
 
@@ -220,19 +220,6 @@ def train_group(
             record_threads()
             store.save(number, group, epoch)
     record_threads()
-
-
-def sweep_work(configs: Sequence[Config]) -> int:
-    """Multiply-adds of one step of the largest program: its members x batch x an MNIST-shaped net's weights."""
-
-    def weights(config: Config) -> int:
-        widths = (784, *config.model.hidden, 10)  # every MNIST-family dataset: 28 x 28 in, 10 classes
-        return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True))
-
-    return max(
-        len(program) * configs[program[0]].train.batch_size * weights(configs[program[0]])
-        for program in partition(configs)
-    )
 
 
 def thread_extras(governor: ThreadGovernor) -> dict[str, Any]:
