@@ -126,8 +126,9 @@ def open_storage(url: str, heartbeat: int) -> Any:
     if url.startswith("sqlite:///"):
         from mlplab.tune.sqlite import SQLiteStorage, sqlite_file
 
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        if sqlite_file(url) is not None:  # workers take turns to change a trial's state (`mlplab.tune.sqlite`)
+        database = sqlite_file(url)  # None: SQLite in memory
+        if database is not None:  # workers take turns to change a trial's state (`mlplab.tune.sqlite`)
+            database.parent.mkdir(parents=True, exist_ok=True)
             storage_class = SQLiteStorage
     # Two workers writing one SQLite file wait for each other's locks; a server's connections may
     # go stale while a long trial runs.
